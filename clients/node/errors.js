@@ -1,0 +1,115 @@
+/**
+ * The client's one error hierarchy.
+ *
+ * Owns: one class per wire error code of protocol.md section 5 (same names as
+ * the broker's `broker/errors.py`), the `ConnectionLost` error the client raises
+ * itself, and the function that turns a failure reply into an error.
+ *
+ * Must never: import anything else from this package (every module imports it).
+ */
+
+/** Base of every error this client raises for the broker. */
+export class WonderQError extends Error {
+  /**
+   * @param {string} message the server's human sentence
+   * @param {string} [code] the wire code; subclasses fix it
+   * @param {ErrorOptions} [options]
+   */
+  constructor(message, code, options) {
+    super(message, options);
+    this.name = new.target.name;
+    /** @type {string} */
+    this.code = code ?? new.target.code ?? "unknown";
+  }
+
+  /** @type {string | undefined} The wire code of this class (undefined on the base). */
+  static code = undefined;
+}
+
+/**
+ * The connection closed or failed while calls were pending (or a call was made
+ * on a closed client). The request may or may not have been applied.
+ */
+export class ConnectionLost extends WonderQError {
+  static code = "connection_lost";
+}
+
+/**
+ * The server sent something that is not a protocol reply (not JSON, not an
+ * object, or a line over the client's limit). The client closes the connection
+ * and pending calls fail with `ConnectionLost` whose `cause` is this error.
+ */
+export class ProtocolError extends WonderQError {
+  static code = "protocol_error";
+}
+
+export class BadJson extends WonderQError {
+  static code = "bad_json";
+}
+export class BadRequest extends WonderQError {
+  static code = "bad_request";
+}
+export class UnknownOp extends WonderQError {
+  static code = "unknown_op";
+}
+export class NotFound extends WonderQError {
+  static code = "not_found";
+}
+export class NotLeased extends WonderQError {
+  static code = "not_leased";
+}
+export class QueueFull extends WonderQError {
+  static code = "queue_full";
+}
+export class TooLarge extends WonderQError {
+  static code = "too_large";
+}
+export class LineTooLong extends WonderQError {
+  static code = "line_too_long";
+}
+export class MemoryLimit extends WonderQError {
+  static code = "memory_limit";
+}
+export class Unauthorized extends WonderQError {
+  static code = "unauthorized";
+}
+export class Unavailable extends WonderQError {
+  static code = "unavailable";
+}
+export class ShuttingDown extends WonderQError {
+  static code = "shutting_down";
+}
+
+/** Wire code -> error class, for every code protocol.md defines. */
+export const ERROR_CLASSES = Object.freeze(
+  Object.fromEntries(
+    [
+      BadJson,
+      BadRequest,
+      UnknownOp,
+      NotFound,
+      NotLeased,
+      QueueFull,
+      TooLarge,
+      LineTooLong,
+      MemoryLimit,
+      Unauthorized,
+      Unavailable,
+      ShuttingDown,
+    ].map((cls) => [cls.code, cls]),
+  ),
+);
+
+/**
+ * The error for a failure reply `{"ok":false,"error":CODE,"message":TEXT}`.
+ * An unknown code gives a base `WonderQError` that keeps the code.
+ *
+ * @param {{error?: unknown, message?: unknown}} reply
+ * @returns {WonderQError}
+ */
+export function errorFromReply(reply) {
+  const code = typeof reply.error === "string" ? reply.error : "unknown";
+  const message = typeof reply.message === "string" ? reply.message : code;
+  const cls = Object.hasOwn(ERROR_CLASSES, code) ? ERROR_CLASSES[code] : undefined;
+  return cls ? new cls(message) : new WonderQError(message, code);
+}

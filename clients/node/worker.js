@@ -1,0 +1,374 @@
+/**
+ * Consuming a queue: `consume()` (an async iterable of leased messages) and
+ * `runWorker()` (a handler pool on top of it).
+ *
+ * Owns: how many messages one consumer holds at once (`concurrency`: leased
+ * and not yet acked or nacked), long-polling GETs, keeping leases alive for
+ * slow handlers (a TOUCH at half the lease), ack on success, nack with backoff
+ * on failure, and stopping cleanly on an `AbortSignal`: messages leased but not
+ * yet handed out are released at once, running handlers are told through their
+ * signal and waited for, and a GET still waiting on the server has whatever it
+ * returns released.
+ *
+ * Must never: swallow a handler's error silently (it goes to `onError`), or
+ * hold more than `concurrency` leases.
+ */
+
+import { ConnectionLost, WonderQError } from "./errors.js";
+import { GET_WITH_HOOKS } from "./message.js";
+
+/**
+ * @typedef {import("./message.js").Message} Message
+ * @typedef {import("./client.js").Client} Client
+ *
+ * @typedef {object} ConsumeOptions
+ * @property {number} [concurrency] messages held at once, default 1
+ * @property {number} [lease] lease in seconds, default 30
+ * @property {number} [wait] seconds one GET waits on the server, default 20
+ * @property {boolean} [extendLeases] TOUCH held messages at half their lease
+ *   until they are settled; default false for `consume()`, true for `runWorker()`
+ * @property {AbortSignal} [signal] stops the consumer
+ * @property {(error: Error, message: Message) => void} [onError] a lease could not be extended
+ *
+ * @typedef {(message: Message, context: {signal: AbortSignal}) => unknown} Handler
+ *
+ * @typedef {object} WorkerOptions
+ * @property {number} [concurrency] handlers running at once, default 1
+ * @property {number} [lease] lease in seconds, default 30; extended while a handler runs
+ * @property {number} [wait] seconds one GET waits on the server, default 20
+ * @property {AbortSignal} [signal] stops the worker; `runWorker()` then resolves
+ *   once running handlers have finished and their messages are settled
+ * @property {(attempts: number) => number} [backoff] NACK delay in seconds after a
+ *   failed attempt; default exponential from 0.5 s, capped at 60 s, with jitter
+ * @property {(error: Error, message: Message) => void} [onError] a handler failed,
+ *   or an ack, nack or touch did; default: `process.emitWarning`
+ */
+
+export const DEFAULT_LEASE_S = 30;
+export const DEFAULT_WAIT_S = 20;
+
+const STOPPED = Symbol("stopped");
+
+/**
+ * Leased messages from `queue`, as an async iterable. Each message counts
+ * against `concurrency` until it is acked or nacked (or its lease runs out).
+ *
+ * ```js
+ * for await (const msg of client.consume("jobs", { concurrency: 4 })) {
+ *   await handle(msg.body);
+ *   await msg.ack();
+ * }
+ * ```
+ *
+ * @param {Client} client
+ * @param {string} queue
+ * @param {ConsumeOptions} [options]
+ * @returns {Consumer}
+ */
+export function consume(client, queue, options = {}) {
+  return new Consumer(client, queue, options);
+}
+
+/**
+ * Holds up to `concurrency` leases on one queue and hands the messages out.
+ * @implements {AsyncIterable<Message>}
+ */
+export class Consumer {
+  #client;
+  #queue;
+  #concurrency;
+  #leaseS;
+  #waitS;
+  #extendLeases;
+  #onError;
+  /** @type {AbortSignal | undefined} */
+  #signal;
+  #onAbort = () => this.#stop();
+
+  /** Leased here and not yet handed out, in delivery order. @type {Message[]} */
+  #buffer = [];
+  /** Every leased, unsettled message (handed out or not), with its lease timer. @type {Map<Message, NodeJS.Timeout>} */
+  #held = new Map();
+  /** @type {Promise<void> | null} the GET on the wire, if any */
+  #fetching = null;
+  /** @type {(() => void) | null} wakes the iterator when a slot frees */
+  #wake = null;
+  #stopped = false;
+  /** @type {Promise<typeof STOPPED>} */
+  #stopRequested;
+  /** @type {(value: typeof STOPPED) => void} */
+  #resolveStop = () => {};
+  #iterating = false;
+  /** @type {Set<Promise<unknown>>} releases in flight */
+  #releasing = new Set();
+
+  /**
+   * @param {Client} client
+   * @param {string} queue
+   * @param {ConsumeOptions} options
+   */
+  constructor(client, queue, options = {}) {
+    this.#client = client;
+    this.#queue = queue;
+    this.#concurrency = options.concurrency ?? 1;
+    this.#leaseS = options.lease ?? DEFAULT_LEASE_S;
+    this.#waitS = options.wait ?? DEFAULT_WAIT_S;
+    this.#extendLeases = options.extendLeases ?? false;
+    this.#onError = options.onError ?? (() => {});
+    this.#signal = options.signal;
+    if (!Number.isInteger(this.#concurrency) || this.#concurrency < 1) {
+      throw new RangeError(`concurrency must be an integer >= 1, got ${options.concurrency}`);
+    }
+    this.#stopRequested = new Promise((resolve) => {
+      this.#resolveStop = resolve;
+    });
+    if (this.#signal?.aborted) this.#stop();
+    else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** Messages leased and not yet acked or nacked. */
+  get heldCount() {
+    return this.#held.size;
+  }
+
+  /**
+   * Stops handing out messages and releases those not handed out yet,
+   * including what a GET still waiting on the server returns (this waits for
+   * it, at most `wait` seconds). Messages already handed out stay leased to
+   * their holder, who acks or nacks them.
+   */
+  async stop() {
+    this.#stop();
+    await this.#fetching?.catch(() => undefined);
+    await Promise.all(this.#releasing);
+  }
+
+  /**
+   * Resolves when the messages released so far (not handed out when the
+   * consumer stopped) have been nacked; unlike `stop()` it does not wait for
+   * a GET still waiting on the server.
+   * @internal
+   */
+  async released() {
+    await Promise.all(this.#releasing);
+  }
+
+  /** @returns {AsyncIterator<Message>} */
+  [Symbol.asyncIterator]() {
+    if (this.#iterating) throw new Error("a Consumer can be iterated only once");
+    this.#iterating = true;
+    return this.#iterate();
+  }
+
+  async *#iterate() {
+    try {
+      while (!this.#stopped) {
+        const message = this.#buffer.shift();
+        if (message) {
+          yield message;
+          continue;
+        }
+        const free = this.#concurrency - this.#held.size;
+        const next = free > 0 ? this.#startFetch(free) : this.#slotFreed();
+        if ((await Promise.race([next, this.#stopRequested])) === STOPPED) break;
+      }
+    } finally {
+      this.#stop();
+    }
+  }
+
+  /** @param {number} max */
+  #startFetch(max) {
+    const fetching = this.#fetch(max);
+    this.#fetching = fetching;
+    return fetching.finally(() => {
+      if (this.#fetching === fetching) this.#fetching = null;
+    });
+  }
+
+  /** @param {number} max */
+  async #fetch(max) {
+    const messages = await this.#client[GET_WITH_HOOKS](
+      this.#queue,
+      { max, lease: this.#leaseS, wait: this.#waitS },
+      {
+        onSettle: (message) => this.#forget(message),
+        onTouch: (message, leaseS) => this.#armLeaseTimer(message, leaseS ?? this.#leaseS),
+      },
+    );
+    if (this.#stopped) {
+      this.#release(messages);
+      return;
+    }
+    for (const message of messages) {
+      this.#held.set(message, /** @type {any} */ (undefined));
+      this.#armLeaseTimer(message, this.#leaseS);
+      this.#buffer.push(message);
+    }
+  }
+
+  /** @returns {Promise<void>} resolves when a held message is settled or expires */
+  #slotFreed() {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  /**
+   * In extend mode, TOUCH at half the lease; otherwise, forget the message
+   * when its lease has run out (the server released it).
+   * @param {Message} message
+   * @param {number} leaseS
+   */
+  #armLeaseTimer(message, leaseS) {
+    if (!this.#held.has(message)) return;
+    clearTimeout(this.#held.get(message));
+    const timer = this.#extendLeases
+      ? setTimeout(() => this.#extend(message), (leaseS * 1000) / 2)
+      : setTimeout(() => this.#forget(message), leaseS * 1000);
+    timer.unref();
+    this.#held.set(message, timer);
+  }
+
+  /** @param {Message} message */
+  async #extend(message) {
+    try {
+      await this.#client.touch(message.id, { lease: this.#leaseS });
+      this.#armLeaseTimer(message, this.#leaseS);
+    } catch (error) {
+      if (this.#held.has(message) && !(error instanceof ConnectionLost)) {
+        this.#onError(/** @type {Error} */ (error), message);
+      }
+    }
+  }
+
+  /** @param {Message} message */
+  #forget(message) {
+    if (!this.#held.has(message)) return;
+    clearTimeout(this.#held.get(message));
+    this.#held.delete(message);
+    const index = this.#buffer.indexOf(message);
+    if (index !== -1) this.#buffer.splice(index, 1);
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  #stop() {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#resolveStop(STOPPED);
+    this.#release(this.#buffer.splice(0));
+  }
+
+  /**
+   * NACKs messages never handed out, so another consumer gets them now.
+   * Errors are dropped: a lost connection releases them on the server anyway.
+   * @param {Message[]} messages
+   */
+  #release(messages) {
+    for (const message of messages) {
+      const releasing = message.nack().catch(() => undefined);
+      this.#releasing.add(releasing);
+      releasing.finally(() => this.#releasing.delete(releasing));
+    }
+  }
+}
+
+/**
+ * Runs `handler` on every message of `queue`, up to `concurrency` at once,
+ * until `signal` aborts. A handler that resolves gets its message acked; one
+ * that rejects (or throws) gets it nacked with `backoff(attempts)` seconds of
+ * delay (no delay once the worker is stopping). A handler may ack or nack the
+ * message itself. Leases are extended while handlers run.
+ *
+ * Resolves when stopped and every running handler has finished; rejects if
+ * the consumer fails (e.g. `ConnectionLost`), after running handlers finish.
+ *
+ * @param {Client} client
+ * @param {string} queue
+ * @param {Handler} handler
+ * @param {WorkerOptions} [options]
+ * @returns {Promise<void>}
+ */
+export async function runWorker(client, queue, handler, options = {}) {
+  const { concurrency = 1, lease, wait, signal, backoff = defaultBackoff } = options;
+  const onError = options.onError ?? warn;
+  const stop = new AbortController();
+  const stopOnAbort = () => stop.abort(signal?.reason);
+  if (signal?.aborted) stopOnAbort();
+  else signal?.addEventListener("abort", stopOnAbort, { once: true });
+
+  const consumer = new Consumer(client, queue, {
+    concurrency,
+    lease,
+    wait,
+    signal: stop.signal,
+    extendLeases: true,
+    onError,
+  });
+  /** @type {Set<Promise<void>>} */
+  const running = new Set();
+
+  /** @param {Message} message */
+  const handle = async (message) => {
+    let failure;
+    try {
+      await handler(message, { signal: stop.signal });
+    } catch (error) {
+      failure = error instanceof Error ? error : new Error(String(error));
+      if (!isStopError(failure, stop.signal)) onError(failure, message);
+    }
+    if (message.settled) return;
+    try {
+      if (failure === undefined) await message.ack();
+      else await message.nack({ delay: stop.signal.aborted ? undefined : backoff(message.attempts) });
+    } catch (error) {
+      if (!(error instanceof ConnectionLost)) onError(/** @type {Error} */ (error), message);
+    }
+  };
+
+  try {
+    for await (const message of consumer) {
+      const task = handle(message);
+      running.add(task);
+      task.finally(() => running.delete(task));
+    }
+  } catch (error) {
+    stop.abort(error);
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", stopOnAbort);
+    await Promise.all(running);
+    await consumer.released();
+  }
+}
+
+/**
+ * True for the error a handler throws because the worker is stopping.
+ * @param {Error} error
+ * @param {AbortSignal} signal
+ */
+function isStopError(error, signal) {
+  return signal.aborted && (error === signal.reason || error.name === "AbortError");
+}
+
+/**
+ * 0.5 s, 1 s, 2 s, ... capped at 60 s, each scaled by a random 0.75 to 1.25.
+ * @param {number} attempts
+ */
+export function defaultBackoff(attempts) {
+  const base = Math.min(0.5 * 2 ** Math.max(attempts - 1, 0), 60);
+  return base * (0.75 + Math.random() / 2);
+}
+
+/**
+ * @param {Error} error
+ * @param {Message} message
+ */
+function warn(error, message) {
+  const code = error instanceof WonderQError ? ` [${error.code}]` : "";
+  process.emitWarning(`message ${message.id} on ${message.queue}: ${error.message}${code}`, {
+    type: "WonderQWorkerWarning",
+  });
+}
