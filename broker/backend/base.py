@@ -1,0 +1,53 @@
+"""The one interface between the server and queue state.
+
+Owns: the contract every backend keeps (in-memory today; a shared Redis-backed
+one later). It is batch-capable: ``execute`` takes every request parsed from
+one read of a connection, so the in-memory path pays no coroutine per request.
+It is async-capable: ``execute`` may return the replies, or an awaitable of
+them (a remote store, or a durable log waiting for its fsync). Waiting GETs and
+the clock belong to the backend; it completes a waiting GET by calling the
+connection's ``ReplySink.deliver``. Lease owners are opaque tokens.
+Must never: write to sockets (the server does) or know the wire encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from broker.protocol.codec import Reply
+from broker.protocol.requests import Request
+
+#: ``None`` in a reply list: a GET now waiting; its reply comes via ``ReplySink.deliver``.
+Replies = list[Reply | None]
+
+#: Extra figures for STATS' ``server`` section (connections, RSS, log size...).
+StatsProvider = Callable[[], dict[str, Any]]
+
+
+class ReplySink(Protocol):
+    """What a backend may do to a connection: complete one of its waiting GETs."""
+
+    def deliver(self, request: Request, reply: Reply) -> None: ...
+
+
+class Backend(Protocol):
+    def open(self, sink: ReplySink) -> object:
+        """A connection arrived; return its opaque owner token."""
+
+    def close(self, owner: object) -> None:
+        """The connection is gone: release its leases and drop its waiting GETs at once."""
+
+    def execute(
+        self, owner: object, requests: Sequence[Request]
+    ) -> Replies | Awaitable[Replies]:
+        """Apply requests in order; one reply (or None for a waiting GET) each."""
+
+    def add_stats_provider(self, provider: StatsProvider) -> None:
+        """Merge ``provider()`` into STATS' ``server`` section."""
+
+    async def start(self) -> None:
+        """Begin timers (and open stores)."""
+
+    async def stop(self) -> None:
+        """Complete every waiting GET (empty), stop timers, flush stores."""

@@ -1,0 +1,318 @@
+"""The in-memory backend: the pure engine, its one timer, and the op handlers.
+
+Owns: the clock and the single timer (armed at the engine's next deadline,
+never one timer per message), turning typed requests into engine calls (a dict
+from request type to handler), and formatting replies. Every state change goes
+through the engine, which reports it to its ``Journal``.
+Must never: block, sleep, or poll; it runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from itertools import count
+from typing import Any
+
+import msgspec
+
+from broker import __version__
+from broker.backend.base import Replies, ReplySink, StatsProvider
+from broker.config import Config
+from broker.engine import (
+    STATE_NAMES,
+    AckedRecord,
+    Engine,
+    Journal,
+    Message,
+    NewMessage,
+    State,
+    format_id,
+    parse_id,
+)
+from broker.errors import BadRequest, NotFound, WonderQError
+from broker.protocol import requests as rq
+from broker.protocol.codec import Reply, error_reply
+
+Clock = Callable[[], float]
+Handler = Callable[[Any, Any, float], Reply | None]
+
+_OK: Reply = {"ok": True}
+
+
+def _message_reply(msg: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": format_id(msg.seq),
+        "queue": msg.queue.name,
+        "body": msgspec.Raw(msg.body),
+        "attempts": msg.attempts,
+    }
+    if msg.key is not None:
+        out["key"] = msg.key
+    return out
+
+
+def _get_reply(msgs: list[Message]) -> Reply:
+    return {"ok": True, "messages": [_message_reply(m) for m in msgs]}
+
+
+def _seq(id_text: str) -> int:
+    seq = parse_id(id_text)
+    if seq is None:
+        raise NotFound(f"no message with id {id_text!r}")
+    return seq
+
+
+class _Owner:
+    """The opaque lease-owner token of one connection."""
+
+    __slots__ = ("n", "sink")
+
+    def __init__(self, n: int, sink: ReplySink) -> None:
+        self.n = n
+        self.sink = sink
+
+    def __repr__(self) -> str:
+        return f"Owner#{self.n}"
+
+
+class MemoryBackend:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        first_seq: int,
+        journal: Journal | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = Engine(config, first_seq, journal)
+        self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._started_at = 0.0
+        self._owner_ids = count(1)
+        self._stats_providers: list[StatsProvider] = []
+        self._handlers: dict[type, Handler] = {
+            rq.Put: self._put,
+            rq.Get: self._get,
+            rq.Ack: self._ack,
+            rq.Nack: self._nack,
+            rq.Touch: self._touch,
+            rq.Info: self._info,
+            rq.Stats: self._stats,
+            rq.Queues: self._queues,
+            rq.Purge: self._purge,
+            rq.Redrive: self._redrive,
+            rq.Ping: self._ping,
+            rq.Quit: self._ping,
+        }
+
+    # -------------------------------------------------------------- lifecycle
+
+    def now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        assert self._loop is not None, "backend not started"
+        return self._loop.time()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._started_at = self.now()
+
+    async def stop(self) -> None:
+        self.engine.end_all_waits()
+        self._flush_deliveries()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def add_stats_provider(self, provider: StatsProvider) -> None:
+        self._stats_providers.append(provider)
+
+    def open(self, sink: ReplySink) -> object:
+        return _Owner(next(self._owner_ids), sink)
+
+    def close(self, owner: object) -> None:
+        self.engine.disconnect(self.now(), owner)
+        self._after_change()
+
+    # -------------------------------------------------------------- execution
+
+    def execute(self, owner: object, requests: Sequence[rq.Request]) -> Replies:
+        now = self.now()
+        handlers = self._handlers
+        replies: Replies = []
+        append = replies.append
+        for request in requests:
+            try:
+                append(handlers[type(request)](owner, request, now))
+            except WonderQError as exc:
+                append(error_reply(exc))
+        self._after_change()
+        return replies
+
+    def _after_change(self) -> None:
+        self._flush_deliveries()
+        self._arm_timer()
+
+    def _flush_deliveries(self) -> None:
+        for delivery in self.engine.take_deliveries():
+            request = delivery.token
+            assert isinstance(request, rq.Get)
+            owner = delivery.owner
+            assert isinstance(owner, _Owner)
+            owner.sink.deliver(request, _get_reply(delivery.messages))
+
+    def _arm_timer(self) -> None:
+        at = self.engine.next_deadline()
+        if at is None:
+            return
+        if self._timer is not None:
+            assert self._timer_at is not None
+            if self._timer_at <= at:
+                return  # armed early enough; an early wake-up just re-arms
+            self._timer.cancel()
+        loop = self._loop
+        assert loop is not None
+        self._timer_at = at
+        self._timer = loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.engine.advance(self.now())
+        self._after_change()
+
+    # --------------------------------------------------------------- handlers
+
+    def _put(self, owner: object, req: rq.Put, now: float) -> Reply:
+        if isinstance(req.body, msgspec.Raw):
+            item = NewMessage(bytes(req.body), req.key, req.delay, req.priority, req.max_attempts)
+            (seq,) = self.engine.put(now, req.queue, (item,))
+            return {"ok": True, "id": format_id(seq)}
+        assert isinstance(req.messages, list)
+        if len(req.messages) > self.config.max_batch:
+            raise BadRequest(
+                f"`messages` holds {len(req.messages)} messages; "
+                f"the limit (max-batch) is {self.config.max_batch}"
+            )
+        items = [
+            NewMessage(bytes(m.body), m.key, m.delay, m.priority, m.max_attempts)
+            for m in req.messages
+        ]
+        return {"ok": True, "ids": [format_id(s) for s in self.engine.put(now, req.queue, items)]}
+
+    def _get(self, owner: object, req: rq.Get, now: float) -> Reply | None:
+        if req.max > self.config.max_get:
+            raise BadRequest(
+                f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}"
+            )
+        lease = req.lease if req.lease is not None else self.config.lease_s
+        msgs = self.engine.get(now, req.queue, owner, req.max, lease, req.wait, token=req)
+        if msgs is None:
+            return None
+        return _get_reply(msgs)
+
+    def _ack(self, owner: object, req: rq.Ack, now: float) -> Reply:
+        if isinstance(req.id, str):
+            self.engine.ack(now, owner, _seq(req.id))
+            return _OK
+        assert isinstance(req.ids, list)
+        if len(req.ids) > self.config.max_batch:
+            raise BadRequest(
+                f"`ids` holds {len(req.ids)} ids; the limit (max-batch) is {self.config.max_batch}"
+            )
+        seqs: list[int] = []
+        unparsable: list[str] = []
+        for text in req.ids:
+            seq = parse_id(text)
+            if seq is None:
+                unparsable.append(text)
+            else:
+                seqs.append(seq)
+        result = self.engine.ack_many(now, owner, seqs)
+        return {
+            "ok": True,
+            "acked": result.acked,
+            "not_leased": [format_id(s) for s in result.not_leased],
+            "not_found": [format_id(s) for s in result.not_found] + unparsable,
+        }
+
+    def _nack(self, owner: object, req: rq.Nack, now: float) -> Reply:
+        if self.engine.nack(now, owner, _seq(req.id), req.delay):
+            return {"ok": True, "dead": True}
+        return _OK
+
+    def _touch(self, owner: object, req: rq.Touch, now: float) -> Reply:
+        lease = req.lease if req.lease is not None else self.config.lease_s
+        self.engine.touch(now, owner, _seq(req.id), lease)
+        return _OK
+
+    def _info(self, owner: object, req: rq.Info, now: float) -> Reply:
+        found = self.engine.lookup(_seq(req.id))
+        if found is None:
+            raise NotFound(f"no message with id {req.id!r}")
+        if isinstance(found, AckedRecord):
+            return {
+                "ok": True,
+                "message": {"id": req.id, "queue": found.queue.name, "state": "acked"},
+            }
+        return {"ok": True, "message": describe(found, now)}
+
+    def _stats(self, owner: object, req: rq.Stats, now: float) -> Reply:
+        engine = self.engine
+        if req.queue is not None:
+            q = engine.find_queue(req.queue)
+            if q is None:
+                raise NotFound(f"no queue named {req.queue!r}")
+            queues = {q.name: engine.queue_stats(q, now)}
+        else:
+            queues = {
+                name: engine.queue_stats(engine.queue(name), now) for name in engine.queue_names()
+            }
+        server: dict[str, Any] = {
+            "version": __version__,
+            "uptime": round(now - self._started_at, 3),
+        }
+        server.update(engine.totals())
+        for provider in self._stats_providers:
+            server.update(provider())
+        return {"ok": True, "server": server, "queues": queues}
+
+    def _queues(self, owner: object, req: rq.Queues, now: float) -> Reply:
+        return {"ok": True, "queues": self.engine.queue_names()}
+
+    def _purge(self, owner: object, req: rq.Purge, now: float) -> Reply:
+        return {"ok": True, "purged": self.engine.purge(now, req.queue)}
+
+    def _redrive(self, owner: object, req: rq.Redrive, now: float) -> Reply:
+        return {"ok": True, "redriven": self.engine.redrive(now, req.queue)}
+
+    def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> Reply:
+        return _OK
+
+
+def describe(msg: Message, now: float) -> dict[str, Any]:
+    """INFO's view of a held message (never changes state)."""
+    state = STATE_NAMES[msg.state]
+    if msg.queue.is_dead and msg.state == State.READY:
+        state = "dead"
+    out: dict[str, Any] = {
+        "id": format_id(msg.seq),
+        "queue": msg.queue.name,
+        "state": state,
+        "attempts": msg.attempts,
+        "max_attempts": msg.max_attempts,
+        "priority": msg.priority,
+        "age": round(now - msg.put_at, 6),
+        "body": msgspec.Raw(msg.body),
+    }
+    if msg.key is not None:
+        out["key"] = msg.key
+    if msg.state == State.LEASED:
+        out["lease_left"] = round(max(0.0, msg.due_at - now), 6)
+    elif msg.state == State.DELAYED:
+        out["delay_left"] = round(max(0.0, msg.due_at - now), 6)
+    return out

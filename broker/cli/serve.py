@@ -1,0 +1,106 @@
+"""``wonderq serve``: run the broker until SIGINT/SIGTERM.
+
+Owns: turning flags into a ``Config``, running the server on uvloop, printing
+one ``listening on HOST:PORT`` line when ready, and exiting 0 after a graceful
+shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from broker.config import Config
+from broker.server import Server
+from broker.server.loop import run as run_loop
+
+
+def _size(text: str) -> int:
+    """Parse a byte size: 1048576, 256k, 1m, 2g (powers of 1024)."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 262144, 256k, 1m)") from None
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the broker", description="Run the WonderQ broker.")
+    d = Config()
+    p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host})")
+    p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0: any)")
+    p.add_argument("--lease", type=float, default=d.lease_s, dest="lease_s",
+                   help=f"default lease in seconds (default {d.lease_s:g})")
+    p.add_argument("--max-attempts", type=int, default=d.max_attempts,
+                   help=f"deliveries before dead-lettering (default {d.max_attempts})")
+    p.add_argument("--max-body", type=_size, default=d.max_body,
+                   help=f"largest message body in bytes (default {d.max_body})")
+    p.add_argument("--max-queue-length", type=int, default=d.max_queue_length,
+                   help="messages a queue may hold (default unlimited)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help=f"messages in one batch PUT or ids in one ACK (default {d.max_batch})")
+    p.add_argument("--max-get", type=int, default=d.max_get,
+                   help=f"largest `max` of one GET (default {d.max_get})")
+    p.add_argument("--max-line", type=_size, default=d.max_line,
+                   help=f"longest request line in bytes (default {d.max_line})")
+    p.add_argument("--max-memory", type=_size, default=d.max_memory,
+                   help="bytes of message bodies held before PUT gets memory_limit "
+                        "(default unlimited)")
+    p.add_argument("--acked-history", type=int, default=d.acked_history,
+                   help=f"acked ids INFO remembers per queue (default {d.acked_history})")
+    p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        host=args.host,
+        port=args.port,
+        lease_s=args.lease_s,
+        max_attempts=args.max_attempts,
+        max_body=args.max_body,
+        max_queue_length=args.max_queue_length,
+        max_batch=args.max_batch,
+        max_get=args.max_get,
+        max_line=args.max_line,
+        max_memory=args.max_memory,
+        acked_history=args.acked_history,
+    )
+
+
+async def serve(config: Config) -> None:
+    server = Server(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.request_stop)
+    print(f"listening on {server.host}:{server.port}", flush=True)
+    await server.serve_until_stopped()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"wonderq serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run_loop(serve(config), use_uvloop=not args.no_uvloop)
+    except OSError as exc:
+        print(f"wonderq serve: cannot listen on {config.host}:{config.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0

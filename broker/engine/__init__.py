@@ -1,0 +1,26 @@
+"""The pure queue engine (no asyncio, no sockets, no clock reads)."""
+
+from broker.engine.engine import AckedRecord, AckResult, Engine, NewMessage
+from broker.engine.ids import format_id, parse_id
+from broker.engine.journal import Journal, NullJournal
+from broker.engine.message import STATE_NAMES, Message, State
+from broker.engine.queue import DEAD_SUFFIX, Queue
+from broker.engine.waiter import Delivery, Waiter
+
+__all__ = [
+    "DEAD_SUFFIX",
+    "STATE_NAMES",
+    "AckResult",
+    "AckedRecord",
+    "Delivery",
+    "Engine",
+    "Journal",
+    "Message",
+    "NewMessage",
+    "NullJournal",
+    "Queue",
+    "State",
+    "Waiter",
+    "format_id",
+    "parse_id",
+]

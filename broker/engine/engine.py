@@ -1,0 +1,533 @@
+"""The pure queue engine: messages, leases, keys, delays, waiters and dead letters.
+
+Owns: all queue state and every rule of protocol.md section 3. Time is a
+parameter: every call that depends on time takes ``now`` (seconds on any
+monotonic scale) and ``next_deadline()`` says when the caller must next call
+``advance(now)``. Everything one input produced is returned: direct results from
+the call, and completed waiting GETs from ``take_deliveries()``; every state
+change is reported to the ``Journal``.
+
+Invariants (checked by the property tests):
+  - a message is leased to at most one owner; every delivery adds one attempt;
+  - at most one message per (queue, key) is leased, and a key's messages are
+    delivered in put order (only the head of a key chain is deliverable);
+  - after any call, a queue never has both an active waiter and a deliverable
+    message (waiters are served as soon as a message becomes deliverable);
+  - an entry in the deadline heap is live only while its item's ``due_at`` and
+    state still match it (lazy deletion).
+
+Must never: import asyncio or sockets, read a clock, or format wire replies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from broker.config import Config
+from broker.engine.deadlines import DeadlineHeap
+from broker.engine.ids import format_id
+from broker.engine.journal import Journal, NullJournal
+from broker.engine.message import Message, State
+from broker.engine.queue import COUNTERS, DEAD_SUFFIX, Queue
+from broker.engine.waiter import Delivery, Waiter
+from broker.errors import MemoryLimit, NotFound, NotLeased, QueueFull, TooLarge
+
+_GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message a PUT asks for (already validated for type and bounds)."""
+
+    body: bytes
+    key: str | None = None
+    delay_s: float = 0.0
+    priority: int = 0
+    max_attempts: int | None = None
+
+
+@dataclass(slots=True)
+class AckResult:
+    acked: int
+    not_leased: list[int]
+    not_found: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class AckedRecord:
+    """What INFO knows of a message acked recently."""
+
+    seq: int
+    queue: Queue
+
+
+def _is_live(item: Message | Waiter, at: float) -> bool:
+    if item.due_at != at:
+        return False
+    if type(item) is Waiter:
+        return item.active
+    return item.state != State.READY  # type: ignore[union-attr]
+
+
+class Engine:
+    def __init__(self, config: Config, first_seq: int, journal: Journal | None = None) -> None:
+        self.config = config
+        self.journal: Journal = journal if journal is not None else NullJournal()
+        self._next_seq = first_seq
+        self._queues: dict[str, Queue] = {}
+        self._messages: dict[int, Message] = {}
+        self._acked: dict[int, Queue] = {}
+        self._owned: dict[object, set[Message]] = {}
+        self._owner_waiters: dict[object, set[Waiter]] = {}
+        self._deadlines: DeadlineHeap[Message | Waiter] = DeadlineHeap(_is_live)
+        self._deliveries: list[Delivery] = []
+        self._bytes = 0
+        self._n_timed = 0  # live deadlines: leased + delayed messages + waiters
+
+    # ------------------------------------------------------------------ queues
+
+    def queue(self, name: str) -> Queue:
+        """The queue called ``name``, created on first use."""
+        q = self._queues.get(name)
+        if q is None:
+            q = self._queues[name] = Queue(name)
+        return q
+
+    def find_queue(self, name: str) -> Queue | None:
+        return self._queues.get(name)
+
+    def queue_names(self) -> list[str]:
+        return sorted(self._queues)
+
+    def _take_seq(self) -> int:
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        return seq
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    # ---------------------------------------------------------------- producer
+
+    def put(self, now: float, queue_name: str, items: Sequence[NewMessage]) -> list[int]:
+        """Store messages (all or nothing) and return their sequence numbers."""
+        config = self.config
+        q = self.queue(queue_name)
+        total = 0
+        for item in items:
+            size = len(item.body)
+            if size > config.max_body:
+                raise TooLarge(f"body is {size} bytes; the limit (max-body) is {config.max_body}")
+            total += size
+        if config.max_queue_length is not None and q.size + len(items) > config.max_queue_length:
+            raise QueueFull(
+                f"queue {queue_name!r} holds {q.size} messages; "
+                f"the limit (max-queue-length) is {config.max_queue_length}"
+            )
+        if config.max_memory is not None and self._bytes + total > config.max_memory:
+            raise MemoryLimit(
+                f"bodies held would reach {self._bytes + total} bytes; "
+                f"the limit (max-memory) is {config.max_memory}"
+            )
+        default_attempts = config.max_attempts
+        stored: list[Message] = []
+        for item in items:
+            msg = Message(
+                self._take_seq(),
+                q,
+                item.body,
+                item.key,
+                item.priority,
+                item.max_attempts if item.max_attempts is not None else default_attempts,
+                now,
+            )
+            self._messages[msg.seq] = msg
+            is_head = q.chain_append(msg) if msg.key is not None else True
+            if item.delay_s > 0:
+                msg.state = State.DELAYED
+                msg.due_at = now + item.delay_s
+                self._deadlines.push(msg.due_at, msg)
+                self._n_timed += 1
+                q.n_delayed += 1
+            else:
+                q.n_ready += 1
+                if is_head:
+                    q.push_ready(msg)
+            stored.append(msg)
+        q.bytes += total
+        self._bytes += total
+        q.totals["put"] += len(stored)
+        self.journal.put(stored)
+        if q.n_waiting:
+            self._dispatch(q, now)
+        return [m.seq for m in stored]
+
+    # ---------------------------------------------------------------- consumer
+
+    def get(
+        self,
+        now: float,
+        queue_name: str,
+        owner: object,
+        max: int,
+        lease_s: float,
+        wait_s: float = 0.0,
+        token: object = None,
+    ) -> list[Message] | None:
+        """Lease up to ``max`` deliverable messages to ``owner``.
+
+        Returns the leased messages, or None if none was deliverable and
+        ``wait_s`` > 0: then a waiter was registered, and its messages come
+        back later as a ``Delivery`` carrying ``token``.
+        """
+        q = self.queue(queue_name)
+        if q.has_deliverable():
+            return self._lease(q, owner, max, lease_s, now)
+        if wait_s <= 0:
+            return []
+        waiter = Waiter(token, owner, q, max, lease_s, now + wait_s)
+        q.waiters.append(waiter)
+        q.n_waiting += 1
+        self._owner_waiters.setdefault(owner, set()).add(waiter)
+        self._deadlines.push(waiter.due_at, waiter)
+        self._n_timed += 1
+        return None
+
+    def _lease(
+        self, q: Queue, owner: object, max: int, lease_s: float, now: float
+    ) -> list[Message]:
+        out: list[Message] = []
+        owned = self._owned.get(owner)
+        if owned is None:
+            owned = self._owned[owner] = set()
+        due = now + lease_s
+        budget = self.config.max_reply_bytes
+        push = self._deadlines.push
+        while len(out) < max:
+            msg = q.pop_ready()
+            if msg is None:
+                break
+            msg.state = State.LEASED
+            msg.owner = owner
+            msg.attempts += 1
+            msg.due_at = due
+            push(due, msg)
+            owned.add(msg)
+            out.append(msg)
+            budget -= len(msg.body)
+            if budget <= 0:
+                break
+        n = len(out)
+        if n:
+            q.n_ready -= n
+            q.n_leased += n
+            self._n_timed += n
+            self.journal.lease(out)
+        return out
+
+    def _leased_by(self, owner: object, seq: int) -> Message:
+        msg = self._messages.get(seq)
+        if msg is None:
+            raise NotFound(f"no message with id {format_id(seq)}")
+        if msg.state != State.LEASED or msg.owner != owner:
+            raise NotLeased(f"message {format_id(seq)} is not leased by this connection")
+        return msg
+
+    def ack(self, now: float, owner: object, seq: int) -> None:
+        msg = self._leased_by(owner, seq)
+        self._delete_leased(msg, now)
+        self.journal.ack(msg)
+
+    def ack_many(self, now: float, owner: object, seqs: Iterable[int]) -> AckResult:
+        result = AckResult(0, [], [])
+        for seq in seqs:
+            msg = self._messages.get(seq)
+            if msg is None:
+                result.not_found.append(seq)
+            elif msg.state != State.LEASED or msg.owner != owner:
+                result.not_leased.append(seq)
+            else:
+                self._delete_leased(msg, now)
+                self.journal.ack(msg)
+                result.acked += 1
+        return result
+
+    def _delete_leased(self, msg: Message, now: float) -> None:
+        q = msg.queue
+        del self._messages[msg.seq]
+        self._owned[msg.owner].discard(msg)
+        msg.owner = None
+        msg.due_at = _GONE
+        self._n_timed -= 1
+        q.n_leased -= 1
+        size = len(msg.body)
+        q.bytes -= size
+        self._bytes -= size
+        q.totals["acked"] += 1
+        self._remember_acked(msg.seq, q)
+        if msg.key is not None:
+            self._unblock_key(q, msg, now)
+
+    def _remember_acked(self, seq: int, q: Queue) -> None:
+        limit = self.config.acked_history
+        if limit <= 0:
+            return
+        self._acked[seq] = q
+        q.acked.append(seq)
+        if len(q.acked) > limit:
+            self._acked.pop(q.acked.popleft(), None)
+
+    def _unblock_key(self, q: Queue, msg: Message, now: float) -> None:
+        """``msg`` (head of its key chain) leaves; the next of its key may now be delivered."""
+        nxt = q.chain_pop_head(msg)
+        if nxt is not None and nxt.state == State.READY:
+            q.push_ready(nxt)
+            if q.n_waiting:
+                self._dispatch(q, now)
+
+    def nack(self, now: float, owner: object, seq: int, delay_s: float = 0.0) -> bool:
+        """Release a leased message now (or after ``delay_s``); True if it was dead-lettered."""
+        msg = self._leased_by(owner, seq)
+        return self._release(msg, now, "nacked", delay_s)
+
+    def touch(self, now: float, owner: object, seq: int, lease_s: float) -> None:
+        msg = self._leased_by(owner, seq)
+        msg.due_at = now + lease_s
+        self._deadlines.push(msg.due_at, msg)
+        self._deadlines.compact(self._n_timed)
+
+    def disconnect(self, now: float, owner: object) -> int:
+        """The owner is gone: release all its leases at once and drop its waiters."""
+        for waiter in self._owner_waiters.pop(owner, ()):
+            self._end_wait(waiter)
+        owned = self._owned.pop(owner, None)
+        if not owned:
+            return 0
+        msgs = sorted(owned, key=lambda m: m.order)
+        for msg in msgs:
+            self._release(msg, now, "released_on_disconnect", 0.0)
+        return len(msgs)
+
+    def _release(self, msg: Message, now: float, reason: str, delay_s: float) -> bool:
+        q = msg.queue
+        q.totals[reason] += 1
+        owned = self._owned.get(msg.owner)
+        if owned is not None:
+            owned.discard(msg)
+        msg.owner = None
+        q.n_leased -= 1
+        if msg.attempts >= msg.max_attempts and not q.is_dead:
+            self._n_timed -= 1
+            msg.due_at = _GONE
+            self._dead_letter(msg, now)
+            return True
+        if delay_s > 0:
+            msg.state = State.DELAYED
+            msg.due_at = now + delay_s
+            self._deadlines.push(msg.due_at, msg)
+            q.n_delayed += 1
+        else:
+            self._n_timed -= 1
+            msg.state = State.READY
+            msg.due_at = _GONE
+            q.n_ready += 1
+            q.push_ready(msg)  # a leased keyed message is the head of its chain
+        self.journal.release(msg)
+        if q.n_waiting and msg.state == State.READY:
+            self._dispatch(q, now)
+        return False
+
+    def _dead_letter(self, msg: Message, now: float) -> None:
+        src = msg.queue
+        size = len(msg.body)
+        src.bytes -= size
+        src.totals["dead_lettered"] += 1
+        if msg.key is not None:
+            self._unblock_key(src, msg, now)
+        dst = self.queue(src.name + DEAD_SUFFIX)
+        self._enqueue_moved(msg, dst)
+        self.journal.dead(msg, src)
+        if dst.n_waiting:
+            self._dispatch(dst, now)
+
+    def _enqueue_moved(self, msg: Message, dst: Queue) -> None:
+        """Append a message that left another queue at the end of ``dst`` (READY)."""
+        msg.queue = dst
+        msg.state = State.READY
+        msg.order = self._take_seq()
+        msg.key_next = None
+        dst.n_ready += 1
+        dst.bytes += len(msg.body)
+        if msg.key is None or dst.chain_append(msg):
+            dst.push_ready(msg)
+
+    # -------------------------------------------------------------------- time
+
+    def next_deadline(self) -> float | None:
+        """When ``advance`` must next be called (None: nothing is timed)."""
+        return self._deadlines.next_at()
+
+    def advance(self, now: float) -> None:
+        """Fire every deadline due at ``now``: lease expiry, delay end, wait end."""
+        pop = self._deadlines.pop_due
+        while (item := pop(now)) is not None:
+            if type(item) is Waiter:
+                self._end_wait(item)
+                self._deliveries.append(Delivery(item.token, item.owner, []))
+            elif item.state == State.LEASED:  # type: ignore[union-attr]
+                self._release(item, now, "expired", 0.0)  # type: ignore[arg-type]
+            else:
+                self._delay_ended(item, now)  # type: ignore[arg-type]
+        self._deadlines.compact(self._n_timed)
+
+    def _delay_ended(self, msg: Message, now: float) -> None:
+        q = msg.queue
+        msg.state = State.READY
+        msg.due_at = _GONE
+        self._n_timed -= 1
+        q.n_delayed -= 1
+        q.n_ready += 1
+        if msg.key is None or q.chain_is_head(msg):
+            q.push_ready(msg)
+            if q.n_waiting:
+                self._dispatch(q, now)
+
+    # ----------------------------------------------------------------- waiters
+
+    def _dispatch(self, q: Queue, now: float) -> None:
+        """Serve waiting GETs of ``q`` in arrival order while messages are deliverable."""
+        waiters = q.waiters
+        while q.n_waiting and q.has_deliverable():
+            waiter = waiters.popleft()
+            if not waiter.active:
+                continue
+            self._end_wait(waiter)
+            msgs = self._lease(q, waiter.owner, waiter.max, waiter.lease_s, now)
+            self._deliveries.append(Delivery(waiter.token, waiter.owner, msgs))
+
+    def _end_wait(self, waiter: Waiter) -> None:
+        waiter.active = False
+        waiter.due_at = _GONE
+        self._n_timed -= 1
+        q = waiter.queue
+        q.n_waiting -= 1
+        mine = self._owner_waiters.get(waiter.owner)
+        if mine is not None:
+            mine.discard(waiter)
+            if not mine:
+                del self._owner_waiters[waiter.owner]
+        if len(q.waiters) > 2 * q.n_waiting + 32:
+            q.waiters = type(q.waiters)(w for w in q.waiters if w.active)
+
+    def end_all_waits(self) -> None:
+        """Complete every waiting GET with no messages (server shutdown)."""
+        for waiters in list(self._owner_waiters.values()):
+            for waiter in list(waiters):
+                self._end_wait(waiter)
+                self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
+
+    def take_deliveries(self) -> list[Delivery]:
+        """Waiting GETs completed since the last call, in completion order."""
+        out = self._deliveries
+        if out:
+            self._deliveries = []
+        return out
+
+    # ------------------------------------------------------------- management
+
+    def lookup(self, seq: int) -> Message | AckedRecord | None:
+        msg = self._messages.get(seq)
+        if msg is not None:
+            return msg
+        q = self._acked.get(seq)
+        if q is not None:
+            return AckedRecord(seq, q)
+        return None
+
+    def messages_of(self, q: Queue) -> list[Message]:
+        """Every message held in ``q``, in queue order (O(all messages))."""
+        msgs = [m for m in self._messages.values() if m.queue is q]
+        msgs.sort(key=lambda m: (m.priority, m.order))
+        return msgs
+
+    def purge(self, now: float, queue_name: str) -> int:
+        """Delete the ready and delayed messages of a queue; leased ones stay."""
+        q = self._queues.get(queue_name)
+        if q is None:
+            return 0
+        victims = [m for m in self.messages_of(q) if m.state != State.LEASED]
+        for msg in victims:
+            del self._messages[msg.seq]
+            if msg.state == State.DELAYED:
+                q.n_delayed -= 1
+                self._n_timed -= 1
+            else:
+                q.n_ready -= 1
+            msg.due_at = _GONE
+            size = len(msg.body)
+            q.bytes -= size
+            self._bytes -= size
+            if msg.key is not None:
+                q.chain_remove(msg)
+        q.clear_ready()  # every READY message was a victim
+        q.totals["purged"] += len(victims)
+        if victims:
+            self.journal.purge(victims)
+        self._deadlines.compact(self._n_timed)
+        return len(victims)
+
+    def redrive(self, now: float, queue_name: str) -> int:
+        """Move every ready message of ``<queue>.dead`` back to ``queue``, attempts reset."""
+        src = self._queues.get(queue_name + DEAD_SUFFIX)
+        if src is None:
+            return 0
+        moved = [m for m in self.messages_of(src) if m.state == State.READY]
+        moved.sort(key=lambda m: m.order)
+        dst = self.queue(queue_name)
+        for msg in moved:
+            src.n_ready -= 1
+            src.bytes -= len(msg.body)
+            if msg.key is not None:
+                src.chain_remove(msg)
+            msg.attempts = 0
+            self._enqueue_moved(msg, dst)
+        src.clear_ready()  # every READY message of src moved
+        dst.totals["redriven"] += len(moved)
+        if moved:
+            self.journal.redrive(moved, src)
+            if dst.n_waiting:
+                self._dispatch(dst, now)
+        return len(moved)
+
+    # ------------------------------------------------------------------ stats
+
+    def queue_stats(self, q: Queue, now: float) -> dict[str, int | float | None]:
+        dead = self._queues.get(q.name + DEAD_SUFFIX)
+        head: Message | None = None
+        if q.fifo:
+            head = q.fifo[0]
+        if q.heap and (head is None or q.heap[0][2].put_at < head.put_at):
+            head = q.heap[0][2]
+        stats: dict[str, int | float | None] = {
+            "ready": q.n_ready,
+            "delayed": q.n_delayed,
+            "leased": q.n_leased,
+            "dead": dead.size if dead is not None else 0,
+            "waiting_consumers": q.n_waiting,
+            "bytes": q.bytes,
+            "oldest_ready_age": round(now - head.put_at, 6) if head is not None else None,
+        }
+        for name in COUNTERS:
+            stats[name] = q.totals[name]
+        return stats
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "queues": len(self._queues),
+            "messages": len(self._messages),
+            "leased": sum(q.n_leased for q in self._queues.values()),
+            "bytes": self._bytes,
+        }

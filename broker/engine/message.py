@@ -1,0 +1,78 @@
+"""A message record and its lifecycle states.
+
+Owns: the per-message fields (compact, ``__slots__``) and the ``State`` enum.
+Lifecycle (the engine keeps these rules):
+  - ready    -> leased   (GET; attempts += 1)
+  - leased   -> ready | delayed  (NACK, lease expiry, owner disconnect)
+  - leased   -> gone     (ACK)
+  - leased   -> ready in <queue>.dead   (released with attempts >= max_attempts)
+  - delayed  -> ready    (delay ends)
+  - ready | delayed -> gone  (PURGE)
+A keyed message is deliverable only when it is READY and the head of its key chain.
+Must never: hold references to connections other than the opaque owner token.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from broker.engine.queue import Queue
+
+
+class State(IntEnum):
+    READY = 0
+    DELAYED = 1
+    LEASED = 2
+
+
+STATE_NAMES = {State.READY: "ready", State.DELAYED: "delayed", State.LEASED: "leased"}
+
+
+class Message:
+    __slots__ = (
+        "attempts",
+        "body",
+        "due_at",
+        "key",
+        "key_next",
+        "max_attempts",
+        "order",
+        "owner",
+        "priority",
+        "put_at",
+        "queue",
+        "seq",
+        "state",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        queue: Queue,
+        body: bytes,
+        key: str | None,
+        priority: int,
+        max_attempts: int,
+        put_at: float,
+    ) -> None:
+        self.seq = seq
+        self.queue = queue
+        self.body = body
+        self.key = key
+        self.priority = priority
+        self.max_attempts = max_attempts
+        self.put_at = put_at
+        self.attempts = 0
+        self.state = State.READY
+        self.owner: object | None = None
+        self.due_at = 0.0  # lease deadline (LEASED) or end of delay (DELAYED)
+        self.order = seq  # place in the queue; a released message keeps it
+        self.key_next: Message | None = None  # next message of the same key
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(seq={self.seq}, queue={self.queue.name!r}, state={self.state.name}, "
+            f"key={self.key!r}, attempts={self.attempts})"
+        )

@@ -1,0 +1,158 @@
+"""One named queue: its ready order, key chains, waiting consumers and counters.
+
+Owns: which ready message of a queue is delivered next. Ready messages live in
+two structures: ``fifo``, a deque of never-delivered priority-0 messages in put
+order (the fast path: O(1) push and pop), and ``heap``, a heap of
+(priority, order, message); orders are unique within a queue for everything else (other priorities,
+released messages going back to their original place, keyed messages whose
+turn has come). The next message is the smaller head of the two.
+A keyed message is in neither structure until it is the head of its key chain.
+Must never: decide lifecycle transitions (the engine does); it only orders.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from broker.engine.message import Message
+    from broker.engine.waiter import Waiter
+
+DEAD_SUFFIX = ".dead"
+
+COUNTERS = (
+    "put",
+    "acked",
+    "nacked",
+    "expired",
+    "released_on_disconnect",
+    "dead_lettered",
+    "redriven",
+    "purged",
+)
+
+
+class Queue:
+    __slots__ = (
+        "acked",
+        "bytes",
+        "chains",
+        "fifo",
+        "heap",
+        "is_dead",
+        "n_delayed",
+        "n_leased",
+        "n_ready",
+        "n_waiting",
+        "name",
+        "totals",
+        "waiters",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.is_dead = name.endswith(DEAD_SUFFIX)
+        self.fifo: deque[Message] = deque()
+        self.heap: list[tuple[int, int, Message]] = []
+        # key -> [head, tail] of a singly linked chain through Message.key_next
+        self.chains: dict[str, list[Message]] = {}
+        self.waiters: deque[Waiter] = deque()
+        self.n_waiting = 0
+        self.n_ready = 0  # READY messages, deliverable or held back by their key
+        self.n_delayed = 0
+        self.n_leased = 0
+        self.bytes = 0
+        self.totals = dict.fromkeys(COUNTERS, 0)
+        self.acked: deque[int] = deque()  # recently acked seqs, oldest first
+
+    @property
+    def size(self) -> int:
+        return self.n_ready + self.n_delayed + self.n_leased
+
+    # ready order -------------------------------------------------------
+
+    def push_ready(self, msg: Message) -> None:
+        """Make a READY message deliverable, keeping (priority, order)."""
+        fifo = self.fifo
+        if msg.priority == 0 and (not fifo or fifo[-1].order < msg.order):
+            fifo.append(msg)
+        else:
+            heapq.heappush(self.heap, (msg.priority, msg.order, msg))
+
+    def pop_ready(self) -> Message | None:
+        fifo, heap = self.fifo, self.heap
+        if heap:
+            if fifo:
+                top = heap[0]
+                head = fifo[0]
+                if top[0] < 0 or (top[0] == 0 and top[1] < head.order):
+                    return heapq.heappop(heap)[2]
+                return fifo.popleft()
+            return heapq.heappop(heap)[2]
+        if fifo:
+            return fifo.popleft()
+        return None
+
+    def has_deliverable(self) -> bool:
+        return bool(self.fifo) or bool(self.heap)
+
+    def iter_deliverable(self) -> list[Message]:
+        """Deliverable messages in delivery order (for inspection; O(n log n))."""
+        items = [(m.priority, m.order, m) for m in self.fifo] + list(self.heap)
+        items.sort(key=lambda e: (e[0], e[1]))
+        return [e[2] for e in items]
+
+    def clear_ready(self) -> None:
+        self.fifo.clear()
+        self.heap.clear()
+
+    # key chains ---------------------------------------------------------
+
+    def chain_append(self, msg: Message) -> bool:
+        """Add a keyed message to its chain; True if it is now the head."""
+        key = msg.key
+        assert key is not None
+        chain = self.chains.get(key)
+        if chain is None:
+            self.chains[key] = [msg, msg]
+            return True
+        chain[1].key_next = msg
+        chain[1] = msg
+        return False
+
+    def chain_is_head(self, msg: Message) -> bool:
+        assert msg.key is not None
+        chain = self.chains.get(msg.key)
+        return chain is not None and chain[0] is msg
+
+    def chain_pop_head(self, msg: Message) -> Message | None:
+        """Remove ``msg`` (the head) from its chain; return the new head, if any."""
+        assert msg.key is not None
+        chain = self.chains[msg.key]
+        assert chain[0] is msg, "only the head of a key chain can leave it"
+        nxt = msg.key_next
+        msg.key_next = None
+        if nxt is None:
+            del self.chains[msg.key]
+            return None
+        chain[0] = nxt
+        return nxt
+
+    def chain_remove(self, msg: Message) -> Message | None:
+        """Remove any message from its chain (O(chain length)); return the new head if it changed."""
+        assert msg.key is not None
+        chain = self.chains[msg.key]
+        if chain[0] is msg:
+            return self.chain_pop_head(msg)
+        prev = chain[0]
+        while prev.key_next is not msg:
+            nxt = prev.key_next
+            assert nxt is not None, "message missing from its key chain"
+            prev = nxt
+        prev.key_next = msg.key_next
+        if chain[1] is msg:
+            chain[1] = prev
+        msg.key_next = None
+        return None

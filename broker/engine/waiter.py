@@ -1,0 +1,39 @@
+"""A waiting GET: a consumer parked on a queue until a message is deliverable.
+
+Owns: the record of one waiting GET. The engine serves waiters of a queue in
+arrival order and reports each completed wait as a ``Delivery``.
+Must never: call back into the server; the engine only returns deliveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from broker.engine.message import Message
+    from broker.engine.queue import Queue
+
+
+class Waiter:
+    __slots__ = ("active", "due_at", "lease_s", "max", "owner", "queue", "token")
+
+    def __init__(
+        self, token: object, owner: object, queue: Queue, max: int, lease_s: float, due_at: float
+    ) -> None:
+        self.token = token  # opaque to the engine: the backend's handle for the reply
+        self.owner = owner
+        self.queue = queue
+        self.max = max
+        self.lease_s = lease_s
+        self.due_at = due_at
+        self.active = True
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A waiting GET completed: ``messages`` is empty when the wait timed out or was cut short."""
+
+    token: object
+    owner: object
+    messages: list[Message] = field(default_factory=list)

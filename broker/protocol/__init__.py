@@ -1,0 +1,1 @@
+"""The sans-IO wire protocol: framing, typed requests, codec, telnet shorthand."""

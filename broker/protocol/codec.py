@@ -1,0 +1,119 @@
+"""The sans-IO codec: request lines to typed requests, replies to bytes.
+
+Owns: decoding one line into a typed ``Request`` or an ``Invalid`` (the error
+and the request's ``rid`` when it could be read), and encoding replies. Bodies
+travel as raw JSON (``msgspec.Raw``) in both directions.
+Must never: do IO, touch queue state, or raise for bad input (bad input is an
+``Invalid`` result, never an exception).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from broker.errors import BadJson, BadRequest, LineTooLong, UnknownOp, WonderQError
+from broker.protocol.framing import TOO_LONG, Frame
+from broker.protocol.requests import OPS, Request
+from broker.protocol.shorthand import to_json
+
+Reply = dict[str, Any]
+
+_decoder: Final = msgspec.json.Decoder(Request)
+_loose_decoder: Final = msgspec.json.Decoder()
+_encoder: Final = msgspec.json.Encoder()
+_JSON_STARTS: Final = (b"{", b"[", b'"')
+_QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
+
+
+class Invalid:
+    """A line that is not a valid request: the error to send, and its rid if known."""
+
+    __slots__ = ("error", "rid")
+
+    def __init__(self, error: WonderQError, rid: str | int | None = None) -> None:
+        self.error = error
+        self.rid = rid
+
+    def __repr__(self) -> str:
+        return f"Invalid({self.error.code}: {self.error.message!r}, rid={self.rid!r})"
+
+
+def decode(frame: Frame, max_line: int) -> Request | Invalid:
+    """Decode one framed line. Never raises."""
+    if frame is TOO_LONG:
+        return Invalid(LineTooLong(f"line is longer than the limit (max-line) of {max_line} bytes"))
+    assert isinstance(frame, bytes)
+    line = frame.lstrip()
+    if not line.startswith(_JSON_STARTS):
+        try:
+            line = to_json(line)
+        except WonderQError as exc:
+            return Invalid(exc)
+    elif not line.isascii():
+        try:
+            line.decode()
+        except UnicodeDecodeError as exc:
+            return Invalid(BadJson(f"line is not valid UTF-8 (byte {exc.start})"))
+    try:
+        request: Request = _decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        return _explain(line, str(exc))
+    except msgspec.DecodeError as exc:
+        return Invalid(BadJson(f"line is not valid JSON: {exc}"))
+    put_shape = _check_shape(request)
+    if put_shape is not None:
+        return Invalid(BadRequest(put_shape), request.rid)
+    return request
+
+
+def _check_shape(request: Request) -> str | None:
+    """Cross-field rules the types cannot say (exactly one of two fields)."""
+    tag = type(request).__name__
+    if tag == "Put":
+        has_body = request.body is not msgspec.UNSET  # type: ignore[union-attr]
+        has_batch = request.messages is not msgspec.UNSET  # type: ignore[union-attr]
+        if has_body == has_batch:
+            return "PUT needs exactly one of `body` and `messages`"
+        if has_batch and not request.messages:  # type: ignore[union-attr]
+            return "`messages` must hold at least one message"
+    elif tag == "Ack":
+        has_id = request.id is not msgspec.UNSET  # type: ignore[union-attr]
+        has_ids = request.ids is not msgspec.UNSET  # type: ignore[union-attr]
+        if has_id == has_ids:
+            return "ACK needs exactly one of `id` and `ids`"
+    return None
+
+
+def _explain(line: bytes, detail: str) -> Invalid:
+    """Turn a typed-decoding failure into the most precise error, with the rid."""
+    try:
+        obj = _loose_decoder.decode(line)
+    except msgspec.DecodeError:
+        return Invalid(BadJson(f"line is not valid JSON: {detail}"))
+    if not isinstance(obj, dict):
+        return Invalid(BadJson(f"a request must be a JSON object, not {type(obj).__name__}"))
+    rid = obj.get("rid")
+    if not (isinstance(rid, str) and len(rid) <= 64) and not (
+        isinstance(rid, int) and not isinstance(rid, bool) and -(2**63) <= rid < 2**63
+    ):
+        rid = None
+    op = obj.get("op")
+    if isinstance(op, str) and op not in OPS:
+        hint = f"; ops are upper case: {op.upper()!r}" if op.upper() in OPS else ""
+        return Invalid(UnknownOp(f"unknown op {op!r}{hint}"), rid)
+    if "matching regex" in detail:
+        detail = _QUEUE_RULE + " - at " + detail.rpartition(" - at ")[2]
+    return Invalid(BadRequest(detail), rid)
+
+
+def encode(reply: Reply) -> bytes:
+    return _encoder.encode(reply)
+
+
+def error_reply(error: WonderQError, rid: str | int | None = None) -> Reply:
+    reply: Reply = {"ok": False, "error": str(error.code), "message": error.message}
+    if rid is not None:
+        reply["rid"] = rid
+    return reply

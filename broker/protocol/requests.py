@@ -1,0 +1,134 @@
+"""Typed requests: one msgspec Struct per op, with every field's type and bounds.
+
+Owns: the shape of every request of protocol.md section 4 and the static bounds
+of every field (config-dependent limits such as max-body are the engine's).
+Decoding into these types is the validation: a failure names the field.
+``body`` stays raw JSON bytes (``msgspec.Raw``): the broker never decodes a
+message body, it stores and returns it verbatim.
+Must never: import the engine or do IO.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
+
+QUEUE_NAME_MAX: Final = 200
+KEY_MAX: Final = 256
+RID_MAX: Final = 64
+LEASE_MAX_S: Final = 43_200.0
+DELAY_MAX_S: Final = 31_536_000.0
+WAIT_MAX_S: Final = 3_600.0
+PRIORITY_MIN: Final = -(2**31)
+PRIORITY_MAX: Final = 2**31 - 1
+MAX_ATTEMPTS_MAX: Final = 1_000_000
+ID_MAX: Final = 64
+TOKEN_MAX: Final = 4096
+
+QueueName = Annotated[
+    str, Meta(min_length=1, max_length=QUEUE_NAME_MAX, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+Key = Annotated[str, Meta(min_length=1, max_length=KEY_MAX)]
+MessageId = Annotated[str, Meta(min_length=1, max_length=ID_MAX)]
+Rid = Annotated[str, Meta(max_length=RID_MAX)] | Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+Lease = Annotated[float, Meta(gt=0, le=LEASE_MAX_S)]
+Delay = Annotated[float, Meta(ge=0, le=DELAY_MAX_S)]
+Wait = Annotated[float, Meta(ge=0, le=WAIT_MAX_S)]
+Priority = Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
+MaxAttempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS_MAX)]
+Count = Annotated[int, Meta(ge=1)]
+
+
+class _Request(Struct, tag_field="op", forbid_unknown_fields=True, kw_only=True):
+    rid: Rid | None = None
+
+
+class PutItem(Struct, forbid_unknown_fields=True, kw_only=True):
+    body: Raw
+    key: Key | None = None
+    delay: Delay = 0.0
+    priority: Priority = 0
+    max_attempts: MaxAttempts | None = None
+
+
+class Put(_Request, tag="PUT"):
+    queue: QueueName
+    body: Raw | UnsetType = UNSET
+    messages: Annotated[list[PutItem], Meta(min_length=1)] | UnsetType = UNSET
+    key: Key | None = None
+    delay: Delay = 0.0
+    priority: Priority = 0
+    max_attempts: MaxAttempts | None = None
+
+
+class Get(_Request, tag="GET"):
+    queue: QueueName
+    max: Count = 1
+    lease: Lease | None = None
+    wait: Wait = 0.0
+
+
+class Ack(_Request, tag="ACK"):
+    id: MessageId | UnsetType = UNSET
+    ids: Annotated[list[MessageId], Meta(min_length=1)] | UnsetType = UNSET
+
+
+class Nack(_Request, tag="NACK"):
+    id: MessageId
+    delay: Delay = 0.0
+
+
+class Touch(_Request, tag="TOUCH"):
+    id: MessageId
+    lease: Lease | None = None
+
+
+class Info(_Request, tag="INFO"):
+    id: MessageId
+
+
+class Stats(_Request, tag="STATS"):
+    queue: QueueName | None = None
+
+
+class Queues(_Request, tag="QUEUES"):
+    pass
+
+
+class Purge(_Request, tag="PURGE"):
+    queue: QueueName
+
+
+class Redrive(_Request, tag="REDRIVE"):
+    queue: QueueName
+
+
+class Ping(_Request, tag="PING"):
+    pass
+
+
+class Quit(_Request, tag="QUIT"):
+    pass
+
+
+Request = Put | Get | Ack | Nack | Touch | Info | Stats | Queues | Purge | Redrive | Ping | Quit
+
+REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
+    Put,
+    Get,
+    Ack,
+    Nack,
+    Touch,
+    Info,
+    Stats,
+    Queues,
+    Purge,
+    Redrive,
+    Ping,
+    Quit,
+)
+OPS: Final[frozenset[str]] = frozenset(
+    str(msgspec.inspect.type_info(t).tag) for t in REQUEST_TYPES  # type: ignore[attr-defined]
+)

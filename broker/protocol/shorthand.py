@@ -1,0 +1,94 @@
+"""Telnet shorthand: ``OP arg...`` lines turned into JSON requests.
+
+Owns: the table of positional arguments per op (protocol.md section 6), so a
+person at ``nc`` can type ``PUT jobs hello`` instead of JSON. The result is a
+JSON request line that goes through the one typed decoder, so the shorthand
+gets exactly the same validation and error messages as JSON.
+Must never: validate field values itself (the typed decoder does).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from broker.errors import BadJson, BadRequest, UnknownOp
+
+# op -> names of its positional arguments; "*ids" takes the rest as a list.
+_POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
+    "GET": ("queue", "max", "lease", "wait"),
+    "NACK": ("id", "delay"),
+    "TOUCH": ("id", "lease"),
+    "INFO": ("id",),
+    "STATS": ("queue",),
+    "QUEUES": (),
+    "PURGE": ("queue",),
+    "REDRIVE": ("queue",),
+    "PING": (),
+    "QUIT": (),
+}
+
+_encode = msgspec.json.encode
+
+
+def _scalar(token: str) -> Any:
+    """A number if the token is one, else the string (the typed decoder judges)."""
+    try:
+        return int(token)
+    except ValueError:
+        pass
+    try:
+        return float(token)
+    except ValueError:
+        return token
+
+
+def _put(rest: str) -> dict[str, Any] | bytes:
+    queue, _, text = rest.partition(" ")
+    if not queue or not text:
+        raise BadRequest("shorthand PUT needs a queue and a body: PUT <queue> <body...>")
+    try:
+        msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        body = _encode(text)
+    else:
+        body = text.encode()
+    return b'{"op":"PUT","queue":' + _encode(queue) + b',"body":' + body + b"}"
+
+
+def _ack(args: list[str]) -> dict[str, Any]:
+    if not args:
+        raise BadRequest("shorthand ACK needs at least one id: ACK <id> [<id>...]")
+    if len(args) == 1:
+        return {"op": "ACK", "id": args[0]}
+    return {"op": "ACK", "ids": args}
+
+
+def to_json(line: bytes) -> bytes:
+    """Translate one shorthand line to a JSON request line."""
+    try:
+        text = line.decode().strip()
+    except UnicodeDecodeError as exc:
+        raise BadJson(f"line is not valid UTF-8 (byte {exc.start})") from None
+    op, _, rest = text.partition(" ")
+    op = op.upper()
+    rest = rest.strip()
+    if op == "PUT":
+        built = _put(rest)
+        return built if isinstance(built, bytes) else _encode(built)
+    args = rest.split()
+    if op == "ACK":
+        return _encode(_ack(args))
+    names = _POSITIONAL.get(op)
+    if names is None:
+        raise UnknownOp(f"unknown op {op!r} (shorthand is 'OP arg...'; JSON requests start with '{{')")
+    if len(args) > len(names):
+        raise BadRequest(
+            f"shorthand {op} takes at most {len(names)} argument(s): "
+            f"{op} {' '.join('<' + n + '>' for n in names)}"
+        )
+    request: dict[str, Any] = {"op": op}
+    for name, arg in zip(names, args, strict=False):
+        request[name] = arg if name in ("queue", "id") else _scalar(arg)
+    return _encode(request)

@@ -1,0 +1,1 @@
+"""WonderQ Python client (placeholder until the client lands)."""
