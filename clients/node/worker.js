@@ -99,8 +99,10 @@ export class Consumer {
   /** @type {(value: typeof STOPPED) => void} */
   #resolveStop = () => {};
   #iterating = false;
-  /** @type {Set<Promise<unknown>>} releases in flight */
+  /** @type {Set<Promise<unknown>>} NACKs in flight */
   #releasing = new Set();
+  /** @type {Set<Promise<unknown>>} NACKs waiting for the GET in flight to return */
+  #deferred = new Set();
 
   /**
    * @param {Client} client
@@ -135,22 +137,56 @@ export class Consumer {
    * Stops handing out messages and releases those not handed out yet,
    * including what a GET still waiting on the server returns (this waits for
    * it, at most `wait` seconds). Messages already handed out stay leased to
-   * their holder, who acks or nacks them.
+   * their holder, who acks or nacks them. (Closing the client instead
+   * releases every lease it holds at once.)
    */
   async stop() {
     this.#stop();
     await this.#fetching?.catch(() => undefined);
-    await Promise.all(this.#releasing);
+    await Promise.all([...this.#releasing, ...this.#deferred]);
   }
 
   /**
-   * Resolves when the messages released so far (not handed out when the
-   * consumer stopped) have been nacked; unlike `stop()` it does not wait for
-   * a GET still waiting on the server.
+   * NACKs a message of this consumer without delay, so another consumer gets
+   * it. While a GET of this consumer is still waiting on the server, the NACK
+   * waits for that GET to return: else the GET would take the message straight
+   * back (one more attempt, maybe a dead letter) just to release it again.
+   * @param {Message} message
+   */
+  release(message) {
+    const fetching = this.#fetching;
+    if (!fetching) {
+      this.#track(this.#releasing, message.nack());
+      return;
+    }
+    this.#track(
+      this.#deferred,
+      fetching.then(
+        () => message.nack(),
+        () => message.nack(),
+      ),
+    );
+  }
+
+  /**
+   * Resolves when the NACKs that did not have to wait for a GET are done.
    * @internal
    */
   async released() {
     await Promise.all(this.#releasing);
+  }
+
+  /**
+   * Keeps `promise` in `set` until it settles. Errors are dropped: a NACK
+   * fails only if the lease is gone already, or the connection (whose close
+   * releases the lease on the server).
+   * @param {Set<Promise<unknown>>} set
+   * @param {Promise<unknown>} promise
+   */
+  #track(set, promise) {
+    const tracked = promise.catch(() => undefined);
+    set.add(tracked);
+    tracked.finally(() => set.delete(tracked));
   }
 
   /** @returns {AsyncIterator<Message>} */
@@ -197,7 +233,7 @@ export class Consumer {
       },
     );
     if (this.#stopped) {
-      this.#release(messages);
+      for (const message of messages) this.#track(this.#releasing, message.nack());
       return;
     }
     for (const message of messages) {
@@ -258,20 +294,7 @@ export class Consumer {
     this.#stopped = true;
     this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#resolveStop(STOPPED);
-    this.#release(this.#buffer.splice(0));
-  }
-
-  /**
-   * NACKs messages never handed out, so another consumer gets them now.
-   * Errors are dropped: a lost connection releases them on the server anyway.
-   * @param {Message[]} messages
-   */
-  #release(messages) {
-    for (const message of messages) {
-      const releasing = message.nack().catch(() => undefined);
-      this.#releasing.add(releasing);
-      releasing.finally(() => this.#releasing.delete(releasing));
-    }
+    for (const message of this.#buffer.splice(0)) this.release(message);
   }
 }
 
@@ -320,9 +343,13 @@ export async function runWorker(client, queue, handler, options = {}) {
       if (!isStopError(failure, stop.signal)) onError(failure, message);
     }
     if (message.settled) return;
+    if (failure !== undefined && stop.signal.aborted) {
+      consumer.release(message);
+      return;
+    }
     try {
       if (failure === undefined) await message.ack();
-      else await message.nack({ delay: stop.signal.aborted ? undefined : backoff(message.attempts) });
+      else await message.nack({ delay: backoff(message.attempts) });
     } catch (error) {
       if (!(error instanceof ConnectionLost)) onError(/** @type {Error} */ (error), message);
     }
