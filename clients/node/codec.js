@@ -88,7 +88,7 @@ export class LineDecoder {
 }
 
 /**
- * @typedef {{ok: boolean, rid?: string | number, error?: string, message?: string, [field: string]: unknown}} Reply
+ * @typedef {{ok: boolean, rid?: string | number, error?: unknown, message?: unknown, [field: string]: unknown}} Reply
  */
 
 /**

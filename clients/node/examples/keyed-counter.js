@@ -74,7 +74,8 @@ export async function runCounters({ host, port, keyed, counters, increments, wor
   );
   await Promise.all(clients.map((client) => client.close()));
 
-  return new Map(await Promise.all(names.map(async (name) => [name, await store.read(name)])));
+  const finals = await Promise.all(names.map(async (name) => /** @type {[string, number]} */ ([name, await store.read(name)])));
+  return new Map(finals);
 }
 
 /**
@@ -99,7 +100,7 @@ export function formatTable({ expected, withoutKeys, withKeys }) {
   }
   rows.push(["total", ...sums.map(String)]);
   const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
-  return rows.map((row) => row.map((cell, col) => cell.padStart(widths[col])).join("  ")).join("\n");
+  return rows.map((row) => row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]) : cell.padStart(widths[col]))).join("  ")).join("\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

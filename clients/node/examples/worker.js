@@ -21,7 +21,11 @@ const stop = new AbortController();
 process.once("SIGINT", () => stop.abort());
 process.once("SIGTERM", () => stop.abort());
 
-/** Pretend to resize an image; rejects now and then. */
+/**
+ * Pretends to resize an image; rejects now and then.
+ * @param {any} job the message body
+ * @param {AbortSignal} signal
+ */
 async function resize(job, signal) {
   await delay(50 + Math.random() * 100, undefined, { signal });
   if (Math.random() < 0.1) throw new Error(`image ${job.image} is corrupt`);

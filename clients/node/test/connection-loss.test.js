@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ConnectionLost, connect } from "../index.js";
-import { startBroker, uniqueQueue, within } from "./helpers.js";
+import { deferred, startBroker, uniqueQueue, within } from "./helpers.js";
 
 test("the broker dying rejects every pending call with ConnectionLost", { timeout: 30_000 }, async () => {
   const broker = await startBroker();
@@ -30,6 +30,44 @@ test("the broker dying rejects every pending call with ConnectionLost", { timeou
     assert.equal(client.isOpen, false);
     await assert.rejects(client.ping(), ConnectionLost);
     await client.close();
+  } finally {
+    await broker.kill();
+  }
+});
+
+test("a worker whose broker dies rejects with ConnectionLost after its handlers stop", { timeout: 30_000 }, async () => {
+  const broker = await startBroker();
+  try {
+    const client = await connect({ host: broker.host, port: broker.port });
+    const queue = uniqueQueue();
+    await client.put(queue, "in progress");
+    const started = deferred();
+    let handlerSawAbort = false;
+    const worker = client.runWorker(
+      queue,
+      (_message, { signal }) =>
+        new Promise((_resolve, reject) => {
+          started.resolve();
+          signal.addEventListener(
+            "abort",
+            () => {
+              handlerSawAbort = true;
+              reject(signal.reason);
+            },
+            { once: true },
+          );
+        }),
+      { concurrency: 2, onError: () => {} },
+    );
+    const outcome = worker.then(
+      () => assert.fail("runWorker resolved"),
+      (error) => error,
+    );
+    await within(started.promise, 5_000, "the handler to start");
+    await broker.kill();
+    const error = await within(outcome, 5_000, "runWorker to reject");
+    assert.ok(error instanceof ConnectionLost, String(error));
+    assert.equal(handlerSawAbort, true);
   } finally {
     await broker.kill();
   }
