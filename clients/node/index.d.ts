@@ -132,7 +132,7 @@ export interface ConsumeOptions {
   /** TOUCH held messages at half their lease until settled; default false. */
   extendLeases?: boolean;
   signal?: AbortSignal;
-  /** A lease could not be extended. */
+  /** A lease could not be extended. Default: `process.emitWarning`. */
   onError?: (error: Error, message: Message) => void;
 }
 

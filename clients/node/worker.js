@@ -28,7 +28,8 @@ import { GET_WITH_HOOKS } from "./message.js";
  * @property {boolean} [extendLeases] TOUCH held messages at half their lease
  *   until they are settled; default false for `consume()`, true for `runWorker()`
  * @property {AbortSignal} [signal] stops the consumer
- * @property {(error: Error, message: Message) => void} [onError] a lease could not be extended
+ * @property {(error: Error, message: Message) => void} [onError] a lease could not be
+ *   extended; default: `process.emitWarning`. If it throws, the iterator throws that.
  *
  * @typedef {(message: Message, context: {signal: AbortSignal}) => unknown} Handler
  *
@@ -41,11 +42,15 @@ import { GET_WITH_HOOKS } from "./message.js";
  * @property {(attempts: number) => number} [backoff] NACK delay in seconds after a
  *   failed attempt; default exponential from 0.5 s, capped at 60 s, with jitter
  * @property {(error: Error, message: Message) => void} [onError] a handler failed,
- *   or an ack, nack or touch did; default: `process.emitWarning`
+ *   or an ack, nack or touch did; default: `process.emitWarning`. If it throws, the
+ *   worker stops and `runWorker()` rejects with that error.
  */
 
 export const DEFAULT_LEASE_S = 30;
 export const DEFAULT_WAIT_S = 20;
+
+/** Largest `max` of one GET: the protocol's default `--max-get`. */
+const MAX_GET = 1000;
 
 const STOPPED = Symbol("stopped");
 
@@ -94,6 +99,8 @@ export class Consumer {
   /** @type {(() => void) | null} wakes the iterator when a slot frees */
   #wake = null;
   #stopped = false;
+  /** @type {unknown} what stopped the consumer with an error, thrown by the iterator */
+  #failure = undefined;
   /** @type {Promise<typeof STOPPED>} */
   #stopRequested;
   /** @type {(value: typeof STOPPED) => void} */
@@ -116,7 +123,7 @@ export class Consumer {
     this.#leaseS = options.lease ?? DEFAULT_LEASE_S;
     this.#waitS = options.wait ?? DEFAULT_WAIT_S;
     this.#extendLeases = options.extendLeases ?? false;
-    this.#onError = options.onError ?? (() => {});
+    this.#onError = options.onError ?? warn;
     this.#signal = options.signal;
     if (!Number.isInteger(this.#concurrency) || this.#concurrency < 1) {
       throw new RangeError(`concurrency must be an integer >= 1, got ${options.concurrency}`);
@@ -205,9 +212,10 @@ export class Consumer {
           continue;
         }
         const free = this.#concurrency - this.#held.size;
-        const next = free > 0 ? this.#startFetch(free) : this.#slotFreed();
+        const next = free > 0 ? this.#startFetch(Math.min(free, MAX_GET)) : this.#slotFreed();
         if ((await Promise.race([next, this.#stopRequested])) === STOPPED) break;
       }
+      if (this.#failure !== undefined) throw this.#failure;
     } finally {
       this.#stop();
     }
@@ -260,7 +268,7 @@ export class Consumer {
     if (!this.#held.has(message)) return;
     clearTimeout(this.#held.get(message));
     const timer = this.#extendLeases
-      ? setTimeout(() => this.#extend(message), (leaseS * 1000) / 2)
+      ? setTimeout(() => this.#extend(message).catch((error) => this.#fail(error)), (leaseS * 1000) / 2)
       : setTimeout(() => this.#forget(message), leaseS * 1000);
     timer.unref();
     this.#held.set(message, timer);
@@ -287,6 +295,16 @@ export class Consumer {
     if (index !== -1) this.#buffer.splice(index, 1);
     this.#wake?.();
     this.#wake = null;
+  }
+
+  /**
+   * Stops the consumer because of an error (an `onError` that threw); the
+   * iterator throws it.
+   * @param {unknown} error
+   */
+  #fail(error) {
+    this.#failure ??= error;
+    this.#stop();
   }
 
   #stop() {
@@ -355,9 +373,14 @@ export async function runWorker(client, queue, handler, options = {}) {
     }
   };
 
+  /** @type {unknown} an error thrown by `onError` stops the worker */
+  let fatal;
   try {
     for await (const message of consumer) {
-      const task = handle(message);
+      const task = handle(message).catch((error) => {
+        fatal ??= error;
+        stop.abort(error);
+      });
       running.add(task);
       task.finally(() => running.delete(task));
     }
@@ -369,6 +392,7 @@ export async function runWorker(client, queue, handler, options = {}) {
     await Promise.all(running);
     await consumer.released();
   }
+  if (fatal !== undefined) throw fatal;
 }
 
 /**

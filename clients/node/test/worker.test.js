@@ -276,6 +276,41 @@ describe("consume and runWorker", () => {
     assert.equal((await client.info(id)).state, "delayed");
   });
 
+  test("consume frees the slot of a message whose lease ran out unacked", T, async () => {
+    const client = await newClient();
+    const queue = uniqueQueue();
+    const id = await client.put(queue, "forgotten");
+    const iterator = client.consume(queue, { concurrency: 1, lease: 0.3, wait: 5 })[Symbol.asyncIterator]();
+    const first = (await within(iterator.next(), 5_000, "the message")).value;
+    assert.equal(first.attempts, 1);
+    // Not acked: after its lease the server redelivers it, to this same consumer.
+    const again = (await within(iterator.next(), 5_000, "the redelivery")).value;
+    assert.equal(again.id, id);
+    assert.equal(again.attempts, 2);
+    await again.ack();
+    await iterator.return?.();
+  });
+
+  test("runWorker rejects with the error an onError throws", T, async () => {
+    const client = await newClient();
+    const queue = uniqueQueue();
+    await client.put(queue, "bad");
+    const boom = new Error("onError gave up");
+    const worker = client.runWorker(
+      queue,
+      () => {
+        throw new Error("handler failed");
+      },
+      {
+        backoff: () => 60,
+        onError: () => {
+          throw boom;
+        },
+      },
+    );
+    await within(assert.rejects(worker, boom), 5_000, "runWorker to reject");
+  });
+
   test("an already aborted signal returns at once", T, async () => {
     const client = await newClient();
     await within(
