@@ -6,9 +6,10 @@
  * and not yet acked or nacked), long-polling GETs, keeping leases alive for
  * slow handlers (a TOUCH at half the lease), ack on success, nack with backoff
  * on failure, and stopping cleanly on an `AbortSignal`: messages leased but not
- * yet handed out are released at once, running handlers are told through their
- * signal and waited for, and a GET still waiting on the server has whatever it
- * returns released.
+ * yet handed out are released, running handlers are told through their signal
+ * and waited for, and a GET still waiting on the server (the protocol cannot
+ * cancel it) has whatever it returns released; releases it could take straight
+ * back wait until it has returned.
  *
  * Must never: swallow a handler's error silently (it goes to `onError`), or
  * hold more than `concurrency` leases.
