@@ -1,0 +1,154 @@
+"""Pure request builders and reply parsers, one pair per operation.
+
+Owns: the field names and result shapes of protocol.md section 4, so the
+asyncio and blocking clients only move requests and replies. Must never: do
+IO, keep state, or check bounds the server checks (the server is the one
+judge of a request; its ``bad_request`` message names the field at fault).
+Optional arguments left as ``None`` are not sent, so the server's defaults apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import msgspec
+
+from .errors import ProtocolViolation
+from .protocol import Reply, Request
+from .results import AckResult, Envelope, MessageInfo, Stats, WireMessage
+
+T = TypeVar("T")
+
+
+def _fields(request: Request, **optional: object) -> Request:
+    for name, value in optional.items():
+        if value is not None:
+            request[name] = value
+    return request
+
+
+def put(
+    queue: str,
+    body: Any,
+    *,
+    key: str | None = None,
+    delay: float | None = None,
+    priority: int | None = None,
+    max_attempts: int | None = None,
+) -> Request:
+    return _fields(
+        {"op": "PUT", "queue": queue, "body": body},
+        key=key,
+        delay=delay,
+        priority=priority,
+        max_attempts=max_attempts,
+    )
+
+
+def put_many(queue: str, bodies: Iterable[Any]) -> Request:
+    messages = [b if isinstance(b, Envelope) else Envelope(b) for b in bodies]
+    return {"op": "PUT", "queue": queue, "messages": messages}
+
+
+def get(queue: str, *, max: int = 1, lease: float | None = None, wait: float = 0) -> Request:
+    request: Request = {"op": "GET", "queue": queue}
+    if max != 1:
+        request["max"] = max
+    if wait:
+        request["wait"] = wait
+    return _fields(request, lease=lease)
+
+
+def ack(msg_id: str) -> Request:
+    return {"op": "ACK", "id": msg_id}
+
+
+def ack_many(ids: Iterable[str]) -> Request:
+    return {"op": "ACK", "ids": list(ids)}
+
+
+def nack(msg_id: str, delay: float | None = None) -> Request:
+    return _fields({"op": "NACK", "id": msg_id}, delay=delay)
+
+
+def touch(msg_id: str, lease: float | None = None) -> Request:
+    return _fields({"op": "TOUCH", "id": msg_id}, lease=lease)
+
+
+def info(msg_id: str) -> Request:
+    return {"op": "INFO", "id": msg_id}
+
+
+def stats(queue: str | None = None) -> Request:
+    return _fields({"op": "STATS"}, queue=queue)
+
+
+def queues() -> Request:
+    return {"op": "QUEUES"}
+
+
+def purge(queue: str) -> Request:
+    return {"op": "PURGE", "queue": queue}
+
+
+def redrive(queue: str) -> Request:
+    return {"op": "REDRIVE", "queue": queue}
+
+
+def ping() -> Request:
+    return {"op": "PING"}
+
+
+def auth(token: str) -> Request:
+    return {"op": "AUTH", "token": token}
+
+
+def _field(reply: Reply, name: str, kind: type[T]) -> T:
+    try:
+        return msgspec.convert(reply[name], kind)
+    except (KeyError, msgspec.ValidationError) as exc:
+        raise ProtocolViolation(f"reply field {name!r} is missing or malformed: {exc}") from None
+
+
+def parse_id(reply: Reply) -> str:
+    return _field(reply, "id", str)
+
+
+def parse_ids(reply: Reply) -> list[str]:
+    return _field(reply, "ids", list[str])
+
+
+def parse_messages(reply: Reply) -> list[WireMessage]:
+    return _field(reply, "messages", list[WireMessage])
+
+
+def parse_ack_many(reply: Reply) -> AckResult:
+    try:
+        return msgspec.convert(reply, AckResult)
+    except msgspec.ValidationError as exc:
+        raise ProtocolViolation(f"batch ACK reply is malformed: {exc}") from None
+
+
+def parse_dead(reply: Reply) -> bool:
+    """NACK: True if the message was moved to its dead-letter queue."""
+    return reply.get("dead") is True
+
+
+def parse_info(reply: Reply) -> MessageInfo:
+    return _field(reply, "message", MessageInfo)
+
+
+def parse_stats(reply: Reply) -> Stats:
+    try:
+        return msgspec.convert(reply, Stats)
+    except msgspec.ValidationError as exc:
+        raise ProtocolViolation(f"STATS reply is malformed: {exc}") from None
+
+
+def parse_queues(reply: Reply) -> list[str]:
+    return _field(reply, "queues", list[str])
+
+
+def parse_count(reply: Reply, name: str) -> int:
+    return _field(reply, name, int)
