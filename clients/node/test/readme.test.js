@@ -14,7 +14,8 @@ import { deferred, startBroker, within } from "./helpers.js";
 const HERE = new URL(".", import.meta.url);
 // Inside the package (so `import ... from "wonderq"` resolves to it), outside
 // test/ (so `node --test test/` never picks the scripts up).
-const SCRATCH = new URL("../.readme-snippets/", HERE);
+// One folder per run, so that concurrent runs do not trip over each other.
+const SCRATCH = new URL(`../.readme-snippets/${process.pid}/`, HERE);
 
 /** The ```js blocks of the README's "Quick start" section, in order. */
 async function quickStartSnippets() {
