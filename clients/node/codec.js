@@ -8,7 +8,7 @@
  * Must never: touch a socket, a timer or the clock.
  */
 
-import { ProtocolError } from "./errors.js";
+import { ProtocolViolation } from "./errors.js";
 
 /** Default cap on one reply line: far above any reply a default server sends. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -50,7 +50,7 @@ export class LineDecoder {
   /**
    * @param {Uint8Array} chunk
    * @returns {string[]} the lines this chunk completed
-   * @throws {ProtocolError} when an unfinished line grows past the cap
+   * @throws {ProtocolViolation} when an unfinished line grows past the cap
    */
   feed(chunk) {
     const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
@@ -72,7 +72,7 @@ export class LineDecoder {
     if (piece.length === 0) return;
     this.#pendingBytes += piece.length;
     if (this.#pendingBytes > this.#maxLineBytes) {
-      throw new ProtocolError(`reply line longer than ${this.#maxLineBytes} bytes`);
+      throw new ProtocolViolation(`reply line longer than ${this.#maxLineBytes} bytes`);
     }
     this.#pending.push(piece);
   }
@@ -96,17 +96,17 @@ export class LineDecoder {
  *
  * @param {string} line
  * @returns {Reply}
- * @throws {ProtocolError} if the line is not a JSON object with a boolean `ok`
+ * @throws {ProtocolViolation} if the line is not a JSON object with a boolean `ok`
  */
 export function parseReply(line) {
   let value;
   try {
     value = JSON.parse(line);
   } catch (error) {
-    throw new ProtocolError(`reply is not JSON: ${truncate(line)}`, undefined, { cause: error });
+    throw new ProtocolViolation(`reply is not JSON: ${truncate(line)}`, undefined, { cause: error });
   }
   if (value === null || typeof value !== "object" || Array.isArray(value) || typeof value.ok !== "boolean") {
-    throw new ProtocolError(`reply is not an object with a boolean "ok": ${truncate(line)}`);
+    throw new ProtocolViolation(`reply is not an object with a boolean "ok": ${truncate(line)}`);
   }
   return value;
 }

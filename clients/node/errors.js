@@ -39,8 +39,8 @@ export class ConnectionLost extends WonderQError {
  * object, or a line over the client's limit). The client closes the connection
  * and pending calls fail with `ConnectionLost` whose `cause` is this error.
  */
-export class ProtocolError extends WonderQError {
-  static code = "protocol_error";
+export class ProtocolViolation extends WonderQError {
+  static code = "protocol_violation";
 }
 
 export class BadJson extends WonderQError {

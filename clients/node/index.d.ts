@@ -204,12 +204,12 @@ export function defaultBackoff(attempts: number): number;
 
 export class WonderQError extends Error {
   constructor(message: string, code?: string, options?: ErrorOptions);
-  /** The wire code (or "connection_lost", "protocol_error"). */
+  /** The wire code (or "connection_lost", "protocol_violation"). */
   readonly code: string;
   static readonly code: string | undefined;
 }
 export class ConnectionLost extends WonderQError {}
-export class ProtocolError extends WonderQError {}
+export class ProtocolViolation extends WonderQError {}
 export class BadJson extends WonderQError {}
 export class BadRequest extends WonderQError {}
 export class UnknownOp extends WonderQError {}

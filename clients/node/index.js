@@ -16,7 +16,7 @@ export {
   MemoryLimit,
   NotFound,
   NotLeased,
-  ProtocolError,
+  ProtocolViolation,
   QueueFull,
   ShuttingDown,
   TooLarge,

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { LineDecoder, encodeRequest, parseReply } from "../codec.js";
-import { ProtocolError } from "../errors.js";
+import { ProtocolViolation } from "../errors.js";
 
 /** [name, stream bytes, lines it holds] */
 const CASES = [
@@ -45,7 +45,7 @@ describe("LineDecoder", () => {
     const decoder = new LineDecoder({ maxLineBytes: 10 });
     decoder.feed(Buffer.from("12345"));
     assert.equal(decoder.bufferedBytes, 5);
-    assert.throws(() => decoder.feed(Buffer.from("678901")), ProtocolError);
+    assert.throws(() => decoder.feed(Buffer.from("678901")), ProtocolViolation);
   });
 
   test("a line exactly at the cap is fine", () => {
@@ -76,7 +76,7 @@ describe("parseReply", () => {
 
   for (const line of ["not json", "[1,2]", "null", '"ok"', '{"rid":1}', '{"ok":"yes"}']) {
     test(`rejects ${line}`, () => {
-      assert.throws(() => parseReply(line), ProtocolError);
+      assert.throws(() => parseReply(line), ProtocolViolation);
     });
   }
 });

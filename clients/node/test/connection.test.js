@@ -7,7 +7,7 @@ import net from "node:net";
 import { after, before, describe, test } from "node:test";
 
 import { Connection } from "../connection.js";
-import { ConnectionLost, NotFound, ProtocolError } from "../errors.js";
+import { ConnectionLost, NotFound, ProtocolViolation } from "../errors.js";
 import { deferred, within } from "./helpers.js";
 
 /**
@@ -128,7 +128,7 @@ describe("Connection", () => {
     for (const call of [pending, ping]) {
       const error = await within(call.catch((e) => e), 5_000, "the call to fail");
       assert.ok(error instanceof ConnectionLost, String(error));
-      assert.ok(error.cause instanceof ProtocolError);
+      assert.ok(error.cause instanceof ProtocolViolation);
     }
     await within(connection.closed, 5_000, "the socket to close");
     assert.equal(connection.isOpen, false);
