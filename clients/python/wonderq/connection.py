@@ -114,6 +114,20 @@ class Connection(asyncio.Protocol):
             raise error_from_reply(reply)
         return reply
 
+    def release(self, queue: str, ids: list[str]) -> None:
+        """Give leased messages back (``NACK``) without waiting for the replies.
+
+        If a GET this connection gave up on is still waiting on ``queue``, the
+        NACKs wait for its reply, so the server cannot hand the messages
+        straight back to it. On a lost connection there is nothing to do: the
+        server released them with it.
+        """
+        if self._lost_reason is not None or not ids:
+            return
+        self._core.release(queue, ids)
+        if self._core.wants_write and self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
     async def close(self) -> None:
         """Close the connection (queued requests are still written); pending calls fail."""
         transport = self._transport

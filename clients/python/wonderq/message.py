@@ -22,6 +22,8 @@ class Caller(Protocol):
 
     async def call(self, request: Request) -> Reply: ...
 
+    def release(self, queue: str, ids: list[str]) -> None: ...
+
     def clock(self) -> float: ...
 
 
@@ -103,6 +105,12 @@ class Message(BaseMessage):
         await self._conn.call(commands.touch(self.id, lease))
         if lease is not None:
             self.expires_at = sent_at + lease
+
+    def _release(self) -> None:
+        """NACK without waiting for the reply (for consumers that are stopping)."""
+        if not self.settled:
+            self._conn.release(self.queue, [self.id])
+            self._settled()
 
     def _settled(self) -> None:
         self.settled = True

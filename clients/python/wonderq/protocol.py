@@ -13,6 +13,10 @@ Rules this object keeps (protocol.md sections 1 and 2):
 - A request whose caller gave up (cancelled, timed out) is *abandoned*: its
   reply is dropped when it comes, and any message a late GET reply leased to us
   is given straight back with ``NACK``, so nothing stays leased to nobody.
+- The protocol cannot cancel a waiting GET. While an abandoned one is still
+  waiting on a queue, releasing a message of that queue would hand it straight
+  back to that GET (and cost it an attempt), so ``release()`` holds such
+  ``NACK``s until every abandoned GET waiting on the queue has been answered.
 - A reply line longer than ``max_line``, a reply that is not a JSON object
   with a boolean ``ok``, or a reply that answers nothing, is a
   ``ProtocolViolation``: the connection can no longer be trusted.
@@ -61,6 +65,9 @@ class ClientProtocol:
         self._in_order: dict[int, None] = {}  # unanswered rids answered in order, oldest first
         self._unanswered: set[int] = set()
         self._abandoned: set[int] = set()
+        self._get_queues: dict[int, str] = {}  # unanswered GET rid -> its queue
+        self._waiting_gets: set[int] = set()  # unanswered GETs with wait > 0
+        self._held_releases: list[tuple[set[int], list[str]]] = []  # (blocking GETs, ids)
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder()
 
@@ -86,7 +93,11 @@ class ClientProtocol:
         self._out.append(line)
         self._out.append(b"\n")
         self._unanswered.add(rid)
-        if not is_waiting_get(request):
+        if request.get("op") == "GET":
+            self._get_queues[rid] = str(request["queue"])
+        if is_waiting_get(request):
+            self._waiting_gets.add(rid)
+        else:
             self._in_order[rid] = None
         return rid
 
@@ -94,6 +105,26 @@ class ClientProtocol:
         """Forget the caller of ``rid``: drop its reply, and release what it leases."""
         if rid in self._unanswered:
             self._abandoned.add(rid)
+
+    def release(self, queue: str, ids: list[str]) -> None:
+        """Give leased messages of ``queue`` back with ``NACK``, without awaiting replies.
+
+        Held back while an abandoned GET is still waiting on ``queue`` (see the
+        module's rules); sent as soon as the last such GET is answered.
+        """
+        blocking = {
+            r for r in self._abandoned & self._waiting_gets if self._get_queues.get(r) == queue
+        }
+        if blocking:
+            self._held_releases.append((blocking, list(ids)))
+            return
+        for msg_id in ids:
+            self.abandon(self.send({"op": "NACK", "id": msg_id}))
+
+    @property
+    def held_releases(self) -> int:
+        """How many message ids wait for an abandoned GET before they are released."""
+        return sum(len(ids) for _, ids in self._held_releases)
 
     def data_to_send(self) -> bytes:
         """Return (and forget) every byte queued since the last call."""
@@ -147,11 +178,15 @@ class ClientProtocol:
         rid = self._match(reply.get("rid"))
         self._unanswered.discard(rid)
         self._in_order.pop(rid, None)
-        if rid in self._abandoned:
-            self._abandoned.discard(rid)
-            self._release_late_delivery(reply)
+        queue = self._get_queues.pop(rid, None)
+        self._waiting_gets.discard(rid)
+        if rid not in self._abandoned:
+            replies.append((rid, reply))
             return
-        replies.append((rid, reply))
+        self._abandoned.discard(rid)
+        if queue is not None:
+            self._release_late_delivery(queue, reply)
+            self._unblock(rid)
 
     def _match(self, rid: object) -> int:
         if rid is None:
@@ -162,11 +197,19 @@ class ClientProtocol:
             raise ProtocolViolation(f"reply with 'rid' {rid!r} answers no request")
         return rid
 
-    def _release_late_delivery(self, reply: Reply) -> None:
+    def _release_late_delivery(self, queue: str, reply: Reply) -> None:
         messages = reply.get("messages")
         if not reply["ok"] or not isinstance(messages, list):
             return
-        for message in messages:
-            msg_id = message.get("id") if isinstance(message, dict) else None
-            if isinstance(msg_id, str):
-                self.abandon(self.send({"op": "NACK", "id": msg_id}))
+        ids = [m.get("id") for m in messages if isinstance(m, dict)]
+        self.release(queue, [i for i in ids if isinstance(i, str)])
+
+    def _unblock(self, rid: int) -> None:
+        held, self._held_releases = self._held_releases, []
+        for blocking, ids in held:
+            blocking.discard(rid)
+            if blocking:
+                self._held_releases.append((blocking, ids))
+            else:
+                for msg_id in ids:
+                    self.abandon(self.send({"op": "NACK", "id": msg_id}))

@@ -123,7 +123,12 @@ class Consumer:
         return self._buffer.popleft()
 
     async def aclose(self) -> None:
-        """Stop, and release (``NACK``) every message leased and not settled."""
+        """Stop, and release (``NACK``) every message leased and not settled.
+
+        The NACKs are queued, not awaited. If the GET this consumer gave up on
+        is still waiting on the server, they go once it is answered, so it
+        cannot take them straight back.
+        """
         if self._closed:
             return
         self._closed = True
@@ -131,10 +136,12 @@ class Consumer:
         if self._toucher is not None:
             self._toucher.cancel()
             await asyncio.wait({self._toucher})
+            if not self._toucher.cancelled() and self._toucher.exception() is not None:
+                logger.error("lease toucher failed", exc_info=self._toucher.exception())
         leftovers = list(self._unsettled.values())
         self._buffer.clear()
-        if leftovers:
-            await asyncio.gather(*(self._release(m) for m in leftovers))
+        for message in leftovers:
+            message._release()
 
     async def __aenter__(self) -> Consumer:
         return self
@@ -172,14 +179,6 @@ class Consumer:
         self._unsettled.clear()
         self._buffer.clear()
 
-    async def _release(self, message: Message) -> None:
-        try:
-            await message.nack()
-        except ConnectionLost:
-            pass  # the broker released it with the connection
-        except WonderQError as exc:
-            logger.warning("could not release message %s: %s", message.id, exc)
-
     async def _touch_leases(self) -> None:
         loop = asyncio.get_running_loop()
         half = self._lease / 2
@@ -206,7 +205,9 @@ class Consumer:
         try:
             await message.touch(self._lease)
         except WonderQError as exc:
-            message.expires_at = None  # lost; its ack will say so
+            # The lease is lost (its ack will say so): stop touching it, free its slot.
+            message.expires_at = None
+            self._on_settled(message)
             logger.warning("could not extend the lease of message %s: %s", message.id, exc)
 
 

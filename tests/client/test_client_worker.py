@@ -1,0 +1,380 @@
+"""consume() and run_worker(): concurrency, long-polling, ack/nack with backoff, lease touching, clean stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any
+
+import pytest
+import wonderq
+from wonderq import MessageState
+
+T = 5.0  # seconds any single await in these tests may take
+
+
+async def fetch(client: wonderq.AsyncClient, queue: str, count: int) -> list[wonderq.Message]:
+    """Lease ``count`` messages from ``queue``, waiting (bounded) for them to become ready."""
+    got: list[wonderq.Message] = []
+    async with asyncio.timeout(T):
+        for _ in range(count * 2):  # bounded: each GET waits on the server
+            if len(got) >= count:
+                break
+            got += await client.get(queue, max=count - len(got), lease=30, wait=T)
+    assert len(got) == count, got
+    return got
+
+
+def test_exponential_backoff_doubles_from_one_second_up_to_five_minutes() -> None:
+    delays = [wonderq.exponential_backoff(a) for a in (1, 2, 3, 4, 9, 10, 1000)]
+    assert delays == [1, 2, 4, 8, 256, 300, 300]
+
+
+async def test_consume_holds_at_most_concurrency_unsettled(client: wonderq.AsyncClient) -> None:
+    await client.put_many("jobs", list(range(10)))
+    messages = client.consume("jobs", concurrency=3, lease=30, wait=T)
+    async with contextlib.aclosing(messages):
+        taken = [await anext(messages) for _ in range(3)]
+        assert [m.body for m in taken] == [0, 1, 2]
+        fourth = asyncio.create_task(anext(messages))
+        await asyncio.sleep(0)  # one step: it must park on a free slot, not GET more
+        await client.ping()
+        stats = (await client.stats("jobs")).queues["jobs"]
+        assert (stats.leased, stats.ready) == (3, 7)
+        assert not fourth.done()
+        await taken[0].ack()
+        async with asyncio.timeout(T):
+            assert (await fourth).body == 3
+        assert (await client.stats("jobs")).queues["jobs"].leased == 3
+
+
+async def test_consume_long_polls_for_new_messages(
+    client: wonderq.AsyncClient, broker: Any
+) -> None:
+    async with await wonderq.connect("127.0.0.1", broker.port) as producer:
+        messages = client.consume("later", wait=T)
+        async with contextlib.aclosing(messages):
+            first = asyncio.create_task(anext(messages))
+            await producer.put("later", "hello")
+            async with asyncio.timeout(T):
+                message = await first
+            assert message.body == "hello"
+            await message.ack()
+
+
+async def test_leaving_consume_releases_unsettled_messages(
+    client: wonderq.AsyncClient, broker: Any
+) -> None:
+    await client.put_many("jobs", ["a", "b", "c"])
+    messages = client.consume("jobs", concurrency=3, wait=T)
+    async with contextlib.aclosing(messages):
+        first = await anext(messages)  # "b" and "c" are leased and buffered
+        await first.ack()
+    async with await wonderq.connect("127.0.0.1", broker.port) as other:
+        again = await fetch(other, "jobs", 2)
+    assert sorted((m.body, m.attempts) for m in again) == [("b", 2), ("c", 2)]
+
+
+async def test_cancelling_a_consumer_waits_for_its_abandoned_get_before_releasing(
+    client: wonderq.AsyncClient, broker: Any
+) -> None:
+    # m1 is taken; the consumer then long-polls for a second message. Cancel it:
+    # m1 must not be released while that GET still waits on the server, or the
+    # server would hand it straight back to the GET nobody reads (one attempt lost).
+    await client.put("jobs", "m1")
+    taken = asyncio.Event()
+
+    async def consume() -> None:
+        async for message in client.consume("jobs", concurrency=2, wait=30):
+            assert message.body == "m1"
+            taken.set()
+
+    task = asyncio.create_task(consume())
+    async with asyncio.timeout(T):
+        await taken.wait()
+    await client.ping()  # the consumer's second GET is now waiting on the server
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with await wonderq.connect("127.0.0.1", broker.port) as other:
+        await other.put("jobs", "m2")  # answers the abandoned GET, which frees m1
+        again = await fetch(other, "jobs", 2)
+    assert sorted((m.body, m.attempts) for m in again) == [("m1", 2), ("m2", 2)]
+
+
+async def test_run_worker_acks_what_its_handler_finishes(client: wonderq.AsyncClient) -> None:
+    count = 20
+    await client.put_many("jobs", list(range(count)))
+    seen: list[int] = []
+    stop = asyncio.Event()
+
+    async def handler(message: wonderq.Message) -> None:
+        seen.append(message.body)
+        if len(seen) == count:
+            stop.set()
+
+    async with asyncio.timeout(T):
+        await client.run_worker("jobs", handler, concurrency=4, wait=1, stop=stop)
+    assert sorted(seen) == list(range(count))
+    stats = (await client.stats("jobs")).queues["jobs"]
+    assert (stats.acked, stats.ready, stats.leased, stats.nacked) == (count, 0, 0, 0)
+
+
+async def test_run_worker_runs_up_to_concurrency_handlers_at_once(
+    client: wonderq.AsyncClient,
+) -> None:
+    await client.put_many("jobs", list(range(10)))
+    running = 0
+    peak = 0
+    full = asyncio.Event()
+    gate = asyncio.Event()
+    done = 0
+    stop = asyncio.Event()
+
+    async def handler(message: wonderq.Message) -> None:
+        nonlocal running, peak, done
+        running += 1
+        peak = max(peak, running)
+        if running == 4:
+            full.set()
+        await gate.wait()
+        running -= 1
+        done += 1
+        if done == 10:
+            stop.set()
+
+    worker = asyncio.create_task(
+        client.run_worker("jobs", handler, concurrency=4, wait=1, stop=stop)
+    )
+    try:
+        async with asyncio.timeout(T):
+            await full.wait()
+        await client.ping()
+        assert (await client.stats("jobs")).queues["jobs"].leased == 4
+        gate.set()
+        async with asyncio.timeout(T):
+            await worker
+    finally:
+        worker.cancel()
+    assert peak == 4 and done == 10
+
+
+async def test_run_worker_nacks_failures_with_backoff_then_succeeds(
+    client: wonderq.AsyncClient,
+) -> None:
+    await client.put("jobs", "flaky", max_attempts=5)
+    loop = asyncio.get_running_loop()
+    attempts: list[tuple[int, float]] = []
+    backoff_calls: list[int] = []
+    stop = asyncio.Event()
+
+    def backoff(attempt: int) -> float:
+        backoff_calls.append(attempt)
+        return 0.1 * attempt
+
+    async def handler(message: wonderq.Message) -> None:
+        attempts.append((message.attempts, loop.time()))
+        if message.attempts < 3:
+            raise RuntimeError("not yet")
+        stop.set()
+
+    async with asyncio.timeout(T):
+        await client.run_worker("jobs", handler, wait=1, backoff=backoff, stop=stop)
+    assert [a for a, _ in attempts] == [1, 2, 3]
+    assert backoff_calls == [1, 2]
+    gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # each retry waited its backoff delay
+    stats = (await client.stats("jobs")).queues["jobs"]
+    assert (stats.nacked, stats.acked) == (2, 1)
+
+
+async def test_a_message_that_always_fails_ends_in_the_dead_letter_queue(
+    client: wonderq.AsyncClient, broker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    msg_id = await client.put("jobs", "poison", max_attempts=3)
+    calls = 0
+
+    async def handler(message: wonderq.Message) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("always")
+
+    worker = asyncio.create_task(client.run_worker("jobs", handler, wait=1, backoff=lambda a: 0))
+    try:
+        async with await wonderq.connect("127.0.0.1", broker.port) as other:
+            [dead] = await fetch(other, "jobs.dead", 1)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert dead.id == msg_id and calls == 3
+    assert "moved to jobs.dead" in caplog.text
+
+
+async def test_a_slow_handler_keeps_its_lease(client: wonderq.AsyncClient, broker: Any) -> None:
+    lease = 0.3
+    msg_id = await client.put("slow", "work")
+    started = asyncio.Event()
+    finish = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def handler(message: wonderq.Message) -> None:
+        started.set()
+        await finish.wait()
+        stop.set()
+
+    worker = asyncio.create_task(client.run_worker("slow", handler, lease=lease, wait=1, stop=stop))
+    try:
+        async with asyncio.timeout(T):
+            await started.wait()
+        async with await wonderq.connect("127.0.0.1", broker.port) as other:
+            # Waits four leases long: were the lease not extended, this GET would get it.
+            assert await other.get("slow", wait=4 * lease) == []
+            info = await other.info(msg_id)
+            assert info.state == MessageState.LEASED and info.attempts == 1
+        finish.set()
+        async with asyncio.timeout(T):
+            await worker
+    finally:
+        worker.cancel()
+    stats = (await client.stats("slow")).queues["slow"]
+    assert (stats.acked, stats.expired) == (1, 0)
+
+
+async def test_cancelling_run_worker_cancels_handlers_and_releases_their_messages(
+    client: wonderq.AsyncClient, broker: Any
+) -> None:
+    await client.put_many("jobs", ["a", "b"])
+    started: list[str] = []
+    both = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def handler(message: wonderq.Message) -> None:
+        started.append(message.body)
+        if len(started) == 2:
+            both.set()
+        try:
+            await asyncio.Event().wait()  # works forever
+        except asyncio.CancelledError:
+            cancelled.append(message.body)
+            raise
+
+    worker = asyncio.create_task(client.run_worker("jobs", handler, concurrency=2, wait=1))
+    async with asyncio.timeout(T):
+        await both.wait()
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    assert sorted(cancelled) == ["a", "b"]
+    async with await wonderq.connect("127.0.0.1", broker.port) as other:
+        again = await fetch(other, "jobs", 2)
+    assert sorted((m.body, m.attempts) for m in again) == [("a", 2), ("b", 2)]
+
+
+async def test_stopping_run_worker_lets_handlers_in_flight_finish(
+    client: wonderq.AsyncClient,
+) -> None:
+    await client.put_many("jobs", ["a", "b", "c"])
+    started = asyncio.Event()
+    finish = asyncio.Event()
+    stop = asyncio.Event()
+    finished: list[str] = []
+
+    async def handler(message: wonderq.Message) -> None:
+        started.set()
+        await finish.wait()
+        finished.append(message.body)
+
+    worker = asyncio.create_task(
+        client.run_worker("jobs", handler, concurrency=1, wait=1, stop=stop, grace=None)
+    )
+    try:
+        async with asyncio.timeout(T):
+            await started.wait()
+        stop.set()
+        await client.ping()
+        assert not worker.done()  # still waiting for the handler in flight
+        finish.set()
+        async with asyncio.timeout(T):
+            await worker
+    finally:
+        worker.cancel()
+    assert finished == ["a"]  # one finished; nothing new was taken after stop
+    stats = (await client.stats("jobs")).queues["jobs"]
+    assert (stats.acked, stats.ready, stats.leased) == (1, 2, 0)
+
+
+async def test_handlers_past_the_grace_period_are_cancelled_and_released(
+    client: wonderq.AsyncClient,
+) -> None:
+    await client.put("jobs", "stuck")
+    started = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def handler(message: wonderq.Message) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    worker = asyncio.create_task(client.run_worker("jobs", handler, wait=1, stop=stop, grace=0.1))
+    try:
+        async with asyncio.timeout(T):
+            await started.wait()
+            stop.set()
+            await worker
+    finally:
+        worker.cancel()
+    # released once the worker's last GET (waiting up to 1 s) is answered
+    [again] = await fetch(client, "jobs", 1)
+    assert (again.body, again.attempts) == ("stuck", 2)
+
+
+async def test_a_handler_may_settle_its_message_itself(client: wonderq.AsyncClient) -> None:
+    await client.put_many("jobs", ["ack-me", "nack-me"])
+    stop = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(message: wonderq.Message) -> None:
+        handled.append(message.body)
+        if message.body == "ack-me":
+            await message.ack()
+        else:
+            await message.nack(delay=60)
+        if len(handled) == 2:
+            stop.set()
+
+    async with asyncio.timeout(T):
+        await client.run_worker("jobs", handler, concurrency=2, wait=1, stop=stop)
+    stats = (await client.stats("jobs")).queues["jobs"]
+    assert (stats.acked, stats.nacked, stats.delayed) == (1, 1, 1)
+
+
+async def test_consume_without_reconnect_raises_connection_lost(fake_server: Any) -> None:
+    async def handler(conn: Any) -> None:
+        await conn.request()
+        conn.close()
+
+    async with fake_server(handler) as port, await wonderq.connect("127.0.0.1", port) as c:
+        messages = c.consume("jobs", wait=T)
+        async with contextlib.aclosing(messages), asyncio.timeout(T):
+            with pytest.raises(wonderq.ConnectionLost):
+                await anext(messages)
+
+
+async def test_consume_with_reconnect_carries_on_after_a_lost_connection(broker: Any) -> None:
+    async with await wonderq.connect(
+        "127.0.0.1", broker.port, reconnect=True, reconnect_timeout=T
+    ) as c:
+        await c.put_many("jobs", ["a", "b"])
+        messages = c.consume("jobs", wait=T)
+        async with contextlib.aclosing(messages), asyncio.timeout(T):
+            first = await anext(messages)
+            assert first.body == "a"
+            assert c._conn is not None
+            await c._conn.close()  # the connection drops, with first's lease
+            with pytest.raises(wonderq.ConnectionLost):
+                await first.ack()
+            again = await anext(messages)
+            assert (again.body, again.attempts) == ("a", 2)  # delivered again after reconnecting
+            await again.ack()
+            assert (await anext(messages)).body == "b"
