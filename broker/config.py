@@ -37,8 +37,10 @@ class Config:
             (self.lease_s > 0, "lease must be > 0 seconds"),
             (self.max_attempts >= 1, "max-attempts must be >= 1"),
             (self.max_body >= 1, "max-body must be >= 1 byte"),
-            (self.max_queue_length is None or self.max_queue_length >= 1,
-             "max-queue-length must be >= 1"),
+            (
+                self.max_queue_length is None or self.max_queue_length >= 1,
+                "max-queue-length must be >= 1",
+            ),
             (self.max_batch >= 1, "max-batch must be >= 1"),
             (self.max_get >= 1, "max-get must be >= 1"),
             (self.max_memory is None or self.max_memory >= 1, "max-memory must be >= 1 byte"),

@@ -38,9 +38,7 @@ class Backend(Protocol):
     def close(self, owner: object) -> None:
         """The connection is gone: release its leases and drop its waiting GETs at once."""
 
-    def execute(
-        self, owner: object, requests: Sequence[Request]
-    ) -> Replies | Awaitable[Replies]:
+    def execute(self, owner: object, requests: Sequence[Request]) -> Replies | Awaitable[Replies]:
         """Apply requests in order; one reply (or None for a waiting GET) each."""
 
     def add_stats_provider(self, provider: StatsProvider) -> None:

@@ -206,9 +206,7 @@ class MemoryBackend:
 
     def _get(self, owner: object, req: rq.Get, now: float) -> Reply | None:
         if req.max > self.config.max_get:
-            raise BadRequest(
-                f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}"
-            )
+            raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         lease = req.lease if req.lease is not None else self.config.lease_s
         msgs = self.engine.get(now, req.queue, owner, req.max, lease, req.wait, token=req)
         if msgs is None:

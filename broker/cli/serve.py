@@ -36,25 +36,61 @@ def add_parser(sub: Any) -> None:
     d = Config()
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host})")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0: any)")
-    p.add_argument("--lease", type=float, default=d.lease_s, dest="lease_s",
-                   help=f"default lease in seconds (default {d.lease_s:g})")
-    p.add_argument("--max-attempts", type=int, default=d.max_attempts,
-                   help=f"deliveries before dead-lettering (default {d.max_attempts})")
-    p.add_argument("--max-body", type=_size, default=d.max_body,
-                   help=f"largest message body in bytes (default {d.max_body})")
-    p.add_argument("--max-queue-length", type=int, default=d.max_queue_length,
-                   help="messages a queue may hold (default unlimited)")
-    p.add_argument("--max-batch", type=int, default=d.max_batch,
-                   help=f"messages in one batch PUT or ids in one ACK (default {d.max_batch})")
-    p.add_argument("--max-get", type=int, default=d.max_get,
-                   help=f"largest `max` of one GET (default {d.max_get})")
-    p.add_argument("--max-line", type=_size, default=d.max_line,
-                   help=f"longest request line in bytes (default {d.max_line})")
-    p.add_argument("--max-memory", type=_size, default=d.max_memory,
-                   help="bytes of message bodies held before PUT gets memory_limit "
-                        "(default unlimited)")
-    p.add_argument("--acked-history", type=int, default=d.acked_history,
-                   help=f"acked ids INFO remembers per queue (default {d.acked_history})")
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=d.lease_s,
+        dest="lease_s",
+        help=f"default lease in seconds (default {d.lease_s:g})",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=d.max_attempts,
+        help=f"deliveries before dead-lettering (default {d.max_attempts})",
+    )
+    p.add_argument(
+        "--max-body",
+        type=_size,
+        default=d.max_body,
+        help=f"largest message body in bytes (default {d.max_body})",
+    )
+    p.add_argument(
+        "--max-queue-length",
+        type=int,
+        default=d.max_queue_length,
+        help="messages a queue may hold (default unlimited)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=d.max_batch,
+        help=f"messages in one batch PUT or ids in one ACK (default {d.max_batch})",
+    )
+    p.add_argument(
+        "--max-get",
+        type=int,
+        default=d.max_get,
+        help=f"largest `max` of one GET (default {d.max_get})",
+    )
+    p.add_argument(
+        "--max-line",
+        type=_size,
+        default=d.max_line,
+        help=f"longest request line in bytes (default {d.max_line})",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=_size,
+        default=d.max_memory,
+        help="bytes of message bodies held before PUT gets memory_limit (default unlimited)",
+    )
+    p.add_argument(
+        "--acked-history",
+        type=int,
+        default=d.acked_history,
+        help=f"acked ids INFO remembers per queue (default {d.acked_history})",
+    )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(run=run)
@@ -100,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_loop(serve(config), use_uvloop=not args.no_uvloop)
     except OSError as exc:
-        print(f"wonderq serve: cannot listen on {config.host}:{config.port}: {exc}",
-              file=sys.stderr)
+        print(
+            f"wonderq serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr
+        )
         return 1
     return 0

@@ -13,8 +13,14 @@ Invariants (checked by the property tests):
     delivered in put order (only the head of a key chain is deliverable);
   - after any call, a queue never has both an active waiter and a deliverable
     message (waiters are served as soon as a message becomes deliverable);
+  - waiters are served only once all of a call's changes are applied, so changes
+    that happen together (a batch, a disconnect, every deadline of one instant)
+    are seen at once: waiters get the best of them, and the journal sees each
+    change before any lease it allows;
+  - ``advance(now)`` acts as if it had been called at each due instant in turn;
   - an entry in the deadline heap is live only while its item's ``due_at`` and
-    state still match it (lazy deletion).
+    state still match it (lazy deletion); after any call the heap holds at most
+    max(1024, 2 x live deadlines) entries.
 
 Must never: import asyncio or sockets, read a clock, or format wire replies.
 """
@@ -85,6 +91,9 @@ class Engine:
         self._deliveries: list[Delivery] = []
         self._bytes = 0
         self._n_timed = 0  # live deadlines: leased + delayed messages + waiters
+        # queues where a message became deliverable while waiters wait; served by
+        # _settle() once the call's changes are all applied
+        self._woken: dict[Queue, None] = {}
 
     # ------------------------------------------------------------------ queues
 
@@ -161,8 +170,8 @@ class Engine:
         self._bytes += total
         q.totals["put"] += len(stored)
         self.journal.put(stored)
-        if q.n_waiting:
-            self._dispatch(q, now)
+        self._wake(q)
+        self._settle(now)
         return [m.seq for m in stored]
 
     # ---------------------------------------------------------------- consumer
@@ -237,9 +246,8 @@ class Engine:
         return msg
 
     def ack(self, now: float, owner: object, seq: int) -> None:
-        msg = self._leased_by(owner, seq)
-        self._delete_leased(msg, now)
-        self.journal.ack(msg)
+        self._delete_leased(self._leased_by(owner, seq))
+        self._settle(now)
 
     def ack_many(self, now: float, owner: object, seqs: Iterable[int]) -> AckResult:
         result = AckResult(0, [], [])
@@ -250,12 +258,12 @@ class Engine:
             elif msg.state != State.LEASED or msg.owner != owner:
                 result.not_leased.append(seq)
             else:
-                self._delete_leased(msg, now)
-                self.journal.ack(msg)
+                self._delete_leased(msg)
                 result.acked += 1
+        self._settle(now)
         return result
 
-    def _delete_leased(self, msg: Message, now: float) -> None:
+    def _delete_leased(self, msg: Message) -> None:
         q = msg.queue
         del self._messages[msg.seq]
         self._owned[msg.owner].discard(msg)
@@ -268,8 +276,9 @@ class Engine:
         self._bytes -= size
         q.totals["acked"] += 1
         self._remember_acked(msg.seq, q)
+        self.journal.ack(msg)
         if msg.key is not None:
-            self._unblock_key(q, msg, now)
+            self._unblock_key(q, msg)
 
     def _remember_acked(self, seq: int, q: Queue) -> None:
         limit = self.config.acked_history
@@ -280,36 +289,34 @@ class Engine:
         if len(q.acked) > limit:
             self._acked.pop(q.acked.popleft(), None)
 
-    def _unblock_key(self, q: Queue, msg: Message, now: float) -> None:
+    def _unblock_key(self, q: Queue, msg: Message) -> None:
         """``msg`` (head of its key chain) leaves; the next of its key may now be delivered."""
         nxt = q.chain_pop_head(msg)
         if nxt is not None and nxt.state == State.READY:
             q.push_ready(nxt)
-            if q.n_waiting:
-                self._dispatch(q, now)
+            self._wake(q)
 
     def nack(self, now: float, owner: object, seq: int, delay_s: float = 0.0) -> bool:
         """Release a leased message now (or after ``delay_s``); True if it was dead-lettered."""
-        msg = self._leased_by(owner, seq)
-        return self._release(msg, now, "nacked", delay_s)
+        dead = self._release(self._leased_by(owner, seq), now, "nacked", delay_s)
+        self._settle(now)
+        return dead
 
     def touch(self, now: float, owner: object, seq: int, lease_s: float) -> None:
         msg = self._leased_by(owner, seq)
         msg.due_at = now + lease_s
         self._deadlines.push(msg.due_at, msg)
-        self._deadlines.compact(self._n_timed)
+        self._settle(now)
 
     def disconnect(self, now: float, owner: object) -> int:
         """The owner is gone: release all its leases at once and drop its waiters."""
         for waiter in self._owner_waiters.pop(owner, ()):
             self._end_wait(waiter)
-        owned = self._owned.pop(owner, None)
-        if not owned:
-            return 0
-        msgs = sorted(owned, key=lambda m: m.order)
-        for msg in msgs:
+        owned = self._owned.pop(owner, None) or set()
+        for msg in sorted(owned, key=lambda m: m.order):
             self._release(msg, now, "released_on_disconnect", 0.0)
-        return len(msgs)
+        self._settle(now)
+        return len(owned)
 
     def _release(self, msg: Message, now: float, reason: str, delay_s: float) -> bool:
         q = msg.queue
@@ -322,7 +329,7 @@ class Engine:
         if msg.attempts >= msg.max_attempts and not q.is_dead:
             self._n_timed -= 1
             msg.due_at = _GONE
-            self._dead_letter(msg, now)
+            self._dead_letter(msg)
             return True
         if delay_s > 0:
             msg.state = State.DELAYED
@@ -336,22 +343,21 @@ class Engine:
             q.n_ready += 1
             q.push_ready(msg)  # a leased keyed message is the head of its chain
         self.journal.release(msg)
-        if q.n_waiting and msg.state == State.READY:
-            self._dispatch(q, now)
+        if msg.state == State.READY:
+            self._wake(q)
         return False
 
-    def _dead_letter(self, msg: Message, now: float) -> None:
+    def _dead_letter(self, msg: Message) -> None:
         src = msg.queue
         size = len(msg.body)
         src.bytes -= size
         src.totals["dead_lettered"] += 1
         if msg.key is not None:
-            self._unblock_key(src, msg, now)
+            self._unblock_key(src, msg)
         dst = self.queue(src.name + DEAD_SUFFIX)
         self._enqueue_moved(msg, dst)
         self.journal.dead(msg, src)
-        if dst.n_waiting:
-            self._dispatch(dst, now)
+        self._wake(dst)
 
     def _enqueue_moved(self, msg: Message, dst: Queue) -> None:
         """Append a message that left another queue at the end of ``dst`` (READY)."""
@@ -371,19 +377,39 @@ class Engine:
         return self._deadlines.next_at()
 
     def advance(self, now: float) -> None:
-        """Fire every deadline due at ``now``: lease expiry, delay end, wait end."""
-        pop = self._deadlines.pop_due
-        while (item := pop(now)) is not None:
-            if type(item) is Waiter:
-                self._end_wait(item)
-                self._deliveries.append(Delivery(item.token, item.owner, []))
-            elif item.state == State.LEASED:  # type: ignore[union-attr]
-                self._release(item, now, "expired", 0.0)  # type: ignore[arg-type]
-            else:
-                self._delay_ended(item, now)  # type: ignore[arg-type]
-        self._deadlines.compact(self._n_timed)
+        """Fire every deadline due at or before ``now``: lease expiry, delay end, wait end.
 
-    def _delay_ended(self, msg: Message, now: float) -> None:
+        Due instants are handled in turn, as if ``advance`` had been called at each,
+        so a late call changes nothing but the start of the leases it grants.
+        """
+        pop = self._deadlines.pop_due
+        while (first := pop(now)) is not None:
+            at = first.due_at
+            due = [first]
+            while (item := pop(at)) is not None:
+                due.append(item)
+            self._fire(at, due, now)
+        self._settle(now)
+
+    def _fire(self, at: float, due: list[Message | Waiter], now: float) -> None:
+        """Everything due at the instant ``at`` happens at once: leases expire and
+        delays end (in queue order), then waiters are served, then the waits due
+        at ``at`` that got nothing end empty."""
+        msgs = sorted((i for i in due if isinstance(i, Message)), key=lambda m: m.order)
+        for msg in msgs:
+            if not _is_live(msg, at):
+                continue  # a second heap entry of a message already handled
+            if msg.state == State.LEASED:
+                self._release(msg, now, "expired", 0.0)
+            else:
+                self._delay_ended(msg)
+        self._serve_woken(now)
+        for waiter in due:
+            if isinstance(waiter, Waiter) and waiter.active:
+                self._end_wait(waiter)
+                self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
+
+    def _delay_ended(self, msg: Message) -> None:
         q = msg.queue
         msg.state = State.READY
         msg.due_at = _GONE
@@ -392,16 +418,29 @@ class Engine:
         q.n_ready += 1
         if msg.key is None or q.chain_is_head(msg):
             q.push_ready(msg)
-            if q.n_waiting:
-                self._dispatch(q, now)
+            self._wake(q)
 
     # ----------------------------------------------------------------- waiters
 
+    def _wake(self, q: Queue) -> None:
+        """A message may have become deliverable in ``q``: serve its waiters soon."""
+        if q.n_waiting:
+            self._woken[q] = None
+
+    def _serve_woken(self, now: float) -> None:
+        woken, self._woken = self._woken, {}
+        for q in woken:
+            self._dispatch(q, now)
+
+    def _settle(self, now: float) -> None:
+        """End of a call that changed state: serve waiters, then bound the deadline heap."""
+        self._serve_woken(now)
+        self._deadlines.compact(self._n_timed)
+
     def _dispatch(self, q: Queue, now: float) -> None:
         """Serve waiting GETs of ``q`` in arrival order while messages are deliverable."""
-        waiters = q.waiters
         while q.n_waiting and q.has_deliverable():
-            waiter = waiters.popleft()
+            waiter = q.waiters.popleft()  # _end_wait may replace the deque: no alias
             if not waiter.active:
                 continue
             self._end_wait(waiter)
@@ -428,6 +467,7 @@ class Engine:
             for waiter in list(waiters):
                 self._end_wait(waiter)
                 self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
+        self._deadlines.compact(self._n_timed)
 
     def take_deliveries(self) -> list[Delivery]:
         """Waiting GETs completed since the last call, in completion order."""
@@ -470,13 +510,12 @@ class Engine:
             size = len(msg.body)
             q.bytes -= size
             self._bytes -= size
-            if msg.key is not None:
-                q.chain_remove(msg)
+        q.drop_from_chains([m for m in victims if m.key is not None])
         q.clear_ready()  # every READY message was a victim
         q.totals["purged"] += len(victims)
         if victims:
             self.journal.purge(victims)
-        self._deadlines.compact(self._n_timed)
+        self._settle(now)
         return len(victims)
 
     def redrive(self, now: float, queue_name: str) -> int:
@@ -487,19 +526,18 @@ class Engine:
         moved = [m for m in self.messages_of(src) if m.state == State.READY]
         moved.sort(key=lambda m: m.order)
         dst = self.queue(queue_name)
+        src.drop_from_chains([m for m in moved if m.key is not None])
         for msg in moved:
             src.n_ready -= 1
             src.bytes -= len(msg.body)
-            if msg.key is not None:
-                src.chain_remove(msg)
             msg.attempts = 0
             self._enqueue_moved(msg, dst)
         src.clear_ready()  # every READY message of src moved
         dst.totals["redriven"] += len(moved)
         if moved:
             self.journal.redrive(moved, src)
-            if dst.n_waiting:
-                self._dispatch(dst, now)
+            self._wake(dst)
+        self._settle(now)
         return len(moved)
 
     # ------------------------------------------------------------------ stats

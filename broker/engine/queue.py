@@ -17,6 +17,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from broker.engine.message import Message
     from broker.engine.waiter import Waiter
 
@@ -140,19 +142,33 @@ class Queue:
         chain[0] = nxt
         return nxt
 
-    def chain_remove(self, msg: Message) -> Message | None:
-        """Remove any message from its chain (O(chain length)); return the new head if it changed."""
-        assert msg.key is not None
-        chain = self.chains[msg.key]
-        if chain[0] is msg:
-            return self.chain_pop_head(msg)
-        prev = chain[0]
-        while prev.key_next is not msg:
-            nxt = prev.key_next
-            assert nxt is not None, "message missing from its key chain"
-            prev = nxt
-        prev.key_next = msg.key_next
-        if chain[1] is msg:
-            chain[1] = prev
-        msg.key_next = None
-        return None
+    def drop_from_chains(self, gone: Collection[Message]) -> None:
+        """Remove many keyed messages from their chains at once.
+
+        One walk per chain touched, so PURGE and REDRIVE stay linear however the
+        removed messages interleave with the ones that stay. The caller makes the
+        new heads deliverable if they should be.
+        """
+        if not gone:
+            return
+        doomed = set(gone)
+        for key in {m.key for m in gone}:
+            assert key is not None
+            chain = self.chains[key]
+            head: Message | None = None
+            tail: Message | None = None
+            msg: Message | None = chain[0]
+            while msg is not None:
+                nxt = msg.key_next
+                msg.key_next = None
+                if msg not in doomed:
+                    if tail is None:
+                        head = msg
+                    else:
+                        tail.key_next = msg
+                    tail = msg
+                msg = nxt
+            if head is None or tail is None:
+                del self.chains[key]
+            else:
+                chain[0], chain[1] = head, tail

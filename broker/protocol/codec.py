@@ -61,6 +61,8 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
     except msgspec.ValidationError as exc:
         return _explain(line, str(exc))
     except msgspec.DecodeError as exc:
+        if "out of range" in str(exc):  # valid JSON, but a number no field can hold
+            return _explain(line, str(exc))
         return Invalid(BadJson(f"line is not valid JSON: {exc}"))
     put_shape = _check_shape(request)
     if put_shape is not None:
@@ -90,7 +92,9 @@ def _explain(line: bytes, detail: str) -> Invalid:
     """Turn a typed-decoding failure into the most precise error, with the rid."""
     try:
         obj = _loose_decoder.decode(line)
-    except msgspec.DecodeError:
+    except msgspec.DecodeError as exc:
+        if "out of range" in str(exc):
+            return Invalid(BadRequest(detail))
         return Invalid(BadJson(f"line is not valid JSON: {detail}"))
     if not isinstance(obj, dict):
         return Invalid(BadJson(f"a request must be a JSON object, not {type(obj).__name__}"))

@@ -129,6 +129,4 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Ping,
     Quit,
 )
-OPS: Final[frozenset[str]] = frozenset(
-    str(msgspec.inspect.type_info(t).tag) for t in REQUEST_TYPES  # type: ignore[attr-defined]
-)
+OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)

@@ -82,7 +82,9 @@ def to_json(line: bytes) -> bytes:
         return _encode(_ack(args))
     names = _POSITIONAL.get(op)
     if names is None:
-        raise UnknownOp(f"unknown op {op!r} (shorthand is 'OP arg...'; JSON requests start with '{{')")
+        raise UnknownOp(
+            f"unknown op {op!r} (shorthand is 'OP arg...'; JSON requests start with '{{')"
+        )
     if len(args) > len(names):
         raise BadRequest(
             f"shorthand {op} takes at most {len(names)} argument(s): "

@@ -31,7 +31,8 @@ class Server:
     def __init__(self, config: Config | None = None, backend: Backend | None = None) -> None:
         self.config = config if config is not None else Config()
         self.backend: Backend = (
-            backend if backend is not None
+            backend
+            if backend is not None
             else MemoryBackend(self.config, first_seq=first_seq_from_clock())
         )
         self.connections: set[Connection] = set()

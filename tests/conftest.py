@@ -1,0 +1,48 @@
+"""Shared fixtures: a real server on port 0 per test, and loop selection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+import uvloop
+
+from broker.config import Config
+from broker.server import Server
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """Server tests run on uvloop (production) and on asyncio's own loop."""
+    if "tests/server/" in str(item.path).replace("\\", "/"):
+        return {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
+    return None
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[Server]:
+    config = Config(**{"host": "127.0.0.1", "port": 0, **overrides})
+    server = Server(config)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+ServerFactory = Callable[..., AbstractAsyncContextManager[Server]]
+
+
+@pytest.fixture
+def server_factory() -> ServerFactory:
+    return running_server
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    async with running_server() as srv:
+        yield srv

@@ -1,0 +1,151 @@
+"""Ordering, pipelining, flow control and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import msgspec
+
+from broker.server import Server
+from tests.conftest import ServerFactory
+from tests.support import LineClient, closed_by_server
+
+
+async def test_pipelined_requests_answer_in_order_with_rid(server: Server) -> None:
+    async with await LineClient.connect(server.port) as c:
+        n = 500
+        await c.send_raw(
+            b"".join(
+                msgspec.json.encode({"op": "PUT", "queue": "p", "body": i, "rid": i}) + b"\n"
+                for i in range(n)
+            )
+        )
+        rids = [(await c.reply())["rid"] for _ in range(n)]
+        assert rids == list(range(n))
+
+
+async def test_waiting_get_does_not_block_ack_on_its_connection(server: Server) -> None:
+    async with await LineClient.connect(server.port) as c:
+        mid = (await c.call(op="PUT", queue="a", body=1))["id"]
+        await c.call(op="GET", queue="a")
+        await c.send(op="GET", queue="empty", wait=30, rid="wait")
+        # the ACK sent after the waiting GET is answered first
+        assert await c.call(op="ACK", id=mid, rid="ack") == {"ok": True, "rid": "ack"}
+        await c.send(op="PUT", queue="empty", body="wake", rid="put")
+        first, second = await c.reply(), await c.reply()
+        by_rid = {first["rid"]: first, second["rid"]: second}
+        assert by_rid["wait"]["messages"][0]["body"] == "wake"
+        assert by_rid["put"]["ok"] is True
+
+
+async def test_client_that_never_reads_is_paused_not_buffered(
+    server_factory: ServerFactory,
+) -> None:
+    async with server_factory(write_high_water=64 * 1024, write_low_water=16 * 1024) as srv:
+        _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        try:
+            await _flood_without_reading(srv, writer)
+        finally:
+            writer.transport.abort()
+
+
+async def _flood_without_reading(srv: Server, writer: asyncio.StreamWriter) -> None:
+    for i in range(20):  # 20 queues, so each QUEUES reply is ~300 bytes for a 16-byte request
+        writer.write(b'{"op":"PUT","queue":"queue-number-%d","body":1}\n' % i)
+    request = b'{"op":"QUEUES"}\n' * 1000
+    sent = 0
+    try:
+        async with asyncio.timeout(3):
+            for _ in range(2000):  # bounded: at most 32 MB offered
+                writer.write(request)
+                sent += len(request)
+                await writer.drain()
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError("the server kept reading although its replies were not read")
+    conn = next(iter(srv.connections))
+    assert conn.transport is not None
+    assert not conn.transport.is_reading()
+    # bounded by the high-water mark plus one batch of replies, not by what was offered
+    assert conn.transport.get_write_buffer_size() < 8 * 1024 * 1024
+    # another client is unaffected
+    async with await LineClient.connect(srv.port) as other:
+        assert await other.call(op="PING") == {"ok": True}
+
+
+async def test_shutdown_answers_waiting_get_and_closes(server_factory: ServerFactory) -> None:
+    async with server_factory() as srv:
+        c = await LineClient.connect(srv.port)
+        await c.send(op="GET", queue="q", wait=60, rid="w")
+        assert (await c.call(op="PING", rid=1))["rid"] == 1
+        await srv.close()
+        assert await c.reply() == {"ok": True, "messages": [], "rid": "w"}
+        assert await closed_by_server(c)
+        await c.close()
+
+
+async def test_quit_closes_the_connection_and_releases_leases(server: Server) -> None:
+    async with (
+        await LineClient.connect(server.port) as c,
+        await LineClient.connect(server.port) as other,
+    ):
+        await c.call(op="PUT", queue="q", body=1)
+        await c.call(op="GET", queue="q", lease=600)
+        assert await c.line("QUIT") == {"ok": True}
+        assert await closed_by_server(c)
+        got = await other.call(op="GET", queue="q", wait=5)
+        assert got["messages"][0]["attempts"] == 2
+
+
+async def test_cli_serve_prints_ready_line_and_exits_0_on_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "broker",
+        "serve",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        port = int(line.rsplit(":", 1)[1])
+        async with await LineClient.connect(port) as c:
+            await c.send(op="GET", queue="q", wait=60, rid="w")
+            assert await c.call(op="PING", rid=1) == {"ok": True, "rid": 1}
+            os.kill(proc.pid, signal.SIGTERM)
+            assert await c.reply() == {"ok": True, "messages": [], "rid": "w"}
+        async with asyncio.timeout(20):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_cli_version_and_bad_flags() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", "--version", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    assert out.decode().startswith("wonderq ")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "broker",
+        "serve",
+        "--lease",
+        "-1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 2 and b"lease" in err
