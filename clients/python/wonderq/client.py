@@ -228,8 +228,12 @@ class AsyncClient:
         finish (``None``: as long as they need), then the rest are cancelled,
         their messages released, and this returns. Cancelling it cancels the
         handlers at once and releases their messages. Nothing is lost either
-        way. A lost connection raises ``ConnectionLost`` unless the client
-        reconnects (then the messages in flight are delivered again).
+        way. (The protocol cannot cancel a waiting GET: while the worker's last
+        one still waits on the server, its releases wait for its answer, at
+        most ``wait`` seconds, or for the client to close, so the broker cannot
+        hand them straight back to it.) A lost connection raises
+        ``ConnectionLost`` unless the client reconnects (then the messages in
+        flight are delivered again).
         """
         await run_worker(
             self,
@@ -287,8 +291,12 @@ class AsyncClient:
                 return conn
             if conn is not None and not self._reconnect:
                 raise ConnectionLost("the connection was lost and reconnect=False")
-            self._conn = await (self._redial() if self._reconnect else self._dial())
-            return self._conn
+            conn = await (self._redial() if self._reconnect else self._dial())
+            if self._closed:  # closed while dialing
+                await conn.close()
+                raise ConnectionLost("the client is closed")
+            self._conn = conn
+            return conn
 
     async def _dial(self) -> Connection:
         conn = await Connection.open(

@@ -385,8 +385,12 @@ class Client:
                 return conn
             if conn is not None and not self._reconnect:
                 raise ConnectionLost("the connection was lost and reconnect=False")
-            self._conn = self._redial() if self._reconnect else self._dial()
-            return self._conn
+            conn = self._redial() if self._reconnect else self._dial()
+            if self._closed:  # closed while dialing
+                conn.close()
+                raise ConnectionLost("the client is closed")
+            self._conn = conn
+            return conn
 
     def _dial(self) -> SyncConnection:
         conn = SyncConnection.open(
