@@ -16,11 +16,11 @@ from broker.server import Server
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
-    """Server tests run on uvloop (production) and on asyncio's own loop."""
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Server tests run on uvloop (production) and on asyncio's own loop; others on asyncio's."""
     if "tests/server/" in str(item.path).replace("\\", "/"):
         return {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
-    return None
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @asynccontextmanager
