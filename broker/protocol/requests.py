@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 QUEUE_NAME_MAX: Final = 200
