@@ -401,3 +401,23 @@ async def test_consume_with_reconnect_carries_on_after_a_lost_connection(
                 await first.ack()  # its lease went with the first connection
             await again.ack()
     assert connections == 2
+
+
+async def test_consumers_refuse_settings_that_would_spin_or_hold_nothing(
+    client: wonderq.AsyncClient,
+) -> None:
+    for bad in ({"concurrency": 0}, {"wait": 0}, {"lease": 0}):
+        with pytest.raises(ValueError):
+            client.consume("jobs", **bad)
+
+
+async def test_a_huge_concurrency_asks_for_at_most_max_get_per_get(
+    client: wonderq.AsyncClient,
+) -> None:
+    await client.put_many("jobs", list(range(1000)))
+    await client.put_many("jobs", list(range(5)))
+    messages = client.consume("jobs", concurrency=5000, wait=T)
+    async with contextlib.aclosing(messages):
+        first = await anext(messages)  # one GET of at most 1000, not a bad_request
+        assert first.body == 0
+        assert (await client.stats("jobs")).queues["jobs"].leased == 1000

@@ -33,6 +33,7 @@ from .errors import (
 from .message import BaseMessage
 from .protocol import DEFAULT_MAX_REPLY_LINE, ClientProtocol, Reply, Request, is_waiting_get
 from .results import AckResult, MessageInfo, Stats, WireMessage
+from .worker import MAX_GET
 
 RECV_SIZE = 256 * 1024
 
@@ -323,6 +324,8 @@ class Client:
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if wait <= 0:
+            raise ValueError("wait must be greater than 0 seconds (a consumer long-polls)")
         return self._consume(queue, concurrency=concurrency, lease=lease, wait=wait)
 
     def _consume(
@@ -332,7 +335,7 @@ class Client:
         try:
             while True:  # each pass blocks in a long-poll GET
                 fetched = [m for m in fetched if not m.settled]
-                free = concurrency - len(fetched)
+                free = min(concurrency - len(fetched), MAX_GET)
                 if free <= 0:
                     raise RuntimeError(
                         f"consume(concurrency={concurrency}): settle a message before taking the next"

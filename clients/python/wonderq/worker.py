@@ -31,6 +31,8 @@ Handler = Callable[[Message], Awaitable[object]]
 """A ``run_worker`` handler: return to ack the message, raise to retry it later."""
 
 DEFAULT_STOP_SIGNALS: Final = (signal.SIGTERM,)
+MAX_GET: Final = 1000
+"""Most messages one GET asks for: the protocol's default ``--max-get``."""
 
 
 def exponential_backoff(attempts: int) -> float:
@@ -65,8 +67,8 @@ class Consumer:
             raise ValueError("concurrency must be at least 1")
         if lease <= 0:
             raise ValueError("lease must be greater than 0 seconds")
-        if wait < 0:
-            raise ValueError("wait must be 0 or more seconds")
+        if wait <= 0:
+            raise ValueError("wait must be greater than 0 seconds (a consumer long-polls)")
         self._source = source
         self._queue = queue
         self._concurrency = concurrency
@@ -99,7 +101,7 @@ class Consumer:
         while not self._buffer or self._stopped.is_set():
             if self._stopped.is_set() or self._closed:
                 raise StopAsyncIteration
-            free = self._concurrency - len(self._unsettled)
+            free = min(self._concurrency - len(self._unsettled), MAX_GET)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._until(self._slot_freed.wait())
