@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import wonderq
-
 from broker.config import Config
 from broker.server import Server
 from broker.server.loop import run as run_loop

@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 import pytest
 import uvloop
-import wonderq
 
+import wonderq
 from broker.config import Config
 from broker.server import Server
 

@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 import pytest
-import wonderq
 
+import wonderq
 from broker.cli import demo, main
 
 

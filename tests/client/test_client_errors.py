@@ -7,10 +7,10 @@ import builtins
 from typing import Any
 
 import pytest
-import wonderq
-from wonderq import errors
 
 import broker.errors
+import wonderq
+from wonderq import errors
 
 
 def test_client_codes_equal_the_brokers() -> None:

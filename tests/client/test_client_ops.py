@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 import wonderq
 from wonderq import Envelope, MessageState
 

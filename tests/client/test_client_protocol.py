@@ -6,6 +6,7 @@ import random
 
 import msgspec
 import pytest
+
 from wonderq import Envelope, ProtocolViolation, commands
 from wonderq.protocol import ClientProtocol
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import wonderq
 
 README = Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+
 import wonderq
 from wonderq import Envelope, MessageState
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+
 import wonderq
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")

@@ -8,6 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
+
 import wonderq
 from wonderq import MessageState
 
