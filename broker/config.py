@@ -7,10 +7,12 @@ Must never: read files, the environment or the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 KIB = 1024
 MIB = 1024 * KIB
+TOKEN_MAX = 4096  # the longest token AUTH accepts (protocol/requests.py says the same)
+TOKEN_RULE = f"token must be 1-{TOKEN_MAX} characters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,10 @@ class Config:
     write_high_water: int = 1 * MIB
     write_low_water: int = 256 * KIB
     max_reply_bytes: int = 1 * MIB
+    # security and connection limits (server)
+    token: str | None = field(default=None, repr=False)  # AUTH required when set
+    max_connections: int = 10_000
+    idle_timeout_s: float | None = None  # None: idle connections are never closed
 
     def __post_init__(self) -> None:
         checks = (
@@ -47,6 +53,9 @@ class Config:
             (self.acked_history >= 0, "acked-history must be >= 0"),
             (self.max_line >= 64, "max-line must be >= 64 bytes"),
             (0 <= self.port <= 65535, "port must be 0-65535"),
+            (self.token is None or 1 <= len(self.token) <= TOKEN_MAX, TOKEN_RULE),
+            (self.max_connections >= 1, "max-connections must be >= 1"),
+            (self.idle_timeout_s is None or self.idle_timeout_s > 0, "idle-timeout must be > 0"),
         )
         for ok, message in checks:
             if not ok:

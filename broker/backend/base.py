@@ -38,6 +38,9 @@ class Backend(Protocol):
     def close(self, owner: object) -> None:
         """The connection is gone: release its leases and drop its waiting GETs at once."""
 
+    def holds(self, owner: object) -> bool:
+        """True while the connection holds a lease or has a GET waiting (it is not idle)."""
+
     def execute(self, owner: object, requests: Sequence[Request]) -> Replies | Awaitable[Replies]:
         """Apply requests in order; one reply (or None for a waiting GET) each."""
 

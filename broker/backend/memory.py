@@ -138,6 +138,9 @@ class MemoryBackend:
         self.engine.disconnect(self.now(), owner)
         self._after_change()
 
+    def holds(self, owner: object) -> bool:
+        return self.engine.holds(owner)
+
     # -------------------------------------------------------------- execution
 
     def execute(self, owner: object, requests: Sequence[rq.Request]) -> Replies:

@@ -2,15 +2,22 @@
 
 Owns: turning flags into a ``Config``, running the server on uvloop, printing
 one ``listening on HOST:PORT`` line when ready, and exiting 0 after a graceful
-shutdown.
+shutdown. Also the process-level hardening: reading the token (flag, file or
+``WONDERQ_TOKEN``), loading the TLS certificate, raising the open-files limit
+for ``--max-connections``, and a loud warning when a non-loopback address is
+served without a token.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
+import os
+import resource
 import signal
+import ssl
 import sys
 from typing import Any
 
@@ -91,9 +98,84 @@ def add_parser(sub: Any) -> None:
         default=d.acked_history,
         help=f"acked ids INFO remembers per queue (default {d.acked_history})",
     )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        help=f"open connections; more are refused with an error line (default {d.max_connections})",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=d.idle_timeout_s,
+        dest="idle_timeout_s",
+        help="close a connection after this many seconds without a complete request, "
+        "unless it holds a lease or a waiting GET (default: never)",
+    )
+    p.add_argument(
+        "--token",
+        help=f"require AUTH with this token on every connection (or --token-file, or {TOKEN_ENV})",
+    )
+    p.add_argument(
+        "--token-file", help="read the token from this file (surrounding blanks removed)"
+    )
+    p.add_argument("--tls-cert", help="serve TLS with this PEM certificate chain (needs --tls-key)")
+    p.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(run=run)
+
+
+TOKEN_ENV = "WONDERQ_TOKEN"
+_SPARE_FILES = 64  # descriptors beyond one per connection: listener, loop, logs
+
+
+def read_token(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str | None:
+    """The token from --token, --token-file or WONDERQ_TOKEN (in that order); ValueError if bad."""
+    env = os.environ if environ is None else environ
+    if args.token is not None and args.token_file is not None:
+        raise ValueError("give --token or --token-file, not both")
+    if args.token is not None:
+        token: str | None = args.token
+    elif args.token_file is not None:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read --token-file: {exc}") from None
+    else:
+        token = env.get(TOKEN_ENV)
+    if token is not None and not token:
+        raise ValueError("the token is empty")
+    return token
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """A server TLS context from --tls-cert/--tls-key, or None; ValueError if bad."""
+    if args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load --tls-cert/--tls-key: {exc}") from None
+    return context
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise the soft RLIMIT_NOFILE towards ``wanted`` (at most the hard limit); the new soft."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        return target
+    return soft
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -109,15 +191,46 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_line=args.max_line,
         max_memory=args.max_memory,
         acked_history=args.acked_history,
+        max_connections=args.max_connections,
+        idle_timeout_s=args.idle_timeout_s,
+        token=read_token(args),
     )
 
 
-async def serve(config: Config) -> None:
-    server = Server(config)
+def exposure_warnings(addresses: list[str], config: Config, tls: bool) -> list[str]:
+    """Loud warnings for a broker reachable beyond this machine without protection."""
+    exposed = [a for a in addresses if not _is_loopback(a)]
+    if not exposed:
+        return []
+    where = ", ".join(exposed)
+    if config.token is None:
+        return [
+            f"WARNING: listening on {where}, which is not loopback, WITHOUT A TOKEN: anyone who "
+            f"can reach it can read, delete and inject messages. Set --token-file or {TOKEN_ENV}."
+        ]
+    if not tls:
+        return [
+            f"WARNING: listening on {where} without TLS: the token and every message cross "
+            "the network in clear text. Set --tls-cert and --tls-key."
+        ]
+    return []
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve(config: Config, tls: ssl.SSLContext | None = None) -> None:
+    server = Server(config, ssl=tls)
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_stop)
+    for warning in exposure_warnings(server.addresses, config, tls is not None):
+        print(warning, file=sys.stderr, flush=True)
     print(f"listening on {server.host}:{server.port}", flush=True)
     await server.serve_until_stopped()
 
@@ -130,11 +243,21 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         config = config_from_args(args)
+        tls = tls_context(args)
     except ValueError as exc:
         print(f"wonderq serve: {exc}", file=sys.stderr)
         return 2
+    wanted_files = config.max_connections + _SPARE_FILES
+    open_files = raise_open_files_limit(wanted_files)
+    if open_files < wanted_files:
+        print(
+            f"wonderq serve: warning: the open-files limit is {open_files} (hard limit reached), "
+            f"below max-connections ({config.max_connections}) + {_SPARE_FILES}: connections "
+            "past it cannot be accepted",
+            file=sys.stderr,
+        )
     try:
-        run_loop(serve(config), use_uvloop=not args.no_uvloop)
+        run_loop(serve(config, tls), use_uvloop=not args.no_uvloop)
     except OSError as exc:
         print(
             f"wonderq serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr

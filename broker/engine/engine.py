@@ -308,6 +308,10 @@ class Engine:
         self._deadlines.push(msg.due_at, msg)
         self._settle(now)
 
+    def holds(self, owner: object) -> bool:
+        """True while ``owner`` holds a lease or has a GET waiting (never changes state)."""
+        return bool(self._owned.get(owner)) or bool(self._owner_waiters.get(owner))
+
     def disconnect(self, now: float, owner: object) -> int:
         """The owner is gone: release all its leases at once and drop its waiters."""
         for waiter in self._owner_waiters.pop(owner, ()):

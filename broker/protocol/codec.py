@@ -16,7 +16,7 @@ import msgspec
 from broker.errors import BadJson, BadRequest, LineTooLong, UnknownOp, WonderQError
 from broker.protocol.framing import TOO_LONG, Frame
 from broker.protocol.requests import OPS, Request
-from broker.protocol.shorthand import to_json
+from broker.protocol.shorthand import TOO_DEEP, to_json
 
 Reply = dict[str, Any]
 
@@ -64,6 +64,8 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
         if "out of range" in str(exc):  # valid JSON, but a number no field can hold
             return _explain(line, str(exc))
         return Invalid(BadJson(f"line is not valid JSON: {exc}"))
+    except RecursionError:  # msgspec's nesting limit (about 1000 levels)
+        return Invalid(BadJson(TOO_DEEP))
     put_shape = _check_shape(request)
     if put_shape is not None:
         return Invalid(BadRequest(put_shape), request.rid)
@@ -96,6 +98,10 @@ def _explain(line: bytes, detail: str) -> Invalid:
         if "out of range" in str(exc):
             return Invalid(BadRequest(detail))
         return Invalid(BadJson(f"line is not valid JSON: {detail}"))
+    except RecursionError:  # the typed decoder failed early on a value nested too deeply
+        if not line.startswith(b"{"):
+            return Invalid(BadJson("a request must be a JSON object"))
+        return Invalid(BadRequest(detail))
     if not isinstance(obj, dict):
         return Invalid(BadJson(f"a request must be a JSON object, not {type(obj).__name__}"))
     rid = obj.get("rid")

@@ -112,7 +112,15 @@ class Quit(_Request, tag="QUIT"):
     pass
 
 
-Request = Put | Get | Ack | Nack | Touch | Info | Stats | Queues | Purge | Redrive | Ping | Quit
+class Auth(_Request, tag="AUTH"):
+    """Answered by the server's auth gate, never by a backend."""
+
+    token: Annotated[str, Meta(max_length=TOKEN_MAX)]
+
+
+Request = (
+    Put | Get | Ack | Nack | Touch | Info | Stats | Queues | Purge | Redrive | Ping | Quit | Auth
+)
 
 REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Put,
@@ -127,5 +135,6 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Redrive,
     Ping,
     Quit,
+    Auth,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)

@@ -15,6 +15,8 @@ import msgspec
 
 from broker.errors import BadJson, BadRequest, UnknownOp
 
+TOO_DEEP: Final = "line is not valid JSON: it nests arrays/objects too deeply"
+
 # op -> names of its positional arguments; "*ids" takes the rest as a list.
 _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "GET": ("queue", "max", "lease", "wait"),
@@ -27,7 +29,9 @@ _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "REDRIVE": ("queue",),
     "PING": (),
     "QUIT": (),
+    "AUTH": ("token",),
 }
+_STRINGS: Final = frozenset(("queue", "id", "token"))  # never read as numbers
 
 _encode = msgspec.json.encode
 
@@ -52,6 +56,8 @@ def _put(rest: str) -> dict[str, Any] | bytes:
         msgspec.json.decode(text)
     except msgspec.DecodeError:
         body = _encode(text)
+    except RecursionError:
+        raise BadJson(TOO_DEEP) from None
     else:
         body = text.encode()
     return b'{"op":"PUT","queue":' + _encode(queue) + b',"body":' + body + b"}"
@@ -92,5 +98,5 @@ def to_json(line: bytes) -> bytes:
         )
     request: dict[str, Any] = {"op": op}
     for name, arg in zip(names, args, strict=False):
-        request[name] = arg if name in ("queue", "id") else _scalar(arg)
+        request[name] = arg if name in _STRINGS else _scalar(arg)
     return _encode(request)

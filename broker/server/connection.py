@@ -7,6 +7,9 @@ waiting GET's reply is written when the backend delivers it). Reading pauses
 while the transport's write buffer is above its high-water mark (a client that
 does not read its replies cannot make the server buffer without bound) and
 while an asynchronous batch is in flight (replies stay in request order).
+Before the backend sees a request, the connection's ``AuthGate`` screens it
+(``AUTH`` never reaches a backend). A connection over the server's
+``max-connections`` is refused in ``connection_made`` with one error line.
 Must never: touch queue state except through the backend, or raise out of an
 asyncio callback.
 """
@@ -20,10 +23,11 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from broker.backend.base import Backend, Replies
-from broker.errors import WonderQError
+from broker.errors import Unavailable, WonderQError
 from broker.protocol.codec import Invalid, Reply, decode, encode, error_reply
 from broker.protocol.framing import LineFramer
 from broker.protocol.requests import Quit, Request
+from broker.server.auth import Answered, AuthGate, AuthState, Item
 
 if TYPE_CHECKING:
     from broker.server.server import Server
@@ -53,6 +57,8 @@ class Connection(asyncio.Protocol):
         self._busy: asyncio.Task[None] | None = None
         self._backlog: list[bytes] = []  # data read while an async batch was in flight
         self._closing = False
+        self._gate = AuthGate(server.config.token)
+        self.refused = False  # over max-connections: never opened with the backend
 
     # ---------------------------------------------------------- asyncio hooks
 
@@ -66,16 +72,32 @@ class Connection(asyncio.Protocol):
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
         config = self._server.config
+        if len(self._server.connections) >= config.max_connections:
+            self.refused = True
+            self._closing = True
+            refusal = Unavailable(
+                f"too many connections: the limit (max-connections) is {config.max_connections}"
+            )
+            transport.write(encode(error_reply(refusal)) + _NEWLINE)
+            transport.close()
+            self._server.connection_refused(self)
+            return
         transport.set_write_buffer_limits(high=config.write_high_water, low=config.write_low_water)
         self.owner = self._backend.open(self)
         self._server.connection_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self.refused:
+            return
         if self._busy is not None:
             self._busy.cancel()
         self._backend.close(self.owner)
         self._server.connection_closed(self)
+
+    def holds_work(self) -> bool:
+        """True while this connection holds a lease or has a GET waiting."""
+        return self._backend.holds(self.owner)
 
     def pause_writing(self) -> None:
         self._paused_for_write = True
@@ -96,6 +118,8 @@ class Connection(asyncio.Protocol):
             transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
         if self._busy is not None:  # already paused; a last chunk can still arrive
             self._backlog.append(data)
             return
@@ -110,9 +134,11 @@ class Connection(asyncio.Protocol):
         if not frames or self._closing:
             return
         max_line = self._max_line
-        items: list[Request | Invalid] = [decode(f, max_line) for f in frames]  # type: ignore[arg-type]
-        requests = [i for i in items if not isinstance(i, Invalid)]
+        decoded: list[Request | Invalid] = [decode(f, max_line) for f in frames]  # type: ignore[arg-type]
+        items = self._gate.screen(decoded)
+        requests = [i for i in items if not isinstance(i, (Invalid, Answered))]
         self.requests_served += len(items)
+        self._server.connection_active(self)
         try:
             result = self._backend.execute(self.owner, requests) if requests else []
         except WonderQError as exc:  # the whole batch failed (e.g. store unavailable)
@@ -123,14 +149,13 @@ class Connection(asyncio.Protocol):
             self._busy = asyncio.ensure_future(self._finish_async(items, result))
             self._update_reading()
 
-    async def _finish_async(
-        self, items: list[Request | Invalid], pending: Awaitable[Replies]
-    ) -> None:
+    async def _finish_async(self, items: list[Item], pending: Awaitable[Replies]) -> None:
         try:
             try:
                 replies = await pending
             except WonderQError as exc:
-                replies = [error_reply(exc)] * sum(not isinstance(i, Invalid) for i in items)
+                n = sum(not isinstance(i, (Invalid, Answered)) for i in items)
+                replies = [error_reply(exc)] * n
             self._write_batch(items, replies)
         finally:
             self._busy = None
@@ -142,13 +167,16 @@ class Connection(asyncio.Protocol):
                 self._process(self._framer.feed(data))
         self._update_reading()
 
-    def _write_batch(self, items: list[Request | Invalid], replies: Replies) -> None:
+    def _write_batch(self, items: list[Item], replies: Replies) -> None:
         out: list[bytes] = []
-        quit_after = False
+        quit_after = self._gate.state is AuthState.REFUSED
         it = iter(replies)
         for item in items:
             if isinstance(item, Invalid):
                 out.append(_with_rid(encode(error_reply(item.error)), item.rid))
+                continue
+            if isinstance(item, Answered):
+                out.append(_with_rid(encode(item.reply), item.rid))
                 continue
             reply = next(it)
             if reply is None:

@@ -1,7 +1,9 @@
 """The TCP server: listens, tracks connections, starts and stops the backend.
 
-Owns: the listening socket, the set of live connections, and graceful shutdown
-(stop accepting; complete waiting GETs; flush and close every connection).
+Owns: the listening socket (plain TCP, or TLS with an ``ssl.SSLContext``), the
+set of live connections, the idle timeout (one ``IdleTracker`` and one loop
+timer for every connection), and graceful shutdown (stop accepting; complete
+waiting GETs; flush and close every connection).
 Must never: hold queue state (the backend does) or parse requests (the codec does).
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as ssl_module
 import time
 from types import TracebackType
 
@@ -16,10 +19,12 @@ from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
 from broker.config import Config
 from broker.server.connection import Connection
+from broker.server.idle import IdleTracker
 
 log = logging.getLogger("wonderq.server")
 
 _CLOSE_TIMEOUT_S = 5.0
+_TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
 
 def first_seq_from_clock() -> int:
@@ -28,8 +33,15 @@ def first_seq_from_clock() -> int:
 
 
 class Server:
-    def __init__(self, config: Config | None = None, backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        backend: Backend | None = None,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
         self.config = config if config is not None else Config()
+        self.ssl = ssl
         self.backend: Backend = (
             backend
             if backend is not None
@@ -38,6 +50,12 @@ class Server:
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
+        self.refused = 0  # connections refused over max-connections, since start
+        timeout_s = self.config.idle_timeout_s
+        self._idle: IdleTracker[Connection] | None = (
+            IdleTracker(timeout_s) if timeout_s is not None else None
+        )
+        self._idle_timer: asyncio.TimerHandle | None = None
         self.backend.add_stats_provider(lambda: {"connections": len(self.connections)})
 
     @property
@@ -50,6 +68,12 @@ class Server:
         assert self._server is not None, "server not started"
         return str(self._server.sockets[0].getsockname()[0])
 
+    @property
+    def addresses(self) -> list[str]:
+        """Every address listened on (an IPv4 and an IPv6 one for a host name)."""
+        assert self._server is not None, "server not started"
+        return [str(sock.getsockname()[0]) for sock in self._server.sockets]
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.backend.start()
@@ -59,16 +83,63 @@ class Server:
             self.config.port,
             reuse_address=True,
             backlog=1024,
+            ssl=self.ssl,
+            ssl_handshake_timeout=_TLS_HANDSHAKE_TIMEOUT_S if self.ssl is not None else None,
         )
         log.info("listening on %s:%d", self.host, self.port)
 
     def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
         log.debug("connection opened %s", conn.peer)
+        self.connection_active(conn)
+
+    def connection_refused(self, conn: Connection) -> None:
+        self.refused += 1
+        log.warning(
+            "refused connection from %s: max-connections (%d) reached",
+            conn.peer,
+            self.config.max_connections,
+        )
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        if self._idle is not None:
+            self._idle.forget(conn)
         log.debug("connection closed %s (%d requests)", conn.peer, conn.requests_served)
+
+    # ------------------------------------------------------------ idle timeout
+
+    def connection_active(self, conn: Connection) -> None:
+        """``conn`` completed a request (or just opened): its idle time starts again."""
+        idle = self._idle
+        if idle is None or self._server is None:  # no timeout, or shutting down
+            return
+        loop = asyncio.get_running_loop()
+        idle.touch(conn, loop.time())
+        if self._idle_timer is None:
+            self._arm_idle_timer(loop)
+
+    def _arm_idle_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._idle is not None
+        at = self._idle.next_deadline()
+        self._idle_timer = None if at is None else loop.call_at(at, self._on_idle_timer)
+
+    def _on_idle_timer(self) -> None:
+        """Close connections idle for idle-timeout that hold no lease and no waiting GET.
+
+        A connection that still holds work counts as active now (checked again later).
+        Deadlines only move later, so a timer armed at the first one is never late.
+        """
+        assert self._idle is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in self._idle.expired(now):
+            if conn.holds_work():
+                self._idle.touch(conn, now)
+            else:
+                log.info("closing %s: idle for %g s", conn.peer, self._idle.timeout_s)
+                conn.close()
+        self._arm_idle_timer(loop)
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -83,6 +154,9 @@ class Server:
             return
         server, self._server = self._server, None
         server.close()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         await self.backend.stop()  # completes waiting GETs (empty replies)
         for conn in list(self.connections):
             conn.close()
