@@ -144,7 +144,7 @@ def read_token(args: argparse.Namespace, environ: dict[str, str] | None = None) 
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read --token-file: {exc}") from None
     else:
-        token = env.get(TOKEN_ENV)
+        token = env.get(TOKEN_ENV) or None  # set but empty: no token
     if token is not None and not token:
         raise ValueError("the token is empty")
     return token

@@ -1,0 +1,241 @@
+"""Token authentication: the gate's table, then over TCP, the clients and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import wonderq
+from broker.errors import ErrorCode
+from broker.protocol.codec import Invalid, decode
+from broker.protocol.requests import Auth, Ping, Request
+from broker.server.auth import MAX_FAILURES, Answered, AuthGate, AuthState
+from tests.conftest import ServerFactory
+from tests.support import LineClient, closed_by_server
+
+TOKEN = "s3cret-token"
+
+
+def _decode(line: bytes) -> Request | Invalid:
+    return decode(line, 1024)
+
+
+# ------------------------------------------------------------------ the gate
+
+
+def test_gate_without_token_passes_everything_and_answers_auth_ok() -> None:
+    gate = AuthGate(None)
+    ping = Ping(rid=1)
+    out = gate.screen([ping, Auth(token="anything", rid=2), ping])
+    assert out[0] is ping and out[2] is ping
+    assert isinstance(out[1], Answered) and out[1].reply == {"ok": True} and out[1].rid == 2
+    assert gate.state is AuthState.OPEN
+
+
+def test_gate_with_token_follows_its_table() -> None:
+    gate = AuthGate(TOKEN)
+    assert gate.state is AuthState.LOCKED
+    (denied,) = gate.screen([Ping(rid="early")])
+    assert isinstance(denied, Invalid) and denied.error.code is ErrorCode.UNAUTHORIZED
+    assert denied.rid == "early" and "AUTH" in denied.error.message
+    # a decoding error before AUTH is unauthorized too (strangers learn nothing more)
+    (garbage,) = gate.screen([_decode(b"{nope")])
+    assert isinstance(garbage, Invalid) and garbage.error.code is ErrorCode.UNAUTHORIZED
+    ok, ping = gate.screen([Auth(token=TOKEN), Ping()])
+    assert isinstance(ok, Answered) and isinstance(ping, Ping)
+    assert gate.state is AuthState.OPEN
+    (wrong,) = gate.screen([Auth(token="guess")])  # the third failure
+    assert isinstance(wrong, Invalid) and "wrong token" in wrong.error.message
+    assert gate.state is AuthState.REFUSED and "closing" in wrong.error.message
+    assert gate.screen([Auth(token=TOKEN), Ping()]) == []  # refused: nothing more
+
+
+def test_gate_refuses_after_max_failures_mid_batch() -> None:
+    gate = AuthGate(TOKEN)
+    out = gate.screen([Ping()] * (MAX_FAILURES + 5))
+    assert len(out) == MAX_FAILURES
+    assert all(isinstance(i, Invalid) for i in out)
+    assert gate.state is AuthState.REFUSED
+
+
+def test_wrong_token_error_never_echoes_the_token() -> None:
+    gate = AuthGate(TOKEN)
+    (out,) = gate.screen([Auth(token="my-wrong-guess")])
+    assert isinstance(out, Invalid)
+    assert "my-wrong-guess" not in out.error.message and TOKEN not in out.error.message
+
+
+# --------------------------------------------------------------- over TCP
+
+
+async def test_auth_without_token_configured_replies_ok(server_factory: ServerFactory) -> None:
+    async with server_factory() as srv, await LineClient.connect(srv.port) as c:
+        assert await c.call(op="AUTH", token="whatever", rid=1) == {"ok": True, "rid": 1}
+        assert await c.line("AUTH whatever") == {"ok": True}
+        assert await c.call(op="PING") == {"ok": True}
+
+
+async def test_token_required_then_everything_works(server_factory: ServerFactory) -> None:
+    async with (
+        server_factory(token=TOKEN) as srv,
+        await LineClient.connect(srv.port) as c,
+    ):
+        reply = await c.call(op="PUT", queue="q", body=1, rid="r")
+        assert reply["error"] == "unauthorized" and reply["rid"] == "r"
+        assert await c.call(op="AUTH", token=TOKEN) == {"ok": True}
+        assert (await c.call(op="PUT", queue="q", body=1))["ok"] is True
+        assert (await c.call(op="STATS", queue="q"))["queues"]["q"]["put"] == 1
+
+
+async def test_shorthand_auth_and_pipelined_auth(server_factory: ServerFactory) -> None:
+    async with server_factory(token=TOKEN) as srv:
+        async with await LineClient.connect(srv.port) as c:
+            assert await c.line(f"AUTH {TOKEN}") == {"ok": True}
+            assert await c.line("PING") == {"ok": True}
+        async with await LineClient.connect(srv.port) as c:
+            # AUTH and requests in one write: the gate opens mid-batch, in order
+            await c.send_raw(
+                b'{"op":"PING","rid":0}\n'
+                + f'{{"op":"AUTH","token":"{TOKEN}","rid":1}}\n'.encode()
+                + b'{"op":"PUT","queue":"q","body":2,"rid":2}\n'
+            )
+            first, second, third = await c.reply(), await c.reply(), await c.reply()
+            assert first["error"] == "unauthorized" and first["rid"] == 0
+            assert second == {"ok": True, "rid": 1}
+            assert third["ok"] is True and third["rid"] == 2
+
+
+async def test_three_failures_close_the_connection_others_unaffected(
+    server_factory: ServerFactory,
+) -> None:
+    async with server_factory(token=TOKEN) as srv:
+        good = await LineClient.connect(srv.port)
+        bad = await LineClient.connect(srv.port)
+        try:
+            assert await good.call(op="AUTH", token=TOKEN) == {"ok": True}
+            await good.call(op="PUT", queue="kept", body="safe")
+            for i in range(MAX_FAILURES):
+                reply = await bad.call(op="AUTH", token=f"guess-{i}")
+                assert reply["error"] == "unauthorized"
+            assert "closing" in reply["message"]
+            assert await closed_by_server(bad)
+            got = await good.call(op="GET", queue="kept")
+            assert [m["body"] for m in got["messages"]] == ["safe"]
+        finally:
+            await good.close()
+            await bad.close()
+
+
+async def test_garbage_flood_before_auth_gets_three_errors_then_close(
+    server_factory: ServerFactory,
+) -> None:
+    async with server_factory(token=TOKEN) as srv, await LineClient.connect(srv.port) as c:
+        await c.send_raw(b'{"op":"PUT","queue":"q","body":1}\n' * 1000)
+        errors = [await c.reply() for _ in range(MAX_FAILURES)]
+        assert all(e["error"] == "unauthorized" for e in errors)
+        assert await closed_by_server(c)
+        # nothing reached the queue
+        async with await LineClient.connect(srv.port) as admin:
+            await admin.call(op="AUTH", token=TOKEN)
+            assert (await admin.call(op="QUEUES"))["queues"] == []
+
+
+async def test_python_client_with_token(server_factory: ServerFactory) -> None:
+    async with server_factory(token=TOKEN) as srv:
+        async with await wonderq.connect("127.0.0.1", srv.port, token=TOKEN) as client:
+            await client.put("auth-q", {"n": 1})
+            (msg,) = await client.get("auth-q")
+            assert msg.body == {"n": 1}
+            await msg.ack()
+        with pytest.raises(wonderq.Unauthorized):
+            await wonderq.connect("127.0.0.1", srv.port, token="wrong")
+        async with await wonderq.connect("127.0.0.1", srv.port) as anonymous:
+            with pytest.raises(wonderq.Unauthorized):
+                await anonymous.ping()
+
+
+# ------------------------------------------------------------------- the CLI
+
+
+async def _start_cli(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", "serve", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**{k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"}, **(env or {})},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    async with asyncio.timeout(20):
+        line = (await proc.stdout.readline()).decode()
+    assert "listening on" in line, line
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+async def _stop_cli(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM, wait (bounded); return what it printed on stderr."""
+    if proc.returncode is None:
+        proc.terminate()
+    async with asyncio.timeout(20):
+        _, err = await proc.communicate()
+    return err.decode()
+
+
+@pytest.mark.parametrize("source", ["flag", "file", "env"])
+async def test_cli_token_sources(source: str, tmp_path: Path) -> None:
+    args: list[str] = []
+    env: dict[str, str] = {}
+    if source == "flag":
+        args = ["--token", TOKEN]
+    elif source == "file":
+        path = tmp_path / "token"
+        path.write_text(TOKEN + "\n")
+        args = ["--token-file", str(path)]
+    else:
+        env = {"WONDERQ_TOKEN": TOKEN}
+    proc, port = await _start_cli(*args, env=env)
+    try:
+        async with await LineClient.connect(port) as c:
+            assert (await c.call(op="PING"))["error"] == "unauthorized"
+            assert await c.call(op="AUTH", token=TOKEN) == {"ok": True}
+            assert await c.call(op="PING") == {"ok": True}
+    finally:
+        err = await _stop_cli(proc)
+    assert TOKEN not in err  # never logged
+
+
+async def test_cli_bad_token_settings_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for args in (
+        ["--token", "a", "--token-file", str(empty)],
+        ["--token-file", str(empty)],
+        ["--token-file", str(tmp_path / "missing")],
+        ["--tls-cert", str(empty)],
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "broker", "serve", "--port", "0", *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(20):
+            _, err = await proc.communicate()
+        assert proc.returncode == 2, (args, err)
+        assert b"wonderq serve:" in err
+
+
+async def test_cli_warns_loudly_on_non_loopback_without_token() -> None:
+    proc, _ = await _start_cli("--host", "0.0.0.0")
+    err = await _stop_cli(proc)
+    assert "WARNING" in err and "WITHOUT A TOKEN" in err
+    proc, _ = await _start_cli("--host", "0.0.0.0", "--token", TOKEN)
+    err = await _stop_cli(proc)
+    assert "WITHOUT A TOKEN" not in err and "without TLS" in err
+    proc, _ = await _start_cli("--host", "127.0.0.1")
+    err = await _stop_cli(proc)
+    assert "WARNING" not in err
