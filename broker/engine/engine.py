@@ -240,6 +240,8 @@ class Engine:
     def _leased_by(self, owner: object, seq: int) -> Message:
         msg = self._messages.get(seq)
         if msg is None:
+            if seq in self._acked:
+                raise NotLeased(f"message {format_id(seq)} was acked already")
             raise NotFound(f"no message with id {format_id(seq)}")
         if msg.state != State.LEASED or msg.owner != owner:
             raise NotLeased(f"message {format_id(seq)} is not leased by this connection")
@@ -254,7 +256,10 @@ class Engine:
         for seq in seqs:
             msg = self._messages.get(seq)
             if msg is None:
-                result.not_found.append(seq)
+                if seq in self._acked:
+                    result.not_leased.append(seq)
+                else:
+                    result.not_found.append(seq)
             elif msg.state != State.LEASED or msg.owner != owner:
                 result.not_leased.append(seq)
             else:
