@@ -118,8 +118,27 @@ class Auth(_Request, tag="AUTH"):
     token: Annotated[str, Meta(max_length=TOKEN_MAX)]
 
 
+class Cancel(_Request, tag="CANCEL"):
+    """End this connection's waiting GET whose ``rid`` is ``get`` (it replies at once, empty)."""
+
+    get: Rid
+
+
 Request = (
-    Put | Get | Ack | Nack | Touch | Info | Stats | Queues | Purge | Redrive | Ping | Quit | Auth
+    Put
+    | Get
+    | Ack
+    | Nack
+    | Touch
+    | Info
+    | Stats
+    | Queues
+    | Purge
+    | Redrive
+    | Ping
+    | Quit
+    | Cancel
+    | Auth
 )
 
 REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
@@ -135,6 +154,7 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Redrive,
     Ping,
     Quit,
+    Cancel,
     Auth,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)

@@ -29,6 +29,7 @@ _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "REDRIVE": ("queue",),
     "PING": (),
     "QUIT": (),
+    "CANCEL": ("get",),
     "AUTH": ("token",),
 }
 _STRINGS: Final = frozenset(("queue", "id", "token"))  # never read as numbers

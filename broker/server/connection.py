@@ -136,6 +136,10 @@ class Connection(asyncio.Protocol):
         max_line = self._max_line
         decoded: list[Request | Invalid] = [decode(f, max_line) for f in frames]  # type: ignore[arg-type]
         items = self._gate.screen(decoded)
+        for i, item in enumerate(items):
+            if type(item) is Quit:  # nothing after QUIT runs: it would get no reply
+                del items[i + 1 :]
+                break
         requests = [i for i in items if not isinstance(i, (Invalid, Answered))]
         self.requests_served += len(items)
         self._server.connection_active(self)
