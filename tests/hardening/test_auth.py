@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import wonderq
@@ -16,6 +17,7 @@ from broker.protocol.requests import Auth, Ping, Request
 from broker.server.auth import MAX_FAILURES, Answered, AuthGate, AuthState
 from tests.conftest import ServerFactory
 from tests.support import LineClient, closed_by_server
+from tests.test_protocol_doc import matches, substitute
 
 TOKEN = "s3cret-token"
 
@@ -239,3 +241,32 @@ async def test_cli_warns_loudly_on_non_loopback_without_token() -> None:
     proc, _ = await _start_cli("--host", "127.0.0.1")
     err = await _stop_cli(proc)
     assert "WARNING" not in err
+
+
+# ------------------------------------------------------- protocol.md's example
+
+
+def _token_transcript() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "protocol.md").read_text()
+    lines = text.split("# wonderq serve --token s3cret\n", 1)[1].split("```", 1)[0]
+    return lines.splitlines()
+
+
+async def test_protocol_md_token_transcript(server_factory: ServerFactory) -> None:
+    """The token transcript of protocol.md (which the generic replay skips) holds."""
+    block = _token_transcript()
+    assert len(block) >= 6
+    env: dict[str, str] = {}
+    async with (
+        server_factory(token="s3cret") as srv,
+        await LineClient.connect(srv.port) as c,
+    ):
+        for line in block:
+            kind, text = line[:3], line[3:]
+            if kind == "C: ":
+                await c.send_raw(substitute(text, env).encode() + b"\n")
+                continue
+            assert kind == "S: ", line
+            actual = await c.reply()
+            assert matches(msgspec.json.decode(text), actual, env), (text, actual)
+        assert await closed_by_server(c)  # the transcript ends with the third failure
