@@ -27,7 +27,7 @@ ID_MAX: Final = 64
 TOKEN_MAX: Final = 4096
 
 QueueName = Annotated[
-    str, Meta(min_length=1, max_length=QUEUE_NAME_MAX, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    str, Meta(min_length=1, max_length=QUEUE_NAME_MAX, pattern=r"^[A-Za-z0-9_.:\-]+\Z")
 ]
 Key = Annotated[str, Meta(min_length=1, max_length=KEY_MAX)]
 MessageId = Annotated[str, Meta(min_length=1, max_length=ID_MAX)]
