@@ -1,12 +1,15 @@
 """One client connection: bytes in, replies out, with flow control both ways.
 
-Owns: moving bytes between a transport and the codec/backend. Every complete
-line of one ``data_received`` is decoded and handed to the backend as one batch;
-the batch's replies go out in one ``transport.write``, in request order (a
-waiting GET's reply is written when the backend delivers it). Reading pauses
-while the transport's write buffer is above its high-water mark (a client that
-does not read its replies cannot make the server buffer without bound) and
-while an asynchronous batch is in flight (replies stay in request order).
+Owns: moving bytes between a transport and the codec/backend. The complete
+lines of one ``data_received`` are decoded and handed to the backend in batches
+of at most ``BATCH_LINES``; each batch's replies go out in one
+``transport.write``, in request order (a waiting GET's reply is written when the
+backend delivers it). Once the transport's write buffer is above its high-water
+mark, no further batch runs and reading pauses until it drains: lines already
+read wait, framed, in ``_pending``. So a client that does not read its replies
+cannot make the server buffer more than the high-water mark plus one batch of
+replies, however small its requests and large their replies (STATS). Reading
+also pauses while an asynchronous batch is in flight (replies stay in order).
 Before the backend sees a request, the connection's ``AuthGate`` screens it
 (``AUTH`` never reaches a backend). A connection over the server's
 ``max-connections`` is refused in ``connection_made`` with one error line.
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, cast
 from broker.backend.base import Backend, Replies
 from broker.errors import Unavailable, WonderQError
 from broker.protocol.codec import Invalid, Reply, decode, encode, error_reply
-from broker.protocol.framing import LineFramer
+from broker.protocol.framing import Frame, LineFramer
 from broker.protocol.requests import Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item
 
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("wonderq.connection")
 
 _NEWLINE = b"\n"
+
+#: Lines per backend batch: bounds the replies written past the high-water mark.
+BATCH_LINES = 32
 
 
 def _with_rid(encoded: bytes, rid: str | int | None) -> bytes:
@@ -55,7 +61,8 @@ class Connection(asyncio.Protocol):
         self.requests_served = 0
         self._paused_for_write = False
         self._busy: asyncio.Task[None] | None = None
-        self._backlog: list[bytes] = []  # data read while an async batch was in flight
+        # lines read but not run yet: while the write buffer is full or a batch is async
+        self._pending: list[Frame] = []
         self._closing = False
         self._gate = AuthGate(server.config.token)
         self.refused = False  # over max-connections: never opened with the backend
@@ -105,13 +112,13 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused_for_write = False
-        self._update_reading()
+        self._run_pending()
 
     def _update_reading(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._paused_for_write or self._busy is not None:
+        if self._paused_for_write or self._busy is not None or self._pending:
             if transport.is_reading():
                 transport.pause_reading()
         elif not transport.is_reading():
@@ -120,21 +127,35 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        if self._busy is not None:  # already paused; a last chunk can still arrive
-            self._backlog.append(data)
+        frames = self._framer.feed(data)
+        if self._pending or self._busy is not None:  # paused; a last chunk can still arrive
+            self._pending.extend(frames)
             return
-        self._process(self._framer.feed(data))
+        self._process(frames)
 
     def eof_received(self) -> bool | None:
         return False  # close our side too once replies are flushed
 
     # ---------------------------------------------------------------- batches
 
-    def _process(self, frames: Sequence[bytes | object]) -> None:
-        if not frames or self._closing:
-            return
+    def _process(self, frames: Sequence[Frame]) -> None:
+        """Run ``frames`` batch by batch while replies can be written; keep the rest."""
+        done = 0
+        while done < len(frames) and not self._closing:
+            if self._busy is not None or self._paused_for_write:
+                self._pending.extend(frames[done:])
+                break
+            self._run_batch(frames[done : done + BATCH_LINES])
+            done += BATCH_LINES
+        self._update_reading()
+
+    def _run_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        self._process(pending)
+
+    def _run_batch(self, frames: Sequence[Frame]) -> None:
         max_line = self._max_line
-        decoded: list[Request | Invalid] = [decode(f, max_line) for f in frames]  # type: ignore[arg-type]
+        decoded = [decode(f, max_line) for f in frames]
         items = self._gate.screen(decoded)
         for i, item in enumerate(items):
             if type(item) is Quit:  # nothing after QUIT runs: it would get no reply
@@ -151,7 +172,6 @@ class Connection(asyncio.Protocol):
             self._write_batch(items, result)
         else:
             self._busy = asyncio.ensure_future(self._finish_async(items, result))
-            self._update_reading()
 
     async def _finish_async(self, items: list[Item], pending: Awaitable[Replies]) -> None:
         try:
@@ -163,13 +183,7 @@ class Connection(asyncio.Protocol):
             self._write_batch(items, replies)
         finally:
             self._busy = None
-        backlog, self._backlog = self._backlog, []
-        for data in backlog:
-            if self._busy is not None:
-                self._backlog.append(data)
-            else:
-                self._process(self._framer.feed(data))
-        self._update_reading()
+        self._run_pending()
 
     def _write_batch(self, items: list[Item], replies: Replies) -> None:
         out: list[bytes] = []
