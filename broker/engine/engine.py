@@ -478,6 +478,7 @@ class Engine:
                 self._end_wait(waiter)
                 self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
                 ended += 1
+        self._deadlines.compact(self._n_timed)
         return ended
 
     def end_all_waits(self) -> None:
