@@ -26,7 +26,14 @@ StatsProvider = Callable[[], dict[str, Any]]
 
 
 class ReplySink(Protocol):
-    """What a backend may do to a connection: complete one of its waiting GETs."""
+    """What a backend may do to a connection: complete one of its waiting GETs.
+
+    It may also read two figures for ``STATS {"connections": true}`` and
+    ``PEEK``'s lease holder: the peer address and the requests served so far.
+    """
+
+    peer: str
+    requests_served: int
 
     def deliver(self, request: Request, reply: Reply) -> None: ...
 
