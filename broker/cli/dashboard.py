@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,6 +26,7 @@ from broker.engine.queue import DEAD_SUFFIX
 
 SPARK: Final = "▁▂▃▄▅▆▇█"
 HISTORY_S: Final = 60.0  # the sparkline covers this much
+SPARK_MIN: Final = 8  # narrowest sparkline column
 #: STATS server fields the header shows by name; any other numeric field (the
 #: durable log's figures, for one) is shown too, after these
 SERVER_KNOWN: Final = frozenset(
@@ -89,17 +90,23 @@ def age(seconds: float | None) -> str:
     return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
-def sparkline(values: Sequence[float], width: int) -> str:
-    """The last ``width`` buckets of ``values`` (max per bucket), scaled to their own max."""
+def sparkline(values: Sequence[float], width: int, window: int | None = None) -> str:
+    """``values`` (oldest first) as ``width`` bars, each the max of ``window / width`` samples.
+
+    Buckets are counted from the newest sample, so a bar covers the same samples
+    from one refresh to the next, and the line fills in from the right. Bars are
+    scaled to the largest value shown; zero is the baseline.
+    """
     if width <= 0 or not values:
         return ""
-    per = max(1, math.ceil(len(values) / width))
-    buckets = [max(values[i : i + per]) for i in range(0, len(values), per)][-width:]
+    per = max(1, math.ceil((window or len(values)) / width))
+    buckets = [max(values[max(0, end - per) : end]) for end in range(len(values), 0, -per)][:width][
+        ::-1
+    ]
     top = max(buckets)
-    if top <= 0:
-        chars = SPARK[0] * len(buckets)
-    else:
-        chars = "".join(SPARK[min(7, math.ceil(v / top * 7))] if v > 0 else " " for v in buckets)
+    chars = "".join(
+        SPARK[max(1, min(7, math.ceil(v / top * 7)))] if v > 0 else SPARK[0] for v in buckets
+    )
     return chars.rjust(width)
 
 
@@ -122,6 +129,7 @@ class QueueRow:
     put_rate: float | None
     ack_rate: float | None
     history: Sequence[float]
+    window: int = 60  # samples the sparkline spans
 
     @property
     def depth(self) -> int:
@@ -195,6 +203,7 @@ class Dashboard:
                     self._rate(name, "put"),
                     self._rate(name, "acked"),
                     list(self.history.get(name, ())),
+                    self.history_len,
                 )
             )
         return out
@@ -217,29 +226,27 @@ class Dashboard:
         return Group(*parts)
 
     def _header(self, width: int) -> list[RenderableType]:
+        """Title and connection status; the server's figures; a blank line."""
         title = Text()
         title.append("WonderQ", style="bold")
-        if self.stats is None:
-            title.append(f" {self.target}")
-            status = Text(
-                f"connecting… {self.error}" if self.error else "connecting…", style="yellow"
-            )
-            return [title, status, Text("")]
-        server: Mapping[str, Any] = self.stats["server"]
-        title.append(f" {server.get('version', '?')} {self.target}  ")
-        title.append(server_line(server))
-        title.truncate(width, overflow="ellipsis")
+        figures = Text("")
+        if self.stats is not None:
+            title.append(f" {self.stats['server'].get('version', '?')}")
+            figures = Text(server_line(self.stats["server"]))
+        title.append(f" @ {self.target}  ")
         if self.error is not None:
-            status = Text(
-                f"DISCONNECTED: {self.error}; retrying every {self.interval_s:g}s",
-                style="bold red",
-            )
+            what = "DISCONNECTED" if self.stats is not None else "connecting"
+            title.append(f"{what}, retrying every {self.interval_s:g}s", style="bold red")
+            figures = Text(self.error, style="red")
+        elif self.stats is None:
+            title.append("connecting…", style="yellow")
         else:
-            status = Text(f"connected · refresh {self.interval_s:g}s · q quits", style="green")
+            title.append(f"connected · every {self.interval_s:g}s · q quits", style="green")
             if self.restarts:
-                status.append(f" · broker restarted {self.restarts}x", style="yellow")
-        status.truncate(width, overflow="ellipsis")
-        return [title, status, Text("")]
+                title.append(f" · restarted {self.restarts}x", style="yellow")
+        for line in (title, figures):
+            line.truncate(width, overflow="ellipsis")
+        return [title, figures, Text("")]
 
 
 def server_line(server: Mapping[str, Any]) -> str:
@@ -262,7 +269,7 @@ def server_line(server: Mapping[str, Any]) -> str:
 
 
 def queue_table(
-    rows: Iterable[QueueRow],
+    rows: Sequence[QueueRow],
     *,
     width: int = 80,
     rates: bool = True,
@@ -279,19 +286,22 @@ def queue_table(
         expand=False,
         style="dim" if stale else "",
     )
-    table.add_column("queue", no_wrap=True, overflow="ellipsis", min_width=5, max_width=24)
     numeric = [("ready", 5), ("delayed", 7), ("leased", 6), ("dead", 5), ("wait", 4)]
     if rates:
         numeric += [("put/s", 5), ("ack/s", 5)]
     numeric += [("oldest", 6)]
     if totals:
         numeric += [("put", 5), ("acked", 5), ("nacked", 6), ("expired", 7)]
+    numbers_width = sum(max(w, len(title)) + 1 for title, w in numeric)  # +1: the separator
+    spark_width = SPARK_MIN if spark else 0
+    # the queue column takes what is left, up to 24 characters (then an ellipsis)
+    name_width = min(24, max([5, *(len(row.name) for row in rows)]))
+    name_width = max(5, min(name_width, width - numbers_width - spark_width - 1))
+    table.add_column("queue", no_wrap=True, overflow="ellipsis", width=name_width)
     for title, min_width in numeric:
         table.add_column(title, justify="right", no_wrap=True, min_width=min_width)
-    spark_width = 0
     if spark:
-        fixed = 1 + 12 + sum(w + 1 for _, w in numeric)
-        spark_width = max(6, min(30, width - fixed - 1))
+        spark_width = max(SPARK_MIN, min(60, width - name_width - numbers_width - 1))
         table.add_column("depth 1m", no_wrap=True, width=spark_width)
     for row in rows:
         q = row.stats
@@ -309,7 +319,7 @@ def queue_table(
         if totals:
             cells += [count(q["put"]), count(q["acked"]), count(q["nacked"]), count(q["expired"])]
         if spark:
-            cells.append(Text(sparkline(row.history, spark_width), style="cyan"))
+            cells.append(Text(sparkline(row.history, spark_width, row.window), style="cyan"))
         table.add_row(*cells)
     return table
 
@@ -369,9 +379,7 @@ def info_table(message: Mapping[str, Any]) -> Table:
 
 def peek_table(messages: Sequence[Mapping[str, Any]], total: int) -> Group:
     """``wonderq peek``: one line per message, the body cut to fit the terminal."""
-    table = Table(
-        box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False, expand=True
-    )
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False, expand=True)
     for title, justify in (
         ("id", "left"),
         ("state", "left"),
