@@ -21,9 +21,10 @@ from tests.support import LineClient
 
 
 async def test_peek_lists_each_state_in_its_order_with_holder_and_total(server: Server) -> None:
-    async with await LineClient.connect(server.port) as c, await LineClient.connect(
-        server.port
-    ) as other:
+    async with (
+        await LineClient.connect(server.port) as c,
+        await LineClient.connect(server.port) as other,
+    ):
         ids = (await c.call(op="PUT", queue="jobs", messages=[{"body": i} for i in range(5)]))[
             "ids"
         ]
@@ -86,9 +87,7 @@ async def test_peek_bounds_and_errors(server: Server) -> None:
 
 
 async def test_peek_reply_is_bounded_like_get(server_factory: Any) -> None:
-    async with server_factory(max_reply_bytes=1000) as srv, await LineClient.connect(
-        srv.port
-    ) as c:
+    async with server_factory(max_reply_bytes=1000) as srv, await LineClient.connect(srv.port) as c:
         await c.call(op="PUT", queue="big", messages=[{"body": "x" * 400} for _ in range(5)])
         reply = await c.call(op="PEEK", queue="big", limit=5)
         assert len(reply["messages"]) == 2 and reply["total"] == 5

@@ -20,9 +20,10 @@ def address(client: LineClient) -> str:
 
 
 async def test_stats_connections_lists_address_leases_waits_and_requests(server: Server) -> None:
-    async with await LineClient.connect(server.port) as worker, await LineClient.connect(
-        server.port
-    ) as admin:
+    async with (
+        await LineClient.connect(server.port) as worker,
+        await LineClient.connect(server.port) as admin,
+    ):
         await worker.call(op="PUT", queue="jobs", messages=[{"body": 1}, {"body": 2}])
         await worker.call(op="GET", queue="jobs", max=2)
         await worker.send(op="GET", queue="empty", wait=30, rid="w")
@@ -74,9 +75,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_metrics_scraped_over_http_match_stats() -> None:
-    async with broker_with_metrics() as (server, endpoint), await LineClient.connect(
-        server.port
-    ) as c:
+    async with (
+        broker_with_metrics() as (server, endpoint),
+        await LineClient.connect(server.port) as c,
+    ):
         await c.call(op="PUT", queue="jobs", messages=[{"body": i} for i in range(5)])
         await c.call(op="PUT", queue="jobs", body="later", delay=60)
         got = await c.call(op="GET", queue="jobs", max=2, lease=30)
@@ -133,5 +135,3 @@ async def test_latency_is_not_measured_without_metrics(server: Server) -> None:
     async with await LineClient.connect(server.port) as c:
         await c.call(op="PING")
     assert server.batch_latency is None
-
-
