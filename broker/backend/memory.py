@@ -89,6 +89,11 @@ class _Owner:
     def __repr__(self) -> str:
         return f"Owner#{self.n}"
 
+    @property
+    def peer(self) -> str:
+        """The connection's address (``?`` for a sink that does not say)."""
+        return str(getattr(self.sink, "peer", "?"))
+
 
 class MemoryBackend:
     def __init__(
@@ -162,7 +167,7 @@ class MemoryBackend:
                 log.info(
                     "%d lease(s) released: %s disconnected",
                     released,
-                    owner.sink.peer,
+                    owner.peer,
                     extra={"event": "released_on_disconnect", "count": released},
                 )
         self._after_change()
@@ -320,10 +325,10 @@ class MemoryBackend:
         if req.connections:
             reply["connections"] = [
                 {
-                    "address": o.sink.peer,
+                    "address": o.peer,
                     "leases": engine.leases_of(o),
                     "waiting": engine.waits_of(o),
-                    "requests": o.sink.requests_served,
+                    "requests": getattr(o.sink, "requests_served", 0),
                 }
                 for o in self._owners
             ]
@@ -347,7 +352,7 @@ class MemoryBackend:
             budget -= len(msg.body)
             seen = describe(msg, now)
             if isinstance(msg.owner, _Owner):
-                seen["holder"] = msg.owner.sink.peer
+                seen["holder"] = msg.owner.peer
             out.append(seen)
         if q is None:
             total = 0

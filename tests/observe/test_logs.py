@@ -16,6 +16,8 @@ from tests.support import LineClient
 
 def test_json_formatter_carries_extras_and_exceptions() -> None:
     stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
     logs.configure("DEBUG", "json", stream)
     try:
         log = logging.getLogger("wonderq.test")
@@ -25,7 +27,11 @@ def test_json_formatter_carries_extras_and_exceptions() -> None:
         except ValueError:
             log.exception("failed")
     finally:
-        logs.configure("WARNING", "text", sys.stderr)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
     first, second = (msgspec.json.decode(line) for line in stream.getvalue().splitlines())
     assert first["message"] == "hello there" and first["level"] == "info"
     assert first["event"] == "greeting" and first["count"] == 2
