@@ -132,3 +132,12 @@ async def test_readme_netcat_session_works_when_pasted() -> None:
         async with await LineClient.connect(server.port) as c:
             stats = await c.call(op="STATS", queue="jobs")
             assert stats["queues"]["jobs"]["ready"] == 2
+
+
+def test_readme_python_snippets_are_the_tested_ones() -> None:
+    """README's producer and worker are the client README's, which tests/client runs."""
+    fence = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+    main = fence.findall((ROOT / "README.md").read_text())
+    client = fence.findall((ROOT / "clients" / "python" / "README.md").read_text())
+    assert main[:2] == client[:2]
+    assert all(len([x for x in code.splitlines() if x.strip()]) <= 10 for code in main[:2])

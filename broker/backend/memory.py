@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from itertools import count
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -77,6 +77,13 @@ def _seq(id_text: str) -> int:
     return seq
 
 
+class _Wait(NamedTuple):
+    """The engine's token for a waiting GET: the request, and when it began to wait."""
+
+    request: rq.Get
+    since: float
+
+
 class _Owner:
     """The opaque lease-owner token of one connection."""
 
@@ -130,6 +137,7 @@ class MemoryBackend:
             rq.Redrive: self._redrive,
             rq.Ping: self._ping,
             rq.Quit: self._ping,
+            rq.Cancel: self._cancel,
         }
 
     # -------------------------------------------------------------- lifecycle
@@ -201,9 +209,8 @@ class MemoryBackend:
         now = self.now()
         for delivery in deliveries:
             token = delivery.token
-            assert isinstance(token, tuple)
+            assert isinstance(token, _Wait)
             request, waiting_since = token
-            assert isinstance(request, rq.Get)
             owner = delivery.owner
             assert isinstance(owner, _Owner)
             self.get_wait.observe(float(now - waiting_since))
@@ -252,7 +259,9 @@ class MemoryBackend:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         lease = req.lease if req.lease is not None else self.config.lease_s
-        msgs = self.engine.get(now, req.queue, owner, req.max, lease, req.wait, token=(req, now))
+        msgs = self.engine.get(
+            now, req.queue, owner, req.max, lease, req.wait, token=_Wait(req, now)
+        )
         if msgs is None:
             return None
         return _get_reply(msgs)
@@ -373,6 +382,12 @@ class MemoryBackend:
 
     def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> Reply:
         return _OK
+
+    def _cancel(self, owner: object, req: rq.Cancel, now: float) -> Reply:
+        def is_target(token: object) -> bool:
+            return isinstance(token, _Wait) and token.request.rid == req.get
+
+        return {"ok": True, "cancelled": self.engine.cancel_waits(owner, is_target)}
 
 
 def _log_events(events: dict[tuple[str, str], int]) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from broker.config import Config
@@ -470,6 +470,17 @@ class Engine:
                 del self._owner_waiters[waiter.owner]
         if len(q.waiters) > 2 * q.n_waiting + 32:
             q.waiters = type(q.waiters)(w for w in q.waiters if w.active)
+
+    def cancel_waits(self, owner: object, match: Callable[[object], bool]) -> int:
+        """End the owner's waiting GETs whose token ``match``es; each yields an empty Delivery."""
+        ended = 0
+        for waiter in list(self._owner_waiters.get(owner, ())):
+            if match(waiter.token):
+                self._end_wait(waiter)
+                self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
+                ended += 1
+        self._deadlines.compact(self._n_timed)
+        return ended
 
     def end_all_waits(self) -> None:
         """Complete every waiting GET with no messages (server shutdown)."""

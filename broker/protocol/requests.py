@@ -124,8 +124,27 @@ class Quit(_Request, tag="QUIT"):
     pass
 
 
+class Cancel(_Request, tag="CANCEL"):
+    """End this connection's waiting GET whose ``rid`` is ``get`` (it replies at once, empty)."""
+
+    get: Rid
+
+
 Request = (
-    Put | Get | Ack | Nack | Touch | Info | Stats | Peek | Queues | Purge | Redrive | Ping | Quit
+    Put
+    | Get
+    | Ack
+    | Nack
+    | Touch
+    | Info
+    | Stats
+    | Peek
+    | Queues
+    | Purge
+    | Redrive
+    | Ping
+    | Quit
+    | Cancel
 )
 
 REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
@@ -142,5 +161,6 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Redrive,
     Ping,
     Quit,
+    Cancel,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
