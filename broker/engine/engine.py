@@ -5,7 +5,8 @@ parameter: every call that depends on time takes ``now`` (seconds on any
 monotonic scale) and ``next_deadline()`` says when the caller must next call
 ``advance(now)``. Everything one input produced is returned: direct results from
 the call, and completed waiting GETs from ``take_deliveries()``; every state
-change is reported to the ``Journal``.
+change is reported to the ``Journal``; lease expiries and dead letters are
+counted per queue for ``take_events()`` (the backend logs them).
 
 Invariants (checked by the property tests):
   - a message is leased to at most one owner; every delivery adds one attempt;

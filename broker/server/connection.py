@@ -111,6 +111,7 @@ class Connection(asyncio.Protocol):
     def _process(self, frames: Sequence[bytes | object]) -> None:
         if not frames or self._closing:
             return
+        started = time.perf_counter() if self._latency is not None else 0.0
         max_line = self._max_line
         items: list[Request | Invalid] = [decode(f, max_line) for f in frames]  # type: ignore[arg-type]
         for i, item in enumerate(items):
@@ -119,7 +120,6 @@ class Connection(asyncio.Protocol):
                 break
         requests = [i for i in items if not isinstance(i, Invalid)]
         self.requests_served += len(items)
-        started = time.perf_counter() if self._latency is not None else 0.0
         try:
             result = self._backend.execute(self.owner, requests) if requests else []
         except WonderQError as exc:  # the whole batch failed (e.g. store unavailable)
