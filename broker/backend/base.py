@@ -28,12 +28,11 @@ StatsProvider = Callable[[], dict[str, Any]]
 class ReplySink(Protocol):
     """What a backend may do to a connection: complete one of its waiting GETs.
 
-    It may also read two figures for ``STATS {"connections": true}`` and
-    ``PEEK``'s lease holder: the peer address and the requests served so far.
+    A sink MAY also have ``peer`` (its address) and ``requests_served``, which
+    ``STATS {"connections": true}`` and ``PEEK``'s lease holder report; a
+    backend reads them with ``getattr`` and a default, so a wrapping sink that
+    does not forward them only loses those figures.
     """
-
-    peer: str
-    requests_served: int
 
     def deliver(self, request: Request, reply: Reply) -> None: ...
 

@@ -32,6 +32,8 @@ SPARK_MIN: Final = 8  # narrowest sparkline column
 SERVER_KNOWN: Final = frozenset(
     {"version", "uptime", "connections", "queues", "messages", "leased", "bytes", "rss"}
 )
+# the durability section ("durability": {"log_bytes": ..., "unwritten_bytes": ...}) adds
+# "log <size>" to the header, and "unwritten <size>" while the log lags
 HEADER_LINES: Final = 3  # header, status, blank
 TABLE_CHROME: Final = 2  # column titles and their rule
 
@@ -260,6 +262,11 @@ def server_line(server: Mapping[str, Any]) -> str:
     ]
     if server.get("rss") is not None:
         parts.append(f"rss {size(server['rss'])}")
+    durability = server.get("durability")
+    if isinstance(durability, Mapping) and durability.get("log_bytes") is not None:
+        parts.append(f"log {size(durability['log_bytes'])}")
+        if durability.get("unwritten_bytes"):
+            parts.append(f"unwritten {size(durability['unwritten_bytes'])}")
     for name, value in server.items():
         if name in SERVER_KNOWN or isinstance(value, bool) or not isinstance(value, int | float):
             continue

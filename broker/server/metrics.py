@@ -91,6 +91,9 @@ class BrokerCollector:
         info.add_metric([str(server.get("version", "?"))], 1.0)
         yield info
         for field, value in server.items():
+            if isinstance(value, Mapping):  # a section such as "durability": its own figures
+                yield from _section(field, value)
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             name, doc = SERVER_GAUGES.get(
@@ -147,11 +150,37 @@ class BrokerCollector:
             yield _histogram(name, doc, hist)
 
 
+def _section(section: str, figures: Mapping[str, Any]) -> Iterator[Metric]:
+    """A nested STATS server section (e.g. ``durability``): numbers and flags as
+    ``wonderq_<section>_<field>`` gauges, strings as labels of ``wonderq_<section>_info``."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    labels: dict[str, str] = {}
+    for field, value in figures.items():
+        if isinstance(value, str):
+            labels[field] = value
+        elif isinstance(value, bool | int | float):
+            yield GaugeMetricFamily(
+                f"wonderq_{section}_{field}",
+                f"STATS server figure {section}.{field}.",
+                value=float(value),
+            )
+    if labels:
+        info = GaugeMetricFamily(
+            f"wonderq_{section}_info", f"STATS server {section} settings.", labels=list(labels)
+        )
+        info.add_metric(list(labels.values()), 1.0)
+        yield info
+
+
 def histograms_of(server: Server) -> dict[str, Histogram]:
     out: dict[str, Histogram] = {}
-    get_wait = getattr(server.backend, "get_wait", None)  # MemoryBackend and its kin
-    if isinstance(get_wait, Histogram):
-        out["get_wait"] = get_wait
+    # MemoryBackend has it; a backend wrapping one (the durable one) as ``memory`` too
+    for backend in (server.backend, getattr(server.backend, "memory", None)):
+        get_wait = getattr(backend, "get_wait", None)
+        if isinstance(get_wait, Histogram):
+            out["get_wait"] = get_wait
+            break
     if server.batch_latency is not None:
         out["batch_latency"] = server.batch_latency
     return out

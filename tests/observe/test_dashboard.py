@@ -263,3 +263,11 @@ def test_info_and_peek_tables() -> None:
     assert line[:7] == ["abc", "leased", "2/5", "acct-7", "1m15s", "3.5s", "127.0.0.1:5000"]
     assert line[7].endswith("…") and all(len(x) <= 80 for x in peek.splitlines())
     assert "1 of 9 shown" in peek
+
+
+def test_the_durability_section_shows_the_log_size() -> None:
+    board = Dashboard()
+    durability = {"fsync": "everysec", "log_bytes": 3 * 1024 * 1024, "unwritten_bytes": 0}
+    board.update(reply(1.0, {}, durability=durability))
+    header = text(board, width=120).splitlines()[1]
+    assert header.endswith("rss 31.0 MiB  log 3.0 MiB")

@@ -135,3 +135,27 @@ async def test_latency_is_not_measured_without_metrics(server: Server) -> None:
     async with await LineClient.connect(server.port) as c:
         await c.call(op="PING")
     assert server.batch_latency is None
+
+
+def test_nested_server_sections_become_their_own_metrics() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from broker.server.metrics import BrokerCollector
+
+    stats = {
+        "server": {
+            "version": "9",
+            "uptime": 1.0,
+            "durability": {"fsync": "always", "log_bytes": 4096, "compacting": False},
+            "log_like": 7,
+        },
+        "queues": {},
+    }
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BrokerCollector(stats, {}))
+    values = samples(generate_latest(registry).decode())
+    assert values[("wonderq_durability_log_bytes", ())] == 4096
+    assert values[("wonderq_durability_compacting", ())] == 0
+    assert values[("wonderq_durability_info", (("fsync", "always"),))] == 1
+    assert values[("wonderq_server_log_like", ())] == 7
+    assert values[("wonderq_uptime_seconds", ())] == 1
