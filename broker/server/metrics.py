@@ -18,6 +18,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
 from broker.histogram import Histogram
 from broker.protocol.requests import Stats
 from broker.tools import require_tools
@@ -60,8 +62,10 @@ async def read_stats(backend: Backend) -> dict[str, Any]:
     """One STATS reply, through the backend's public interface (as a client would see it)."""
     result = backend.execute(None, [Stats()])
     replies = result if isinstance(result, list) else await result
-    reply = replies[0]
-    assert reply is not None and reply.get("ok"), reply
+    reply: Any = replies[0]
+    if isinstance(reply, bytes | bytearray):  # a backend may hand replies over encoded
+        reply = msgspec.json.decode(reply)
+    assert isinstance(reply, dict) and reply.get("ok"), reply
     return reply
 
 
