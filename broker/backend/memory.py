@@ -176,7 +176,11 @@ class MemoryBackend:
                     "%d lease(s) released: %s disconnected",
                     released,
                     owner.peer,
-                    extra={"event": "released_on_disconnect", "count": released},
+                    extra={
+                        "event": "released_on_disconnect",
+                        "peer": owner.peer,
+                        "count": released,
+                    },
                 )
         self._after_change()
 

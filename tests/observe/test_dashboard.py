@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import msgspec
 from rich.console import Console
 
 from broker.cli.dashboard import (
@@ -12,6 +14,7 @@ from broker.cli.dashboard import (
     count,
     info_table,
     peek_table,
+    rate,
     sparkline,
     stats_table,
 )
@@ -271,3 +274,46 @@ def test_the_durability_section_shows_the_log_size() -> None:
     board.update(reply(1.0, {}, durability=durability))
     header = text(board, width=120).splitlines()[1]
     assert header.endswith("rss 31.0 MiB  log 3.0 MiB")
+
+
+DATA = Path(__file__).parent / "data" / "stats_demo_watch.jsonl"
+
+
+def test_a_recorded_demo_run_renders_with_every_figure_from_stats() -> None:
+    """STATS replies recorded once a second from `wonderq demo --watch` (queue prefix cut)."""
+    sequence = [msgspec.json.decode(line) for line in DATA.read_text().splitlines()]
+    board = Dashboard(target="127.0.0.1:7878")
+    previous: dict[str, Any] | None = None
+    peak = 0
+    for stats in sequence:
+        board.update(stats)
+        screen = text(board)
+        assert len(screen.splitlines()) <= 24 and all(len(x) <= 80 for x in screen.splitlines())
+        dt = stats["server"]["uptime"] - previous["server"]["uptime"] if previous else 0
+        for name, q in stats["queues"].items():
+            if name.endswith(".dead") and name[:-5] in stats["queues"]:
+                assert not cells_of(screen, name)
+                continue
+            shown = cells_of(screen, name)
+            assert shown[1:6] == [
+                count(q[k]) for k in ("ready", "delayed", "leased", "dead", "waiting_consumers")
+            ]
+            assert shown[8] == age(q["oldest_ready_age"])
+            before = previous["queues"].get(name) if previous else None
+            if before is None:
+                assert shown[6:8] == ["-", "-"]
+            else:
+                assert shown[6] == rate((q["put"] - before["put"]) / dt)
+                assert shown[7] == rate((q["acked"] - before["acked"]) / dt)
+        peak = max(peak, stats["queues"]["jobs"]["ready"])
+        previous = stats
+    # the run filled the jobs queue, then drained it
+    first, last = sequence[0]["queues"]["jobs"], sequence[-1]["queues"]["jobs"]
+    assert peak > 100 and last["ready"] < peak and last["acked"] > first["acked"]
+
+
+def cells_of(screen: str, name: str) -> list[str]:
+    for line in screen.splitlines():
+        if line.startswith(name + " "):
+            return line.split()
+    return []
