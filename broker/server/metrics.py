@@ -251,6 +251,9 @@ class MetricsEndpoint:
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             writer.write(_response("400 Bad Request", b"bad request\n"))
+        except Exception:  # a failed scrape is the scraper's 500, never the broker's crash
+            log.exception("metrics scrape failed")
+            writer.write(_response("500 Internal Server Error", b"scrape failed; see the log\n"))
         except (ConnectionError, OSError):
             pass  # the scraper went away; nothing to answer
         finally:

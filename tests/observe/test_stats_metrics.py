@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker.config import Config
@@ -159,3 +160,19 @@ def test_nested_server_sections_become_their_own_metrics() -> None:
     assert values[("wonderq_durability_info", (("fsync", "always"),))] == 1
     assert values[("wonderq_server_log_like", ())] == 7
     assert values[("wonderq_uptime_seconds", ())] == 1
+
+
+async def test_a_failed_scrape_is_a_500_and_the_broker_keeps_serving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from broker.server import metrics
+
+    async def broken(backend: object) -> dict[str, object]:
+        raise RuntimeError("no figures today")
+
+    async with broker_with_metrics() as (server, endpoint):
+        monkeypatch.setattr(metrics, "read_stats", broken)
+        status, _ = await get(endpoint.port, "/metrics")
+        assert status == "HTTP/1.1 500 Internal Server Error"
+        async with await LineClient.connect(server.port) as c:
+            assert (await c.call(op="PING"))["ok"] is True
