@@ -24,6 +24,7 @@ _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "TOUCH": ("id", "lease"),
     "INFO": ("id",),
     "STATS": ("queue",),
+    "PEEK": ("queue", "state", "limit"),
     "QUEUES": (),
     "PURGE": ("queue",),
     "REDRIVE": ("queue",),
@@ -32,7 +33,7 @@ _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "CANCEL": ("get",),
     "AUTH": ("token",),
 }
-_STRINGS: Final = frozenset(("queue", "id", "token"))  # never read as numbers
+_STRINGS: Final = frozenset(("queue", "id", "state", "token"))  # never read as numbers
 
 _encode = msgspec.json.encode
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -66,6 +67,7 @@ class Connection(asyncio.Protocol):
         self._closing = False
         self._gate = AuthGate(server.config.token)
         self.refused = False  # over max-connections: never opened with the backend
+        self._latency = server.batch_latency  # None unless metrics are on
 
     # ---------------------------------------------------------- asyncio hooks
 
@@ -154,6 +156,7 @@ class Connection(asyncio.Protocol):
         self._process(pending)
 
     def _run_batch(self, frames: Sequence[Frame]) -> None:
+        started = time.perf_counter() if self._latency is not None else 0.0
         max_line = self._max_line
         decoded = [decode(f, max_line) for f in frames]
         items = self._gate.screen(decoded)
@@ -170,10 +173,14 @@ class Connection(asyncio.Protocol):
             result = [error_reply(exc)] * len(requests)
         if isinstance(result, list):
             self._write_batch(items, result)
+            if self._latency is not None:
+                self._latency.observe(time.perf_counter() - started)
         else:
-            self._busy = asyncio.ensure_future(self._finish_async(items, result))
+            self._busy = asyncio.ensure_future(self._finish_async(items, result, started))
 
-    async def _finish_async(self, items: list[Item], pending: Awaitable[Replies]) -> None:
+    async def _finish_async(
+        self, items: list[Item], pending: Awaitable[Replies], started: float
+    ) -> None:
         try:
             try:
                 replies = await pending
@@ -181,6 +188,8 @@ class Connection(asyncio.Protocol):
                 n = sum(not isinstance(i, (Invalid, Answered)) for i in items)
                 replies = [error_reply(exc)] * n
             self._write_batch(items, replies)
+            if self._latency is not None:
+                self._latency.observe(time.perf_counter() - started)
         finally:
             self._busy = None
         self._run_pending()

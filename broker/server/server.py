@@ -2,8 +2,11 @@
 
 Owns: the listening socket (plain TCP, or TLS with an ``ssl.SSLContext``), the
 set of live connections, the idle timeout (one ``IdleTracker`` and one loop
-timer for every connection), and graceful shutdown (stop accepting; complete
-waiting GETs; flush and close every connection).
+timer for every connection), graceful shutdown (stop accepting; complete
+waiting GETs; flush and close every connection), the process figures STATS
+reports (connections, RSS), one log line per connection opened and closed, and
+the batch-latency histogram the connections fill when metrics are on
+(``measure_latency=True``).
 Must never: hold queue state (the backend does) or parse requests (the codec does).
 """
 
@@ -18,8 +21,10 @@ from types import TracebackType
 from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
 from broker.config import Config
+from broker.histogram import LATENCY_BOUNDS_S, Histogram
 from broker.server.connection import Connection
 from broker.server.idle import IdleTracker
+from broker.server.process import rss_bytes
 
 log = logging.getLogger("wonderq.server")
 
@@ -39,6 +44,7 @@ class Server:
         backend: Backend | None = None,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        measure_latency: bool = False,
     ) -> None:
         self.config = config if config is not None else Config()
         self.ssl = ssl
@@ -56,7 +62,14 @@ class Server:
             IdleTracker(timeout_s) if timeout_s is not None else None
         )
         self._idle_timer: asyncio.TimerHandle | None = None
-        self.backend.add_stats_provider(lambda: {"connections": len(self.connections)})
+        #: seconds from decoding a batch of requests to writing its replies (None: not measured)
+        self.batch_latency: Histogram | None = (
+            Histogram(LATENCY_BOUNDS_S) if measure_latency else None
+        )
+        self.backend.add_stats_provider(self._figures)
+
+    def _figures(self) -> dict[str, int | None]:
+        return {"connections": len(self.connections), "rss": rss_bytes()}
 
     @property
     def port(self) -> int:
@@ -90,22 +103,40 @@ class Server:
 
     def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
-        log.debug("connection opened %s", conn.peer)
+        log.info(
+            "connection opened %s (%d open)",
+            conn.peer,
+            len(self.connections),
+            extra={"event": "connection_opened", "peer": conn.peer},
+        )
         self.connection_active(conn)
 
     def connection_refused(self, conn: Connection) -> None:
         self.refused += 1
-        log.warning(
-            "refused connection from %s: max-connections (%d) reached",
-            conn.peer,
-            self.config.max_connections,
-        )
+        if self.refused == 1 or self.refused % 1000 == 0:  # a flood must not flood the log
+            log.warning(
+                "refused connection from %s: max-connections (%d) reached (%d refused so far)",
+                conn.peer,
+                self.config.max_connections,
+                self.refused,
+                extra={"event": "connection_refused", "peer": conn.peer, "refused": self.refused},
+            )
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
         if self._idle is not None:
             self._idle.forget(conn)
-        log.debug("connection closed %s (%d requests)", conn.peer, conn.requests_served)
+        log.info(
+            "connection closed %s after %d request(s) (%d open)",
+            conn.peer,
+            conn.requests_served,
+            len(self.connections),
+            extra={
+                "event": "connection_closed",
+                "peer": conn.peer,
+                "requests": conn.requests_served,
+            },
+        )
 
     # ------------------------------------------------------------ idle timeout
 
@@ -157,6 +188,11 @@ class Server:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        log.info(
+            "shutting down: closing %d connection(s)",
+            len(self.connections),
+            extra={"event": "shutdown"},
+        )
         await self.backend.stop()  # completes waiting GETs (empty replies)
         for conn in list(self.connections):
             conn.close()

@@ -43,6 +43,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "PING": {},
     "AUTH": {"token": "t"},
     "CANCEL": {"get": "r"},
+    "PEEK": {"queue": "q"},
 }
 WRONG: list[Any] = [
     None, True, False, 0, -1, 2**63, 2**70, -(2**70), 1.5, -1e308, float("1e300"),
