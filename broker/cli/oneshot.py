@@ -12,6 +12,7 @@ Must never: import the server.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -132,8 +133,26 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=_purge)
 
 
+def token_from_env() -> str | None:
+    """The broker's token for the client commands: ``WONDERQ_TOKEN`` (unset or empty: none)."""
+    return os.environ.get("WONDERQ_TOKEN") or None
+
+
+def open_raw(host: str, port: int, timeout_s: float) -> SyncConnection:
+    """A bare connection, authenticated with ``token_from_env()`` if there is one."""
+    conn = SyncConnection.open(host, port, request_timeout=timeout_s, connect_timeout=timeout_s)
+    token = token_from_env()
+    if token is not None:
+        try:
+            conn.call(commands.auth(token))
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
 def _client(args: argparse.Namespace) -> wonderq.Client:
-    return wonderq.Client(args.host, args.port)
+    return wonderq.Client(args.host, args.port, token=token_from_env())
 
 
 def _guard(args: argparse.Namespace, action: Any) -> int:
@@ -209,7 +228,7 @@ def _raw(args: argparse.Namespace, action: Callable[[SyncConnection], None]) -> 
     """Run ``action`` on a bare connection: replies come back as dicts, unknown fields kept."""
 
     def run() -> None:
-        conn = SyncConnection.open(args.host, args.port, request_timeout=30.0, connect_timeout=10.0)
+        conn = open_raw(args.host, args.port, 30.0)
         try:
             action(conn)
         finally:

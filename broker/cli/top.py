@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from broker.cli.oneshot import open_raw
 from broker.tools import ToolsMissing, require_tools
 from wonderq import commands
 from wonderq.errors import WonderQError
@@ -61,12 +62,7 @@ class Poller:
     def poll(self, board: Dashboard) -> None:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = SyncConnection.open(
-                    self.host,
-                    self.port,
-                    request_timeout=self.timeout_s,
-                    connect_timeout=self.timeout_s,
-                )
+                self._conn = open_raw(self.host, self.port, self.timeout_s)
             reply = self._conn.call(commands.stats())
         except WonderQError as exc:
             self.close()

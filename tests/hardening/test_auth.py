@@ -270,3 +270,33 @@ async def test_protocol_md_token_transcript(server_factory: ServerFactory) -> No
             actual = await c.reply()
             assert matches(msgspec.json.decode(text), actual, env), (text, actual)
         assert await closed_by_server(c)  # the transcript ends with the third failure
+
+
+async def _oneshot(port: int, *args: str, token: str | None) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"}
+    if token is not None:
+        env["WONDERQ_TOKEN"] = token
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", *args, "--port", str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_client_commands_take_the_token_from_the_environment(
+    server_factory: ServerFactory,
+) -> None:
+    async with server_factory(token=TOKEN) as srv:
+        code, _, err = await _oneshot(srv.port, "put", "cli-q", "hello", token=None)
+        assert code == 1 and "authenticate first" in err
+        code, out, _ = await _oneshot(srv.port, "put", "cli-q", "hello", token=TOKEN)
+        assert code == 0 and out.strip()
+        code, out, _ = await _oneshot(srv.port, "stats", "--json", token=TOKEN)
+        assert code == 0 and msgspec.json.decode(out)["queues"]["cli-q"]["put"] == 1
+        code, _, err = await _oneshot(srv.port, "stats", "--json", token="bad-guess-123")
+        assert code == 1 and "wrong token" in err and "bad-guess-123" not in err
