@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from broker.backend.base import Backend, Replies
-from broker.errors import Unavailable, WonderQError
+from broker.errors import Unauthorized, Unavailable, WonderQError
 from broker.protocol.codec import Invalid, Reply, decode, encode, error_reply
 from broker.protocol.framing import Frame, LineFramer
 from broker.protocol.requests import Quit, Request
@@ -103,6 +103,15 @@ class Connection(asyncio.Protocol):
             self._busy.cancel()
         self._backend.close(self.owner)
         self._server.connection_closed(self)
+
+    @property
+    def authenticated(self) -> bool:
+        return self._gate.state is AuthState.OPEN
+
+    def refuse(self, why: str) -> None:
+        """Close with one ``unauthorized`` line (its authentication deadline passed)."""
+        self._write(encode(error_reply(Unauthorized(why))) + _NEWLINE)
+        self.close()
 
     def holds_work(self) -> bool:
         """True while this connection holds a lease or has a GET waiting."""

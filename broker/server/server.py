@@ -1,8 +1,9 @@
 """The TCP server: listens, tracks connections, starts and stops the backend.
 
 Owns: the listening socket (plain TCP, or TLS with an ``ssl.SSLContext``), the
-set of live connections, the idle timeout (one ``IdleTracker`` and one loop
-timer for every connection), graceful shutdown (stop accepting; complete
+set of live connections, the idle timeout and, with a token, the deadline to
+authenticate (each one ``IdleTracker`` and one loop timer for every
+connection, never a timer per connection), graceful shutdown (stop accepting; complete
 waiting GETs; flush and close every connection), the process figures STATS
 reports (connections, RSS), one log line per connection opened and closed, and
 the batch-latency histogram the connections fill when metrics are on
@@ -16,7 +17,9 @@ import asyncio
 import logging
 import ssl as ssl_module
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import Final
 
 from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
@@ -30,6 +33,49 @@ log = logging.getLogger("wonderq.server")
 
 _CLOSE_TIMEOUT_S = 5.0
 _TLS_HANDSHAKE_TIMEOUT_S = 10.0
+#: With a token, a connection that has not authenticated this long after opening is closed.
+AUTH_TIMEOUT_S: Final = 10.0
+
+
+class _Sweep:
+    """One ``IdleTracker`` and the one loop timer at its earliest deadline."""
+
+    __slots__ = ("_firing", "_on_expired", "_timer", "tracker")
+
+    def __init__(self, timeout_s: float, on_expired: Callable[[Connection, float], None]) -> None:
+        self.tracker: IdleTracker[Connection] = IdleTracker(timeout_s)
+        self._on_expired = on_expired
+        self._timer: asyncio.TimerHandle | None = None
+        self._firing = False
+
+    def touch(self, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        self.tracker.touch(conn, loop.time())
+        if self._timer is None and not self._firing:
+            self._arm(loop)
+
+    def forget(self, conn: Connection) -> None:
+        self.tracker.forget(conn)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        at = self.tracker.next_deadline()
+        self._timer = None if at is None else loop.call_at(at, self._fire, loop)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Deadlines only move later, so a timer armed at the first one is never late."""
+        self._firing = True
+        try:
+            now = loop.time()
+            for conn in self.tracker.expired(now):
+                self._on_expired(conn, now)
+        finally:
+            self._firing = False
+        self._arm(loop)
 
 
 def first_seq_from_clock() -> int:
@@ -58,10 +104,10 @@ class Server:
         self._stopped = asyncio.Event()
         self.refused = 0  # connections refused over max-connections, since start
         timeout_s = self.config.idle_timeout_s
-        self._idle: IdleTracker[Connection] | None = (
-            IdleTracker(timeout_s) if timeout_s is not None else None
+        self._idle = _Sweep(timeout_s, self._idle_expired) if timeout_s is not None else None
+        self._auth = (
+            _Sweep(AUTH_TIMEOUT_S, self._auth_expired) if self.config.token is not None else None
         )
-        self._idle_timer: asyncio.TimerHandle | None = None
         #: seconds from decoding a batch of requests to writing its replies (None: not measured)
         self.batch_latency: Histogram | None = (
             Histogram(LATENCY_BOUNDS_S) if measure_latency else None
@@ -110,6 +156,8 @@ class Server:
             extra={"event": "connection_opened", "peer": conn.peer},
         )
         self.connection_active(conn)
+        if self._auth is not None:
+            self._auth.touch(conn)
 
     def connection_refused(self, conn: Connection) -> None:
         self.refused += 1
@@ -124,8 +172,9 @@ class Server:
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
-        if self._idle is not None:
-            self._idle.forget(conn)
+        for sweep in (self._idle, self._auth):
+            if sweep is not None:
+                sweep.forget(conn)
         log.info(
             "connection closed %s after %d request(s) (%d open)",
             conn.peer,
@@ -138,39 +187,26 @@ class Server:
             },
         )
 
-    # ------------------------------------------------------------ idle timeout
+    # ------------------------------------------------- idle and auth timeouts
 
     def connection_active(self, conn: Connection) -> None:
         """``conn`` completed a request (or just opened): its idle time starts again."""
-        idle = self._idle
-        if idle is None or self._server is None:  # no timeout, or shutting down
-            return
-        loop = asyncio.get_running_loop()
-        idle.touch(conn, loop.time())
-        if self._idle_timer is None:
-            self._arm_idle_timer(loop)
+        if self._idle is not None and self._server is not None:  # not when shutting down
+            self._idle.touch(conn)
 
-    def _arm_idle_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _idle_expired(self, conn: Connection, now: float) -> None:
+        """Idle for idle-timeout: close it, unless it holds a lease or a waiting GET."""
         assert self._idle is not None
-        at = self._idle.next_deadline()
-        self._idle_timer = None if at is None else loop.call_at(at, self._on_idle_timer)
+        if conn.holds_work():
+            self._idle.tracker.touch(conn, now)  # counts as active now; checked again later
+        else:
+            log.info("closing %s: idle for %g s", conn.peer, self._idle.tracker.timeout_s)
+            conn.close()
 
-    def _on_idle_timer(self) -> None:
-        """Close connections idle for idle-timeout that hold no lease and no waiting GET.
-
-        A connection that still holds work counts as active now (checked again later).
-        Deadlines only move later, so a timer armed at the first one is never late.
-        """
-        assert self._idle is not None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for conn in self._idle.expired(now):
-            if conn.holds_work():
-                self._idle.touch(conn, now)
-            else:
-                log.info("closing %s: idle for %g s", conn.peer, self._idle.timeout_s)
-                conn.close()
-        self._arm_idle_timer(loop)
+    def _auth_expired(self, conn: Connection, now: float) -> None:
+        if not conn.authenticated:
+            log.info("closing %s: no AUTH within %g s", conn.peer, AUTH_TIMEOUT_S)
+            conn.refuse(f"no AUTH within {AUTH_TIMEOUT_S:g} s of connecting")
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -185,9 +221,9 @@ class Server:
             return
         server, self._server = self._server, None
         server.close()
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        for sweep in (self._idle, self._auth):
+            if sweep is not None:
+                sweep.cancel()
         log.info(
             "shutting down: closing %d connection(s)",
             len(self.connections),

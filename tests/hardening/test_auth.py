@@ -14,6 +14,7 @@ import wonderq
 from broker.errors import ErrorCode
 from broker.protocol.codec import Invalid, decode
 from broker.protocol.requests import Auth, Ping, Request
+from broker.server import server as server_module
 from broker.server.auth import MAX_FAILURES, Answered, AuthGate, AuthState
 from tests.conftest import ServerFactory
 from tests.support import LineClient, closed_by_server
@@ -300,3 +301,26 @@ async def test_cli_client_commands_take_the_token_from_the_environment(
         assert code == 0 and msgspec.json.decode(out)["queues"]["cli-q"]["put"] == 1
         code, _, err = await _oneshot(srv.port, "stats", "--json", token="bad-guess-123")
         assert code == 1 and "wrong token" in err and "bad-guess-123" not in err
+
+
+async def test_connection_that_never_authenticates_is_closed(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stranger cannot hold a connection slot: no AUTH within the deadline, closed."""
+    monkeypatch.setattr(server_module, "AUTH_TIMEOUT_S", 0.3)
+    async with server_factory(token=TOKEN) as srv:
+        member = await LineClient.connect(srv.port)
+        stranger = await LineClient.connect(srv.port)
+        try:
+            assert await member.call(op="AUTH", token=TOKEN) == {"ok": True}
+            refusal = await stranger.reply()  # sent when its deadline passes
+            assert (
+                refusal["error"] == "unauthorized" and "no AUTH within 0.3 s" in refusal["message"]
+            )
+            assert await closed_by_server(stranger)
+            # the member's deadline passed first: authenticated, it stays
+            assert await member.call(op="PING") == {"ok": True}
+            assert len(srv.connections) == 1
+        finally:
+            await member.close()
+            await stranger.close()
