@@ -320,6 +320,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.model = Model(CONFIG)
         self.ids_ever: list[int] = [UNKNOWN_ID]
         self.next_token = 0
+        self.events_seen: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ helpers
     def check_delivered(self, queue: str, msgs: list[Message]) -> None:
@@ -600,6 +601,37 @@ class EngineMachine(RuleBasedStateMachine):
         for name in e.queue_names():
             q = e.queue(name)
             assert not (q.n_waiting and q.has_deliverable()), name
+
+    @invariant()
+    def views_match(self) -> None:
+        """PEEK, per-owner counts and the log events agree with the model."""
+        e, model = self.engine, self.model
+        for name in QUEUES:
+            mine = model.in_queue(name)
+            by_place = sorted(mine, key=lambda m: (m.priority, m.order))
+            assert [m.seq for m in e.peek(name, None, 100)] == [m.id for m in by_place]
+            assert [m.seq for m in e.peek(name, None, 2)] == [m.id for m in by_place[:2]]
+            ready = [m.id for m in by_place if m.state == State.READY]
+            assert [m.seq for m in e.peek(name, State.READY, 100)] == ready
+            for state in (State.DELAYED, State.LEASED):
+                timed = sorted(
+                    (m for m in mine if m.state == state), key=lambda m: (m.due, m.order)
+                )
+                assert [m.seq for m in e.peek(name, state, 100)] == [m.id for m in timed]
+        for owner in OWNERS:
+            leased = [
+                m for m in model.msgs.values() if m.state == State.LEASED and m.owner == owner
+            ]
+            assert e.leases_of(owner) == len(leased)
+            assert e.waits_of(owner) == sum(w.owner == owner for w in model.waiters)
+        expected = {}
+        for name, counters in model.counters.items():
+            for event in ("expired", "dead_lettered"):
+                n = counters[event] - self.events_seen.get((name, event), 0)
+                if n:
+                    expected[(name, event)] = n
+                    self.events_seen[(name, event)] = counters[event]
+        assert e.take_events() == expected
 
     @invariant()
     def journal_replays_to_the_same_state(self) -> None:
