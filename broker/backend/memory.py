@@ -153,6 +153,11 @@ class MemoryBackend:
         self._after_change()
         return replies
 
+    def settle(self) -> None:
+        """Deliver completed waiting GETs and re-arm the timer, after the engine
+        was changed directly (e.g. messages restored from a durable log)."""
+        self._after_change()
+
     def _after_change(self) -> None:
         self._flush_deliveries()
         self._arm_timer()

@@ -540,6 +540,57 @@ class Engine:
         self._settle(now)
         return len(moved)
 
+    # ---------------------------------------------------------------- restore
+
+    def restore_message(
+        self,
+        now: float,
+        queue_name: str,
+        seq: int,
+        body: bytes,
+        key: str | None,
+        priority: int,
+        max_attempts: int,
+        put_at: float,
+        attempts: int,
+        order: int,
+        due_at: float,
+    ) -> None:
+        """Re-create a message read back from a durable log (no journal call).
+
+        It is ready, or delayed if ``due_at`` > ``now``; never leased. Callers
+        restore messages in ``order`` order, so queue and key order come back.
+        """
+        q = self.queue(queue_name)
+        msg = Message(seq, q, body, key, priority, max_attempts, put_at)
+        msg.attempts = attempts
+        msg.order = order
+        self._messages[seq] = msg
+        is_head = q.chain_append(msg) if key is not None else True
+        if due_at > now:
+            msg.state = State.DELAYED
+            msg.due_at = due_at
+            self._deadlines.push(due_at, msg)
+            self._n_timed += 1
+            q.n_delayed += 1
+        else:
+            q.n_ready += 1
+            if is_head:
+                q.push_ready(msg)
+        size = len(body)
+        q.bytes += size
+        self._bytes += size
+        self.reserve_seqs(max(seq, order) + 1)
+
+    def reserve_seqs(self, next_seq: int) -> None:
+        """Never hand out a sequence number below ``next_seq`` (ids used before a restart)."""
+        if next_seq > self._next_seq:
+            self._next_seq = next_seq
+
+    def live_messages(self) -> list[Message]:
+        """Every message held, in no particular order (for snapshots)."""
+        return list(self._messages.values())
+
     # ------------------------------------------------------------------ stats
 
     def queue_stats(self, q: Queue, now: float) -> dict[str, int | float | None]:
