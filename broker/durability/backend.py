@@ -31,6 +31,7 @@ from broker.durability.log import FsyncPolicy, Log
 from broker.durability.records import Msg
 from broker.durability.replay import ReplayState
 from broker.durability.store import recover
+from broker.engine import Engine
 from broker.errors import Unavailable, WonderQError
 from broker.protocol import requests as rq
 from broker.protocol.codec import Reply, error_reply
@@ -71,6 +72,26 @@ class _CommitSink:
         if isinstance(exc, WonderQError):
             reply = error_reply(exc)
         self._sink.deliver(request, reply)
+
+
+def restore_into(engine: Engine, state: ReplayState, now: float, wall_offset: float) -> None:
+    """Re-create every live message of ``state`` in ``engine`` (in queue order)."""
+    restore = engine.restore_message
+    for m in sorted(state.live.values(), key=_order):
+        restore(
+            now,
+            m.queue,
+            m.seq,
+            m.body,
+            m.key,
+            m.priority,
+            m.max_attempts,
+            m.put_wall - wall_offset,
+            m.attempts,
+            m.order or m.seq,
+            m.due_wall - wall_offset if m.due_wall else 0.0,
+        )
+    engine.reserve_seqs(state.hi + 1)
 
 
 async def _after(pending: Awaitable[None], replies: Replies) -> Replies:
@@ -133,7 +154,7 @@ class DurableBackend:
         recovered = recover(self.directory)
         now = self.memory.now()
         self._journal.wall_offset = time.time() - now
-        self._restore(recovered.state, now)
+        restore_into(self.engine, recovered.state, now, self._journal.wall_offset)
         self.replay_s = time.perf_counter() - started
         self.replayed_records = recovered.state.records
         self._base_bytes = recovered.log_bytes
@@ -148,26 +169,6 @@ class DurableBackend:
         loop = asyncio.get_running_loop()
         self._log = Log(self.directory, recovered.next_segment, self.policy, loop)
         self._journal.append = self._log.append
-
-    def _restore(self, state: ReplayState, now: float) -> None:
-        offset = self._journal.wall_offset
-        restore = self.engine.restore_message
-        for m in sorted(state.live.values(), key=_order):
-            due = m.due_wall - offset if m.due_wall else 0.0
-            restore(
-                now,
-                m.queue,
-                m.seq,
-                m.body,
-                m.key,
-                m.priority,
-                m.max_attempts,
-                m.put_wall - offset,
-                m.attempts,
-                m.order or m.seq,
-                due,
-            )
-        self.engine.reserve_seqs(state.hi + 1)
 
     async def stop(self) -> None:
         await self.memory.stop()
