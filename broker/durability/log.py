@@ -32,6 +32,9 @@ from broker.errors import Unavailable
 log = logging.getLogger("wonderq.durability")
 
 EVERYSEC_S = 1.0
+#: with everysec/no, appended records reach the writer thread this often (a thread
+#: wake-up per loop iteration costs more than the write); always hands off at once
+HANDOFF_S = 0.005
 
 
 class FsyncPolicy(StrEnum):
@@ -99,9 +102,11 @@ class Log:
         self._handoff_scheduled = False
         self.appended = 0  # bytes appended this run
         self.records = 0  # records appended this run
-        self.synced = 0  # bytes known fsynced (loop's view)
-        self.written = 0  # bytes known written to the OS (loop's view)
+        # set by the writer thread (plain attribute stores), read by the loop
+        self.synced = 0  # bytes fsynced
+        self.written = 0  # bytes written to the OS
         self.last_fsync_at: float | None = None  # time.monotonic()
+        self._want_progress = False  # the loop has waiters: the thread must call _progress
         self.failure: OSError | None = None
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # on synced
         self._write_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # on written
@@ -131,7 +136,10 @@ class Log:
         self.records += 1
         if not self._handoff_scheduled:
             self._handoff_scheduled = True
-            self._loop.call_soon(self._handoff)
+            if self.policy == FsyncPolicy.ALWAYS:
+                self._loop.call_soon(self._handoff)
+            else:
+                self._loop.call_later(HANDOFF_S, self._handoff)
 
     @property
     def backlog(self) -> int:
@@ -139,7 +147,9 @@ class Log:
         return self.appended - self.written
 
     def _handoff(self) -> None:
-        self._handoff_scheduled = False
+        self._handoff_scheduled = (
+            False  # an early call (rotate, close) just makes a later one empty
+        )
         buf = self._buf
         if not buf:
             return
@@ -154,10 +164,10 @@ class Log:
         fut: asyncio.Future[None] = self._loop.create_future()
         if self.failure is not None:
             fut.set_exception(_unavailable(self.failure))
-        elif self.synced >= self.appended:
-            fut.set_result(None)
         else:
             self._waiters.append((self.appended, fut))
+            self._want_progress = True  # store first, then read synced (the thread: the reverse)
+            self._progress()
         return fut
 
     def written_to(self, pos: int) -> asyncio.Future[None]:
@@ -165,10 +175,10 @@ class Log:
         fut: asyncio.Future[None] = self._loop.create_future()
         if self.failure is not None:
             fut.set_exception(_unavailable(self.failure))
-        elif self.written >= pos:
-            fut.set_result(None)
         else:
             self._write_waiters.append((pos, fut))
+            self._want_progress = True
+            self._progress()
         return fut
 
     def rotate(self) -> asyncio.Future[None]:
@@ -190,13 +200,11 @@ class Log:
             self._cond.notify()
         await asyncio.to_thread(self._thread.join)
 
-    def _progress(self, written: int, synced: int, fsync_at: float | None) -> None:
-        self.written = max(self.written, written)
-        self.synced = max(self.synced, synced)
-        if fsync_at is not None:
-            self.last_fsync_at = fsync_at
+    def _progress(self) -> None:
         _resolve_upto(self._waiters, self.synced)
         _resolve_upto(self._write_waiters, self.written)
+        if not self._waiters and not self._write_waiters:
+            self._want_progress = False
 
     def _failed(self, exc: OSError) -> None:
         log.error("durable log write failed (%s); writes are no longer durable", exc)
@@ -253,6 +261,7 @@ class Log:
                 write_all(self._fd, b"".join(chunk))
                 dirty = True
             written = max(written, end)
+            self.written = written
             now = time.monotonic()
             sync = dirty and (
                 policy == FsyncPolicy.ALWAYS
@@ -262,9 +271,11 @@ class Log:
             if sync:
                 os.fdatasync(self._fd)
                 dirty = False
-                last_sync = now = time.monotonic()
-            synced = written if not dirty else -1
-            self._loop.call_soon_threadsafe(self._progress, written, synced, now if sync else None)
+                last_sync = self.last_fsync_at = time.monotonic()
+            if not dirty:
+                self.synced = written  # store first, then read _want_progress (see commit)
+            if self._want_progress:
+                self._loop.call_soon_threadsafe(self._progress)
             if closing:
                 return
 
