@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -81,17 +82,30 @@ async def producer(port: int, window: int, until: float, counts: list[int], n: i
     await writer.wait_closed()
 
 
-async def put_rate(args: argparse.Namespace, mode: str, data_dir: str | None) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def put_rate(
+    args: argparse.Namespace, mode: str, data_dir: str | None
+) -> tuple[float, float]:
+    """PUTs per second, and the broker's CPU microseconds per PUT."""
     extra = [] if data_dir is None else ["--data-dir", data_dir, "--fsync", mode]
     broker = await start_broker(*extra)
     try:
         counts = [0] * args.producers
+        cpu0 = cpu_seconds(broker.proc.pid)
         t0 = time.perf_counter()
         until = t0 + args.seconds
         await asyncio.gather(
             *(producer(broker.port, args.window, until, counts, n) for n in range(args.producers))
         )
-        return sum(counts) / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        total = sum(counts)
+        return total / elapsed, (cpu_seconds(broker.proc.pid) - cpu0) / total * 1e6
     finally:
         await stop_broker(broker)
 
@@ -147,18 +161,34 @@ async def main() -> None:
     parser.add_argument("--window", type=int, default=16, help="PUTs per write per connection")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--replay-messages", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per mode (median shown)")
     parser.add_argument("--skip-replay", action="store_true")
     args = parser.parse_args()
     print(
         f"{args.producers} producers x window {args.window}, 100-byte bodies, "
         f"{args.seconds:g} s per mode, {os.cpu_count()} CPUs"
     )
+    modes = ["memory", "everysec", "always", "no"]
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    cpus: dict[str, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory(prefix="wonderq-bench-") as root:
-        memory = await put_rate(args, "memory", None)
-        print(f"{'in memory':<18}{memory:>12,.0f} PUT/s   1.00x")
-        for mode in ("everysec", "always", "no"):
-            rate = await put_rate(args, mode, os.path.join(root, mode))
-            print(f"{'fsync ' + mode:<18}{rate:>12,.0f} PUT/s   {rate / memory:.2f}x")
+        for i in range(args.repeat):  # interleaved, so drift hits every mode alike
+            for mode in modes:
+                data_dir = None if mode == "memory" else os.path.join(root, f"{mode}{i}")
+                rate, cpu = await put_rate(args, mode, data_dir)
+                rates[mode].append(rate)
+                cpus[mode].append(cpu)
+        memory = statistics.median(rates["memory"])
+        memory_cpu = statistics.median(cpus["memory"])
+        print(f"{'mode':<16}{'PUT/s':>10} {'ratio':>6}  {'broker CPU/PUT':>14} {'ratio':>6}  runs")
+        for mode in modes:
+            rate, cpu = statistics.median(rates[mode]), statistics.median(cpus[mode])
+            label = "in memory" if mode == "memory" else f"fsync {mode}"
+            runs = " ".join(f"{r:,.0f}" for r in rates[mode])
+            print(
+                f"{label:<16}{rate:>10,.0f} {rate / memory:5.2f}x  {cpu:>11.1f} us "
+                f"{memory_cpu / cpu:5.2f}x  ({runs})"
+            )
         if not args.skip_replay:
             await replay_time(args, root)
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from broker.backend.base import Replies, ReplySink, StatsProvider
@@ -76,21 +77,10 @@ class _CommitSink:
 
 def restore_into(engine: Engine, state: ReplayState, now: float, wall_offset: float) -> None:
     """Re-create every live message of ``state`` in ``engine`` (in queue order)."""
-    restore = engine.restore_message
-    for m in sorted(state.live.values(), key=_order):
-        restore(
-            now,
-            m.queue,
-            m.seq,
-            m.body,
-            m.key,
-            m.priority,
-            m.max_attempts,
-            m.put_wall - wall_offset,
-            m.attempts,
-            m.order or m.seq,
-            m.due_wall - wall_offset if m.due_wall else 0.0,
-        )
+    live: Iterable[Msg] = state.live.values()
+    if state.reordered:  # a dead-letter or redrive moved some: sort by place in queue
+        live = sorted(live, key=_order)
+    engine.restore_messages(now, live, wall_offset)
     engine.reserve_seqs(state.hi + 1)
 
 
@@ -151,10 +141,15 @@ class DurableBackend:
 
     def _open(self) -> None:
         started = time.perf_counter()
-        recovered = recover(self.directory)
-        now = self.memory.now()
-        self._journal.wall_offset = time.time() - now
-        restore_into(self.engine, recovered.state, now, self._journal.wall_offset)
+        gc.disable()  # millions of new objects, none garbage: collections would be wasted work
+        try:
+            recovered = recover(self.directory)
+            now = self.memory.now()
+            self._journal.wall_offset = time.time() - now
+            restore_into(self.engine, recovered.state, now, self._journal.wall_offset)
+        finally:
+            gc.enable()
+        gc.freeze()  # restored messages live long: keep them out of every later collection
         self.replay_s = time.perf_counter() - started
         self.replayed_records = recovered.state.records
         self._base_bytes = recovered.log_bytes

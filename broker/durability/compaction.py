@@ -72,8 +72,9 @@ class Compaction:
         tmp = final + ".tmp"
         f = await asyncio.to_thread(open, tmp, "wb")
         try:
-            first = rec.encode(rec.Meta(next_seq))
+            first = rec.frame([rec.encode(rec.Meta(next_seq))])
             await asyncio.to_thread(f.write, first)
+            self._step("partial")
             size, records = len(first), 1
             lookup, encode, offset = engine.lookup, rec.encode, self._wall_offset
             for i in range(0, len(msgs), CHUNK):
@@ -82,12 +83,12 @@ class Compaction:
                     for m in msgs[i : i + CHUNK]
                     if lookup(m.seq) is m  # skip messages acked or purged since step 1
                 ]
-                chunk = b"".join(parts)
+                if not parts:
+                    continue
+                chunk = rec.frame(parts)
                 await asyncio.to_thread(f.write, chunk)
                 size += len(chunk)
                 records += len(parts)
-                if i == 0:
-                    self._step("partial")
             await asyncio.to_thread(f.flush)
             await asyncio.to_thread(os.fsync, f.fileno())
         finally:

@@ -27,6 +27,7 @@ import time
 from collections import deque
 from enum import StrEnum
 
+from broker.durability.records import frame
 from broker.errors import Unavailable
 
 log = logging.getLogger("wonderq.durability")
@@ -131,6 +132,7 @@ class Log:
     # ------------------------------------------------------------- loop side
 
     def append(self, data: bytes) -> None:
+        """Add one encoded record; frames are cut by the writer thread per write batch."""
         self._buf.append(data)
         self.appended += len(data)
         self.records += 1
@@ -252,13 +254,14 @@ class Log:
             chunk: list[bytes] = []
             for item in pending:
                 if isinstance(item, _Rotate):
-                    write_all(self._fd, b"".join(chunk))
-                    chunk = []
+                    if chunk:
+                        write_all(self._fd, frame(chunk))
+                        chunk = []
                     self._switch(item)
                 else:
                     chunk.append(item)
             if chunk:
-                write_all(self._fd, b"".join(chunk))
+                write_all(self._fd, frame(chunk))
                 dirty = True
             written = max(written, end)
             self.written = written

@@ -1,9 +1,12 @@
-"""Log records: what each state change looks like on disk, and how to frame it.
+"""Log records: what each state change looks like on disk, and how frames hold them.
 
 Owns: the record types (msgspec array-like structs, tagged, msgpack-encoded) and
-the frame around each one: ``<u32 length><u32 ~length><u32 crc32(payload)>``
-then the payload. The inverted copy of the length catches a corrupted length
-(so it is never mistaken for a torn tail); the crc catches a corrupted payload.
+the frame: ``<u32 length><u32 ~length><u32 crc32(payload)>`` then the payload,
+a msgpack array of records. The log writes one frame per write batch (all the
+records of one group commit), so replay decodes thousands of records in one C
+call and checks one checksum for them. The inverted copy of the length catches
+a corrupted length (so it is never mistaken for a torn tail); the crc catches a
+corrupted payload. A frame is the unit of atomicity: a torn frame is dropped whole.
 Every record carries absolute values (attempts, queue, order), so applying a
 record twice, or to a snapshot taken a little later, gives the same state.
 Must never: do IO or read a clock (instants arrive as wall-clock seconds).
@@ -91,22 +94,21 @@ class Meta(msgspec.Struct, array_like=True, tag=8, gc=False):
 Record = Msg | Lease | Ack | Release | Dead | Redrive | Purge | Meta
 
 _encoder = msgspec.msgpack.Encoder()
-decoder: Final[msgspec.msgpack.Decoder[Record]] = msgspec.msgpack.Decoder(Record)
+encode: Final = _encoder.encode  # one record (unframed)
+decoder: Final[msgspec.msgpack.Decoder[list[Record]]] = msgspec.msgpack.Decoder(list[Record])
+_ARRAY32 = struct.Struct(">BI")  # msgpack array header with a 32-bit count
 
 
-def frame(payload: bytes) -> bytes:
+def frame(parts: list[bytes]) -> bytes:
+    """One frame holding the encoded records ``parts`` (at least one)."""
+    payload = _ARRAY32.pack(0xDD, len(parts)) + b"".join(parts)
     n = len(payload)
     return HEADER.pack(n, n ^ _MASK, zlib.crc32(payload)) + payload
 
 
-def encode(record: Record) -> bytes:
-    """One framed record, ready to append."""
-    return frame(_encoder.encode(record))
-
-
-def decode(payload: bytes | memoryview) -> Record:
-    record: Record = decoder.decode(payload)
-    return record
+def decode_frame(payload: bytes | memoryview) -> list[Record]:
+    records: list[Record] = decoder.decode(payload)
+    return records
 
 
 def length_ok(length: int, check: int) -> bool:

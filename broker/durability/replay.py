@@ -29,7 +29,7 @@ from broker.durability.records import (
     Record,
     Redrive,
     Release,
-    decoder,
+    decode_frame,
     length_ok,
 )
 
@@ -63,14 +63,15 @@ class ReplayState:
     live: dict[int, Msg] = field(default_factory=dict)
     hi: int = 0  # highest sequence number (id or order) any record used
     records: int = 0
+    reordered: bool = False  # some message's order is not its seq: restore must sort
 
     def apply(self, rec: Record) -> None:  # noqa: C901 - one branch per record type
         live = self.live
         if type(rec) is Msg:
             live[rec.seq] = rec
-            hi = rec.order if rec.order > rec.seq else rec.seq
-            if hi > self.hi:
-                self.hi = hi
+            self.hi = max(self.hi, rec.seq, rec.order)
+            if rec.order:
+                self.reordered = True
         elif type(rec) is Ack:
             live.pop(rec.seq, None)
         elif type(rec) is Lease:
@@ -96,6 +97,7 @@ class ReplayState:
 
     def _move(self, seq: int, queue: str, order: int, attempts: int) -> None:
         self.hi = max(self.hi, order)
+        self.reordered = True
         m = self.live.get(seq)
         if m is not None:
             m.queue = queue
@@ -105,52 +107,50 @@ class ReplayState:
 
 
 def scan(data: bytes, path: str, state: ReplayState) -> Scan:
-    """Apply every intact record of ``data`` (one file's bytes) to ``state``."""
+    """Apply every intact frame of ``data`` (one file's bytes) to ``state``."""
     view = memoryview(data)
     end = len(data)
     pos = 0
     n_records = 0
     unpack = HEADER.unpack_from
     crc32 = zlib.crc32
-    decode = decoder.decode
     live = state.live
     apply = state.apply
-    hi = state.hi
     try:
         while pos < end:
             if end - pos < HEADER_SIZE:
-                return Scan(n_records, pos, "incomplete record header at end of file")
+                return Scan(n_records, pos, "incomplete frame header at end of file")
             length, check, crc = unpack(data, pos)
             if not length_ok(length, check):
                 if data.count(0, pos) == end - pos:
                     return Scan(n_records, pos, "zero-filled tail")
-                raise CorruptLog(path, pos, f"bad record length ({length} vs check {check})")
+                raise CorruptLog(path, pos, f"bad frame length ({length} vs check {check})")
             start = pos + HEADER_SIZE
             stop = start + length
             if stop > end:
-                return Scan(n_records, pos, "last record runs past the end of the file")
+                return Scan(n_records, pos, "last frame runs past the end of the file")
             payload = view[start:stop]
             if crc32(payload) != crc:
                 if stop == end:
-                    return Scan(n_records, pos, "checksum mismatch in the last record")
+                    return Scan(n_records, pos, "checksum mismatch in the last frame")
                 raise CorruptLog(path, pos, "checksum mismatch")
             try:
-                rec = decode(payload)
+                batch = decode_frame(payload)
             except msgspec.DecodeError as exc:
-                raise CorruptLog(path, pos, f"undecodable record ({exc})") from None
-            if type(rec) is Msg:  # the hot path, inlined
-                live[rec.seq] = rec
-                if rec.seq > hi:
-                    hi = rec.seq
-                if rec.order > hi:
-                    hi = rec.order
-            else:
-                state.hi = hi
-                apply(rec)
-                hi = state.hi
-            n_records += 1
+                raise CorruptLog(path, pos, f"undecodable frame ({exc})") from None
+            hi = state.hi
+            for rec in batch:
+                if type(rec) is Msg and not rec.order:  # the hot path, inlined
+                    live[rec.seq] = rec
+                    if rec.seq > hi:
+                        hi = rec.seq
+                else:
+                    state.hi = hi
+                    apply(rec)
+                    hi = state.hi
+            state.hi = hi
+            n_records += len(batch)
             pos = stop
     finally:
-        state.hi = hi
         state.records += n_records
     return Scan(n_records, pos, None)

@@ -21,8 +21,8 @@ def journaled_engine(config: Config) -> tuple[Engine, list[bytes]]:
 
 def replayed(config: Config, log: list[bytes], now: float) -> tuple[Engine, ReplayState]:
     state = ReplayState()
-    result = scan(b"".join(log), "mem", state)
-    assert result.torn is None
+    result = scan(rec.frame(log), "mem", state) if log else None
+    assert result is None or result.torn is None
     fresh = Engine(config, first_seq=1)
     restore_into(fresh, state, now, WALL)
     return fresh, state
@@ -118,7 +118,7 @@ def test_a_delay_is_kept_in_wall_clock_time() -> None:
     engine, log = journaled_engine(config)
     (seq,) = engine.put(10.0, "q", [NewMessage(b"1", delay_s=60.0)])
     [record] = log
-    msg = rec.decode(record[rec.HEADER_SIZE :])
+    msg = rec.decoder.decode(rec.frame([record])[rec.HEADER_SIZE :])[0]
     assert isinstance(msg, rec.Msg) and msg.due_wall == 70.0 + WALL and msg.put_wall == 10.0 + WALL
     fresh, _ = replayed(config, log, now=50.0)  # restarted 40 s later: 20 s left
     restored = fresh.lookup(seq)

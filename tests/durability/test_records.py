@@ -27,21 +27,28 @@ RECORDS: list[rec.Record] = [
 ]
 
 
+FRAMES = [RECORDS[0:2], RECORDS[2:3], RECORDS[3:6], RECORDS[6:7], RECORDS[7:10], RECORDS[10:]]
+
+
 def encoded() -> tuple[bytes, list[int]]:
-    """All RECORDS framed back to back, and the offset where each one ends."""
+    """FRAMES back to back, and the offset where each one ends."""
     out, ends = b"", []
-    for r in RECORDS:
-        out += rec.encode(r)
+    for records in FRAMES:
+        out += frame(records)
         ends.append(len(out))
     return out, ends
 
 
-def test_each_record_type_round_trips() -> None:
-    for r in RECORDS:
-        framed = rec.encode(r)
+def frame(records: list[rec.Record]) -> bytes:
+    return rec.frame([rec.encode(r) for r in records])
+
+
+def test_each_record_type_round_trips_in_a_frame() -> None:
+    for records in [*FRAMES, RECORDS]:
+        framed = frame(records)
         length, check, _ = rec.HEADER.unpack_from(framed)
         assert rec.length_ok(length, check) and len(framed) == rec.HEADER_SIZE + length
-        assert rec.decode(framed[rec.HEADER_SIZE :]) == r
+        assert rec.decode_frame(framed[rec.HEADER_SIZE :]) == records
 
 
 def test_replay_folds_records_into_live_state() -> None:
@@ -49,20 +56,21 @@ def test_replay_folds_records_into_live_state() -> None:
     state = ReplayState()
     result = scan(data, "f", state)
     assert result.torn is None and result.records == len(RECORDS) and result.good_end == len(data)
+    assert state.reordered  # a dead-letter and a redrive moved message 11
     assert list(state.live) == [11]
     m = state.live[11]
     assert (m.queue, m.order, m.attempts, m.due_wall) == ("q", 14, 0, 0.0)
     assert state.hi == 19  # Meta(next_seq=20) is the highest
 
 
-def test_a_tail_cut_at_every_byte_offset_is_torn_and_keeps_every_whole_record() -> None:
+def test_a_tail_cut_at_every_byte_offset_is_torn_and_keeps_every_whole_frame() -> None:
     data, ends = encoded()
     for cut in range(len(data)):
         state = ReplayState()
         result = scan(data[:cut], "f", state)
         whole = [e for e in ends if e <= cut]
         assert result.good_end == (whole[-1] if whole else 0), cut
-        assert result.records == len(whole), cut
+        assert result.records == sum(len(f) for f in FRAMES[: len(whole)]), cut
         assert (result.torn is None) == (cut in whole or cut == 0), cut
 
 
@@ -80,7 +88,7 @@ def test_a_bad_checksum_in_the_last_record_is_torn() -> None:
     assert result.torn is not None and result.good_end == ends[-2]
 
 
-@pytest.mark.parametrize("index", range(len(RECORDS) - 1))
+@pytest.mark.parametrize("index", range(len(FRAMES) - 1))
 @pytest.mark.parametrize("where", ["length", "check", "crc", "payload"])
 def test_corruption_in_the_middle_names_file_and_offset(index: int, where: str) -> None:
     data, ends = encoded()
@@ -127,11 +135,11 @@ def test_recover_refuses_a_missing_segment(tmp_path: Path) -> None:
 
 
 def test_recover_uses_the_newest_snapshot_and_removes_leftovers(tmp_path: Path) -> None:
-    snap = rec.encode(rec.Meta(100)) + rec.encode(rec.Msg(50, "q", b"1", None, 0, 5, 1.0))
-    _write(tmp_path / segment_name(1), rec.encode(rec.Msg(40, "q", b"0", None, 0, 5, 1.0)))
+    snap = frame([rec.Meta(100)]) + frame([rec.Msg(50, "q", b"1", None, 0, 5, 1.0)])
+    _write(tmp_path / segment_name(1), frame([rec.Msg(40, "q", b"0", None, 0, 5, 1.0)]))
     _write(tmp_path / snapshot_name(2), snap)
-    _write(tmp_path / segment_name(2), rec.encode(rec.Ack(50)))
-    _write(tmp_path / segment_name(3), rec.encode(rec.Msg(60, "q", b"2", None, 0, 5, 1.0)))
+    _write(tmp_path / segment_name(2), frame([rec.Ack(50)]))
+    _write(tmp_path / segment_name(3), frame([rec.Msg(60, "q", b"2", None, 0, 5, 1.0)]))
     _write(tmp_path / (snapshot_name(3) + ".tmp"), b"half a snapshot")
     got = recover(str(tmp_path))
     assert list(got.state.live) == [60] and got.state.hi == 99 and got.next_segment == 4
@@ -139,7 +147,7 @@ def test_recover_uses_the_newest_snapshot_and_removes_leftovers(tmp_path: Path) 
 
 
 def test_recover_refuses_a_cut_snapshot(tmp_path: Path) -> None:
-    snap = rec.encode(rec.Meta(100)) + rec.encode(rec.Msg(50, "q", b"1", None, 0, 5, 1.0))
+    snap = frame([rec.Meta(100), rec.Msg(50, "q", b"1", None, 0, 5, 1.0)])
     _write(tmp_path / snapshot_name(1), snap[:-2])
     _write(tmp_path / segment_name(1), b"")
     with pytest.raises(CorruptLog, match=r"snap-00000001\.wqs"):
