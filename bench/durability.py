@@ -163,12 +163,15 @@ async def main() -> None:
     parser.add_argument("--replay-messages", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode (median shown)")
     parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument("--modes", default="memory,everysec,always,no", help="comma-separated")
     args = parser.parse_args()
     print(
         f"{args.producers} producers x window {args.window}, 100-byte bodies, "
         f"{args.seconds:g} s per mode, {os.cpu_count()} CPUs"
     )
-    modes = ["memory", "everysec", "always", "no"]
+    modes = args.modes.split(",")
+    if "memory" not in modes:
+        modes.insert(0, "memory")
     rates: dict[str, list[float]] = {m: [] for m in modes}
     cpus: dict[str, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory(prefix="wonderq-bench-") as root:
