@@ -13,7 +13,6 @@ durable under ``always``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
@@ -168,10 +167,9 @@ class DurableBackend:
     async def stop(self) -> None:
         await self.memory.stop()
         task = self._compaction_task
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None and self._compaction is not None:
+            self._compaction.abandon()  # it stops at the next chunk; no thread is left writing
+            await task
         if self._log is not None:
             await self._log.close()
         if self._lock is not None:
@@ -244,6 +242,8 @@ class DurableBackend:
             return
         finally:
             self._compaction_task = None
+        if not compaction.installed:
+            return
         self.compactions += 1
         self._base_bytes = compaction.snapshot_bytes
         self._base_records = compaction.snapshot_records

@@ -53,6 +53,12 @@ class Compaction:
         self.snapshot_records = 0
         self.appended_at_rotation = 0  # log.appended when segment K began
         self.records_at_rotation = 0
+        self.abandoned = False  # set by abandon(): stop before the snapshot replaces anything
+        self.installed = False
+
+    def abandon(self) -> None:
+        """Stop soon (server shutdown); the old files still hold the whole state."""
+        self.abandoned = True
 
     def _step(self, name: str) -> None:
         if self._crash_at == name:
@@ -78,6 +84,8 @@ class Compaction:
             size, records = len(first), 1
             lookup, encode, offset = engine.lookup, rec.encode, self._wall_offset
             for i in range(0, len(msgs), CHUNK):
+                if self.abandoned:
+                    break
                 parts = [
                     encode(message_record(m, offset))
                     for m in msgs[i : i + CHUNK]
@@ -89,13 +97,18 @@ class Compaction:
                 await asyncio.to_thread(f.write, chunk)
                 size += len(chunk)
                 records += len(parts)
-            await asyncio.to_thread(f.flush)
-            await asyncio.to_thread(os.fsync, f.fileno())
+            if not self.abandoned:
+                await asyncio.to_thread(f.flush)
+                await asyncio.to_thread(os.fsync, f.fileno())
         finally:
             f.close()
+        if self.abandoned:
+            await asyncio.to_thread(os.unlink, tmp)
+            return
         self._step("written")
         await asyncio.to_thread(self._install, tmp, final)
         self.snapshot_bytes, self.snapshot_records = size, records
+        self.installed = True
         self._step("renamed")
         await asyncio.to_thread(self._cleanup, k)
         self._step("cleaned")

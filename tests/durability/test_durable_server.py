@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,10 @@ from broker.durability.log import segment_name
 from broker.server import Server
 from tests.durability.broker_process import BrokerProcess
 from tests.support import LineClient
+
+
+def names(directory: Path) -> list[str]:
+    return os.listdir(directory)
 
 
 @asynccontextmanager
@@ -168,3 +173,47 @@ async def test_a_torn_tail_is_reported_and_truncated(tmp_path: Path) -> None:
         assert await broker.stop() == 0
     log = broker.log.read_text()
     assert f"{segment}: torn tail at offset" in log and f"truncated {len(torn)} bytes" in log, log
+
+
+async def test_compaction_runs_while_producers_keep_going(tmp_path: Path) -> None:
+    async with durable_server(tmp_path, fsync="always") as srv:
+        backend = srv.backend
+        assert isinstance(backend, DurableBackend)
+        async with await LineClient.connect(srv.port) as c:
+            batch = [{"body": "x" * 50} for _ in range(1000)]
+            for _ in range(20):  # 20,000 live messages: ten snapshot chunks
+                assert (await c.call(op="PUT", queue="q", messages=batch))["ok"]
+            got = (await c.call(op="GET", queue="q", max=100))["messages"]
+            acked = await c.call(op="ACK", ids=[m["id"] for m in got])
+            assert acked["acked"] == 100
+            compaction = backend.compact()
+            puts_during = 0
+            while not compaction.done():  # bounded by the compaction's own length
+                assert (await c.call(op="PUT", queue="q", body=puts_during))["ok"]
+                puts_during += 1
+            await compaction
+            stats = (await c.call(op="STATS"))["server"]["durability"]
+        assert puts_during > 0 and stats["compactions"] == 1
+        assert sorted(n for n in names(tmp_path) if n != "LOCK") == [
+            "log-00000002.wql",
+            "snap-00000002.wqs",
+        ]
+    async with durable_server(tmp_path) as srv, await LineClient.connect(srv.port) as c:
+        queue = (await c.call(op="STATS", queue="q"))["queues"]["q"]
+        assert queue["ready"] == 20_000 - 100 + puts_during
+        for m in got:
+            assert (await c.call(op="INFO", id=m["id"]))["error"] == "not_found"
+
+
+async def test_stopping_during_a_compaction_abandons_it_cleanly(tmp_path: Path) -> None:
+    async with durable_server(tmp_path) as srv:
+        backend = srv.backend
+        assert isinstance(backend, DurableBackend)
+        async with await LineClient.connect(srv.port) as c:
+            batch = [{"body": n} for n in range(1000)]
+            for _ in range(20):
+                assert (await c.call(op="PUT", queue="q", messages=batch))["ok"]
+        backend.compact()
+    assert not [n for n in names(tmp_path) if n.endswith(".tmp")]
+    async with durable_server(tmp_path) as srv, await LineClient.connect(srv.port) as c:
+        assert (await c.call(op="STATS", queue="q"))["queues"]["q"]["ready"] == 20_000
