@@ -585,20 +585,37 @@ class Engine:
         than ``now``; never leased. One tight loop: a restart restores millions.
         """
         messages, deadlines = self._messages, self._deadlines
-        q: Queue | None = None
+        q = Queue("")  # placeholder until the first item names its queue
         hi = self._next_seq - 1
         total = 0
         for item in items:
-            if q is None or q.name != item.queue:
+            if q.name != item.queue:
                 q = self.queue(item.queue)
-            seq, body, key = item.seq, item.body, item.key
+            seq, body, key, priority = item.seq, item.body, item.key, item.priority
             msg = Message(
-                seq, q, body, key, item.priority, item.max_attempts, item.put_wall - clock_offset
+                seq, q, body, key, priority, item.max_attempts, item.put_wall - clock_offset
             )
-            msg.attempts = item.attempts
+            if item.attempts:
+                msg.attempts = item.attempts
             order = item.order or seq
             msg.order = order
             messages[seq] = msg
+            total += len(body)
+            q.bytes += len(body)
+            if order > hi:
+                hi = order
+            if seq > hi:
+                hi = seq
+            fifo = q.fifo
+            if (
+                key is None
+                and not item.due_wall
+                and priority == 0
+                and (not fifo or fifo[-1].order < order)
+            ):  # the common case, inlined: a plain ready message at the end of the fifo
+                q.n_ready += 1
+                fifo.append(msg)
+                continue
             is_head = q.chain_append(msg) if key is not None else True
             due_at = item.due_wall - clock_offset if item.due_wall else 0.0
             if due_at > now:
@@ -611,13 +628,6 @@ class Engine:
                 q.n_ready += 1
                 if is_head:
                     q.push_ready(msg)
-            size = len(body)
-            q.bytes += size
-            total += size
-            if order > hi:
-                hi = order
-            if seq > hi:
-                hi = seq
         self._bytes += total
         self.reserve_seqs(hi + 1)
 
