@@ -149,9 +149,8 @@ class Log:
         return self.appended - self.written
 
     def _handoff(self) -> None:
-        self._handoff_scheduled = (
-            False  # an early call (rotate, close) just makes a later one empty
-        )
+        # an early call (rotate, close) leaves the scheduled one nothing to do
+        self._handoff_scheduled = False
         buf = self._buf
         if not buf:
             return
