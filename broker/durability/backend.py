@@ -52,22 +52,29 @@ def _order(m: Msg) -> int:
 
 
 class _CommitSink:
-    """Holds a waiting GET's reply until the log records its lease are fsynced."""
+    """Holds a waiting GET's reply until the log records of its leases are fsynced.
 
-    __slots__ = ("_backend", "_sink")
+    Replies stay in order on the connection: an empty reply, or any reply of the
+    connection while one is held, waits behind the held ones (``pending``).
+    """
+
+    __slots__ = ("_backend", "_sink", "pending")
 
     def __init__(self, sink: ReplySink, backend: DurableBackend) -> None:
         self._sink = sink
         self._backend = backend
+        self.pending = 0
 
     def deliver(self, request: rq.Request, reply: Reply) -> None:
         wal = self._backend.log
-        if wal.synced >= wal.appended:
+        if not self.pending and (wal.synced >= wal.appended or not reply.get("messages")):
             self._sink.deliver(request, reply)
             return
+        self.pending += 1
         wal.commit().add_done_callback(functools.partial(self._committed, request, reply))
 
     def _committed(self, request: rq.Request, reply: Reply, fut: asyncio.Future[None]) -> None:
+        self.pending -= 1
         exc = fut.exception()
         if isinstance(exc, WonderQError):
             reply = error_reply(exc)
@@ -110,6 +117,7 @@ class DurableBackend:
         self._log: Log | None = None
         self._compaction: Compaction | None = None
         self._compaction_task: asyncio.Task[None] | None = None
+        self._held: dict[object, _CommitSink] = {}  # with fsync always, per connection
         self.compactions = 0
         self._base_bytes = 0  # bytes of the files holding the state, before this run's appends
         self._base_records = 0
@@ -178,11 +186,15 @@ class DurableBackend:
     # -------------------------------------------------------------- execution
 
     def open(self, sink: ReplySink) -> object:
-        if self.policy == FsyncPolicy.ALWAYS:
-            sink = _CommitSink(sink, self)
-        return self.memory.open(sink)
+        if self.policy != FsyncPolicy.ALWAYS:
+            return self.memory.open(sink)
+        held = _CommitSink(sink, self)
+        owner = self.memory.open(held)
+        self._held[owner] = held
+        return owner
 
     def close(self, owner: object) -> None:
+        self._held.pop(owner, None)
         self.memory.close(owner)
 
     def add_stats_provider(self, provider: StatsProvider) -> None:
@@ -197,6 +209,9 @@ class DurableBackend:
         before = wal.appended
         replies = self.memory.execute(owner, requests)
         if wal.appended == before:
+            held = self._held.get(owner)
+            if held is not None and held.pending:  # answer after the held GET replies
+                return _after(wal.commit(), replies)
             return replies
         if wal.appended >= self._next_check:
             self._maybe_compact()

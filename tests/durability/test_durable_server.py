@@ -217,3 +217,28 @@ async def test_stopping_during_a_compaction_abandons_it_cleanly(tmp_path: Path) 
     assert not [n for n in names(tmp_path) if n.endswith(".tmp")]
     async with durable_server(tmp_path) as srv, await LineClient.connect(srv.port) as c:
         assert (await c.call(op="STATS", queue="q"))["queues"]["q"]["ready"] == 20_000
+
+
+async def test_a_held_get_reply_still_comes_before_later_replies(tmp_path: Path) -> None:
+    async with (
+        durable_server(tmp_path, fsync="always") as srv,
+        await LineClient.connect(srv.port) as consumer,
+        await LineClient.connect(srv.port) as producer,
+    ):
+        for n in range(20):
+            queue = f"q{n}"
+            await consumer.send(op="GET", queue=queue, wait=10, rid=n)
+            assert await consumer.call(op="PING", rid="sync") == {"ok": True, "rid": "sync"}
+            await producer.send(op="PUT", queue=queue, body=n)  # serves the GET, held for fsync
+            await consumer.send(op="CANCEL", get=n, rid="c")  # may arrive while it is held
+            first, second = await consumer.reply(), await consumer.reply()
+            assert first["rid"] == n and first["messages"][0]["body"] == n, (first, second)
+            assert second == {"ok": True, "cancelled": 0, "rid": "c"}
+            assert (await producer.reply())["ok"]
+        async with await LineClient.connect(srv.port) as other:
+            await consumer.send(op="GET", queue="empty", wait=10, rid="e")
+            assert await consumer.call(op="PING", rid="sync") == {"ok": True, "rid": "sync"}
+            await other.send(op="PUT", queue="busy", body=1)  # a record waiting for its fsync
+            await consumer.send(op="CANCEL", get="e", rid="c")
+            assert (await consumer.reply())["rid"] == "e"  # the cancelled GET answers first
+            assert await consumer.reply() == {"ok": True, "cancelled": 1, "rid": "c"}
