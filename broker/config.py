@@ -13,6 +13,7 @@ KIB = 1024
 MIB = 1024 * KIB
 TOKEN_MAX = 4096  # the longest token AUTH accepts (protocol/requests.py says the same)
 TOKEN_RULE = f"token must be 1-{TOKEN_MAX} characters"
+FSYNC_POLICIES = ("always", "everysec", "no")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,10 @@ class Config:
     token: str | None = field(default=None, repr=False)  # AUTH required when set
     max_connections: int = 10_000
     idle_timeout_s: float | None = None  # None: idle connections are never closed
+    # durability (off unless data_dir is set)
+    data_dir: str | None = None
+    fsync: str = "everysec"  # always | everysec | no
+    compact_min_bytes: int = 64 * MIB  # compact once the log is this big and mostly dead
 
     def __post_init__(self) -> None:
         checks = (
@@ -56,6 +61,8 @@ class Config:
             (self.token is None or 1 <= len(self.token) <= TOKEN_MAX, TOKEN_RULE),
             (self.max_connections >= 1, "max-connections must be >= 1"),
             (self.idle_timeout_s is None or self.idle_timeout_s > 0, "idle-timeout must be > 0"),
+            (self.fsync in FSYNC_POLICIES, "fsync must be always, everysec or no"),
+            (self.compact_min_bytes >= 1, "compact-min must be >= 1 byte"),
         )
         for ok, message in checks:
             if not ok:

@@ -203,6 +203,11 @@ class MemoryBackend:
         self._after_change()
         return replies
 
+    def settle(self) -> None:
+        """Deliver completed waiting GETs and re-arm the timer, after the engine
+        was changed directly (e.g. messages restored from a durable log)."""
+        self._after_change()
+
     def _catch_up(self, now: float) -> None:
         """Fire deadlines already due, so a batch never sees a lease past its deadline.
 

@@ -6,10 +6,13 @@ import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from broker.cli.serve import raise_open_files_limit
+from broker.config import Config
+from broker.durability.backend import DurableBackend
 from broker.server import Server
 from broker.server.idle import IdleTracker
 from tests.conftest import ServerFactory
@@ -212,3 +215,17 @@ async def test_ten_thousand_idle_connections_on_the_cli_server() -> None:
         async with asyncio.timeout(60):
             _, err = await proc.communicate()
     assert proc.returncode == 0, err
+
+
+async def test_idle_timeout_with_the_durable_backend(tmp_path: Path) -> None:
+    """The durable backend answers ``holds`` too: a leaseholder is kept, an idle one closed."""
+    config = Config(host="127.0.0.1", port=0, idle_timeout_s=0.3, data_dir=str(tmp_path))
+    async with (
+        Server(config, DurableBackend(config)) as srv,
+        await LineClient.connect(srv.port) as leaser,
+    ):
+        await leaser.call(op="PUT", queue="q", body="held")
+        await leaser.call(op="GET", queue="q", lease=600)
+        async with await LineClient.connect(srv.port) as idle:
+            assert await closed_by_server(idle)
+        assert await leaser.call(op="PING") == {"ok": True}
