@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "stats": "broker.cli.oneshot",
     "purge": "broker.cli.oneshot",
     "demo": "broker.cli.demo",
+    "bench": "broker.cli.bench",
 }
 
 
