@@ -107,6 +107,7 @@ class MemoryBackend:
             rq.Redrive: self._redrive,
             rq.Ping: self._ping,
             rq.Quit: self._ping,
+            rq.Cancel: self._cancel,
         }
 
     # -------------------------------------------------------------- lifecycle
@@ -290,6 +291,12 @@ class MemoryBackend:
 
     def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> Reply:
         return _OK
+
+    def _cancel(self, owner: object, req: rq.Cancel, now: float) -> Reply:
+        def is_target(token: object) -> bool:
+            return isinstance(token, rq.Get) and token.rid == req.get
+
+        return {"ok": True, "cancelled": self.engine.cancel_waits(owner, is_target)}
 
 
 def describe(msg: Message, now: float) -> dict[str, Any]:

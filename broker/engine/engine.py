@@ -28,7 +28,7 @@ Must never: import asyncio or sockets, read a clock, or format wire replies.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from broker.config import Config
@@ -240,6 +240,8 @@ class Engine:
     def _leased_by(self, owner: object, seq: int) -> Message:
         msg = self._messages.get(seq)
         if msg is None:
+            if seq in self._acked:
+                raise NotLeased(f"message {format_id(seq)} was acked already")
             raise NotFound(f"no message with id {format_id(seq)}")
         if msg.state != State.LEASED or msg.owner != owner:
             raise NotLeased(f"message {format_id(seq)} is not leased by this connection")
@@ -254,7 +256,10 @@ class Engine:
         for seq in seqs:
             msg = self._messages.get(seq)
             if msg is None:
-                result.not_found.append(seq)
+                if seq in self._acked:
+                    result.not_leased.append(seq)
+                else:
+                    result.not_found.append(seq)
             elif msg.state != State.LEASED or msg.owner != owner:
                 result.not_leased.append(seq)
             else:
@@ -460,6 +465,17 @@ class Engine:
                 del self._owner_waiters[waiter.owner]
         if len(q.waiters) > 2 * q.n_waiting + 32:
             q.waiters = type(q.waiters)(w for w in q.waiters if w.active)
+
+    def cancel_waits(self, owner: object, match: Callable[[object], bool]) -> int:
+        """End the owner's waiting GETs whose token ``match``es; each yields an empty Delivery."""
+        ended = 0
+        for waiter in list(self._owner_waiters.get(owner, ())):
+            if match(waiter.token):
+                self._end_wait(waiter)
+                self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
+                ended += 1
+        self._deadlines.compact(self._n_timed)
+        return ended
 
     def end_all_waits(self) -> None:
         """Complete every waiting GET with no messages (server shutdown)."""

@@ -112,7 +112,15 @@ class Quit(_Request, tag="QUIT"):
     pass
 
 
-Request = Put | Get | Ack | Nack | Touch | Info | Stats | Queues | Purge | Redrive | Ping | Quit
+class Cancel(_Request, tag="CANCEL"):
+    """End this connection's waiting GET whose ``rid`` is ``get`` (it replies at once, empty)."""
+
+    get: Rid
+
+
+Request = (
+    Put | Get | Ack | Nack | Touch | Info | Stats | Queues | Purge | Redrive | Ping | Quit | Cancel
+)
 
 REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Put,
@@ -127,5 +135,6 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Redrive,
     Ping,
     Quit,
+    Cancel,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)

@@ -27,6 +27,7 @@ _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "REDRIVE": ("queue",),
     "PING": (),
     "QUIT": (),
+    "CANCEL": ("get",),
 }
 
 _encode = msgspec.json.encode

@@ -111,6 +111,10 @@ class Connection(asyncio.Protocol):
             return
         max_line = self._max_line
         items: list[Request | Invalid] = [decode(f, max_line) for f in frames]  # type: ignore[arg-type]
+        for i, item in enumerate(items):
+            if type(item) is Quit:  # nothing after QUIT runs: it would get no reply
+                del items[i + 1 :]
+                break
         requests = [i for i in items if not isinstance(i, Invalid)]
         self.requests_served += len(items)
         try:

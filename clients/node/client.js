@@ -92,8 +92,13 @@ export class Client {
    * Leases up to `max` messages, waiting up to `wait` seconds if none is ready.
    * A waiting GET does not hold up other calls on this client.
    *
+   * Aborting `signal` cancels a waiting GET on the server (`CANCEL`) and
+   * rejects with the signal's reason once the server has ended it; messages
+   * it got just before are released (nacked) first, so none stays leased to
+   * a call nobody awaits.
+   *
    * @param {string} queue
-   * @param {{max?: number, lease?: number, wait?: number}} [options]
+   * @param {{max?: number, lease?: number, wait?: number, signal?: AbortSignal}} [options]
    * @returns {Promise<Message[]>}
    */
   async get(queue, options = {}) {
@@ -103,16 +108,21 @@ export class Client {
   /**
    * `get()` whose messages report settles and touches to `hooks` (for consumers).
    * @param {string} queue
-   * @param {{max?: number, lease?: number, wait?: number}} options
+   * @param {{max?: number, lease?: number, wait?: number, signal?: AbortSignal}} options
    * @param {import("./message.js").MessageHooks} hooks
    */
-  async [GET_WITH_HOOKS](queue, { max, lease, wait } = {}, hooks) {
+  async [GET_WITH_HOOKS](queue, { max, lease, wait, signal } = {}, hooks) {
     const reply = await this.#request(
       { op: "GET", queue, max, lease, wait },
-      { waiting: wait !== undefined && wait > 0 },
+      { waiting: wait !== undefined && wait > 0, signal },
     );
-    const messages = /** @type {any[]} */ (reply.messages);
-    return messages.map((wire) => new Message(this, wire, hooks));
+    const wires = /** @type {{id: string}[]} */ (reply.messages);
+    if (signal?.aborted) {
+      // Lost to nobody: NACK errors mean the lease is gone already (or the connection, with it).
+      await Promise.all(wires.map(({ id }) => this.nack(id).catch(() => undefined)));
+      throw signal.reason;
+    }
+    return wires.map((wire) => new Message(this, /** @type {any} */ (wire), hooks));
   }
 
   /**
@@ -242,7 +252,7 @@ export class Client {
 
   /**
    * @param {Record<string, unknown>} request
-   * @param {{waiting?: boolean}} [options]
+   * @param {{waiting?: boolean, signal?: AbortSignal}} [options]
    */
   #request(request, options) {
     return this.#connection.request(request, options);

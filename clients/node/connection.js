@@ -139,17 +139,45 @@ export class Connection {
    * Sends one request and resolves with its success reply; a failure reply
    * rejects with the `WonderQError` subclass for its code.
    *
+   * `signal` (for a waiting call only) cancels it on the server: when it
+   * aborts while the call waits, `{"op":"CANCEL","get":rid}` goes out, and
+   * the server answers the call at once (its reply, maybe with what it got
+   * just before, still resolves this promise: the caller decides what to do
+   * with it). An already aborted `signal` rejects with its reason, sending nothing.
+   *
    * @param {Record<string, unknown>} request must have `op`; `rid` is set here
-   * @param {{waiting?: boolean}} [options] true for a GET with `wait` > 0, whose
-   *   reply may come out of order
+   * @param {{waiting?: boolean, signal?: AbortSignal}} [options] `waiting`: true
+   *   for a GET with `wait` > 0, whose reply may come out of order
    * @returns {Promise<Reply>}
    */
-  request(request, { waiting = false } = {}) {
+  request(request, { waiting = false, signal } = {}) {
     if (this.#closedError) return Promise.reject(this.#closedError);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const rid = this.#nextRid++;
     const line = encodeRequest({ ...request, rid });
     return new Promise((resolve, reject) => {
-      this.#pending.set(rid, { op: String(request.op), waiting, resolve, reject });
+      if (!waiting || !signal) {
+        this.#pending.set(rid, { op: String(request.op), waiting, resolve, reject });
+        this.#write(line);
+        return;
+      }
+      const cancel = () => {
+        if (this.#pending.has(rid)) this.request({ op: "CANCEL", get: rid }).catch(() => undefined);
+      };
+      signal.addEventListener("abort", cancel, { once: true });
+      const done = () => signal.removeEventListener("abort", cancel);
+      this.#pending.set(rid, {
+        op: String(request.op),
+        waiting,
+        resolve: (reply) => {
+          done();
+          resolve(reply);
+        },
+        reject: (error) => {
+          done();
+          reject(error);
+        },
+      });
       this.#write(line);
     });
   }

@@ -42,6 +42,11 @@ export interface GetOptions {
   lease?: number;
   /** Seconds to wait for a message if none is ready; default 0. */
   wait?: number;
+  /**
+   * Cancels a waiting GET on the server (`CANCEL`); `get()` then rejects with
+   * the signal's reason, after releasing what the GET got just before.
+   */
+  signal?: AbortSignal;
 }
 
 export type MessageState = "ready" | "delayed" | "leased" | "dead" | "acked";
@@ -141,8 +146,9 @@ export class Consumer<Body = Json> implements AsyncIterable<Message<Body>> {
   /** Messages leased and not yet acked or nacked. */
   readonly heldCount: number;
   /**
-   * Stops, releases messages not handed out yet, and waits for a GET still
-   * waiting on the server to release what it returns.
+   * Stops, cancels the GET waiting on the server, and releases the messages
+   * not handed out yet (with what that GET got just before); resolves when
+   * the releases are answered.
    */
   stop(): Promise<void>;
   [Symbol.asyncIterator](): AsyncIterator<Message<Body>>;

@@ -5,11 +5,11 @@
  * Owns: how many messages one consumer holds at once (`concurrency`: leased
  * and not yet acked or nacked), long-polling GETs, keeping leases alive for
  * slow handlers (a TOUCH at half the lease), ack on success, nack with backoff
- * on failure, and stopping cleanly on an `AbortSignal`: messages leased but not
- * yet handed out are released, running handlers are told through their signal
- * and waited for, and a GET still waiting on the server (the protocol cannot
- * cancel it) has whatever it returns released; releases it could take straight
- * back wait until it has returned.
+ * on failure, and stopping cleanly on an `AbortSignal`: the GET waiting on the
+ * server is cancelled (`CANCEL`, sent before any release, so it cannot take the
+ * released messages straight back), messages leased but not yet handed out are
+ * released at once, with whatever that GET got just before, and running
+ * handlers are told through their signal and waited for.
  *
  * Must never: swallow a handler's error silently (it goes to `onError`), or
  * hold more than `concurrency` leases.
@@ -109,8 +109,8 @@ export class Consumer {
   #iterating = false;
   /** @type {Set<Promise<unknown>>} NACKs in flight */
   #releasing = new Set();
-  /** @type {Set<Promise<unknown>>} NACKs waiting for the GET in flight to return */
-  #deferred = new Set();
+  /** Aborted on stop: cancels the GET waiting on the server. */
+  #cancelGet = new AbortController();
 
   /**
    * @param {Client} client
@@ -142,46 +142,27 @@ export class Consumer {
   }
 
   /**
-   * Stops handing out messages and releases those not handed out yet,
-   * including what a GET still waiting on the server returns (this waits for
-   * it, at most `wait` seconds). Messages already handed out stay leased to
+   * Stops handing out messages, cancels the GET waiting on the server, and
+   * releases the messages not handed out yet, with what that GET got before
+   * it was cancelled; resolves when the releases are answered (a round trip
+   * or two, not the GET's `wait`). Messages already handed out stay leased to
    * their holder, who acks or nacks them. (Closing the client instead
    * releases every lease it holds at once.)
    */
   async stop() {
     this.#stop();
     await this.#fetching?.catch(() => undefined);
-    await Promise.all([...this.#releasing, ...this.#deferred]);
+    await Promise.all(this.#releasing);
   }
 
   /**
    * NACKs a message of this consumer without delay, so another consumer gets
-   * it. While a GET of this consumer is still waiting on the server, the NACK
-   * waits for that GET to return: else the GET would take the message straight
-   * back (one more attempt, maybe a dead letter) just to release it again.
+   * it. Used once stopped: this consumer's GET was cancelled before, so it
+   * cannot take the message straight back.
    * @param {Message} message
    */
   release(message) {
-    const fetching = this.#fetching;
-    if (!fetching) {
-      this.#track(this.#releasing, message.nack());
-      return;
-    }
-    this.#track(
-      this.#deferred,
-      fetching.then(
-        () => message.nack(),
-        () => message.nack(),
-      ),
-    );
-  }
-
-  /**
-   * Resolves when the NACKs that did not have to wait for a GET are done.
-   * @internal
-   */
-  async released() {
-    await Promise.all(this.#releasing);
+    this.#track(this.#releasing, message.nack());
   }
 
   /**
@@ -233,14 +214,21 @@ export class Consumer {
 
   /** @param {number} max */
   async #fetch(max) {
-    const messages = await this.#client[GET_WITH_HOOKS](
-      this.#queue,
-      { max, lease: this.#leaseS, wait: this.#waitS },
-      {
-        onSettle: (message) => this.#forget(message),
-        onTouch: (message, leaseS) => this.#armLeaseTimer(message, leaseS ?? this.#leaseS),
-      },
-    );
+    const signal = this.#cancelGet.signal;
+    let messages;
+    try {
+      messages = await this.#client[GET_WITH_HOOKS](
+        this.#queue,
+        { max, lease: this.#leaseS, wait: this.#waitS, signal },
+        {
+          onSettle: (message) => this.#forget(message),
+          onTouch: (message, leaseS) => this.#armLeaseTimer(message, leaseS ?? this.#leaseS),
+        },
+      );
+    } catch (error) {
+      if (signal.aborted && error === signal.reason) return; // stopped; it released what it got
+      throw error;
+    }
     if (this.#stopped) {
       for (const message of messages) this.#track(this.#releasing, message.nack());
       return;
@@ -312,6 +300,7 @@ export class Consumer {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#cancelGet.abort(); // the CANCEL goes out before the NACKs below
     this.#resolveStop(STOPPED);
     for (const message of this.#buffer.splice(0)) this.release(message);
   }
@@ -391,7 +380,7 @@ export async function runWorker(client, queue, handler, options = {}) {
   } finally {
     signal?.removeEventListener("abort", stopOnAbort);
     await Promise.all(running);
-    await consumer.released();
+    await consumer.stop(); // its GET was cancelled: this takes a round trip, not `wait`
   }
   if (fatal !== undefined) throw fatal;
 }

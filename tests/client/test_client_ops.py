@@ -69,11 +69,6 @@ async def test_get_lease_and_attempts_and_ack(client: wonderq.AsyncClient) -> No
     assert (await client.info(message.id)).state == MessageState.ACKED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server deviates from protocol.md: ACK of an acked message still in the acked "
-    "history replies not_found, but not_found is for ids never seen or acked and forgotten",
-)
 async def test_ack_of_an_acked_message_is_not_leased(client: wonderq.AsyncClient) -> None:
     await client.put("jobs", "a")
     [message] = await client.get("jobs")

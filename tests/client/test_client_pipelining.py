@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
+
+import msgspec
 
 import wonderq
 from wonderq.connection import Connection
@@ -114,17 +117,20 @@ async def test_a_paused_transport_holds_new_calls_until_it_resumes(fake_server: 
 
 async def test_cancelled_call_leaves_the_connection_usable(fake_server: Any) -> None:
     release = asyncio.Event()
-    seen: list[tuple[str, str | None]] = []
+    seen: list[tuple[str, object]] = []
+    all_seen = asyncio.Event()
 
     async def handler(conn: Any) -> None:
         two = {r["op"]: r for r in await conn.requests(2)}
+        seen.append(("GET", two["GET"]["rid"]))
         conn.reply(two["PING"])  # a waiting GET may be answered late, out of order
         await release.wait()
         late = [{"id": "m1", "queue": "q", "body": 1, "attempts": 1}]
-        conn.reply(two["GET"], messages=late)
-        for request in await conn.requests(2):  # the second PING, and
-            conn.reply(request)
-            seen.append((request["op"], request.get("id")))
+        conn.reply(two["GET"], messages=late)  # as if it got m1 just before the CANCEL
+        for request in await conn.requests(3):  # the CANCEL, the second PING, the NACK
+            conn.reply(request, **({"cancelled": 0} if request["op"] == "CANCEL" else {}))
+            seen.append((request["op"], request.get("id", request.get("get"))))
+        all_seen.set()
         await conn.reader.read()
 
     async with fake_server(handler) as port, await wonderq.connect("127.0.0.1", port) as c:
@@ -134,6 +140,42 @@ async def test_cancelled_call_leaves_the_connection_usable(fake_server: Any) -> 
         release.set()  # its late reply must be dropped, not matched to the next call
         async with asyncio.timeout(5):
             await c.ping()
+            await all_seen.wait()
         assert first.cancelled()
-    # the client gave back the message that reached the GET nobody waited for
-    assert sorted(seen, key=str) == [("NACK", "m1"), ("PING", None)]
+        # the GET is cancelled on the server, and the message that reached
+        # the GET nobody waited for is given back
+        (_, get_rid), *rest = seen
+        assert sorted(rest, key=str) == [("CANCEL", get_rid), ("NACK", "m1"), ("PING", None)]
+
+
+async def test_a_get_cancelled_after_its_reply_came_releases_what_it_got(
+    fake_server: Any,
+) -> None:
+    loop = asyncio.get_running_loop()
+    got_get: asyncio.Future[dict[str, Any]] = loop.create_future()
+    requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def handler(conn: Any) -> None:
+        got_get.set_result(await conn.request())  # never answered over the socket
+        while True:
+            request = await conn.request()
+            await requests.put(request)
+            conn.reply(request)
+
+    async with fake_server(handler) as port, await wonderq.connect("127.0.0.1", port) as c:
+        assert c._conn is not None
+        first = asyncio.create_task(c.get("q", wait=60))
+        async with asyncio.timeout(5):
+            get = await got_get
+            # Its reply arrives, and in the same loop step, before the call reads
+            # it, the caller gives up: what the reply leased must not be lost.
+            wire = {"id": "m1", "queue": "q", "body": 1, "attempts": 1}
+            c._conn.data_received(
+                msgspec.json.encode({"ok": True, "messages": [wire], "rid": get["rid"]}) + b"\n"
+            )
+            first.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+            nack = await requests.get()
+        assert first.cancelled()
+        assert (nack["op"], nack["id"]) == ("NACK", "m1")  # no CANCEL: the GET had ended

@@ -84,22 +84,59 @@ def test_abandoned_reply_is_dropped() -> None:
     assert sent(core) == [{"op": "PING", "rid": rid}]
 
 
-def test_late_delivery_to_an_abandoned_get_is_released_with_nack() -> None:
+def test_abandoning_a_waiting_get_cancels_it_and_releases_a_late_delivery() -> None:
     core = ClientProtocol()
     rid = core.send(commands.get("q", max=2, wait=5))
     core.data_to_send()
     core.abandon(rid)
+    core.abandon(rid)  # twice: still one CANCEL
+    [cancel] = sent(core)
+    assert (cancel["op"], cancel["get"]) == ("CANCEL", rid)
+    # The GET had taken two messages before the CANCEL reached the server.
     messages = [
         {"id": "m1", "queue": "q", "body": 1, "attempts": 1},
         {"id": "m2", "queue": "q", "body": 2, "attempts": 1},
     ]
-    assert core.receive_data(line({"ok": True, "rid": rid, "messages": messages})) == []
-    assert core.wants_write
+    got = line({"ok": True, "rid": rid, "messages": messages})
+    assert core.receive_data(got + line({"ok": True, "cancelled": 0, "rid": cancel["rid"]})) == []
     nacks = sent(core)
     assert [(n["op"], n["id"]) for n in nacks] == [("NACK", "m1"), ("NACK", "m2")]
     # the NACKs' own replies are dropped too
     assert core.receive_data(b"".join(line({"ok": True, "rid": n["rid"]}) for n in nacks)) == []
     assert core.unanswered == 0
+
+
+def test_releases_go_out_at_once_and_after_the_cancel_of_an_abandoned_get() -> None:
+    core = ClientProtocol()
+    rid = core.send(commands.get("q", wait=30))
+    core.data_to_send()
+    core.abandon(rid)
+    core.release(["m0"])  # not held back for the GET: the server ends it first
+    assert [(r["op"], r.get("get", r.get("id"))) for r in sent(core)] == [
+        ("CANCEL", rid),
+        ("NACK", "m0"),
+    ]
+    assert core.receive_data(line({"ok": True, "messages": [], "rid": rid})) == []
+
+
+def test_abandoning_a_get_that_does_not_wait_or_was_answered_sends_no_cancel() -> None:
+    core = ClientProtocol()
+    quick = core.send(commands.get("q"))
+    waiting = core.send(commands.get("q", wait=5))
+    core.data_to_send()
+    core.abandon(quick)
+    assert core.receive_data(line({"ok": True, "messages": [], "rid": waiting})) == [
+        (waiting, {"ok": True, "messages": [], "rid": waiting})
+    ]
+    core.abandon(waiting)
+    assert not core.wants_write
+
+
+def test_release_delivery_nacks_what_an_unread_get_reply_leased() -> None:
+    core = ClientProtocol()
+    core.release_delivery({"ok": True, "messages": [{"id": "m1"}, {"id": "m2"}]})
+    core.release_delivery({"ok": False, "error": "bad_request", "message": "x"})
+    assert [(r["op"], r["id"]) for r in sent(core)] == [("NACK", "m1"), ("NACK", "m2")]
 
 
 @pytest.mark.parametrize(

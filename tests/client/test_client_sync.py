@@ -179,6 +179,33 @@ async def test_sync_request_timeout_keeps_the_connection(fake_server: Any) -> No
         c.close()
 
 
+async def test_sync_waiting_get_that_times_out_is_cancelled_with_the_next_call(
+    fake_server: Any,
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(conn: Any) -> None:
+        get = await conn.request()  # not answered within the client's timeout
+        seen.append(get)
+        cancel = await conn.request()
+        seen.append(cancel)
+        conn.reply(get, messages=[])
+        conn.reply(cancel, cancelled=1)
+        ping = await conn.request()
+        seen.append(ping)
+        conn.reply(ping)
+        await conn.reader.read()
+
+    async with fake_server(handler) as port:
+        c = wonderq.connect_sync("127.0.0.1", port, request_timeout=0.1)
+        with pytest.raises(wonderq.RequestTimeout):
+            await in_thread(lambda: c.get("q", wait=0.1))
+        await in_thread(c.ping)
+        c.close()
+    assert [r["op"] for r in seen] == ["GET", "CANCEL", "PING"]
+    assert seen[1]["get"] == seen[0]["rid"]
+
+
 async def test_sync_reconnect_and_token(fake_server: Any) -> None:
     firsts: list[dict[str, Any]] = []
 

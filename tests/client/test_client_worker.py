@@ -77,12 +77,12 @@ async def test_leaving_consume_releases_unsettled_messages(
     assert sorted((m.body, m.attempts) for m in again) == [("b", 2), ("c", 2)]
 
 
-async def test_cancelling_a_consumer_waits_for_its_abandoned_get_before_releasing(
+async def test_cancelling_a_consumer_cancels_its_get_and_releases_at_once(
     client: wonderq.AsyncClient, broker: Any
 ) -> None:
-    # m1 is taken; the consumer then long-polls for a second message. Cancel it:
-    # m1 must not be released while that GET still waits on the server, or the
-    # server would hand it straight back to the GET nobody reads (one attempt lost).
+    # m1 is taken; the consumer then long-polls (30 s) for a second message.
+    # Cancelled, it must end that GET on the server and release m1 at once,
+    # without the GET taking m1 straight back (one attempt burned).
     await client.put("jobs", "m1")
     taken = asyncio.Event()
 
@@ -95,13 +95,85 @@ async def test_cancelling_a_consumer_waits_for_its_abandoned_get_before_releasin
     async with asyncio.timeout(T):
         await taken.wait()
     await client.ping()  # the consumer's second GET is now waiting on the server
+    assert (await client.stats("jobs")).queues["jobs"].waiting_consumers == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await client.ping()  # after the CANCEL and the NACK on the same connection
+    stats = (await client.stats("jobs")).queues["jobs"]
+    assert (stats.waiting_consumers, stats.ready, stats.leased) == (0, 1, 0)
     async with await wonderq.connect("127.0.0.1", broker.port) as other:
-        await other.put("jobs", "m2")  # answers the abandoned GET, which frees m1
+        [again] = await fetch(other, "jobs", 1)
+    assert (again.body, again.attempts) == ("m1", 2)
+
+
+async def test_a_worker_stopped_during_a_long_poll_releases_its_messages_at_once(
+    client: wonderq.AsyncClient, broker: Any
+) -> None:
+    ids = await client.put_many("jobs", ["a", "b"])
+    started: list[str] = []
+    both = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def handler(message: wonderq.Message) -> None:
+        started.append(message.body)
+        if len(started) == 2:
+            both.set()
+        await asyncio.Event().wait()  # stuck: cancelled after the grace period
+
+    # A third slot keeps a GET waiting (30 s) on the server when the worker stops.
+    worker = asyncio.create_task(
+        client.run_worker("jobs", handler, concurrency=3, wait=30, stop=stop, grace=0)
+    )
+    try:
+        async with asyncio.timeout(T):
+            await both.wait()
+            await client.ping()  # the third slot's GET now waits on the server
+        assert (await client.stats("jobs")).queues["jobs"].waiting_consumers == 1
+        async with asyncio.timeout(1.0):  # well under the GET's 30 s
+            stop.set()
+            await worker
+            await client.ping()  # after the worker's CANCEL and NACKs
+            stats = (await client.stats("jobs")).queues["jobs"]
+            infos = [await client.info(i) for i in ids]
+    finally:
+        worker.cancel()
+    assert (stats.waiting_consumers, stats.ready, stats.leased) == (0, 2, 0)
+    # released, and not re-taken by the worker's own abandoned GET
+    assert [(i.state, i.attempts) for i in infos] == [(MessageState.READY, 1)] * 2
+    async with await wonderq.connect("127.0.0.1", broker.port) as other, asyncio.timeout(1.0):
         again = await fetch(other, "jobs", 2)
-    assert sorted((m.body, m.attempts) for m in again) == [("m1", 2), ("m2", 2)]
+    assert sorted((m.body, m.attempts) for m in again) == [("a", 2), ("b", 2)]
+
+
+async def test_cancelling_a_waiting_get_cancels_it_on_the_server(
+    client: wonderq.AsyncClient, broker: Any
+) -> None:
+    waiting = asyncio.create_task(client.get("jobs", wait=30))
+    async with asyncio.timeout(T):
+        await client.ping()  # the GET now waits on the server
+        assert (await client.stats("jobs")).queues["jobs"].waiting_consumers == 1
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await client.ping()  # after the CANCEL
+        assert (await client.stats("jobs")).queues["jobs"].waiting_consumers == 0
+        # a message put now is not leased to the GET nobody awaits
+        async with await wonderq.connect("127.0.0.1", broker.port) as other:
+            msg_id = await other.put("jobs", "after")
+            info = await other.info(msg_id)
+    assert (info.state, info.attempts) == (MessageState.READY, 0)
+
+
+async def test_a_timeout_around_a_waiting_get_cancels_it_on_the_server(
+    client: wonderq.AsyncClient,
+) -> None:
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await client.get("jobs", wait=30)
+    async with asyncio.timeout(T):
+        await client.ping()
+        assert (await client.stats("jobs")).queues["jobs"].waiting_consumers == 0
 
 
 async def test_run_worker_acks_what_its_handler_finishes(client: wonderq.AsyncClient) -> None:
@@ -328,7 +400,7 @@ async def test_handlers_past_the_grace_period_are_cancelled_and_released(
             await worker
     finally:
         worker.cancel()
-    # released once the worker's last GET (waiting up to 1 s) is answered
+    # released at once: the worker's last GET was cancelled first
     [again] = await fetch(client, "jobs", 1)
     assert (again.body, again.attempts) == ("stuck", 2)
 

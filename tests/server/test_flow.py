@@ -149,3 +149,45 @@ async def test_cli_version_and_bad_flags() -> None:
     )
     _, err = await proc.communicate()
     assert proc.returncode == 2 and b"lease" in err
+
+
+async def test_cancel_ends_only_the_named_waiting_get(server: Server) -> None:
+    async with (
+        await LineClient.connect(server.port) as c,
+        await LineClient.connect(server.port) as other,
+    ):
+        await c.send(op="GET", queue="q", wait=60, rid="keep")
+        await c.send(op="GET", queue="q", wait=60, rid="stop")
+        await other.send(op="GET", queue="q", wait=60, rid="stop")  # same rid, other connection
+        assert (await other.call(op="PING", rid="p"))["rid"] == "p"
+        await c.send(op="CANCEL", get="stop", rid="c")
+        assert await c.reply() == {"ok": True, "messages": [], "rid": "stop"}
+        assert await c.reply() == {"ok": True, "cancelled": 1, "rid": "c"}
+        stats = (await c.call(op="STATS", queue="q"))["queues"]["q"]
+        assert stats["waiting_consumers"] == 2  # c's "keep" and other's "stop"
+        await c.send(op="PUT", queue="q", body=1, rid="put")
+        delivered = await c.reply()
+        assert delivered["rid"] == "keep" and delivered["messages"][0]["body"] == 1
+        assert (await c.reply())["rid"] == "put"
+
+
+async def test_cancel_reply_order(server: Server) -> None:
+    async with await LineClient.connect(server.port) as c:
+        await c.send(op="GET", queue="q", wait=60, rid=1)
+        await c.send(op="CANCEL", get=1, rid=2)
+        assert await c.reply() == {"ok": True, "messages": [], "rid": 1}
+        assert await c.reply() == {"ok": True, "cancelled": 1, "rid": 2}
+        # a message put now is not taken by the cancelled GET
+        await c.call(op="PUT", queue="q", body="x")
+        info = await c.call(op="STATS", queue="q")
+        assert info["queues"]["q"]["ready"] == 1 and info["queues"]["q"]["waiting_consumers"] == 0
+
+
+async def test_nothing_after_quit_in_the_same_read_is_applied(server: Server) -> None:
+    async with await LineClient.connect(server.port) as c, await LineClient.connect(
+        server.port
+    ) as other:
+        await c.send_raw(b'QUIT\n{"op":"PUT","queue":"q","body":1}\n')
+        assert await c.reply() == {"ok": True}
+        assert await closed_by_server(c)
+        assert await other.call(op="QUEUES") == {"ok": True, "queues": []}

@@ -189,3 +189,13 @@ async def test_waiting_gets_served_in_arrival_order(server: Server) -> None:
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_ids_are_unique_across_restarts(server_factory: ServerFactory) -> None:
+    seen: set[str] = set()
+    for _ in range(3):
+        async with server_factory() as srv, await LineClient.connect(srv.port) as c:
+            reply = await c.call(op="PUT", queue="q", messages=[{"body": i} for i in range(50)])
+            ids = set(reply["ids"])
+            assert len(ids) == 50 and not ids & seen
+            seen |= ids

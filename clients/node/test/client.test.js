@@ -174,6 +174,21 @@ describe("client against a broker", () => {
     await message.ack();
   });
 
+  test("aborting a waiting get cancels it on the server", T, async () => {
+    const queue = uniqueQueue();
+    const stop = new AbortController();
+    const waiting = client.get(queue, { wait: 30, signal: stop.signal });
+    await client.ping(); // the GET now waits on the server
+    assert.equal((await client.stats(queue)).queues[queue].waiting_consumers, 1);
+    stop.abort();
+    await within(assert.rejects(waiting, { name: "AbortError" }), 1_000, "the get to reject, well before 30 s");
+    assert.equal((await client.stats(queue)).queues[queue].waiting_consumers, 0);
+    const id = await client.put(queue, "after");
+    const info = await client.info(id);
+    assert.deepEqual([info.state, info.attempts], ["ready", 0], "not leased to the cancelled GET");
+    assert.equal(client.unmatchedReplies, 0);
+  });
+
   test("a waiting get that times out returns no messages", T, async () => {
     assert.deepEqual(await within(client.get(uniqueQueue(), { wait: 0.2 }), 5_000, "the get"), []);
   });

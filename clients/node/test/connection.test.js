@@ -6,6 +6,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 
+import { Client } from "../client.js";
 import { Connection } from "../connection.js";
 import { ConnectionLost, NotFound, ProtocolViolation } from "../errors.js";
 import { deferred, within } from "./helpers.js";
@@ -170,6 +171,45 @@ describe("Connection", () => {
     await assert.rejects(waiting, ConnectionLost);
     assert.deepEqual(ops, ["GET", "PING", "QUIT"]);
     await assert.rejects(connection.request({ op: "PING" }), ConnectionLost);
+  });
+
+  test("aborting a waiting get sends CANCEL, then releases what the GET got just before", { timeout: 10_000 }, async () => {
+    const seen = [];
+    const nacked = deferred();
+    script.onRequest = (request, socket) => {
+      seen.push(request);
+      const reply = (/** @type {object} */ fields) =>
+        socket.write(`${JSON.stringify({ ok: true, ...fields, rid: request.rid })}\n`);
+      if (request.op === "CANCEL") {
+        // The GET had taken m1 before the CANCEL reached the server.
+        const wire = { id: "m1", queue: "q", body: 1, attempts: 1 };
+        socket.write(`${JSON.stringify({ ok: true, messages: [wire], rid: request.get })}\n`);
+        reply({ cancelled: 0 });
+      } else if (request.op === "NACK") {
+        reply({});
+        nacked.resolve();
+      } else if (request.op !== "GET") reply({});
+    };
+    const client = new Client(await open());
+    const stop = new AbortController();
+    const waiting = client.get("q", { wait: 60, signal: stop.signal });
+    await client.ping(); // the GET is on the server
+    stop.abort();
+    await within(assert.rejects(waiting, { name: "AbortError" }), 5_000, "the get to reject");
+    await within(nacked.promise, 5_000, "the NACK");
+    const [get] = seen;
+    assert.deepEqual(
+      seen.map((r) => [r.op, r.get ?? r.id]),
+      [
+        ["GET", undefined],
+        ["PING", undefined],
+        ["CANCEL", get.rid],
+        ["NACK", "m1"],
+      ],
+    );
+    await assert.rejects(client.get("q", { wait: 60, signal: stop.signal }), { name: "AbortError" });
+    assert.equal(seen.length, 4, "an already aborted get sends nothing");
+    await client.close();
   });
 
   test("connecting to a closed port rejects with the socket error", { timeout: 10_000 }, async () => {

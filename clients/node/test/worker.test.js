@@ -77,24 +77,23 @@ describe("consume and runWorker", () => {
     assert.equal(stats.leased + stats.ready, 0);
   });
 
-  test("aborting consume ends the loop at once and releases what the waiting GET got", T, async () => {
+  test("aborting consume ends the loop at once and cancels its waiting GET", T, async () => {
     const client = await newClient();
     const queue = uniqueQueue();
     const stop = new AbortController();
-    const consumer = client.consume(queue, { wait: 20, signal: stop.signal });
+    const consumer = client.consume(queue, { wait: 30, signal: stop.signal });
     const loop = (async () => {
       for await (const message of consumer) assert.fail(`unexpected ${message.id}`);
     })();
     await client.ping(); // the consumer's GET is now waiting on the server
+    assert.equal((await client.stats(queue)).queues[queue].waiting_consumers, 1);
     stop.abort();
-    await within(loop, 2_000, "the loop to end (the GET waits 20 s)");
-    // The GET is still waiting on the server; what it gets now is released.
-    const producer = await newClient();
-    const id = await producer.put(queue, "late");
-    await within(consumer.stop(), 5_000, "the consumer's late GET to be released");
-    const info = await producer.info(id);
-    assert.equal(info.state, "ready");
-    assert.equal(info.attempts, 1);
+    await within(loop, 1_000, "the loop to end (the GET waits 30 s)");
+    await within(consumer.stop(), 1_000, "stop() (it does not wait out the GET)");
+    assert.equal((await client.stats(queue)).queues[queue].waiting_consumers, 0);
+    const id = await client.put(queue, "late");
+    const info = await client.info(id);
+    assert.deepEqual([info.state, info.attempts], ["ready", 0], "never leased to the stopped consumer");
   });
 
   test("runWorker acks on success, retries with backoff, reports errors", T, async () => {
@@ -199,8 +198,9 @@ describe("consume and runWorker", () => {
    * Starts a worker whose handlers wait for the stop signal, on two messages.
    * @param {import("../index.js").Client} client
    * @param {number} concurrency
+   * @param {number} [wait]
    */
-  async function workerOnTwoStuckMessages(client, concurrency) {
+  async function workerOnTwoStuckMessages(client, concurrency, wait = undefined) {
     const queue = uniqueQueue();
     const ids = await client.putMany(queue, [{ body: 1 }, { body: 2 }]);
     const started = [];
@@ -215,7 +215,7 @@ describe("consume and runWorker", () => {
           if (started.length === 2) allStarted.resolve();
           signal.addEventListener("abort", () => reject(signal.reason), { once: true });
         }),
-      { concurrency, signal: stop.signal, backoff: () => 60, onError: (error) => errors.push(error) },
+      { concurrency, wait, signal: stop.signal, backoff: () => 60, onError: (error) => errors.push(error) },
     );
     await within(allStarted.promise, 5_000, "both handlers to start");
     return { queue, ids, errors, stop, worker };
@@ -235,23 +235,22 @@ describe("consume and runWorker", () => {
     assert.equal((await client.stats(queue)).queues[queue].leased, 0);
   });
 
-  test("aborting runWorker with a GET waiting: it stops at once, and its own GET cannot re-take the work", T, async () => {
+  test("aborting runWorker during a long poll releases its messages at once, not re-taken by its GET", T, async () => {
     const client = await newClient();
-    // A third slot keeps a GET waiting on the server (for 20 s) when we abort.
-    const { queue, ids, errors, stop, worker } = await workerOnTwoStuckMessages(client, 3);
+    // A third slot keeps a GET waiting (wait 30 s) on the server when we abort.
+    const { queue, ids, errors, stop, worker } = await workerOnTwoStuckMessages(client, 3, 30);
+    await client.ping(); // the third slot's GET is now on the server
+    assert.equal((await client.stats(queue)).queues[queue].waiting_consumers, 1);
     stop.abort();
-    await within(worker, 3_000, "the worker to stop without waiting out its GET");
+    await within(worker, 1_000, "the worker to stop and release, well before the GET's 30 s");
     assert.deepEqual(errors, []);
-    // Releasing now would hand the messages straight to that GET; closing
-    // the client releases everything it holds.
-    await client.close();
-    const observer = await newClient();
+    const stats = (await client.stats(queue)).queues[queue];
+    assert.deepEqual([stats.waiting_consumers, stats.ready, stats.leased], [0, 2, 0]);
     for (const id of ids) {
-      const info = await observer.info(id);
+      const info = await client.info(id);
       assert.equal(info.state, "ready", JSON.stringify(info));
       assert.equal(info.attempts, 1, "never delivered to the stopped worker's GET");
     }
-    assert.equal((await observer.stats(queue)).queues[queue].leased, 0);
   });
 
   test("runWorker leaves alone a message the handler settled itself", T, async () => {

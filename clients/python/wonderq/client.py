@@ -155,6 +155,10 @@ class AsyncClient:
         With ``wait`` > 0, waits up to that many seconds for a message if none
         is ready; returns ``[]`` if none came. Each message must be settled
         with ``ack()`` or ``nack()`` before its lease runs out.
+
+        Cancelling a waiting ``get`` (e.g. its task, or a timeout around it)
+        ends it on the server too (``CANCEL``); a message it got before that
+        is released, so nothing stays leased to a call nobody awaits.
         """
         conn = await self._connection()
         sent_at = conn.clock()
@@ -228,10 +232,9 @@ class AsyncClient:
         finish (``None``: as long as they need), then the rest are cancelled,
         their messages released, and this returns. Cancelling it cancels the
         handlers at once and releases their messages. Nothing is lost either
-        way. (The protocol cannot cancel a waiting GET: while the worker's last
-        one still waits on the server, its releases wait for its answer, at
-        most ``wait`` seconds, or for the client to close, so the broker cannot
-        hand them straight back to it.) A lost connection raises
+        way, and nothing waits out the worker's long-poll: its waiting GET is
+        cancelled (``CANCEL``) before the releases go out, so the broker cannot
+        hand them straight back to it. A lost connection raises
         ``ConnectionLost`` unless the client reconnects (then the messages in
         flight are delivered again).
         """

@@ -105,28 +105,25 @@ class Connection(asyncio.Protocol):
             async with asyncio.timeout(limit):
                 reply = await waiter
         except TimeoutError:
-            self._abandon(rid)
+            self._abandon(rid, waiter)
             raise RequestTimeout(f"no reply to {request['op']} within {limit:g} s") from None
         except asyncio.CancelledError:
-            self._abandon(rid)
+            self._abandon(rid, waiter)
             raise
         if not reply["ok"]:
             raise error_from_reply(reply)
         return reply
 
-    def release(self, queue: str, ids: list[str]) -> None:
+    def release(self, ids: list[str]) -> None:
         """Give leased messages back (``NACK``) without waiting for the replies.
 
-        If a GET this connection gave up on is still waiting on ``queue``, the
-        NACKs wait for its reply, so the server cannot hand the messages
-        straight back to it. On a lost connection there is nothing to do: the
-        server released them with it.
+        On a lost connection there is nothing to do: the server released them
+        with it.
         """
         if self._lost_reason is not None or not ids:
             return
-        self._core.release(queue, ids)
-        if self._core.wants_write and self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
+        self._core.release(ids)
+        self._schedule_flush()
 
     async def close(self) -> None:
         """Close the connection (queued requests are still written); pending calls fail."""
@@ -160,9 +157,7 @@ class Connection(asyncio.Protocol):
             waiter = self._waiters.pop(rid, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(reply)
-        if self._core.wants_write and self._flush_handle is None:
-            # NACKs of messages that reached abandoned GETs
-            self._flush_handle = self._loop.call_soon(self._flush)
+        self._schedule_flush()  # NACKs of messages that reached abandoned GETs
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -188,9 +183,20 @@ class Connection(asyncio.Protocol):
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    def _abandon(self, rid: int) -> None:
+    def _schedule_flush(self) -> None:
+        if self._core.wants_write and self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _abandon(self, rid: int, waiter: asyncio.Future[Reply]) -> None:
+        """The caller of ``rid`` gave up: cancel its GET, release what its reply leased."""
         self._waiters.pop(rid, None)
-        self._core.abandon(rid)
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            # the reply came, but the caller was cancelled before it could read it
+            self._core.release_delivery(waiter.result())
+        else:
+            self._core.abandon(rid)
+        if self._lost_reason is None:
+            self._schedule_flush()
 
     async def _drained(self) -> None:
         waiter: asyncio.Future[None] = self._loop.create_future()

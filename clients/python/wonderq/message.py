@@ -22,7 +22,7 @@ class Caller(Protocol):
 
     async def call(self, request: Request) -> Reply: ...
 
-    def release(self, queue: str, ids: list[str]) -> None: ...
+    def release(self, ids: list[str]) -> None: ...
 
     def clock(self) -> float: ...
 
@@ -109,7 +109,7 @@ class Message(BaseMessage):
     def _release(self) -> None:
         """NACK without waiting for the reply (for consumers that are stopping)."""
         if not self.settled:
-            self._conn.release(self.queue, [self.id])
+            self._conn.release([self.id])
             self._settled()
 
     def _settled(self) -> None:

@@ -13,10 +13,12 @@ Rules this object keeps (protocol.md sections 1 and 2):
 - A request whose caller gave up (cancelled, timed out) is *abandoned*: its
   reply is dropped when it comes, and any message a late GET reply leased to us
   is given straight back with ``NACK``, so nothing stays leased to nobody.
-- The protocol cannot cancel a waiting GET. While an abandoned one is still
-  waiting on a queue, releasing a message of that queue would hand it straight
-  back to that GET (and cost it an attempt), so ``release()`` holds such
-  ``NACK``s until every abandoned GET waiting on the queue has been answered.
+- Abandoning a GET that may still wait on the server also queues
+  ``CANCEL`` for it. The server runs a connection's requests in order, so
+  from the ``CANCEL`` on, that GET can take nothing: a ``NACK`` queued after
+  it cannot hand its message straight back to a GET nobody reads (which would
+  cost the message an attempt). Messages the GET got before the ``CANCEL``
+  took effect come in its reply, and are released like any late delivery.
 - A reply line longer than ``max_line``, a reply that is not a JSON object
   with a boolean ``ok``, or a reply that answers nothing, is a
   ``ProtocolViolation``: the connection can no longer be trusted.
@@ -55,6 +57,7 @@ class ClientProtocol:
     reads to ``receive_data()``, which returns ``(rid, reply)`` for every
     request that a reply answered (and queues ``NACK`` requests for late
     deliveries to abandoned GETs: write ``data_to_send()`` after it, too).
+    ``abandon()`` may queue a ``CANCEL``: write ``data_to_send()`` after it.
     """
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_REPLY_LINE) -> None:
@@ -65,9 +68,8 @@ class ClientProtocol:
         self._in_order: dict[int, None] = {}  # unanswered rids answered in order, oldest first
         self._unanswered: set[int] = set()
         self._abandoned: set[int] = set()
-        self._get_queues: dict[int, str] = {}  # unanswered GET rid -> its queue
+        self._gets: set[int] = set()  # unanswered GETs
         self._waiting_gets: set[int] = set()  # unanswered GETs with wait > 0
-        self._held_releases: list[tuple[set[int], list[str]]] = []  # (blocking GETs, ids)
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder()
 
@@ -94,7 +96,7 @@ class ClientProtocol:
         self._out.append(b"\n")
         self._unanswered.add(rid)
         if request.get("op") == "GET":
-            self._get_queues[rid] = str(request["queue"])
+            self._gets.add(rid)
         if is_waiting_get(request):
             self._waiting_gets.add(rid)
         else:
@@ -102,29 +104,30 @@ class ClientProtocol:
         return rid
 
     def abandon(self, rid: int) -> None:
-        """Forget the caller of ``rid``: drop its reply, and release what it leases."""
-        if rid in self._unanswered:
-            self._abandoned.add(rid)
+        """Forget the caller of ``rid``: drop its reply, and release what it leases.
 
-    def release(self, queue: str, ids: list[str]) -> None:
-        """Give leased messages of ``queue`` back with ``NACK``, without awaiting replies.
-
-        Held back while an abandoned GET is still waiting on ``queue`` (see the
-        module's rules); sent as soon as the last such GET is answered.
+        For a GET that may be waiting on the server, this also queues
+        ``{"op":"CANCEL","get":rid}`` (its reply is dropped too), so the server
+        ends it at once instead of leasing messages to it for up to ``wait`` s.
         """
-        blocking = {
-            r for r in self._abandoned & self._waiting_gets if self._get_queues.get(r) == queue
-        }
-        if blocking:
-            self._held_releases.append((blocking, list(ids)))
+        if rid not in self._unanswered or rid in self._abandoned:
             return
-        for msg_id in ids:
-            self.abandon(self.send({"op": "NACK", "id": msg_id}))
+        self._abandoned.add(rid)
+        if rid in self._waiting_gets:
+            self._abandoned.add(self.send({"op": "CANCEL", "get": rid}))
 
-    @property
-    def held_releases(self) -> int:
-        """How many message ids wait for an abandoned GET before they are released."""
-        return sum(len(ids) for _, ids in self._held_releases)
+    def release(self, ids: list[str]) -> None:
+        """Give leased messages back with ``NACK``, without awaiting (or reading) the replies."""
+        for msg_id in ids:
+            self._abandoned.add(self.send({"op": "NACK", "id": msg_id}))
+
+    def release_delivery(self, reply: Reply) -> None:
+        """Release what a GET reply leased to a caller that gave up before reading it."""
+        messages = reply.get("messages")
+        if not reply["ok"] or not isinstance(messages, list):
+            return
+        ids = [m.get("id") for m in messages if isinstance(m, dict)]
+        self.release([i for i in ids if isinstance(i, str)])
 
     def data_to_send(self) -> bytes:
         """Return (and forget) every byte queued since the last call."""
@@ -178,15 +181,15 @@ class ClientProtocol:
         rid = self._match(reply.get("rid"))
         self._unanswered.discard(rid)
         self._in_order.pop(rid, None)
-        queue = self._get_queues.pop(rid, None)
+        is_get = rid in self._gets
+        self._gets.discard(rid)
         self._waiting_gets.discard(rid)
         if rid not in self._abandoned:
             replies.append((rid, reply))
             return
         self._abandoned.discard(rid)
-        if queue is not None:
-            self._release_late_delivery(queue, reply)
-            self._unblock(rid)
+        if is_get:
+            self.release_delivery(reply)
 
     def _match(self, rid: object) -> int:
         if rid is None:
@@ -196,20 +199,3 @@ class ClientProtocol:
         if type(rid) is not int or rid not in self._unanswered:
             raise ProtocolViolation(f"reply with 'rid' {rid!r} answers no request")
         return rid
-
-    def _release_late_delivery(self, queue: str, reply: Reply) -> None:
-        messages = reply.get("messages")
-        if not reply["ok"] or not isinstance(messages, list):
-            return
-        ids = [m.get("id") for m in messages if isinstance(m, dict)]
-        self.release(queue, [i for i in ids if isinstance(i, str)])
-
-    def _unblock(self, rid: int) -> None:
-        held, self._held_releases = self._held_releases, []
-        for blocking, ids in held:
-            blocking.discard(rid)
-            if blocking:
-                self._held_releases.append((blocking, ids))
-            else:
-                for msg_id in ids:
-                    self.abandon(self.send({"op": "NACK", "id": msg_id}))

@@ -96,8 +96,11 @@ class SyncConnection:
                 self._send()
                 reply = self._receive(rid, deadline)
             except RequestTimeout:
-                self._core.abandon(rid)
+                self._core.abandon(rid)  # a waiting GET's CANCEL goes with the next request
                 raise RequestTimeout(f"no reply to {request['op']} within {limit:g} s") from None
+            except BaseException:  # e.g. KeyboardInterrupt: the same, so nothing stays leased
+                self._core.abandon(rid)
+                raise
         if not reply["ok"]:
             raise error_from_reply(reply)
         return reply

@@ -6,6 +6,11 @@ stopping cleanly. Must never: lose a message on the way out (every message it
 leased and did not settle is released with ``NACK`` when it stops), poll, or
 leave a task it created running after it returns.
 
+Stopping cancels the consumer's waiting GET: the client sends ``CANCEL`` for
+it before any ``NACK`` of the messages it releases, so the broker cannot hand
+them straight back to that GET (which nobody reads: an attempt burned).
+Messages the GET got before the cancel took effect are released too.
+
 Leases belong to a connection. If the connection is lost, the broker releases
 every message this consumer held: their handlers' ``ack`` then fails and the
 messages are delivered again (possibly elsewhere). Work is at-least-once;
@@ -80,6 +85,7 @@ class Consumer:
         self._stopped = asyncio.Event()
         self._touch_needed = asyncio.Event()
         self._toucher: asyncio.Task[None] | None = None
+        self._fetching: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
@@ -106,35 +112,35 @@ class Consumer:
                 self._slot_freed.clear()
                 await self._until(self._slot_freed.wait())
                 continue
+            self._fetching = asyncio.create_task(self._fetch(free), name="wonderq GET")
             try:
-                messages = await self._until(
-                    self._source.get(self._queue, max=free, lease=self._lease, wait=self._wait)
-                )
+                await self._until(self._fetching)
             except ConnectionLost:
                 lost_in_a_row += 1
                 if not self._source.reconnect or lost_in_a_row > 1:
                     raise
                 self._forget_all("the connection was lost")
                 continue
+            finally:
+                self._fetching = None
             lost_in_a_row = 0
-            for message in messages or ():
-                message._on_settled = self._on_settled
-                self._unsettled[message.id] = message
-                self._buffer.append(message)
             self._touch_needed.set()
         return self._buffer.popleft()
 
     async def aclose(self) -> None:
         """Stop, and release (``NACK``) every message leased and not settled.
 
-        The NACKs are queued, not awaited. If the GET this consumer gave up on
-        is still waiting on the server, they go once it is answered, so it
-        cannot take them straight back.
+        A GET still waiting on the server is cancelled first (``CANCEL`` goes
+        out before the NACKs), and what it got before that is released too.
+        The NACKs are queued, not awaited.
         """
         if self._closed:
             return
         self._closed = True
         self.stop()
+        if self._fetching is not None:  # iterated by another task: end its GET first
+            self._fetching.cancel()
+            await asyncio.wait({self._fetching})
         if self._toucher is not None:
             self._toucher.cancel()
             await asyncio.wait({self._toucher})
@@ -151,8 +157,16 @@ class Consumer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _until(self, awaitable: Awaitable[Any]) -> Any:
-        """Await ``awaitable``; if ``stop()`` comes first, cancel it and return None."""
+    async def _fetch(self, free: int) -> None:
+        """One GET; what it leases is this consumer's (to hand out, or release) at once."""
+        messages = await self._source.get(self._queue, max=free, lease=self._lease, wait=self._wait)
+        for message in messages:
+            message._on_settled = self._on_settled
+            self._unsettled[message.id] = message
+            self._buffer.append(message)
+
+    async def _until(self, awaitable: Awaitable[Any]) -> None:
+        """Await ``awaitable``; if ``stop()`` comes first, cancel it instead."""
         work = asyncio.ensure_future(awaitable)
         stopped = asyncio.create_task(self._stopped.wait())
         try:
@@ -160,9 +174,10 @@ class Consumer:
         finally:
             stopped.cancel()
             if not work.done():
-                work.cancel()  # an abandoned GET: the connection releases what it delivers late
+                work.cancel()  # a GET: the connection sends CANCEL, releases a late delivery
             await asyncio.wait({work, stopped})
-        return None if work.cancelled() else work.result()
+        if not work.cancelled():
+            work.result()  # raises what the work raised
 
     def _on_settled(self, message: Message) -> None:
         self._unsettled.pop(message.id, None)

@@ -1,0 +1,142 @@
+"""protocol.md and README.md cannot drift: their transcripts run against a real server.
+
+Each ``C:``/``S:`` transcript of protocol.md is replayed on a fresh server and
+connection: ``C:`` lines are sent as written (``<idN>`` replaced by the id the
+server gave earlier), each ``S:`` line must match the next reply exactly, where
+``"<idN>"`` captures an id on first sight and ``"<any>"`` matches any value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from tests.conftest import running_server
+from tests.support import LineClient
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"<(id\d+)>")
+
+
+def transcripts(text: str) -> list[tuple[int, list[str]]]:
+    """Code blocks whose lines start with 'C: ' or 'S: ', with their line numbers."""
+    out: list[tuple[int, list[str]]] = []
+    block: list[str] | None = None
+    start = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            if block is None:
+                block, start = [], n
+            else:
+                if block and all(b[:3] in ("C: ", "S: ") for b in block):
+                    out.append((start, block))
+                block = None
+        elif block is not None:
+            block.append(line)
+    return out
+
+
+def substitute(text: str, env: dict[str, str]) -> str:
+    return PLACEHOLDER.sub(lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def matches(expected: Any, actual: Any, env: dict[str, str]) -> bool:
+    if expected == "<any>":
+        return True
+    if isinstance(expected, str):
+        whole = PLACEHOLDER.fullmatch(expected)
+        if whole and whole.group(1) not in env:
+            if not isinstance(actual, str):
+                return False
+            env[whole.group(1)] = actual
+            return True
+        return substitute(expected, env) == actual
+    if isinstance(expected, dict):
+        return (
+            isinstance(actual, dict)
+            and list(expected) == list(actual)
+            and all(matches(expected[k], actual[k], env) for k in expected)
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(matches(e, a, env) for e, a in zip(expected, actual, strict=True))
+        )
+    return bool(expected == actual and type(expected) is type(actual))
+
+
+PROTOCOL = transcripts((ROOT / "protocol.md").read_text())
+
+
+def test_protocol_md_has_a_transcript_for_every_op() -> None:
+    sent = " ".join(line for _, block in PROTOCOL for line in block if line.startswith("C: "))
+    for op in (
+        "PUT",
+        "GET",
+        "ACK",
+        "NACK",
+        "TOUCH",
+        "INFO",
+        "STATS",
+        "QUEUES",
+        "PURGE",
+        "REDRIVE",
+        "PING",
+        "QUIT",
+    ):
+        assert f'"op":"{op}"' in sent, f"protocol.md has no example of {op}"
+
+
+@pytest.mark.parametrize("start,block", PROTOCOL, ids=[f"line{s}" for s, _ in PROTOCOL])
+async def test_protocol_md_transcript(start: int, block: list[str]) -> None:
+    env: dict[str, str] = {}
+    async with running_server() as server, await LineClient.connect(server.port) as c:
+        for line in block:
+            kind, text = line[:3], line[3:]
+            if kind == "C: ":
+                await c.send_raw(substitute(text, env).encode() + b"\n")
+                continue
+            expected = msgspec.json.decode(text)
+            actual = await c.reply()
+            assert matches(expected, actual, env), (
+                f"protocol.md line {start}: expected {text}\n got {msgspec.json.encode(actual)}"
+            )
+
+
+@pytest.mark.skipif(shutil.which("nc") is None, reason="nc (netcat-openbsd) is not installed")
+async def test_readme_netcat_session_works_when_pasted() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("printf "))
+    async with running_server() as server:
+        proc = await asyncio.create_subprocess_shell(
+            command.replace("7878", str(server.port)),
+            stdout=asyncio.subprocess.PIPE,
+            executable="/bin/bash",
+        )
+        async with asyncio.timeout(20):
+            out, _ = await proc.communicate()
+        replies = [msgspec.json.decode(line) for line in out.splitlines()]
+        assert [r["ok"] for r in replies] == [True, True, True, True]
+        bodies = [m["body"] for m in replies[2]["messages"]]
+        assert bodies == ["hello world", {"task": "resize", "image": 42}]
+        assert replies[3]["queues"]["jobs"]["leased"] == 2
+        # nc hung up: both leases went back at once
+        async with await LineClient.connect(server.port) as c:
+            stats = await c.call(op="STATS", queue="jobs")
+            assert stats["queues"]["jobs"]["ready"] == 2
+
+
+def test_readme_python_snippets_are_the_tested_ones() -> None:
+    """README's producer and worker are the client README's, which tests/client runs."""
+    fence = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+    main = fence.findall((ROOT / "README.md").read_text())
+    client = fence.findall((ROOT / "clients" / "python" / "README.md").read_text())
+    assert main[:2] == client[:2]
+    assert all(len([x for x in code.splitlines() if x.strip()]) <= 10 for code in main[:2])
