@@ -46,7 +46,7 @@ def bench(*args: str, timeout: float = 50) -> tuple[int, dict[str, Any], str]:
 
 
 def check_exactly_once(result: dict[str, Any]) -> None:
-    assert RESULT_FIELDS <= result.keys()
+    assert result.keys() >= RESULT_FIELDS
     n = result["messages"]
     assert result["exactly_once"], result
     assert result["acked"] == n and result["duplicates"] == 0 and result["missing"] == 0

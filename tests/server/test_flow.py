@@ -184,9 +184,10 @@ async def test_cancel_reply_order(server: Server) -> None:
 
 
 async def test_nothing_after_quit_in_the_same_read_is_applied(server: Server) -> None:
-    async with await LineClient.connect(server.port) as c, await LineClient.connect(
-        server.port
-    ) as other:
+    async with (
+        await LineClient.connect(server.port) as c,
+        await LineClient.connect(server.port) as other,
+    ):
         await c.send_raw(b'QUIT\n{"op":"PUT","queue":"q","body":1}\n')
         assert await c.reply() == {"ok": True}
         assert await closed_by_server(c)
