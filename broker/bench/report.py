@@ -15,7 +15,7 @@ from broker.bench.workloads import Result
 
 _COLUMNS = (
     ("mode", 6),
-    ("broker", 10),
+    ("broker", 19),
     ("background", 15),
     ("msgs", 8),
     ("acked/s", 8),
@@ -33,11 +33,11 @@ _COLUMNS = (
 
 def _ratio(result: Result, results: list[Result]) -> str:
     """WonderQ's acked/s over this peer's, for the same mode and durability."""
-    if result.broker == "wonderq":
+    if _base(result.broker) == "wonderq":
         return ""
     for other in results:
         if (
-            other.broker == "wonderq"
+            _base(other.broker) == "wonderq"
             and other.mode == result.mode
             and other.background == result.background
             and other.acked_per_s
@@ -77,9 +77,14 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _base(broker: str) -> str:
+    """The broker of a result label (``wonderq/always`` -> ``wonderq``)."""
+    return broker.partition("/")[0]
+
+
 def _find(results: list[Result], broker: str, mode: str, background: str = "") -> Result | None:
     for r in results:
-        if r.broker == broker and r.mode == mode and r.background == background:
+        if _base(r.broker) == broker and r.mode == mode and r.background == background:
             return r
     return None
 
@@ -109,7 +114,7 @@ def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
         per = fill.rss_bytes_per_msg
         add("fill: RSS bytes per queued message", per, "<= 250", per <= 250)
     for r in results:
-        if r.broker == "wonderq" and r.background:
+        if _base(r.broker) == "wonderq" and r.background:
             base = _find(results, "wonderq", r.mode)
             if base and base.acked_per_s:
                 ratio = r.acked_per_s / base.acked_per_s

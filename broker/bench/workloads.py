@@ -351,9 +351,10 @@ async def run_plan(broker: str, port: int, plan: Plan, server: Measured, result:
         if plan.mode == "fill":
             await _bounded(run.all_put, plan.timeout_s, "putting")
             result.server_rss_bytes = server.rss_bytes()
-            result.rss_bytes_per_msg = round(
-                (result.server_rss_bytes - rss_empty) / plan.messages, 1
-            )
+            if server.pid > 0:  # else a server we know nothing of: no memory figure
+                result.rss_bytes_per_msg = round(
+                    (result.server_rss_bytes - rss_empty) / plan.messages, 1
+                )
         for cons in consumers:
             cons.begin()
         await _bounded(run.all_acked, plan.timeout_s, "acking every message")

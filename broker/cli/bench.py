@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,12 @@ def _machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through every ``finally``: servers are stopped
+
+
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.durable and args.port is None and not procs.wonderq_supports_durability():
         print(
             "wonderq bench: --durable needs `wonderq serve --data-dir DIR --fsync MODE`, "

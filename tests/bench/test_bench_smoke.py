@@ -152,3 +152,24 @@ def test_targets_use_only_what_the_run_measured() -> None:
         {"target": "rr: WonderQ / beanstalkd", "figure": 2.0, "goal": ">= 1.0x", "reached": True}
     ]
     assert targets([mine], None) == []
+
+
+def test_durable_targets_compare_like_with_like() -> None:
+    mine = Result(broker="wonderq/always", mode="rr", messages=10, acked_per_s=300.0)
+    peer = Result(broker="beanstalkd/always", mode="rr", messages=10, acked_per_s=100.0)
+    pipe = Result(broker="wonderq/always", mode="pipe", messages=10, acked_per_s=50.0)
+    redis = Result(broker="redis/always", mode="pipe", messages=10, acked_per_s=100.0)
+    assert targets([mine, peer, pipe, redis], "always") == [
+        {
+            "target": "durable always rr: WonderQ / beanstalkd",
+            "figure": 3.0,
+            "goal": ">= 3.0x",
+            "reached": True,
+        },
+        {
+            "target": "durable always pipe: WonderQ / redis",
+            "figure": 0.5,
+            "goal": ">= 1.0x",
+            "reached": False,
+        },
+    ]
