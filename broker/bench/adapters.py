@@ -128,7 +128,10 @@ class WonderQ(Adapter):
 
     def put(self, bodies: list[bytes], keys: list[str] | None = None) -> None:
         self._puts.append(len(bodies))
-        if keys is not None:
+        if keys is not None and len(bodies) == 1:
+            head = self._put_head[:-8]  # the same single PUT, with its key before the body
+            self.send(head + b',"key":"' + keys[0].encode() + b'","body":' + bodies[0] + b"}\n")
+        elif keys is not None:
             items = [
                 b'{"key":"' + k.encode() + b'","body":' + b + b"}"
                 for k, b in zip(keys, bodies, strict=True)
