@@ -85,6 +85,7 @@ def test_protocol_md_has_a_transcript_for_every_op() -> None:
         "TOUCH",
         "INFO",
         "STATS",
+        "PEEK",
         "QUEUES",
         "PURGE",
         "REDRIVE",

@@ -28,7 +28,13 @@ StatsProvider = Callable[[], dict[str, Any]]
 
 
 class ReplySink(Protocol):
-    """What a backend may do to a connection: complete one of its waiting GETs."""
+    """What a backend may do to a connection: complete one of its waiting GETs.
+
+    A sink MAY also have ``peer`` (its address) and ``requests_served``, which
+    ``STATS {"connections": true}`` and ``PEEK``'s lease holder report; a
+    backend reads them with ``getattr`` and a default, so a wrapping sink that
+    does not forward them only loses those figures.
+    """
 
     def deliver(self, request: Request, reply: Reply | bytes) -> None: ...
 

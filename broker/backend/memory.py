@@ -3,16 +3,19 @@
 Owns: the clock and the single timer (armed at the engine's next deadline,
 never one timer per message), turning typed requests into engine calls (a dict
 from request type to handler), and formatting replies. Every state change goes
-through the engine, which reports it to its ``Journal``.
+through the engine, which reports it to its ``Journal``. It logs what the engine
+reports (lease expiries, dead letters, leases released by a disconnect) and
+times waiting GETs (``get_wait``, read by the metrics endpoint).
 Must never: block, sleep, or poll; it runs on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from itertools import count
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -20,6 +23,7 @@ from broker import __version__
 from broker.backend.base import Replies, ReplySink, StatsProvider
 from broker.config import Config
 from broker.engine import (
+    DEAD_SUFFIX,
     STATE_NAMES,
     AckedRecord,
     Engine,
@@ -33,16 +37,26 @@ from broker.engine import (
 from broker.engine.ids import id_bytes
 from broker.engine.queue import Queue
 from broker.errors import BadRequest, NotFound, WonderQError
+from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import requests as rq
 from broker.protocol.codec import Reply, error_reply
 
 Clock = Callable[[], float]
 Handler = Callable[[Any, Any, float], Reply | bytes | None]
 
+log = logging.getLogger("wonderq.backend")
+
 # The hot replies are built as bytes (the same JSON an encode of the dict gives):
 # no dict per reply or per message, no encoder pass over bodies that are raw JSON.
 _OK: Final = b'{"ok":true}'
 _json: Final = msgspec.json.encode
+_PEEK_STATES: dict[str | None, State | None] = {
+    None: None,
+    "ready": State.READY,
+    "delayed": State.DELAYED,
+    "leased": State.LEASED,
+    "dead": None,  # every message of <queue>.dead
+}
 
 
 def _get_reply(msgs: list[Message]) -> bytes:
@@ -73,6 +87,13 @@ def _seq(id_text: str) -> int:
     return seq
 
 
+class _Wait(NamedTuple):
+    """The engine's token for a waiting GET: the request, and when it began to wait."""
+
+    request: rq.Get
+    since: float
+
+
 class _Owner:
     """The opaque lease-owner token of one connection."""
 
@@ -84,6 +105,11 @@ class _Owner:
 
     def __repr__(self) -> str:
         return f"Owner#{self.n}"
+
+    @property
+    def peer(self) -> str:
+        """The connection's address (``?`` for a sink that does not say)."""
+        return str(getattr(self.sink, "peer", "?"))
 
 
 class MemoryBackend:
@@ -104,6 +130,9 @@ class MemoryBackend:
         self._started_at = 0.0
         self._owner_ids = count(1)
         self._stats_providers: list[StatsProvider] = []
+        self._owners: dict[_Owner, None] = {}  # open connections, in opening order
+        #: seconds each waiting GET waited (until served, or until its wait ran out)
+        self.get_wait = Histogram(WAIT_BOUNDS_S)
         self._handlers: dict[type, Handler] = {
             rq.Put: self._put,
             rq.Get: self._get,
@@ -112,6 +141,7 @@ class MemoryBackend:
             rq.Touch: self._touch,
             rq.Info: self._info,
             rq.Stats: self._stats,
+            rq.Peek: self._peek,
             rq.Queues: self._queues,
             rq.Purge: self._purge,
             rq.Redrive: self._redrive,
@@ -143,10 +173,25 @@ class MemoryBackend:
         self._stats_providers.append(provider)
 
     def open(self, sink: ReplySink) -> object:
-        return _Owner(next(self._owner_ids), sink)
+        owner = _Owner(next(self._owner_ids), sink)
+        self._owners[owner] = None
+        return owner
 
     def close(self, owner: object) -> None:
-        self.engine.disconnect(self.now(), owner)
+        released = self.engine.disconnect(self.now(), owner)
+        if isinstance(owner, _Owner):
+            self._owners.pop(owner, None)
+            if released:
+                log.info(
+                    "%d lease(s) released: %s disconnected",
+                    released,
+                    owner.peer,
+                    extra={
+                        "event": "released_on_disconnect",
+                        "peer": owner.peer,
+                        "count": released,
+                    },
+                )
         self._after_change()
 
     # -------------------------------------------------------------- execution
@@ -167,13 +212,22 @@ class MemoryBackend:
     def _after_change(self) -> None:
         self._flush_deliveries()
         self._arm_timer()
+        events = self.engine.take_events()
+        if events:
+            _log_events(events)
 
     def _flush_deliveries(self) -> None:
-        for delivery in self.engine.take_deliveries():
-            request = delivery.token
-            assert isinstance(request, rq.Get)
+        deliveries = self.engine.take_deliveries()
+        if not deliveries:
+            return
+        now = self.now()
+        for delivery in deliveries:
+            token = delivery.token
+            assert isinstance(token, _Wait)
+            request, waiting_since = token
             owner = delivery.owner
             assert isinstance(owner, _Owner)
+            self.get_wait.observe(float(now - waiting_since))
             owner.sink.deliver(request, _get_reply(delivery.messages))
 
     def _arm_timer(self) -> None:
@@ -220,7 +274,9 @@ class MemoryBackend:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         lease = req.lease if req.lease is not None else self.config.lease_s
-        msgs = self.engine.get(now, req.queue, owner, req.max, lease, req.wait, token=req)
+        msgs = self.engine.get(
+            now, req.queue, owner, req.max, lease, req.wait, token=_Wait(req, now)
+        )
         if msgs is None:
             return None
         return _get_reply(msgs)
@@ -291,7 +347,46 @@ class MemoryBackend:
         server.update(engine.totals())
         for provider in self._stats_providers:
             server.update(provider())
-        return {"ok": True, "server": server, "queues": queues}
+        reply: Reply = {"ok": True, "server": server, "queues": queues}
+        if req.connections:
+            reply["connections"] = [
+                {
+                    "address": o.peer,
+                    "leases": engine.leases_of(o),
+                    "waiting": engine.waits_of(o),
+                    "requests": getattr(o.sink, "requests_served", 0),
+                }
+                for o in self._owners
+            ]
+        return reply
+
+    def _peek(self, owner: object, req: rq.Peek, now: float) -> Reply:
+        engine = self.engine
+        name = req.queue
+        if engine.find_queue(name) is None:
+            raise NotFound(f"no queue named {name!r}")
+        if req.state == "dead":
+            name += DEAD_SUFFIX
+        q = engine.find_queue(name)
+        state = _PEEK_STATES[req.state]
+        msgs = engine.peek(name, state, req.limit)
+        out: list[dict[str, Any]] = []
+        budget = self.config.max_reply_bytes
+        for msg in msgs:
+            if out and budget < len(msg.body):
+                break  # like GET: at least one message, then at most max_reply_bytes of bodies
+            budget -= len(msg.body)
+            seen = describe(msg, now)
+            if isinstance(msg.owner, _Owner):
+                seen["holder"] = msg.owner.peer
+            out.append(seen)
+        if q is None:
+            total = 0
+        elif state is None:
+            total = q.size
+        else:
+            total = {State.READY: q.n_ready, State.DELAYED: q.n_delayed}.get(state, q.n_leased)
+        return {"ok": True, "messages": out, "total": total}
 
     def _queues(self, owner: object, req: rq.Queues, now: float) -> Reply:
         return {"ok": True, "queues": self.engine.queue_names()}
@@ -307,9 +402,29 @@ class MemoryBackend:
 
     def _cancel(self, owner: object, req: rq.Cancel, now: float) -> Reply:
         def is_target(token: object) -> bool:
-            return isinstance(token, rq.Get) and token.rid == req.get
+            return isinstance(token, _Wait) and token.request.rid == req.get
 
         return {"ok": True, "cancelled": self.engine.cancel_waits(owner, is_target)}
+
+
+def _log_events(events: dict[tuple[str, str], int]) -> None:
+    for (queue, event), n in events.items():
+        if event == "expired":
+            log.info(
+                "%d lease(s) expired in %s",
+                n,
+                queue,
+                extra={"event": "lease_expired", "queue": queue, "count": n},
+            )
+        else:
+            log.warning(
+                "%d message(s) dead-lettered from %s to %s%s",
+                n,
+                queue,
+                queue,
+                DEAD_SUFFIX,
+                extra={"event": "dead_lettered", "queue": queue, "count": n},
+            )
 
 
 def describe(msg: Message, now: float) -> dict[str, Any]:

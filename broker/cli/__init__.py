@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, str] = {
     "get": "broker.cli.oneshot",
     "info": "broker.cli.oneshot",
     "stats": "broker.cli.oneshot",
+    "peek": "broker.cli.oneshot",
+    "top": "broker.cli.top",
     "purge": "broker.cli.oneshot",
     "demo": "broker.cli.demo",
     "bench": "broker.cli.bench",

@@ -76,6 +76,22 @@ FAST = Pace(
     concurrency=4,
     think_s=0.01,
 )
+# slow enough to follow in `wonderq top`: producers outpace consumers, so the
+# jobs queue fills for about ten seconds, then drains
+WATCH = Pace(
+    lease_s=2.0,
+    jobs=600,
+    producers=3,
+    consumers=3,
+    put_gap_s=0.05,
+    work_s=0.2,
+    backoff_s=0.5,
+    counters=("apples", "pears", "plums"),
+    increments=40,
+    workers=4,
+    concurrency=4,
+    think_s=0.1,
+)
 WAIT_S = 1.0  # how long the demo's workers long-poll; also bounds how long a stop takes
 STEP_TIMEOUT_S = 30.0  # no step may take longer than this
 
@@ -102,12 +118,17 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--fast", action="store_true", help="short leases and fewer messages (a few seconds)"
     )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="more and slower jobs, to watch in `wonderq top` (about half a minute)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the random think times")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    pace = FAST if args.fast else NORMAL
+    pace = FAST if args.fast else WATCH if args.watch else NORMAL
     client_log = logging.getLogger("wonderq")
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)  # the demo narrates the failures itself

@@ -1,8 +1,11 @@
-"""One-shot subcommands for a shell: put, get, info, stats, purge.
+"""One-shot subcommands for a shell: put, get, info, stats, peek, purge.
 
 Owns: turning one command line into one or two client calls and printing the
-result as JSON (one line per message for ``get``). Uses the bundled blocking
-client (``wonderq.Client``), so it speaks to any WonderQ broker.
+result: JSON for ``put``/``get``/``purge`` (one line per message for ``get``),
+readable tables for ``info``, ``stats`` and ``peek`` (rich, from the ``tools``
+extra) unless ``--json``. ``stats --json`` prints the broker's STATS reply as
+it came, unknown fields included. Uses the bundled blocking client, so it
+speaks to any WonderQ broker.
 Must never: import the server.
 """
 
@@ -10,11 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 import wonderq
+from broker.protocol.requests import PEEK_LIMIT_DEFAULT, PEEK_LIMIT_MAX
+from broker.tools import ToolsMissing, require_tools
+from wonderq import commands
+from wonderq.sync import SyncConnection
 
 _HOST, _PORT = "127.0.0.1", 7878
 
@@ -64,15 +73,58 @@ def add_parser(sub: Any) -> None:
     _connection_flags(p)
     p.set_defaults(run=_get)
 
-    p = sub.add_parser("info", help="show one message", description="Show one message.")
+    p = sub.add_parser(
+        "info",
+        help="show one message",
+        description="Show one message without changing it (a table, or --json).",
+    )
     p.add_argument("id")
+    p.add_argument("--json", action="store_true", help="print the message as JSON")
     _connection_flags(p)
     p.set_defaults(run=_info)
 
-    p = sub.add_parser("stats", help="show server and queue counters")
+    p = sub.add_parser(
+        "stats",
+        help="show server and queue counters",
+        description=(
+            "Show the server's figures and one row per queue (<queue>.dead is folded "
+            "into its queue's dead column). --json prints the STATS reply as it came."
+        ),
+    )
     p.add_argument("queue", nargs="?", help="only this queue")
+    p.add_argument("--json", action="store_true", help="print the raw STATS reply")
+    p.add_argument(
+        "--rates",
+        action="store_true",
+        help="take a second sample one second later and show put/s and ack/s",
+    )
+    p.add_argument("--connections", action="store_true", help="also list the open connections")
     _connection_flags(p)
     p.set_defaults(run=_stats)
+
+    p = sub.add_parser(
+        "peek",
+        help="list a queue's messages without leasing them",
+        description=(
+            "List messages of a queue without leasing or changing them: id, state, "
+            "attempts, key, age, lease holder and time left, and the body (cut to fit)."
+        ),
+    )
+    p.add_argument("queue")
+    p.add_argument(
+        "--state",
+        choices=("ready", "delayed", "leased", "dead"),
+        help="only messages in this state (dead: those of <queue>.dead); default all",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=PEEK_LIMIT_DEFAULT,
+        help=f"at most this many (1-{PEEK_LIMIT_MAX}, default {PEEK_LIMIT_DEFAULT})",
+    )
+    p.add_argument("--json", action="store_true", help="print the PEEK reply as JSON")
+    _connection_flags(p)
+    p.set_defaults(run=_peek)
 
     p = sub.add_parser("purge", help="delete a queue's ready and delayed messages")
     p.add_argument("queue")
@@ -85,9 +137,17 @@ def _client(args: argparse.Namespace) -> wonderq.Client:
 
 
 def _guard(args: argparse.Namespace, action: Any) -> int:
-    try:
+    def run() -> None:
         with _client(args) as client:
             action(client)
+
+    return _reporting(args, run)
+
+
+def _reporting(args: argparse.Namespace, run: Callable[[], None]) -> int:
+    """Run ``run``; print a client error as one line on stderr and return 1."""
+    try:
+        run()
     except wonderq.ConnectionLost as exc:
         print(
             f"wonderq {args.command}: cannot reach {args.host}:{args.port}: {exc}", file=sys.stderr
@@ -129,12 +189,92 @@ def _get(args: argparse.Namespace) -> int:
     return _guard(args, action)
 
 
+def _tables(args: argparse.Namespace) -> bool:
+    """True if a table is wanted and rich is installed; else print why not and return False."""
+    try:
+        require_tools(f"wonderq {args.command} (without --json)", "rich")
+    except ToolsMissing as exc:
+        print(f"wonderq {args.command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _show(renderable: Any) -> None:
+    from rich.console import Console
+
+    Console(highlight=False).print(renderable)
+
+
+def _raw(args: argparse.Namespace, action: Callable[[SyncConnection], None]) -> int:
+    """Run ``action`` on a bare connection: replies come back as dicts, unknown fields kept."""
+
+    def run() -> None:
+        conn = SyncConnection.open(args.host, args.port, request_timeout=30.0, connect_timeout=10.0)
+        try:
+            action(conn)
+        finally:
+            conn.close()
+
+    return _reporting(args, run)
+
+
 def _info(args: argparse.Namespace) -> int:
-    return _guard(args, lambda client: _print(client.info(args.id)))
+    if not args.json and not _tables(args):
+        return 2
+
+    def action(conn: SyncConnection) -> None:
+        message = conn.call(commands.info(args.id))["message"]
+        if args.json:
+            _print(message)
+            return
+        from broker.cli.dashboard import info_table
+
+        _show(info_table(message))
+
+    return _raw(args, action)
 
 
 def _stats(args: argparse.Namespace) -> int:
-    return _guard(args, lambda client: _print(client.stats(args.queue)))
+    if not args.json and not _tables(args):
+        return 2
+    request = commands.stats(args.queue)
+    if args.connections:
+        request["connections"] = True
+
+    def action(conn: SyncConnection) -> None:
+        first = conn.call(request)
+        if args.json:
+            _print(first)
+            return
+        from broker.cli.dashboard import connections_table, stats_table
+
+        later = None
+        if args.rates:
+            time.sleep(1.0)  # the sampling interval of the rates
+            later = conn.call(request)
+        _show(stats_table(first, later))
+        if args.connections:
+            _show(connections_table((later or first).get("connections", [])))
+
+    return _raw(args, action)
+
+
+def _peek(args: argparse.Namespace) -> int:
+    if not args.json and not _tables(args):
+        return 2
+    request = commands.peek(args.queue, state=args.state, limit=args.limit)
+
+    def action(conn: SyncConnection) -> None:
+        reply = conn.call(request)
+        if args.json:
+            reply.pop("ok", None)
+            _print(reply)
+            return
+        from broker.cli.dashboard import peek_table
+
+        _show(peek_table(reply["messages"], reply["total"]))
+
+    return _raw(args, action)
 
 
 def _purge(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """``wonderq serve``: run the broker until SIGINT/SIGTERM.
 
-Owns: turning flags into a ``Config``, running the server on uvloop, printing
-one ``listening on HOST:PORT`` line when ready, and exiting 0 after a graceful
-shutdown.
+Owns: turning flags into a ``Config``, running the server on uvloop (with the
+``/metrics`` endpoint when ``--metrics-port`` is given), configuring logs,
+printing one ``listening on HOST:PORT`` line when ready, and exiting 0 after a
+graceful shutdown.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import asdict
 from typing import Any
 
+from broker import __version__, logs
 from broker.config import Config
 from broker.server import Server
 from broker.server.loop import run as run_loop
+from broker.tools import ToolsMissing, require_tools
+
+log = logging.getLogger("wonderq.serve")
 
 
 def _size(text: str) -> int:
@@ -92,7 +98,30 @@ def add_parser(sub: Any) -> None:
         help=f"acked ids INFO remembers per queue (default {d.acked_history})",
     )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
-    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (needs the 'tools' extra)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default=None,
+        help="address of the metrics endpoint (default: the same as --host)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="logging level (default INFO)",
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="text lines, or one JSON object per line (default text)",
+    )
     p.set_defaults(run=run)
 
 
@@ -112,32 +141,57 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
 
 
-async def serve(config: Config) -> None:
-    server = Server(config)
+async def serve(
+    config: Config, metrics_port: int | None = None, metrics_host: str | None = None
+) -> None:
+    from broker.server.metrics import MetricsEndpoint
+
+    log.info(
+        "wonderq %s starting: %s",
+        __version__,
+        " ".join(f"{k}={v}" for k, v in asdict(config).items()),
+        extra={"event": "startup", "version": __version__, "config": asdict(config)},
+    )
+    server = Server(config, measure_latency=metrics_port is not None)
     await server.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.request_stop)
-    print(f"listening on {server.host}:{server.port}", flush=True)
-    await server.serve_until_stopped()
+    endpoint: MetricsEndpoint | None = None
+    try:
+        if metrics_port is not None:
+            endpoint = MetricsEndpoint(server, metrics_host or config.host, metrics_port)
+            try:
+                await endpoint.start()
+            except OSError as exc:
+                raise OSError(exc.errno, f"metrics port {metrics_port}: {exc.strerror}") from exc
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _stop_on, server, sig)
+        print(f"listening on {server.host}:{server.port}", flush=True)
+        await server.serve_until_stopped()
+    finally:
+        if endpoint is not None:
+            await endpoint.close()
+        await server.close()
+
+
+def _stop_on(server: Server, sig: signal.Signals) -> None:
+    log.info("%s received: shutting down", sig.name, extra={"event": "signal", "signal": sig.name})
+    server.request_stop()
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.log_level, args.log_format)
     try:
         config = config_from_args(args)
-    except ValueError as exc:
+        if args.metrics_port is not None:
+            require_tools("--metrics-port", "prometheus_client")
+            if not 0 <= args.metrics_port <= 65535:
+                raise ValueError("metrics-port must be 0-65535")
+    except (ValueError, ToolsMissing) as exc:
         print(f"wonderq serve: {exc}", file=sys.stderr)
         return 2
     try:
-        run_loop(serve(config), use_uvloop=not args.no_uvloop)
+        run_loop(serve(config, args.metrics_port, args.metrics_host), use_uvloop=not args.no_uvloop)
     except OSError as exc:
-        print(
-            f"wonderq serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr
-        )
+        print(f"wonderq serve: cannot listen on {config.host}: {exc}", file=sys.stderr)
         return 1
     return 0

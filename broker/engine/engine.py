@@ -5,7 +5,8 @@ parameter: every call that depends on time takes ``now`` (seconds on any
 monotonic scale) and ``next_deadline()`` says when the caller must next call
 ``advance(now)``. Everything one input produced is returned: direct results from
 the call, and completed waiting GETs from ``take_deliveries()``; every state
-change is reported to the ``Journal``.
+change is reported to the ``Journal``; lease expiries and dead letters are
+counted per queue for ``take_events()`` (the backend logs them).
 
 Invariants (checked by the property tests):
   - a message is leased to at most one owner; every delivery adds one attempt;
@@ -27,6 +28,7 @@ Must never: import asyncio or sockets, read a clock, or format wire replies.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -98,6 +100,8 @@ class Engine:
         # queues where a message became deliverable while waiters wait; served by
         # _settle() once the call's changes are all applied
         self._woken: dict[Queue, None] = {}
+        # (queue name, "expired" | "dead_lettered") -> count since take_events(); for logs
+        self._events: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ queues
 
@@ -361,6 +365,7 @@ class Engine:
         size = len(msg.body)
         src.bytes -= size
         src.totals["dead_lettered"] += 1
+        self._count_event(src, "dead_lettered")
         if msg.key is not None:
             self._unblock_key(src, msg)
         dst = self.queue(src.name + DEAD_SUFFIX)
@@ -409,6 +414,7 @@ class Engine:
             if not _is_live(msg, at):
                 continue  # a second heap entry of a message already handled
             if msg.state == State.LEASED:
+                self._count_event(msg.queue, "expired")
                 self._release(msg, now, "expired", 0.0)
             else:
                 self._delay_ended(msg)
@@ -559,6 +565,54 @@ class Engine:
             self._wake(dst)
         self._settle(now)
         return len(moved)
+
+    def peek(self, queue_name: str, state: State | None, limit: int) -> list[Message]:
+        """Up to ``limit`` messages of a queue, without changing anything.
+
+        ``state`` None: every held message in queue order (priority, then put
+        order); READY: in that order too (the delivery order, key holds aside);
+        DELAYED and LEASED: the soonest deadline first. An unknown queue has
+        none (and is not created). Costs one pass over the held messages.
+        """
+        q = self._queues.get(queue_name)
+        if q is None or limit <= 0:
+            return []
+        if state is None:
+            held = q.size
+        else:
+            held = {State.READY: q.n_ready, State.DELAYED: q.n_delayed}.get(state, q.n_leased)
+        if held == 0:
+            return []
+        msgs: Iterable[Message] = (m for m in self._messages.values() if m.queue is q)
+        if state is not None:
+            msgs = (m for m in msgs if m.state == state)
+        if state is None or state == State.READY:
+            return heapq.nsmallest(limit, msgs, key=lambda m: (m.priority, m.order))
+        return heapq.nsmallest(limit, msgs, key=lambda m: (m.due_at, m.order))
+
+    def leases_of(self, owner: object) -> int:
+        """How many messages ``owner`` holds leased."""
+        return len(self._owned.get(owner, ()))
+
+    def waits_of(self, owner: object) -> int:
+        """How many waiting GETs ``owner`` has."""
+        return len(self._owner_waiters.get(owner, ()))
+
+    def _count_event(self, q: Queue, event: str) -> None:
+        key = (q.name, event)
+        self._events[key] = self._events.get(key, 0) + 1
+
+    def take_events(self) -> dict[tuple[str, str], int]:
+        """Lease expiries and dead letters since the last call, per (queue, event).
+
+        Events are ``"expired"`` and ``"dead_lettered"`` (counted on the source
+        queue). For logging: the caller reports them, the engine never does IO.
+        At most two entries per queue, so an engine nobody asks stays bounded.
+        """
+        out = self._events
+        if out:
+            self._events = {}
+        return out
 
     # ------------------------------------------------------------------ stats
 

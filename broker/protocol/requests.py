@@ -10,7 +10,7 @@ Must never: import the engine or do IO.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
@@ -25,6 +25,8 @@ PRIORITY_MAX: Final = 2**31 - 1
 MAX_ATTEMPTS_MAX: Final = 1_000_000
 ID_MAX: Final = 64
 TOKEN_MAX: Final = 4096
+PEEK_LIMIT_MAX: Final = 1000
+PEEK_LIMIT_DEFAULT: Final = 10
 
 QueueName = Annotated[
     str, Meta(min_length=1, max_length=QUEUE_NAME_MAX, pattern=r"^[A-Za-z0-9_.:\-]+$")
@@ -90,6 +92,16 @@ class Info(_Request, tag="INFO"):
 
 class Stats(_Request, tag="STATS"):
     queue: QueueName | None = None
+    connections: bool = False
+
+
+PeekState = Literal["ready", "delayed", "leased", "dead"]
+
+
+class Peek(_Request, tag="PEEK"):
+    queue: QueueName
+    state: PeekState | None = None
+    limit: Annotated[int, Meta(ge=1, le=PEEK_LIMIT_MAX)] = PEEK_LIMIT_DEFAULT
 
 
 class Queues(_Request, tag="QUEUES"):
@@ -119,7 +131,20 @@ class Cancel(_Request, tag="CANCEL"):
 
 
 Request = (
-    Put | Get | Ack | Nack | Touch | Info | Stats | Queues | Purge | Redrive | Ping | Quit | Cancel
+    Put
+    | Get
+    | Ack
+    | Nack
+    | Touch
+    | Info
+    | Stats
+    | Peek
+    | Queues
+    | Purge
+    | Redrive
+    | Ping
+    | Quit
+    | Cancel
 )
 
 REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
@@ -130,6 +155,7 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Touch,
     Info,
     Stats,
+    Peek,
     Queues,
     Purge,
     Redrive,

@@ -22,6 +22,7 @@ _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "TOUCH": ("id", "lease"),
     "INFO": ("id",),
     "STATS": ("queue",),
+    "PEEK": ("queue", "state", "limit"),
     "QUEUES": (),
     "PURGE": ("queue",),
     "REDRIVE": ("queue",),
@@ -93,5 +94,5 @@ def to_json(line: bytes) -> bytes:
         )
     request: dict[str, Any] = {"op": op}
     for name, arg in zip(names, args, strict=False):
-        request[name] = arg if name in ("queue", "id") else _scalar(arg)
+        request[name] = arg if name in ("queue", "id", "state") else _scalar(arg)
     return _encode(request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -53,6 +54,7 @@ class Connection(asyncio.Protocol):
         self._busy: asyncio.Task[None] | None = None
         self._backlog: list[bytes] = []  # data read while an async batch was in flight
         self._closing = False
+        self._latency = server.batch_latency  # None unless metrics are on
 
     # ---------------------------------------------------------- asyncio hooks
 
@@ -109,6 +111,7 @@ class Connection(asyncio.Protocol):
     def _process(self, frames: Sequence[bytes | object]) -> None:
         if not frames or self._closing:
             return
+        started = time.perf_counter() if self._latency is not None else 0.0
         max_line = self._max_line
         items: list[Request | Invalid] = [decode(f, max_line) for f in frames]  # type: ignore[arg-type]
         for i, item in enumerate(items):
@@ -123,12 +126,14 @@ class Connection(asyncio.Protocol):
             result = [error_reply(exc)] * len(requests)
         if isinstance(result, list):
             self._write_batch(items, result)
+            if self._latency is not None:
+                self._latency.observe(time.perf_counter() - started)
         else:
-            self._busy = asyncio.ensure_future(self._finish_async(items, result))
+            self._busy = asyncio.ensure_future(self._finish_async(items, result, started))
             self._update_reading()
 
     async def _finish_async(
-        self, items: list[Request | Invalid], pending: Awaitable[Replies]
+        self, items: list[Request | Invalid], pending: Awaitable[Replies], started: float
     ) -> None:
         try:
             try:
@@ -136,6 +141,8 @@ class Connection(asyncio.Protocol):
             except WonderQError as exc:
                 replies = [error_reply(exc)] * sum(not isinstance(i, Invalid) for i in items)
             self._write_batch(items, replies)
+            if self._latency is not None:
+                self._latency.observe(time.perf_counter() - started)
         finally:
             self._busy = None
         backlog, self._backlog = self._backlog, []

@@ -1,7 +1,10 @@
 """The TCP server: listens, tracks connections, starts and stops the backend.
 
-Owns: the listening socket, the set of live connections, and graceful shutdown
-(stop accepting; complete waiting GETs; flush and close every connection).
+Owns: the listening socket, the set of live connections, graceful shutdown
+(stop accepting; complete waiting GETs; flush and close every connection), the
+process figures STATS reports (connections, RSS), one log line per connection
+opened and closed, and the batch-latency histogram the connections fill when
+metrics are on (``measure_latency=True``).
 Must never: hold queue state (the backend does) or parse requests (the codec does).
 """
 
@@ -15,7 +18,9 @@ from types import TracebackType
 from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
 from broker.config import Config
+from broker.histogram import LATENCY_BOUNDS_S, Histogram
 from broker.server.connection import Connection
+from broker.server.process import rss_bytes
 
 log = logging.getLogger("wonderq.server")
 
@@ -28,7 +33,13 @@ def first_seq_from_clock() -> int:
 
 
 class Server:
-    def __init__(self, config: Config | None = None, backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        backend: Backend | None = None,
+        *,
+        measure_latency: bool = False,
+    ) -> None:
         self.config = config if config is not None else Config()
         self.backend: Backend = (
             backend
@@ -38,7 +49,14 @@ class Server:
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
-        self.backend.add_stats_provider(lambda: {"connections": len(self.connections)})
+        #: seconds from decoding a batch of requests to writing its replies (None: not measured)
+        self.batch_latency: Histogram | None = (
+            Histogram(LATENCY_BOUNDS_S) if measure_latency else None
+        )
+        self.backend.add_stats_provider(self._figures)
+
+    def _figures(self) -> dict[str, int | None]:
+        return {"connections": len(self.connections), "rss": rss_bytes()}
 
     @property
     def port(self) -> int:
@@ -64,11 +82,26 @@ class Server:
 
     def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
-        log.debug("connection opened %s", conn.peer)
+        log.info(
+            "connection opened %s (%d open)",
+            conn.peer,
+            len(self.connections),
+            extra={"event": "connection_opened", "peer": conn.peer},
+        )
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
-        log.debug("connection closed %s (%d requests)", conn.peer, conn.requests_served)
+        log.info(
+            "connection closed %s after %d request(s) (%d open)",
+            conn.peer,
+            conn.requests_served,
+            len(self.connections),
+            extra={
+                "event": "connection_closed",
+                "peer": conn.peer,
+                "requests": conn.requests_served,
+            },
+        )
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -83,6 +116,11 @@ class Server:
             return
         server, self._server = self._server, None
         server.close()
+        log.info(
+            "shutting down: closing %d connection(s)",
+            len(self.connections),
+            extra={"event": "shutdown"},
+        )
         await self.backend.stop()  # completes waiting GETs (empty replies)
         for conn in list(self.connections):
             conn.close()

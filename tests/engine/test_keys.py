@@ -131,3 +131,13 @@ def test_many_keys_interleaved_each_in_order() -> None:
         if not got:
             break
     assert seen == {k: list(range(20)) for k in "ABC"}
+
+
+def test_the_next_of_a_key_stays_hidden_while_its_own_delay_runs() -> None:
+    e = make_engine()
+    k1, _k2 = put(e, "q", new("k1", key="K"), new("k2", key="K", delay_s=10))
+    assert bodies(get(e, "q")) == ["k1"]
+    e.ack(1, "A", k1)
+    assert get(e, "q", "B", now=1) == []
+    e.advance(10)
+    assert bodies(get(e, "q", "B", now=10)) == ["k2"]

@@ -112,17 +112,18 @@ def test_nack_releases_now_and_counts_nacked() -> None:
     assert e.next_deadline() is None  # the lease deadline is gone
 
 
-def test_nack_with_delay_hides_the_message_until_the_delay_ends() -> None:
+@pytest.mark.parametrize("delay_s", [0.05, 5])
+def test_nack_with_delay_hides_the_message_until_the_delay_ends(delay_s: float) -> None:
     e = make_engine()
     seq = put_one(e, "q", "m")
     get(e, "q", "A", lease_s=100)
-    e.nack(10, "A", seq, delay_s=5)
+    e.nack(10, "A", seq, delay_s=delay_s)
     assert state_of(e, seq) == "delayed"
-    assert e.next_deadline() == 15
-    e.advance(14)
-    assert get(e, "q", "B", now=14) == []
-    e.advance(15)
-    got = get(e, "q", "B", now=15)
+    assert e.next_deadline() == 10 + delay_s
+    e.advance(10 + delay_s * 0.9)
+    assert get(e, "q", "B", now=10 + delay_s * 0.9) == []
+    e.advance(10 + delay_s)
+    got = get(e, "q", "B", now=10 + delay_s)
     assert [(m.seq, m.attempts) for m in got] == [(seq, 2)]
 
 

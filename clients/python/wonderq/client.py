@@ -20,7 +20,7 @@ from .connection import Connection
 from .errors import ConnectionLost
 from .message import Message
 from .protocol import DEFAULT_MAX_REPLY_LINE, Reply, Request
-from .results import AckResult, MessageInfo, Stats
+from .results import AckResult, MessageInfo, PeekResult, Stats
 from .worker import DEFAULT_STOP_SIGNALS, Consumer, Handler, exponential_backoff, run_worker
 
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -260,6 +260,16 @@ class AsyncClient:
     async def stats(self, queue: str | None = None) -> Stats:
         """Counters of the server, and of every queue (or just ``queue``)."""
         return commands.parse_stats(await self._call(commands.stats(queue)))
+
+    async def peek(
+        self, queue: str, *, state: str | None = None, limit: int | None = None
+    ) -> PeekResult:
+        """Look at up to ``limit`` messages of ``queue`` without leasing or changing them.
+
+        ``state`` is ``"ready"``, ``"delayed"``, ``"leased"``, ``"dead"`` (the
+        messages of ``<queue>.dead``) or ``None`` (every held message).
+        """
+        return commands.parse_peek(await self._call(commands.peek(queue, state=state, limit=limit)))
 
     async def queues(self) -> list[str]:
         """Names of all queues, sorted."""

@@ -16,7 +16,7 @@ import msgspec
 
 from .errors import ProtocolViolation
 from .protocol import Reply, Request
-from .results import AckResult, Envelope, MessageInfo, Stats, WireMessage
+from .results import AckResult, Envelope, MessageInfo, PeekResult, Stats, WireMessage
 
 T = TypeVar("T")
 
@@ -84,6 +84,10 @@ def stats(queue: str | None = None) -> Request:
     return _fields({"op": "STATS"}, queue=queue)
 
 
+def peek(queue: str, *, state: str | None = None, limit: int | None = None) -> Request:
+    return _fields({"op": "PEEK", "queue": queue}, state=state, limit=limit)
+
+
 def queues() -> Request:
     return {"op": "QUEUES"}
 
@@ -144,6 +148,13 @@ def parse_stats(reply: Reply) -> Stats:
         return msgspec.convert(reply, Stats)
     except msgspec.ValidationError as exc:
         raise ProtocolViolation(f"STATS reply is malformed: {exc}") from None
+
+
+def parse_peek(reply: Reply) -> PeekResult:
+    try:
+        return msgspec.convert(reply, PeekResult)
+    except msgspec.ValidationError as exc:
+        raise ProtocolViolation(f"PEEK reply is malformed: {exc}") from None
 
 
 def parse_queues(reply: Reply) -> list[str]:

@@ -52,6 +52,16 @@ class MessageInfo(msgspec.Struct, frozen=True, kw_only=True):
     age: float | None = None
     lease_left: float | None = None
     delay_left: float | None = None
+    holder: str | None = None
+    """``PEEK`` only: the address of the connection holding the lease."""
+
+
+class PeekResult(msgspec.Struct, frozen=True, kw_only=True):
+    """``PEEK``: up to ``limit`` messages of a queue (never leased by looking), and how many
+    the queue holds in the state asked for."""
+
+    messages: list[MessageInfo]
+    total: int
 
 
 class QueueStats(msgspec.Struct, frozen=True, kw_only=True):

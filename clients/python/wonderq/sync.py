@@ -32,7 +32,7 @@ from .errors import (
 )
 from .message import BaseMessage
 from .protocol import DEFAULT_MAX_REPLY_LINE, ClientProtocol, Reply, Request, is_waiting_get
-from .results import AckResult, MessageInfo, Stats, WireMessage
+from .results import AckResult, MessageInfo, PeekResult, Stats, WireMessage
 from .worker import MAX_GET
 
 RECV_SIZE = 256 * 1024
@@ -359,6 +359,14 @@ class Client:
     def stats(self, queue: str | None = None) -> Stats:
         """Counters of the server, and of every queue (or just ``queue``)."""
         return commands.parse_stats(self._call(commands.stats(queue)))
+
+    def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> PeekResult:
+        """Look at up to ``limit`` messages of ``queue`` without leasing or changing them.
+
+        ``state`` is ``"ready"``, ``"delayed"``, ``"leased"``, ``"dead"`` (the
+        messages of ``<queue>.dead``) or ``None`` (every held message).
+        """
+        return commands.parse_peek(self._call(commands.peek(queue, state=state, limit=limit)))
 
     def queues(self) -> list[str]:
         """Names of all queues, sorted."""
