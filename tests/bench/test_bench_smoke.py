@@ -173,3 +173,21 @@ def test_durable_targets_compare_like_with_like() -> None:
             "reached": False,
         },
     ]
+
+
+def test_a_peer_that_is_not_installed_is_skipped_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from broker.cli import bench as bench_cli
+    from broker.cli import build_parser
+
+    monkeypatch.setattr(procs, "installed", lambda name: None)
+    monkeypatch.setattr(bench_cli.signal, "signal", lambda *args: None)
+    args = build_parser().parse_args(
+        ["bench", "--mode", "rr", "-n", "50", "--compare", "redis", "--json", "--timeout", "30"]
+    )
+    assert args.run(args) == 0
+    doc = msgspec.json.decode(capsys.readouterr().out)
+    assert doc["meta"]["notes"] == ["redis: skipped, its server is not installed"]
+    assert [r["broker"] for r in doc["results"]] == ["wonderq"]
+    check_exactly_once(doc["results"][0])
