@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 KIB = 1024
 MIB = 1024 * KIB
+FSYNC_POLICIES = ("always", "everysec", "no")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,10 @@ class Config:
     write_high_water: int = 1 * MIB
     write_low_water: int = 256 * KIB
     max_reply_bytes: int = 1 * MIB
+    # durability (off unless data_dir is set)
+    data_dir: str | None = None
+    fsync: str = "everysec"  # always | everysec | no
+    compact_min_bytes: int = 64 * MIB  # compact once the log is this big and mostly dead
 
     def __post_init__(self) -> None:
         checks = (
@@ -47,6 +52,8 @@ class Config:
             (self.acked_history >= 0, "acked-history must be >= 0"),
             (self.max_line >= 64, "max-line must be >= 64 bytes"),
             (0 <= self.port <= 65535, "port must be 0-65535"),
+            (self.fsync in FSYNC_POLICIES, "fsync must be always, everysec or no"),
+            (self.compact_min_bytes >= 1, "compact-min must be >= 1 byte"),
         )
         for ok, message in checks:
             if not ok:

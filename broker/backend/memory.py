@@ -198,6 +198,7 @@ class MemoryBackend:
 
     def execute(self, owner: object, requests: Sequence[rq.Request]) -> Replies:
         now = self.now()
+        self._catch_up(now)
         handlers = self._handlers
         replies: Replies = []
         append = replies.append
@@ -208,6 +209,21 @@ class MemoryBackend:
                 append(error_reply(exc))
         self._after_change()
         return replies
+
+    def settle(self) -> None:
+        """Deliver completed waiting GETs and re-arm the timer, after the engine
+        was changed directly (e.g. messages restored from a durable log)."""
+        self._after_change()
+
+    def _catch_up(self, now: float) -> None:
+        """Fire deadlines already due, so a batch never sees a lease past its deadline.
+
+        The timer may fire a little late (a busy loop); without this an ACK
+        arriving after the deadline but before the timer would still count.
+        """
+        due = self.engine.next_deadline()
+        if due is not None and due <= now:
+            self.engine.advance(now)
 
     def _after_change(self) -> None:
         self._flush_deliveries()

@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from dataclasses import asdict
 from typing import Any
 
 from broker import __version__, logs
-from broker.config import Config
+from broker.backend.base import Backend
+from broker.config import FSYNC_POLICIES, Config
+from broker.durability.replay import DurabilityError
 from broker.server import Server
 from broker.server.loop import run as run_loop
 from broker.tools import ToolsMissing, require_tools
@@ -97,6 +100,24 @@ def add_parser(sub: Any) -> None:
         default=d.acked_history,
         help=f"acked ids INFO remembers per queue (default {d.acked_history})",
     )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep messages in an append-only log in this directory (default: in memory only)",
+    )
+    p.add_argument(
+        "--fsync",
+        choices=FSYNC_POLICIES,
+        default=d.fsync,
+        help="with --data-dir: always (reply after fsync), everysec (default) or no",
+    )
+    p.add_argument(
+        "--compact-min",
+        type=_size,
+        default=d.compact_min_bytes,
+        dest="compact_min_bytes",
+        help="with --data-dir: compact once the log is this big and mostly dead (default 64m)",
+    )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
     p.add_argument(
         "--metrics-port",
@@ -138,7 +159,23 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_line=args.max_line,
         max_memory=args.max_memory,
         acked_history=args.acked_history,
+        data_dir=args.data_dir,
+        fsync=args.fsync,
+        compact_min_bytes=args.compact_min_bytes,
     )
+
+
+#: test hook: kill the process (SIGKILL) after this compaction step (see compaction.py)
+CRASH_ENV = "WONDERQ_COMPACTION_CRASH_AT"
+
+
+def make_backend(config: Config) -> Backend | None:
+    """The durable backend with ``--data-dir``; None means the default (in memory)."""
+    if config.data_dir is None:
+        return None
+    from broker.durability.backend import DurableBackend
+
+    return DurableBackend(config, crash_at=os.environ.get(CRASH_ENV))
 
 
 async def serve(
@@ -152,7 +189,7 @@ async def serve(
         " ".join(f"{k}={v}" for k, v in asdict(config).items()),
         extra={"event": "startup", "version": __version__, "config": asdict(config)},
     )
-    server = Server(config, measure_latency=metrics_port is not None)
+    server = Server(config, make_backend(config), measure_latency=metrics_port is not None)
     await server.start()
     endpoint: MetricsEndpoint | None = None
     try:
@@ -191,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         run_loop(serve(config, args.metrics_port, args.metrics_host), use_uvloop=not args.no_uvloop)
+    except DurabilityError as exc:
+        print(f"wonderq serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"wonderq serve: cannot listen on {config.host}: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,10 @@
 
 Owns: the list of state changes that matter for durability. The engine calls
 exactly one of these methods for each change, after applying it, so a durable
-log (or any other observer) sees every change in order. ``NullJournal`` is the
+log (or any other observer) sees every change in order. Changes that follow
+from time alone are not reported: the end of a delay is implied by the
+``due_at`` a ``put`` or ``release`` recorded, and lease expiry by the
+``release`` it causes. ``NullJournal`` is the
 in-memory default and does nothing.
 Must never: raise back into the engine for a change that was already applied,
 or call back into the engine.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from broker.server import Server
 from tests.conftest import ServerFactory
 from tests.support import LineClient
@@ -199,3 +201,35 @@ async def test_ids_are_unique_across_restarts(server_factory: ServerFactory) -> 
             ids = set(reply["ids"])
             assert len(ids) == 50 and not ids & seen
             seen |= ids
+
+
+async def test_a_lease_past_its_deadline_is_expired_before_the_next_request() -> None:
+    """Even if the loop's timer has not fired yet, an ACK after the deadline is refused."""
+    from broker.backend.memory import MemoryBackend
+    from broker.config import Config
+    from broker.protocol import requests as rq
+
+    clock = [0.0]
+    backend = MemoryBackend(Config(), first_seq=1, clock=lambda: clock[0])
+    await backend.start()
+    try:
+        owner = backend.open(_NullSink())
+        [put] = backend.execute(owner, [rq.Put(queue="q", body=msgspec.Raw(b"1"))])
+        assert put is not None
+        backend.execute(owner, [rq.Get(queue="q", lease=5.0)])
+        clock[0] = 5.0  # the deadline; the loop timer has not run (it is armed on the loop)
+        [ack] = backend.execute(owner, [rq.Ack(id=_id_of(put))])
+        assert ack is not None and ack.get("error") == "not_leased"
+    finally:
+        await backend.stop()
+
+
+class _NullSink:
+    def deliver(self, request: object, reply: object) -> None:
+        raise AssertionError("no waiting GET in this test")
+
+
+def _id_of(reply: object) -> str:
+    if isinstance(reply, dict):
+        return str(reply["id"])
+    return str(msgspec.json.decode(reply)["id"])  # a reply already encoded as bytes

@@ -1,0 +1,297 @@
+"""The durable backend: the in-memory backend plus a log of every state change.
+
+Owns: opening the data directory (lock, replay, restore into the engine),
+the ``LogJournal`` the engine writes to, when replies may leave (with
+``--fsync always`` a batch that changed state is answered only after the fsync
+that covers it, shared by every batch that arrived meanwhile: group commit;
+waiting GETs completed later wait for it too), back-pressure when the writer
+thread falls behind, starting compactions, and STATS' ``durability`` figures.
+Must never: block the event loop on the disk, or answer a change before it is
+durable under ``always``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import logging
+import os
+import time
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any
+
+from broker.backend.base import Replies, ReplySink, StatsProvider
+from broker.backend.memory import Clock, MemoryBackend
+from broker.config import Config
+from broker.durability.compaction import Compaction
+from broker.durability.journal import LogJournal
+from broker.durability.lock import DirLock
+from broker.durability.log import FsyncPolicy, Log
+from broker.durability.records import Msg
+from broker.durability.replay import ReplayState
+from broker.durability.store import recover
+from broker.engine import Engine
+from broker.errors import Unavailable, WonderQError
+from broker.protocol import requests as rq
+from broker.protocol.codec import Reply, error_reply
+
+log = logging.getLogger("wonderq.durability")
+
+BACKLOG_HIGH = 64 * 1024 * 1024  # bytes appended but not yet written: producers wait
+BACKLOG_LOW = 16 * 1024 * 1024
+_RECORD_OVERHEAD = 64  # rough bytes of a Msg record beyond its body, for the live estimate
+
+
+def _no_append(data: bytes) -> None:
+    raise RuntimeError("the durable backend is not started")
+
+
+def _order(m: Msg) -> int:
+    return m.order or m.seq
+
+
+class _CommitSink:
+    """Holds a waiting GET's reply until the log records of its leases are fsynced.
+
+    Replies stay in order on the connection: an empty reply, or any reply of the
+    connection while one is held, waits behind the held ones (``pending``).
+    """
+
+    __slots__ = ("_backend", "_sink", "pending")
+
+    def __init__(self, sink: ReplySink, backend: DurableBackend) -> None:
+        self._sink = sink
+        self._backend = backend
+        self.pending = 0
+
+    def deliver(self, request: rq.Request, reply: Reply) -> None:
+        wal = self._backend.log
+        if not self.pending and (wal.synced >= wal.appended or not reply.get("messages")):
+            self._sink.deliver(request, reply)
+            return
+        self.pending += 1
+        wal.commit().add_done_callback(functools.partial(self._committed, request, reply))
+
+    def _committed(self, request: rq.Request, reply: Reply, fut: asyncio.Future[None]) -> None:
+        self.pending -= 1
+        exc = fut.exception()
+        if isinstance(exc, WonderQError):
+            reply = error_reply(exc)
+        self._sink.deliver(request, reply)
+
+
+def restore_into(engine: Engine, state: ReplayState, now: float, wall_offset: float) -> None:
+    """Re-create every live message of ``state`` in ``engine`` (in queue order)."""
+    live: Iterable[Msg] = state.live.values()
+    if state.reordered:  # a dead-letter or redrive moved some: sort by place in queue
+        live = sorted(live, key=_order)
+    engine.restore_messages(now, live, wall_offset)
+    engine.reserve_seqs(state.hi + 1)
+
+
+async def _after(pending: Awaitable[None], replies: Replies) -> Replies:
+    await pending
+    return replies
+
+
+class DurableBackend:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        crash_at: str | None = None,
+    ) -> None:
+        assert config.data_dir is not None, "DurableBackend needs config.data_dir"
+        self.directory = config.data_dir
+        self.policy = FsyncPolicy(config.fsync)
+        self.config = config
+        self._journal = LogJournal(_no_append)
+        self.memory = MemoryBackend(
+            config, first_seq=time.time_ns() // 1000, journal=self._journal, clock=clock
+        )
+        self.engine = self.memory.engine
+        self._crash_at = crash_at
+        self._lock: DirLock | None = None
+        self._log: Log | None = None
+        self._compaction: Compaction | None = None
+        self._compaction_task: asyncio.Task[None] | None = None
+        self._held: dict[object, _CommitSink] = {}  # with fsync always, per connection
+        self.compactions = 0
+        self._base_bytes = 0  # bytes of the files holding the state, before this run's appends
+        self._base_records = 0
+        self._appended_base = 0  # log.appended where _base_bytes was measured
+        self._records_base = 0
+        self._next_check = config.compact_min_bytes
+        self.replay_s = 0.0
+        self.replayed_records = 0
+        self.add_stats_provider(self._stats_figures)
+
+    @property
+    def log(self) -> Log:
+        assert self._log is not None, "durable backend not started"
+        return self._log
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        await self.memory.start()
+        os.makedirs(self.directory, exist_ok=True)
+        self._lock = DirLock(self.directory)
+        try:
+            self._open()
+        except BaseException:
+            self._lock.release()
+            raise
+        self.memory.settle()  # arm the timer for restored delays
+
+    def _open(self) -> None:
+        started = time.perf_counter()
+        gc.disable()  # millions of new objects, none garbage: collections would be wasted work
+        try:
+            recovered = recover(self.directory)
+            now = self.memory.now()
+            self._journal.wall_offset = time.time() - now
+            restore_into(self.engine, recovered.state, now, self._journal.wall_offset)
+        finally:
+            gc.enable()
+        gc.freeze()  # restored messages live long: keep them out of every later collection
+        self.replay_s = time.perf_counter() - started
+        self.replayed_records = recovered.state.records
+        self._base_bytes = recovered.log_bytes
+        self._base_records = recovered.state.records
+        log.info(
+            "replayed %d records from %s in %.3f s: %d messages",
+            recovered.state.records,
+            self.directory,
+            self.replay_s,
+            len(recovered.state.live),
+        )
+        loop = asyncio.get_running_loop()
+        self._log = Log(self.directory, recovered.next_segment, self.policy, loop)
+        self._journal.append = self._log.append
+
+    async def stop(self) -> None:
+        await self.memory.stop()
+        task = self._compaction_task
+        if task is not None and self._compaction is not None:
+            self._compaction.abandon()  # it stops at the next chunk; no thread is left writing
+            await task
+        if self._log is not None:
+            await self._log.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    # -------------------------------------------------------------- execution
+
+    def open(self, sink: ReplySink) -> object:
+        if self.policy != FsyncPolicy.ALWAYS:
+            return self.memory.open(sink)
+        held = _CommitSink(sink, self)
+        owner = self.memory.open(held)
+        self._held[owner] = held
+        return owner
+
+    def close(self, owner: object) -> None:
+        self._held.pop(owner, None)
+        self.memory.close(owner)
+
+    def add_stats_provider(self, provider: StatsProvider) -> None:
+        self.memory.add_stats_provider(provider)
+
+    def execute(
+        self, owner: object, requests: Sequence[rq.Request]
+    ) -> Replies | Awaitable[Replies]:
+        wal = self.log
+        if wal.failure is not None:
+            raise Unavailable(f"the durable log cannot be written ({wal.failure})")
+        before = wal.appended
+        replies = self.memory.execute(owner, requests)
+        if wal.appended == before:
+            held = self._held.get(owner)
+            if held is not None and held.pending:  # answer after the held GET replies
+                return _after(wal.commit(), replies)
+            return replies
+        if wal.appended >= self._next_check:
+            self._maybe_compact()
+        if self.policy == FsyncPolicy.ALWAYS:
+            return _after(wal.commit(), replies)
+        if wal.backlog > BACKLOG_HIGH:
+            return _after(wal.written_to(wal.appended - BACKLOG_LOW), replies)
+        return replies
+
+    # ------------------------------------------------------------- compaction
+
+    def log_bytes(self) -> int:
+        return self._base_bytes + self.log.appended - self._appended_base
+
+    def _maybe_compact(self) -> None:
+        wal = self.log
+        min_bytes = self.config.compact_min_bytes
+        self._next_check = wal.appended + max(min_bytes // 8, 4096)
+        if self._compaction_task is not None:
+            return
+        size = self.log_bytes()
+        totals = self.engine.totals()
+        live = totals["bytes"] + _RECORD_OVERHEAD * totals["messages"]
+        if size >= min_bytes and size > 2 * live:
+            self.compact()
+
+    def compact(self) -> asyncio.Task[None]:
+        """Start a compaction now (if none is running) and return its task."""
+        if self._compaction_task is None:
+            compaction = Compaction(
+                self.directory, self.log, self.engine, self._journal.wall_offset, self._crash_at
+            )
+            self._compaction = compaction
+            self._compaction_task = asyncio.ensure_future(self._compact(compaction))
+        return self._compaction_task
+
+    async def _compact(self, compaction: Compaction) -> None:
+        started = time.perf_counter()
+        try:
+            await compaction.run()
+        except OSError as exc:
+            log.error("compaction failed (%s); the log is intact and will be retried", exc)
+            return
+        finally:
+            self._compaction_task = None
+        if not compaction.installed:
+            return
+        self.compactions += 1
+        self._base_bytes = compaction.snapshot_bytes
+        self._base_records = compaction.snapshot_records
+        self._appended_base = compaction.appended_at_rotation
+        self._records_base = compaction.records_at_rotation
+        log.info(
+            "compaction %d done in %.3f s: snapshot of %d records, log now %d bytes",
+            self.compactions,
+            time.perf_counter() - started,
+            compaction.snapshot_records,
+            self.log_bytes(),
+        )
+
+    # ------------------------------------------------------------------ stats
+
+    def _stats_figures(self) -> dict[str, Any]:
+        wal = self._log
+        if wal is None:
+            return {}
+        fsync_at = wal.last_fsync_at
+        return {
+            "durability": {
+                "fsync": str(self.policy),
+                "log_bytes": self.log_bytes(),
+                "log_records": self._base_records + wal.records - self._records_base,
+                "log_segment": wal.segment,
+                "last_fsync_age": None
+                if fsync_at is None
+                else round(time.monotonic() - fsync_at, 3),
+                "unwritten_bytes": wal.backlog,
+                "compactions": self.compactions,
+                "compacting": self._compaction_task is not None,
+                "replayed_records": self.replayed_records,
+                "replay_s": round(self.replay_s, 3),
+            }
+        }

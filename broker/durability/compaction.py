@@ -1,0 +1,129 @@
+"""Compaction: rewrite the log from live state, in the background (Redis's AOF rewrite).
+
+Owns: one compaction run, in steps that each leave a recoverable directory:
+  1. rotate: new records go to a fresh segment K; the live messages are
+     captured (references only) at that instant, on the event loop;
+  2. write ``snap-K.wqs.tmp`` in chunks (encoding on the loop between other
+     work, writes and the fsync in a thread), then fsync it;
+  3. rename it to ``snap-K.wqs`` and fsync the directory: from here on the
+     state is snapshot K + segments K...;
+  4. delete the segments and snapshots older than K.
+A crash before 3 leaves the old files, which still hold everything (the
+``.tmp`` is deleted on start); a crash after 3 leaves old files that start
+ignores and deletes. A message may change between steps 1 and 2; the records
+of segment K carry absolute values, so replaying them over a snapshot that
+saw a later state still gives the right one.
+``crash_at`` (tests only) names a step after which the process kills itself.
+Must never: block the event loop on a file, or delete a file before the
+snapshot that replaces it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from broker.durability import records as rec
+from broker.durability.journal import message_record
+from broker.durability.log import Log, file_number, fsync_dir, snapshot_name
+from broker.engine import Engine
+
+CHUNK = 2000  # messages encoded per loop turn
+
+STEPS = ("rotated", "partial", "written", "renamed", "cleaned")
+
+
+class Compaction:
+    def __init__(
+        self,
+        directory: str,
+        log: Log,
+        engine: Engine,
+        wall_offset: float,
+        crash_at: str | None = None,
+    ) -> None:
+        self._dir = directory
+        self._log = log
+        self._engine = engine
+        self._wall_offset = wall_offset
+        self._crash_at = crash_at
+        self.segment = 0  # the segment K the snapshot starts
+        self.snapshot_bytes = 0
+        self.snapshot_records = 0
+        self.appended_at_rotation = 0  # log.appended when segment K began
+        self.records_at_rotation = 0
+        self.abandoned = False  # set by abandon(): stop before the snapshot replaces anything
+        self.installed = False
+
+    def abandon(self) -> None:
+        """Stop soon (server shutdown); the old files still hold the whole state."""
+        self.abandoned = True
+
+    def _step(self, name: str) -> None:
+        if self._crash_at == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def run(self) -> None:
+        engine, log = self._engine, self._log
+        next_seq = engine.next_seq
+        msgs = engine.live_messages()
+        rotated = log.rotate()
+        self.segment = k = log.segment
+        self.appended_at_rotation = log.appended
+        self.records_at_rotation = log.records
+        await rotated
+        self._step("rotated")
+        final = os.path.join(self._dir, snapshot_name(k))
+        tmp = final + ".tmp"
+        f = await asyncio.to_thread(open, tmp, "wb")
+        try:
+            first = rec.frame([rec.encode(rec.Meta(next_seq))])
+            await asyncio.to_thread(f.write, first)
+            self._step("partial")
+            size, records = len(first), 1
+            lookup, encode, offset = engine.lookup, rec.encode, self._wall_offset
+            for i in range(0, len(msgs), CHUNK):
+                if self.abandoned:
+                    break
+                parts = [
+                    encode(message_record(m, offset))
+                    for m in msgs[i : i + CHUNK]
+                    if lookup(m.seq) is m  # skip messages acked or purged since step 1
+                ]
+                if not parts:
+                    continue
+                chunk = rec.frame(parts)
+                await asyncio.to_thread(f.write, chunk)
+                size += len(chunk)
+                records += len(parts)
+            if not self.abandoned:
+                await asyncio.to_thread(f.flush)
+                await asyncio.to_thread(os.fsync, f.fileno())
+        finally:
+            f.close()
+        if self.abandoned:
+            await asyncio.to_thread(os.unlink, tmp)
+            return
+        self._step("written")
+        await asyncio.to_thread(self._install, tmp, final)
+        self.snapshot_bytes, self.snapshot_records = size, records
+        self.installed = True
+        self._step("renamed")
+        await asyncio.to_thread(self._cleanup, k)
+        self._step("cleaned")
+
+    def _install(self, tmp: str, final: str) -> None:
+        os.replace(tmp, final)
+        fsync_dir(self._dir)
+
+    def _cleanup(self, k: int) -> None:
+        old = _older_files(os.listdir(self._dir), k)
+        for name in old:
+            os.unlink(os.path.join(self._dir, name))
+        if old:
+            fsync_dir(self._dir)
+
+
+def _older_files(names: list[str], k: int) -> list[str]:
+    return [n for n in names if (num := file_number(n)) is not None and num < k]

@@ -1,0 +1,156 @@
+"""Replay: read log files back into the state they describe.
+
+Owns: walking the framed records of one file, telling a torn tail (a crash
+mid-append: the file just stops, or ends in zeros, or its very last record
+fails its checksum) from corruption (a bad length or checksum with more data
+after it), and folding records into ``ReplayState``: the live messages by seq,
+and the highest sequence number ever used.
+Must never: drop data silently. A torn tail is reported to the caller, which
+decides whether that file may have one; corruption raises ``CorruptLog``
+naming the file and the offset.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import msgspec
+
+from broker.durability.records import (
+    HEADER,
+    HEADER_SIZE,
+    Ack,
+    Dead,
+    Lease,
+    Meta,
+    Msg,
+    Purge,
+    Record,
+    Redrive,
+    Release,
+    decode_frame,
+    length_ok,
+)
+
+
+class DurabilityError(Exception):
+    """The data directory cannot be used; the message says why and what to do."""
+
+
+class CorruptLog(DurabilityError):
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        super().__init__(
+            f"corrupt log record in {path} at offset {offset}: {reason}; "
+            "refusing to start (data after this point would be lost). Move the file "
+            "aside or repair it by hand."
+        )
+        self.path = path
+        self.offset = offset
+
+
+@dataclass(slots=True)
+class Scan:
+    """What reading one file found."""
+
+    records: int
+    good_end: int  # offset just past the last intact record
+    torn: str | None  # why the tail after ``good_end`` is a torn write, if it is one
+
+
+@dataclass(slots=True)
+class ReplayState:
+    live: dict[int, Msg] = field(default_factory=dict)
+    hi: int = 0  # highest sequence number (id or order) any record used
+    records: int = 0
+    reordered: bool = False  # some message's order is not its seq: restore must sort
+
+    def apply(self, rec: Record) -> None:  # noqa: C901 - one branch per record type
+        live = self.live
+        if type(rec) is Msg:
+            live[rec.seq] = rec
+            self.hi = max(self.hi, rec.seq, rec.order)
+            if rec.order:
+                self.reordered = True
+        elif type(rec) is Ack:
+            live.pop(rec.seq, None)
+        elif type(rec) is Lease:
+            for seq, attempts in zip(rec.seqs, rec.attempts, strict=True):
+                m = live.get(seq)
+                if m is not None:
+                    m.attempts = attempts
+        elif type(rec) is Release:
+            m = live.get(rec.seq)
+            if m is not None:
+                m.attempts = rec.attempts
+                m.due_wall = rec.due_wall
+        elif type(rec) is Dead:
+            self._move(rec.seq, rec.queue, rec.order, rec.attempts)
+        elif type(rec) is Redrive:
+            for seq, order in zip(rec.seqs, rec.orders, strict=True):
+                self._move(seq, rec.queue, order, 0)
+        elif type(rec) is Purge:
+            for seq in rec.seqs:
+                live.pop(seq, None)
+        elif type(rec) is Meta:
+            self.hi = max(self.hi, rec.next_seq - 1)
+
+    def _move(self, seq: int, queue: str, order: int, attempts: int) -> None:
+        self.hi = max(self.hi, order)
+        self.reordered = True
+        m = self.live.get(seq)
+        if m is not None:
+            m.queue = queue
+            m.order = order
+            m.attempts = attempts
+            m.due_wall = 0.0
+
+
+def scan(data: bytes, path: str, state: ReplayState) -> Scan:
+    """Apply every intact frame of ``data`` (one file's bytes) to ``state``."""
+    view = memoryview(data)
+    end = len(data)
+    pos = 0
+    n_records = 0
+    unpack = HEADER.unpack_from
+    crc32 = zlib.crc32
+    live = state.live
+    apply = state.apply
+    try:
+        while pos < end:
+            if end - pos < HEADER_SIZE:
+                return Scan(n_records, pos, "incomplete frame header at end of file")
+            length, check, crc = unpack(data, pos)
+            if not length_ok(length, check):
+                if data.count(0, pos) == end - pos:
+                    return Scan(n_records, pos, "zero-filled tail")
+                raise CorruptLog(path, pos, f"bad frame length ({length} vs check {check})")
+            start = pos + HEADER_SIZE
+            stop = start + length
+            if stop > end:
+                return Scan(n_records, pos, "last frame runs past the end of the file")
+            payload = view[start:stop]
+            if crc32(payload) != crc:
+                if stop == end:
+                    return Scan(n_records, pos, "checksum mismatch in the last frame")
+                raise CorruptLog(path, pos, "checksum mismatch")
+            try:
+                batch = decode_frame(payload)
+            except msgspec.DecodeError as exc:
+                raise CorruptLog(path, pos, f"undecodable frame ({exc})") from None
+            hi = state.hi
+            for rec in batch:
+                if type(rec) is Msg and not rec.order:  # the hot path, inlined
+                    live[rec.seq] = rec
+                    if rec.seq > hi:
+                        hi = rec.seq
+                else:
+                    state.hi = hi
+                    apply(rec)
+                    hi = state.hi
+            state.hi = hi
+            n_records += len(batch)
+            pos = stop
+    finally:
+        state.records += n_records
+    return Scan(n_records, pos, None)

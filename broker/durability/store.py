@@ -1,0 +1,105 @@
+"""The data directory on start: which files hold the state, and reading them back.
+
+Owns: the directory layout and the recovery rule. Files:
+  - ``snap-K.wqs``: a snapshot, the whole state as of the start of segment K
+    (written to ``.tmp``, fsynced, then renamed: if it exists it is complete);
+  - ``log-N.wql``: segments, appended in order; a new one per start and per
+    compaction, created only after the previous one was fsynced;
+  - ``LOCK``: see ``lock.py``.
+State = the newest snapshot K (if any) + segments K, K+1, ... in order. Older
+files are leftovers of a compaction that crashed after its snapshot was in
+place; ``*.tmp`` files are snapshots that were never finished. Both are deleted.
+Only the newest segment may end in a torn record (a crash mid-append): it is
+reported and truncated. Anything else wrong raises ``CorruptLog``.
+Must never: delete or truncate anything before the whole state was read back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+
+from broker.durability.log import fsync_dir, segment_name, snapshot_name
+from broker.durability.replay import CorruptLog, ReplayState, scan
+
+log = logging.getLogger("wonderq.durability")
+
+_SEGMENT = re.compile(r"log-(\d{8})\.wql")
+_SNAPSHOT = re.compile(r"snap-(\d{8})\.wqs")
+
+
+@dataclass(slots=True)
+class Recovered:
+    state: ReplayState
+    next_segment: int  # the segment this run writes to
+    snapshot: int | None
+    log_bytes: int  # bytes of the files that hold the state
+    notes: list[str] = field(default_factory=list)
+
+
+def _numbers(names: list[str], pattern: re.Pattern[str]) -> list[int]:
+    return sorted(int(m.group(1)) for n in names if (m := pattern.fullmatch(n)))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def recover(directory: str) -> Recovered:
+    names = os.listdir(directory)
+    snaps = _numbers(names, _SNAPSHOT)
+    segs = _numbers(names, _SEGMENT)
+    base = snaps[-1] if snaps else None
+    used = [n for n in segs if base is None or n >= base]
+    first = base if base is not None else 1
+    if used and used != list(range(first, first + len(used))):
+        missing = sorted(set(range(first, used[-1] + 1)) - set(used))
+        raise CorruptLog(
+            os.path.join(directory, segment_name(missing[0])), 0, "segment file is missing"
+        )
+    state = ReplayState()
+    out = Recovered(state, (used[-1] if used else first - 1) + 1, base, 0)
+    if base is not None:
+        path = os.path.join(directory, snapshot_name(base))
+        data = _read(path)
+        result = scan(data, path, state)
+        if result.torn is not None:  # a snapshot is fsynced before it is renamed
+            raise CorruptLog(path, result.good_end, f"snapshot is cut short ({result.torn})")
+        out.log_bytes += len(data)
+    for n in used:
+        path = os.path.join(directory, segment_name(n))
+        data = _read(path)
+        result = scan(data, path, state)
+        out.log_bytes += result.good_end
+        if result.torn is None:
+            continue
+        if n != used[-1]:
+            raise CorruptLog(
+                path, result.good_end, f"torn record before the last segment ({result.torn})"
+            )
+        note = (
+            f"{path}: torn tail at offset {result.good_end} ({result.torn}); "
+            f"truncated {len(data) - result.good_end} bytes (a crash interrupted a write)"
+        )
+        log.warning("%s", note)
+        out.notes.append(note)
+        with open(path, "r+b") as f:
+            f.truncate(result.good_end)
+            os.fsync(f.fileno())
+    _remove_leftovers(directory, names, base)
+    return out
+
+
+def _remove_leftovers(directory: str, names: list[str], base: int | None) -> None:
+    doomed = [n for n in names if n.endswith(".tmp")]
+    if base is not None:
+        doomed += [n for n in names if (m := _SEGMENT.fullmatch(n)) and int(m.group(1)) < base]
+        doomed += [n for n in names if (m := _SNAPSHOT.fullmatch(n)) and int(m.group(1)) < base]
+    for name in doomed:
+        log.info("removing leftover %s", name)
+        os.unlink(os.path.join(directory, name))
+    if doomed:
+        fsync_dir(directory)
