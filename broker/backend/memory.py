@@ -59,6 +59,10 @@ _PEEK_STATES: dict[str | None, State | None] = {
 }
 
 
+#: A GET that leased nothing (what ``_get_reply([])`` gives).
+EMPTY_GET_REPLY: Final = b'{"ok":true,"messages":[]}'
+
+
 def _get_reply(msgs: list[Message]) -> bytes:
     parts: list[bytes] = []
     queue: Queue | None = None
