@@ -19,7 +19,9 @@ from broker.protocol.codec import Reply
 from broker.protocol.requests import Request
 
 #: ``None`` in a reply list: a GET now waiting; its reply comes via ``ReplySink.deliver``.
-Replies = list[Reply | None]
+#: ``bytes``: a reply the backend encoded itself (one JSON object, no newline): the
+#: hot replies (PUT, GET, ACK) are built as bytes, skipping a dict and an encode.
+Replies = list[Reply | bytes | None]
 
 #: Extra figures for STATS' ``server`` section (connections, RSS, log size...).
 StatsProvider = Callable[[], dict[str, Any]]
@@ -34,7 +36,7 @@ class ReplySink(Protocol):
     does not forward them only loses those figures.
     """
 
-    def deliver(self, request: Request, reply: Reply) -> None: ...
+    def deliver(self, request: Request, reply: Reply | bytes) -> None: ...
 
 
 class Backend(Protocol):

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from itertools import count
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -34,17 +34,22 @@ from broker.engine import (
     format_id,
     parse_id,
 )
+from broker.engine.ids import id_bytes
+from broker.engine.queue import Queue
 from broker.errors import BadRequest, NotFound, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import requests as rq
 from broker.protocol.codec import Reply, error_reply
 
 Clock = Callable[[], float]
-Handler = Callable[[Any, Any, float], Reply | None]
+Handler = Callable[[Any, Any, float], Reply | bytes | None]
 
 log = logging.getLogger("wonderq.backend")
 
-_OK: Reply = {"ok": True}
+# The hot replies are built as bytes (the same JSON an encode of the dict gives):
+# no dict per reply or per message, no encoder pass over bodies that are raw JSON.
+_OK: Final = b'{"ok":true}'
+_json: Final = msgspec.json.encode
 _PEEK_STATES: dict[str | None, State | None] = {
     None: None,
     "ready": State.READY,
@@ -54,20 +59,29 @@ _PEEK_STATES: dict[str | None, State | None] = {
 }
 
 
-def _message_reply(msg: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": format_id(msg.seq),
-        "queue": msg.queue.name,
-        "body": msgspec.Raw(msg.body),
-        "attempts": msg.attempts,
-    }
-    if msg.key is not None:
-        out["key"] = msg.key
-    return out
+#: A GET that leased nothing (what ``_get_reply([])`` gives).
+EMPTY_GET_REPLY: Final = b'{"ok":true,"messages":[]}'
 
 
-def _get_reply(msgs: list[Message]) -> Reply:
-    return {"ok": True, "messages": [_message_reply(m) for m in msgs]}
+def _get_reply(msgs: list[Message]) -> bytes:
+    parts: list[bytes] = []
+    queue: Queue | None = None
+    queue_json = b""
+    for m in msgs:
+        if m.queue is not queue:
+            queue = m.queue
+            queue_json = _json(queue.name)
+        if m.key is None:
+            parts.append(
+                b'{"id":"%x","queue":%b,"body":%b,"attempts":%d}'
+                % (m.seq, queue_json, m.body, m.attempts)
+            )
+        else:
+            parts.append(
+                b'{"id":"%x","queue":%b,"body":%b,"attempts":%d,"key":%b}'
+                % (m.seq, queue_json, m.body, m.attempts, _json(m.key))
+            )
+    return b'{"ok":true,"messages":[' + b",".join(parts) + b"]}"
 
 
 def _seq(id_text: str) -> int:
@@ -261,11 +275,11 @@ class MemoryBackend:
 
     # --------------------------------------------------------------- handlers
 
-    def _put(self, owner: object, req: rq.Put, now: float) -> Reply:
+    def _put(self, owner: object, req: rq.Put, now: float) -> bytes:
         if isinstance(req.body, msgspec.Raw):
             item = NewMessage(bytes(req.body), req.key, req.delay, req.priority, req.max_attempts)
             (seq,) = self.engine.put(now, req.queue, (item,))
-            return {"ok": True, "id": format_id(seq)}
+            return b'{"ok":true,"id":"%b"}' % id_bytes(seq)
         assert isinstance(req.messages, list)
         if len(req.messages) > self.config.max_batch:
             raise BadRequest(
@@ -276,9 +290,10 @@ class MemoryBackend:
             NewMessage(bytes(m.body), m.key, m.delay, m.priority, m.max_attempts)
             for m in req.messages
         ]
-        return {"ok": True, "ids": [format_id(s) for s in self.engine.put(now, req.queue, items)]}
+        seqs = self.engine.put(now, req.queue, items)
+        return b'{"ok":true,"ids":["' + b'","'.join([id_bytes(s) for s in seqs]) + b'"]}'
 
-    def _get(self, owner: object, req: rq.Get, now: float) -> Reply | None:
+    def _get(self, owner: object, req: rq.Get, now: float) -> bytes | None:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         lease = req.lease if req.lease is not None else self.config.lease_s
@@ -289,7 +304,7 @@ class MemoryBackend:
             return None
         return _get_reply(msgs)
 
-    def _ack(self, owner: object, req: rq.Ack, now: float) -> Reply:
+    def _ack(self, owner: object, req: rq.Ack, now: float) -> Reply | bytes:
         if isinstance(req.id, str):
             self.engine.ack(now, owner, _seq(req.id))
             return _OK
@@ -307,6 +322,8 @@ class MemoryBackend:
             else:
                 seqs.append(seq)
         result = self.engine.ack_many(now, owner, seqs)
+        if not result.not_leased and not result.not_found and not unparsable:
+            return b'{"ok":true,"acked":%d,"not_leased":[],"not_found":[]}' % result.acked
         return {
             "ok": True,
             "acked": result.acked,
@@ -314,12 +331,12 @@ class MemoryBackend:
             "not_found": [format_id(s) for s in result.not_found] + unparsable,
         }
 
-    def _nack(self, owner: object, req: rq.Nack, now: float) -> Reply:
+    def _nack(self, owner: object, req: rq.Nack, now: float) -> Reply | bytes:
         if self.engine.nack(now, owner, _seq(req.id), req.delay):
             return {"ok": True, "dead": True}
         return _OK
 
-    def _touch(self, owner: object, req: rq.Touch, now: float) -> Reply:
+    def _touch(self, owner: object, req: rq.Touch, now: float) -> bytes:
         lease = req.lease if req.lease is not None else self.config.lease_s
         self.engine.touch(now, owner, _seq(req.id), lease)
         return _OK
@@ -403,7 +420,7 @@ class MemoryBackend:
     def _redrive(self, owner: object, req: rq.Redrive, now: float) -> Reply:
         return {"ok": True, "redriven": self.engine.redrive(now, req.queue)}
 
-    def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> Reply:
+    def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> bytes:
         return _OK
 
     def _cancel(self, owner: object, req: rq.Cancel, now: float) -> Reply:

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "top": "broker.cli.top",
     "purge": "broker.cli.oneshot",
     "demo": "broker.cli.demo",
+    "bench": "broker.cli.bench",
 }
 
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from broker.backend.base import Replies, ReplySink, StatsProvider
-from broker.backend.memory import Clock, MemoryBackend
+from broker.backend.memory import EMPTY_GET_REPLY, Clock, MemoryBackend
 from broker.config import Config
 from broker.durability.compaction import Compaction
 from broker.durability.journal import LogJournal
@@ -51,6 +51,13 @@ def _order(m: Msg) -> int:
     return m.order or m.seq
 
 
+def _is_empty_get(reply: Reply | bytes) -> bool:
+    """A GET reply that leased nothing (the memory backend encodes GET replies itself)."""
+    if isinstance(reply, bytes):
+        return reply == EMPTY_GET_REPLY
+    return not reply.get("messages")
+
+
 class _CommitSink:
     """Holds a waiting GET's reply until the log records of its leases are fsynced.
 
@@ -65,15 +72,17 @@ class _CommitSink:
         self._backend = backend
         self.pending = 0
 
-    def deliver(self, request: rq.Request, reply: Reply) -> None:
+    def deliver(self, request: rq.Request, reply: Reply | bytes) -> None:
         wal = self._backend.log
-        if not self.pending and (wal.synced >= wal.appended or not reply.get("messages")):
+        if not self.pending and (wal.synced >= wal.appended or _is_empty_get(reply)):
             self._sink.deliver(request, reply)
             return
         self.pending += 1
         wal.commit().add_done_callback(functools.partial(self._committed, request, reply))
 
-    def _committed(self, request: rq.Request, reply: Reply, fut: asyncio.Future[None]) -> None:
+    def _committed(
+        self, request: rq.Request, reply: Reply | bytes, fut: asyncio.Future[None]
+    ) -> None:
         self.pending -= 1
         exc = fut.exception()
         if isinstance(exc, WonderQError):

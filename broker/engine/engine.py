@@ -32,7 +32,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from broker.config import Config
 from broker.engine.deadlines import DeadlineHeap
@@ -46,9 +46,12 @@ from broker.errors import MemoryLimit, NotFound, NotLeased, QueueFull, TooLarge
 _GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """One message a PUT asks for (already validated for type and bounds)."""
+class NewMessage(NamedTuple):
+    """One message a PUT asks for (already validated for type and bounds).
+
+    A NamedTuple: immutable like a frozen dataclass, and several times cheaper to
+    build, which a PUT does once per message.
+    """
 
     body: bytes
     key: str | None = None

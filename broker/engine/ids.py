@@ -17,6 +17,11 @@ def format_id(seq: int) -> str:
     return format(seq, "x")
 
 
+def id_bytes(seq: int) -> bytes:
+    """``format_id(seq)`` as ASCII bytes, for replies built as bytes."""
+    return b"%x" % seq
+
+
 def parse_id(text: str) -> int | None:
     """Return the sequence number of a wire id, or None if it cannot be one."""
     if not text or len(text) > _MAX_ID_LEN or not _HEX.issuperset(text):

@@ -118,7 +118,10 @@ def _explain(line: bytes, detail: str) -> Invalid:
     return Invalid(BadRequest(detail), rid)
 
 
-def encode(reply: Reply) -> bytes:
+def encode(reply: Reply | bytes) -> bytes:
+    """One reply as JSON (without the newline); a reply already encoded passes through."""
+    if type(reply) is bytes:
+        return reply
     return _encoder.encode(reply)
 
 

@@ -225,7 +225,7 @@ class Connection(asyncio.Protocol):
         if quit_after:
             self.close()
 
-    def deliver(self, request: Request, reply: Reply) -> None:
+    def deliver(self, request: Request, reply: Reply | bytes) -> None:
         """The backend completed a waiting GET of this connection."""
         self._write(_with_rid(encode(reply), request.rid))
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from broker.backend.memory import MemoryBackend
 from broker.config import Config
 from broker.protocol import requests as rq
-from broker.protocol.codec import decode
+from broker.protocol.codec import decode, encode
 from broker.server import Server
 from tests.support import LineClient
 
@@ -104,8 +104,13 @@ class Sink:
     requests_served: int = 0
     delivered: list[Any] = field(default_factory=list)
 
-    def deliver(self, request: rq.Request, reply: dict[str, Any]) -> None:
-        self.delivered.append(msgspec.json.decode(msgspec.json.encode(reply)))
+    def deliver(self, request: rq.Request, reply: dict[str, Any] | bytes) -> None:
+        self.delivered.append(plain(reply))
+
+
+def plain(reply: Any) -> Any:
+    """A backend reply as plain JSON values (replies may come pre-encoded as bytes)."""
+    return msgspec.json.decode(encode(reply))
 
 
 def request(**fields: Any) -> rq.Request:
@@ -176,21 +181,21 @@ def run_twins(steps: list[tuple[int, dict[str, Any]]], peeks: list[list[dict[str
                     op = {"op": "NACK", "id": held[t].pop(0)}
                 out = backend.execute(owners[who], [request(**op)])
                 assert isinstance(out, list)
-                reply = out[0]
+                reply = plain(out[0])
                 if reply is not None and "messages" in reply:
                     held[t].extend(m["id"] for m in reply["messages"])
-                replies[t].append(msgspec.json.decode(msgspec.json.encode(reply)))
+                replies[t].append(plain(reply))
         stats = []
         for backend, sinks, owners in twins:
             out = backend.execute(owners[0], [request(op="STATS")])
             assert isinstance(out, list)
-            reply = msgspec.json.decode(msgspec.json.encode(out[0]))
+            reply = plain(out[0])
             stats.append((reply["queues"], reply["server"]["messages"], reply["server"]["leased"]))
             drained = []
             for q in QUEUES:
                 out = backend.execute(owners[0], [request(op="GET", queue=q, max=100)])
                 assert isinstance(out, list)
-                drained.append(msgspec.json.decode(msgspec.json.encode(out[0])))
+                drained.append(plain(out[0]))
             stats.append(drained)
             stats.append([s.delivered for s in sinks])
             await backend.stop()

@@ -1,0 +1,164 @@
+"""Broker processes for the bench: start on a loopback port, measure from /proc, stop by PID.
+
+Owns: the command line of each broker (WonderQ, beanstalkd, Redis) in memory and
+durable flavours, waiting until it accepts connections, reading its CPU time
+and resident memory from ``/proc/PID``, and stopping it (SIGTERM, then SIGKILL)
+by the PID it started, never by name.
+Must never: bind anything but 127.0.0.1, or leave a process running on return.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final
+
+HOST: Final = "127.0.0.1"
+START_TIMEOUT_S: Final = 15.0
+STOP_TIMEOUT_S: Final = 10.0
+PEERS: Final = ("beanstalkd", "redis")
+BROKERS: Final = ("wonderq", *PEERS)
+FSYNC_MODES: Final = ("always", "everysec")
+
+_CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
+_PAGE: Final = os.sysconf("SC_PAGE_SIZE")
+
+
+class BenchError(Exception):
+    """The bench cannot run as asked (a peer missing, a server that will not start...)."""
+
+
+@dataclass
+class Measured:
+    """A running process whose CPU and memory we can read (ours or one we started)."""
+
+    pid: int
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds used so far (from /proc/PID/stat)."""
+        text = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = text[text.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+    def rss_bytes(self) -> int:
+        """Resident set size now (from /proc/PID/statm)."""
+        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE
+
+
+@dataclass
+class BrokerProcess(Measured):
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    data_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop the process we started (by its PID) and remove its data dir."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(STOP_TIMEOUT_S)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def installed(name: str) -> str | None:
+    """The path of a peer's server binary, or None if it is not installed."""
+    binary = {"beanstalkd": "beanstalkd", "redis": "redis-server"}[name]
+    return shutil.which(binary) or (
+        f"/usr/bin/{binary}" if os.access(f"/usr/bin/{binary}", os.X_OK) else None
+    )
+
+
+def _wait_accepting(proc: subprocess.Popen[bytes], port: int, name: str, errors: IO[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            errors.seek(0)
+            err = errors.read(4096).decode(errors="replace")
+            raise BenchError(f"{name} exited with status {proc.returncode}: {err.strip()}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise BenchError(
+        f"{name} did not accept connections on {HOST}:{port} within {START_TIMEOUT_S}s"
+    )
+
+
+def wonderq_supports_durability() -> bool:
+    out = subprocess.run(
+        [sys.executable, "-m", "broker", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout
+    return "--data-dir" in out and "--fsync" in out
+
+
+def _command(name: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
+    if name == "wonderq":
+        cmd = [sys.executable, "-m", "broker", "serve", "--host", HOST, "--port", str(port)]
+        cmd += ["--log-level", "WARNING"]
+        if fsync is not None:
+            cmd += ["--data-dir", str(data_dir), "--fsync", fsync]
+        return cmd
+    binary = installed(name)
+    if binary is None:
+        raise BenchError(f"{name} is not installed")
+    if name == "beanstalkd":
+        cmd = [binary, "-l", HOST, "-p", str(port), "-z", str(1 << 20)]
+        if fsync is not None:  # -f0: fsync after every write; -f1000: at most once a second
+            cmd += ["-b", str(data_dir), "-f", "0" if fsync == "always" else "1000"]
+        return cmd
+    cmd = [binary, "--bind", HOST, "--port", str(port), "--save", "", "--daemonize", "no"]
+    cmd += ["--protected-mode", "no", "--logfile", "", "--loglevel", "warning"]
+    if fsync is None:
+        cmd += ["--appendonly", "no"]
+    else:
+        cmd += ["--appendonly", "yes", "--appendfsync", fsync, "--dir", str(data_dir)]
+    return cmd
+
+
+def start(name: str, *, fsync: str | None = None) -> BrokerProcess:
+    """Start ``name`` on a free loopback port and wait until it accepts connections."""
+    if fsync is not None and name == "wonderq" and not wonderq_supports_durability():
+        raise BenchError(
+            "--durable needs `wonderq serve --data-dir DIR --fsync MODE`, "
+            "which this WonderQ does not have yet"
+        )
+    data_dir = Path(tempfile.mkdtemp(prefix=f"wonderq-bench-{name}-")) if fsync else None
+    port = free_port()
+    cmd = _command(name, port, fsync, data_dir)
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        broker = BrokerProcess(pid=proc.pid, name=name, port=port, proc=proc, data_dir=data_dir)
+        try:
+            _wait_accepting(proc, port, name, errors)
+        except BaseException:
+            broker.stop()
+            raise
+    return broker

@@ -1,0 +1,308 @@
+"""``wonderq bench``: measure WonderQ (and, with ``--compare``, beanstalkd and Redis).
+
+Owns: the bench's flags, the order of runs (one fresh server per broker and
+mode, started on a loopback port of its own and stopped by PID in ``finally``),
+and printing the report (a table, or ``--json``). The load runs in this process
+on uvloop; every server runs in its own process.
+Must never: leave a server running, or exit 0 when a message was lost,
+duplicated or left unacked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from broker.bench import procs
+from broker.bench.procs import BenchError, Measured
+from broker.bench.report import as_json, table, targets, targets_table
+from broker.bench.workloads import BACKGROUNDS, MODES, Plan, Result, preload, run_plan
+from broker.server.loop import run as run_loop
+
+FLAT_DEFAULTS = "queued:1000000,leased:100000,keys:10000,queues:10000,idle:5000"
+
+
+def _csv(choices: tuple[str, ...]) -> Any:
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"unknown {bad[0]!r}; choose from {', '.join(choices)}"
+            )
+        return items
+
+    return parse
+
+
+def _backgrounds(text: str) -> list[tuple[str, int]]:
+    out = []
+    for item in text.split(","):
+        kind, _, count = item.strip().partition(":")
+        if kind not in BACKGROUNDS or not count.isdigit() or int(count) < 1:
+            raise argparse.ArgumentTypeError(
+                f"bad background {item!r}: KIND:COUNT with KIND one of {', '.join(BACKGROUNDS)}"
+            )
+        out.append((kind, int(count)))
+    return out
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure throughput, latency, CPU and memory (optionally against beanstalkd and Redis)",
+        description="Benchmark WonderQ; with --compare, the same workload against beanstalkd and Redis.",
+    )
+    p.add_argument(
+        "--mode",
+        type=_csv(MODES),
+        default=list(MODES),
+        help="modes, comma separated (default all: rr,pipe,batch,rate,fill)",
+    )
+    p.add_argument(
+        "-n",
+        "--messages",
+        type=_positive,
+        default=200_000,
+        help="messages per run (default 200000)",
+    )
+    p.add_argument(
+        "--body", type=_positive, default=100, help="body bytes (default 100; at least 12)"
+    )
+    p.add_argument(
+        "-P", "--producers", type=_positive, default=4, help="producer connections (default 4)"
+    )
+    p.add_argument(
+        "-C", "--consumers", type=_positive, default=4, help="consumer connections (default 4)"
+    )
+    p.add_argument(
+        "-W",
+        "--window",
+        type=_positive,
+        default=64,
+        help="requests in flight per connection in pipe mode (default 64)",
+    )
+    p.add_argument(
+        "-K",
+        "--batch",
+        type=_positive,
+        default=64,
+        help="messages per request in batch and fill modes (default 64)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=1000.0, help="offered load of rate mode, msg/s (default 1000)"
+    )
+    p.add_argument(
+        "--rate-seconds", type=float, default=5.0, help="length of the rate run (default 5 s)"
+    )
+    p.add_argument(
+        "--fill-messages",
+        type=_positive,
+        default=1_000_000,
+        help="messages queued by fill mode (default 1000000)",
+    )
+    p.add_argument(
+        "--compare",
+        type=_csv(procs.PEERS),
+        default=[],
+        help="peers to run too: beanstalkd,redis (skipped with a note if not installed)",
+    )
+    p.add_argument(
+        "--durable",
+        choices=procs.FSYNC_MODES,
+        help="run every broker with its durable log at this fsync setting",
+    )
+    p.add_argument(
+        "--background",
+        type=_backgrounds,
+        default=[],
+        help=f"flat-cost runs: KIND:COUNT,... (KIND: {', '.join(BACKGROUNDS)}); each is compared with the empty run",
+    )
+    p.add_argument(
+        "--flat", action="store_true", help=f"shorthand for --background {FLAT_DEFAULTS}"
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        help="bench a WonderQ already running on 127.0.0.1:PORT instead of starting one",
+    )
+    p.add_argument(
+        "--server-pid", type=int, help="with --port: its PID, for CPU and memory figures"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds one run may take (default 600)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the table"
+    )
+    p.set_defaults(run=run)
+
+
+def _plans(args: argparse.Namespace) -> list[Plan]:
+    plans = []
+    for mode in args.mode:
+        n = args.messages
+        if mode == "rate":
+            n = max(1, min(n, int(args.rate * args.rate_seconds)))
+        elif mode == "fill":
+            n = args.fill_messages
+        plans.append(
+            Plan(
+                mode=mode,
+                messages=n,
+                body=args.body,
+                producers=args.producers,
+                consumers=args.consumers,
+                window=args.window,
+                batch=args.batch,
+                rate=args.rate,
+                timeout_s=args.timeout,
+            )
+        )
+    return plans
+
+
+class _External(Measured):
+    """A server we did not start and whose PID we do not know: no CPU or memory figures."""
+
+    def cpu_s(self) -> float:
+        return 0.0 if self.pid <= 0 else super().cpu_s()
+
+    def rss_bytes(self) -> int:
+        return 0 if self.pid <= 0 else super().rss_bytes()
+
+
+async def _one(
+    broker: str,
+    plan: Plan,
+    durable: str | None,
+    background: tuple[str, int] | None,
+    port: int | None,
+    server_pid: int | None,
+) -> Result:
+    bg_name = f"{background[0]}:{background[1]}" if background else ""
+    label = broker if durable is None else f"{broker}/{durable}"
+    result = Result(broker=label, mode=plan.mode, messages=plan.messages, background=bg_name)
+    if background and background[0] == "keys":
+        plan = Plan(**{**plan.__dict__, "keys": background[1]})
+    proc: procs.BrokerProcess | None = None
+    held: list[Any] = []
+    try:
+        if port is None:
+            proc = await asyncio.to_thread(procs.start, broker, fsync=durable)
+            server: Measured = proc
+            port = proc.port
+        else:
+            server = _External(pid=server_pid or 0)
+        if background:
+            held = await preload(port, background[0], background[1], plan.body)
+        await run_plan(broker, port, plan, server, result)
+    except BenchError as exc:
+        result.notes.append(f"failed: {exc}")
+    finally:
+        for w in held:
+            w.close()
+        if proc is not None:
+            await asyncio.to_thread(proc.stop)
+    return result
+
+
+async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], list[str]]:
+    notes: list[str] = []
+    peers = []
+    for peer in args.compare:
+        if procs.installed(peer) is None:
+            notes.append(f"{peer}: skipped, its server is not installed")
+        else:
+            peers.append(peer)
+    if args.port is not None and peers:
+        notes.append("--port benches only the WonderQ already running; --compare ignored")
+        peers = []
+    backgrounds = list(args.background) + (_backgrounds(FLAT_DEFAULTS) if args.flat else [])
+    results: list[Result] = []
+    for plan in _plans(args):
+        for broker in ["wonderq", *peers]:
+            for bg in [None, *backgrounds] if broker == "wonderq" else [None]:
+                if progress:
+                    what = f" with {bg[0]}:{bg[1]}" if bg else ""
+                    print(
+                        f"... {plan.mode} {broker}{what} ({plan.messages} messages)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                results.append(
+                    await _one(broker, plan, args.durable, bg, args.port, args.server_pid)
+                )
+    return results, notes
+
+
+def _machine() -> dict[str, Any]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through every ``finally``: servers are stopped
+
+
+def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.durable and args.port is None and not procs.wonderq_supports_durability():
+        print(
+            "wonderq bench: --durable needs `wonderq serve --data-dir DIR --fsync MODE`, "
+            "which this WonderQ does not have yet",
+            file=sys.stderr,
+        )
+        return 2
+    results, notes = run_loop(_all(args, progress=not args.json))
+    goals = targets(results, args.durable)
+    meta = {
+        "machine": _machine(),
+        "command": "wonderq bench " + " ".join(sys.argv[2:])
+        if len(sys.argv) > 1
+        else "wonderq bench",
+        "producers": args.producers,
+        "consumers": args.consumers,
+        "body": args.body,
+        "window": args.window,
+        "batch": args.batch,
+        "durable": args.durable,
+        "notes": notes,
+    }
+    if args.json:
+        print(json.dumps(as_json(results, meta, goals), indent=2))
+    else:
+        m = meta["machine"]
+        print(f"machine: {m['cpus']} CPUs, {m['cpu_model']}, Python {m['python']}")
+        print(
+            f"P={args.producers} C={args.consumers} body={args.body} B W={args.window} K={args.batch}"
+            + (f" durable={args.durable}" if args.durable else "")
+        )
+        for note in notes:
+            print(f"note: {note}")
+        print(table(results))
+        text = targets_table(goals)
+        if text:
+            print(text)
+    return 0 if results and all(r.exactly_once for r in results) else 1
