@@ -99,9 +99,26 @@ def restore_into(engine: Engine, state: ReplayState, now: float, wall_offset: fl
     engine.reserve_seqs(state.hi + 1)
 
 
-async def _after(pending: Awaitable[None], replies: Replies) -> Replies:
-    await pending
-    return replies
+def _after(pending: asyncio.Future[None], replies: Replies) -> asyncio.Future[Replies]:
+    """A future of ``replies`` resolved with ``pending`` (a callback: no coroutine, no task)."""
+    out: asyncio.Future[Replies] = pending.get_loop().create_future()
+    pending.add_done_callback(functools.partial(_resolve_after, out, replies))
+    return out
+
+
+def _resolve_after(
+    out: asyncio.Future[Replies], replies: Replies, pending: asyncio.Future[None]
+) -> None:
+    if out.done():  # cancelled: its connection went away
+        return
+    if pending.cancelled():
+        out.cancel()
+        return
+    exc = pending.exception()
+    if exc is not None:
+        out.set_exception(exc)
+    else:
+        out.set_result(replies)
 
 
 class DurableBackend:

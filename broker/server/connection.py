@@ -20,6 +20,7 @@ asyncio callback.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import time
@@ -61,7 +62,7 @@ class Connection(asyncio.Protocol):
         self.peer = "?"
         self.requests_served = 0
         self._paused_for_write = False
-        self._busy: asyncio.Task[None] | None = None
+        self._busy: asyncio.Future[Replies] | None = None
         # lines read but not run yet: while the write buffer is full or a batch is async
         self._pending: list[Frame] = []
         self._closing = False
@@ -185,22 +186,29 @@ class Connection(asyncio.Protocol):
             if self._latency is not None:
                 self._latency.observe(time.perf_counter() - started)
         else:
-            self._busy = asyncio.ensure_future(self._finish_async(items, result, started))
+            # a future (the durable backend's) is used as is: no task per batch
+            busy = self._busy = asyncio.ensure_future(result)
+            busy.add_done_callback(functools.partial(self._finish_async, items, started))
 
-    async def _finish_async(
-        self, items: list[Item], pending: Awaitable[Replies], started: float
-    ) -> None:
-        try:
-            try:
-                replies = await pending
-            except WonderQError as exc:
-                n = sum(not isinstance(i, (Invalid, Answered)) for i in items)
-                replies = [error_reply(exc)] * n
-            self._write_batch(items, replies)
-            if self._latency is not None:
-                self._latency.observe(time.perf_counter() - started)
-        finally:
-            self._busy = None
+    def _finish_async(self, items: list[Item], started: float, done: Awaitable[Replies]) -> None:
+        """An asynchronous batch completed: write its replies, then run what waited."""
+        self._busy = None
+        fut = cast("asyncio.Future[Replies]", done)
+        if fut.cancelled():  # the connection was lost
+            return
+        exc = fut.exception()
+        if exc is None:
+            replies = fut.result()
+        elif isinstance(exc, WonderQError):
+            n = sum(not isinstance(i, (Invalid, Answered)) for i in items)
+            replies = [error_reply(exc)] * n
+        else:
+            log.error("batch failed on %s", self.peer, exc_info=exc)
+            self.close()
+            return
+        self._write_batch(items, replies)
+        if self._latency is not None:
+            self._latency.observe(time.perf_counter() - started)
         self._run_pending()
 
     def _write_batch(self, items: list[Item], replies: Replies) -> None:
