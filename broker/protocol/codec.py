@@ -15,7 +15,7 @@ import msgspec
 
 from broker.errors import BadJson, BadRequest, LineTooLong, UnknownOp, WonderQError
 from broker.protocol.framing import TOO_LONG, Frame
-from broker.protocol.requests import OPS, Request
+from broker.protocol.requests import OPS, Ack, Put, Request
 from broker.protocol.shorthand import TOO_DEEP, to_json
 
 Reply = dict[str, Any]
@@ -74,15 +74,15 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
 
 def _check_shape(request: Request) -> str | None:
     """Cross-field rules the types cannot say (exactly one of two fields)."""
-    tag = type(request).__name__
-    if tag == "Put":
+    kind = type(request)
+    if kind is Put:
         has_body = request.body is not msgspec.UNSET  # type: ignore[union-attr]
         has_batch = request.messages is not msgspec.UNSET  # type: ignore[union-attr]
         if has_body == has_batch:
             return "PUT needs exactly one of `body` and `messages`"
         if has_batch and not request.messages:  # type: ignore[union-attr]
             return "`messages` must hold at least one message"
-    elif tag == "Ack":
+    elif kind is Ack:
         has_id = request.id is not msgspec.UNSET  # type: ignore[union-attr]
         has_ids = request.ids is not msgspec.UNSET  # type: ignore[union-attr]
         if has_id == has_ids:

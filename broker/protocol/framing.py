@@ -59,8 +59,13 @@ class LineFramer:
             data = data[i + 1 :]
         lines = data.split(b"\n")
         tail = lines.pop()
-        for line in lines:
-            self._emit(line, out)
+        max_line = self.max_line
+        append = out.append
+        for line in lines:  # _emit, inlined for the common line
+            if 0 < len(line) <= max_line and not line.endswith(b"\r") and not line.isspace():
+                append(line)
+            else:
+                self._emit(line, out)
         if tail:
             self._hold(tail, out)
         return out

@@ -25,13 +25,13 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from broker.backend.base import Backend, Replies
 from broker.errors import Unauthorized, Unavailable, WonderQError
 from broker.protocol.codec import Invalid, Reply, decode, encode, error_reply
 from broker.protocol.framing import Frame, LineFramer
-from broker.protocol.requests import Quit, Request
+from broker.protocol.requests import Auth, Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item
 
 if TYPE_CHECKING:
@@ -45,10 +45,20 @@ _NEWLINE = b"\n"
 BATCH_LINES = 32
 
 
+#: Items the fast path of a batch leaves to the slow one (the auth gate, QUIT, errors).
+_SPECIAL: Final = frozenset({Invalid, Auth, Quit})
+
+
 def _with_rid(encoded: bytes, rid: str | int | None) -> bytes:
     if rid is None:
         return encoded + _NEWLINE
     return encoded[:-1] + b',"rid":' + encode(rid) + b"}\n"  # type: ignore[arg-type]
+
+
+def _spliced(encoded: bytes, rid: str | int) -> bytes:
+    """``encoded`` (one JSON object) with the request's rid as its last member."""
+    rid_json = b"%d" % rid if type(rid) is int else encode(rid)  # type: ignore[arg-type]
+    return encoded[:-1] + b',"rid":' + rid_json + b"}"
 
 
 class Connection(asyncio.Protocol):
@@ -169,12 +179,18 @@ class Connection(asyncio.Protocol):
         started = time.perf_counter() if self._latency is not None else 0.0
         max_line = self._max_line
         decoded = [decode(f, max_line) for f in frames]
-        items = self._gate.screen(decoded)
-        for i, item in enumerate(items):
-            if type(item) is Quit:  # nothing after QUIT runs: it would get no reply
-                del items[i + 1 :]
-                break
-        requests = [i for i in items if not isinstance(i, (Invalid, Answered))]
+        if self._gate.state is AuthState.OPEN and _SPECIAL.isdisjoint(map(type, decoded)):
+            items: list[Item] = decoded  # type: ignore[assignment]  # the fast path
+            requests = cast(list[Request], decoded)
+            plain = True  # every item is a request, none of them QUIT
+        else:
+            plain = False
+            items = self._gate.screen(decoded)
+            for i, item in enumerate(items):
+                if type(item) is Quit:  # nothing after QUIT runs: it would get no reply
+                    del items[i + 1 :]
+                    break
+            requests = [i for i in items if not isinstance(i, (Invalid, Answered))]
         self.requests_served += len(items)
         self._server.connection_active(self)
         try:
@@ -182,15 +198,17 @@ class Connection(asyncio.Protocol):
         except WonderQError as exc:  # the whole batch failed (e.g. store unavailable)
             result = [error_reply(exc)] * len(requests)
         if isinstance(result, list):
-            self._write_batch(items, result)
+            self._write_batch(items, result, plain)
             if self._latency is not None:
                 self._latency.observe(time.perf_counter() - started)
         else:
             # a future (the durable backend's) is used as is: no task per batch
             busy = self._busy = asyncio.ensure_future(result)
-            busy.add_done_callback(functools.partial(self._finish_async, items, started))
+            busy.add_done_callback(functools.partial(self._finish_async, items, plain, started))
 
-    def _finish_async(self, items: list[Item], started: float, done: Awaitable[Replies]) -> None:
+    def _finish_async(
+        self, items: list[Item], plain: bool, started: float, done: Awaitable[Replies]
+    ) -> None:
         """An asynchronous batch completed: write its replies, then run what waited."""
         self._busy = None
         fut = cast("asyncio.Future[Replies]", done)
@@ -206,12 +224,29 @@ class Connection(asyncio.Protocol):
             log.error("batch failed on %s", self.peer, exc_info=exc)
             self.close()
             return
-        self._write_batch(items, replies)
+        self._write_batch(items, replies, plain)
         if self._latency is not None:
             self._latency.observe(time.perf_counter() - started)
         self._run_pending()
 
-    def _write_batch(self, items: list[Item], replies: Replies) -> None:
+    def _write_batch(self, items: list[Item], replies: Replies, plain: bool) -> None:
+        if not plain:
+            self._write_mixed(items, replies)
+            return
+        # the fast path: one reply (or None) per item, none of them QUIT
+        out: list[bytes] = []
+        append = out.append
+        for item, reply in zip(items, replies, strict=True):
+            if reply is None:
+                continue  # a waiting GET: delivered later
+            encoded = reply if type(reply) is bytes else encode(reply)
+            rid = item.rid
+            append(encoded if rid is None else _spliced(encoded, rid))
+        if out:
+            append(b"")  # the last line's newline
+            self._write(_NEWLINE.join(out))
+
+    def _write_mixed(self, items: list[Item], replies: Replies) -> None:
         out: list[bytes] = []
         quit_after = self._gate.state is AuthState.REFUSED
         it = iter(replies)
