@@ -15,7 +15,18 @@ import msgspec
 
 from broker.errors import BadJson, BadRequest, LineTooLong, UnknownOp, WonderQError
 from broker.protocol.framing import TOO_LONG, Frame
-from broker.protocol.requests import OPS, Ack, Put, Request
+from broker.protocol.requests import (
+    OPS,
+    QUEUE_NAME_CHARS,
+    Ack,
+    Get,
+    Peek,
+    Purge,
+    Put,
+    Redrive,
+    Request,
+    Stats,
+)
 from broker.protocol.shorthand import TOO_DEEP, to_json
 
 Reply = dict[str, Any]
@@ -25,6 +36,8 @@ _loose_decoder: Final = msgspec.json.Decoder()
 _encoder: Final = msgspec.json.Encoder()
 _JSON_STARTS: Final = (b"{", b"[", b'"')
 _QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
+_BAD_QUEUE: Final = _QUEUE_RULE + " - at `$.queue`"
+_NAMES_QUEUE: Final = frozenset({Put, Get, Peek, Purge, Redrive, Stats})
 
 
 class Invalid:
@@ -73,8 +86,12 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
 
 
 def _check_shape(request: Request) -> str | None:
-    """Cross-field rules the types cannot say (exactly one of two fields)."""
+    """Rules the types do not say: exactly one of two fields, a queue name's characters."""
     kind = type(request)
+    if kind in _NAMES_QUEUE:
+        queue = request.queue  # type: ignore[union-attr]
+        if queue is not None and not QUEUE_NAME_CHARS.issuperset(queue):
+            return _BAD_QUEUE
     if kind is Put:
         has_body = request.body is not msgspec.UNSET  # type: ignore[union-attr]
         has_batch = request.messages is not msgspec.UNSET  # type: ignore[union-attr]

@@ -28,9 +28,13 @@ TOKEN_MAX: Final = 4096
 PEEK_LIMIT_MAX: Final = 1000
 PEEK_LIMIT_DEFAULT: Final = 10
 
-QueueName = Annotated[
-    str, Meta(min_length=1, max_length=QUEUE_NAME_MAX, pattern=r"^[A-Za-z0-9_.:\-]+\Z")
-]
+#: The characters of a queue name. The codec checks them after decoding (a set test
+#: costs about a third of msgspec's regex ``pattern`` on this hot path); the length
+#: bounds stay on the type.
+QUEUE_NAME_CHARS: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-"
+)
+QueueName = Annotated[str, Meta(min_length=1, max_length=QUEUE_NAME_MAX)]
 Key = Annotated[str, Meta(min_length=1, max_length=KEY_MAX)]
 MessageId = Annotated[str, Meta(min_length=1, max_length=ID_MAX)]
 Rid = Annotated[str, Meta(max_length=RID_MAX)] | Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
