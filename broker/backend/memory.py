@@ -297,9 +297,8 @@ class MemoryBackend:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         lease = req.lease if req.lease is not None else self.config.lease_s
-        msgs = self.engine.get(
-            now, req.queue, owner, req.max, lease, req.wait, token=_Wait(req, now)
-        )
+        token = _Wait(req, now) if req.wait > 0 else None  # only a waiting GET needs one
+        msgs = self.engine.get(now, req.queue, owner, req.max, lease, req.wait, token=token)
         if msgs is None:
             return None
         return _get_reply(msgs)
