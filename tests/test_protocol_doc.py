@@ -141,3 +141,11 @@ def test_readme_python_snippets_are_the_tested_ones() -> None:
     client = fence.findall((ROOT / "clients" / "python" / "README.md").read_text())
     assert main[:2] == client[:2]
     assert all(len([x for x in code.splitlines() if x.strip()]) <= 10 for code in main[:2])
+
+
+def test_readme_node_snippets_are_the_tested_ones() -> None:
+    """README's Node producer and worker are clients/node/README.md's, which its tests run."""
+    fence = re.compile(r"^```js\n(.*?)^```", re.M | re.S)
+    main = fence.findall((ROOT / "README.md").read_text())
+    node = fence.findall((ROOT / "clients" / "node" / "README.md").read_text())
+    assert len(main) >= 2 and main[:2] == node[:2]

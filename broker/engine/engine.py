@@ -188,6 +188,8 @@ class Engine:
                 q.n_ready += 1
                 if is_head:
                     q.push_ready(msg)
+                else:
+                    q.note_aged(msg)  # held back by its key
             stored.append(msg)
         q.bytes += total
         self._bytes += total
@@ -402,6 +404,8 @@ class Engine:
         dst.bytes += len(msg.body)
         if msg.key is None or dst.chain_append(msg):
             dst.push_ready(msg)
+        else:
+            dst.note_aged(msg)  # held back by its key
 
     # -------------------------------------------------------------------- time
 
@@ -453,6 +457,8 @@ class Engine:
         if msg.key is None or q.chain_is_head(msg):
             q.push_ready(msg)
             self._wake(q)
+        else:
+            q.note_aged(msg)  # held back by its key
 
     # ----------------------------------------------------------------- waiters
 
@@ -672,7 +678,7 @@ class Engine:
                 key is None
                 and not item.due_wall
                 and priority == 0
-                and (not fifo or fifo[-1].order < order)
+                and (not fifo or (fifo[-1].order < order and fifo[-1].put_at <= msg.put_at))
             ):  # the common case, inlined: a plain ready message at the end of the fifo
                 q.n_ready += 1
                 fifo.append(msg)
@@ -689,6 +695,8 @@ class Engine:
                 q.n_ready += 1
                 if is_head:
                     q.push_ready(msg)
+                else:
+                    q.note_aged(msg)
         self._bytes += total
         self.reserve_seqs(hi + 1)
 
@@ -705,11 +713,7 @@ class Engine:
 
     def queue_stats(self, q: Queue, now: float) -> dict[str, int | float | None]:
         dead = self._queues.get(q.name + DEAD_SUFFIX)
-        head: Message | None = None
-        if q.fifo:
-            head = q.fifo[0]
-        if q.heap and (head is None or q.heap[0][2].put_at < head.put_at):
-            head = q.heap[0][2]
+        oldest_at = q.oldest_ready_at()
         stats: dict[str, int | float | None] = {
             "ready": q.n_ready,
             "delayed": q.n_delayed,
@@ -717,7 +721,7 @@ class Engine:
             "dead": dead.size if dead is not None else 0,
             "waiting_consumers": q.n_waiting,
             "bytes": q.bytes,
-            "oldest_ready_age": round(now - head.put_at, 6) if head is not None else None,
+            "oldest_ready_age": round(now - oldest_at, 6) if oldest_at is not None else None,
         }
         for name in COUNTERS:
             stats[name] = q.totals[name]

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from itertools import count
 from typing import TYPE_CHECKING
+
+from broker.engine.message import State
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -38,7 +41,9 @@ COUNTERS = (
 
 class Queue:
     __slots__ = (
+        "_aged_n",
         "acked",
+        "aged",
         "bytes",
         "chains",
         "fifo",
@@ -68,6 +73,11 @@ class Queue:
         self.bytes = 0
         self.totals = dict.fromkeys(COUNTERS, 0)
         self.acked: deque[int] = deque()  # recently acked seqs, oldest first
+        # READY messages outside the fifo (in ``heap``, or held back by their key),
+        # by put time, for the age of the oldest ready message; lazily cleaned:
+        # an entry whose message is no longer READY in this queue is dropped on sight.
+        self.aged: list[tuple[float, int, Message]] = []
+        self._aged_n = count()
 
     @property
     def size(self) -> int:
@@ -76,12 +86,38 @@ class Queue:
     # ready order -------------------------------------------------------
 
     def push_ready(self, msg: Message) -> None:
-        """Make a READY message deliverable, keeping (priority, order)."""
+        """Make a READY message deliverable, keeping (priority, order).
+
+        The fifo stays sorted by order and by put time, so its head is its oldest.
+        """
         fifo = self.fifo
-        if msg.priority == 0 and (not fifo or fifo[-1].order < msg.order):
+        if msg.priority == 0 and (
+            not fifo or (fifo[-1].order < msg.order and fifo[-1].put_at <= msg.put_at)
+        ):
             fifo.append(msg)
         else:
             heapq.heappush(self.heap, (msg.priority, msg.order, msg))
+            self.note_aged(msg)
+
+    def note_aged(self, msg: Message) -> None:
+        """Remember a READY message outside the fifo for ``oldest_ready_at``."""
+        aged = self.aged
+        heapq.heappush(aged, (msg.put_at, next(self._aged_n), msg))
+        if len(aged) > 2 * self.n_ready + 64:
+            self.aged = [e for e in aged if e[2].state == State.READY and e[2].queue is self]
+            heapq.heapify(self.aged)
+
+    def oldest_ready_at(self) -> float | None:
+        """Put time of the oldest READY message (deliverable or held back by its key)."""
+        aged = self.aged
+        while aged and (aged[0][2].state != State.READY or aged[0][2].queue is not self):
+            heapq.heappop(aged)
+        oldest = aged[0][0] if aged else None
+        if self.fifo:
+            head_at = self.fifo[0].put_at
+            if oldest is None or head_at < oldest:
+                oldest = head_at
+        return oldest
 
     def pop_ready(self) -> Message | None:
         fifo, heap = self.fifo, self.heap
@@ -107,8 +143,10 @@ class Queue:
         return [e[2] for e in items]
 
     def clear_ready(self) -> None:
+        """Forget every READY message (PURGE and REDRIVE remove all of them)."""
         self.fifo.clear()
         self.heap.clear()
+        self.aged.clear()
 
     # key chains ---------------------------------------------------------
 

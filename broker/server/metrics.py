@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from broker.engine.queue import COUNTERS
 from broker.histogram import Histogram
 from broker.protocol.requests import Stats
 from broker.tools import require_tools
@@ -36,16 +37,7 @@ _HEAD_LIMIT: Final = 8192  # bytes of request line and headers we read
 _READ_TIMEOUT_S: Final = 5.0
 
 QUEUE_STATES: Final = ("ready", "delayed", "leased", "dead")
-QUEUE_EVENTS: Final = (
-    "put",
-    "acked",
-    "nacked",
-    "expired",
-    "released_on_disconnect",
-    "dead_lettered",
-    "redriven",
-    "purged",
-)
+QUEUE_EVENTS: Final = COUNTERS  # the engine's per-queue totals, one metric label each
 #: STATS server field -> (metric name, help); other numeric fields become wonderq_server_<name>
 SERVER_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
     "uptime": ("wonderq_uptime_seconds", "Seconds since the broker started."),

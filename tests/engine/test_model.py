@@ -570,6 +570,9 @@ class EngineMachine(RuleBasedStateMachine):
                 continue
             stats = e.queue_stats(q, model.now)
             assert {k: stats[k] for k in expected} == expected, name
+            ready_at = [m.put_at for m in mine if m.state == State.READY]
+            oldest = round(model.now - min(ready_at), 6) if ready_at else None
+            assert stats["oldest_ready_age"] == oldest, name
         totals = e.totals()
         assert totals["leased"] == sum(m.state == State.LEASED for m in model.msgs.values())
         assert totals["bytes"] == model.bytes()
