@@ -18,6 +18,7 @@ reply (it is reported, and the run fails).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import socket
 from collections import deque
@@ -38,7 +39,7 @@ class Sink(Protocol):
     def on_error(self, text: str) -> None: ...
 
 
-class Adapter(asyncio.Protocol):
+class Adapter(asyncio.Protocol, abc.ABC):
     """One bench connection; subclasses speak one broker's protocol."""
 
     name = "?"
@@ -70,14 +71,17 @@ class Adapter(asyncio.Protocol):
             self.transport.close()
 
     # the three operations (and a setup hook)
+    @abc.abstractmethod
     def put(self, bodies: list[bytes], keys: list[str] | None = None) -> None:
-        raise NotImplementedError
+        """Send the operation; its outcome reaches the sink."""
 
+    @abc.abstractmethod
     def get(self, k: int, wait: bool) -> None:
-        raise NotImplementedError
+        """Send the operation; its outcome reaches the sink."""
 
+    @abc.abstractmethod
     def ack(self, tokens: list[Any]) -> None:
-        raise NotImplementedError
+        """Send the operation; its outcome reaches the sink."""
 
 
 # ------------------------------------------------------------------ WonderQ
@@ -238,10 +242,14 @@ class _InOrder(Adapter):
     def _ack_size(self, op: _Pending) -> int:
         return op.size
 
+    @abc.abstractmethod
     def _parse_one(
         self, buf: bytearray, pos: int
     ) -> tuple[int, tuple[Any, bytes] | bytes | None, bool] | None:
-        raise NotImplementedError
+        """One reply at ``pos``: (next pos, (token, body) or None, ok), or None if incomplete.
+
+        A reply that is not the expected one comes back as its raw bytes with ok False.
+        """
 
 
 class Beanstalkd(_InOrder):

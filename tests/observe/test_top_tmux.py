@@ -77,7 +77,7 @@ class Terminal:
             screen = await self.screen()
             if ok(screen):
                 return screen
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # real time: a terminal pane has no event to await
         raise AssertionError(f"the dashboard never showed {what}; last screen:\n{screen}")
 
     async def close(self) -> None:
