@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import wonderq
@@ -62,36 +62,19 @@ NORMAL = Pace(
     concurrency=4,
     think_s=0.05,
 )
-FAST = Pace(
+FAST = replace(
+    NORMAL,
     lease_s=0.3,
     jobs=30,
-    producers=3,
-    consumers=3,
     put_gap_s=0.0,
     work_s=0.005,
     backoff_s=0.05,
-    counters=("apples", "pears", "plums"),
     increments=10,
-    workers=4,
-    concurrency=4,
     think_s=0.01,
 )
 # slow enough to follow in `wonderq top`: producers outpace consumers, so the
 # jobs queue fills for about ten seconds, then drains
-WATCH = Pace(
-    lease_s=2.0,
-    jobs=600,
-    producers=3,
-    consumers=3,
-    put_gap_s=0.05,
-    work_s=0.2,
-    backoff_s=0.5,
-    counters=("apples", "pears", "plums"),
-    increments=40,
-    workers=4,
-    concurrency=4,
-    think_s=0.1,
-)
+WATCH = replace(NORMAL, jobs=600, work_s=0.2, increments=40, think_s=0.1)
 WAIT_S = 1.0  # how long the demo's workers long-poll; also bounds how long a stop takes
 STEP_TIMEOUT_S = 30.0  # no step may take longer than this
 
