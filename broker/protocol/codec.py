@@ -142,8 +142,6 @@ def encode(reply: Reply | bytes) -> bytes:
     return _encoder.encode(reply)
 
 
-def error_reply(error: WonderQError, rid: str | int | None = None) -> Reply:
-    reply: Reply = {"ok": False, "error": str(error.code), "message": error.message}
-    if rid is not None:
-        reply["rid"] = rid
-    return reply
+def error_reply(error: WonderQError) -> Reply:
+    """A failure reply (the connection adds the request's rid when it writes it)."""
+    return {"ok": False, "error": str(error.code), "message": error.message}

@@ -49,16 +49,15 @@ BATCH_LINES = 32
 _SPECIAL: Final = frozenset({Invalid, Auth, Quit})
 
 
-def _with_rid(encoded: bytes, rid: str | int | None) -> bytes:
-    if rid is None:
-        return encoded + _NEWLINE
-    return encoded[:-1] + b',"rid":' + encode(rid) + b"}\n"  # type: ignore[arg-type]
-
-
 def _spliced(encoded: bytes, rid: str | int) -> bytes:
     """``encoded`` (one JSON object) with the request's rid as its last member."""
     rid_json = b"%d" % rid if type(rid) is int else encode(rid)  # type: ignore[arg-type]
     return encoded[:-1] + b',"rid":' + rid_json + b"}"
+
+
+def _with_rid(encoded: bytes, rid: str | int | None) -> bytes:
+    """One reply line: ``encoded`` with its rid (if any) and the newline."""
+    return (encoded if rid is None else _spliced(encoded, rid)) + _NEWLINE
 
 
 class Connection(asyncio.Protocol):
