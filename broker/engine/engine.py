@@ -185,11 +185,7 @@ class Engine:
                 self._n_timed += 1
                 q.n_delayed += 1
             else:
-                q.n_ready += 1
-                if is_head:
-                    q.push_ready(msg)
-                else:
-                    q.note_aged(msg)  # held back by its key
+                q.admit(msg, is_head)
             stored.append(msg)
         q.bytes += total
         self._bytes += total
@@ -374,8 +370,7 @@ class Engine:
             self._n_timed -= 1
             msg.state = State.READY
             msg.due_at = _GONE
-            q.n_ready += 1
-            q.push_ready(msg)  # a leased keyed message is the head of its chain
+            q.admit(msg, True)  # a leased keyed message is the head of its chain
         self.journal.release(msg)
         if msg.state == State.READY:
             self._wake(q)
@@ -400,12 +395,8 @@ class Engine:
         msg.state = State.READY
         msg.order = self._take_seq()
         msg.key_next = None
-        dst.n_ready += 1
         dst.bytes += len(msg.body)
-        if msg.key is None or dst.chain_append(msg):
-            dst.push_ready(msg)
-        else:
-            dst.note_aged(msg)  # held back by its key
+        dst.admit(msg, msg.key is None or dst.chain_append(msg))
 
     # -------------------------------------------------------------------- time
 
@@ -453,12 +444,10 @@ class Engine:
         msg.due_at = _GONE
         self._n_timed -= 1
         q.n_delayed -= 1
-        q.n_ready += 1
-        if msg.key is None or q.chain_is_head(msg):
-            q.push_ready(msg)
+        deliverable = msg.key is None or q.chain_is_head(msg)
+        q.admit(msg, deliverable)
+        if deliverable:
             self._wake(q)
-        else:
-            q.note_aged(msg)  # held back by its key
 
     # ----------------------------------------------------------------- waiters
 
@@ -692,11 +681,7 @@ class Engine:
                 self._n_timed += 1
                 q.n_delayed += 1
             else:
-                q.n_ready += 1
-                if is_head:
-                    q.push_ready(msg)
-                else:
-                    q.note_aged(msg)
+                q.admit(msg, is_head)
         self._bytes += total
         self.reserve_seqs(hi + 1)
 

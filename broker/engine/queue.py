@@ -99,6 +99,14 @@ class Queue:
             heapq.heappush(self.heap, (msg.priority, msg.order, msg))
             self.note_aged(msg)
 
+    def admit(self, msg: Message, deliverable: bool) -> None:
+        """Count a message that became READY; deliverable, or held back by its key."""
+        self.n_ready += 1
+        if deliverable:
+            self.push_ready(msg)
+        else:
+            self.note_aged(msg)
+
     def note_aged(self, msg: Message) -> None:
         """Remember a READY message outside the fifo for ``oldest_ready_at``."""
         aged = self.aged
