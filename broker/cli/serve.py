@@ -27,7 +27,7 @@ from broker import __version__, logs
 from broker.backend.base import Backend
 from broker.config import FSYNC_POLICIES, Config
 from broker.durability.replay import DurabilityError
-from broker.server import Server
+from broker.server import Server, collector
 from broker.server.loop import run as run_loop
 from broker.tools import ToolsMissing, require_tools
 
@@ -308,7 +308,10 @@ async def serve(
         extra={"event": "startup", "version": __version__, "config": _loggable(config)},
     )
     server = Server(config, make_backend(config), ssl=tls, measure_latency=metrics_port is not None)
-    await server.start()
+    with collector.paused():  # replaying a log builds millions of objects, none garbage
+        await server.start()
+    frozen = collector.freeze_survivors()
+    log.debug("froze %d startup objects out of the collector's reach", frozen)
     endpoint: MetricsEndpoint | None = None
     try:
         if metrics_port is not None:
