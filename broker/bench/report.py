@@ -2,13 +2,18 @@
 
 Owns: formatting results and judging each target of the performance issue
 against the figures of one run (a target whose figures were not measured in
-this run is left out, never guessed).
+this run is left out, never guessed). With ``--repeat`` the brokers run in
+interleaved trials; the table shows the median of each figure over the trials,
+and a ratio target is the median of the trials' own ratios (each taken side by
+side, a few seconds apart), with every trial's ratio listed.
 Must never: measure anything or change a figure.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 from broker.bench.workloads import Result
@@ -67,6 +72,53 @@ def _row(r: Result, results: list[Result]) -> list[str]:
     ]
 
 
+_MEDIAN_FIELDS = (
+    "put_per_s",
+    "delivered_per_s",
+    "acked_per_s",
+    "server_cpu_us_per_msg",
+    "client_cpu_us_per_msg",
+    "server_rss_bytes",
+    "seconds",
+)
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 4)
+
+
+def summarize(results: list[Result]) -> list[Result]:
+    """One row per broker, mode and background: the median over its trials.
+
+    Results of a single trial are returned as they are.
+    """
+    if all(r.trial == 1 for r in results):
+        return results
+    groups: dict[tuple[str, str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.broker, r.mode, r.background), []).append(r)
+    rows = []
+    for runs in groups.values():
+        first = runs[0]
+        row = replace(
+            first, trial=0, notes=[f"trial {r.trial}: {n}" for r in runs for n in r.notes]
+        )
+        for name in _MEDIAN_FIELDS:
+            setattr(row, name, _median([getattr(r, name) for r in runs]))
+        row.latency_ms = {
+            q: _median([r.latency_ms[q] for r in runs if q in r.latency_ms])
+            for q in first.latency_ms
+        }
+        per_msg = [r.rss_bytes_per_msg for r in runs if r.rss_bytes_per_msg is not None]
+        row.rss_bytes_per_msg = _median(per_msg) if per_msg else None
+        row.exactly_once = all(r.exactly_once for r in runs)
+        for name in ("delivered_once", "duplicates", "missing", "acked"):
+            setattr(row, name, sum(getattr(r, name) for r in runs))
+        row.messages = sum(r.messages for r in runs)
+        rows.append(row)
+    return rows
+
+
 def table(results: list[Result]) -> str:
     head = "  ".join(name.rjust(width) for name, width in _COLUMNS)
     lines = [head, "-" * len(head)]
@@ -82,43 +134,112 @@ def _base(broker: str) -> str:
     return broker.partition("/")[0]
 
 
-def _find(results: list[Result], broker: str, mode: str, background: str = "") -> Result | None:
+def _find(
+    results: list[Result], broker: str, mode: str, background: str = "", trial: int | None = None
+) -> Result | None:
     for r in results:
-        if _base(r.broker) == broker and r.mode == mode and r.background == background:
+        if (
+            _base(r.broker) == broker
+            and r.mode == mode
+            and r.background == background
+            and (trial is None or r.trial == trial)
+        ):
             return r
     return None
 
 
-def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
-    """Each target of the performance issue this run measured: figure, goal, reached."""
-    out: list[dict[str, Any]] = []
+def _trials(results: list[Result]) -> list[int]:
+    return sorted({r.trial for r in results})
 
-    def add(name: str, figure: float, goal: str, reached: bool) -> None:
-        out.append({"target": name, "figure": round(figure, 3), "goal": goal, "reached": reached})
+
+def _over_trials(
+    results: list[Result], figure: Callable[[int], float | None]
+) -> tuple[float, list[float]] | None:
+    """The median over the trials of ``figure(trial)`` (None: not measured in it)."""
+    values = [v for t in _trials(results) if (v := figure(t)) is not None]
+    if not values:
+        return None
+    return _median(values), values
+
+
+def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
+    """Each target of the performance issue this run measured: figure, goal, reached.
+
+    Ratios are taken within each trial (side by side), then their median is judged.
+    """
+    out: list[dict[str, Any]] = []
+    several = len(_trials(results)) > 1
+
+    def add(
+        name: str,
+        measured: tuple[float, list[float]] | None,
+        goal: float,
+        most: bool = False,  # the figure must be at most the goal (else at least)
+        times: bool = True,  # the goal is a ratio ("1.0x")
+    ) -> None:
+        if measured is None:
+            return
+        figure, trials = measured
+        reached = figure <= goal if most else figure >= goal
+        goal_text = f"{'<=' if most else '>='} " + (f"{goal:.1f}x" if times else f"{goal:g}")
+        row: dict[str, Any] = {
+            "target": name,
+            "figure": round(figure, 3),
+            "goal": goal_text,
+            "reached": reached,
+        }
+        if several:
+            row["trials"] = [round(v, 3) for v in trials]
+        out.append(row)
+
+    def ratio(mine: str, theirs: str, mode: str, background: str = "") -> Any:
+        def per_trial(t: int) -> float | None:
+            a = _find(results, mine, mode, background, t)
+            b = _find(results, theirs, mode, "", t)
+            if a is None or b is None or not b.acked_per_s:
+                return None
+            return a.acked_per_s / b.acked_per_s
+
+        return per_trial
+
+    def mine(mode: str, pick: Callable[[Result], float | None]) -> Any:
+        def per_trial(t: int) -> float | None:
+            r = _find(results, "wonderq", mode, "", t)
+            return None if r is None else pick(r)
+
+        return per_trial
 
     prefix = f"durable {durable} " if durable else ""
     for mode, peer, goal in (("rr", "beanstalkd", 3.0 if durable else 1.0), ("pipe", "redis", 1.0)):
-        mine, theirs = _find(results, "wonderq", mode), _find(results, peer, mode)
-        if mine and theirs and theirs.acked_per_s:
-            ratio = mine.acked_per_s / theirs.acked_per_s
-            add(f"{prefix}{mode}: WonderQ / {peer}", ratio, f">= {goal:.1f}x", ratio >= goal)
-    batch = _find(results, "wonderq", "batch")
-    if batch and not durable:
-        add("batch: end-to-end msg/s", batch.acked_per_s, ">= 150000", batch.acked_per_s >= 150_000)
-    rate = _find(results, "wonderq", "rate")
-    if rate and "p99" in rate.latency_ms and not durable:
-        p99 = rate.latency_ms["p99"]
-        add("rate: p99 put->delivered (ms)", p99, "<= 0.5", p99 <= 0.5)
-    fill = _find(results, "wonderq", "fill")
-    if fill and fill.rss_bytes_per_msg is not None and not durable:
-        per = fill.rss_bytes_per_msg
-        add("fill: RSS bytes per queued message", per, "<= 250", per <= 250)
+        measured = _over_trials(results, ratio("wonderq", peer, mode))
+        add(f"{prefix}{mode}: WonderQ / {peer}", measured, goal)
+    if not durable:
+        add(
+            "batch: end-to-end msg/s",
+            _over_trials(results, mine("batch", lambda r: r.acked_per_s)),
+            150_000,
+            times=False,
+        )
+        add(
+            "rate: p99 put->delivered (ms)",
+            _over_trials(results, mine("rate", lambda r: r.latency_ms.get("p99"))),
+            0.5,
+            most=True,
+            times=False,
+        )
+        add(
+            "fill: RSS bytes per queued message",
+            _over_trials(results, mine("fill", lambda r: r.rss_bytes_per_msg)),
+            250,
+            most=True,
+            times=False,
+        )
+    seen: set[tuple[str, str]] = set()
     for r in results:
-        if _base(r.broker) == "wonderq" and r.background:
-            base = _find(results, "wonderq", r.mode)
-            if base and base.acked_per_s:
-                ratio = r.acked_per_s / base.acked_per_s
-                add(f"{r.mode} with {r.background}: / empty", ratio, ">= 0.8x", ratio >= 0.8)
+        if _base(r.broker) == "wonderq" and r.background and (r.mode, r.background) not in seen:
+            seen.add((r.mode, r.background))
+            measured = _over_trials(results, ratio("wonderq", "wonderq", r.mode, r.background))
+            add(f"{r.mode} with {r.background}: / empty", measured, 0.8)
     return out
 
 
@@ -128,7 +249,10 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
     lines = ["targets:"]
     for t in rows:
         mark = "reached" if t["reached"] else "NOT reached"
-        lines.append(f"  {t['target']:<45} {t['figure']:>12}  (goal {t['goal']}): {mark}")
+        line = f"  {t['target']:<45} {t['figure']:>12}  (goal {t['goal']}): {mark}"
+        if "trials" in t:
+            line += f"  [trials: {', '.join(f'{v:g}' for v in t['trials'])}]"
+        lines.append(line)
     return "\n".join(lines)
 
 

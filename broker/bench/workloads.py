@@ -67,6 +67,7 @@ class Result:
     exactly_once: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    trial: int = 1  # which of ``--repeat`` interleaved trials (0: the median of them all)
 
 
 def percentiles(values: array[float]) -> dict[str, float]:

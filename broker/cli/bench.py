@@ -22,7 +22,7 @@ from typing import Any
 
 from broker.bench import procs
 from broker.bench.procs import BenchError, Measured
-from broker.bench.report import as_json, table, targets, targets_table
+from broker.bench.report import as_json, summarize, table, targets, targets_table
 from broker.bench.workloads import BACKGROUNDS, MODES, Plan, Result, preload, run_plan
 from broker.server.loop import run as run_loop
 
@@ -144,6 +144,13 @@ def add_parser(sub: Any) -> None:
         "--server-pid", type=int, help="with --port: its PID, for CPU and memory figures"
     )
     p.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        help="interleaved trials of every run (brokers take turns); the table shows medians "
+        "and each ratio target is the median of the trials' side-by-side ratios (default 1)",
+    )
+    p.add_argument(
         "--timeout", type=float, default=600.0, help="seconds one run may take (default 600)"
     )
     p.add_argument(
@@ -235,18 +242,20 @@ async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], 
     backgrounds = list(args.background) + (_backgrounds(FLAT_DEFAULTS) if args.flat else [])
     results: list[Result] = []
     for plan in _plans(args):
-        for broker in ["wonderq", *peers]:
-            for bg in [None, *backgrounds] if broker == "wonderq" else [None]:
-                if progress:
-                    what = f" with {bg[0]}:{bg[1]}" if bg else ""
-                    print(
-                        f"... {plan.mode} {broker}{what} ({plan.messages} messages)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                results.append(
-                    await _one(broker, plan, args.durable, bg, args.port, args.server_pid)
-                )
+        for trial in range(1, args.repeat + 1):  # brokers take turns: drift hits each alike
+            for broker in ["wonderq", *peers]:
+                for bg in [None, *backgrounds] if broker == "wonderq" else [None]:
+                    if progress:
+                        what = f" with {bg[0]}:{bg[1]}" if bg else ""
+                        of = f", trial {trial}/{args.repeat}" if args.repeat > 1 else ""
+                        print(
+                            f"... {plan.mode} {broker}{what} ({plan.messages} messages{of})",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    result = await _one(broker, plan, args.durable, bg, args.port, args.server_pid)
+                    result.trial = trial
+                    results.append(result)
     return results, notes
 
 
@@ -288,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
         "window": args.window,
         "batch": args.batch,
         "durable": args.durable,
+        "repeat": args.repeat,
         "notes": notes,
     }
     if args.json:
@@ -301,7 +311,12 @@ def run(args: argparse.Namespace) -> int:
         )
         for note in notes:
             print(f"note: {note}")
-        print(table(results))
+        if args.repeat > 1:
+            print(
+                f"medians of {args.repeat} interleaved trials (--json has every trial); "
+                "WQ x is the ratio of the medians"
+            )
+        print(table(summarize(results)))
         text = targets_table(goals)
         if text:
             print(text)

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from broker.bench import procs
-from broker.bench.report import targets
+from broker.bench.report import summarize, targets
 from broker.bench.workloads import Result
 
 RESULT_FIELDS = {
@@ -191,3 +191,65 @@ def test_a_peer_that_is_not_installed_is_skipped_with_a_note(
     assert doc["meta"]["notes"] == ["redis: skipped, its server is not installed"]
     assert [r["broker"] for r in doc["results"]] == ["wonderq"]
     check_exactly_once(doc["results"][0])
+
+
+def test_repeated_trials_take_turns_and_report_medians() -> None:
+    rc, doc, err = bench("--mode", "rr", "-n", "100", "--repeat", "2", "--compare", "redis")
+    assert rc == 0, err
+    results = doc["results"]
+    peers = ["wonderq", "redis"] if procs.installed("redis") else ["wonderq"]
+    assert [(r["trial"], r["broker"]) for r in results] == [(t, b) for t in (1, 2) for b in peers]
+    for result in results:
+        check_exactly_once(result)
+    assert doc["meta"]["repeat"] == 2
+
+
+def _rr(broker: str, trial: int, acked_per_s: float, *notes: str) -> Result:
+    return Result(
+        broker=broker,
+        mode="rr",
+        messages=10,
+        acked_per_s=acked_per_s,
+        latency_ms={"p99": acked_per_s / 100},
+        trial=trial,
+        exactly_once=True,
+        notes=list(notes),
+    )
+
+
+def test_ratio_targets_are_the_median_of_each_trials_own_ratio() -> None:
+    # trial 2 is slow for both: its ratio still counts as taken side by side
+    results = [
+        _rr("wonderq", 1, 300.0),
+        _rr("beanstalkd", 1, 100.0),
+        _rr("wonderq", 2, 30.0),
+        _rr("beanstalkd", 2, 60.0),
+        _rr("wonderq", 3, 200.0),
+        _rr("beanstalkd", 3, 100.0),
+    ]
+    assert targets(results, None) == [
+        {
+            "target": "rr: WonderQ / beanstalkd",
+            "figure": 2.0,
+            "goal": ">= 1.0x",
+            "reached": True,
+            "trials": [3.0, 0.5, 2.0],
+        }
+    ]
+
+
+def test_summary_rows_hold_the_median_of_the_trials() -> None:
+    results = [
+        _rr("wonderq", 1, 300.0),
+        _rr("wonderq", 2, 100.0, "slow start"),
+        _rr("wonderq", 3, 200.0),
+    ]
+    results[1].exactly_once = False
+    (row,) = summarize(results)
+    assert row.trial == 0 and row.acked_per_s == 200.0
+    assert row.latency_ms == {"p99": 2.0}
+    assert row.messages == 30
+    assert not row.exactly_once  # one bad trial makes the summary bad
+    assert row.notes == ["trial 2: slow start"]
+    single = [_rr("wonderq", 1, 300.0)]
+    assert summarize(single) == single
