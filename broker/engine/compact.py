@@ -86,6 +86,39 @@ class CompactFifo:
             self.head = i + 1
         return msg
 
+    def run_before(self, order: int) -> int:
+        """How many messages from the head have an id below ``order``."""
+        return bisect_left(self.seqs, order, self.head) - self.head
+
+    def pop_run(self, queue: Queue, k: int, budget: int) -> list[Message]:
+        """Remove up to ``k`` (1 <= k <= n) messages from the head, as ``Message``s of
+        ``queue``: at least one, then no more once their bodies reach ``budget`` bytes."""
+        i = self.head
+        bodies = self.bodies
+        end = i
+        while end < i + k:
+            budget -= len(bodies[end])  # type: ignore[arg-type]
+            end += 1
+            if budget <= 0:
+                break
+        attempts = queue.max_attempts
+        out = [
+            Message(seq, queue, body, None, 0, attempts, at)  # type: ignore[arg-type]
+            for seq, body, at in zip(
+                self.seqs[i:end], bodies[i:end], self.put_ats[i:end], strict=True
+            )
+        ]
+        bodies[i:end] = [None] * (end - i)
+        n = self.n = self.n - (end - i)
+        if end > _TRIM_MIN and end > n:
+            del self.seqs[:end]
+            del bodies[:end]
+            del self.put_ats[:end]
+            self.head = 0
+        else:
+            self.head = end
+        return out
+
     def find(self, seq: int) -> tuple[bytes, float] | None:
         """(body, put_at) of the message with id ``seq``, if it is here."""
         seqs = self.seqs

@@ -137,17 +137,31 @@ class Queue:
                 oldest = head_at
         return oldest
 
-    def pop_ready(self) -> Message | None:
-        """Remove and return the next deliverable message (built, if it was compact)."""
+    def pop_ready(self, k: int, budget: int) -> list[Message]:
+        """Remove and return the next deliverable messages, in order (none if there are none).
+
+        Up to ``k`` (>= 1) of them when they are a run of compact messages (built
+        in one go, at least one, then until their bodies reach ``budget`` bytes),
+        otherwise one.
+        """
         compact = self.compact
         if compact.n:
-            seq = compact.seqs[compact.head]
+            run = compact.n
             fifo, heap = self.fifo, self.heap
-            if (not fifo or seq < fifo[0].order) and (
-                not heap or heap[0][0] > 0 or (heap[0][0] == 0 and seq < heap[0][1])
-            ):
-                return compact.pop(self)
-        return self._pop_object()
+            if fifo:
+                run = compact.run_before(fifo[0].order)
+            if heap and run:
+                top = heap[0]
+                if top[0] < 0:
+                    run = 0
+                elif top[0] == 0:
+                    run = min(run, compact.run_before(top[1]))
+            if run == 1 or (run and k == 1):
+                return [compact.pop(self)]
+            if run:
+                return compact.pop_run(self, min(run, k), budget)
+        msg = self._pop_object()
+        return [msg] if msg is not None else []
 
     def view(self, seq: int) -> Message | None:
         """A snapshot of the compact message ``seq`` (not the live record), if it is here."""
