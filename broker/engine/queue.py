@@ -145,8 +145,8 @@ class Queue:
         otherwise one.
         """
         compact = self.compact
-        if compact.n:
-            run = compact.n
+        run = compact.n  # how many compact ones come next, before any other
+        if run:
             fifo, heap = self.fifo, self.heap
             if fifo:
                 run = compact.run_before(fifo[0].order)
@@ -156,9 +156,9 @@ class Queue:
                     run = 0
                 elif top[0] == 0:
                     run = min(run, compact.run_before(top[1]))
-            if run == 1 or (run and k == 1):
-                return [compact.pop(self)]
             if run:
+                if k == 1 or run == 1:
+                    return [compact.pop(self)]
                 return compact.pop_run(self, min(run, k), budget)
         msg = self._pop_object()
         return [msg] if msg is not None else []
