@@ -13,7 +13,7 @@ costs two bisections whatever the number of queues.
 A compact message leaves only from the head (its first lease) or all at once
 (PURGE clears the ready messages of its queue); nothing is removed from the
 middle, so there are no tombstones.
-A ``Message`` is built only when one leaves by ``pop`` (its first lease);
+A ``Message`` is built only when one leaves by ``pop`` or ``pop_run`` (its first lease);
 lookups get a snapshot from ``Queue.view``.
 Must never: hold a message that was ever leased, keyed, delayed or given a
 priority, or decide when a message leaves (the queue and the engine do).
