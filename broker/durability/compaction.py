@@ -1,8 +1,8 @@
 """Compaction: rewrite the log from live state, in the background (Redis's AOF rewrite).
 
 Owns: one compaction run, in steps that each leave a recoverable directory:
-  1. rotate: new records go to a fresh segment K; the live messages are
-     captured (references only) at that instant, on the event loop;
+  1. rotate: new records go to a fresh segment K; the ids of the live
+     messages are captured at that instant, on the event loop;
   2. write ``snap-K.wqs.tmp`` in chunks (encoding on the loop between other
      work, writes and the fsync in a thread), then fsync it;
   3. rename it to ``snap-K.wqs`` and fsync the directory: from here on the
@@ -27,7 +27,7 @@ import signal
 from broker.durability import records as rec
 from broker.durability.journal import message_record
 from broker.durability.log import Log, file_number, fsync_dir, snapshot_name
-from broker.engine import Engine
+from broker.engine import Engine, Message
 
 CHUNK = 2000  # messages encoded per loop turn
 
@@ -67,7 +67,7 @@ class Compaction:
     async def run(self) -> None:
         engine, log = self._engine, self._log
         next_seq = engine.next_seq
-        msgs = engine.live_messages()
+        seqs = engine.live_seqs()  # ids only: compact messages have no object to hold
         rotated = log.rotate()
         self.segment = k = log.segment
         self.appended_at_rotation = log.appended
@@ -83,14 +83,12 @@ class Compaction:
             self._step("partial")
             size, records = len(first), 1
             lookup, encode, offset = engine.lookup, rec.encode, self._wall_offset
-            for i in range(0, len(msgs), CHUNK):
+            for i in range(0, len(seqs), CHUNK):
                 if self.abandoned:
                     break
-                parts = [
-                    encode(message_record(m, offset))
-                    for m in msgs[i : i + CHUNK]
-                    if lookup(m.seq) is m  # skip messages acked or purged since step 1
-                ]
+                # each message as it is now; skip those acked or purged since step 1
+                held = (lookup(seq) for seq in seqs[i : i + CHUNK])
+                parts = [encode(message_record(m, offset)) for m in held if isinstance(m, Message)]
                 if not parts:
                     continue
                 chunk = rec.frame(parts)

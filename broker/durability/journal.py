@@ -10,10 +10,10 @@ do IO itself (the log's writer thread does).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from broker.durability import records as rec
-from broker.engine import Message, Queue, State
+from broker.engine import Message, NewMessage, Queue, State
 
 _MSG_TAG = rec.Msg.__struct_config__.tag
 
@@ -40,24 +40,25 @@ class LogJournal:
         self.append = append
         self.wall_offset = wall_offset
 
-    def put(self, msgs: list[Message]) -> None:
+    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
         # the hot path: a plain tuple encodes exactly as the array-like tagged ``Msg``
         # (tag first; attempts and order left to their defaults), in half the time
         append, encode, offset, tag = self.append, rec.encode, self.wall_offset, _MSG_TAG
-        for msg in msgs:
-            due = msg.due_at + offset if msg.state == State.DELAYED else 0.0
+        name, default_attempts, put_wall = queue.name, queue.max_attempts, put_at + offset
+        for seq, item in enumerate(items, first_seq):
+            delay_s = item.delay_s
             append(
                 encode(
                     (
                         tag,
-                        msg.seq,
-                        msg.queue.name,
-                        msg.body,
-                        msg.key,
-                        msg.priority,
-                        msg.max_attempts,
-                        msg.put_at + offset,
-                        due,
+                        seq,
+                        name,
+                        item.body,
+                        item.key,
+                        item.priority,
+                        item.max_attempts if item.max_attempts is not None else default_attempts,
+                        put_wall,
+                        put_at + delay_s + offset if delay_s > 0 else 0.0,
                     )
                 )
             )
@@ -82,5 +83,5 @@ class LogJournal:
             )
         )
 
-    def purge(self, msgs: list[Message]) -> None:
-        self.append(rec.encode(rec.Purge([m.seq for m in msgs])))
+    def purge(self, queue: Queue, seqs: list[int]) -> None:
+        self.append(rec.encode(rec.Purge(seqs)))

@@ -23,6 +23,11 @@ Invariants (checked by the property tests):
     state still match it (lazy deletion); after any call the heap holds at most
     max(1024, 2 x live deadlines) entries.
 
+Plain never-delivered messages have no ``Message`` object until their first
+lease (compact.py): ``_messages`` holds every other message, and a lookup by id
+falls back to ``_compact`` (its queue) and that queue's compact fifo. A lookup
+that finds a compact message returns a snapshot, not the live record.
+
 Must never: import asyncio or sockets, read a clock, or format wire replies.
 """
 
@@ -30,15 +35,18 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import NamedTuple, Protocol
 
 from broker.config import Config
+from broker.engine.compact import CompactIndex
 from broker.engine.deadlines import DeadlineHeap
 from broker.engine.ids import format_id
 from broker.engine.journal import Journal, NullJournal
-from broker.engine.message import Message, State
+from broker.engine.message import DELAYED, LEASED, READY, Message, State
 from broker.engine.queue import COUNTERS, DEAD_SUFFIX, Queue
 from broker.engine.waiter import Delivery, Waiter
 from broker.errors import MemoryLimit, NotFound, NotLeased, QueueFull, TooLarge
@@ -95,7 +103,7 @@ def _is_live(item: Message | Waiter, at: float) -> bool:
         return False
     if type(item) is Waiter:
         return item.active
-    return item.state != State.READY  # type: ignore[union-attr]
+    return item.state != READY  # type: ignore[union-attr]
 
 
 class Engine:
@@ -104,7 +112,9 @@ class Engine:
         self.journal: Journal = journal if journal is not None else NullJournal()
         self._next_seq = first_seq
         self._queues: dict[str, Queue] = {}
-        self._messages: dict[int, Message] = {}
+        self._messages: dict[int, Message] = {}  # every message but the compact ones
+        self._compact = CompactIndex()
+        self._n_compact = 0  # messages held in compact form, in all queues
         self._acked: dict[int, Queue] = {}
         self._owned: dict[object, set[Message]] = {}
         self._owner_waiters: dict[object, set[Waiter]] = {}
@@ -124,7 +134,7 @@ class Engine:
         """The queue called ``name``, created on first use."""
         q = self._queues.get(name)
         if q is None:
-            q = self._queues[name] = Queue(name)
+            q = self._queues[name] = Queue(name, self.config.max_attempts)
         return q
 
     def find_queue(self, name: str) -> Queue | None:
@@ -165,10 +175,25 @@ class Engine:
                 f"the limit (max-memory) is {config.max_memory}"
             )
         default_attempts = config.max_attempts
-        stored: list[Message] = []
+        compact = q.compact
+        first = seq = self._next_seq
+        # plain messages join the compact fifo while they keep its put-time order
+        plain_ok = not q.is_dead and (not compact.n or compact.put_ats[-1] <= now)
+        n_plain = 0
         for item in items:
+            if (
+                plain_ok
+                and item.key is None
+                and item.priority == 0
+                and item.delay_s <= 0
+                and (item.max_attempts is None or item.max_attempts == default_attempts)
+            ):
+                compact.append(seq, item.body, now)
+                n_plain += 1
+                seq += 1
+                continue
             msg = Message(
-                self._take_seq(),
+                seq,
                 q,
                 item.body,
                 item.key,
@@ -176,24 +201,29 @@ class Engine:
                 item.max_attempts if item.max_attempts is not None else default_attempts,
                 now,
             )
+            seq += 1
             self._messages[msg.seq] = msg
             is_head = q.chain_append(msg) if msg.key is not None else True
             if item.delay_s > 0:
-                msg.state = State.DELAYED
+                msg.state = DELAYED
                 msg.due_at = now + item.delay_s
                 self._deadlines.push(msg.due_at, msg)
                 self._n_timed += 1
                 q.n_delayed += 1
             else:
                 q.admit(msg, is_head)
-            stored.append(msg)
+        self._next_seq = seq
+        if n_plain:
+            self._compact.note(first, q)
+            self._n_compact += n_plain
+            q.n_ready += n_plain
         q.bytes += total
         self._bytes += total
-        q.totals["put"] += len(stored)
-        self.journal.put(stored)
+        q.totals["put"] += len(items)
+        self.journal.put(q, first, now, items)
         self._wake(q)
         self._settle(now)
-        return [m.seq for m in stored]
+        return list(range(first, seq))
 
     # ---------------------------------------------------------------- consumer
 
@@ -213,8 +243,8 @@ class Engine:
         ``wait_s`` > 0: then a waiter was registered, and its messages come
         back later as a ``Delivery`` carrying ``token``.
         """
-        q = self.queue(queue_name)
-        if q.has_deliverable():
+        q = self._queues.get(queue_name) or self.queue(queue_name)
+        if q.compact.n or q.fifo or q.heap:  # q.has_deliverable(), inlined: the hot path
             return self._lease(q, owner, max, lease_s, now)
         if wait_s <= 0:
             return []
@@ -236,20 +266,25 @@ class Engine:
         due = now + lease_s
         budget = self.config.max_reply_bytes
         push = self._deadlines.push
+        messages = self._messages
+        n_compact = q.compact.n
         while len(out) < max:
-            msg = q.pop_ready()
-            if msg is None:
+            batch = q.pop_ready(max - len(out), budget)
+            if not batch:
                 break
-            msg.state = State.LEASED
-            msg.owner = owner
-            msg.attempts += 1
-            msg.due_at = due
-            push(due, msg)
-            owned.add(msg)
-            out.append(msg)
-            budget -= len(msg.body)
+            for msg in batch:
+                messages[msg.seq] = msg  # new if it was compact
+                msg.state = LEASED
+                msg.owner = owner
+                msg.attempts += 1
+                msg.due_at = due
+                push(due, msg)
+                owned.add(msg)
+                out.append(msg)
+                budget -= len(msg.body)
             if budget <= 0:
                 break
+        self._n_compact -= n_compact - q.compact.n
         n = len(out)
         if n:
             q.n_ready -= n
@@ -263,8 +298,9 @@ class Engine:
         if msg is None:
             if seq in self._acked:
                 raise NotLeased(f"message {format_id(seq)} was acked already")
-            raise NotFound(f"no message with id {format_id(seq)}")
-        if msg.state != State.LEASED or msg.owner != owner:
+            if not self._holds_compact(seq):
+                raise NotFound(f"no message with id {format_id(seq)}")
+        if msg is None or msg.state != LEASED or msg.owner != owner:
             raise NotLeased(f"message {format_id(seq)} is not leased by this connection")
         return msg
 
@@ -277,11 +313,11 @@ class Engine:
         for seq in seqs:
             msg = self._messages.get(seq)
             if msg is None:
-                if seq in self._acked:
+                if seq in self._acked or self._holds_compact(seq):
                     result.not_leased.append(seq)
                 else:
                     result.not_found.append(seq)
-            elif msg.state != State.LEASED or msg.owner != owner:
+            elif msg.state != LEASED or msg.owner != owner:
                 result.not_leased.append(seq)
             else:
                 self._delete_leased(msg)
@@ -318,7 +354,7 @@ class Engine:
     def _unblock_key(self, q: Queue, msg: Message) -> None:
         """``msg`` (head of its key chain) leaves; the next of its key may now be delivered."""
         nxt = q.chain_pop_head(msg)
-        if nxt is not None and nxt.state == State.READY:
+        if nxt is not None and nxt.state == READY:
             q.push_ready(nxt)
             self._wake(q)
 
@@ -362,17 +398,17 @@ class Engine:
             self._dead_letter(msg)
             return True
         if delay_s > 0:
-            msg.state = State.DELAYED
+            msg.state = DELAYED
             msg.due_at = now + delay_s
             self._deadlines.push(msg.due_at, msg)
             q.n_delayed += 1
         else:
             self._n_timed -= 1
-            msg.state = State.READY
+            msg.state = READY
             msg.due_at = _GONE
             q.admit(msg, True)  # a leased keyed message is the head of its chain
         self.journal.release(msg)
-        if msg.state == State.READY:
+        if msg.state == READY:
             self._wake(q)
         return False
 
@@ -392,7 +428,7 @@ class Engine:
     def _enqueue_moved(self, msg: Message, dst: Queue) -> None:
         """Append a message that left another queue at the end of ``dst`` (READY)."""
         msg.queue = dst
-        msg.state = State.READY
+        msg.state = READY
         msg.order = self._take_seq()
         msg.key_next = None
         dst.bytes += len(msg.body)
@@ -427,7 +463,7 @@ class Engine:
         for msg in msgs:
             if not _is_live(msg, at):
                 continue  # a second heap entry of a message already handled
-            if msg.state == State.LEASED:
+            if msg.state == LEASED:
                 self._count_event(msg.queue, "expired")
                 self._release(msg, now, "expired", 0.0)
             else:
@@ -440,7 +476,7 @@ class Engine:
 
     def _delay_ended(self, msg: Message) -> None:
         q = msg.queue
-        msg.state = State.READY
+        msg.state = READY
         msg.due_at = _GONE
         self._n_timed -= 1
         q.n_delayed -= 1
@@ -465,6 +501,7 @@ class Engine:
         """End of a call that changed state: serve waiters, then bound the deadline heap."""
         self._serve_woken(now)
         self._deadlines.compact(self._n_timed)
+        self._compact.collect(self._n_compact)
 
     def _dispatch(self, q: Queue, now: float) -> None:
         """Serve waiting GETs of ``q`` in arrival order while messages are deliverable."""
@@ -519,16 +556,22 @@ class Engine:
     # ------------------------------------------------------------- management
 
     def lookup(self, seq: int) -> Message | AckedRecord | None:
+        """The message with id ``seq`` (a snapshot if it is compact), or what INFO knows."""
         msg = self._messages.get(seq)
         if msg is not None:
             return msg
         q = self._acked.get(seq)
         if q is not None:
             return AckedRecord(seq, q)
-        return None
+        q = self._compact.owner_of(seq)
+        return q.view(seq) if q is not None else None
 
-    def messages_of(self, q: Queue) -> list[Message]:
-        """Every message held in ``q``, in queue order (O(all messages))."""
+    def _holds_compact(self, seq: int) -> bool:
+        q = self._compact.owner_of(seq)
+        return q is not None and q.compact.find(seq) is not None
+
+    def _objects_of(self, q: Queue) -> list[Message]:
+        """The messages of ``q`` that have objects, in queue order (O(all messages))."""
         msgs = [m for m in self._messages.values() if m.queue is q]
         msgs.sort(key=lambda m: (m.priority, m.order))
         return msgs
@@ -538,10 +581,18 @@ class Engine:
         q = self._queues.get(queue_name)
         if q is None:
             return 0
-        victims = [m for m in self.messages_of(q) if m.state != State.LEASED]
+        victims = [m for m in self._objects_of(q) if m.state != LEASED]
+        compact = q.compact
+        n_plain = compact.n
+        plain_seqs = compact.live_seqs()
+        plain_bytes = compact.total_bytes()
+        q.n_ready -= n_plain
+        q.bytes -= plain_bytes
+        self._bytes -= plain_bytes
+        self._n_compact -= n_plain
         for msg in victims:
             del self._messages[msg.seq]
-            if msg.state == State.DELAYED:
+            if msg.state == DELAYED:
                 q.n_delayed -= 1
                 self._n_timed -= 1
             else:
@@ -552,18 +603,23 @@ class Engine:
             self._bytes -= size
         q.drop_from_chains([m for m in victims if m.key is not None])
         q.clear_ready()  # every READY message was a victim
-        q.totals["purged"] += len(victims)
-        if victims:
-            self.journal.purge(victims)
+        purged = len(victims) + n_plain
+        q.totals["purged"] += purged
+        if purged:
+            in_order = heapq.merge(
+                ((m.priority, m.order, m.seq) for m in victims), ((0, s, s) for s in plain_seqs)
+            )
+            self.journal.purge(q, [e[2] for e in in_order])
         self._settle(now)
-        return len(victims)
+        return purged
 
     def redrive(self, now: float, queue_name: str) -> int:
         """Move every ready message of ``<queue>.dead`` back to ``queue``, attempts reset."""
         src = self._queues.get(queue_name + DEAD_SUFFIX)
         if src is None:
             return 0
-        moved = [m for m in self.messages_of(src) if m.state == State.READY]
+        assert not src.compact.n, "a dead-letter queue holds no compact message"
+        moved = [m for m in self._objects_of(src) if m.state == READY]
         moved.sort(key=lambda m: m.order)
         dst = self.queue(queue_name)
         src.drop_from_chains([m for m in moved if m.key is not None])
@@ -594,13 +650,15 @@ class Engine:
         if state is None:
             held = q.size
         else:
-            held = {State.READY: q.n_ready, State.DELAYED: q.n_delayed}.get(state, q.n_leased)
+            held = {READY: q.n_ready, DELAYED: q.n_delayed}.get(state, q.n_leased)
         if held == 0:
             return []
         msgs: Iterable[Message] = (m for m in self._messages.values() if m.queue is q)
         if state is not None:
             msgs = (m for m in msgs if m.state == state)
-        if state is None or state == State.READY:
+        if state is None or state == READY:
+            if q.compact.n:  # snapshots of the first ``limit`` compact ones (in order)
+                msgs = chain(msgs, q.compact_views(limit))
             return heapq.nsmallest(limit, msgs, key=lambda m: (m.priority, m.order))
         return heapq.nsmallest(limit, msgs, key=lambda m: (m.due_at, m.order))
 
@@ -640,42 +698,58 @@ class Engine:
         ``put_at`` here. Each is ready, or delayed if its ``due_wall`` is later
         than ``now``; never leased. One tight loop: a restart restores millions.
         """
-        messages, deadlines = self._messages, self._deadlines
-        q = Queue("")  # placeholder until the first item names its queue
+        messages, deadlines, index = self._messages, self._deadlines, self._compact
+        q = Queue("", 0)  # placeholder until the first item names its queue
         hi = self._next_seq - 1
         total = 0
+        n_plain = 0
         for item in items:
             if q.name != item.queue:
                 q = self.queue(item.queue)
             seq, body, key, priority = item.seq, item.body, item.key, item.priority
-            msg = Message(
-                seq, q, body, key, priority, item.max_attempts, item.put_wall - clock_offset
-            )
-            if item.attempts:
-                msg.attempts = item.attempts
+            put_at = item.put_wall - clock_offset
             order = item.order or seq
-            msg.order = order
-            messages[seq] = msg
             total += len(body)
             q.bytes += len(body)
             if order > hi:
                 hi = order
             if seq > hi:
                 hi = seq
+            if (
+                key is None
+                and not item.due_wall
+                and priority == 0
+                and not item.attempts
+                and order == seq
+                and item.max_attempts == q.max_attempts
+                and not q.is_dead
+                and q.compact.accepts(seq, put_at)
+                and index.admits(seq)
+            ):  # the common case: a plain message never delivered, kept compact
+                q.compact.append(seq, body, put_at)
+                index.note(seq, q)
+                q.n_ready += 1
+                n_plain += 1
+                continue
+            msg = Message(seq, q, body, key, priority, item.max_attempts, put_at)
+            if item.attempts:
+                msg.attempts = item.attempts
+            msg.order = order
+            messages[seq] = msg
             fifo = q.fifo
             if (
                 key is None
                 and not item.due_wall
                 and priority == 0
-                and (not fifo or (fifo[-1].order < order and fifo[-1].put_at <= msg.put_at))
-            ):  # the common case, inlined: a plain ready message at the end of the fifo
+                and (not fifo or (fifo[-1].order < order and fifo[-1].put_at <= put_at))
+            ):  # a plain ready message at the end of the fifo, inlined
                 q.n_ready += 1
                 fifo.append(msg)
                 continue
             is_head = q.chain_append(msg) if key is not None else True
             due_at = item.due_wall - clock_offset if item.due_wall else 0.0
             if due_at > now:
-                msg.state = State.DELAYED
+                msg.state = DELAYED
                 msg.due_at = due_at
                 deadlines.push(due_at, msg)
                 self._n_timed += 1
@@ -683,6 +757,7 @@ class Engine:
             else:
                 q.admit(msg, is_head)
         self._bytes += total
+        self._n_compact += n_plain
         self.reserve_seqs(hi + 1)
 
     def reserve_seqs(self, next_seq: int) -> None:
@@ -691,8 +766,20 @@ class Engine:
             self._next_seq = next_seq
 
     def live_messages(self) -> list[Message]:
-        """Every message held, in no particular order (for snapshots)."""
-        return list(self._messages.values())
+        """Every message held, in no particular order (compact ones as snapshots; O(n))."""
+        out = list(self._messages.values())
+        for q in self._queues.values():
+            if q.compact.n:
+                out.extend(q.compact_views())
+        return out
+
+    def live_seqs(self) -> array[int]:
+        """The id of every message held, in no particular order (8 bytes each)."""
+        out = array("q", self._messages)
+        for q in self._queues.values():
+            if q.compact.n:
+                out.extend(q.compact.live_seqs())
+        return out
 
     # ------------------------------------------------------------------ stats
 
@@ -715,7 +802,7 @@ class Engine:
     def totals(self) -> dict[str, int]:
         return {
             "queues": len(self._queues),
-            "messages": len(self._messages),
+            "messages": len(self._messages) + self._n_compact,
             "leased": sum(q.n_leased for q in self._queues.values()),
             "bytes": self._bytes,
         }

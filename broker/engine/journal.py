@@ -16,13 +16,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from broker.engine.engine import NewMessage
     from broker.engine.message import Message
     from broker.engine.queue import Queue
 
 
 class Journal(Protocol):
-    def put(self, msgs: list[Message]) -> None:
-        """New messages (state READY or DELAYED with ``due_at``)."""
+    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
+        """New messages: ``items[i]`` got the id ``first_seq + i``, all put at ``put_at``.
+
+        Each is READY, or DELAYED until ``put_at + delay_s`` if ``delay_s`` > 0; a
+        ``max_attempts`` of None is ``queue.max_attempts``. Plain messages have no
+        ``Message`` object yet (see compact.py), so the put is reported as asked.
+        """
 
     def lease(self, msgs: list[Message]) -> None:
         """Messages delivered: their ``attempts`` went up by one."""
@@ -39,14 +47,14 @@ class Journal(Protocol):
     def redrive(self, msgs: list[Message], source: Queue) -> None:
         """Messages moved from the dead-letter queue ``source`` back to ``msg.queue``."""
 
-    def purge(self, msgs: list[Message]) -> None:
-        """Messages deleted by PURGE."""
+    def purge(self, queue: Queue, seqs: list[int]) -> None:
+        """Messages of ``queue`` deleted by PURGE, in queue order."""
 
 
 class NullJournal:
     """The in-memory journal: records nothing."""
 
-    def put(self, msgs: list[Message]) -> None:
+    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
         pass
 
     def lease(self, msgs: list[Message]) -> None:
@@ -64,5 +72,5 @@ class NullJournal:
     def redrive(self, msgs: list[Message], source: Queue) -> None:
         pass
 
-    def purge(self, msgs: list[Message]) -> None:
+    def purge(self, queue: Queue, seqs: list[int]) -> None:
         pass

@@ -1,12 +1,14 @@
 """One named queue: its ready order, key chains, waiting consumers and counters.
 
 Owns: which ready message of a queue is delivered next. Ready messages live in
-two structures: ``fifo``, a deque of never-delivered priority-0 messages in put
-order (the fast path: O(1) push and pop), and ``heap``, a heap of
+three structures: ``compact``, the never-delivered plain messages (priority 0,
+no key, no delay) in put order, kept without ``Message`` objects (see
+compact.py; a ``Message`` is built when one is popped); ``fifo``, a deque of
+other priority-0 messages in order (O(1) push and pop); and ``heap``, a heap of
 (priority, order, message); orders are unique within a queue for everything else (other priorities,
 released messages going back to their original place, keyed messages whose
-turn has come). The next message is the smaller head of the two.
-A keyed message is in neither structure until it is the head of its key chain.
+turn has come). The next message is the smallest (priority, order) of the three heads.
+A keyed message is in none of them until it is the head of its key chain.
 Must never: decide lifecycle transitions (the engine does); it only orders.
 """
 
@@ -17,12 +19,12 @@ from collections import deque
 from itertools import count
 from typing import TYPE_CHECKING
 
-from broker.engine.message import State
+from broker.engine.compact import CompactFifo
+from broker.engine.message import READY, Message
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from broker.engine.message import Message
     from broker.engine.waiter import Waiter
 
 DEAD_SUFFIX = ".dead"
@@ -46,9 +48,11 @@ class Queue:
         "aged",
         "bytes",
         "chains",
+        "compact",
         "fifo",
         "heap",
         "is_dead",
+        "max_attempts",
         "n_delayed",
         "n_leased",
         "n_ready",
@@ -58,9 +62,11 @@ class Queue:
         "waiters",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_attempts: int) -> None:
         self.name = name
         self.is_dead = name.endswith(DEAD_SUFFIX)
+        self.max_attempts = max_attempts  # of the messages built from ``compact``
+        self.compact = CompactFifo()
         self.fifo: deque[Message] = deque()
         self.heap: list[tuple[int, int, Message]] = []
         # key -> [head, tail] of a singly linked chain through Message.key_next
@@ -112,22 +118,67 @@ class Queue:
         aged = self.aged
         heapq.heappush(aged, (msg.put_at, next(self._aged_n), msg))
         if len(aged) > 2 * self.n_ready + 64:
-            self.aged = [e for e in aged if e[2].state == State.READY and e[2].queue is self]
+            self.aged = [e for e in aged if e[2].state == READY and e[2].queue is self]
             heapq.heapify(self.aged)
 
     def oldest_ready_at(self) -> float | None:
         """Put time of the oldest READY message (deliverable or held back by its key)."""
         aged = self.aged
-        while aged and (aged[0][2].state != State.READY or aged[0][2].queue is not self):
+        while aged and (aged[0][2].state != READY or aged[0][2].queue is not self):
             heapq.heappop(aged)
         oldest = aged[0][0] if aged else None
         if self.fifo:
             head_at = self.fifo[0].put_at
             if oldest is None or head_at < oldest:
                 oldest = head_at
+        if self.compact.n:
+            head_at = self.compact.head_put_at()
+            if oldest is None or head_at < oldest:
+                oldest = head_at
         return oldest
 
-    def pop_ready(self) -> Message | None:
+    def pop_ready(self, k: int, budget: int) -> list[Message]:
+        """Remove and return the next deliverable messages, in order (none if there are none).
+
+        Up to ``k`` (>= 1) of them when they are a run of compact messages (built
+        in one go, at least one, then until their bodies reach ``budget`` bytes),
+        otherwise one.
+        """
+        compact = self.compact
+        run = compact.n  # how many compact ones come next, before any other
+        if run:
+            fifo, heap = self.fifo, self.heap
+            if fifo:
+                run = compact.run_before(fifo[0].order)
+            if heap and run:
+                top = heap[0]
+                if top[0] < 0:
+                    run = 0
+                elif top[0] == 0:
+                    run = min(run, compact.run_before(top[1]))
+            if run:
+                if k == 1 or run == 1:
+                    return [compact.pop(self)]
+                return compact.pop_run(self, min(run, k), budget)
+        msg = self._pop_object()
+        return [msg] if msg is not None else []
+
+    def view(self, seq: int) -> Message | None:
+        """A snapshot of the compact message ``seq`` (not the live record), if it is here."""
+        found = self.compact.find(seq)
+        if found is None:
+            return None
+        return Message(seq, self, found[0], None, 0, self.max_attempts, found[1])
+
+    def compact_views(self, limit: int | None = None) -> list[Message]:
+        """Snapshots of the first ``limit`` compact messages (all if None), in order."""
+        n = self.max_attempts
+        return [
+            Message(seq, self, body, None, 0, n, put_at)
+            for seq, body, put_at in self.compact.items(limit)
+        ]
+
+    def _pop_object(self) -> Message | None:
         fifo, heap = self.fifo, self.heap
         if heap:
             if fifo:
@@ -142,16 +193,11 @@ class Queue:
         return None
 
     def has_deliverable(self) -> bool:
-        return bool(self.fifo) or bool(self.heap)
-
-    def iter_deliverable(self) -> list[Message]:
-        """Deliverable messages in delivery order (for inspection; O(n log n))."""
-        items = [(m.priority, m.order, m) for m in self.fifo] + list(self.heap)
-        items.sort(key=lambda e: (e[0], e[1]))
-        return [e[2] for e in items]
+        return bool(self.compact.n) or bool(self.fifo) or bool(self.heap)
 
     def clear_ready(self) -> None:
         """Forget every READY message (PURGE and REDRIVE remove all of them)."""
+        self.compact.clear()
         self.fifo.clear()
         self.heap.clear()
         self.aged.clear()

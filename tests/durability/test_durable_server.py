@@ -205,6 +205,36 @@ async def test_compaction_runs_while_producers_keep_going(tmp_path: Path) -> Non
             assert (await c.call(op="INFO", id=m["id"]))["error"] == "not_found"
 
 
+async def test_compaction_while_consumers_lease_and_ack_never_delivered_messages(
+    tmp_path: Path,
+) -> None:
+    async with durable_server(tmp_path, fsync="always") as srv:
+        backend = srv.backend
+        assert isinstance(backend, DurableBackend)
+        async with await LineClient.connect(srv.port) as c:
+            batch = [{"body": n} for n in range(1000)]
+            for _ in range(20):  # plain messages, never delivered: held compact
+                assert (await c.call(op="PUT", queue="q", messages=batch))["ok"]
+            compaction = backend.compact()
+            acked: list[str] = []
+            leased: list[str] = []
+            while not compaction.done():  # bounded by the compaction's own length
+                got = (await c.call(op="GET", queue="q", max=2))["messages"]
+                assert (await c.call(op="ACK", ids=[got[0]["id"]]))["acked"] == 1
+                acked.append(got[0]["id"])
+                leased.append(got[1]["id"])
+            await compaction
+        assert acked
+    async with durable_server(tmp_path) as srv, await LineClient.connect(srv.port) as c:
+        queue = (await c.call(op="STATS", queue="q"))["queues"]["q"]
+        assert queue["ready"] == 20_000 - len(acked)
+        for seq in acked:
+            assert (await c.call(op="INFO", id=seq))["error"] == "not_found"
+        for seq in leased:  # released by the restart, one attempt recorded
+            info = (await c.call(op="INFO", id=seq))["message"]
+            assert (info["state"], info["attempts"]) == ("ready", 1)
+
+
 async def test_stopping_during_a_compaction_abandons_it_cleanly(tmp_path: Path) -> None:
     async with durable_server(tmp_path) as srv:
         backend = srv.backend

@@ -9,9 +9,10 @@ and the clock), so a DELAYED row may be leased, and counts as READY once due.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from broker.engine import Engine, Message, Queue, State
+from broker.engine import Engine, Message, NewMessage, Queue, State
 
 
 @dataclass
@@ -33,12 +34,15 @@ class ReplayJournal:
         due_at = msg.due_at if msg.state == State.DELAYED else 0.0
         return Row(msg.queue.name, msg.state, msg.attempts, msg.key, msg.order, due_at)
 
-    def put(self, msgs: list[Message]) -> None:
-        self.events.append(("put", [m.seq for m in msgs]))
-        for m in msgs:
-            assert m.seq not in self.rows, f"put of an id already held: {m.seq}"
-            assert m.state in (State.READY, State.DELAYED)
-            self.rows[m.seq] = self._row(m)
+    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
+        seqs = list(range(first_seq, first_seq + len(items)))
+        self.events.append(("put", seqs))
+        for seq, item in zip(seqs, items, strict=True):
+            assert seq not in self.rows, f"put of an id already held: {seq}"
+            delayed = item.delay_s > 0
+            due_at = put_at + item.delay_s if delayed else 0.0
+            state = State.DELAYED if delayed else State.READY
+            self.rows[seq] = Row(queue.name, state, 0, item.key, seq, due_at)
 
     def lease(self, msgs: list[Message]) -> None:
         self.events.append(("lease", [m.seq for m in msgs]))
@@ -81,10 +85,11 @@ class ReplayJournal:
             assert m.attempts == 0
             self.rows[m.seq] = self._row(m)
 
-    def purge(self, msgs: list[Message]) -> None:
-        self.events.append(("purge", [m.seq for m in msgs]))
-        for m in msgs:
-            assert self.rows.pop(m.seq).state != State.LEASED
+    def purge(self, queue: Queue, seqs: list[int]) -> None:
+        self.events.append(("purge", list(seqs)))
+        for seq in seqs:
+            row = self.rows.pop(seq)
+            assert row.queue == queue.name and row.state != State.LEASED
 
     def assert_matches(self, engine: Engine, now: float) -> None:
         """The replayed state is the engine's state at ``now``."""

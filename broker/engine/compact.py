@@ -1,0 +1,212 @@
+"""The compact form of plain messages that were never delivered.
+
+Owns: how the commonest message is stored while it waits in a queue, and how
+it is found by id. A message put with priority 0, no key, no delay and the
+default ``max_attempts`` (into a queue that is not a dead-letter queue) has no
+``Message`` object and no entry in the engine's id dict until it is first
+leased: its queue's ``CompactFifo`` keeps its seq, body and put time in
+parallel arrays, in put order. That order is also id order and put-time order,
+so the head is the next to deliver and the oldest, and an id is found by
+bisection. ``CompactIndex`` says which queue holds the compact messages of
+each id range (runs of consecutive puts to one queue), so a lookup by id
+costs two bisections whatever the number of queues.
+A compact message leaves only from the head (its first lease) or all at once
+(PURGE clears the ready messages of its queue); nothing is removed from the
+middle, so there are no tombstones.
+A ``Message`` is built only when one leaves by ``pop`` or ``pop_run`` (its first lease);
+lookups get a snapshot from ``Queue.view``.
+Must never: hold a message that was ever leased, keyed, delayed or given a
+priority, or decide when a message leaves (the queue and the engine do).
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from broker.engine.message import Message
+
+if TYPE_CHECKING:
+    from broker.engine.queue import Queue
+
+_TRIM_MIN = 4096  # popped slots kept before the arrays are shifted down
+_COLLECT_MIN = 1024  # runs kept before stale ones are looked for
+
+
+class CompactFifo:
+    """Never-delivered plain messages of one queue: parallel seq, body, put-time arrays.
+
+    Slots before ``head`` are popped (their body reference already dropped); the
+    arrays are shifted down once popped slots outnumber live ones.
+    """
+
+    __slots__ = ("bodies", "head", "n", "put_ats", "seqs")
+
+    def __init__(self) -> None:
+        self.seqs = array("q")
+        self.bodies: list[bytes | None] = []
+        self.put_ats = array("d")
+        self.head = 0
+        self.n = 0  # live messages: len(seqs) - head
+
+    def append(self, seq: int, body: bytes, put_at: float) -> None:
+        """Add a message at the tail; the caller checked ``accepts(seq, put_at)``."""
+        self.seqs.append(seq)
+        self.bodies.append(body)
+        self.put_ats.append(put_at)
+        self.n += 1
+
+    def accepts(self, seq: int, put_at: float) -> bool:
+        """Whether a message may join at the tail without breaking id and time order."""
+        return not self.n or (self.seqs[-1] < seq and self.put_ats[-1] <= put_at)
+
+    def head_seq(self) -> int:
+        return self.seqs[self.head]
+
+    def head_put_at(self) -> float:
+        return self.put_ats[self.head]
+
+    def pop(self, queue: Queue) -> Message:
+        """Remove the head (there must be one) and return it as a ``Message`` of ``queue``."""
+        i = self.head
+        bodies = self.bodies
+        body = bodies[i]
+        assert body is not None
+        msg = Message(self.seqs[i], queue, body, None, 0, queue.max_attempts, self.put_ats[i])
+        bodies[i] = None
+        n = self.n = self.n - 1
+        if i >= _TRIM_MIN and i >= n:
+            del self.seqs[: i + 1]
+            del bodies[: i + 1]
+            del self.put_ats[: i + 1]
+            self.head = 0
+        else:
+            self.head = i + 1
+        return msg
+
+    def run_before(self, order: int) -> int:
+        """How many messages from the head have an id below ``order``."""
+        return bisect_left(self.seqs, order, self.head) - self.head
+
+    def pop_run(self, queue: Queue, k: int, budget: int) -> list[Message]:
+        """Remove up to ``k`` (1 <= k <= n) messages from the head, as ``Message``s of
+        ``queue``: at least one, then no more once their bodies reach ``budget`` bytes."""
+        i = self.head
+        bodies = self.bodies
+        end = i
+        while end < i + k:
+            budget -= len(bodies[end])  # type: ignore[arg-type]
+            end += 1
+            if budget <= 0:
+                break
+        attempts = queue.max_attempts
+        out = [
+            Message(seq, queue, body, None, 0, attempts, at)  # type: ignore[arg-type]
+            for seq, body, at in zip(
+                self.seqs[i:end], bodies[i:end], self.put_ats[i:end], strict=True
+            )
+        ]
+        bodies[i:end] = [None] * (end - i)
+        n = self.n = self.n - (end - i)
+        if end > _TRIM_MIN and end > n:
+            del self.seqs[:end]
+            del bodies[:end]
+            del self.put_ats[:end]
+            self.head = 0
+        else:
+            self.head = end
+        return out
+
+    def find(self, seq: int) -> tuple[bytes, float] | None:
+        """(body, put_at) of the message with id ``seq``, if it is here."""
+        seqs = self.seqs
+        i = bisect_left(seqs, seq, self.head)
+        if i < len(seqs) and seqs[i] == seq:
+            body = self.bodies[i]
+            assert body is not None
+            return body, self.put_ats[i]
+        return None
+
+    def holds_between(self, lo: int, hi: int | None) -> bool:
+        """Whether any message here has an id in [lo, hi) (hi None: no upper bound)."""
+        seqs = self.seqs
+        i = bisect_left(seqs, lo, self.head)
+        return i < len(seqs) and (hi is None or seqs[i] < hi)
+
+    def items(self, limit: int | None = None) -> Iterator[tuple[int, bytes, float]]:
+        """(seq, body, put_at) of the first ``limit`` messages (all if None), in order."""
+        stop = len(self.seqs) if limit is None else min(len(self.seqs), self.head + limit)
+        seqs, bodies, put_ats = self.seqs, self.bodies, self.put_ats
+        for i in range(self.head, stop):
+            body = bodies[i]
+            assert body is not None
+            yield seqs[i], body, put_ats[i]
+
+    def live_seqs(self) -> array[int]:
+        return self.seqs[self.head :]
+
+    def total_bytes(self) -> int:
+        return sum(len(b) for b in self.bodies[self.head :] if b is not None)
+
+    def clear(self) -> None:
+        self.seqs = array("q")
+        self.bodies = []
+        self.put_ats = array("d")
+        self.head = 0
+        self.n = 0
+
+
+class CompactIndex:
+    """Which queue holds the compact messages of each id range.
+
+    ``firsts[i]`` is the first id of run i, ``owners[i]`` its queue: every
+    compact message with an id in [firsts[i], firsts[i + 1]) is in that queue's
+    fifo. A new run starts only when a put goes to another queue than the last
+    one. Runs whose queue holds none of their ids any more are dropped by
+    ``collect``, so runs never outnumber twice the live compact messages (+1024).
+    """
+
+    __slots__ = ("firsts", "owners")
+
+    def __init__(self) -> None:
+        self.firsts = array("q")
+        self.owners: list[Queue] = []
+
+    def __len__(self) -> int:
+        return len(self.firsts)
+
+    def note(self, first_seq: int, q: Queue) -> None:
+        """Compact messages from ``first_seq`` on (higher than any noted before) go to ``q``."""
+        owners = self.owners
+        if not owners or owners[-1] is not q:
+            self.firsts.append(first_seq)
+            owners.append(q)
+
+    def admits(self, seq: int) -> bool:
+        """Whether ``seq`` is above every run start (so ``note`` keeps runs sorted)."""
+        return not self.firsts or self.firsts[-1] <= seq
+
+    def owner_of(self, seq: int) -> Queue | None:
+        """The queue whose compact fifo would hold ``seq`` (it may not, any more)."""
+        i = bisect_right(self.firsts, seq) - 1
+        return self.owners[i] if i >= 0 else None
+
+    def collect(self, live: int) -> None:
+        """Drop runs that hold no compact message, once runs clearly outnumber them."""
+        n = len(self.firsts)
+        if n <= _COLLECT_MIN or n <= 2 * live:
+            return
+        firsts, owners = self.firsts, self.owners
+        keep_firsts = array("q")
+        keep_owners: list[Queue] = []
+        for i in range(n):
+            q = owners[i]
+            if not q.compact.holds_between(firsts[i], firsts[i + 1] if i + 1 < n else None):
+                continue
+            if keep_owners and keep_owners[-1] is q:
+                continue  # the run merges into the previous one of the same queue
+            keep_firsts.append(firsts[i])
+            keep_owners.append(q)
+        self.firsts, self.owners = keep_firsts, keep_owners
