@@ -1,19 +1,25 @@
-"""The append-only log: segment files, one writer thread, group commit.
+"""The append-only log: segment files, group commit, and (for everysec/no) a writer thread.
 
 Owns: the files ``log-NNNNNNNN.wql`` of the data directory while the server
-runs. The event loop only appends bytes to an in-memory buffer and hands the
-buffer to the writer thread once per loop iteration; the thread does every
-``write`` and ``fsync`` (never the event loop), so a slow disk never stalls a
-connection. Group commit: records that arrive while one fsync runs are written
-and fsynced together by the next one; ``commit()`` gives a future resolved
-once everything appended so far is on disk.
+runs. The event loop appends encoded records to an in-memory buffer. Group
+commit: everything appended in one loop iteration is written as one frame.
 
-fsync policies (Redis's words): ``always`` fsyncs after every write batch and
-``commit()`` waits for it; ``everysec`` fsyncs at most once a second in the
-thread; ``no`` leaves flushing to the OS. In every mode the thread writes what
-the loop appended within one loop iteration; a clean shutdown fsyncs.
-Must never: block the event loop on a file, or resolve a commit future before
-the bytes it covers are fsynced.
+``always`` works as Redis's ``appendfsync always``: once per loop iteration
+that appended records (a ``call_soon`` from the first append, so it runs after
+every connection read in that iteration and before the loop polls again), the
+loop itself writes the frame and ``fdatasync``s it, then completes the
+``commit()`` of every batch the fsync covers, whose replies go out at once
+(``Commit`` runs its callbacks immediately). Requests that arrive during an
+fsync wait in the socket buffers and share the next one. No thread, no
+hand-off, no wake-up, no GIL contention per commit; the cost is that the loop
+waits for the disk (one fsync per iteration that changed state), during which no
+connection is served, which with ``always`` every change waits for anyway.
+
+``everysec`` and ``no`` never wait for the disk on the loop: the buffer goes to
+one writer thread every ``HANDOFF_S``; the thread writes it, and with
+``everysec`` fsyncs at most once a second. A clean shutdown fsyncs in every mode.
+Must never: resolve a commit before the bytes it covers are fsynced, write
+after a failed write or fsync, or (everysec/no) block the event loop on a file.
 """
 
 from __future__ import annotations
@@ -26,15 +32,19 @@ import threading
 import time
 from collections import deque
 from enum import StrEnum
+from typing import Any, TypeVar
 
+from broker.durability.commit import Commit
 from broker.durability.records import frame
 from broker.errors import Unavailable
 
 log = logging.getLogger("wonderq.durability")
 
+T = TypeVar("T")
+
 EVERYSEC_S = 1.0
 #: with everysec/no, appended records reach the writer thread this often (a thread
-#: wake-up per loop iteration costs more than the write); always hands off at once
+#: wake-up per loop iteration costs more than the write)
 HANDOFF_S = 0.005
 
 
@@ -109,16 +119,21 @@ class Log:
         self.last_fsync_at: float | None = None  # time.monotonic()
         self._want_progress = False  # the loop has waiters: the thread must call _progress
         self.failure: OSError | None = None
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # on synced
-        self._write_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # on written
+        self.fsyncs = 0  # fdatasync calls of the log (not counting rotations)
+        self._waiters: deque[tuple[int, Commit[Any], Any]] = deque()  # on synced
+        self._write_waiters: deque[tuple[int, Commit[Any], Any]] = deque()  # on written
         # shared with the writer thread, under _cond
         self._cond = threading.Condition()
         self._pending: list[bytes | _Rotate] = []
         self._pending_end = 0
         self._closing = False
         self._fd = self._open_segment(segment)
-        self._thread = threading.Thread(target=self._run, name="wonderq-log-writer", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # always: the loop writes
+        if policy != FsyncPolicy.ALWAYS:
+            self._thread = threading.Thread(
+                target=self._run, name="wonderq-log-writer", daemon=True
+            )
+            self._thread.start()
 
     def _open_segment(self, n: int) -> int:
         fd = os.open(
@@ -138,8 +153,8 @@ class Log:
         self.records += 1
         if not self._handoff_scheduled:
             self._handoff_scheduled = True
-            if self.policy == FsyncPolicy.ALWAYS:
-                self._loop.call_soon(self._handoff)
+            if self._thread is None:
+                self._loop.call_soon(self._flush)
             else:
                 self._loop.call_later(HANDOFF_S, self._handoff)
 
@@ -148,7 +163,31 @@ class Log:
         """Bytes appended but not yet written to the OS."""
         return self.appended - self.written
 
+    def _flush(self) -> None:
+        """(always) Write and fsync what this loop iteration appended, on the loop,
+        then complete every commit it covers (their replies go out now)."""
+        # an early call (rotate, close) leaves the scheduled one nothing to do
+        self._handoff_scheduled = False
+        buf = self._buf
+        if not buf:
+            return
+        self._buf = []
+        if self.failure is not None:
+            return  # never write after a failure: what is on disk is uncertain
+        try:
+            write_all(self._fd, frame(buf))
+            self.written = self.appended
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self.fsyncs += 1
+        self.synced = self.appended
+        self.last_fsync_at = time.monotonic()
+        self._progress()
+
     def _handoff(self) -> None:
+        """(everysec, no) Give what was appended to the writer thread."""
         # an early call (rotate, close) leaves the scheduled one nothing to do
         self._handoff_scheduled = False
         buf = self._buf
@@ -160,24 +199,29 @@ class Log:
             self._pending_end = self.appended
             self._cond.notify()
 
-    def commit(self) -> asyncio.Future[None]:
-        """A future resolved once every byte appended so far is fsynced."""
-        fut: asyncio.Future[None] = self._loop.create_future()
+    def commit(self, value: T) -> Commit[T]:
+        """A future of ``value`` resolved once every byte appended so far is fsynced.
+
+        Its callbacks run at once (with ``always``, inside the flush that fsynced):
+        ``value`` is what the waiter needs then (a batch's replies), so no second
+        future is chained to this one.
+        """
+        fut: Commit[T] = Commit(self._loop)
         if self.failure is not None:
             fut.set_exception(_unavailable(self.failure))
         else:
-            self._waiters.append((self.appended, fut))
+            self._waiters.append((self.appended, fut, value))
             self._want_progress = True  # store first, then read synced (the thread: the reverse)
             self._progress()
         return fut
 
-    def written_to(self, pos: int) -> asyncio.Future[None]:
-        """A future resolved once the first ``pos`` bytes appended reached the OS."""
-        fut: asyncio.Future[None] = self._loop.create_future()
+    def written_to(self, pos: int, value: T) -> Commit[T]:
+        """A future of ``value`` resolved once the first ``pos`` bytes appended reached the OS."""
+        fut: Commit[T] = Commit(self._loop)
         if self.failure is not None:
             fut.set_exception(_unavailable(self.failure))
         else:
-            self._write_waiters.append((pos, fut))
+            self._write_waiters.append((pos, fut, value))
             self._want_progress = True
             self._progress()
         return fut
@@ -185,9 +229,23 @@ class Log:
     def rotate(self) -> asyncio.Future[None]:
         """New records go to a new segment from now on; the future resolves once
         the old segment is fsynced and closed and the new one exists."""
+        done: asyncio.Future[None] = self._loop.create_future()
+        if self._thread is None:
+            self._flush()
+            self.segment += 1
+            if self.failure is not None:
+                done.set_exception(self.failure)
+                return done
+            try:
+                self._switch_segment(self.segment)
+            except OSError as exc:
+                self._failed(exc)
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+            return done
         self._handoff()
         self.segment += 1
-        done: asyncio.Future[None] = self._loop.create_future()
         with self._cond:
             self._pending.append(_Rotate(self.segment, done))
             self._cond.notify()
@@ -195,11 +253,18 @@ class Log:
 
     async def close(self) -> None:
         """Write and fsync everything appended, then stop the thread."""
+        if self._thread is None:
+            self._flush()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            return
         self._handoff()
+        thread = self._thread
         with self._cond:
             self._closing = True
             self._cond.notify()
-        await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(thread.join)
 
     def _progress(self) -> None:
         _resolve_upto(self._waiters, self.synced)
@@ -214,7 +279,7 @@ class Log:
         for waiters in (self._waiters, self._write_waiters):
             while waiters:
                 fut = waiters.popleft()[1]
-                if not fut.done():
+                if not fut.done():  # a connection that went away cancelled its own
                     fut.set_exception(err)
 
     # ----------------------------------------------------------- writer side
@@ -282,18 +347,21 @@ class Log:
                 return
 
     def _switch(self, rotate: _Rotate) -> None:
+        self._switch_segment(rotate.number)
+        self._loop.call_soon_threadsafe(_resolve, rotate.done)
+
+    def _switch_segment(self, number: int) -> None:
         os.fdatasync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        self._fd = self._open_segment(rotate.number)
-        self._loop.call_soon_threadsafe(_resolve, rotate.done)
+        self._fd = self._open_segment(number)
 
 
-def _resolve_upto(waiters: deque[tuple[int, asyncio.Future[None]]], pos: int) -> None:
+def _resolve_upto(waiters: deque[tuple[int, Commit[Any], Any]], pos: int) -> None:
     while waiters and waiters[0][0] <= pos:
-        fut = waiters.popleft()[1]
-        if not fut.done():
-            fut.set_result(None)
+        _, fut, value = waiters.popleft()
+        if not fut.done():  # a connection that went away cancelled its own
+            fut.set_result(value)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
