@@ -3,11 +3,12 @@
 Owns: opening the data directory (lock, replay, restore into the engine),
 the ``LogJournal`` the engine writes to, when replies may leave (with
 ``--fsync always`` a batch that changed state is answered only after the fsync
-that covers it, shared by every batch that arrived meanwhile: group commit;
-waiting GETs completed later wait for it too), back-pressure when the writer
-thread falls behind, starting compactions, and STATS' ``durability`` figures.
-Must never: block the event loop on the disk, or answer a change before it is
-durable under ``always``.
+that covers it, the one fsync of its loop iteration, shared by every batch of
+that iteration: group commit; waiting GETs completed later wait for it too),
+back-pressure when the writer thread (everysec, no) falls behind, starting
+compactions, and STATS' ``durability`` figures.
+Must never: answer a change before it is durable under ``always``, or (everysec,
+no) block the event loop on the disk.
 """
 
 from __future__ import annotations
