@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from broker.backend.base import Replies
 from broker.config import Config
 from broker.durability.backend import DurableBackend
 from broker.durability.commit import Commit
+from broker.durability.log import segment_name
+from broker.durability.replay import ReplayState, scan
+from broker.durability.store import recover
 from broker.errors import Unavailable
 from broker.protocol import requests as rq
 from broker.protocol.codec import Reply
@@ -50,12 +54,15 @@ async def backend(tmp_path: Path) -> AsyncIterator[DurableBackend]:
 
 
 def spy_fdatasync(monkeypatch: pytest.MonkeyPatch, at_call: Callable[[], object]) -> list[object]:
-    """Wrap os.fdatasync: each call records ``at_call()`` taken just before it runs."""
+    """Wrap os.fdatasync: each call on this (the loop's) thread records ``at_call()``
+    taken just before it runs (the thread that zero-fills the log ahead also fsyncs)."""
     seen: list[object] = []
     real = os.fdatasync
+    loop_thread = threading.get_ident()
 
     def fdatasync(fd: int) -> None:
-        seen.append(at_call())
+        if threading.get_ident() == loop_thread:
+            seen.append(at_call())
         real(fd)
 
     monkeypatch.setattr(os, "fdatasync", fdatasync)
@@ -203,3 +210,44 @@ async def test_a_failing_callback_is_reported_and_the_others_still_run() -> None
         loop.set_exception_handler(previous)
     assert ran == ["second"]
     assert [str(c["exception"]) for c in reported] == ["boom"]
+
+
+# ------------------------------------------------ zero-filled ahead (always)
+
+
+def data_end(path: Path) -> tuple[int, int]:
+    """(end of the intact frames, file size) of one segment."""
+    raw = path.read_bytes()
+    return scan(raw, str(path), ReplayState()).good_end, len(raw)
+
+
+async def test_the_segment_is_filled_ahead_and_a_clean_stop_cuts_the_zeros(tmp_path: Path) -> None:
+    b = DurableBackend(Config(port=0, data_dir=str(tmp_path), fsync="always"))
+    await b.start()
+    try:
+        owner = b.open(Sink())
+        result = b.execute(owner, [put(1)])
+        assert isinstance(result, Commit)
+        await result
+        segment = tmp_path / segment_name(b.log.segment)
+    finally:
+        await b.stop()
+    end, size = data_end(segment)
+    assert end == size > 0  # nothing but frames is left
+    assert recover(str(tmp_path)).notes == []
+
+
+async def test_a_rotation_cuts_the_zeros_of_the_old_segment(backend: DurableBackend) -> None:
+    owner = backend.open(Sink())
+    result = backend.execute(owner, [put(1)])
+    assert isinstance(result, Commit)
+    await result
+    old = Path(backend.directory) / segment_name(backend.log.segment)
+    await backend.log.rotate()
+    end, size = data_end(old)
+    assert end == size > 0
+    result = backend.execute(owner, [put(2)])  # the new segment takes frames
+    assert isinstance(result, Commit)
+    await result
+    new = Path(backend.directory) / segment_name(backend.log.segment)
+    assert data_end(new)[0] > 0
