@@ -3,11 +3,12 @@
 Owns: opening the data directory (lock, replay, restore into the engine),
 the ``LogJournal`` the engine writes to, when replies may leave (with
 ``--fsync always`` a batch that changed state is answered only after the fsync
-that covers it, shared by every batch that arrived meanwhile: group commit;
-waiting GETs completed later wait for it too), back-pressure when the writer
-thread falls behind, starting compactions, and STATS' ``durability`` figures.
-Must never: block the event loop on the disk, or answer a change before it is
-durable under ``always``.
+that covers it, the one fsync of its loop iteration, shared by every batch of
+that iteration: group commit; waiting GETs completed later wait for it too),
+back-pressure when the writer thread (everysec, no) falls behind, starting
+compactions, and STATS' ``durability`` figures.
+Must never: answer a change before it is durable under ``always``, or (everysec,
+no) block the event loop on the disk.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from broker.backend.base import Replies, ReplySink, StatsProvider
 from broker.backend.memory import EMPTY_GET_REPLY, Clock, MemoryBackend
 from broker.config import Config
+from broker.durability.commit import Commit
 from broker.durability.compaction import Compaction
 from broker.durability.journal import LogJournal
 from broker.durability.lock import DirLock
@@ -78,11 +80,9 @@ class _CommitSink:
             self._sink.deliver(request, reply)
             return
         self.pending += 1
-        wal.commit().add_done_callback(functools.partial(self._committed, request, reply))
+        wal.commit(None).add_done_callback(functools.partial(self._committed, request, reply))
 
-    def _committed(
-        self, request: rq.Request, reply: Reply | bytes, fut: asyncio.Future[None]
-    ) -> None:
+    def _committed(self, request: rq.Request, reply: Reply | bytes, fut: Commit[None]) -> None:
         self.pending -= 1
         exc = fut.exception()
         if isinstance(exc, WonderQError):
@@ -97,28 +97,6 @@ def restore_into(engine: Engine, state: ReplayState, now: float, wall_offset: fl
         live = sorted(live, key=_order)
     engine.restore_messages(now, live, wall_offset)
     engine.reserve_seqs(state.hi + 1)
-
-
-def _after(pending: asyncio.Future[None], replies: Replies) -> asyncio.Future[Replies]:
-    """A future of ``replies`` resolved with ``pending`` (a callback: no coroutine, no task)."""
-    out: asyncio.Future[Replies] = pending.get_loop().create_future()
-    pending.add_done_callback(functools.partial(_resolve_after, out, replies))
-    return out
-
-
-def _resolve_after(
-    out: asyncio.Future[Replies], replies: Replies, pending: asyncio.Future[None]
-) -> None:
-    if out.done():  # cancelled: its connection went away
-        return
-    if pending.cancelled():
-        out.cancel()
-        return
-    exc = pending.exception()
-    if exc is not None:
-        out.set_exception(exc)
-    else:
-        out.set_result(replies)
 
 
 class DurableBackend:
@@ -240,14 +218,14 @@ class DurableBackend:
         if wal.appended == before:
             held = self._held.get(owner)
             if held is not None and held.pending:  # answer after the held GET replies
-                return _after(wal.commit(), replies)
+                return wal.commit(replies)
             return replies
         if wal.appended >= self._next_check:
             self._maybe_compact()
         if self.policy == FsyncPolicy.ALWAYS:
-            return _after(wal.commit(), replies)
+            return wal.commit(replies)
         if wal.backlog > BACKLOG_HIGH:
-            return _after(wal.written_to(wal.appended - BACKLOG_LOW), replies)
+            return wal.written_to(wal.appended - BACKLOG_LOW, replies)
         return replies
 
     # ------------------------------------------------------------- compaction

@@ -2,7 +2,8 @@
 
 Owns: walking the framed records of one file, telling a torn tail (a crash
 mid-append: the file just stops, or ends in zeros, or its very last record
-fails its checksum) from corruption (a bad length or checksum with more data
+fails its checksum, with nothing or only zeros after it: with ``--fsync always``
+a segment is zero-filled ahead of the data) from corruption (a bad length or checksum with more data
 after it), and folding records into ``ReplayState``: the live messages by seq,
 and the highest sequence number ever used.
 Must never: drop data silently. A torn tail is reported to the caller, which
@@ -131,7 +132,7 @@ def scan(data: bytes, path: str, state: ReplayState) -> Scan:
                 return Scan(n_records, pos, "last frame runs past the end of the file")
             payload = view[start:stop]
             if crc32(payload) != crc:
-                if stop == end:
+                if stop == end or data.count(0, stop) == end - stop:  # zeros: filled ahead
                     return Scan(n_records, pos, "checksum mismatch in the last frame")
                 raise CorruptLog(path, pos, "checksum mismatch")
             try:

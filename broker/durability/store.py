@@ -80,9 +80,14 @@ def recover(directory: str) -> Recovered:
             raise CorruptLog(
                 path, result.good_end, f"torn record before the last segment ({result.torn})"
             )
+        cut = len(data) - result.good_end
+        if result.torn == "zero-filled tail":  # the space filled ahead of the data
+            why = "the server did not stop cleanly"
+        else:
+            why = "a crash interrupted a write"
         note = (
             f"{path}: torn tail at offset {result.good_end} ({result.torn}); "
-            f"truncated {len(data) - result.good_end} bytes (a crash interrupted a write)"
+            f"truncated {cut} bytes ({why})"
         )
         log.warning("%s", note)
         out.notes.append(note)

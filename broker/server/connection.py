@@ -8,8 +8,11 @@ backend delivers it). Once the transport's write buffer is above its high-water
 mark, no further batch runs and reading pauses until it drains: lines already
 read wait, framed, in ``_pending``. So a client that does not read its replies
 cannot make the server buffer more than the high-water mark plus one batch of
-replies, however small its requests and large their replies (STATS). Reading
-also pauses while an asynchronous batch is in flight (replies stay in order).
+replies, however small its requests and large their replies (STATS). While an
+asynchronous batch is in flight, lines that arrive wait in ``_pending`` (replies
+stay in order) and reading pauses until it completes; reading is not paused
+before such lines arrive, since a durable batch usually completes (its fsync)
+before the loop reads again, and a pause and resume cost two ``epoll_ctl``.
 Before the backend sees a request, the connection's ``AuthGate`` screens it
 (``AUTH`` never reaches a backend). A connection over the server's
 ``max-connections`` is refused in ``connection_made`` with one error line.
@@ -139,7 +142,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._paused_for_write or self._busy is not None or self._pending:
+        if self._paused_for_write or self._pending:
             if transport.is_reading():
                 transport.pause_reading()
         elif not transport.is_reading():
@@ -149,8 +152,9 @@ class Connection(asyncio.Protocol):
         if self._closing:
             return
         frames = self._framer.feed(data)
-        if self._pending or self._busy is not None:  # paused; a last chunk can still arrive
+        if self._pending or self._busy is not None:  # a batch is in flight: lines wait
             self._pending.extend(frames)
+            self._update_reading()
             return
         self._process(frames)
 

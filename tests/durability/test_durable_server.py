@@ -17,6 +17,7 @@ from broker.durability import records as rec
 from broker.durability.backend import DurableBackend
 from broker.durability.lock import DataDirLocked
 from broker.durability.log import segment_name
+from broker.durability.replay import ReplayState, scan
 from broker.server import Server
 from tests.durability.broker_process import BrokerProcess
 from tests.support import LineClient
@@ -163,8 +164,11 @@ async def test_a_torn_tail_is_reported_and_truncated(tmp_path: Path) -> None:
         kept = (await c.call(op="PUT", queue="q", body="kept"))["id"]
     await broker.kill()
     segment = data / segment_name(1)
+    raw = segment.read_bytes()  # the data, then the zeros filled ahead of it (always)
+    end = scan(raw, str(segment), ReplayState()).good_end
+    assert raw[end:].count(0) == len(raw) - end
     torn = rec.frame([rec.encode(rec.Ack(1))])[:-3]  # a write cut short by the crash
-    segment.write_bytes(segment.read_bytes() + torn)
+    segment.write_bytes(raw[:end] + torn + raw[end + len(torn) :])
     broker = await BrokerProcess.start(data, "--fsync", "always")
     try:
         async with await LineClient.connect(broker.port) as c:
@@ -172,7 +176,8 @@ async def test_a_torn_tail_is_reported_and_truncated(tmp_path: Path) -> None:
     finally:
         assert await broker.stop() == 0
     log = broker.log.read_text()
-    assert f"{segment}: torn tail at offset" in log and f"truncated {len(torn)} bytes" in log, log
+    assert f"{segment}: torn tail at offset {end}" in log, log
+    assert f"truncated {len(raw) - end} bytes (a crash interrupted a write)" in log, log
 
 
 async def test_compaction_runs_while_producers_keep_going(tmp_path: Path) -> None:

@@ -88,6 +88,19 @@ def test_a_bad_checksum_in_the_last_record_is_torn() -> None:
     assert result.torn is not None and result.good_end == ends[-2]
 
 
+def test_a_bad_checksum_in_the_last_record_before_zeros_is_torn() -> None:
+    """With fsync always the segment is zero-filled ahead: a torn last frame has zeros after it."""
+    data, ends = encoded()
+    broken = bytearray(data + bytes(4096))
+    broken[len(data) - 1] ^= 0xFF
+    result = scan(bytes(broken), "f", ReplayState())
+    assert result.torn == "checksum mismatch in the last frame"
+    assert result.good_end == ends[-2]
+    broken[-1] = 1  # not only zeros after it: corruption, not a torn write
+    with pytest.raises(CorruptLog):
+        scan(bytes(broken), "f", ReplayState())
+
+
 @pytest.mark.parametrize("index", range(len(FRAMES) - 1))
 @pytest.mark.parametrize("where", ["length", "check", "crc", "payload"])
 def test_corruption_in_the_middle_names_file_and_offset(index: int, where: str) -> None:
@@ -115,6 +128,15 @@ def test_recover_truncates_a_torn_tail_of_the_last_segment(tmp_path: Path) -> No
     assert "log-00000002.wql" in got.notes[0] and f"offset {ends[1]}" in got.notes[0]
     assert (tmp_path / segment_name(2)).stat().st_size == ends[1]
     assert recover(str(tmp_path)).notes == []  # the truncation is durable
+
+
+def test_recover_truncates_the_zeros_filled_ahead_of_the_last_segment(tmp_path: Path) -> None:
+    data, _ = encoded()
+    _write(tmp_path / segment_name(1), data + bytes(8192))  # after a kill -9
+    got = recover(str(tmp_path))
+    assert len(got.notes) == 1 and "did not stop cleanly" in got.notes[0], got.notes
+    assert (tmp_path / segment_name(1)).stat().st_size == len(data)
+    assert got.state.records == len(RECORDS)
 
 
 def test_recover_refuses_a_torn_record_before_the_last_segment(tmp_path: Path) -> None:
