@@ -60,6 +60,11 @@ class NewMessage(NamedTuple):
     max_attempts: int | None = None
 
 
+#: ``NewMessage``'s fields as a plain tuple, which ``put`` takes too: a batch PUT
+#: builds one per message, and a plain tuple costs a quarter of a NamedTuple call.
+NewMessageFields = tuple[bytes, str | None, float, int, int | None]
+
+
 class StoredMessage(Protocol):
     """A message as a durable store keeps it (see ``restore_messages``)."""
 
@@ -144,15 +149,18 @@ class Engine:
 
     # ---------------------------------------------------------------- producer
 
-    def put(self, now: float, queue_name: str, items: Sequence[NewMessage]) -> list[int]:
-        """Store messages (all or nothing) and return their sequence numbers."""
+    def put(self, now: float, queue_name: str, items: Sequence[NewMessageFields]) -> list[int]:
+        """Store messages (all or nothing) and return their sequence numbers.
+
+        ``items`` are ``NewMessage``s, or plain tuples of the same five fields.
+        """
         config = self.config
         q = self.queue(queue_name)
         n = len(items)
         total = 0
         max_body = config.max_body
         for item in items:
-            size = len(item.body)
+            size = len(item[0])  # the body
             if size > max_body:
                 raise TooLarge(f"body is {size} bytes; the limit (max-body) is {max_body}")
             total += size
