@@ -20,7 +20,10 @@ Invariants (checked by the property tests):
     change before any lease it allows;
   - ``advance(now)`` acts as if it had been called at each due instant in turn;
   - an entry in the deadline heap is live only while its item's ``due_at`` and
-    state still match it (lazy deletion); after any call the heap holds at most
+    state still match it (lazy deletion); the leases one GET grants share one
+    entry (a ``LeaseBatch``), live while any of them is still leased until that
+    instant (a message whose lease moves gets an entry of its own); after any
+    call the heap holds at most
     max(1024, 2 x live deadlines) entries.
 
 Must never: import asyncio or sockets, read a clock, or format wire replies.
@@ -95,12 +98,34 @@ class AckedRecord:
     queue: Queue
 
 
-def _is_live(item: Message | Waiter, at: float) -> bool:
-    if item.due_at != at:
+#: The messages one GET leased, with one deadline entry for all of them: a batch GET
+#: pushes one entry instead of 64, and a batch ACK leaves one stale entry, not 64.
+LeaseBatch = list[Message]
+Timed = Message | Waiter | LeaseBatch
+
+
+def _is_live(item: Timed, at: float) -> bool:
+    if type(item) is list:
+        return _batch_is_live(item, at)
+    if item.due_at != at:  # type: ignore[union-attr]
         return False
     if type(item) is Waiter:
         return item.active
     return item.state != State.READY  # type: ignore[union-attr]
+
+
+def _batch_is_live(batch: LeaseBatch, at: float) -> bool:
+    """Live while a member is still leased until ``at``. Members before the first
+    such one are dropped on sight, so each is looked at a bounded number of times
+    and a live batch's first member is leased until ``at``."""
+    leased = State.LEASED
+    for i, msg in enumerate(batch):
+        if msg.due_at == at and msg.state == leased:
+            if i:
+                del batch[:i]
+            return True
+    batch.clear()
+    return False
 
 
 class Engine:
@@ -113,7 +138,7 @@ class Engine:
         self._acked: dict[int, Queue] = {}
         self._owned: dict[object, set[Message]] = {}
         self._owner_waiters: dict[object, set[Waiter]] = {}
-        self._deadlines: DeadlineHeap[Message | Waiter] = DeadlineHeap(_is_live)
+        self._deadlines: DeadlineHeap[Timed] = DeadlineHeap(_is_live)
         self._deliveries: list[Delivery] = []
         self._bytes = 0
         self._n_timed = 0  # live deadlines: leased + delayed messages + waiters
@@ -252,7 +277,6 @@ class Engine:
             owned = self._owned[owner] = set()
         due = now + lease_s
         budget = self.config.max_reply_bytes
-        push = self._deadlines.push
         pop_ready = q.pop_ready
         own = owned.add
         append = out.append
@@ -265,7 +289,6 @@ class Engine:
             msg.owner = owner
             msg.attempts += 1
             msg.due_at = due
-            push(due, msg)
             own(msg)
             append(msg)
             budget -= len(msg.body)
@@ -276,6 +299,7 @@ class Engine:
             q.n_ready -= n
             q.n_leased += n
             self._n_timed += n
+            self._deadlines.push(due, out.copy())  # a copy: the heap trims its own
             self.journal.lease(out)
         return out
 
@@ -469,21 +493,28 @@ class Engine:
         """
         pop = self._deadlines.pop_due
         while (first := pop(now)) is not None:
-            at = first.due_at
+            # a live LeaseBatch's first member is leased until its entry's instant
+            at = first[0].due_at if type(first) is list else first.due_at  # type: ignore[union-attr]
             due = [first]
             while (item := pop(at)) is not None:
                 due.append(item)
             self._fire(at, due, now)
         self._settle(now)
 
-    def _fire(self, at: float, due: list[Message | Waiter], now: float) -> None:
+    def _fire(self, at: float, due: list[Timed], now: float) -> None:
         """Everything due at the instant ``at`` happens at once: leases expire and
         delays end (in queue order), then waiters are served, then the waits due
         at ``at`` that got nothing end empty."""
-        msgs = sorted((i for i in due if isinstance(i, Message)), key=lambda m: m.order)
+        msgs: list[Message] = []
+        for item in due:
+            if type(item) is list:
+                msgs.extend(item)  # members no longer due at ``at`` are skipped below
+            elif isinstance(item, Message):
+                msgs.append(item)
+        msgs.sort(key=lambda m: m.order)
         for msg in msgs:
             if not _is_live(msg, at):
-                continue  # a second heap entry of a message already handled
+                continue  # a second heap entry of a message already handled, or gone
             if msg.state == State.LEASED:
                 self._count_event(msg.queue, "expired")
                 self._release(msg, now, "expired", 0.0)
