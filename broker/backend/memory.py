@@ -30,11 +30,12 @@ from broker.engine import (
     Journal,
     Message,
     NewMessage,
+    NewMessageFields,
     State,
     format_id,
     parse_id,
 )
-from broker.engine.ids import id_bytes
+from broker.engine.ids import id_bytes, parse_ids
 from broker.engine.queue import Queue
 from broker.errors import BadRequest, NotFound, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
@@ -286,12 +287,13 @@ class MemoryBackend:
                 f"`messages` holds {len(req.messages)} messages; "
                 f"the limit (max-batch) is {self.config.max_batch}"
             )
-        items = [
-            NewMessage(bytes(m.body), m.key, m.delay, m.priority, m.max_attempts)
-            for m in req.messages
+        items: list[NewMessageFields] = [
+            (bytes(m.body), m.key, m.delay, m.priority, m.max_attempts) for m in req.messages
         ]
         seqs = self.engine.put(now, req.queue, items)
-        return b'{"ok":true,"ids":["' + b'","'.join([id_bytes(s) for s in seqs]) + b'"]}'
+        # one format over the batch (a quarter of the time of one id_bytes per id)
+        ids = (b'%x","' * len(seqs))[:-3] % tuple(seqs)
+        return b'{"ok":true,"ids":["' + ids + b'"]}'
 
     def _get(self, owner: object, req: rq.Get, now: float) -> bytes | None:
         if req.max > self.config.max_get:
@@ -312,14 +314,16 @@ class MemoryBackend:
             raise BadRequest(
                 f"`ids` holds {len(req.ids)} ids; the limit (max-batch) is {self.config.max_batch}"
             )
-        seqs: list[int] = []
+        seqs = parse_ids(req.ids)
         unparsable: list[str] = []
-        for text in req.ids:
-            seq = parse_id(text)
-            if seq is None:
-                unparsable.append(text)
-            else:
-                seqs.append(seq)
+        if seqs is None:  # some id cannot be one of ours: sort them out one by one
+            seqs = []
+            for text in req.ids:
+                seq = parse_id(text)
+                if seq is None:
+                    unparsable.append(text)
+                else:
+                    seqs.append(seq)
         result = self.engine.ack_many(now, owner, seqs)
         if not result.not_leased and not result.not_found and not unparsable:
             return b'{"ok":true,"acked":%d,"not_leased":[],"not_found":[]}' % result.acked

@@ -87,17 +87,18 @@ class Adapter(asyncio.Protocol, abc.ABC):
 # ------------------------------------------------------------------ WonderQ
 
 
-class _Msg(msgspec.Struct):
+# gc=False: replies hold no cycles, so the collector need not track 64 structs a GET
+class _Msg(msgspec.Struct, gc=False):
     id: str
     body: msgspec.Raw
 
 
-class _GetReply(msgspec.Struct):
+class _GetReply(msgspec.Struct, gc=False):
     ok: bool
     messages: list[_Msg]
 
 
-class _AckManyReply(msgspec.Struct):
+class _AckManyReply(msgspec.Struct, gc=False):
     ok: bool
     acked: int
     not_leased: list[str]

@@ -106,9 +106,15 @@ def _wait_accepting(proc: subprocess.Popen[bytes], port: int, name: str, errors:
     )
 
 
+#: ``python -m broker`` as this interpreter installed it: ``-P`` keeps the current
+#: directory off ``sys.path``, so a bench run from another checkout's directory
+#: still starts this installation's broker, not that checkout's.
+_WONDERQ: Final = (sys.executable, "-P", "-m", "broker")
+
+
 def wonderq_supports_durability() -> bool:
     out = subprocess.run(
-        [sys.executable, "-m", "broker", "serve", "--help"],
+        [*_WONDERQ, "serve", "--help"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -119,7 +125,7 @@ def wonderq_supports_durability() -> bool:
 
 def _command(name: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
     if name == "wonderq":
-        cmd = [sys.executable, "-m", "broker", "serve", "--host", HOST, "--port", str(port)]
+        cmd = [*_WONDERQ, "serve", "--host", HOST, "--port", str(port)]
         cmd += ["--log-level", "WARNING"]
         if fsync is not None:
             cmd += ["--data-dir", str(data_dir), "--fsync", fsync]

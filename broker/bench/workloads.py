@@ -121,16 +121,19 @@ class Run:
             if not self.all_put.done():
                 self.all_put.set_result(None)
 
-    def on_delivered(self, body: bytes, now: float) -> None:
-        i = int(body[1:11])
-        if self.delivered[i]:
-            self.duplicates += 1
-        else:
-            self.delivered[i] = 1
-            self.delivered_total += 1
-            self.latencies.append(now - self.sent_at[i])
-            if self.delivered_total == self.plan.messages:
-                self.delivered_at = now
+    def on_delivered(self, items: list[tuple[Any, bytes]], now: float) -> None:
+        """Check off one get's messages (one loop per get: the client's CPU counts too)."""
+        delivered, sent_at, latency = self.delivered, self.sent_at, self.latencies.append
+        for _, body in items:
+            i = int(body[1:11])
+            if delivered[i]:
+                self.duplicates += 1
+            else:
+                delivered[i] = 1
+                latency(now - sent_at[i])
+                self.delivered_total += 1
+                if self.delivered_total == self.plan.messages:
+                    self.delivered_at = now
 
     def on_acked(self, n: int) -> None:
         self.acked += n
@@ -268,10 +271,7 @@ class Consumer:
     def on_got(self, conn: Adapter, items: list[tuple[Any, bytes]]) -> None:
         self.gets_out -= 1
         if items:
-            now = time.perf_counter()
-            deliver = self.run.on_delivered
-            for _, body in items:
-                deliver(body, now)
+            self.run.on_delivered(items, time.perf_counter())
             conn.ack([token for token, _ in items])
             self.acks_out += 1
             self.flowing = True

@@ -312,6 +312,7 @@ async def serve(
         await server.start()
     frozen = collector.freeze_survivors()
     log.debug("froze %d startup objects out of the collector's reach", frozen)
+    collector.space_young_collections()
     endpoint: MetricsEndpoint | None = None
     try:
         if metrics_port is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from broker.durability import records as rec
-from broker.engine import Message, NewMessage, Queue, State
+from broker.engine import Message, NewMessageFields, Queue, State
 
 _MSG_TAG = rec.Msg.__struct_config__.tag
 
@@ -40,23 +40,24 @@ class LogJournal:
         self.append = append
         self.wall_offset = wall_offset
 
-    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
+    def put(
+        self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessageFields]
+    ) -> None:
         # the hot path: a plain tuple encodes exactly as the array-like tagged ``Msg``
         # (tag first; attempts and order left to their defaults), in half the time
         append, encode, offset, tag = self.append, rec.encode, self.wall_offset, _MSG_TAG
         name, default_attempts, put_wall = queue.name, queue.max_attempts, put_at + offset
-        for seq, item in enumerate(items, first_seq):
-            delay_s = item.delay_s
+        for seq, (body, key, delay_s, priority, max_attempts) in enumerate(items, first_seq):
             append(
                 encode(
                     (
                         tag,
                         seq,
                         name,
-                        item.body,
-                        item.key,
-                        item.priority,
-                        item.max_attempts if item.max_attempts is not None else default_attempts,
+                        body,
+                        key,
+                        priority,
+                        max_attempts if max_attempts is not None else default_attempts,
                         put_wall,
                         put_at + delay_s + offset if delay_s > 0 else 0.0,
                     )

@@ -1,6 +1,6 @@
 """The pure queue engine (no asyncio, no sockets, no clock reads)."""
 
-from broker.engine.engine import AckedRecord, AckResult, Engine, NewMessage
+from broker.engine.engine import AckedRecord, AckResult, Engine, NewMessage, NewMessageFields
 from broker.engine.ids import format_id, parse_id
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.message import STATE_NAMES, Message, State
@@ -17,6 +17,7 @@ __all__ = [
     "Journal",
     "Message",
     "NewMessage",
+    "NewMessageFields",
     "NullJournal",
     "Queue",
     "State",

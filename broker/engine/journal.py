@@ -18,14 +18,19 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from broker.engine.engine import NewMessage
+    from broker.engine.engine import NewMessageFields
     from broker.engine.message import Message
     from broker.engine.queue import Queue
 
 
 class Journal(Protocol):
-    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
+    def put(
+        self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessageFields]
+    ) -> None:
         """New messages: ``items[i]`` got the id ``first_seq + i``, all put at ``put_at``.
+
+        Each item is a ``NewMessage`` or a plain tuple of its five fields (body, key,
+        delay_s, priority, max_attempts): read it by position, never by name.
 
         Each is READY, or DELAYED until ``put_at + delay_s`` if ``delay_s`` > 0; a
         ``max_attempts`` of None is ``queue.max_attempts``. Plain messages have no
@@ -54,7 +59,9 @@ class Journal(Protocol):
 class NullJournal:
     """The in-memory journal: records nothing."""
 
-    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
+    def put(
+        self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessageFields]
+    ) -> None:
         pass
 
     def lease(self, msgs: list[Message]) -> None:

@@ -11,7 +11,11 @@ million objects on the machines we measure on. So:
   several full collections over a growing heap;
 - once it listens, everything alive is frozen (``gc.freeze``): moved to the
   permanent generation, which collections skip, so a later collection's cost
-  follows what changed since the start, not what the start loaded.
+  follows what changed since the start, not what the start loaded;
+- and young collections are spaced out (``YOUNG_THRESHOLD`` instead of 700
+  allocations): a batch PUT of 64 messages allocates a few hundred tracked
+  objects that stay queued, so at 700 a young collection ran every few batches
+  and promoted the queue into the older generations, rescanned in turn.
 
 Must never: leave the collector disabled while serving (asyncio makes
 reference cycles: futures, exceptions and their tracebacks), or be applied
@@ -24,6 +28,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Final
+
+#: Net allocations of tracked objects between two young collections while serving.
+#: Measured with ``gc.callbacks`` on 200k-message batch bench runs (startup frozen
+#: either way): the collector took about 0.13 s of the server's CPU per run at
+#: CPython's default (700) and about 0.06 s at 10,000.
+YOUNG_THRESHOLD: Final = 10_000
 
 
 @contextmanager
@@ -43,3 +54,10 @@ def freeze_survivors() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def space_young_collections() -> None:
+    """Raise the young generation's threshold to ``YOUNG_THRESHOLD``; the older
+    generations keep theirs (counted in young collections, so they space out too)."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)

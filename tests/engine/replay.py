@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from broker.engine import Engine, Message, NewMessage, Queue, State
+from broker.engine import Engine, Message, NewMessageFields, Queue, State
 
 
 @dataclass
@@ -34,15 +34,17 @@ class ReplayJournal:
         due_at = msg.due_at if msg.state == State.DELAYED else 0.0
         return Row(msg.queue.name, msg.state, msg.attempts, msg.key, msg.order, due_at)
 
-    def put(self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessage]) -> None:
+    def put(
+        self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessageFields]
+    ) -> None:
         seqs = list(range(first_seq, first_seq + len(items)))
         self.events.append(("put", seqs))
-        for seq, item in zip(seqs, items, strict=True):
+        for seq, (_, key, delay_s, _, _) in zip(seqs, items, strict=True):
             assert seq not in self.rows, f"put of an id already held: {seq}"
-            delayed = item.delay_s > 0
-            due_at = put_at + item.delay_s if delayed else 0.0
+            delayed = delay_s > 0
+            due_at = put_at + delay_s if delayed else 0.0
             state = State.DELAYED if delayed else State.READY
-            self.rows[seq] = Row(queue.name, state, 0, item.key, seq, due_at)
+            self.rows[seq] = Row(queue.name, state, 0, key, seq, due_at)
 
     def lease(self, msgs: list[Message]) -> None:
         self.events.append(("lease", [m.seq for m in msgs]))

@@ -204,3 +204,69 @@ def call(e: Engine, op: str, owner: object, seq: int) -> None:
         e.nack(0, owner, seq)
     else:
         e.touch(0, owner, seq, 10)
+
+
+# One GET's leases share one deadline entry (a LeaseBatch); each member still
+# expires on its own terms.
+
+
+def test_a_batch_lease_expires_only_the_members_still_leased_until_its_deadline() -> None:
+    e = make_engine()
+    a, b, c, d = put(e, "q", "a", "b", "c", "d")
+    assert [m.seq for m in get(e, "q", "A", max=4, lease_s=10)] == [a, b, c, d]
+    e.ack(1, "A", a)  # gone
+    e.touch(2, "A", b, 20)  # now due at 22, with an entry of its own
+    e.nack(3, "A", c)  # ready again
+    assert e.next_deadline() == 10
+    e.advance(10)
+    assert [state_of(e, s) for s in (a, b, c, d)] == ["acked", "leased", "ready", "ready"]
+    assert stats(e, "q", 10)["expired"] == 1
+    assert e.next_deadline() == 22
+    e.advance(22)
+    assert state_of(e, b) == "ready"
+    assert stats(e, "q", 22)["expired"] == 2
+    assert e.next_deadline() is None
+
+
+def test_acking_a_whole_batch_leaves_no_deadline() -> None:
+    e = make_engine()
+    ids = put(e, "q", *[str(i) for i in range(64)])
+    get(e, "q", "A", max=64, lease_s=10)
+    assert e.ack_many(1, "A", ids).acked == 64
+    assert e.next_deadline() is None
+    e.advance(100)
+    assert stats(e, "q", 100)["expired"] == 0
+
+
+def test_a_member_whose_delay_ends_at_the_batch_deadline_is_handled_once() -> None:
+    e = make_engine(max_attempts=10)
+    a, b = put(e, "q", "a", "b")
+    get(e, "q", "A", max=2, lease_s=10)
+    e.nack(4, "A", a, delay_s=6)  # delayed until 10: the batch's instant too
+    e.advance(10)
+    assert [state_of(e, s) for s in (a, b)] == ["ready", "ready"]
+    s = stats(e, "q", 10)
+    assert (s["expired"], s["nacked"], s["ready"], s["delayed"], s["leased"]) == (1, 1, 2, 0, 0)
+    got = get(e, "q", "B", max=2, now=10)
+    assert [(m.seq, m.attempts) for m in got] == [(a, 2), (b, 2)]
+
+
+def test_a_message_released_and_leased_again_until_the_same_instant_expires_once() -> None:
+    e = make_engine(max_attempts=10)
+    a, b = put(e, "q", "a", "b")
+    get(e, "q", "A", max=2, lease_s=10)  # both due at 10
+    e.nack(0, "A", a)
+    assert [m.seq for m in get(e, "q", "B", max=1, lease_s=10)] == [a]  # due at 10 again
+    e.advance(10)
+    s = stats(e, "q", 10)
+    assert (s["expired"], s["ready"], s["leased"]) == (2, 2, 0)
+    assert [(m.seq, m.attempts) for m in get(e, "q", "C", max=2, now=10)] == [(a, 3), (b, 2)]
+
+
+def test_a_disconnect_releases_a_batch_and_its_deadline_dies() -> None:
+    e = make_engine()
+    put(e, "q", "a", "b", "c")
+    get(e, "q", "A", max=3, lease_s=10)
+    assert e.disconnect(1, "A") == 3
+    assert e.next_deadline() is None
+    assert stats(e, "q", 1)["ready"] == 3

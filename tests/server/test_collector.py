@@ -15,7 +15,9 @@ from broker.server import Server, collector
 @pytest.fixture
 def restore_gc() -> Iterator[None]:
     was_enabled = gc.isenabled()
+    thresholds = gc.get_threshold()
     yield
+    gc.set_threshold(*thresholds)
     gc.unfreeze()
     if was_enabled:
         gc.enable()
@@ -53,6 +55,13 @@ def test_freeze_survivors_moves_live_objects_out_of_collections(restore_gc: None
     assert any(o is held for o in gc.get_objects())
 
 
+def test_space_young_collections_raises_only_the_young_threshold(restore_gc: None) -> None:
+    gc.set_threshold(700, 10, 10)
+    collector.space_young_collections()
+    assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+    assert collector.YOUNG_THRESHOLD > 700
+
+
 async def test_serve_starts_with_the_collector_paused_then_freezes(
     monkeypatch: pytest.MonkeyPatch, restore_gc: None
 ) -> None:
@@ -69,7 +78,11 @@ async def test_serve_starts_with_the_collector_paused_then_freezes(
         seen.append("freeze, collector " + ("on" if gc.isenabled() else "off"))
         return 0  # the test process itself is not frozen
 
+    def space() -> None:
+        seen.append("space young collections")
+
     monkeypatch.setattr(serve_cmd, "Server", Probe)
     monkeypatch.setattr(collector, "freeze_survivors", freeze)
+    monkeypatch.setattr(collector, "space_young_collections", space)
     await serve_cmd.serve(Config(host="127.0.0.1", port=0))
-    assert seen == ["start, collector off", "freeze, collector on"]
+    assert seen == ["start, collector off", "freeze, collector on", "space young collections"]
