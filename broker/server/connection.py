@@ -3,7 +3,8 @@
 Owns: moving bytes between a transport and the codec/backend. The complete
 lines of one ``data_received`` are decoded and handed to the backend in batches
 of at most ``BATCH_LINES``; each batch's replies go out in one
-``transport.write``, in request order (a waiting GET's reply is written when the
+``transport.write`` (a read holding a single plain request, the common case of a
+client that waits for each reply, takes ``_run_one``: the same steps, no lists), in request order (a waiting GET's reply is written when the
 backend delivers it). Once the transport's write buffer is above its high-water
 mark, no further batch runs and reading pauses until it drains: lines already
 read wait, framed, in ``_pending``. So a client that does not read its replies
@@ -156,7 +157,10 @@ class Connection(asyncio.Protocol):
             self._pending.extend(frames)
             self._update_reading()
             return
-        self._process(frames)
+        if len(frames) == 1 and not self._paused_for_write:
+            self._run_one(frames[0])
+        else:
+            self._process(frames)
 
     def eof_received(self) -> bool | None:
         return False  # close our side too once replies are flushed
@@ -178,10 +182,40 @@ class Connection(asyncio.Protocol):
         pending, self._pending = self._pending, []
         self._process(pending)
 
+    def _run_one(self, frame: Frame) -> None:
+        """A read that holds one line (a client waiting for each reply): the batch
+        path without its lists, for a plain request on an open connection."""
+        request = decode(frame, self._max_line)
+        if (
+            type(request) in _SPECIAL
+            or self._gate.state is not AuthState.OPEN
+            or self._latency is not None
+        ):
+            self._run_items([request], time.perf_counter())
+            self._update_reading()
+            return
+        request = cast(Request, request)
+        self.requests_served += 1
+        self._server.connection_active(self)
+        try:
+            result = self._backend.execute(self.owner, (request,))
+        except WonderQError as exc:  # the store is unavailable, say
+            result = [error_reply(exc)]
+        if not isinstance(result, list):
+            self._await(result, [request], True, 0.0)
+            return
+        reply = result[0]
+        if reply is not None:  # None: a waiting GET, delivered later
+            encoded = reply if type(reply) is bytes else encode(reply)
+            rid = request.rid
+            self._write((encoded if rid is None else _spliced(encoded, rid)) + _NEWLINE)
+
     def _run_batch(self, frames: Sequence[Frame]) -> None:
         started = time.perf_counter() if self._latency is not None else 0.0
         max_line = self._max_line
-        decoded = [decode(f, max_line) for f in frames]
+        self._run_items([decode(f, max_line) for f in frames], started)
+
+    def _run_items(self, decoded: list[Request | Invalid], started: float) -> None:
         if self._gate.state is AuthState.OPEN and _SPECIAL.isdisjoint(map(type, decoded)):
             items: list[Item] = decoded  # type: ignore[assignment]  # the fast path
             requests = cast(list[Request], decoded)
@@ -205,9 +239,14 @@ class Connection(asyncio.Protocol):
             if self._latency is not None:
                 self._latency.observe(time.perf_counter() - started)
         else:
-            # a future (the durable backend's) is used as is: no task per batch
-            busy = self._busy = asyncio.ensure_future(result)
-            busy.add_done_callback(functools.partial(self._finish_async, items, plain, started))
+            self._await(result, items, plain, started)
+
+    def _await(
+        self, result: Awaitable[Replies], items: list[Item], plain: bool, started: float
+    ) -> None:
+        """Replies come later: a future (the durable backend's) is used as is, no task."""
+        busy = self._busy = asyncio.ensure_future(result)
+        busy.add_done_callback(functools.partial(self._finish_async, items, plain, started))
 
     def _finish_async(
         self, items: list[Item], plain: bool, started: float, done: Awaitable[Replies]
