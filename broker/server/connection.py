@@ -6,8 +6,9 @@ of at most ``BATCH_LINES``; each batch's replies go out in one
 ``transport.write``, in request order (a waiting GET's reply is written when the
 backend delivers it). A read holding a single plain request (a client that waits
 for each reply) takes ``_run_one``: the same steps without the batch's lists.
-Once the transport's write buffer is above its high-water mark, no further batch runs and reading pauses until it drains: lines already
-read wait, framed, in ``_pending``. So a client that does not read its replies
+Once the transport's write buffer is above its high-water mark, no further
+batch runs and reading pauses until it drains: lines already read wait, framed,
+in ``_pending``. So a client that does not read its replies
 cannot make the server buffer more than the high-water mark plus one batch of
 replies, however small its requests and large their replies (STATS). While an
 asynchronous batch is in flight, lines that arrive wait in ``_pending`` (replies
