@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
 import os
 import time
@@ -152,15 +151,11 @@ class DurableBackend:
 
     def _open(self) -> None:
         started = time.perf_counter()
-        gc.disable()  # millions of new objects, none garbage: collections would be wasted work
-        try:
-            recovered = recover(self.directory)
-            now = self.memory.now()
-            self._journal.wall_offset = time.time() - now
-            restore_into(self.engine, recovered.state, now, self._journal.wall_offset)
-        finally:
-            gc.enable()
-        gc.freeze()  # restored messages live long: keep them out of every later collection
+        # ``wonderq serve`` pauses the cyclic collector around this (broker/server/collector.py)
+        recovered = recover(self.directory)
+        now = self.memory.now()
+        self._journal.wall_offset = time.time() - now
+        restore_into(self.engine, recovered.state, now, self._journal.wall_offset)
         self.replay_s = time.perf_counter() - started
         self.replayed_records = recovered.state.records
         self._base_bytes = recovered.log_bytes
