@@ -579,7 +579,8 @@ class Engine:
 
     def _settle(self, now: float) -> None:
         """End of a call that changed state: serve waiters, then bound the deadline heap."""
-        self._serve_woken(now)
+        if self._woken:
+            self._serve_woken(now)
         self._deadlines.compact(self._n_timed)
         self._compact.collect(self._n_compact)
 
