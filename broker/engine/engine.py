@@ -343,17 +343,28 @@ class Engine:
         return msg
 
     def ack(self, now: float, owner: object, seq: int) -> None:
-        self._delete_leased(self._leased_by(owner, seq))
+        self._leased_by(owner, seq)  # raises, naming why, unless ``owner`` holds it
+        self._ack_each(owner, (seq,), None)
         self._settle(now)
 
     def ack_many(self, now: float, owner: object, seqs: Iterable[int]) -> AckResult:
         """Ack many at once: per id, exactly what ``ack`` does, without raising.
 
-        ``_delete_leased`` inlined, its lookups hoisted and its totals summed once:
-        a batch ACK runs this loop 64 times or more. Each id is handled in turn, so
-        an id given twice is acked once, then reported as not leased.
+        Each id is handled in turn, so an id given twice is acked once, then
+        reported as not leased.
         """
         result = AckResult(0, [], [])
+        result.acked = self._ack_each(owner, seqs, result)
+        self._settle(now)
+        return result
+
+    def _ack_each(self, owner: object, seqs: Iterable[int], result: AckResult | None) -> int:
+        """Delete each message ``owner`` holds a lease on; the others go to ``result``.
+
+        The one place a lease ends in an ack, its lookups hoisted and its totals
+        summed once: a batch ACK runs this loop 64 times or more. Returns how many
+        were acked.
+        """
         messages = self._messages
         acked_queues = self._acked
         owned = self._owned.get(owner)
@@ -362,14 +373,12 @@ class Engine:
         acked = freed = 0
         for seq in seqs:
             msg = messages.get(seq)
-            if msg is None:
-                if seq in acked_queues or self._holds_compact(seq):
-                    result.not_leased.append(seq)
-                else:
-                    result.not_found.append(seq)
-                continue
-            if msg.state != LEASED or msg.owner != owner:
-                result.not_leased.append(seq)
+            if msg is None or msg.state != LEASED or msg.owner != owner:
+                if result is not None:
+                    if msg is not None or seq in acked_queues or self._holds_compact(seq):
+                        result.not_leased.append(seq)
+                    else:
+                        result.not_found.append(seq)
                 continue
             assert owned is not None  # it holds a lease
             q = msg.queue
@@ -382,7 +391,7 @@ class Engine:
             q.bytes -= size
             freed += size
             q.totals["acked"] += 1
-            if limit > 0:  # _remember_acked
+            if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
                 acked_queues[seq] = q
                 recent = q.acked
                 recent.append(seq)
@@ -394,35 +403,7 @@ class Engine:
             acked += 1
         self._n_timed -= acked
         self._bytes -= freed
-        result.acked = acked
-        self._settle(now)
-        return result
-
-    def _delete_leased(self, msg: Message) -> None:
-        q = msg.queue
-        del self._messages[msg.seq]
-        self._owned[msg.owner].discard(msg)
-        msg.owner = None
-        msg.due_at = _GONE
-        self._n_timed -= 1
-        q.n_leased -= 1
-        size = len(msg.body)
-        q.bytes -= size
-        self._bytes -= size
-        q.totals["acked"] += 1
-        self._remember_acked(msg.seq, q)
-        self.journal.ack(msg)
-        if msg.key is not None:
-            self._unblock_key(q, msg)
-
-    def _remember_acked(self, seq: int, q: Queue) -> None:
-        limit = self.config.acked_history
-        if limit <= 0:
-            return
-        self._acked[seq] = q
-        q.acked.append(seq)
-        if len(q.acked) > limit:
-            self._acked.pop(q.acked.popleft(), None)
+        return acked
 
     def _unblock_key(self, q: Queue, msg: Message) -> None:
         """``msg`` (head of its key chain) leaves; the next of its key may now be delivered."""
