@@ -71,20 +71,24 @@ class CompactFifo:
     def pop(self, queue: Queue) -> Message:
         """Remove the head (there must be one) and return it as a ``Message`` of ``queue``."""
         i = self.head
-        bodies = self.bodies
-        body = bodies[i]
+        body = self.bodies[i]
         assert body is not None
         msg = Message(self.seqs[i], queue, body, None, 0, queue.max_attempts, self.put_ats[i])
-        bodies[i] = None
-        n = self.n = self.n - 1
-        if i >= _TRIM_MIN and i >= n:
-            del self.seqs[: i + 1]
-            del bodies[: i + 1]
-            del self.put_ats[: i + 1]
+        self.bodies[i] = None
+        self._popped_to(i + 1)
+        return msg
+
+    def _popped_to(self, end: int) -> None:
+        """Slots before ``end`` are popped (bodies dropped): move the head there, and
+        shift the arrays down once popped slots outnumber live ones."""
+        n = self.n = len(self.seqs) - end
+        if end > _TRIM_MIN and end > n:
+            del self.seqs[:end]
+            del self.bodies[:end]
+            del self.put_ats[:end]
             self.head = 0
         else:
-            self.head = i + 1
-        return msg
+            self.head = end
 
     def run_before(self, order: int) -> int:
         """How many messages from the head have an id below ``order``."""
@@ -109,14 +113,7 @@ class CompactFifo:
             )
         ]
         bodies[i:end] = [None] * (end - i)
-        n = self.n = self.n - (end - i)
-        if end > _TRIM_MIN and end > n:
-            del self.seqs[:end]
-            del bodies[:end]
-            del self.put_ats[:end]
-            self.head = 0
-        else:
-            self.head = end
+        self._popped_to(end)
         return out
 
     def find(self, seq: int) -> tuple[bytes, float] | None:
