@@ -192,7 +192,8 @@ class Connection(asyncio.Protocol):
             or self._gate.state is not AuthState.OPEN
             or self._latency is not None
         ):
-            self._run_items([request], time.perf_counter())
+            started = time.perf_counter() if self._latency is not None else 0.0
+            self._run_items([request], started)
             self._update_reading()
             return
         request = cast(Request, request)
@@ -207,9 +208,7 @@ class Connection(asyncio.Protocol):
             return
         reply = result[0]
         if reply is not None:  # None: a waiting GET, delivered later
-            encoded = reply if type(reply) is bytes else encode(reply)
-            rid = request.rid
-            self._write((encoded if rid is None else _spliced(encoded, rid)) + _NEWLINE)
+            self._write(_with_rid(encode(reply), request.rid))
 
     def _run_batch(self, frames: Sequence[Frame]) -> None:
         started = time.perf_counter() if self._latency is not None else 0.0
