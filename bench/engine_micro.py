@@ -4,7 +4,8 @@ Each case builds a fresh ``Engine`` and drives one path with plain calls, time
 passed in: PUT of plain messages (one per call, and batches of 64), GET + ACK
 (one per call, and batches of 64 leased then acked with ``ack_many``), keyed
 PUT and keyed GET + ACK (one per call, 1000 keys), and lease expiry (batches
-of 64 leased, then ``advance`` past their deadline). Cases run interleaved,
+of 64 leased, then ``advance`` past their deadline), and a restart's restore
+(nine plain messages to one keyed, as read back from a log). Cases run interleaved,
 ``--repeat`` rounds, and each prints the best round in messages per second, so
 a change to the engine is measured before and after on the same machine in
 the same way (the machine is shared: compare ratios, never absolute figures).
@@ -18,6 +19,7 @@ import argparse
 import gc
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from broker.config import Config
 from broker.engine import Engine
@@ -130,6 +132,36 @@ def expire_batch(n: int) -> Callable[[], None]:
     return run
 
 
+@dataclass(slots=True)
+class Stored:
+    """A message as a durable store gives it back (``StoredMessage``)."""
+
+    seq: int
+    queue: str
+    body: bytes
+    key: str | None
+    priority: int
+    max_attempts: int
+    put_wall: float
+    due_wall: float
+    attempts: int
+    order: int
+
+
+def restore(n: int) -> Callable[[], None]:
+    e = _engine()
+    attempts = Config().max_attempts
+    items = [
+        Stored(i, "q", BODY, f"k{i % KEYS}" if i % 10 == 0 else None, 0, attempts, 1.0, 0.0, 0, 0)
+        for i in range(1, n + 1)
+    ]
+
+    def run() -> None:
+        e.restore_messages(2.0, items, 0.0)
+
+    return run
+
+
 CASES: dict[str, Callable[[int], Callable[[], None]]] = {
     "put (plain, 1/call)": put_one,
     "put (plain, batch 64)": put_batch,
@@ -138,6 +170,7 @@ CASES: dict[str, Callable[[int], Callable[[], None]]] = {
     "put (keyed, 1/call)": keyed_put,
     "get+ack (keyed, 1/call)": keyed_get_ack,
     "get 64 + expire": expire_batch,
+    "restore (9 plain : 1 keyed)": restore,
 }
 
 
