@@ -58,5 +58,15 @@ class Backend(Protocol):
     async def start(self) -> None:
         """Begin timers (and open stores)."""
 
+    async def drain(self) -> None:
+        """Take no more work (the server is stopping; its connections are still open).
+
+        From the first instant of this call, ``execute`` raises ``ShuttingDown``
+        and applies nothing; every waiting GET is completed (empty) through its
+        sink; it returns once every reply already owed can be sent (with a
+        durable log under ``always``: the changes already applied are fsynced).
+        ``close`` still works (connections close after this), and ``stop`` follows.
+        """
+
     async def stop(self) -> None:
-        """Complete every waiting GET (empty), stop timers, flush stores."""
+        """After every connection is closed: stop timers, write out and close stores."""

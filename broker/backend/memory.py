@@ -37,7 +37,7 @@ from broker.engine import (
 )
 from broker.engine.ids import id_bytes, parse_ids
 from broker.engine.queue import Queue
-from broker.errors import BadRequest, NotFound, WonderQError
+from broker.errors import BadRequest, NotFound, ShuttingDown, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import requests as rq
 from broker.protocol.codec import Reply, error_reply
@@ -59,6 +59,8 @@ _PEEK_STATES: dict[str | None, State | None] = {
     "dead": None,  # every message of <queue>.dead
 }
 
+
+_NOT_APPLIED: Final = "the server is shutting down; the request was not applied"
 
 #: A GET that leased nothing (what ``_get_reply([])`` gives).
 EMPTY_GET_REPLY: Final = b'{"ok":true,"messages":[]}'
@@ -136,6 +138,7 @@ class MemoryBackend:
         self._owner_ids = count(1)
         self._stats_providers: list[StatsProvider] = []
         self._owners: dict[_Owner, None] = {}  # open connections, in opening order
+        self._draining = False  # the server is stopping: execute applies nothing
         #: seconds each waiting GET waited (until served, or until its wait ran out)
         self.get_wait = Histogram(WAIT_BOUNDS_S)
         self._handlers: dict[type, Handler] = {
@@ -167,9 +170,14 @@ class MemoryBackend:
         self._loop = asyncio.get_running_loop()
         self._started_at = self.now()
 
-    async def stop(self) -> None:
+    async def drain(self) -> None:
+        self._draining = True
         self.engine.end_all_waits()
         self._flush_deliveries()
+
+    async def stop(self) -> None:
+        if not self._draining:
+            await self.drain()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -205,6 +213,8 @@ class MemoryBackend:
     # -------------------------------------------------------------- execution
 
     def execute(self, owner: object, requests: Sequence[rq.Request]) -> Replies:
+        if self._draining:
+            raise ShuttingDown(_NOT_APPLIED)
         now = self.now()
         self._catch_up(now)
         handlers = self._handlers

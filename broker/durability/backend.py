@@ -14,6 +14,7 @@ no) block the event loop on the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -170,6 +171,13 @@ class DurableBackend:
         loop = asyncio.get_running_loop()
         self._log = Log(self.directory, recovered.next_segment, self.policy, loop)
         self._journal.append = self._log.append
+
+    async def drain(self) -> None:
+        await self.memory.drain()
+        if self.policy == FsyncPolicy.ALWAYS and self._log is not None:
+            # every reply held for an fsync (batches, waiting GETs) goes out with it
+            with contextlib.suppress(WonderQError):  # a failed log answered them already
+                await self._log.commit(None)
 
     async def stop(self) -> None:
         await self.memory.stop()
