@@ -1,15 +1,15 @@
-"""The sans-IO codec: request lines to typed requests, replies to bytes.
+"""The sans-IO codec: request lines to typed requests.
 
 Owns: decoding one line into a typed ``Request`` or an ``Invalid`` (the error
-and the request's ``rid`` when it could be read), and encoding replies. Bodies
-travel as raw JSON (``msgspec.Raw``) in both directions.
+and the request's ``rid`` when it could be read). Bodies stay raw JSON
+(``msgspec.Raw``). Replies are encoded by ``replies.py``.
 Must never: do IO, touch queue state, or raise for bad input (bad input is an
 ``Invalid`` result, never an exception).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -29,11 +29,8 @@ from broker.protocol.requests import (
 )
 from broker.protocol.shorthand import TOO_DEEP, to_json
 
-Reply = dict[str, Any]
-
 _decoder: Final = msgspec.json.Decoder(Request)
 _loose_decoder: Final = msgspec.json.Decoder()
-_encoder: Final = msgspec.json.Encoder()
 _JSON_STARTS: Final = (b"{", b"[", b'"')
 _QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
 _BAD_QUEUE: Final = _QUEUE_RULE + " - at `$.queue`"
@@ -133,15 +130,3 @@ def _explain(line: bytes, detail: str) -> Invalid:
     if "matching regex" in detail:
         detail = _QUEUE_RULE + " - at " + detail.rpartition(" - at ")[2]
     return Invalid(BadRequest(detail), rid)
-
-
-def encode(reply: Reply | bytes) -> bytes:
-    """One reply as JSON (without the newline); a reply already encoded passes through."""
-    if type(reply) is bytes:
-        return reply
-    return _encoder.encode(reply)
-
-
-def error_reply(error: WonderQError) -> Reply:
-    """A failure reply (the connection adds the request's rid when it writes it)."""
-    return {"ok": False, "error": str(error.code), "message": error.message}

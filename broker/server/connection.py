@@ -47,8 +47,9 @@ from broker.backend.base import Backend, Replies
 from broker.config import Config
 from broker.errors import Unauthorized, Unavailable, WonderQError
 from broker.histogram import Histogram
-from broker.protocol.codec import Invalid, Reply, decode, encode, error_reply
+from broker.protocol.codec import Invalid, decode
 from broker.protocol.framing import Frame, LineFramer
+from broker.protocol.replies import Reply, encode_reply, error_reply, reply_line, with_rid
 from broker.protocol.requests import Auth, Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item
 
@@ -62,17 +63,6 @@ BATCH_LINES = 32
 
 #: Items the fast path of a batch leaves to the slow one (the auth gate, QUIT, errors).
 _SPECIAL: Final = frozenset({Invalid, Auth, Quit})
-
-
-def _spliced(encoded: bytes, rid: str | int) -> bytes:
-    """``encoded`` (one JSON object) with the request's rid as its last member."""
-    rid_json = b"%d" % rid if type(rid) is int else encode(rid)  # type: ignore[arg-type]
-    return encoded[:-1] + b',"rid":' + rid_json + b"}"
-
-
-def _with_rid(encoded: bytes, rid: str | int | None) -> bytes:
-    """One reply line: ``encoded`` with its rid (if any) and the newline."""
-    return (encoded if rid is None else _spliced(encoded, rid)) + _NEWLINE
 
 
 class ConnectionHost(Protocol):
@@ -140,7 +130,7 @@ class Connection(asyncio.Protocol):
             refusal = Unavailable(
                 f"too many connections: the limit (max-connections) is {config.max_connections}"
             )
-            transport.write(encode(error_reply(refusal)) + _NEWLINE)
+            transport.write(reply_line(encode_reply(error_reply(refusal)), None))
             transport.close()
             self._server.connection_refused(self)
             return
@@ -166,7 +156,7 @@ class Connection(asyncio.Protocol):
 
     def refuse(self, why: str) -> None:
         """Close with one ``unauthorized`` line (its authentication deadline passed)."""
-        self._write(encode(error_reply(Unauthorized(why))) + _NEWLINE)
+        self._write(reply_line(encode_reply(error_reply(Unauthorized(why))), None))
         self.close()
 
     def holds_work(self) -> bool:
@@ -251,7 +241,7 @@ class Connection(asyncio.Protocol):
             return
         reply = result[0]
         if reply is not None:  # None: a waiting GET, delivered later
-            self._write(_with_rid(encode(reply), request.rid))
+            self._write(reply_line(encode_reply(reply), request.rid))
 
     def _run_batch(self, frames: Sequence[Frame]) -> None:
         started = time.perf_counter() if self._latency is not None else 0.0
@@ -326,9 +316,9 @@ class Connection(asyncio.Protocol):
         for item, reply in zip(items, replies, strict=True):
             if reply is None:
                 continue  # a waiting GET: delivered later
-            encoded = reply if type(reply) is bytes else encode(reply)
+            encoded = encode_reply(reply)
             rid = item.rid
-            append(encoded if rid is None else _spliced(encoded, rid))
+            append(encoded if rid is None else with_rid(encoded, rid))
         if out:
             append(b"")  # the last line's newline
             self._write(_NEWLINE.join(out))
@@ -339,15 +329,15 @@ class Connection(asyncio.Protocol):
         it = iter(replies)
         for item in items:
             if isinstance(item, Invalid):
-                out.append(_with_rid(encode(error_reply(item.error)), item.rid))
+                out.append(reply_line(encode_reply(error_reply(item.error)), item.rid))
                 continue
             if isinstance(item, Answered):
-                out.append(_with_rid(encode(item.reply), item.rid))
+                out.append(reply_line(encode_reply(item.reply), item.rid))
                 continue
             reply = next(it)
             if reply is None:
                 continue  # a waiting GET: delivered later
-            out.append(_with_rid(encode(reply), item.rid))
+            out.append(reply_line(encode_reply(reply), item.rid))
             if type(item) is Quit:
                 quit_after = True
                 break
@@ -355,9 +345,9 @@ class Connection(asyncio.Protocol):
         if quit_after:
             self.close()
 
-    def deliver(self, request: Request, reply: Reply | bytes) -> None:
+    def deliver(self, request: Request, reply: Reply) -> None:
         """The backend completed a waiting GET of this connection."""
-        self._write(_with_rid(encode(reply), request.rid))
+        self._write(reply_line(encode_reply(reply), request.rid))
 
     def _write(self, data: bytes) -> None:
         transport = self.transport

@@ -60,7 +60,8 @@ class BrokerProcess:
             line = await proc.stdout.readline()
         if not line.startswith(b"listening on "):
             await proc.wait()
-            raise AssertionError(f"broker did not start: {line!r}\n{log.read_text()}")
+            text = await asyncio.to_thread(log.read_text)
+            raise AssertionError(f"broker did not start: {line!r}\n{text}")
         port = int(line.rsplit(b":", 1)[1])
         return cls(proc, port, log)
 

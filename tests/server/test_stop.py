@@ -41,7 +41,9 @@ async def test_a_stop_answers_waiting_gets_refuses_new_requests_then_sends_eof()
 async def test_replies_to_a_pipelined_burst_all_arrive_before_the_eof() -> None:
     server = await _started()
     async with await LineClient.connect(server.port) as c:
-        burst = b"".join(b'{"op":"PUT","queue":"q","body":%d,"rid":%d}\n' % (i, i) for i in range(2000))
+        burst = b"".join(
+            b'{"op":"PUT","queue":"q","body":%d,"rid":%d}\n' % (i, i) for i in range(2000)
+        )
         await c.send_raw(burst)
         stopping = asyncio.create_task(server.close())
         replies = []
