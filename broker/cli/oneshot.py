@@ -47,7 +47,7 @@ def _print(obj: Any) -> None:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("put", help="put one message", description="Put one message.")
+    p = sub.add_parser("put", description="Put one message.")
     p.add_argument("queue")
     p.add_argument("body", help="message body: JSON if it parses, else a string")
     p.add_argument("--key", help="per-key ordering and mutual exclusion")
@@ -59,7 +59,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "get",
-        help="lease messages and print them",
         description=(
             "Lease messages and print one JSON line per message. Without --ack the "
             "lease ends when this command exits (its connection closes), so the "
@@ -76,7 +75,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "info",
-        help="show one message",
         description="Show one message without changing it (a table, or --json).",
     )
     p.add_argument("id")
@@ -86,7 +84,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "stats",
-        help="show server and queue counters",
         description=(
             "Show the server's figures and one row per queue (<queue>.dead is folded "
             "into its queue's dead column). --json prints the STATS reply as it came."
@@ -105,7 +102,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "peek",
-        help="list a queue's messages without leasing them",
         description=(
             "List messages of a queue without leasing or changing them: id, state, "
             "attempts, key, age, lease holder and time left, and the body (cut to fit)."
@@ -127,7 +123,7 @@ def add_parser(sub: Any) -> None:
     _connection_flags(p)
     p.set_defaults(run=_peek)
 
-    p = sub.add_parser("purge", help="delete a queue's ready and delayed messages")
+    p = sub.add_parser("purge")
     p.add_argument("queue")
     _connection_flags(p)
     p.set_defaults(run=_purge)

@@ -47,7 +47,7 @@ def _size(text: str) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the broker", description="Run the WonderQ broker.")
+    p = sub.add_parser("serve", description="Run the WonderQ broker.")
     d = Config()
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host})")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0: any)")
