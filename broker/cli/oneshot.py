@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 import wonderq
+from broker.config import TOKEN_ENV
 from broker.protocol.requests import PEEK_LIMIT_DEFAULT, PEEK_LIMIT_MAX
 from broker.tools import ToolsMissing, require_tools
 from wonderq import commands
@@ -131,7 +132,7 @@ def add_parser(sub: Any) -> None:
 
 def token_from_env() -> str | None:
     """The broker's token for the client commands: ``WONDERQ_TOKEN`` (unset or empty: none)."""
-    return os.environ.get("WONDERQ_TOKEN") or None
+    return os.environ.get(TOKEN_ENV) or None
 
 
 def open_raw(host: str, port: int, timeout_s: float) -> SyncConnection:
