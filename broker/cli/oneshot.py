@@ -295,7 +295,3 @@ def _peek(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     return _guard(args, lambda client: print(client.purge(args.queue)))
-
-
-def run(args: argparse.Namespace) -> int:  # pragma: no cover - each parser sets its own
-    return 2
