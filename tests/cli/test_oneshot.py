@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
 import msgspec
 
 from broker.server import Server
+from tests.cli.support import run_python
 from tests.support import LineClient
 
 
 async def wonderq(*args: str, exit_code: int = 0) -> tuple[str, str]:
     """Run ``python -m broker ARGS``; check it exits with ``exit_code``; its stdout and stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "broker",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(30):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == exit_code, (args, proc.returncode, err.decode())
+    code, out, err = await run_python("-m", "broker", *args)
+    assert code == exit_code, (args, code, err)
     if exit_code == 0:
-        assert err == b"", err.decode()  # a success says nothing on stderr
-    return out.decode(), err.decode()
+        assert err == "", err  # a success says nothing on stderr
+    return out, err
 
 
 async def test_put_get_ack_info_stats_purge(server: Server) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from typing import Any
 
 import msgspec
@@ -12,6 +10,7 @@ import pytest
 
 from broker.cli import SUBCOMMANDS, Subcommand, build_parser, main
 from broker.server import Server
+from tests.cli.support import run_python
 from tests.support import LineClient
 
 #: what a client command must never load: the broker itself and the benchmark
@@ -33,23 +32,9 @@ print(json.dumps({"code": code, "loaded": loaded}))
 
 async def probe(*argv: str) -> tuple[int, list[str], str]:
     """Run ``main(argv)`` in a new process: its exit code, the broker modules loaded, its output."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        PROBE,
-        msgspec.json.encode(list(argv)).decode(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(30):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    *printed, last = out.decode().splitlines()
+    code, out, err = await run_python("-c", PROBE, msgspec.json.encode(list(argv)).decode())
+    assert code == 0, err
+    *printed, last = out.splitlines()
     result = msgspec.json.decode(last)
     return result["code"], result["loaded"], "\n".join(printed)
 

@@ -3,8 +3,6 @@ its default, and bounded with an error that names it."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -26,6 +24,7 @@ from broker.config import (
     parse_size,
     setting,
 )
+from tests.cli.support import run_python
 
 
 @pytest.fixture(autouse=True)
@@ -165,20 +164,8 @@ def test_a_value_that_does_not_parse_is_a_usage_error(
 
 
 async def test_serve_reports_a_bad_setting_and_exits_2() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "serve", "--port", "0", "--max-batch", "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(30):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 2 and out == b""
-    assert err.decode() == "wonderq serve: max-batch must be >= 1\n"
+    code, out, err = await run_python("-m", "broker", "serve", "--port", "0", "--max-batch", "0")
+    assert (code, out, err) == (2, "", "wonderq serve: max-batch must be >= 1\n")
 
 
 def test_config_checks_its_bounds_without_the_cli() -> None:
