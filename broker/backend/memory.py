@@ -294,7 +294,7 @@ class MemoryBackend:
         seqs = self.engine.put(now, req.queue, items)
         # one format over the batch (a quarter of the time of one format per id)
         ids = ("%x," * len(seqs))[:-1] % tuple(seqs)
-        return rp.PutManyReply(ids=ids.split(","))
+        return rp.PutManyReply(ids=ids.split(","), duplicates=[])
 
     def _get(self, owner: object, req: rq.Get, now: float) -> rp.GetReply | None:
         if req.max > self.config.max_get:

@@ -43,10 +43,12 @@ class ErrorReply(Struct, kw_only=True, gc=False):
 
 class PutReply(_Reply, kw_only=True):
     id: str
+    duplicate: bool | UnsetType = UNSET  # true: a dedup id seen in the window; nothing stored
 
 
 class PutManyReply(_Reply, kw_only=True):
     ids: list[str]
+    duplicates: list[int]  # indexes of the entries that stored nothing (dedup)
 
 
 class Delivered(Struct, kw_only=True, gc=False):
@@ -57,6 +59,7 @@ class Delivered(Struct, kw_only=True, gc=False):
     body: Raw
     attempts: int
     key: str | UnsetType = UNSET
+    headers: dict[str, str] | UnsetType = UNSET
 
 
 class GetReply(_Reply, kw_only=True):
@@ -88,6 +91,7 @@ class MessageView(Struct, kw_only=True, gc=False):
     age: float | UnsetType = UNSET
     body: Raw | UnsetType = UNSET
     key: str | UnsetType = UNSET
+    headers: dict[str, str] | UnsetType = UNSET
     lease_left: float | UnsetType = UNSET
     delay_left: float | UnsetType = UNSET
     holder: str | UnsetType = UNSET  # PEEK: the address of the connection holding the lease
@@ -100,6 +104,17 @@ class InfoReply(_Reply, kw_only=True):
 class PeekReply(_Reply, kw_only=True):
     messages: list[MessageView]
     total: int
+
+
+class QueueSettings(Struct, kw_only=True, gc=False, frozen=True):
+    """A queue's settings: in CONFIG's reply every field (``null``: no limit); in
+    STATS only those that differ from the server's defaults."""
+
+    lease: float | UnsetType = UNSET
+    max_attempts: int | UnsetType = UNSET
+    max_length: int | None | UnsetType = UNSET
+    rate: float | None | UnsetType = UNSET
+    dedup_window: float | UnsetType = UNSET
 
 
 class QueueStats(Struct, kw_only=True, gc=False):
@@ -120,6 +135,8 @@ class QueueStats(Struct, kw_only=True, gc=False):
     dead_lettered: int = 0
     redriven: int = 0
     purged: int = 0
+    paused: bool = False
+    settings: QueueSettings = QueueSettings()
 
 
 class ConnectionView(Struct, kw_only=True, gc=False):
@@ -147,6 +164,24 @@ class PurgeReply(_Reply, kw_only=True):
 
 class RedriveReply(_Reply, kw_only=True):
     redriven: int
+    # with ``ids``: the named messages that did not move (leased by a consumer of the
+    # dead-letter queue, or not in it)
+    leased: list[str] | UnsetType = UNSET
+    not_found: list[str] | UnsetType = UNSET
+
+
+class RemoveReply(_Reply, kw_only=True):
+    removed: int
+    leased: list[str]
+    not_found: list[str]
+
+
+class DeleteReply(_Reply, kw_only=True):
+    deleted: int
+
+
+class ConfigReply(_Reply, kw_only=True):
+    settings: QueueSettings
 
 
 class CancelReply(_Reply, kw_only=True):
@@ -167,6 +202,9 @@ Reply = (
     | QueuesReply
     | PurgeReply
     | RedriveReply
+    | RemoveReply
+    | DeleteReply
+    | ConfigReply
     | CancelReply
 )
 
