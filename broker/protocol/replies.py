@@ -112,8 +112,8 @@ class QueueSettings(Struct, kw_only=True, gc=False, frozen=True):
 
     lease: float | UnsetType = UNSET
     max_attempts: int | UnsetType = UNSET
-    max_length: int | None | UnsetType = UNSET
-    rate: float | None | UnsetType = UNSET
+    max_length: int | UnsetType | None = UNSET
+    rate: float | UnsetType | None = UNSET
     dedup_window: float | UnsetType = UNSET
 
 

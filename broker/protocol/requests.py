@@ -168,11 +168,11 @@ class Configure(_Request, tag="CONFIG"):
     to the server default, an absent field stays as it is."""
 
     queue: QueueName
-    lease: Lease | None | UnsetType = UNSET
-    max_attempts: MaxAttempts | None | UnsetType = UNSET
-    max_length: MaxLength | None | UnsetType = UNSET
-    rate: Rate | None | UnsetType = UNSET
-    dedup_window: DedupWindow | None | UnsetType = UNSET
+    lease: Lease | UnsetType | None = UNSET
+    max_attempts: MaxAttempts | UnsetType | None = UNSET
+    max_length: MaxLength | UnsetType | None = UNSET
+    rate: Rate | UnsetType | None = UNSET
+    dedup_window: DedupWindow | UnsetType | None = UNSET
 
     def changes(self) -> bool:
         """True when the request sets or resets a field (False: it only reads)."""
