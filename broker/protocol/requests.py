@@ -249,3 +249,6 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Auth,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
+
+#: Every request a backend executes: the TCP protocol's, and later the HTTP API's own.
+AnyRequest = Request
