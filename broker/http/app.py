@@ -42,8 +42,8 @@ from broker.histogram import Histogram
 from broker.http.auth import BearerAuth, cross_site_problem
 from broker.http.errors import error_response, from_aiohttp, raise_for
 from broker.http.openapi import document
-from broker.protocol.replies import Reply
-from broker.protocol.requests import AnyRequest
+from broker.protocol.replies import ReceiveReply, Reply
+from broker.protocol.requests import AnyRequest, ReleaseReceipts
 
 if TYPE_CHECKING:
     from broker.http.routes import Route
@@ -91,6 +91,7 @@ class HttpApi:
         self.requests_served = 0
         self._owner: object = None
         self._runners: list[web.AppRunner] = []
+        self._releasing: set[asyncio.Future[Replies]] = set()  # releases awaiting the backend
 
     @property
     def scheme(self) -> str:
@@ -152,6 +153,31 @@ class HttpApi:
     def deliver(self, request: AnyRequest, reply: Reply) -> None:
         """The API's own owner never waits (a long poll has an owner of its own)."""
         log.warning("unexpected delivery to the HTTP API's owner: %r", request)
+
+    def release(self, reply: Reply) -> None:
+        """Give back what a receive leased for a client that went away (attempts not counted)."""
+        if not isinstance(reply, ReceiveReply) or not reply.messages:
+            return
+        release = ReleaseReceipts(receipts=[m.receipt for m in reply.messages])
+        try:
+            result = self.backend.execute(self._owner, [release])
+        except WonderQError as exc:  # stopping, or the store failed: the leases expire instead
+            log.warning("could not release %d message(s): %s", len(reply.messages), exc.message)
+            return
+        log.info(
+            "released %d message(s) received for an HTTP client that went away",
+            len(reply.messages),
+            extra={"event": "released_on_disconnect", "count": len(reply.messages)},
+        )
+        if not isinstance(result, list):
+            pending = asyncio.ensure_future(result)
+            self._releasing.add(pending)
+            pending.add_done_callback(self._released)
+
+    def _released(self, done: asyncio.Future[Replies]) -> None:
+        self._releasing.discard(done)
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("could not release messages: %s", done.exception())
 
     async def run(self, requests: Sequence[AnyRequest], owner: object = None) -> Replies:
         """The backend's replies to ``requests``, under ``owner`` (default: the API's)."""

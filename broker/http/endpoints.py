@@ -18,11 +18,13 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from broker.errors import BadRequest, NotFound, NotLeased
 from broker.http.app import OPENAPI, read_body
 from broker.http.errors import JSON, error_response
 from broker.http.metrics import exposition
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
+from broker.protocol.receipts import message_id_of
 
 if TYPE_CHECKING:
     from broker.http.app import HttpApi
@@ -37,6 +39,13 @@ class QueuePage(Struct, kw_only=True, forbid_unknown_fields=True):
     prefix: Annotated[str, Meta(max_length=rq.QUEUE_NAME_MAX)] = ""
     after: rq.QueueName | None = None
     limit: Annotated[int, Meta(ge=1, le=QUEUE_PAGE_MAX)] = QUEUE_PAGE_MAX
+
+
+class MessageReceipt(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``DELETE /v1/messages/{id}?receipt=R``: ACK one message by its current receipt."""
+
+    id: rq.MessageId
+    receipt: rq.ReceiptText
 
 
 class QueueList(Struct, kw_only=True, gc=False):
@@ -82,6 +91,23 @@ async def put(api: HttpApi, route: Route, request: web.Request) -> web.StreamRes
         return respond(reply, 201, {"Location": f"/v1/messages/{reply.id}"})
     assert isinstance(reply, rp.PutManyReply)
     return respond(reply, 200 if len(reply.duplicates) == len(reply.ids) else 201)
+
+
+async def delete_message(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
+    """ACK one message: 204, or the error of its receipt (409 stale, 404 no such message)."""
+    named: MessageReceipt = await parse(route, request)
+    if message_id_of(named.receipt) != named.id:
+        raise BadRequest(f"receipt {named.receipt!r} is not a receipt of message {named.id}")
+    reply = await api.call(rq.AckReceipts(receipts=[named.receipt]))
+    assert isinstance(reply, rp.AckReceiptsReply)
+    if reply.not_leased:
+        raise NotLeased(
+            f"receipt {named.receipt!r} is stale: the message was acked, released or "
+            "delivered again since"
+        )
+    if reply.not_found:
+        raise NotFound(f"no message with id {named.id!r}")
+    return web.Response(status=204)
 
 
 async def queue_list(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:

@@ -21,6 +21,7 @@ from aiohttp import web
 from broker.errors import ErrorCode
 from broker.http import endpoints as ep
 from broker.http.inputs import Shape
+from broker.http.longpoll import receive
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 
@@ -42,6 +43,7 @@ _PUT_FIELDS: Final = (
     "headers",
 )
 _ID: Final = "18f3c2a1b0c4d"
+_RECEIPT: Final = "18f3c2a1b0c4d.2f41a3c9b7e1"
 _QUEUE_FIGURES: Final[Mapping[str, Any]] = {
     "ready": 1,
     "delayed": 0,
@@ -144,6 +146,101 @@ ROUTES: Final[tuple[Route, ...]] = (
         action=True,
         description='Exactly one of `body` and `messages` (a batch: `[{"body":...}, ...]`, '
         "all or nothing).",
+    ),
+    Route(
+        "receive",
+        "POST",
+        "/v1/queues/{queue}/receive",
+        receive,
+        "Lease messages, each to a receipt of its own (GET)",
+        "receipts",
+        Shape(rq.Receive, path=("queue",), body=("max", "lease", "wait")),
+        ok={200: rp.ReceiveReply},
+        reply_examples={
+            200: {
+                "ok": True,
+                "messages": [
+                    {
+                        "id": _ID,
+                        "queue": "jobs",
+                        "body": {"task": "resize"},
+                        "attempts": 1,
+                        "receipt": _RECEIPT,
+                        "lease_left": 30.0,
+                    }
+                ],
+            }
+        },
+        example={"max": 10, "lease": 30, "wait": 20},
+        action=True,
+        description="Up to `max` messages (`[]` when none came), each leased to a receipt "
+        "until `lease` seconds from now. With `wait` (at most 20 s) and nothing to deliver, "
+        "the request waits for a message. A client that closes its connection while it "
+        "waits leases nothing: what was already taken for it is given back, its attempt "
+        "not counted.",
+    ),
+    Route(
+        "ack",
+        "POST",
+        "/v1/ack",
+        ep.op,
+        "Delete received messages, by receipt (ACK)",
+        "receipts",
+        Shape(rq.AckReceipts, body=("receipts",)),
+        ok={200: rp.AckReceiptsReply},
+        reply_examples={200: {"ok": True, "acked": 1, "not_leased": [], "not_found": []}},
+        example={"receipts": [_RECEIPT]},
+        body_required=True,
+        action=True,
+        description="Each receipt on its own: acked, or listed under `not_leased` (stale: the "
+        "message was acked, released or delivered again since) or `not_found`.",
+    ),
+    Route(
+        "nack",
+        "POST",
+        "/v1/nack",
+        ep.op,
+        "Give received messages back, by receipt (NACK)",
+        "receipts",
+        Shape(rq.NackReceipts, body=("receipts", "delay")),
+        ok={200: rp.NackReceiptsReply},
+        reply_examples={
+            200: {"ok": True, "nacked": 1, "not_leased": [], "not_found": [], "dead": []}
+        },
+        example={"receipts": [_RECEIPT], "delay": 5},
+        body_required=True,
+        action=True,
+        description="Ready again now (or after `delay` seconds); `dead` lists the receipts "
+        "whose message used its last attempt and went to `<queue>.dead`.",
+    ),
+    Route(
+        "touch",
+        "POST",
+        "/v1/touch",
+        ep.op,
+        "Extend leases, by receipt (TOUCH)",
+        "receipts",
+        Shape(rq.TouchReceipts, body=("receipts", "lease")),
+        ok={200: rp.TouchReceiptsReply},
+        reply_examples={200: {"ok": True, "touched": 1, "not_leased": [], "not_found": []}},
+        example={"receipts": [_RECEIPT], "lease": 120},
+        body_required=True,
+        action=True,
+    ),
+    Route(
+        "delete_message",
+        "DELETE",
+        "/v1/messages/{id}",
+        ep.delete_message,
+        "Delete one received message by its receipt (ACK)",
+        "receipts",
+        Shape(ep.MessageReceipt, path=("id",), query=("receipt",)),
+        ok={204: None},
+        replies_described={204: "acked"},
+        errors=(ErrorCode.NOT_FOUND, ErrorCode.NOT_LEASED),
+        action=True,
+        description="409 `not_leased` if the receipt is stale (the message was acked, released "
+        "or delivered again since), 404 `not_found` if there is no such message.",
     ),
     Route(
         "info",

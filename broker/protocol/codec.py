@@ -29,6 +29,7 @@ from broker.protocol.requests import (
     Purge,
     Put,
     PutItem,
+    Receive,
     Redrive,
     Remove,
     Request,
@@ -43,7 +44,7 @@ _JSON_STARTS: Final = (b"{", b"[", b'"')
 _QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
 _BAD_QUEUE: Final = _QUEUE_RULE + " - at `$.queue`"
 _NAMES_QUEUE: Final = frozenset(
-    {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure}
+    {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure, Receive}
 )
 
 

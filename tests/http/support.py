@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from broker.config import Config
 from broker.http import HttpApi
+from broker.protocol.requests import Receive
 from broker.server import Server
 
 TIMEOUT_S = 10.0
@@ -114,12 +115,40 @@ async def client_for(
         yield Client(session, base, spec_of(raw_bytes), msgspec.json.decode(raw_bytes))
 
 
+class Spy:
+    """A backend seen through: events when a receive starts waiting and when its owner closes.
+
+    Tests await these instead of sleeping until the server has got that far.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self.waiting = asyncio.Event()  # a RECEIVE now waits
+        self.closed = asyncio.Event()  # an owner other than the API's own was closed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def execute(self, owner: object, requests: Sequence[Any]) -> Any:
+        result = self._backend.execute(owner, requests)
+        if isinstance(result, list) and any(
+            type(r) is Receive and reply is None for r, reply in zip(requests, result, strict=True)
+        ):
+            self.waiting.set()
+        return result
+
+    def close(self, owner: object) -> None:
+        self._backend.close(owner)
+        self.closed.set()
+
+
 @dataclass
 class Broker:
     server: Server
     api: HttpApi
     http_port: int
     base: str
+    spy: Spy
 
     @property
     def tcp_port(self) -> int:
@@ -133,13 +162,14 @@ async def running_broker(
     """A TCP server and its HTTP API on free loopback ports, stopped gracefully after."""
     config = Config(**{"host": "127.0.0.1", "port": 0, "http_port": 0, **overrides})
     server = Server(config, ssl=ssl_context)
-    api = HttpApi(config, server.backend, ssl=ssl_context)
+    spy = Spy(server.backend)
+    api = HttpApi(config, spy, ssl=ssl_context)
     server.add_frontend(api)
     host, port = await api.listen(config.host, config.http_listen_port)
     try:
         await server.start()
         api.ready()
-        yield Broker(server, api, port, f"{api.scheme}://{host}:{port}")
+        yield Broker(server, api, port, f"{api.scheme}://{host}:{port}", spy)
     finally:
         await server.close()
         await api.close()

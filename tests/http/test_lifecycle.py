@@ -45,9 +45,14 @@ async def test_a_stopping_api_refuses_new_work(broker: Broker, api: Client) -> N
     assert "not applied" in put.json["message"]
 
 
-async def test_the_servers_stop_closes_the_api_and_its_keep_alive_connections() -> None:
+async def test_a_stop_answers_long_polls_and_closes_the_api() -> None:
     async with running_broker() as broker, client_for(broker.base) as api:
         assert (await api.post("/v1/queues/q/messages", {"body": 1})).status == 201
+        waiting = asyncio.create_task(api.post("/v1/queues/empty/receive", {"wait": 20}))
+        async with asyncio.timeout(10):
+            await broker.spy.waiting.wait()
         await broker.server.close()  # the graceful stop, HTTP API included
+        answered = await waiting
+        assert (answered.status, answered.json) == (200, {"ok": True, "messages": []})
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", broker.http_port)
