@@ -111,22 +111,35 @@ class ReceiptOps:
         )
         return None if msgs is None else received(msgs, now)
 
-    def _each(self, receipts: list[str], act: Callable[[Receipt, int], bool | None]) -> _Outcome:
-        """``act(owner, seq)`` for each receipt in turn, sorting out the ones it refuses."""
+    def _parsed(self, receipts: list[str]) -> tuple[list[str], list[tuple[object, int]], list[str]]:
+        """The readable receipts with the (owner, id) each names, in order, and the others."""
         if len(receipts) > self.config.max_batch:
             raise BadRequest(
                 f"`receipts` holds {len(receipts)} receipts; "
                 f"the limit (max-batch) is {self.config.max_batch}"
             )
-        out = _Outcome()
+        texts: list[str] = []
+        pairs: list[tuple[object, int]] = []
+        unreadable: list[str] = []
         for text in receipts:
             parsed = parse_receipt(text)
             seq = None if parsed is None else parse_id(parsed[0])
             if parsed is None or seq is None:
-                out.not_found.append(text)
-                continue
+                unreadable.append(text)
+            else:
+                texts.append(text)
+                pairs.append((Receipt(parsed[1]), seq))
+        return texts, pairs, unreadable
+
+    def _each(self, receipts: list[str], act: Callable[[Receipt, int], bool | None]) -> _Outcome:
+        """``act(owner, seq)`` for each receipt in turn, sorting out the ones it refuses."""
+        texts, pairs, unreadable = self._parsed(receipts)
+        out = _Outcome()
+        out.not_found.extend(unreadable)
+        for text, (owner, seq) in zip(texts, pairs, strict=True):
+            assert isinstance(owner, Receipt)
             try:
-                flagged = act(Receipt(parsed[1]), seq)
+                flagged = act(owner, seq)
             except NotLeased:
                 out.not_leased.append(text)
             except NotFound:
@@ -138,12 +151,13 @@ class ReceiptOps:
         return out
 
     def ack(self, owner: object, req: rq.AckReceipts, now: float) -> rp.AckReceiptsReply:
-        def ack(receipt: Receipt, seq: int) -> None:
-            self.engine.ack(now, receipt, seq)
-
-        out = self._each(req.receipts, ack)
+        """All in one engine call (the common case: a worker acks what it received)."""
+        texts, pairs, unreadable = self._parsed(req.receipts)
+        result = self.engine.ack_owned(now, pairs)
         return rp.AckReceiptsReply(
-            acked=out.done, not_leased=out.not_leased, not_found=out.not_found
+            acked=result.acked,
+            not_leased=[texts[i] for i in result.not_leased],
+            not_found=[texts[i] for i in result.not_found] + unreadable,
         )
 
     def nack(self, owner: object, req: rq.NackReceipts, now: float) -> rp.NackReceiptsReply:

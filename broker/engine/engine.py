@@ -371,6 +371,19 @@ class Engine:
         self._settle(now)
         return result
 
+    def ack_owned(self, now: float, pairs: Sequence[tuple[object, int]]) -> AckResult:
+        """``ack_many`` for messages each leased to an owner of its own (receipts): each
+        ``(owner, seq)`` in turn; ``not_leased`` and ``not_found`` list indexes into ``pairs``."""
+        result = AckResult(0, [], [])
+        for i, (owner, seq) in enumerate(pairs):
+            refused = AckResult(0, [], [])
+            if self._ack_each(owner, (seq,), refused):
+                result.acked += 1
+            else:
+                (result.not_leased if refused.not_leased else result.not_found).append(i)
+        self._settle(now)
+        return result
+
     def _ack_each(self, owner: object, seqs: Iterable[int], result: AckResult | None) -> int:
         """Delete each message ``owner`` holds a lease on; the others go to ``result``.
 

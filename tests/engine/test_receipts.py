@@ -119,3 +119,17 @@ def test_unlease_gives_a_message_back_without_counting_its_attempt() -> None:
     with pytest.raises(NotLeased):
         e.unlease(2, made[0], seq)  # stale
     assert e.nack(2, "tcp", seq) is True  # its one attempt used: dead-lettered as usual
+
+
+def test_ack_owned_acks_each_pair_and_names_the_others_by_index() -> None:
+    e = make_engine()
+    a, b, c = put(e, "q", "a", "b", "c")
+    make, made = receipts()
+    receive(e, "q", make, max=2)
+    gone = e.lookup(c)
+    assert gone is not None
+    result = e.ack_owned(0, [(made[0], a), (made[0], b), (made[1], b), (made[1], b), (made[1], 1)])
+    assert result.acked == 2
+    assert result.not_leased == [1, 3]  # another message's receipt; then acked already
+    assert result.not_found == [4]
+    assert state_of(e, a) == state_of(e, b) == "acked" and state_of(e, c) == "ready"
