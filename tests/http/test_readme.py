@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import msgspec
@@ -45,18 +46,12 @@ needs_tools = pytest.mark.skipif(
 
 
 async def run_bash(script: str, cwd: Path) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "bash", "-c", script, cwd=cwd, stdout=asyncio.subprocess.PIPE
+    """``bash -c script`` to its end (killed after 30 s; a failure fails the test): its stdout."""
+    done = await asyncio.to_thread(
+        subprocess.run, ["bash", "-c", script], cwd=cwd, capture_output=True, timeout=30
     )
-    try:
-        async with asyncio.timeout(30):
-            out, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, out
-    return out.decode()
+    assert done.returncode == 0, done
+    return done.stdout.decode()
 
 
 def test_the_section_shows_put_receive_ack_a_long_poll_and_a_stale_receipt() -> None:
