@@ -38,7 +38,7 @@ from broker.engine import (
     parse_id,
 )
 from broker.engine.ids import parse_ids
-from broker.errors import BadRequest, NotFound, ShuttingDown, WonderQError
+from broker.errors import BadRequest, NotFound, ShuttingDown, UnknownOp, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
@@ -220,7 +220,10 @@ class MemoryBackend:
         append = replies.append
         for request in requests:
             try:
-                append(handlers[type(request)](owner, request, now))
+                handler = handlers.get(type(request))
+                if handler is None:
+                    raise UnknownOp(f"{type(request).__name__} is not served by this backend")
+                append(handler(owner, request, now))
             except WonderQError as exc:
                 append(rp.error_reply(exc))
         self._after_change()
