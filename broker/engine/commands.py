@@ -2,8 +2,9 @@
 
 Owns: what each of these does to the engine's state (protocol.md section 3):
 checking a PUT against the limits before anything changes (all or nothing,
-then intake.py stores the messages), leasing or parking a GET, and ending
-leases by ACK, NACK, TOUCH and disconnect. Every command that changed
+then intake.py stores the messages), leasing or parking a GET (to a connection,
+or with a receipt per message), and ending leases by ACK, NACK, TOUCH,
+UNLEASE (a delivery that never arrived) and disconnect. Every command that changed
 state ends with ``_settle``, so waiters see all of its changes at once.
 PUT, GET and ACK are the hot paths: their per-message loops keep their
 lookups in locals, and counters move once per batch.
@@ -13,7 +14,7 @@ input, or leave a change half applied when it raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from broker.engine.expiry import Expiry
 from broker.engine.intake import Intake
@@ -70,19 +71,25 @@ class Commands(Expiry, Intake):
         lease_s: float,
         wait_s: float = 0.0,
         token: object = None,
+        receipts: Callable[[], object] | None = None,
     ) -> list[Message] | None:
         """Lease up to ``max`` deliverable messages to ``owner``.
 
         Returns the leased messages, or None if none was deliverable and
         ``wait_s`` > 0: then a waiter was registered, and its messages come
         back later as a ``Delivery`` carrying ``token``.
+
+        With ``receipts``, each message is leased instead to an owner of its own,
+        ``receipts()``, made for that delivery (a receipt: the HTTP API's lease
+        owner). The engine keeps no state for such an owner: it lives in the
+        message while the lease does, and ``disconnect(owner)`` leaves it alone.
         """
         q = self._queues.get(queue_name) or self.queue(queue_name)
         if q.compact.n or q.fifo or q.heap:  # q.has_deliverable(), inlined: the hot path
-            return self._lease(q, owner, max, lease_s, now)
+            return self._lease(q, owner, max, lease_s, now, receipts)
         if wait_s <= 0:
             return []
-        self._park(q, owner, max, lease_s, now + wait_s, token)
+        self._park(q, owner, max, lease_s, now + wait_s, token, receipts)
         return None
 
     def ack(self, now: float, owner: object, seq: int) -> None:
@@ -101,6 +108,19 @@ class Commands(Expiry, Intake):
         self._settle(now)
         return result
 
+    def ack_owned(self, now: float, pairs: Sequence[tuple[object, int]]) -> AckResult:
+        """``ack_many`` for messages each leased to an owner of its own (receipts): each
+        ``(owner, seq)`` in turn; ``not_leased`` and ``not_found`` list indexes into ``pairs``."""
+        result = AckResult(0, [], [])
+        for i, (owner, seq) in enumerate(pairs):
+            refused = AckResult(0, [], [])
+            if self._ack_each(owner, (seq,), refused):
+                result.acked += 1
+            else:
+                (result.not_leased if refused.not_leased else result.not_found).append(i)
+        self._settle(now)
+        return result
+
     def nack(self, now: float, owner: object, seq: int, delay_s: float = 0.0) -> bool:
         """Release a leased message now (or after ``delay_s``); True if it was dead-lettered."""
         dead = self._release(self._leased_by(owner, seq), now, "nacked", delay_s)
@@ -111,6 +131,14 @@ class Commands(Expiry, Intake):
         msg = self._leased_by(owner, seq)
         msg.due_at = now + lease_s
         self._deadlines.push(msg.due_at, msg)
+        self._settle(now)
+
+    def unlease(self, now: float, owner: object, seq: int) -> None:
+        """Give back a lease whose delivery never reached its consumer (the HTTP client
+        went away): the message is ready again, its attempt not counted."""
+        msg = self._leased_by(owner, seq)
+        msg.attempts -= 1
+        self._release(msg, now, "released_on_disconnect", 0.0)
         self._settle(now)
 
     def disconnect(self, now: float, owner: object) -> int:

@@ -24,10 +24,17 @@ from broker.engine.waiter import Delivery, Waiter
 
 class Dispatch(Leases):
     def _park(
-        self, q: Queue, owner: object, max: int, lease_s: float, due_at: float, token: object
+        self,
+        q: Queue,
+        owner: object,
+        max: int,
+        lease_s: float,
+        due_at: float,
+        token: object,
+        receipts: Callable[[], object] | None,
     ) -> None:
         """Register a waiting GET on ``q``, until ``due_at``."""
-        waiter = Waiter(token, owner, q, max, lease_s, due_at)
+        waiter = Waiter(token, owner, q, max, lease_s, due_at, receipts)
         q.waiters.append(waiter)
         q.n_waiting += 1
         self._tally.waiting += 1
@@ -56,7 +63,7 @@ class Dispatch(Leases):
             if not waiter.active:
                 continue
             self._end_wait(waiter)
-            msgs = self._lease(q, waiter.owner, waiter.max, waiter.lease_s, now)
+            msgs = self._lease(q, waiter.owner, waiter.max, waiter.lease_s, now, waiter.receipts)
             self._deliveries.append(Delivery(waiter.token, waiter.owner, msgs))
 
     def _end_wait(self, waiter: Waiter) -> None:

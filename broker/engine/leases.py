@@ -13,7 +13,7 @@ serves them), or read a clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from broker.engine.ids import format_id
 from broker.engine.lifecycle import (
@@ -34,12 +34,20 @@ from broker.errors import NotFound, NotLeased
 
 class Leases(EngineState):
     def _lease(
-        self, q: Queue, owner: object, max: int, lease_s: float, now: float
+        self,
+        q: Queue,
+        owner: object,
+        max: int,
+        lease_s: float,
+        now: float,
+        receipts: Callable[[], object] | None = None,
     ) -> list[Message]:
-        """Lease up to ``max`` deliverable messages of ``q`` to ``owner``, until
-        ``now + lease_s``, within the reply's byte budget (at least one)."""
+        """Lease up to ``max`` deliverable messages of ``q`` to ``owner`` (or each to a
+        receipt of its own, see ``get``), until ``now + lease_s``, within the reply's
+        byte budget (at least one)."""
         out: list[Message] = []
-        owned = self._owned.get(owner)
+        # receipts are not tracked: their messages go into a set thrown away
+        owned = set() if receipts is not None else self._owned.get(owner)
         if owned is None:
             owned = self._owned[owner] = set()
         due = now + lease_s
@@ -56,7 +64,7 @@ class Leases(EngineState):
             for msg in batch:
                 messages[msg.seq] = msg  # new if it was compact
                 msg.state = LEASED
-                msg.owner = owner
+                msg.owner = owner if receipts is None else receipts()
                 msg.attempts += 1
                 msg.due_at = due
                 own(msg)
@@ -110,10 +118,10 @@ class Leases(EngineState):
                     else:
                         result.not_found.append(seq)
                 continue
-            assert owned is not None  # it holds a lease
             q = msg.queue
             del messages[seq]
-            owned.discard(msg)
+            if owned is not None:  # None for a receipt
+                owned.discard(msg)
             msg.owner = None
             msg.due_at = GONE
             if q is not run_q:

@@ -27,6 +27,13 @@ ID_MAX: Final = 64
 TOKEN_MAX: Final = 4096
 PEEK_LIMIT_MAX: Final = 1000
 PEEK_LIMIT_DEFAULT: Final = 10
+DEDUP_MAX: Final = 128
+HEADERS_MAX: Final = 64  # entries; their names and values hold at most HEADER_BYTES_MAX
+HEADER_BYTES_MAX: Final = 8192
+HEADER_NAME_MAX: Final = 256
+RATE_MAX: Final = 1_000_000.0  # deliveries per second
+DEDUP_WINDOW_MAX_S: Final = 86_400.0
+MAX_LENGTH_MAX: Final = 2**53
 
 #: The characters of a queue name. The codec checks them after decoding (a set test
 #: costs about a third of msgspec's regex ``pattern`` on this hot path); the length
@@ -44,6 +51,13 @@ Wait = Annotated[float, Meta(ge=0, le=WAIT_MAX_S)]
 Priority = Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 MaxAttempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS_MAX)]
 Count = Annotated[int, Meta(ge=1)]
+DedupId = Annotated[str, Meta(min_length=1, max_length=DEDUP_MAX)]
+HeaderName = Annotated[str, Meta(min_length=1, max_length=HEADER_NAME_MAX)]
+#: at most HEADERS_MAX entries here; their total size (HEADER_BYTES_MAX) is the codec's check
+Headers = Annotated[dict[HeaderName, str], Meta(max_length=HEADERS_MAX)]
+Rate = Annotated[float, Meta(gt=0, le=RATE_MAX)]
+DedupWindow = Annotated[float, Meta(gt=0, le=DEDUP_WINDOW_MAX_S)]
+MaxLength = Annotated[int, Meta(ge=1, le=MAX_LENGTH_MAX)]
 
 
 class _Request(Struct, tag_field="op", forbid_unknown_fields=True, kw_only=True):
@@ -56,6 +70,8 @@ class PutItem(Struct, forbid_unknown_fields=True, kw_only=True):
     delay: Delay = 0.0
     priority: Priority = 0
     max_attempts: MaxAttempts | None = None
+    dedup: DedupId | None = None
+    headers: Headers | None = None
 
 
 class Put(_Request, tag="PUT"):
@@ -66,6 +82,8 @@ class Put(_Request, tag="PUT"):
     delay: Delay = 0.0
     priority: Priority = 0
     max_attempts: MaxAttempts | None = None
+    dedup: DedupId | None = None
+    headers: Headers | None = None
 
 
 class Get(_Request, tag="GET"):
@@ -117,7 +135,52 @@ class Purge(_Request, tag="PURGE"):
 
 
 class Redrive(_Request, tag="REDRIVE"):
+    """Move messages of ``<queue>.dead`` back to ``queue``: all of them, or the ``ids``."""
+
     queue: QueueName
+    ids: Annotated[list[MessageId], Meta(min_length=1)] | None = None
+
+
+class Remove(_Request, tag="REMOVE"):
+    """Delete chosen ready or delayed messages of a queue (never a leased one)."""
+
+    queue: QueueName
+    ids: Annotated[list[MessageId], Meta(min_length=1)]
+
+
+class Delete(_Request, tag="DELETE"):
+    """Delete a queue, every message in it, and its settings (its ``.dead`` queue if ``dead``)."""
+
+    queue: QueueName
+    dead: bool = False
+
+
+class Pause(_Request, tag="PAUSE"):
+    queue: QueueName
+
+
+class Resume(_Request, tag="RESUME"):
+    queue: QueueName
+
+
+class Configure(_Request, tag="CONFIG"):
+    """Read a queue's settings, or change some: a value sets a field, ``null`` resets it
+    to the server default, an absent field stays as it is."""
+
+    queue: QueueName
+    lease: Lease | UnsetType | None = UNSET
+    max_attempts: MaxAttempts | UnsetType | None = UNSET
+    max_length: MaxLength | UnsetType | None = UNSET
+    rate: Rate | UnsetType | None = UNSET
+    dedup_window: DedupWindow | UnsetType | None = UNSET
+
+    def changes(self) -> bool:
+        """True when the request sets or resets a field (False: it only reads)."""
+        return any(getattr(self, f) is not UNSET for f in SETTING_FIELDS)
+
+
+#: the per-queue settings CONFIG reads and writes, in reply order
+SETTING_FIELDS: Final = ("lease", "max_attempts", "max_length", "rate", "dedup_window")
 
 
 class Ping(_Request, tag="PING"):
@@ -152,6 +215,11 @@ Request = (
     | Queues
     | Purge
     | Redrive
+    | Remove
+    | Delete
+    | Pause
+    | Resume
+    | Configure
     | Ping
     | Quit
     | Cancel
@@ -170,9 +238,66 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Queues,
     Purge,
     Redrive,
+    Remove,
+    Delete,
+    Pause,
+    Resume,
+    Configure,
     Ping,
     Quit,
     Cancel,
     Auth,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
+
+# ------------------------------------------------------------------ receipts
+# The HTTP API's own requests: a message received over HTTP is leased to a
+# receipt (``broker/protocol/receipts.py``), not to a connection. None of these
+# is in ``Request``, so the TCP decoder can never produce one: over TCP, leases
+# stay connection-scoped, and a connection cannot name a receipt.
+
+RECEIVE_WAIT_MAX_S: Final = 20.0
+RECEIPT_MAX: Final = 128
+ReceiptText = Annotated[str, Meta(min_length=1, max_length=RECEIPT_MAX)]
+Receipts = Annotated[list[ReceiptText], Meta(min_length=1)]
+
+
+class Receive(_Request, tag="RECEIVE"):
+    """A GET whose messages are each leased to a receipt of its own."""
+
+    queue: QueueName
+    max: Count = 1
+    lease: Lease | None = None
+    wait: Annotated[float, Meta(ge=0, le=RECEIVE_WAIT_MAX_S)] = 0.0
+
+
+class AckReceipts(_Request, tag="ACK_RECEIPTS"):
+    """ACK the messages whose current receipts these are (each handled on its own)."""
+
+    receipts: Receipts
+
+
+class NackReceipts(_Request, tag="NACK_RECEIPTS"):
+    """NACK the messages whose current receipts these are, ready again after ``delay``."""
+
+    receipts: Receipts
+    delay: Delay = 0.0
+
+
+class TouchReceipts(_Request, tag="TOUCH_RECEIPTS"):
+    """Extend the leases of these receipts to ``lease`` seconds from now."""
+
+    receipts: Receipts
+    lease: Lease | None = None
+
+
+class ReleaseReceipts(_Request, tag="RELEASE_RECEIPTS"):
+    """Give back messages whose delivery never reached the client, their attempt not counted."""
+
+    receipts: Receipts
+
+
+ReceiptRequest = Receive | AckReceipts | NackReceipts | TouchReceipts | ReleaseReceipts
+
+#: Every request a backend executes: the TCP protocol's, and the HTTP API's own.
+AnyRequest = Request | ReceiptRequest

@@ -10,6 +10,7 @@ from broker.durability.backend import restore_into
 from broker.durability.journal import LogJournal
 from broker.durability.replay import ReplayState, scan
 from broker.engine import Engine, Message, NewMessage, State
+from tests.engine.helpers import held
 
 WALL = 5000.0  # wall clock minus engine clock in these tests
 
@@ -33,12 +34,6 @@ def view(m: Message) -> tuple[object, ...]:
     due = round(m.due_at, 6) if m.state == State.DELAYED else None
     return (m.seq, m.queue.name, m.body, m.key, m.priority, m.max_attempts, m.attempts,
             m.order, state, due, round(m.put_at, 6))  # fmt: skip
-
-
-def held(engine: Engine) -> list[Message]:
-    """Every message the engine holds (compact ones as snapshots), by id."""
-    found = (engine.lookup(seq) for seq in sorted(engine.live_seqs()))
-    return [m for m in found if isinstance(m, Message)]
 
 
 def delivery_order(engine: Engine, now: float) -> dict[str, list[int]]:

@@ -16,6 +16,7 @@ from tests.engine.helpers import (
     bodies,
     drain_bodies,
     get,
+    held,
     make_engine,
     new,
     put,
@@ -255,12 +256,7 @@ def test_live_seqs_include_compact_messages_and_each_looks_up() -> None:
     a, k = put(e, "q", "a", new("k", key="K"))
     b = put_one(e, "r", "b")
     assert sorted(e.live_seqs()) == [a, k, b]
-    held = [e.lookup(seq) for seq in e.live_seqs()]
-    assert sorted((m.seq, m.body) for m in held if isinstance(m, Message)) == [
-        (a, b"a"),
-        (k, b"k"),
-        (b, b"b"),
-    ]
+    assert [(m.seq, m.body) for m in held(e)] == [(a, b"a"), (k, b"k"), (b, b"b")]
 
 
 @dataclass
