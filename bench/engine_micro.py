@@ -5,7 +5,7 @@ passed in: PUT of plain messages (one per call, and batches of 64), GET + ACK
 (one per call, and batches of 64 leased then acked with ``ack_many``), keyed
 PUT and keyed GET + ACK (one per call, 1000 keys), and lease expiry (batches
 of 64 leased, then ``advance`` past their deadline), and a restart's restore
-(nine plain messages to one keyed, as read back from a log). Cases run interleaved,
+(nine plain messages to one keyed, as records read back from a log). Cases run interleaved,
 ``--repeat`` rounds, and each prints the best round in messages per second, so
 a change to the engine is measured before and after on the same machine in
 the same way (the machine is shared: compare ratios, never absolute figures).
@@ -19,9 +19,9 @@ import argparse
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from broker.config import Config
+from broker.durability.records import Msg
 from broker.engine import Engine
 
 BODY = b"x" * 100
@@ -70,8 +70,8 @@ def put_batch(n: int) -> Callable[[], None]:
     return run
 
 
-def get_ack_one(n: int) -> Callable[[], None]:
-    e = _filled(n)
+def get_ack_one(n: int, keyed: bool = False) -> Callable[[], None]:
+    e = _filled(n, keyed)
 
     def run() -> None:
         get, ack = e.get, e.ack
@@ -107,15 +107,7 @@ def keyed_put(n: int) -> Callable[[], None]:
 
 
 def keyed_get_ack(n: int) -> Callable[[], None]:
-    e = _filled(n, keyed=True)
-
-    def run() -> None:
-        get, ack = e.get, e.ack
-        for _ in range(n):
-            msg = (get(1.0, "q", OWNER, 1, 30.0) or [])[0]
-            ack(1.0, OWNER, msg.seq)
-
-    return run
+    return get_ack_one(n, keyed=True)
 
 
 def expire_batch(n: int) -> Callable[[], None]:
@@ -132,27 +124,11 @@ def expire_batch(n: int) -> Callable[[], None]:
     return run
 
 
-@dataclass(slots=True)
-class Stored:
-    """A message as a durable store gives it back (``StoredMessage``)."""
-
-    seq: int
-    queue: str
-    body: bytes
-    key: str | None
-    priority: int
-    max_attempts: int
-    put_wall: float
-    due_wall: float
-    attempts: int
-    order: int
-
-
 def restore(n: int) -> Callable[[], None]:
     e = _engine()
     attempts = Config().max_attempts
     items = [
-        Stored(i, "q", BODY, f"k{i % KEYS}" if i % 10 == 0 else None, 0, attempts, 1.0, 0.0, 0, 0)
+        Msg(i, "q", BODY, f"k{i % KEYS}" if i % 10 == 0 else None, 0, attempts, 1.0)
         for i in range(1, n + 1)
     ]
 
