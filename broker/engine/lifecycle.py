@@ -62,7 +62,8 @@ BYTES_IN: Final = ("q.bytes", "tally.bytes")
 
 #: The lifecycle table: each event moves messages of one queue from one place to
 #: another, and no other move is allowed. A move between queues (dead letter,
-#: redrive) is two events: out of the one, into the other.
+#: redrive) is two events: out of the one, into the other. A restart restores
+#: messages by the put rows.
 TABLE: Final[dict[str, tuple[Place, Place]]] = {
     "put plain": (Place.OUT, Place.COMPACT),  # no key, delay or priority (compact.py)
     "put": (Place.OUT, Place.READY),

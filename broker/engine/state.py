@@ -7,8 +7,8 @@ waiting GETs by owner, the deadline heap, the recently acked ids, the counters
 out yet (deliveries, woken queues, log events). Also the queue registry, the
 sequence numbers, and marking a queue whose waiters must be served.
 The engine's behaviour is in the modules that build on ``EngineState``, one
-concept each: leases.py, dispatch.py, expiry.py, commands.py, management.py,
-restore.py, views.py; engine.py puts them together.
+concept each: intake.py, leases.py, dispatch.py, expiry.py, commands.py,
+management.py, restore.py, views.py; engine.py puts them together.
 Must never: change a counter but by a move of the lifecycle table
 (lifecycle.py), import asyncio or sockets, or read a clock.
 """
