@@ -20,7 +20,13 @@ import ssl as ssl_module
 from collections import deque
 from typing import cast
 
-from .errors import ConnectionLost, ProtocolViolation, RequestTimeout, error_from_reply
+from .errors import (
+    ConnectionLost,
+    ProtocolViolation,
+    RequestTimeout,
+    connect_failed,
+    error_from_reply,
+)
 from .protocol import DEFAULT_MAX_REPLY_LINE, ClientProtocol, Reply, Request
 
 CLOSE_TIMEOUT_S = 5.0
@@ -55,7 +61,7 @@ class Connection(asyncio.Protocol):
         connect_timeout: float | None = None,
         max_line: int = DEFAULT_MAX_REPLY_LINE,
     ) -> Connection:
-        """Connect; raise ``ConnectionLost`` if that fails or takes over ``connect_timeout``."""
+        """Connect; raise ``ConnectFailed`` if that fails or takes over ``connect_timeout``."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_timeout):
@@ -65,12 +71,8 @@ class Connection(asyncio.Protocol):
                     port,
                     ssl=ssl,
                 )
-        except TimeoutError:
-            raise ConnectionLost(
-                f"cannot connect to {host}:{port}: no answer within {connect_timeout:g} s"
-            ) from None
-        except OSError as exc:
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+        except OSError as exc:  # TimeoutError included
+            raise connect_failed(host, port, exc, connect_timeout) from exc
         return conn
 
     @property

@@ -2,38 +2,42 @@
 
 Owns: a blocking socket driven by the same ``ClientProtocol`` as the asyncio
 client, one request at a time (a lock makes it safe to share between
-threads), and ``SyncMessage``. Must never: start threads or an event loop,
-retry a request, or block longer than the call's timeout.
+threads), and ``SyncMessage``. Must never: start threads or an event loop
+(except ``run_worker``, see ``sync_worker``), retry a request, or block longer
+than the call's timeout.
 
-What it does not do: touch leases in the background (there is no
-background); handle each message within its lease, or call ``touch()``.
-``run_worker`` is asyncio only.
+What ``get`` and ``consume`` do not do: touch leases in the background (there
+is no background); handle each message within its lease, or call ``touch()``.
+``run_worker`` does touch them: it runs the asyncio worker on a loop of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Self
 
-from . import commands
-from .client import DEFAULT_HOST, DEFAULT_PORT, RECONNECT_FIRST_DELAY_S, RECONNECT_MAX_DELAY_S
+from . import commands, sync_consumer, sync_worker
+from .client import DEFAULT_HOST, DEFAULT_PORT, AsyncClient
 from .errors import (
     ConnectionLost,
     ProtocolViolation,
     RequestTimeout,
-    WonderQError,
+    connect_failed,
     error_from_reply,
 )
-from .message import BaseMessage
+from .message import SyncMessage
 from .protocol import DEFAULT_MAX_REPLY_LINE, ClientProtocol, Reply, Request, is_waiting_get
-from .results import AckResult, MessageInfo, PeekResult, Stats, WireMessage
-from .worker import MAX_GET
+from .reconnect import Redial
+from .results import AckResult, MessageInfo, PeekResult, Stats
+from .sync_worker import SyncHandler
+from .worker import DEFAULT_STOP_SIGNALS, exponential_backoff
 
 RECV_SIZE = 256 * 1024
 
@@ -49,6 +53,10 @@ class SyncConnection:
         self._core = ClientProtocol(max_line=max_line)
         self._lock = threading.Lock()
         self._lost_reason: str | None = None
+        self.in_recv = False
+        """True only while a call is blocked reading the socket (what a signal may interrupt)."""
+        self.before_blocking: Callable[[], None] | None = None
+        """Called before each blocking read; it may raise to abandon the call (a stopping consumer)."""
 
     @classmethod
     def open(
@@ -61,18 +69,18 @@ class SyncConnection:
         connect_timeout: float | None = None,
         max_line: int = DEFAULT_MAX_REPLY_LINE,
     ) -> SyncConnection:
-        """Connect; raise ``ConnectionLost`` if that fails or takes over ``connect_timeout``."""
+        """Connect; raise ``ConnectFailed`` if that fails or takes over ``connect_timeout``."""
         try:
             sock = socket.create_connection((host, port), timeout=connect_timeout)
-        except OSError as exc:
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+        except OSError as exc:  # TimeoutError included
+            raise connect_failed(host, port, exc, connect_timeout) from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ssl is not None:
                 sock = ssl.wrap_socket(sock, server_hostname=host)
         except OSError as exc:
             sock.close()
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+            raise connect_failed(host, port, exc, connect_timeout) from exc
         return cls(sock, request_timeout=request_timeout, max_line=max_line)
 
     @property
@@ -127,7 +135,13 @@ class SyncConnection:
                 raise RequestTimeout("timed out")
             try:
                 self._sock.settimeout(remaining)
-                data = self._sock.recv(RECV_SIZE)
+                if self.before_blocking is not None:
+                    self.before_blocking()
+                self.in_recv = True
+                try:
+                    data = self._sock.recv(RECV_SIZE)
+                finally:
+                    self.in_recv = False
             except TimeoutError:
                 raise RequestTimeout("timed out") from None
             except OSError as exc:
@@ -153,49 +167,6 @@ class SyncConnection:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)  # wakes a recv blocked in another thread
             self._sock.close()
-
-
-class SyncMessage(BaseMessage):
-    """A message leased by ``Client.get``; settle it with ``ack()`` or ``nack()``.
-
-    Its lease belongs to the connection that leased it; if that connection is
-    lost, these calls raise ``ConnectionLost`` (the broker released it).
-    """
-
-    __slots__ = ("_conn",)
-
-    def __init__(
-        self,
-        wire: WireMessage,
-        conn: SyncConnection,
-        *,
-        lease_s: float | None,
-        expires_at: float | None,
-    ) -> None:
-        super().__init__(wire, lease_s=lease_s, expires_at=expires_at)
-        self._conn = conn
-
-    def ack(self) -> None:
-        """Delete the message: the work is done. Raises ``NotLeased`` if the lease was lost."""
-        try:
-            self._conn.call(commands.ack(self.id))
-        finally:
-            self.settled = True
-
-    def nack(self, delay: float | None = None) -> bool:
-        """Give the message back, now or after ``delay`` s; True if it went to ``<queue>.dead``."""
-        try:
-            return commands.parse_dead(self._conn.call(commands.nack(self.id, delay)))
-        finally:
-            self.settled = True
-
-    def touch(self, lease: float | None = None) -> None:
-        """Extend the lease to ``lease`` seconds from now (``None``: the GET's lease)."""
-        lease = self.lease_s if lease is None else lease
-        sent_at = self._conn.clock()
-        self._conn.call(commands.touch(self.id, lease))
-        if lease is not None:
-            self.expires_at = sent_at + lease
 
 
 class Client:
@@ -239,12 +210,17 @@ class Client:
         return self._reconnect
 
     @property
+    def reconnect_timeout(self) -> float:
+        """How long one reconnect keeps trying, in seconds, before it gives up."""
+        return self._reconnect_timeout
+
+    @property
     def connected(self) -> bool:
         """True while the client holds an open connection."""
         return self._conn is not None and not self._conn.closed
 
     def open(self) -> None:
-        """Connect now (calls connect on demand anyway). Raises ``ConnectionLost`` on failure."""
+        """Connect now (calls connect on demand anyway). Raises ``ConnectFailed`` on failure."""
         self._connection()
 
     def close(self) -> None:
@@ -316,41 +292,78 @@ class Client:
         self._call(commands.touch(id, lease))
 
     def consume(
-        self, queue: str, *, concurrency: int = 1, lease: float = 30.0, wait: float = 20.0
+        self,
+        queue: str,
+        *,
+        concurrency: int = 1,
+        lease: float = 30.0,
+        wait: float = 20.0,
+        reconnect: bool = True,
+        stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
     ) -> Iterator[SyncMessage]:
-        """Yield messages of ``queue`` forever; you ``ack`` or ``nack`` each.
+        """Yield messages of ``queue``; you ``ack`` or ``nack`` each (see ``AsyncClient.consume``).
 
         Fetches up to ``concurrency`` messages at a time once the previous ones
         are settled. Leases are not touched for you: settle each message within
-        ``lease`` seconds. Leaving the loop releases the messages it fetched
-        and did not settle (deterministically with ``contextlib.closing``).
+        ``lease`` seconds. The first of ``stop_signals`` (in the main thread)
+        ends the loop, interrupting a GET that waits; leaving the loop releases
+        the messages it fetched and did not settle (deterministically with
+        ``contextlib.closing``). A lost connection is re-established unless
+        ``reconnect=False``.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if wait <= 0:
             raise ValueError("wait must be greater than 0 seconds (a consumer long-polls)")
-        return self._consume(queue, concurrency=concurrency, lease=lease, wait=wait)
+        return sync_consumer.consume(
+            self,
+            queue,
+            concurrency=concurrency,
+            lease=lease,
+            wait=wait,
+            reconnect=reconnect,
+            stop_signals=stop_signals,
+        )
 
-    def _consume(
-        self, queue: str, *, concurrency: int, lease: float, wait: float
-    ) -> Iterator[SyncMessage]:
-        fetched: list[SyncMessage] = []
-        try:
-            while True:  # each pass blocks in a long-poll GET
-                fetched = [m for m in fetched if not m.settled]
-                free = min(concurrency - len(fetched), MAX_GET)
-                if free <= 0:
-                    raise RuntimeError(
-                        f"consume(concurrency={concurrency}): settle a message before taking the next"
-                    )
-                batch = self.get(queue, max=free, lease=lease, wait=wait)
-                fetched.extend(batch)
-                yield from batch
-        finally:
-            for message in fetched:
-                if not message.settled:
-                    with contextlib.suppress(WonderQError):  # lost: released with the connection
-                        message.nack()
+    def run_worker(
+        self,
+        queue: str,
+        handler: SyncHandler,
+        *,
+        concurrency: int = 8,
+        lease: float = 30.0,
+        wait: float = 20.0,
+        backoff: Callable[[int], float] = exponential_backoff,
+        grace: float | None = 30.0,
+        stop: threading.Event | None = None,
+        stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
+        reconnect: bool = True,
+    ) -> None:
+        """Run ``handler(message)`` on messages of ``queue`` in up to ``concurrency`` threads.
+
+        Does what ``AsyncClient.run_worker`` does (ack on return, NACK with
+        backoff and a logged traceback on an exception, leases touched while
+        handlers run, reconnects, stops on ``stop`` or SIGINT/SIGTERM), on a
+        connection and an event loop of its own in this thread; blocks until
+        stopped. Settle a message with its own methods (``message.ack()``):
+        its lease belongs to the worker's connection, not this client's.
+        ``stop`` may be set from any thread (it is checked every 0.1 s). A
+        handler still running after ``grace`` cannot be interrupted (it is a
+        thread): its message is released, and its late ``ack`` fails.
+        """
+        sync_worker.run_worker(
+            self._async_twin,
+            queue,
+            handler,
+            concurrency=concurrency,
+            lease=lease,
+            wait=wait,
+            backoff=backoff,
+            grace=grace,
+            stop=stop,
+            stop_signals=stop_signals,
+            reconnect=reconnect,
+        )
 
     def info(self, id: str) -> MessageInfo:
         """Look at one message without changing it."""
@@ -387,7 +400,8 @@ class Client:
     def _call(self, request: Request) -> Reply:
         return self._connection().call(request)
 
-    def _connection(self) -> SyncConnection:
+    def _connection(self, redial: Redial | None = None) -> SyncConnection:
+        """The open connection; see ``AsyncClient._connection``."""
         conn = self._conn
         if conn is not None and not conn.closed:
             return conn
@@ -397,9 +411,16 @@ class Client:
             conn = self._conn
             if conn is not None and not conn.closed:
                 return conn
-            if conn is not None and not self._reconnect:
+            if redial is None and conn is not None and not self._reconnect:
                 raise ConnectionLost("the connection was lost and reconnect=False")
-            conn = self._redial() if self._reconnect else self._dial()
+            if redial is None and self._reconnect:
+                redial = Redial(
+                    f"{self.host}:{self.port}",
+                    now=time.monotonic(),
+                    budget_s=self._reconnect_timeout,
+                    first=conn is None,
+                )
+            conn = self._dial() if redial is None else self._redial(redial)
             if self._closed:  # closed while dialing
                 conn.close()
                 raise ConnectionLost("the client is closed")
@@ -423,19 +444,31 @@ class Client:
                 raise
         return conn
 
-    def _redial(self) -> SyncConnection:
-        give_up_at = time.monotonic() + self._reconnect_timeout
-        delay = RECONNECT_FIRST_DELAY_S
+    def _redial(self, redial: Redial) -> SyncConnection:
         while True:
             try:
-                return self._dial()
+                conn = self._dial()
             except ConnectionLost as exc:
-                if time.monotonic() + delay > give_up_at or self._closed:
-                    raise ConnectionLost(
-                        f"{exc.message} (gave up reconnecting after {self._reconnect_timeout:g} s)"
-                    ) from exc
-            time.sleep(delay)  # backoff between attempts, bounded by give_up_at
-            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
+                if self._closed:
+                    raise
+                time.sleep(redial.failed(exc, time.monotonic()))  # raises when over budget
+                continue
+            redial.succeeded()
+            return conn
+
+    def _async_twin(self) -> AsyncClient:
+        """An asyncio client with this one's settings (not connected: it connects in its loop)."""
+        return AsyncClient(
+            self.host,
+            self.port,
+            token=self._token,
+            ssl=self._ssl,
+            request_timeout=self._timeout,
+            connect_timeout=self._connect_timeout,
+            reconnect=self._reconnect,
+            reconnect_timeout=self._reconnect_timeout,
+            max_line=self._max_line,
+        )
 
 
 def connect_sync(
