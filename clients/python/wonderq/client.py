@@ -20,7 +20,7 @@ from .connection import Connection
 from .errors import ConnectionLost
 from .message import Message
 from .protocol import DEFAULT_MAX_REPLY_LINE, Reply, Request
-from .reconnect import Redial
+from .reconnect import Redial, still_usable
 from .results import AckResult, MessageInfo, PeekResult, Stats
 from .worker import DEFAULT_STOP_SIGNALS, Consumer, Handler, exponential_backoff, run_worker
 
@@ -341,17 +341,18 @@ class AsyncClient:
         """The open connection; dial one if there is none and reconnecting is allowed.
 
         ``redial`` (from a consumer, which reconnects whatever ``reconnect``
-        says) is the outage to count the attempts in.
+        says) is the outage to count the attempts in. A connection on which the
+        broker said it is shutting down is replaced too, when reconnecting.
         """
         conn = self._conn
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and not conn.shutting_down:
             return conn
         async with self._dialing:
             if self._closed:
                 raise ConnectionLost("the client is closed")
             conn = self._conn
-            if conn is not None and not conn.closed:
-                return conn
+            if still_usable(conn, redial, self._reconnect):
+                return conn  # shutting down, without reconnecting: the broker's answer says so
             if redial is None and conn is not None and not self._reconnect:
                 raise ConnectionLost("the connection was lost and reconnect=False")
             if redial is None and self._reconnect:

@@ -24,6 +24,8 @@ from .errors import (
     ConnectionLost,
     ProtocolViolation,
     RequestTimeout,
+    ShuttingDown,
+    WonderQError,
     connect_failed,
     error_from_reply,
 )
@@ -45,6 +47,7 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._waiters: dict[int, asyncio.Future[Reply]] = {}
         self._lost_reason: str | None = None
+        self._shutting_down = False  # the broker said so: no new call belongs on this connection
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._paused = False
         self._drain_waiters: deque[asyncio.Future[None]] = deque()
@@ -80,6 +83,13 @@ class Connection(asyncio.Protocol):
         """True once the connection is lost or closed; calls then raise ``ConnectionLost``."""
         return self._lost_reason is not None
 
+    @property
+    def shutting_down(self) -> bool:
+        """True once the broker answered ``shutting_down`` here: it will close the connection
+        soon, and answers every later request the same (a client that reconnects makes its
+        next call on a new connection, while calls made already get their replies)."""
+        return self._shutting_down
+
     def clock(self) -> float:
         """The loop's monotonic clock, in seconds."""
         return self._loop.time()
@@ -113,7 +123,7 @@ class Connection(asyncio.Protocol):
             self._abandon(rid, waiter)
             raise
         if not reply["ok"]:
-            raise error_from_reply(reply)
+            raise self._failure(reply)
         return reply
 
     def release(self, ids: list[str]) -> None:
@@ -178,6 +188,12 @@ class Connection(asyncio.Protocol):
         self._wake_drain_waiters()
 
     # internals
+
+    def _failure(self, reply: Reply) -> WonderQError:
+        error = error_from_reply(reply)
+        if isinstance(error, ShuttingDown):
+            self._shutting_down = True
+        return error
 
     def _flush(self) -> None:
         self._flush_handle = None

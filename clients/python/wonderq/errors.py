@@ -191,12 +191,12 @@ def connect_failed(host: str, port: int, exc: OSError, timeout_s: float | None) 
             "and is a WonderQ broker listening there?"
         )
     if _refused(exc):
-        start = f"wonderq serve --port {port}"
+        start = f"`wonderq serve --port {port}`"
         if host not in _LOCAL_HOSTS:
-            start = f"wonderq serve --host {host} --port {port} (on that machine)"
+            start = f"`wonderq serve --host {host} --port {port}` on that machine"
         return ConnectFailed(
             f"cannot connect to {where}: connection refused: no broker is running at that "
-            f"address (start one with `{start}`)"
+            f"address (start one with {start})"
         )
     if isinstance(exc, socket.gaierror):
         return ConnectFailed(f"cannot connect to {where}: cannot resolve host {host!r} ({exc})")

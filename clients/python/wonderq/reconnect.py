@@ -10,9 +10,9 @@ retry a request: only dialing is retried.
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Final, Protocol, TypeGuard, TypeVar
 
-from .errors import ConnectFailed, ConnectionLost
+from .errors import ConnectFailed, WonderQError
 
 logger = logging.getLogger("wonderq")
 
@@ -20,6 +20,27 @@ FIRST_DELAY_S: Final = 0.05
 """Wait before the second attempt (the first is at once); it doubles after each failure."""
 MAX_DELAY_S: Final = 2.0
 """The longest wait between two attempts."""
+
+
+class Dialed(Protocol):
+    """What ``still_usable`` looks at on a connection (of either client)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def shutting_down(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Dialed)
+
+
+def still_usable(conn: C | None, redial: Redial | None, reconnect: bool) -> TypeGuard[C]:
+    """Whether the next call goes on ``conn``: it is open, and, if the broker said it is
+    shutting down, nobody wants a new one (``reconnect`` off, no consumer's ``redial``)."""
+    if conn is None or conn.closed:
+        return False
+    return not conn.shutting_down or (redial is None and not reconnect)
 
 
 class Redial:
@@ -38,7 +59,7 @@ class Redial:
         self._first = first
         self._delay_s = FIRST_DELAY_S
 
-    def failed(self, exc: ConnectionLost, now: float) -> float:
+    def failed(self, exc: WonderQError, now: float) -> float:
         """Record a failed attempt; return the seconds to wait before the next one."""
         self.attempts += 1
         delay = self._delay_s

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -113,8 +114,10 @@ def _take(sig: signal.Signals, loop: asyncio.AbstractEventLoop | None) -> _Taken
 def _is_default(handler: Any) -> bool:
     if handler in (signal.SIG_DFL, signal.default_int_handler):
         return True
-    # asyncio.run()'s Ctrl-C handler: cancels the main task, then raises KeyboardInterrupt
-    return getattr(handler, "__func__", None) is getattr(asyncio.Runner, "_on_sigint", False)
+    # asyncio.run()'s Ctrl-C handler (a partial of Runner._on_sigint): cancels the main
+    # task, then raises KeyboardInterrupt
+    method = handler.func if isinstance(handler, functools.partial) else handler
+    return getattr(method, "__func__", None) is getattr(asyncio.Runner, "_on_sigint", False)
 
 
 def _fire(taken: _Taken, sig: signal.Signals, frame: FrameType | None) -> None:

@@ -29,12 +29,13 @@ from .errors import (
     ConnectionLost,
     ProtocolViolation,
     RequestTimeout,
+    ShuttingDown,
     connect_failed,
     error_from_reply,
 )
 from .message import SyncMessage
 from .protocol import DEFAULT_MAX_REPLY_LINE, ClientProtocol, Reply, Request, is_waiting_get
-from .reconnect import Redial
+from .reconnect import Redial, still_usable
 from .results import AckResult, MessageInfo, PeekResult, Stats
 from .sync_worker import SyncHandler
 from .worker import DEFAULT_STOP_SIGNALS, exponential_backoff
@@ -53,6 +54,7 @@ class SyncConnection:
         self._core = ClientProtocol(max_line=max_line)
         self._lock = threading.Lock()
         self._lost_reason: str | None = None
+        self._shutting_down = False  # the broker said so: no new call belongs on this connection
         self.in_recv = False
         """True only while a call is blocked reading the socket (what a signal may interrupt)."""
         self.before_blocking: Callable[[], None] | None = None
@@ -87,6 +89,11 @@ class SyncConnection:
     def closed(self) -> bool:
         return self._lost_reason is not None
 
+    @property
+    def shutting_down(self) -> bool:
+        """True once the broker answered ``shutting_down`` here (see ``Connection``)."""
+        return self._shutting_down
+
     def clock(self) -> float:
         return time.monotonic()
 
@@ -110,7 +117,9 @@ class SyncConnection:
                 self._core.abandon(rid)
                 raise
         if not reply["ok"]:
-            raise error_from_reply(reply)
+            error = error_from_reply(reply)
+            self._shutting_down = self._shutting_down or isinstance(error, ShuttingDown)
+            raise error
         return reply
 
     def close(self) -> None:
@@ -403,13 +412,13 @@ class Client:
     def _connection(self, redial: Redial | None = None) -> SyncConnection:
         """The open connection; see ``AsyncClient._connection``."""
         conn = self._conn
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and not conn.shutting_down:
             return conn
         with self._dialing:
             if self._closed:
                 raise ConnectionLost("the client is closed")
             conn = self._conn
-            if conn is not None and not conn.closed:
+            if still_usable(conn, redial, self._reconnect):
                 return conn
             if redial is None and conn is not None and not self._reconnect:
                 raise ConnectionLost("the connection was lost and reconnect=False")

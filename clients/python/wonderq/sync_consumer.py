@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from . import signals
-from .errors import ConnectionLost, WonderQError
+from .errors import ConnectionLost, ShuttingDown, WonderQError
 from .message import SyncMessage
 from .reconnect import Redial
 from .worker import MAX_GET, released_with_it
@@ -95,7 +95,7 @@ def consume(
             except Interrupted:
                 interrupted = True
                 break
-            except ConnectionLost as exc:
+            except (ConnectionLost, ShuttingDown) as exc:  # a restart: lost, or about to be
                 if not reconnect:
                     raise
                 try:
@@ -137,7 +137,7 @@ def _recover(
     client: Client,
     stop: SignalStop,
     queue: str,
-    exc: ConnectionLost,
+    exc: ConnectionLost | ShuttingDown,
     outage: Redial | None,
     held: int,
 ) -> Redial:

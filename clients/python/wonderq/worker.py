@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Protocol
 
 from . import signals
-from .errors import ConnectionLost, WonderQError
+from .errors import ConnectionLost, ShuttingDown, WonderQError
 from .message import Message
 from .reconnect import Redial
 
@@ -144,7 +144,7 @@ class Consumer:
             self._fetching = asyncio.create_task(self._fetch(free), name="wonderq GET")
             try:
                 await self._until(self._fetching)
-            except ConnectionLost as exc:
+            except (ConnectionLost, ShuttingDown) as exc:  # a restart: lost, or about to be
                 if not self._reconnect:
                     raise
                 await self._recover(exc)
@@ -224,7 +224,7 @@ class Consumer:
         if self._listening is not None:
             self._listening.close()  # the next one gets the usual handler
 
-    async def _recover(self, exc: ConnectionLost) -> None:
+    async def _recover(self, exc: ConnectionLost | ShuttingDown) -> None:
         """The connection is lost: forget its leases, then get a connection back (or raise)."""
         self._forget_leases(exc)
         loop = asyncio.get_running_loop()
@@ -235,7 +235,7 @@ class Consumer:
             await self._until(asyncio.sleep(self._outage.failed(exc, loop.time())))
         await self._until(self._source._connection(self._outage))
 
-    def _forget_leases(self, exc: ConnectionLost) -> None:
+    def _forget_leases(self, exc: ConnectionLost | ShuttingDown) -> None:
         """Drop what the lost connection held: the broker released it all.
 
         Messages not handed out yet are forgotten; those handed out keep their
@@ -431,10 +431,11 @@ async def _handler_failed(
     """NACK the message with its backoff, then log the failure with its traceback and what
     became of the message (the NACK's reply says whether that was its last attempt)."""
     failed = (
-        f"handler failed on message {message.id} of {message.queue!r} (attempt {message.attempts})"
+        f"handler failed on message {message.id} of {message.queue!r} "
+        f"(attempt {message.attempts}): {exc!r}"
     )
     if message.settled:
-        logger.warning("%s after settling it", failed, exc_info=exc)
+        logger.warning("%s, after settling it", failed, exc_info=exc)
         return
     delay = backoff(message.attempts)
     try:
