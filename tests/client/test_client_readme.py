@@ -46,12 +46,15 @@ async def run_script(code: str, cwd: Path) -> str:
 
 
 def test_the_snippets_are_short() -> None:
-    for section in ("Producer", "Consumer"):
+    for section in ("Producer", "Consumer", "Blocking worker"):
         lines = [line for line in snippet(section).splitlines() if line.strip()]
         assert len(lines) <= 10, section
 
 
-async def test_producer_and_consumer_snippets_work_when_pasted(broker: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+async def test_producer_and_consumer_snippets_work_when_pasted(
+    broker: Any, tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     out = await run_script(on_port(snippet("Producer"), broker.port), tmp_path)
     assert out == "queued 11 jobs\n"
 
@@ -61,6 +64,7 @@ async def test_producer_and_consumer_snippets_work_when_pasted(broker: Any, tmp_
         on_port(snippet("Consumer"), broker.port),
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert consumer.stdout is not None
     try:
@@ -70,9 +74,10 @@ async def test_producer_and_consumer_snippets_work_when_pasted(broker: Any, tmp_
                 line = await consumer.stdout.readline()
                 assert line, "the consumer exited early"
                 handled.append(line.decode().strip())
-            consumer.send_signal(signal.SIGTERM)  # a clean stop: exit code 0
-            rest, _ = await consumer.communicate()
-        assert consumer.returncode == 0, rest
+            consumer.send_signal(stop_signal)  # a clean stop: exit code 0, no traceback
+            _, err = await consumer.communicate()
+        assert consumer.returncode == 0, err
+        assert b"Traceback" not in err, err
     finally:
         if consumer.returncode is None:
             consumer.kill()
@@ -92,7 +97,36 @@ async def test_blocking_client_snippet_works_when_pasted(broker: Any, tmp_path: 
         assert (await client.stats("emails")).queues["emails"].acked == 1
 
 
-@pytest.mark.parametrize("section", ["Producer", "Consumer", "Blocking client, for scripts"])
+async def test_blocking_worker_snippet_works_when_pasted(broker: Any, tmp_path: Path) -> None:
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        on_port(snippet("Blocking worker"), broker.port),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert worker.stdout is not None
+    try:
+        async with await wonderq.connect("127.0.0.1", broker.port) as client:
+            await client.put("emails", {"to": "ada@example.com"})
+            async with asyncio.timeout(T):
+                assert await worker.stdout.readline() == b"sending to ada@example.com\n"
+                worker.send_signal(signal.SIGINT)  # Ctrl-C
+                _, err = await worker.communicate()
+            assert worker.returncode == 0, err
+            assert b"Traceback" not in err, err
+            emails = (await client.stats("emails")).queues["emails"]
+        assert (emails.acked, emails.ready, emails.leased) == (1, 0, 0)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+
+
+@pytest.mark.parametrize(
+    "section", ["Producer", "Consumer", "Blocking client, for scripts", "Blocking worker"]
+)
 def test_snippets_use_only_the_public_api(section: str) -> None:
     names = set(re.findall(r"wonderq\.(\w+)", snippet(section)))
     assert names <= set(wonderq.__all__), names - set(wonderq.__all__)
