@@ -269,7 +269,7 @@ export class Consumer {
     const dropped = this.#buffer.splice(0);
     for (const message of dropped) this.#forget(message);
     const held = dropped.length + this.#held.size;
-    const released = held ? `; the broker released the ${held} messages this consumer held, to be delivered again` : "";
+    const released = held ? `; the broker releases the ${held} messages this consumer held, to deliver them again` : "";
     process.emitWarning(`lost the connection while consuming "${this.#queue}" (${error.message})${released}; reconnecting`, {
       type: "WonderQReconnectWarning",
     });

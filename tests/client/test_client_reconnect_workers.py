@@ -124,6 +124,26 @@ async def test_a_worker_gives_up_once_reconnect_timeout_has_passed(make_broker: 
             await client.close()
 
 
+async def test_a_consumer_on_a_reconnecting_client_gives_up_once_not_twice(
+    make_broker: Any, log_watch: Any
+) -> None:
+    # The client's own reconnect gives up first; the consumer must not start a second outage.
+    async with make_broker() as server:
+        client = await wonderq.connect(
+            "127.0.0.1", server.port, reconnect=True, reconnect_timeout=0.3
+        )
+        messages = client.consume("jobs", wait=T)
+        try:
+            await client.ping()
+            await server.close()
+            async with contextlib.aclosing(messages), asyncio.timeout(T):
+                with pytest.raises(wonderq.ConnectFailed, match="gave up reconnecting"):
+                    await anext(messages)
+        finally:
+            await client.close()
+    assert len(log_watch.messages("attempt 1 failed")) == 1, log_watch.messages()
+
+
 async def test_run_worker_without_reconnect_raises_connection_lost(
     broker: Any, make_proxy: Any
 ) -> None:

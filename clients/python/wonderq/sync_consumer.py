@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from . import signals
-from .errors import ConnectionLost, ShuttingDown, WonderQError
+from .errors import ConnectFailed, ConnectionLost, ShuttingDown, WonderQError
 from .message import SyncMessage
 from .reconnect import Redial
 from .worker import MAX_GET, released_with_it
@@ -96,7 +96,7 @@ def consume(
                 interrupted = True
                 break
             except (ConnectionLost, ShuttingDown) as exc:  # a restart: lost, or about to be
-                if not reconnect:
+                if not reconnect or isinstance(exc, ConnectFailed):  # that outage is over
                     raise
                 try:
                     outage = _recover(client, stop, queue, exc, outage, len(fetched))

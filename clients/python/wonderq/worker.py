@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Protocol
 
 from . import signals
-from .errors import ConnectionLost, ShuttingDown, WonderQError
+from .errors import ConnectFailed, ConnectionLost, ShuttingDown, WonderQError
 from .message import Message
 from .reconnect import Redial
 
@@ -145,7 +145,7 @@ class Consumer:
             try:
                 await self._until(self._fetching)
             except (ConnectionLost, ShuttingDown) as exc:  # a restart: lost, or about to be
-                if not self._reconnect:
+                if not self._reconnect or isinstance(exc, ConnectFailed):  # that outage is over
                     raise
                 await self._recover(exc)
                 continue
@@ -233,7 +233,8 @@ class Consumer:
             self._outage = Redial(where, now=loop.time(), budget_s=self._source.reconnect_timeout)
         else:  # lost again before a GET got through: count it as a failed attempt
             await self._until(asyncio.sleep(self._outage.failed(exc, loop.time())))
-        await self._until(self._source._connection(self._outage))
+        if not self._stopped.is_set():
+            await self._until(self._source._connection(self._outage))
 
     def _forget_leases(self, exc: ConnectionLost | ShuttingDown) -> None:
         """Drop what the lost connection held: the broker released it all.
@@ -294,7 +295,7 @@ def released_with_it(held: int) -> str:
     """What a lost connection did to a consumer's leases, for its log line."""
     if not held:
         return ""
-    return f"; the broker released the {held} messages this consumer held, to be delivered again"
+    return f"; the broker releases the {held} messages this consumer held, to deliver them again"
 
 
 async def run_worker(
