@@ -114,9 +114,12 @@ export class Client {
    * @returns {Promise<string[]>} their ids, in order
    */
   async putMany(queue, items) {
-    const messages = items.map((item, index) =>
-      wireFields(checkOptions(item, PUT_ITEM_FIELDS, `putMany() item ${index}`), PUT_ITEM_FIELDS),
-    );
+    const messages = items.map((item, index) => {
+      if (item === null || typeof item !== "object" || Array.isArray(item)) {
+        throw new TypeError(`putMany() item ${index} must be {body, ...options}, not ${JSON.stringify(item)}`);
+      }
+      return wireFields(checkOptions(item, PUT_ITEM_FIELDS, `putMany() item ${index}`), PUT_ITEM_FIELDS);
+    });
     const reply = await this.#request({ op: "PUT", queue, messages });
     return /** @type {string[]} */ (reply.ids);
   }

@@ -37,11 +37,13 @@ def assert_logged_as_it_happened(records: list[logging.LogRecord], msg_id: str) 
         assert "corrupt image" in text
 
 
-async def dead_letter(client: wonderq.AsyncClient) -> wonderq.Message:
-    async with asyncio.timeout(T):
+async def dead_letter(port: int) -> str:
+    """Take the message that reaches ``jobs.dead`` (waiting for it, bounded); return its id."""
+    async with await wonderq.connect("127.0.0.1", port) as client, asyncio.timeout(T):
         for _ in range(10):  # bounded: each GET waits on the broker
             if got := await client.get("jobs.dead", wait=T):
-                return got[0]
+                await got[0].ack()
+                return got[0].id
     raise AssertionError("nothing reached jobs.dead")
 
 
@@ -57,13 +59,10 @@ async def test_a_failing_handler_is_logged_with_its_traceback_and_the_truth(
         client.run_worker("jobs", resize_image, wait=T, backoff=lambda attempts: 0.01)
     )
     try:
-        async with await wonderq.connect("127.0.0.1", broker.port) as other:
-            dead = await dead_letter(other)
-            await dead.ack()
+        assert await dead_letter(broker.port) == msg_id
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-    assert dead.id == msg_id
     assert_logged_as_it_happened(failures(log_watch), msg_id)
     assert not log_watch.messages("moved to jobs.dead; retrying")
 
@@ -82,12 +81,10 @@ async def test_the_blocking_worker_logs_the_same(broker: Any, log_watch: Any) ->
 
     worker = asyncio.create_task(asyncio.to_thread(run))
     try:
-        async with await wonderq.connect("127.0.0.1", broker.port) as other:
-            dead = await dead_letter(other)
-            await dead.ack()
+        dead_id = await dead_letter(broker.port)
     finally:
         stop.set()
         async with asyncio.timeout(T):
             msg_id = await worker
-    assert dead.id == msg_id
+    assert dead_id == msg_id
     assert_logged_as_it_happened(failures(log_watch), msg_id)

@@ -60,6 +60,7 @@ describe("options", () => {
       () => client.putMany(queue, [{ body: 1 }, { body: 2, maxAttempt: 3 }]),
       /^putMany\(\) item 1 has no option "maxAttempt" \(did you mean "maxAttempts"\?\)/,
     );
+    await refused(() => client.putMany(queue, ["a"]), /^putMany\(\) item 0 must be \{body, \.\.\.options\}, not "a"$/);
     assert.ok(!(await client.queues()).includes(queue), "nothing was sent");
   });
 

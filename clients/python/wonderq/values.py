@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Final
 
 MAX_DEPTH: Final = 64
@@ -60,10 +61,10 @@ _SCALARS: Final = frozenset({str, int, bool, type(None)})
 def _walk(value: object, depth: int) -> None:
     if isinstance(value, dict):
         if depth < MAX_DEPTH:
-            _walk_dict(value, depth + 1)
+            _walk_children(value.items(), depth + 1, keyed=True)
     elif isinstance(value, list | tuple):
         if depth < MAX_DEPTH:
-            _walk_items(value, depth + 1)
+            _walk_children(enumerate(value), depth + 1, keyed=False)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise _Found(value)
@@ -71,27 +72,17 @@ def _walk(value: object, depth: int) -> None:
         raise _Found(value)
 
 
-def _walk_dict(value: dict[object, object], depth: int) -> None:
-    for key, item in value.items():
-        if type(key) is not str and not isinstance(key, str):
+def _walk_children(children: Iterable[tuple[object, object]], depth: int, *, keyed: bool) -> None:
+    """Check ``(key or index, item)`` pairs; a dict's keys (``keyed``) must be strings."""
+    for key, item in children:
+        if keyed and not isinstance(key, str):
             raise _Found(key, is_key=True)
         if type(item) in _SCALARS:
             continue
         try:
             _walk(item, depth)
         except _Found as found:
-            found.path.append(f"[{json.dumps(key)}]")
-            raise
-
-
-def _walk_items(value: list[object] | tuple[object, ...], depth: int) -> None:
-    for index, item in enumerate(value):
-        if type(item) in _SCALARS:
-            continue
-        try:
-            _walk(item, depth)
-        except _Found as found:
-            found.path.append(f"[{index}]")
+            found.path.append(f"[{json.dumps(key)}]")  # ["name"] or [2]
             raise
 
 
