@@ -72,7 +72,7 @@ class _CommitSink:
         self._backend = backend
         self.pending = 0
 
-    def deliver(self, request: rq.Request, reply: Reply) -> None:
+    def deliver(self, request: rq.AnyRequest, reply: Reply) -> None:
         wal = self._backend.log
         if not self.pending and (wal.synced >= wal.appended or _is_empty_get(reply)):
             self._sink.deliver(request, reply)
@@ -80,7 +80,7 @@ class _CommitSink:
         self.pending += 1
         wal.commit(None).add_done_callback(functools.partial(self._committed, request, reply))
 
-    def _committed(self, request: rq.Request, reply: Reply, fut: Commit[None]) -> None:
+    def _committed(self, request: rq.AnyRequest, reply: Reply, fut: Commit[None]) -> None:
         self.pending -= 1
         exc = fut.exception()
         if isinstance(exc, WonderQError):
@@ -209,7 +209,7 @@ class DurableBackend:
         return self.memory.holds(owner)
 
     def execute(
-        self, owner: object, requests: Sequence[rq.Request]
+        self, owner: object, requests: Sequence[rq.AnyRequest]
     ) -> Replies | Awaitable[Replies]:
         wal = self.log
         if wal.failure is not None:
