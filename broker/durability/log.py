@@ -49,11 +49,12 @@ class FsyncPolicy(StrEnum):
 class Log(ABC):
     """The log of one run: records go to segment ``segment`` and later ones.
 
-    A writer sets ``written`` and ``synced`` (only ever forward) and calls
-    ``_progress`` on the loop after it moved them, and ``_failed`` on the loop when
-    a write or fsync failed. ``schedule`` is called on the loop after the first
-    ``append`` since the writer last took the buffer (``_take``); it is called
-    directly, not through a method, to keep the append path one frame deep.
+    A writer implements ``_flush``, ``_rotate`` and ``close``. It sets ``written``
+    and ``synced`` (only ever forward) and calls ``_progress`` on the loop after it
+    moved them, and ``_failed`` on the loop when a write or fsync failed.
+    ``schedule`` (the writer's) arranges a call of ``_flush``; ``append`` calls it
+    after the first record since the last ``_flush`` (a partial of the loop's
+    method: no Python frame of its own on the append path).
     """
 
     def __init__(
@@ -90,7 +91,7 @@ class Log(ABC):
             self._schedule()
 
     def _take(self) -> list[bytes]:
-        """What was appended since the last call (the writer's), and schedule anew."""
+        """(``_flush``) What was appended since the last call; the next append schedules anew."""
         self._scheduled = False
         buf, self._buf = self._buf, []
         return buf
@@ -127,14 +128,30 @@ class Log(ABC):
             self._progress()
         return fut
 
-    @abstractmethod
     def rotate(self) -> asyncio.Future[None]:
         """New records go to a new segment from now on; the future resolves once
         the old segment is fsynced and closed and the new one exists."""
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._flush()
+        self.segment += 1
+        if self.failure is not None:
+            done.set_exception(self.failure)
+        else:
+            self._rotate(done)
+        return done
 
     @abstractmethod
     async def close(self) -> None:
         """Write and fsync everything appended, and close the segment."""
+
+    @abstractmethod
+    def _flush(self) -> None:
+        """Move on what was appended (``_take``): the call ``schedule`` arranges,
+        made early by ``rotate`` and ``close``."""
+
+    @abstractmethod
+    def _rotate(self, done: asyncio.Future[None]) -> None:
+        """Switch to segment ``segment`` after what was flushed; resolve ``done`` then."""
 
     def _waiting(self) -> bool:
         """(any thread) A future waits on ``written`` or ``synced``."""

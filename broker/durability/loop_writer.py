@@ -92,13 +92,7 @@ class LoopWriter(Log):
             pos += n
         self._end = end
 
-    def rotate(self) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = self._loop.create_future()
-        self._flush()
-        self.segment += 1
-        if self.failure is not None:
-            done.set_exception(self.failure)
-            return done
+    def _rotate(self, done: asyncio.Future[None]) -> None:
         try:
             self._close_segment()
             self._fd = files.create_segment(self.directory, self.segment, append=False)
@@ -109,7 +103,6 @@ class LoopWriter(Log):
             done.set_exception(exc)
         else:
             done.set_result(None)
-        return done
 
     async def close(self) -> None:
         self._flush()

@@ -39,7 +39,7 @@ class ThreadWriter(Log):
         sync_every_s: float | None,
     ) -> None:
         super().__init__(
-            directory, segment, loop, functools.partial(loop.call_later, HANDOFF_S, self._handoff)
+            directory, segment, loop, functools.partial(loop.call_later, HANDOFF_S, self._flush)
         )
         self._sync_every_s = sync_every_s  # None: only on rotation and close
         self._rotations: dict[int, asyncio.Future[None]] = {}  # by segment, until done
@@ -55,7 +55,7 @@ class ThreadWriter(Log):
 
     # ------------------------------------------------------------ loop side
 
-    def _handoff(self) -> None:
+    def _flush(self) -> None:
         """Give what was appended to the writer thread."""
         # an early call (rotate, close) leaves the scheduled one nothing to do
         buf = self._take()
@@ -66,22 +66,15 @@ class ThreadWriter(Log):
             self._pending_end = self.appended
             self._cond.notify()
 
-    def rotate(self) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = self._loop.create_future()
-        self._handoff()
-        self.segment += 1
-        if self.failure is not None:
-            done.set_exception(self.failure)
-            return done
+    def _rotate(self, done: asyncio.Future[None]) -> None:
         self._rotations[self.segment] = done
         with self._cond:
             self._pending.append(self.segment)
             self._cond.notify()
-        return done
 
     async def close(self) -> None:
         """Write and fsync everything appended, then stop the thread."""
-        self._handoff()
+        self._flush()
         with self._cond:
             self._closing = True
             self._cond.notify()

@@ -32,7 +32,7 @@ from broker.durability.replay import ReplayState, scan
 from broker.durability.thread_writer import ThreadWriter
 from broker.errors import Unavailable
 from broker.protocol import requests as rq
-from broker.protocol.codec import Reply
+from broker.protocol.replies import Reply
 
 POLICIES = [p.value for p in FsyncPolicy]
 WRITER_THREAD = "wonderq-log-writer"
@@ -47,7 +47,7 @@ def record(seq: int) -> bytes:
 
 
 class Sink:
-    def deliver(self, request: rq.Request, reply: Reply | bytes) -> None:
+    def deliver(self, request: rq.Request, reply: Reply) -> None:
         pass
 
 
