@@ -149,6 +149,7 @@ class MemoryBackend:
             rq.Ping: self._ping,
             rq.Quit: self._ping,
             rq.Cancel: self._cancel,
+            rq.Help: lambda owner, req, now: rp.HELP,
             rq.Receive: self._receive,
             rq.AckReceipts: self._receipts.ack,
             rq.NackReceipts: self._receipts.nack,

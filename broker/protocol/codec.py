@@ -37,6 +37,7 @@ from broker.protocol.requests import (
     Stats,
 )
 from broker.protocol.shorthand import TOO_DEEP, to_json
+from broker.protocol.usage import op_list
 
 _decoder: Final = msgspec.json.Decoder(Request)
 _loose_decoder: Final = msgspec.json.Decoder()
@@ -164,8 +165,12 @@ def _explain(line: bytes, detail: str) -> Invalid:
         rid = None
     op = obj.get("op")
     if isinstance(op, str) and op not in OPS:
-        hint = f"; ops are upper case: {op.upper()!r}" if op.upper() in OPS else ""
-        return Invalid(UnknownOp(f"unknown op {op!r}{hint}"), rid)
+        if op.upper() in OPS:
+            return Invalid(UnknownOp(f"unknown op {op!r}; ops are upper case: {op.upper()!r}"), rid)
+        return Invalid(
+            UnknownOp(f"unknown op {op!r}; the ops are {op_list()} (HELP says what each does)"),
+            rid,
+        )
     if "matching regex" in detail:
         detail = _QUEUE_RULE + " - at " + detail.rpartition(" - at ")[2]
     return Invalid(BadRequest(detail), rid)

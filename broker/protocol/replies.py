@@ -18,6 +18,7 @@ import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from broker.errors import WonderQError
+from broker.protocol.usage import USAGE
 
 MessageState = Literal["ready", "delayed", "leased", "dead", "acked"]
 
@@ -188,6 +189,14 @@ class CancelReply(_Reply, kw_only=True):
     cancelled: int
 
 
+class HelpReply(_Reply, kw_only=True):
+    ops: dict[str, str]  # op -> its usage line and what it does, in protocol.md order
+
+
+#: HELP's reply: the same for everyone, built once from the table of usage lines
+HELP: Final = HelpReply(ops={op: usage.help_line(op) for op, usage in USAGE.items()})
+
+
 class Received(Delivered, kw_only=True):
     """A message as the HTTP API's receive delivers it: leased to ``receipt``."""
 
@@ -240,6 +249,7 @@ Reply = (
     | DeleteReply
     | ConfigReply
     | CancelReply
+    | HelpReply
     | ReceiveReply
     | AckReceiptsReply
     | NackReceiptsReply

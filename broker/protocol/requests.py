@@ -191,6 +191,10 @@ class Quit(_Request, tag="QUIT"):
     pass
 
 
+class Help(_Request, tag="HELP"):
+    """The list of ops, one line each (``usage.USAGE``)."""
+
+
 class Auth(_Request, tag="AUTH"):
     """Answered by the server's auth gate, never by a backend."""
 
@@ -223,6 +227,7 @@ Request = (
     | Ping
     | Quit
     | Cancel
+    | Help
     | Auth
 )
 
@@ -246,6 +251,7 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Ping,
     Quit,
     Cancel,
+    Help,
     Auth,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)

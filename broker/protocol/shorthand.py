@@ -1,9 +1,11 @@
 """Telnet shorthand: ``OP arg...`` lines turned into JSON requests.
 
-Owns: the table of positional arguments per op (protocol.md section 6), so a
-person at ``nc`` can type ``PUT jobs hello`` instead of JSON. The result is a
-JSON request line that goes through the one typed decoder, so the shorthand
-gets exactly the same validation and error messages as JSON.
+Owns: reading ``OP arg...`` by the table of ``usage.py`` (protocol.md section
+6), so a person at ``nc`` can type ``PUT jobs hello`` instead of JSON; a line
+with too few or too many arguments gets the op's usage line, an unknown op the
+list of ops. The result is a JSON request line that goes through the one typed
+decoder, so the shorthand gets exactly the same validation and error messages
+as JSON.
 Must never: validate field values itself (the typed decoder does).
 """
 
@@ -14,28 +16,10 @@ from typing import Any, Final
 import msgspec
 
 from broker.errors import BadJson, BadRequest, UnknownOp
+from broker.protocol.usage import USAGE, Usage, op_list, shown_name
 
 TOO_DEEP: Final = "line is not valid JSON: it nests arrays/objects too deeply"
 
-# op -> names of its positional arguments
-_POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
-    "GET": ("queue", "max", "lease", "wait"),
-    "NACK": ("id", "delay"),
-    "TOUCH": ("id", "lease"),
-    "INFO": ("id",),
-    "STATS": ("queue",),
-    "PEEK": ("queue", "state", "limit"),
-    "QUEUES": (),
-    "PURGE": ("queue",),
-    "DELETE": ("queue",),
-    "PAUSE": ("queue",),
-    "RESUME": ("queue",),
-    "CONFIG": ("queue",),
-    "PING": (),
-    "QUIT": (),
-    "CANCEL": ("get",),
-    "AUTH": ("token",),
-}
 _STRINGS: Final = frozenset(("queue", "id", "state", "token"))  # never read as numbers
 
 _encode = msgspec.json.encode
@@ -53,10 +37,10 @@ def _scalar(token: str) -> Any:
         return token
 
 
-def _put(rest: str) -> dict[str, Any] | bytes:
+def _put(rest: str) -> bytes:
     queue, _, text = rest.partition(" ")
     if not queue or not text:
-        raise BadRequest("shorthand PUT needs a queue and a body: PUT <queue> <body...>")
+        raise _too_few("PUT", USAGE["PUT"], 1 if queue else 0)
     try:
         msgspec.json.decode(text)
     except msgspec.DecodeError:
@@ -68,24 +52,33 @@ def _put(rest: str) -> dict[str, Any] | bytes:
     return b'{"op":"PUT","queue":' + _encode(queue) + b',"body":' + body + b"}"
 
 
-def _ack(args: list[str]) -> dict[str, Any]:
-    if not args:
-        raise BadRequest("shorthand ACK needs at least one id: ACK <id> [<id>...]")
-    if len(args) == 1:
-        return {"op": "ACK", "id": args[0]}
-    return {"op": "ACK", "ids": args}
+def _too_few(op: str, usage: Usage, given: int) -> BadRequest:
+    missing = " and ".join(f"<{shown_name(n)}>" for n in usage.args[given : usage.required])
+    return BadRequest(f"shorthand {op} needs {missing}: {usage.line(op)}")
 
 
-def _queue_and_ids(op: str, args: list[str], ids_required: bool) -> dict[str, Any]:
-    """``REDRIVE <queue> [<id>...]`` and ``REMOVE <queue> <id> [<id>...]``."""
-    if not args or (ids_required and len(args) < 2):
-        ids = "<id> [<id>...]" if ids_required else "[<id>...]"
-        raise BadRequest(
-            f"shorthand {op} needs a queue{' and ids' * ids_required}: {op} <queue> {ids}"
-        )
-    request: dict[str, Any] = {"op": op, "queue": args[0]}
-    if len(args) > 1:
-        request["ids"] = args[1:]
+def _check_count(op: str, usage: Usage, given: int) -> None:
+    """A usage error naming what is missing or that there is too much."""
+    if given < usage.required:
+        raise _too_few(op, usage, given)
+    if not usage.repeats and given > len(usage.args):
+        n = len(usage.args)
+        most = "no arguments" if n == 0 else f"at most {n} argument{'s' * (n > 1)}"
+        raise BadRequest(f"shorthand {op} takes {most}: {usage.line(op)}")
+
+
+def _request(op: str, usage: Usage, args: list[str]) -> dict[str, Any]:
+    """The JSON request of a shorthand line whose argument count is right."""
+    request: dict[str, Any] = {"op": op}
+    names = usage.args[:-1] if usage.repeats else usage.args
+    for name, arg in zip(names, args, strict=False):
+        request[name] = arg if name in _STRINGS else _scalar(arg)
+    if usage.repeats:
+        ids = args[len(names) :]
+        if op == "ACK" and len(ids) == 1:
+            request["id"] = ids[0]  # one id: the single form, whose reply is {"ok":true}
+        elif ids:
+            request["ids"] = ids
     return request
 
 
@@ -98,25 +91,14 @@ def to_json(line: bytes) -> bytes:
     op, _, rest = text.partition(" ")
     op = op.upper()
     rest = rest.strip()
-    if op == "PUT":
-        built = _put(rest)
-        return built if isinstance(built, bytes) else _encode(built)
-    args = rest.split()
-    if op == "ACK":
-        return _encode(_ack(args))
-    if op in ("REDRIVE", "REMOVE"):
-        return _encode(_queue_and_ids(op, args, ids_required=op == "REMOVE"))
-    names = _POSITIONAL.get(op)
-    if names is None:
+    usage = USAGE.get(op)
+    if usage is None:
         raise UnknownOp(
-            f"unknown op {op!r} (shorthand is 'OP arg...'; JSON requests start with '{{')"
+            f"unknown op {op!r}; the ops are {op_list()} (HELP says what each does; "
+            "shorthand is 'OP arg...', JSON requests start with '{')"
         )
-    if len(args) > len(names):
-        raise BadRequest(
-            f"shorthand {op} takes at most {len(names)} argument(s): "
-            f"{op} {' '.join('<' + n + '>' for n in names)}"
-        )
-    request: dict[str, Any] = {"op": op}
-    for name, arg in zip(names, args, strict=False):
-        request[name] = arg if name in _STRINGS else _scalar(arg)
-    return _encode(request)
+    if usage.rest:
+        return _put(rest)
+    args = rest.split()
+    _check_count(op, usage, len(args))
+    return _encode(_request(op, usage, args))

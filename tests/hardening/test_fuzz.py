@@ -48,6 +48,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "PING": {},
     "AUTH": {"token": "t"},
     "CANCEL": {"get": "r"},
+    "HELP": {},
     "PEEK": {"queue": "q"},
 }
 WRONG: list[Any] = [
