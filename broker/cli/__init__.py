@@ -1,7 +1,8 @@
 """The ``wonderq`` command: one subcommand per module, registered in one table.
 
-Owns: the top-level parser, ``--version``, and the table of subcommands with
-their one-line help. A subcommand's module is imported only when that
+Owns: the top-level parser, ``--version``, the exit codes and environment
+variables ``wonderq --help`` lists, and the table of subcommands with their
+one-line help (each subcommand's ``--help`` opens with it). A subcommand's module is imported only when that
 subcommand runs (``wonderq put`` loads the client, never the server or the
 benchmark); ``wonderq --help`` lists them all from the table, importing none.
 Each subcommand module exposes ``add_parser(subparsers)``, which adds its
@@ -29,19 +30,46 @@ class Subcommand:
 
 SUBCOMMANDS: Final = {
     "serve": Subcommand("broker.cli.serve", "run the broker"),
-    "put": Subcommand("broker.cli.oneshot", "put one message"),
-    "get": Subcommand("broker.cli.oneshot", "lease messages and print them"),
+    "put": Subcommand(
+        "broker.cli.oneshot", "put one message (its body from the line, or - for stdin)"
+    ),
+    "get": Subcommand(
+        "broker.cli.oneshot", "lease messages and print them, then ack, nack or release them"
+    ),
     "info": Subcommand("broker.cli.oneshot", "show one message"),
     "stats": Subcommand("broker.cli.oneshot", "show server and queue counters"),
     "peek": Subcommand("broker.cli.oneshot", "list a queue's messages without leasing them"),
+    "queues": Subcommand("broker.cli.manage", "list the queues"),
+    "purge": Subcommand("broker.cli.manage", "delete a queue's ready and delayed messages"),
+    "redrive": Subcommand(
+        "broker.cli.manage", "move dead letters (all, or the ids named) back to their queue"
+    ),
+    "remove": Subcommand("broker.cli.manage", "delete chosen ready or delayed messages by id"),
+    "delete": Subcommand("broker.cli.manage", "delete a queue and every message in it"),
+    "pause": Subcommand("broker.cli.manage", "stop a queue's deliveries (it still takes PUTs)"),
+    "resume": Subcommand("broker.cli.manage", "restart a paused queue's deliveries"),
+    "config": Subcommand(
+        "broker.cli.manage", "show or change a queue's settings (lease, attempts, rate...)"
+    ),
+    "worker": Subcommand(
+        "broker.cli.worker", "run a Python function on every message of a queue (like celery)"
+    ),
     "top": Subcommand("broker.cli.top", "live dashboard of the queues (q quits)"),
-    "purge": Subcommand("broker.cli.oneshot", "delete a queue's ready and delayed messages"),
     "demo": Subcommand("broker.cli.demo", "watch a narrated demo of the broker's guarantees"),
     "bench": Subcommand(
         "broker.cli.bench",
         "measure throughput, latency, CPU and memory (optionally against beanstalkd and Redis)",
     ),
 }
+
+EPILOG: Final = """\
+Every command but serve reaches the broker at --host/--port, with --token or
+--token-file and --tls/--tls-ca; WONDERQ_HOST, WONDERQ_PORT, WONDERQ_TOKEN and
+WONDERQ_TLS_CA give their defaults (a flag wins). `wonderq COMMAND --help`
+says more.
+
+exit codes: 0 done; 1 the broker refused or could not be reached (the reason is
+on stderr); 2 a bad command line; 3 `get` received nothing."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -50,6 +78,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wonderq",
         description="WonderQ: a message broker you can debug with nc.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"wonderq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -58,9 +88,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             # a placeholder: it takes any arguments, which the real parser then reads
             sub.add_parser(name, help=entry.help, add_help=False)
         return parser
-    importlib.import_module(SUBCOMMANDS[command].module).add_parser(sub)
-    if command not in sub.choices:
-        raise RuntimeError(f"{SUBCOMMANDS[command].module} does not add the {command} subcommand")
+    entry = SUBCOMMANDS[command]
+    importlib.import_module(entry.module).add_parser(sub)
+    chosen = sub.choices.get(command)
+    if chosen is None:
+        raise RuntimeError(f"{entry.module} does not add the {command} subcommand")
+    # its --help opens with the table's line, then what the module says more
+    summary = f"{entry.help[0].upper()}{entry.help[1:]}."
+    chosen.description = summary + (f" {chosen.description}" if chosen.description else "")
     return parser
 
 

@@ -3,7 +3,8 @@
 Owns: turning STATS replies into what an operator reads: per-queue rates from
 the deltas of two replies (timed by the server's own ``uptime``, so a recorded
 sequence renders the same anywhere), a depth sparkline over the last minute,
-and rich renderables sized for an 80x24 terminal. Every figure shown is a STATS
+and rich renderables sized to the terminal (queue names cut in the middle, or
+wrapped where cut names would look alike; paused and rate-limited queues marked). Every figure shown is a STATS
 field or computed from STATS fields, never from another source.
 Must never: do IO or read a clock (the caller feeds replies and says when the
 broker was last reached); ``top`` owns the terminal and the connection.
@@ -275,6 +276,34 @@ def server_line(server: Mapping[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def elide_middle(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters, cut in the middle: ``demo-518…counter-keyed``."""
+    if len(name) <= width:
+        return name
+    if width < 3:
+        return name[:width]
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
+
+
+def short_names(names: Sequence[str], width: int) -> dict[str, str] | None:
+    """Each name as ``elide_middle`` fits it in ``width``; None if two would then look
+    alike (the caller shows them whole, wrapped). No queue name holds "…", so a cut
+    name never looks like a whole one."""
+    shown = {name: elide_middle(name, width) for name in names}
+    return shown if len(set(shown.values())) == len(shown) else None
+
+
+def flow(stats: Mapping[str, Any]) -> str:
+    """What holds a queue's deliveries back: ``paused``, its rate limit (``≤0.5/s``), or ''."""
+    settings = stats.get("settings") or {}
+    limit = settings.get("rate") if isinstance(settings, Mapping) else None
+    parts = ["paused"] if stats.get("paused") else []
+    if limit is not None:
+        parts.append(f"≤{limit:g}/s")
+    return " ".join(parts)
+
+
 def queue_table(
     rows: Sequence[QueueRow],
     *,
@@ -284,7 +313,12 @@ def queue_table(
     totals: bool = False,
     stale: bool = False,
 ) -> Table:
-    """The per-queue table: sizes, waiting consumers, rates, oldest ready age, sparkline."""
+    """The per-queue table: sizes, waiting consumers, rates, oldest ready age, sparkline.
+
+    The queue column takes what the other columns leave of ``width``; a longer
+    name is cut in the middle, or, where two cut names would look alike, wrapped
+    whole. A ``flow`` column (paused, rate limit) appears when a queue has either.
+    """
     table = Table(
         box=box.SIMPLE_HEAD,
         padding=0,
@@ -299,12 +333,21 @@ def queue_table(
     numeric += [("oldest", 6)]
     if totals:
         numeric += [("put", 5), ("acked", 5), ("nacked", 6), ("expired", 7)]
+    flows = {row.name: flow(row.stats) for row in rows}
+    flow_width = max((len(f) for f in flows.values()), default=0)
     numbers_width = sum(max(w, len(title)) + 1 for title, w in numeric)  # +1: the separator
+    if flow_width:
+        numbers_width += max(flow_width, len("flow")) + 1
     spark_width = SPARK_MIN if spark else 0
-    # the queue column takes what is left, up to 24 characters (then an ellipsis)
-    name_width = min(24, max([5, *(len(row.name) for row in rows)]))
-    name_width = max(5, min(name_width, width - numbers_width - spark_width - 1))
-    table.add_column("queue", no_wrap=True, overflow="ellipsis", width=name_width)
+    longest = max([5, *(len(row.name) for row in rows)])
+    name_width = max(5, min(longest, width - numbers_width - spark_width - 1))
+    names = short_names([row.name for row in rows], name_width)
+    if names is None:  # cut names would look alike: whole names, wrapped
+        table.add_column("queue", overflow="fold", width=name_width)
+    else:
+        table.add_column("queue", no_wrap=True, width=name_width)
+    if flow_width:
+        table.add_column("flow", no_wrap=True, style="yellow")
     for title, min_width in numeric:
         table.add_column(title, justify="right", no_wrap=True, min_width=min_width)
     if spark:
@@ -312,8 +355,10 @@ def queue_table(
         table.add_column("depth 1m", no_wrap=True, width=spark_width)
     for row in rows:
         q = row.stats
-        cells: list[RenderableType] = [
-            row.name,
+        cells: list[RenderableType] = [row.name if names is None else names[row.name]]
+        if flow_width:
+            cells.append(flows[row.name])
+        cells += [
             count(q["ready"]),
             count(q["delayed"]),
             count(q["leased"]),
@@ -331,8 +376,10 @@ def queue_table(
     return table
 
 
-def stats_table(reply: Mapping[str, Any], later: Mapping[str, Any] | None = None) -> Group:
-    """``wonderq stats``: the server line and one row per queue with totals.
+def stats_table(
+    reply: Mapping[str, Any], later: Mapping[str, Any] | None = None, *, width: int = 80
+) -> Group:
+    """``wonderq stats``: the server line and one row per queue with totals, in ``width``.
 
     With ``later`` (a second reply), put/s and ack/s come from the deltas.
     """
@@ -344,7 +391,7 @@ def stats_table(reply: Mapping[str, Any], later: Mapping[str, Any] | None = None
     assert current is not None
     header = Text(f"WonderQ {current['server'].get('version', '?')}  ", style="bold")
     header.append(server_line(current["server"]), style="")
-    table = queue_table(board.rows(), rates=later is not None, totals=later is None)
+    table = queue_table(board.rows(), width=width, rates=later is not None, totals=later is None)
     return Group(header, table)
 
 
@@ -376,6 +423,8 @@ def info_table(message: Mapping[str, Any]) -> Table:
             table.add_row(name.replace("_", " "), age(message[name]))
     if message.get("holder") is not None:
         table.add_row("holder", str(message["holder"]))
+    for i, (name, value) in enumerate(dict(message.get("headers") or {}).items()):
+        table.add_row("headers" if i == 0 else "", f"{name}: {value}")
     if "body" in message and message.get("state") != "acked":
         import msgspec
 
@@ -385,7 +434,8 @@ def info_table(message: Mapping[str, Any]) -> Table:
 
 
 def peek_table(messages: Sequence[Mapping[str, Any]], total: int) -> Group:
-    """``wonderq peek``: one line per message, the body cut to fit the terminal."""
+    """``wonderq peek``: one line per message, headers (when any has some) and the body cut
+    to fit the terminal."""
     table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False, expand=True)
     for title, justify in (
         ("id", "left"),
@@ -397,10 +447,13 @@ def peek_table(messages: Sequence[Mapping[str, Any]], total: int) -> Group:
         ("holder", "left"),
     ):
         table.add_column(title, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    with_headers = any(m.get("headers") for m in messages)
+    if with_headers:
+        table.add_column("headers", no_wrap=True, overflow="ellipsis", max_width=40)
     table.add_column("body", no_wrap=True, overflow="ellipsis", ratio=1, min_width=8)
     for m in messages:
         left = m.get("lease_left", m.get("delay_left"))
-        table.add_row(
+        cells = [
             str(m["id"]),
             str(m["state"]),
             f"{m['attempts']}/{m['max_attempts']}",
@@ -408,7 +461,9 @@ def peek_table(messages: Sequence[Mapping[str, Any]], total: int) -> Group:
             age(m.get("age")),
             age(left) if left is not None else "",
             str(m.get("holder") or ""),
-            body_preview(m.get("body"), 400),
-        )
+        ]
+        if with_headers:
+            cells.append(" ".join(f"{k}={v}" for k, v in dict(m.get("headers") or {}).items()))
+        table.add_row(*cells, body_preview(m.get("body"), 400))
     note = Text(f"{len(messages)} of {total} shown", style="dim")
     return Group(table, note)

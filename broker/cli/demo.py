@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 import secrets
 import time
@@ -23,6 +24,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import wonderq
+from broker.cli.target import (
+    EXIT_USAGE,
+    HOST_ENV,
+    PORT_ENV,
+    Target,
+    UsageError,
+    add_target_flags,
+    explain,
+    target_from,
+    tell,
+)
 from broker.config import Config
 from broker.server import Server
 from broker.server.loop import run as run_loop
@@ -92,12 +104,12 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
         help="watch a narrated demo of the broker's guarantees",
-        description="Run a narrated scenario against an in-process broker (or --host/--port): "
-        "producers and consumers, a crash, a stall past a lease, a poison message, "
-        "and the keyed counter race. Each step checks its own outcome.",
+        description="A narrated scenario against an in-process broker (or the one at "
+        "--host/--port, or $WONDERQ_HOST/$WONDERQ_PORT): producers and consumers, a crash, a "
+        "stall past a lease, a poison message, and the keyed counter race. Each step checks "
+        "its own outcome.",
     )
-    p.add_argument("--host", default=None, help="use the broker at this address")
-    p.add_argument("--port", type=int, default=None, help="use the broker on this port")
+    add_target_flags(p, what="a running broker instead of an in-process one")
     p.add_argument(
         "--fast", action="store_true", help="short leases and fewer messages (a few seconds)"
     )
@@ -112,33 +124,46 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pace = FAST if args.fast else WATCH if args.watch else NORMAL
+    try:
+        # no flag nor variable names a broker: the demo starts its own
+        target = target_from(args) if _names_a_broker(args) else None
+    except UsageError as exc:
+        tell(args, str(exc))
+        return EXIT_USAGE
     client_log = logging.getLogger("wonderq")
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)  # the demo narrates the failures itself
     try:
-        return run_loop(_main(args.host, args.port, pace, args.seed))
+        return run_loop(_main(target, pace, args.seed))
     finally:
         client_log.setLevel(level)
 
 
-async def _main(host: str | None, port: int | None, pace: Pace, seed: int | None) -> int:
+def _names_a_broker(args: argparse.Namespace) -> bool:
+    return (
+        args.host is not None
+        or args.port is not None
+        or bool(os.environ.get(HOST_ENV) or os.environ.get(PORT_ENV))
+    )
+
+
+async def _main(target: Target | None, pace: Pace, seed: int | None) -> int:
     async with AsyncExitStack() as stack:
-        if host is None and port is None:
+        if target is None:
             server = await stack.enter_async_context(Server(Config(host="127.0.0.1", port=0)))
-            host, port, where = server.host, server.port, "an in-process broker"
+            target, where = Target(server.host, server.port), "an in-process broker"
         else:
-            host, port = host or "127.0.0.1", port or 7878
             where = "the broker"
-        demo = Demo(host, port, pace, random.Random(seed))
-        say(f"WonderQ demo: {where} at {host}:{port}; queues named {demo.prefix}.*\n")
+        demo = Demo(target, pace, random.Random(seed))
+        say(f"WonderQ demo: {where} at {target.where}; queues named {demo.prefix}.*\n")
         started = time.monotonic()
         try:
             await demo.run_all()
         except DemoFailed as exc:
             say(f"\nFAILED: {exc}")
             return 1
-        except wonderq.ConnectionLost as exc:
-            say(f"\nFAILED: {exc}")
+        except wonderq.WonderQError as exc:
+            say(f"\nFAILED: {explain(target, exc)}")
             return 1
         say(f"\nAll {STEPS} steps behaved as promised ({time.monotonic() - started:.1f} s).")
     return 0
@@ -149,9 +174,8 @@ def say(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, host: str, port: int, pace: Pace, rng: random.Random) -> None:
-        self.host = host
-        self.port = port
+    def __init__(self, target: Target, pace: Pace, rng: random.Random) -> None:
+        self.target = target
         self.pace = pace
         self.rng = rng
         self.prefix = f"demo-{secrets.token_hex(3)}"
@@ -161,7 +185,7 @@ class Demo:
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[wonderq.AsyncClient]:
-        async with await wonderq.connect(self.host, self.port) as client:
+        async with self.target.async_client() as client:
             yield client
 
     async def run_all(self) -> None:
@@ -354,7 +378,10 @@ class Demo:
             await dead[0].ack()
             s = (await observer.stats(queue)).queues[queue]
         check(s.dead_lettered == 1, "STATS does not count the dead letter")
-        say("   [ok] the poison message stopped being retried and waits for a human in .dead")
+        say(
+            "   [ok] the poison message stopped being retried and waits for a human in .dead "
+            "(`wonderq peek Q --state dead` lists dead letters, `wonderq redrive Q` retries them)"
+        )
 
     # 5 -------------------------------------------------------------------
 

@@ -1,18 +1,20 @@
-"""One-shot subcommands for a shell: put, get, info, stats, peek, purge.
+"""One-shot message commands for a shell: put, get, info, stats, peek.
 
-Owns: turning one command line into one or two client calls and printing the
-result: JSON for ``put``/``get``/``purge`` (one line per message for ``get``),
-readable tables for ``info``, ``stats`` and ``peek`` (rich, from the ``tools``
-extra) unless ``--json``. ``stats --json`` prints the broker's STATS reply as
-it came, unknown fields included. Uses the bundled blocking client, so it
-speaks to any WonderQ broker.
-Must never: import the server.
+Owns: turning one command line into a few client calls and saying what
+happened: ``put`` prints the id (a duplicate says so on stderr), ``get`` one
+JSON line per message on stdout and, on stderr, what became of each message it
+did not ack (released with its attempt count, or dead-lettered) or why nothing
+came (exit code 3); ``info``, ``stats`` and ``peek`` print tables sized to the
+terminal (rich, from the ``tools`` extra) unless ``--json``, which prints the
+broker's reply as it came, unknown fields included. Uses the bundled blocking
+client through ``target``, so it speaks to any WonderQ broker, with a token
+and TLS.
+Must never: import the server, or leave a message leased without saying so.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,18 +23,11 @@ from typing import Any
 import msgspec
 
 import wonderq
-from broker.config import TOKEN_ENV
+from broker.cli.target import EXIT_EMPTY, EXIT_USAGE, Target, add_target_flags, run_command, tell
 from broker.protocol.requests import PEEK_LIMIT_DEFAULT, PEEK_LIMIT_MAX
 from broker.tools import ToolsMissing, require_tools
 from wonderq import commands
 from wonderq.sync import SyncConnection
-
-_HOST, _PORT = "127.0.0.1", 7878
-
-
-def _connection_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=_HOST, help=f"broker address (default {_HOST})")
-    p.add_argument("--port", type=int, default=_PORT, help=f"broker port (default {_PORT})")
 
 
 def _body(text: str) -> Any:
@@ -43,51 +38,32 @@ def _body(text: str) -> Any:
         return text
 
 
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"a header is NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def _print(obj: Any) -> None:
     sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("put", description="Put one message.")
-    p.add_argument("queue")
-    p.add_argument("body", help="message body: JSON if it parses, else a string")
-    p.add_argument("--key", help="per-key ordering and mutual exclusion")
-    p.add_argument("--delay", type=float, help="seconds before the message is deliverable")
-    p.add_argument("--priority", type=int, help="lower is delivered first (default 0)")
-    p.add_argument("--max-attempts", type=int, help="deliveries before dead-lettering")
-    _connection_flags(p)
-    p.set_defaults(run=_put)
+    _add_put(sub)
+    _add_get(sub)
 
-    p = sub.add_parser(
-        "get",
-        description=(
-            "Lease messages and print one JSON line per message. Without --ack the "
-            "lease ends when this command exits (its connection closes), so the "
-            "messages go back to the queue and count one attempt each; with --ack "
-            "they are deleted."
-        ),
-    )
-    p.add_argument("queue")
-    p.add_argument("--max", type=int, default=1, help="messages to lease (default 1)")
-    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for a message")
-    p.add_argument("--ack", action="store_true", help="acknowledge (delete) what was received")
-    _connection_flags(p)
-    p.set_defaults(run=_get)
-
-    p = sub.add_parser(
-        "info",
-        description="Show one message without changing it (a table, or --json).",
-    )
+    p = sub.add_parser("info", description="Changes nothing. A table, or --json.")
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="print the message as JSON")
-    _connection_flags(p)
+    add_target_flags(p)
     p.set_defaults(run=_info)
 
     p = sub.add_parser(
         "stats",
         description=(
-            "Show the server's figures and one row per queue (<queue>.dead is folded "
-            "into its queue's dead column). --json prints the STATS reply as it came."
+            "The server's figures and one row per queue (<queue>.dead is folded into its "
+            "queue's dead column). --json prints the STATS reply as it came."
         ),
     )
     p.add_argument("queue", nargs="?", help="only this queue")
@@ -98,14 +74,14 @@ def add_parser(sub: Any) -> None:
         help="take a second sample one second later and show put/s and ack/s",
     )
     p.add_argument("--connections", action="store_true", help="also list the open connections")
-    _connection_flags(p)
+    add_target_flags(p)
     p.set_defaults(run=_stats)
 
     p = sub.add_parser(
         "peek",
         description=(
-            "List messages of a queue without leasing or changing them: id, state, "
-            "attempts, key, age, lease holder and time left, and the body (cut to fit)."
+            "Nothing is leased or changed: id, state, attempts, key, age, lease holder "
+            "and time left, headers, and the body (cut to fit)."
         ),
     )
     p.add_argument("queue")
@@ -121,88 +97,176 @@ def add_parser(sub: Any) -> None:
         help=f"at most this many (1-{PEEK_LIMIT_MAX}, default {PEEK_LIMIT_DEFAULT})",
     )
     p.add_argument("--json", action="store_true", help="print the PEEK reply as JSON")
-    _connection_flags(p)
+    add_target_flags(p)
     p.set_defaults(run=_peek)
 
-    p = sub.add_parser("purge")
+
+def _add_put(sub: Any) -> None:
+    p = sub.add_parser(
+        "put",
+        description=(
+            "Prints the message's id. BODY is JSON if it parses, else a string; '-' reads "
+            "it from stdin (one trailing newline dropped), e.g. echo '{\"a\":1}' | wonderq "
+            "put jobs -."
+        ),
+    )
     p.add_argument("queue")
-    _connection_flags(p)
-    p.set_defaults(run=_purge)
+    p.add_argument("body", help="message body: JSON if it parses, else a string; - for stdin")
+    p.add_argument("--key", help="per-key ordering and mutual exclusion")
+    p.add_argument("--delay", type=float, help="seconds before the message is deliverable")
+    p.add_argument("--priority", type=int, help="lower is delivered first (default 0)")
+    p.add_argument("--max-attempts", type=int, help="deliveries before dead-lettering")
+    p.add_argument(
+        "--dedup",
+        help="an id for this PUT: the same one again within the queue's dedup window "
+        "stores nothing and prints the first message's id (safe retries)",
+    )
+    p.add_argument(
+        "--header",
+        type=_header,
+        action="append",
+        metavar="NAME=VALUE",
+        help="a header carried with the message (repeat for more)",
+    )
+    add_target_flags(p)
+    p.set_defaults(run=_put)
 
 
-def token_from_env() -> str | None:
-    """The broker's token for the client commands: ``WONDERQ_TOKEN`` (unset or empty: none)."""
-    return os.environ.get(TOKEN_ENV) or None
+def _add_get(sub: Any) -> None:
+    p = sub.add_parser(
+        "get",
+        description=(
+            "Prints one JSON line per message on stdout. Then: --ack deletes them; "
+            "--nack gives them back (after --delay seconds); by default they are released "
+            "at once, and stderr says so with their attempt count: each get is a delivery, "
+            "and a message delivered max-attempts times goes to <queue>.dead. To look "
+            "without leasing, use `wonderq peek`. "
+            "There is no one-shot `wonderq ack ID`: only the connection that leased a "
+            "message may ack it, and a one-shot command's connection ends when it exits, "
+            "so lease and ack in one go with `get --ack` (or run a worker). "
+            f"Exit code {EXIT_EMPTY} (and a line on stderr saying why) when nothing was "
+            "received."
+        ),
+    )
+    p.add_argument("queue")
+    p.add_argument("--max", type=int, default=1, help="messages to lease (default 1)")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for a message")
+    p.add_argument("--lease", type=float, help="lease in seconds (default: the queue's)")
+    settle = p.add_mutually_exclusive_group()
+    settle.add_argument("--ack", action="store_true", help="acknowledge (delete) what was received")
+    settle.add_argument(
+        "--nack", action="store_true", help="give what was received back (see --delay)"
+    )
+    p.add_argument(
+        "--delay", type=float, help="with --nack: seconds before the messages are ready again"
+    )
+    add_target_flags(p)
+    p.set_defaults(run=_get)
 
 
-def open_raw(host: str, port: int, timeout_s: float) -> SyncConnection:
-    """A bare connection, authenticated with ``token_from_env()`` if there is one."""
-    conn = SyncConnection.open(host, port, request_timeout=timeout_s, connect_timeout=timeout_s)
-    token = token_from_env()
-    if token is not None:
-        try:
-            conn.call(commands.auth(token))
-        except BaseException:
-            conn.close()
-            raise
-    return conn
-
-
-def _client(args: argparse.Namespace) -> wonderq.Client:
-    return wonderq.Client(args.host, args.port, token=token_from_env())
-
-
-def _guard(args: argparse.Namespace, action: Any) -> int:
-    def run() -> None:
-        with _client(args) as client:
-            action(client)
-
-    return _reporting(args, run)
-
-
-def _reporting(args: argparse.Namespace, run: Callable[[], None]) -> int:
-    """Run ``run``; print a client error as one line on stderr and return 1."""
-    try:
-        run()
-    except wonderq.ConnectionLost as exc:
-        print(
-            f"wonderq {args.command}: cannot reach {args.host}:{args.port}: {exc}", file=sys.stderr
-        )
-        return 1
-    except wonderq.WonderQError as exc:
-        print(f"wonderq {args.command}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+def _read_body(args: argparse.Namespace) -> Any:
+    if args.body != "-":
+        return _body(args.body)
+    text = sys.stdin.read()
+    return _body(text[:-1] if text.endswith("\n") else text)
 
 
 def _put(args: argparse.Namespace) -> int:
-    def action(client: wonderq.Client) -> None:
-        print(
-            client.put(
+    body = _read_body(args)
+
+    def action(target: Target) -> None:
+        with target.client() as client:
+            result = client.put_result(
                 args.queue,
-                _body(args.body),
+                body,
                 key=args.key,
                 delay=args.delay,
                 priority=args.priority,
                 max_attempts=args.max_attempts,
+                dedup=args.dedup,
+                headers=dict(args.header) if args.header else None,
             )
-        )
+        print(result.id)
+        if result.duplicate:
+            tell(
+                args,
+                f"nothing stored: dedup {args.dedup!r} was put in {args.queue} within its dedup "
+                f"window, as {result.id}",
+            )
 
-    return _guard(args, action)
+    return run_command(args, action)
 
 
 def _get(args: argparse.Namespace) -> int:
-    def action(client: wonderq.Client) -> None:
-        msgs = client.get(args.queue, max=args.max, wait=args.wait)
-        for msg in msgs:
-            out = {"id": msg.id, "queue": msg.queue, "body": msg.body, "attempts": msg.attempts}
-            if msg.key is not None:
-                out["key"] = msg.key
-            _print(out)
-        if args.ack and msgs:
-            client.ack_many([m.id for m in msgs])
+    if args.delay is not None and not args.nack:
+        tell(args, "--delay goes with --nack")
+        return EXIT_USAGE
 
-    return _guard(args, action)
+    def action(target: Target) -> int | None:
+        with target.client(timeout_s=30.0) as client:
+            msgs = client.get(args.queue, max=args.max, wait=args.wait, lease=args.lease)
+            for msg in msgs:
+                _print(_delivered(msg))
+            if not msgs:
+                tell(args, f"nothing received: {_why_empty(client, args.queue, args.wait)}")
+                return EXIT_EMPTY
+            if args.ack:
+                _ack(args, client, msgs)
+            else:
+                for msg in msgs:
+                    tell(args, _give_back(client, msg, args.delay))
+        return None
+
+    return run_command(args, action)
+
+
+def _delivered(msg: wonderq.SyncMessage) -> dict[str, Any]:
+    out = {"id": msg.id, "queue": msg.queue, "body": msg.body, "attempts": msg.attempts}
+    if msg.key is not None:
+        out["key"] = msg.key
+    if msg.headers:
+        out["headers"] = msg.headers
+    return out
+
+
+def _ack(args: argparse.Namespace, client: wonderq.Client, msgs: list[wonderq.SyncMessage]) -> None:
+    result = client.ack_many([m.id for m in msgs])
+    lost = result.not_leased + result.not_found
+    if lost:  # the lease ran out before the ack (a --lease shorter than the round trip)
+        raise wonderq.NotLeased(
+            f"{len(lost)} message(s) were not acked, their lease ended first: {' '.join(lost)}"
+        )
+
+
+def _give_back(client: wonderq.Client, msg: wonderq.SyncMessage, delay: float | None) -> str:
+    """NACK one message; what became of it, for stderr."""
+    of = client.info(msg.id).max_attempts
+    attempt = f"attempt {msg.attempts} of {of}"
+    if msg.nack(delay):
+        return (
+            f"{msg.id}: moved to {msg.queue}.dead: {attempt} was its last; "
+            f"`wonderq redrive {msg.queue}` puts it back"
+        )
+    if delay:
+        return f"{msg.id}: released, {attempt}, ready again in {delay:g} s"
+    return f"{msg.id}: released, {attempt}; use --ack to delete, or peek to look without leasing"
+
+
+def _why_empty(client: wonderq.Client, queue: str, wait: float) -> str:
+    within = f" within {wait:g} s" if wait else ""
+    try:
+        stats = client.stats(queue).queues[queue]
+    except wonderq.NotFound:
+        return f"there is no queue named {queue!r}"
+    if stats.paused:
+        return f"{queue} is paused ({stats.ready} ready); `wonderq resume {queue}` restarts it"
+    if stats.ready:
+        return (
+            f"{queue} has {stats.ready} ready message(s) but none could be delivered{within} "
+            "(its rate limit, or their keys are leased)"
+        )
+    held = f"{stats.delayed} delayed, {stats.leased} leased, {stats.dead} dead"
+    return f"{queue} has no ready message{within} ({held})"
 
 
 def _tables(args: argparse.Namespace) -> bool:
@@ -210,33 +274,35 @@ def _tables(args: argparse.Namespace) -> bool:
     try:
         require_tools(f"wonderq {args.command} (without --json)", "rich")
     except ToolsMissing as exc:
-        print(f"wonderq {args.command}: {exc}", file=sys.stderr)
+        tell(args, str(exc))
         return False
     return True
 
 
-def _show(renderable: Any) -> None:
+def _show(render: Callable[[int], Any]) -> None:
+    """Print what ``render(width)`` makes for the terminal's width (or $COLUMNS)."""
     from rich.console import Console
 
-    Console(highlight=False).print(renderable)
+    console = Console(highlight=False)
+    console.print(render(console.width))
 
 
 def _raw(args: argparse.Namespace, action: Callable[[SyncConnection], None]) -> int:
     """Run ``action`` on a bare connection: replies come back as dicts, unknown fields kept."""
 
-    def run() -> None:
-        conn = open_raw(args.host, args.port, 30.0)
+    def run(target: Target) -> None:
+        conn = target.raw()
         try:
             action(conn)
         finally:
             conn.close()
 
-    return _reporting(args, run)
+    return run_command(args, run)
 
 
 def _info(args: argparse.Namespace) -> int:
     if not args.json and not _tables(args):
-        return 2
+        return EXIT_USAGE
 
     def action(conn: SyncConnection) -> None:
         message = conn.call(commands.info(args.id))["message"]
@@ -245,14 +311,14 @@ def _info(args: argparse.Namespace) -> int:
             return
         from broker.cli.dashboard import info_table
 
-        _show(info_table(message))
+        _show(lambda width: info_table(message))
 
     return _raw(args, action)
 
 
 def _stats(args: argparse.Namespace) -> int:
     if not args.json and not _tables(args):
-        return 2
+        return EXIT_USAGE
     request = commands.stats(args.queue)
     if args.connections:
         request["connections"] = True
@@ -268,16 +334,16 @@ def _stats(args: argparse.Namespace) -> int:
         if args.rates:
             time.sleep(1.0)  # the sampling interval of the rates
             later = conn.call(request)
-        _show(stats_table(first, later))
+        _show(lambda width: stats_table(first, later, width=width))
         if args.connections:
-            _show(connections_table((later or first).get("connections", [])))
+            _show(lambda width: connections_table((later or first).get("connections", [])))
 
     return _raw(args, action)
 
 
 def _peek(args: argparse.Namespace) -> int:
     if not args.json and not _tables(args):
-        return 2
+        return EXIT_USAGE
     request = commands.peek(args.queue, state=args.state, limit=args.limit)
 
     def action(conn: SyncConnection) -> None:
@@ -288,10 +354,6 @@ def _peek(args: argparse.Namespace) -> int:
             return
         from broker.cli.dashboard import peek_table
 
-        _show(peek_table(reply["messages"], reply["total"]))
+        _show(lambda width: peek_table(reply["messages"], reply["total"]))
 
     return _raw(args, action)
-
-
-def _purge(args: argparse.Namespace) -> int:
-    return _guard(args, lambda client: print(client.purge(args.queue)))

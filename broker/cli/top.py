@@ -19,7 +19,14 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from broker.cli.oneshot import open_raw
+from broker.cli.target import (
+    EXIT_USAGE,
+    Target,
+    UsageError,
+    add_target_flags,
+    explain,
+    target_from,
+)
 from broker.tools import ToolsMissing, require_tools
 from wonderq import commands
 from wonderq.errors import WonderQError
@@ -28,8 +35,6 @@ from wonderq.sync import SyncConnection
 if TYPE_CHECKING:
     from broker.cli.dashboard import Dashboard
 
-_HOST, _PORT = "127.0.0.1", 7878
-
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -37,12 +42,12 @@ def add_parser(sub: Any) -> None:
         description=(
             "A live dashboard: one row per queue with ready, delayed, leased and dead "
             "messages, waiting consumers, put/s and ack/s, the age of the oldest ready "
-            "message and a sparkline of depth over the last minute. It keeps running "
-            "while the broker restarts. Press q to quit."
+            "message, a sparkline of depth over the last minute, and which queues are "
+            "paused or rate limited. It keeps running while the broker restarts. Press q "
+            "to quit."
         ),
     )
-    p.add_argument("--host", default=_HOST, help=f"broker address (default {_HOST})")
-    p.add_argument("--port", type=int, default=_PORT, help=f"broker port (default {_PORT})")
+    add_target_flags(p)
     p.add_argument(
         "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
     )
@@ -52,20 +57,19 @@ def add_parser(sub: Any) -> None:
 class Poller:
     """One STATS per call over a blocking connection, dialled again after any failure."""
 
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self.host = host
-        self.port = port
+    def __init__(self, target: Target, timeout_s: float) -> None:
+        self.target = target
         self.timeout_s = timeout_s
         self._conn: SyncConnection | None = None
 
     def poll(self, board: Dashboard) -> None:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = open_raw(self.host, self.port, self.timeout_s)
+                self._conn = self.target.raw(self.timeout_s)
             reply = self._conn.call(commands.stats())
         except WonderQError as exc:
             self.close()
-            board.lost(exc.message)
+            board.lost(explain(self.target, exc))
         else:
             board.update(reply)
 
@@ -110,19 +114,19 @@ def keyboard() -> Iterator[Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         require_tools("wonderq top", "rich")
-    except ToolsMissing as exc:
+        if not args.interval > 0:
+            raise UsageError("--interval must be > 0")
+        target = target_from(args)
+    except (ToolsMissing, UsageError) as exc:
         print(f"wonderq top: {exc}", file=sys.stderr)
-        return 2
-    if not args.interval > 0:
-        print("wonderq top: --interval must be > 0", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     from rich.console import Console
     from rich.live import Live
 
     from broker.cli.dashboard import Dashboard
 
-    board = Dashboard(target=f"{args.host}:{args.port}", interval_s=args.interval)
-    poller = Poller(args.host, args.port, timeout_s=max(0.5, min(args.interval, 5.0)))
+    board = Dashboard(target=target.where, interval_s=args.interval)
+    poller = Poller(target, timeout_s=max(0.5, min(args.interval, 5.0)))
     console = Console()
     try:
         with (

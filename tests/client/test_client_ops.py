@@ -142,7 +142,7 @@ async def test_stats_queues_purge_redrive_ping(client: wonderq.AsyncClient) -> N
 
     assert await client.purge("a") == 3
     assert (await client.stats("a")).queues["a"].purged == 3
-    assert await client.redrive("b") == 1
+    assert (await client.redrive("b")).redriven == 1
     [back] = await client.get("b")
     assert (back.id, back.attempts) == (poison.id, 1)
 

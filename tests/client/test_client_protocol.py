@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 
 import msgspec
 import pytest
 
+import wonderq
 from wonderq import Envelope, ProtocolViolation, commands
 from wonderq.protocol import ClientProtocol
 
@@ -207,6 +209,13 @@ def test_builders_leave_out_what_the_server_defaults() -> None:
         "priority": -1,
         "max_attempts": 2,
     }
+    assert commands.put("q", 1, dedup="d-1", headers={"traceparent": "00-ab"}) == {
+        "op": "PUT",
+        "queue": "q",
+        "body": 1,
+        "dedup": "d-1",
+        "headers": {"traceparent": "00-ab"},
+    }
     assert commands.nack("m") == {"op": "NACK", "id": "m"}
     assert commands.touch("m", 3) == {"op": "TOUCH", "id": "m", "lease": 3}
     assert commands.stats() == {"op": "STATS"}
@@ -221,9 +230,40 @@ def test_put_many_treats_dicts_as_bodies_and_envelopes_as_options() -> None:
     }
 
 
+def test_builders_of_the_queue_management_ops() -> None:
+    assert commands.delete("q") == {"op": "DELETE", "queue": "q"}
+    assert commands.delete("q", dead=True) == {"op": "DELETE", "queue": "q", "dead": True}
+    assert commands.pause("q") == {"op": "PAUSE", "queue": "q"}
+    assert commands.resume("q") == {"op": "RESUME", "queue": "q"}
+    assert commands.remove("q", iter(["a", "b"])) == {"op": "REMOVE", "queue": "q", "ids": ["a", "b"]}
+    assert commands.redrive("q") == {"op": "REDRIVE", "queue": "q"}
+    assert commands.redrive("q", ("a",)) == {"op": "REDRIVE", "queue": "q", "ids": ["a"]}
+    # config: a setting left out is not sent, None is sent as null (a reset)
+    assert commands.config("q") == {"op": "CONFIG", "queue": "q"}
+    assert commands.config("q", rate=0.5, max_length=None) == {
+        "op": "CONFIG",
+        "queue": "q",
+        "max_length": None,
+        "rate": 0.5,
+    }
+    with pytest.raises(ValueError, match="lease is nan"):
+        commands.config("q", lease=float("nan"))
+
+
+def test_config_takes_every_setting_the_broker_reports() -> None:
+    names = [p for p in inspect.signature(commands.config).parameters if p != "queue"]
+    assert names == list(commands.SETTINGS) == list(wonderq.QueueSettings.__struct_fields__)
+    for method in (wonderq.AsyncClient.config, wonderq.Client.config):
+        assert [p for p in inspect.signature(method).parameters][2:] == names
+
+
 def test_parsers_reject_replies_missing_their_fields() -> None:
-    with pytest.raises(ProtocolViolation, match="'id'"):
-        commands.parse_id({"ok": True})
+    with pytest.raises(ProtocolViolation, match="`id`"):
+        commands.parse_put({"ok": True})
+    with pytest.raises(ProtocolViolation, match="`removed`"):
+        commands.parse_remove({"ok": True, "leased": [], "not_found": []})
+    with pytest.raises(ProtocolViolation, match="'settings'"):
+        commands.parse_settings({"ok": True})
     with pytest.raises(ProtocolViolation):
         commands.parse_messages({"ok": True, "messages": [{"id": "m"}]})
     with pytest.raises(ProtocolViolation):

@@ -28,7 +28,11 @@ async def in_thread(fn: Callable[[], R]) -> R:
 
 
 def public_methods(cls: type) -> dict[str, Any]:
-    return {name: value for name, value in vars(cls).items() if not name.startswith("_")}
+    """The public members of ``cls`` and of the classes it inherits from (``AsyncAdmin``...)."""
+    members: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # object's members are not the client's
+        members.update((n, v) for n, v in vars(klass).items() if not n.startswith("_"))
+    return members
 
 
 def normalised(annotation: Any) -> str:
@@ -108,7 +112,7 @@ async def test_sync_client_runs_every_operation(broker: Any) -> None:
                 c.info("nope")
             with pytest.raises(wonderq.BadRequest):
                 c.get("jobs", max=0)
-            assert c.redrive("jobs") == 0
+            assert c.redrive("jobs").redriven == 0
 
     await in_thread(script)
 

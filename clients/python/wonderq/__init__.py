@@ -11,6 +11,7 @@ Dependencies: msgspec and the standard library only.
 """
 
 from .client import AsyncClient, Connecting, connect
+from .commands import KEEP, Keep
 from .errors import (
     BadJson,
     BadRequest,
@@ -39,7 +40,12 @@ from .results import (
     MessageInfo,
     MessageState,
     PeekResult,
+    PutManyResult,
+    PutResult,
+    QueueSettings,
     QueueStats,
+    RedriveResult,
+    RemoveResult,
     ServerStats,
     Stats,
 )
@@ -48,6 +54,7 @@ from .sync_worker import SyncHandler
 from .worker import Consumer, Handler, exponential_backoff
 
 __all__ = [
+    "KEEP",
     "AckResult",
     "AsyncClient",
     "BadJson",
@@ -61,6 +68,7 @@ __all__ = [
     "Envelope",
     "ErrorCode",
     "Handler",
+    "Keep",
     "LineTooLong",
     "MemoryLimit",
     "Message",
@@ -70,8 +78,13 @@ __all__ = [
     "NotLeased",
     "PeekResult",
     "ProtocolViolation",
+    "PutManyResult",
+    "PutResult",
     "QueueFull",
+    "QueueSettings",
     "QueueStats",
+    "RedriveResult",
+    "RemoveResult",
     "RequestTimeout",
     "ServerStats",
     "ShuttingDown",

@@ -11,24 +11,25 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
 from . import commands
+from .admin import AsyncAdmin
 from .connection import Connection
 from .errors import ConnectionLost
 from .message import Message
 from .protocol import DEFAULT_MAX_REPLY_LINE, Reply, Request
 from .reconnect import Redial, still_usable
-from .results import AckResult, MessageInfo, PeekResult, Stats
+from .results import AckResult, PutManyResult, PutResult
 from .worker import DEFAULT_STOP_SIGNALS, Consumer, Handler, exponential_backoff, run_worker
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 7878
 
 
-class AsyncClient:
+class AsyncClient(AsyncAdmin):
     """An asyncio client of one WonderQ broker.
 
     One TCP connection carries every call: requests are pipelined and matched
@@ -133,6 +134,8 @@ class AsyncClient:
         delay: float | None = None,
         priority: int | None = None,
         max_attempts: int | None = None,
+        dedup: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> str:
         """Add one message; return its id.
 
@@ -140,19 +143,62 @@ class AsyncClient:
         are handled one at a time, in order. ``delay`` (seconds) hides the
         message until then; lower ``priority`` is delivered first; after
         ``max_attempts`` deliveries it goes to ``<queue>.dead``.
+
+        ``dedup`` (1-128 characters you choose, e.g. your request's id) makes a
+        retried PUT safe: within the queue's dedup window (300 s by default) a
+        PUT with a ``dedup`` already used stores nothing and returns the first
+        message's id (``put_result`` says whether that happened). ``headers``
+        (str to str: ``traceparent``, a content type...) travel with the message.
         """
-        request = commands.put(
-            queue, body, key=key, delay=delay, priority=priority, max_attempts=max_attempts
+        result = await self.put_result(
+            queue,
+            body,
+            key=key,
+            delay=delay,
+            priority=priority,
+            max_attempts=max_attempts,
+            dedup=dedup,
+            headers=headers,
         )
-        return commands.parse_id(await self._call(request))
+        return result.id
+
+    async def put_result(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        key: str | None = None,
+        delay: float | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        dedup: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PutResult:
+        """``put``, returning its id and whether it was a duplicate (nothing stored)."""
+        request = commands.put(
+            queue,
+            body,
+            key=key,
+            delay=delay,
+            priority=priority,
+            max_attempts=max_attempts,
+            dedup=dedup,
+            headers=headers,
+        )
+        return commands.parse_put(await self._call(request))
 
     async def put_many(self, queue: str, bodies: Iterable[Any]) -> list[str]:
         """Add messages all or nothing, in one request; return their ids in order.
 
-        Each item is a body, or an ``Envelope(body, key=..., delay=...)`` for
-        per-message options (a dict is always a body).
+        Each item is a body, or an ``Envelope(body, key=..., dedup=..., ...)``
+        for per-message options (a dict is always a body).
         """
-        return commands.parse_ids(await self._call(commands.put_many(queue, bodies)))
+        return (await self.put_many_result(queue, bodies)).ids
+
+    async def put_many_result(self, queue: str, bodies: Iterable[Any]) -> PutManyResult:
+        """``put_many``, returning the ids and the indexes of the entries that were
+        duplicates (``dedup``: nothing stored, the first message's id)."""
+        return commands.parse_put_many(await self._call(commands.put_many(queue, bodies)))
 
     # consuming
 
@@ -295,42 +341,6 @@ class AsyncClient:
             stop_signals=stop_signals,
             reconnect=reconnect,
         )
-
-    # inspecting and managing
-
-    async def info(self, id: str) -> MessageInfo:
-        """Look at one message without changing it."""
-        return commands.parse_info(await self._call(commands.info(id)))
-
-    async def stats(self, queue: str | None = None) -> Stats:
-        """Counters of the server, and of every queue (or just ``queue``)."""
-        return commands.parse_stats(await self._call(commands.stats(queue)))
-
-    async def peek(
-        self, queue: str, *, state: str | None = None, limit: int | None = None
-    ) -> PeekResult:
-        """Look at up to ``limit`` messages of ``queue`` without leasing or changing them.
-
-        ``state`` is ``"ready"``, ``"delayed"``, ``"leased"``, ``"dead"`` (the
-        messages of ``<queue>.dead``) or ``None`` (every held message).
-        """
-        return commands.parse_peek(await self._call(commands.peek(queue, state=state, limit=limit)))
-
-    async def queues(self) -> list[str]:
-        """Names of all queues, sorted."""
-        return commands.parse_queues(await self._call(commands.queues()))
-
-    async def purge(self, queue: str) -> int:
-        """Delete the ready and delayed messages of ``queue``; return how many."""
-        return commands.parse_count(await self._call(commands.purge(queue)), "purged")
-
-    async def redrive(self, queue: str) -> int:
-        """Move the messages of ``<queue>.dead`` back to ``queue``; return how many."""
-        return commands.parse_count(await self._call(commands.redrive(queue)), "redriven")
-
-    async def ping(self) -> None:
-        """Round trip to the server."""
-        await self._call(commands.ping())
 
     # internals
 

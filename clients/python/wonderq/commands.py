@@ -11,14 +11,27 @@ Optional arguments left as ``None`` are not sent, so the server's defaults apply
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any, Final, TypeVar
 
 import msgspec
 
 from .errors import ProtocolViolation
 from .protocol import Reply, Request
-from .results import AckResult, Envelope, MessageInfo, PeekResult, Stats, WireMessage
+from .results import (
+    AckResult,
+    Envelope,
+    MessageInfo,
+    PeekResult,
+    PutManyResult,
+    PutResult,
+    QueueSettings,
+    RedriveResult,
+    RemoveResult,
+    Stats,
+    WireMessage,
+)
 from .values import check_json
 
 T = TypeVar("T")
@@ -39,6 +52,8 @@ def put(
     delay: float | None = None,
     priority: int | None = None,
     max_attempts: int | None = None,
+    dedup: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Request:
     """A single PUT. Its options are ``Envelope``'s fields (a test keeps the two lists equal).
 
@@ -53,6 +68,8 @@ def put(
         delay=delay,
         priority=priority,
         max_attempts=max_attempts,
+        dedup=dedup,
+        headers=headers,
     )
 
 
@@ -78,6 +95,8 @@ ENVELOPE_OPTIONS: Final = tuple(name for name in Envelope.__struct_fields__ if n
 def _checked_fields(request: Request, where: str, **optional: object) -> Request:
     for name, value in optional.items():
         if value is not None:
+            if isinstance(value, Mapping) and not isinstance(value, dict):
+                value = dict(value)  # headers given as any mapping
             check_json(value, where + name)
             request[name] = value
     return request
@@ -128,8 +147,68 @@ def purge(queue: str) -> Request:
     return {"op": "PURGE", "queue": queue}
 
 
-def redrive(queue: str) -> Request:
-    return {"op": "REDRIVE", "queue": queue}
+def redrive(queue: str, ids: Iterable[str] | None = None) -> Request:
+    request: Request = {"op": "REDRIVE", "queue": queue}
+    if ids is not None:
+        request["ids"] = list(ids)
+    return request
+
+
+def remove(queue: str, ids: Iterable[str]) -> Request:
+    return {"op": "REMOVE", "queue": queue, "ids": list(ids)}
+
+
+def delete(queue: str, *, dead: bool = False) -> Request:
+    request: Request = {"op": "DELETE", "queue": queue}
+    if dead:
+        request["dead"] = True
+    return request
+
+
+def pause(queue: str) -> Request:
+    return {"op": "PAUSE", "queue": queue}
+
+
+def resume(queue: str) -> Request:
+    return {"op": "RESUME", "queue": queue}
+
+
+class Keep(Enum):
+    """The type of ``KEEP``: a ``config`` setting left as it is."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
+"""A ``config`` argument's default: the setting is not changed (``None`` resets it)."""
+
+SETTINGS: Final = tuple(QueueSettings.__struct_fields__)
+"""The per-queue settings ``config`` reads and changes (a test keeps them equal to its arguments)."""
+
+
+def config(
+    queue: str,
+    *,
+    lease: float | Keep | None = KEEP,
+    max_attempts: int | Keep | None = KEEP,
+    max_length: int | Keep | None = KEEP,
+    rate: float | Keep | None = KEEP,
+    dedup_window: float | Keep | None = KEEP,
+) -> Request:
+    """CONFIG: each setting not ``KEEP`` is sent (``None`` as ``null``, which resets it)."""
+    request: Request = {"op": "CONFIG", "queue": queue}
+    changes = {
+        "lease": lease,
+        "max_attempts": max_attempts,
+        "max_length": max_length,
+        "rate": rate,
+        "dedup_window": dedup_window,
+    }
+    for name, value in changes.items():
+        if value is not KEEP:
+            check_json(value, name)
+            request[name] = value
+    return request
 
 
 def ping() -> Request:
@@ -147,12 +226,33 @@ def _field(reply: Reply, name: str, kind: type[T]) -> T:
         raise ProtocolViolation(f"reply field {name!r} is missing or malformed: {exc}") from None
 
 
-def parse_id(reply: Reply) -> str:
-    return _field(reply, "id", str)
+def _whole(reply: Reply, kind: type[T], op: str) -> T:
+    try:
+        return msgspec.convert(reply, kind)
+    except msgspec.ValidationError as exc:
+        raise ProtocolViolation(f"{op} reply is malformed: {exc}") from None
 
 
-def parse_ids(reply: Reply) -> list[str]:
-    return _field(reply, "ids", list[str])
+def parse_put(reply: Reply) -> PutResult:
+    return _whole(reply, PutResult, "PUT")
+
+
+def parse_put_many(reply: Reply) -> PutManyResult:
+    if "duplicates" not in reply:  # a broker from before idempotent PUT
+        return PutManyResult(ids=_field(reply, "ids", list[str]), duplicates=[])
+    return _whole(reply, PutManyResult, "PUT")
+
+
+def parse_remove(reply: Reply) -> RemoveResult:
+    return _whole(reply, RemoveResult, "REMOVE")
+
+
+def parse_redrive(reply: Reply) -> RedriveResult:
+    return _whole(reply, RedriveResult, "REDRIVE")
+
+
+def parse_settings(reply: Reply) -> QueueSettings:
+    return _field(reply, "settings", QueueSettings)
 
 
 def parse_messages(reply: Reply) -> list[WireMessage]:
@@ -160,10 +260,7 @@ def parse_messages(reply: Reply) -> list[WireMessage]:
 
 
 def parse_ack_many(reply: Reply) -> AckResult:
-    try:
-        return msgspec.convert(reply, AckResult)
-    except msgspec.ValidationError as exc:
-        raise ProtocolViolation(f"batch ACK reply is malformed: {exc}") from None
+    return _whole(reply, AckResult, "batch ACK")
 
 
 def parse_dead(reply: Reply) -> bool:
@@ -176,17 +273,11 @@ def parse_info(reply: Reply) -> MessageInfo:
 
 
 def parse_stats(reply: Reply) -> Stats:
-    try:
-        return msgspec.convert(reply, Stats)
-    except msgspec.ValidationError as exc:
-        raise ProtocolViolation(f"STATS reply is malformed: {exc}") from None
+    return _whole(reply, Stats, "STATS")
 
 
 def parse_peek(reply: Reply) -> PeekResult:
-    try:
-        return msgspec.convert(reply, PeekResult)
-    except msgspec.ValidationError as exc:
-        raise ProtocolViolation(f"PEEK reply is malformed: {exc}") from None
+    return _whole(reply, PeekResult, "PEEK")
 
 
 def parse_queues(reply: Reply) -> list[str]:

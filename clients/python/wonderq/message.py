@@ -40,13 +40,23 @@ class BaseMessage:
     """The fields of a delivered message, shared by the asyncio and blocking clients.
 
     ``attempts`` counts this delivery (1 on the first). ``key`` is ``None`` for
-    messages put without one. ``lease_s`` is the lease the GET asked for
+    messages put without one; ``headers`` are those it was put with (``{}``: none). ``lease_s`` is the lease the GET asked for
     (``None``: the server's default), and ``expires_at`` when it ends, on the
     client's monotonic clock, as last known to this client (``None``: unknown).
     ``settled`` turns True once ``ack`` or ``nack`` was called, whatever its outcome.
     """
 
-    __slots__ = ("attempts", "body", "expires_at", "id", "key", "lease_s", "queue", "settled")
+    __slots__ = (
+        "attempts",
+        "body",
+        "expires_at",
+        "headers",
+        "id",
+        "key",
+        "lease_s",
+        "queue",
+        "settled",
+    )
 
     def __init__(
         self, wire: WireMessage, *, lease_s: float | None, expires_at: float | None
@@ -55,6 +65,7 @@ class BaseMessage:
         self.queue: str = wire.queue
         self.body: Any = wire.body
         self.key: str | None = wire.key
+        self.headers: dict[str, str] = wire.headers
         self.attempts: int = wire.attempts
         self.lease_s = lease_s
         self.expires_at = expires_at

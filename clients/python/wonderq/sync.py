@@ -16,23 +16,24 @@ import signal
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 
 from . import commands, sync_consumer, sync_worker
+from .admin import SyncAdmin
 from .client import DEFAULT_HOST, DEFAULT_PORT, AsyncClient
 from .errors import ConnectionLost
 from .message import SyncMessage
 from .protocol import DEFAULT_MAX_REPLY_LINE, Reply, Request
 from .reconnect import Redial, still_usable
-from .results import AckResult, MessageInfo, PeekResult, Stats
+from .results import AckResult, PutManyResult, PutResult
 from .sync_connection import SyncConnection as SyncConnection  # re-exported: broker.cli uses it
 from .sync_worker import SyncHandler
 from .worker import DEFAULT_STOP_SIGNALS, exponential_backoff
 
 
-class Client:
+class Client(SyncAdmin):
     """A blocking client of one WonderQ broker, with the methods of ``AsyncClient``.
 
     ``with wonderq.Client(host, port) as client:`` (connects on entry and on
@@ -113,16 +114,53 @@ class Client:
         delay: float | None = None,
         priority: int | None = None,
         max_attempts: int | None = None,
+        dedup: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> str:
         """Add one message; return its id (see ``AsyncClient.put``)."""
+        return self.put_result(
+            queue,
+            body,
+            key=key,
+            delay=delay,
+            priority=priority,
+            max_attempts=max_attempts,
+            dedup=dedup,
+            headers=headers,
+        ).id
+
+    def put_result(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        key: str | None = None,
+        delay: float | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        dedup: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PutResult:
+        """``put``, returning its id and whether it was a duplicate (nothing stored)."""
         request = commands.put(
-            queue, body, key=key, delay=delay, priority=priority, max_attempts=max_attempts
+            queue,
+            body,
+            key=key,
+            delay=delay,
+            priority=priority,
+            max_attempts=max_attempts,
+            dedup=dedup,
+            headers=headers,
         )
-        return commands.parse_id(self._call(request))
+        return commands.parse_put(self._call(request))
 
     def put_many(self, queue: str, bodies: Iterable[Any]) -> list[str]:
         """Add messages all or nothing; return their ids (see ``AsyncClient.put_many``)."""
-        return commands.parse_ids(self._call(commands.put_many(queue, bodies)))
+        return self.put_many_result(queue, bodies).ids
+
+    def put_many_result(self, queue: str, bodies: Iterable[Any]) -> PutManyResult:
+        """``put_many``, returning the ids and the indexes of the duplicates."""
+        return commands.parse_put_many(self._call(commands.put_many(queue, bodies)))
 
     def get(
         self, queue: str, *, max: int = 1, lease: float | None = None, wait: float = 0
@@ -227,38 +265,6 @@ class Client:
             stop_signals=stop_signals,
             reconnect=reconnect,
         )
-
-    def info(self, id: str) -> MessageInfo:
-        """Look at one message without changing it."""
-        return commands.parse_info(self._call(commands.info(id)))
-
-    def stats(self, queue: str | None = None) -> Stats:
-        """Counters of the server, and of every queue (or just ``queue``)."""
-        return commands.parse_stats(self._call(commands.stats(queue)))
-
-    def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> PeekResult:
-        """Look at up to ``limit`` messages of ``queue`` without leasing or changing them.
-
-        ``state`` is ``"ready"``, ``"delayed"``, ``"leased"``, ``"dead"`` (the
-        messages of ``<queue>.dead``) or ``None`` (every held message).
-        """
-        return commands.parse_peek(self._call(commands.peek(queue, state=state, limit=limit)))
-
-    def queues(self) -> list[str]:
-        """Names of all queues, sorted."""
-        return commands.parse_queues(self._call(commands.queues()))
-
-    def purge(self, queue: str) -> int:
-        """Delete the ready and delayed messages of ``queue``; return how many."""
-        return commands.parse_count(self._call(commands.purge(queue)), "purged")
-
-    def redrive(self, queue: str) -> int:
-        """Move the messages of ``<queue>.dead`` back to ``queue``; return how many."""
-        return commands.parse_count(self._call(commands.redrive(queue)), "redriven")
-
-    def ping(self) -> None:
-        """Round trip to the server."""
-        self._call(commands.ping())
 
     def _call(self, request: Request) -> Reply:
         return self._connection().call(request)

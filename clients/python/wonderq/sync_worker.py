@@ -139,6 +139,7 @@ class ThreadMessage(SyncMessage):
             body=message.body,
             attempts=message.attempts,
             key=message.key,
+            headers=message.headers,
         )
         BaseMessage.__init__(self, wire, lease_s=message.lease_s, expires_at=message.expires_at)
         self._message = message
