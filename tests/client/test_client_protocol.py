@@ -235,7 +235,11 @@ def test_builders_of_the_queue_management_ops() -> None:
     assert commands.delete("q", dead=True) == {"op": "DELETE", "queue": "q", "dead": True}
     assert commands.pause("q") == {"op": "PAUSE", "queue": "q"}
     assert commands.resume("q") == {"op": "RESUME", "queue": "q"}
-    assert commands.remove("q", iter(["a", "b"])) == {"op": "REMOVE", "queue": "q", "ids": ["a", "b"]}
+    assert commands.remove("q", iter(["a", "b"])) == {
+        "op": "REMOVE",
+        "queue": "q",
+        "ids": ["a", "b"],
+    }
     assert commands.redrive("q") == {"op": "REDRIVE", "queue": "q"}
     assert commands.redrive("q", ("a",)) == {"op": "REDRIVE", "queue": "q", "ids": ["a"]}
     # config: a setting left out is not sent, None is sent as null (a reset)
