@@ -21,7 +21,7 @@ from tests.conftest import ServerFactory
 from tests.support import LineClient, closed_by_server
 from tests.test_protocol_doc import matches, substitute
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-s3cret"
 
 
 def _decode(line: bytes) -> Request | Invalid:
@@ -250,7 +250,7 @@ async def test_cli_warns_loudly_on_non_loopback_without_token() -> None:
 
 def _token_transcript() -> list[str]:
     text = (Path(__file__).resolve().parents[2] / "protocol.md").read_text()
-    lines = text.split("# wonderq serve --token s3cret\n", 1)[1].split("```", 1)[0]
+    lines = text.split("# wonderq serve --token s3cret-s3cret-s3cret\n", 1)[1].split("```", 1)[0]
     return lines.splitlines()
 
 
@@ -260,7 +260,7 @@ async def test_protocol_md_token_transcript(server_factory: ServerFactory) -> No
     assert len(block) >= 6
     env: dict[str, str] = {}
     async with (
-        server_factory(token="s3cret") as srv,
+        server_factory(token="s3cret-s3cret-s3cret") as srv,
         await LineClient.connect(srv.port) as c,
     ):
         for line in block:

@@ -16,11 +16,11 @@ from tests.support import LineClient
 
 
 async def test_tls_round_trip_and_plain_text_is_refused(test_cert: CertFiles) -> None:
-    config = Config(host="127.0.0.1", port=0, token="tls-token")
+    config = Config(host="127.0.0.1", port=0, token="tls-token-0123456789")
     async with Server(config, ssl=test_cert.server_context()) as srv:
         client_ssl = test_cert.client_context()
         async with await wonderq.connect(
-            "127.0.0.1", srv.port, ssl=client_ssl, token="tls-token"
+            "127.0.0.1", srv.port, ssl=client_ssl, token="tls-token-0123456789"
         ) as client:
             mid = await client.put("secure", {"card": "4111"})
             (msg,) = await client.get("secure")
@@ -77,13 +77,13 @@ async def test_cli_tls_flags(test_cert: CertFiles) -> None:
 
 
 async def test_sync_client_with_tls_and_token(test_cert: CertFiles) -> None:
-    config = Config(host="127.0.0.1", port=0, token="sync-token")
+    config = Config(host="127.0.0.1", port=0, token="sync-token-0123456789")
     async with Server(config, ssl=test_cert.server_context()) as srv:
 
         def script() -> None:
             context = test_cert.client_context()
             with wonderq.connect_sync(
-                "127.0.0.1", srv.port, ssl=context, token="sync-token"
+                "127.0.0.1", srv.port, ssl=context, token="sync-token-0123456789"
             ) as client:
                 client.put("s", "synced")
                 (msg,) = client.get("s")
