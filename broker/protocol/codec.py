@@ -34,6 +34,7 @@ from broker.protocol.requests import (
     Purge,
     Put,
     PutItem,
+    Receive,
     Redrive,
     Remove,
     Request,
@@ -50,7 +51,7 @@ _JSON_STARTS: Final = (b"{", b"[", b'"')
 _QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
 _BAD_QUEUE: Final = _QUEUE_RULE + " - at `$.queue`"
 _NAMES_QUEUE: Final = frozenset(
-    {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure}
+    {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure, Receive}
 )
 
 
@@ -112,7 +113,7 @@ def decode(frame: Frame, max_line: int, max_batch: int | None = None) -> Request
         return Invalid(BadJson(f"line is not valid JSON: {exc}"))
     except RecursionError:  # msgspec's nesting limit (about 1000 levels)
         return Invalid(BadJson(TOO_DEEP))
-    put_shape = _check_shape(request)
+    put_shape = check_shape(request)
     if put_shape is not None:
         return Invalid(BadRequest(put_shape), request.rid)
     return request
@@ -144,7 +145,7 @@ def _batch_too_long(line: bytes, max_batch: int) -> Invalid | None:
     return None
 
 
-def _check_shape(request: Request) -> str | None:
+def check_shape(request: Request) -> str | None:
     """Rules the types do not say: exactly one of two fields, a queue name's characters,
     what a body may hold, the size of a header block."""
     kind = type(request)

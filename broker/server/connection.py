@@ -69,7 +69,7 @@ from broker.histogram import Histogram
 from broker.protocol.codec import Invalid, decode
 from broker.protocol.framing import TOO_LONG, Frame, LineFramer
 from broker.protocol.replies import Reply, encode_reply, error_reply, reply_line, with_rid
-from broker.protocol.requests import Auth, Quit, Request
+from broker.protocol.requests import AnyRequest, Auth, Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item, decode_before_auth
 from broker.server.sockets import tune
 from broker.server.throttle import AuthThrottle, source_of
@@ -469,7 +469,7 @@ class Connection(asyncio.Protocol):
         if quit_after:
             self.close()
 
-    def deliver(self, request: Request, reply: Reply) -> None:
+    def deliver(self, request: AnyRequest, reply: Reply) -> None:
         """The backend completed a waiting GET of this connection."""
         self._write(reply_line(encode_reply(reply), request.rid))
 

@@ -1,16 +1,17 @@
 """The TCP server: listens, tracks connections, starts and stops the backend.
 
-Owns: the listening socket (plain TCP, or TLS with an ``ssl.SSLContext``: the
-connections start it themselves, so a handshake counts against max-connections
-from its first byte), the set of live connections and of TLS handshakes under
-way, the idle timeout and, with a token, the deadline to authenticate (each one
+Owns: the listening sockets (plain TCP, or TLS with an ``ssl.SSLContext``,
+accepted by ``tls.TlsListener`` so that a handshake counts against
+max-connections from the accept), the set of live connections, the idle
+timeout and, with a token, the deadline to authenticate (each one
 ``IdleTracker`` and one loop timer for every connection, never a timer per
 connection; a connection stamps its own last request, which the idle timer
-reads only when a deadline comes), the failed-AUTH throttle every connection shares, the budget of
-unfinished request lines over all connections (``max-buffered``), the graceful
-stop (below), the process figures STATS reports (connections, RSS), one log
-line per connection opened and closed, and the batch-latency histogram the
-connections fill when metrics are on (``measure_latency=True``).
+reads only when a deadline comes), the failed-AUTH throttle every connection
+shares, the budget of unfinished request lines over all connections
+(``max-buffered``), the graceful stop (below), the process figures STATS
+reports (connections, RSS), one log line per connection opened and closed, and
+the batch-latency histogram the connections fill when metrics are on
+(``measure_latency=True``).
 
 The graceful stop (``close``), in this order, so that no reply answered ``ok``
 is lost and nothing is applied after the store is closed:
@@ -24,6 +25,9 @@ is lost and nothing is applied after the store is closed:
   4. connections still open ``CLOSE_S`` later are aborted;
   5. ``backend.stop()``: the leases the connections held are already released;
      the store writes out and fsyncs everything, and closes.
+Front ends on the same backend (the HTTP API) follow the same steps: they
+refuse new work from step 1 (``begin_stop``), their waiting requests are
+answered by the drain, and they close (``close``) before step 5.
 Must never: hold queue state (the backend does) or parse requests (the codec does).
 """
 
@@ -35,7 +39,7 @@ import ssl as ssl_module
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
@@ -119,6 +123,16 @@ def _active_at(conn: Connection) -> float:
     return conn.active_at
 
 
+class Frontend(Protocol):
+    """Another way in to the same backend (the HTTP API), stopped with the server."""
+
+    def begin_stop(self) -> None:
+        """The stop began: refuse new work."""
+
+    async def close(self) -> None:
+        """Answer what is in flight and stop listening (before the backend stops)."""
+
+
 def first_seq_from_clock() -> int:
     """The first message sequence number of a run: wall-clock microseconds."""
     return time.time_ns() // 1000
@@ -164,6 +178,11 @@ class Server:
             Histogram(LATENCY_BOUNDS_S) if measure_latency else None
         )
         self.backend.add_stats_provider(self._figures)
+        self._frontends: list[Frontend] = []
+
+    def add_frontend(self, frontend: Frontend) -> None:
+        """Stop ``frontend`` with this server (see the graceful stop above)."""
+        self._frontends.append(frontend)
 
     def connection_count(self) -> int:
         handshaking = self._tls.handshaking if self._tls is not None else 0
@@ -318,17 +337,10 @@ class Server:
             return
         self._listening = False
         self._stopping = True
-        if self._server is not None:
-            self._server.close()
-        if self._tls is not None:
-            self._tls.close()  # handshakes under way are dropped: nothing is owed to them
-            await self._tls.wait_handshakes()
-        for sweep in (self._idle, self._auth):
-            if sweep is not None:
-                sweep.cancel()
-        if self._trim is not None:
-            self._trim.cancel()
-            self._trim = None
+        await self._stop_accepting()
+        for frontend in self._frontends:
+            frontend.begin_stop()
+        self._cancel_timers()
         log.info(
             "shutting down: draining %d connection(s)",
             len(self.connections),
@@ -350,8 +362,25 @@ class Server:
                     if conn.transport is not None:
                         conn.transport.abort()
                 await self._all_closed_within(CLOSE_S)  # connection_lost runs soon after abort
+        for frontend in self._frontends:
+            await frontend.close()
         await self.backend.stop()
         log.info("stopped")
+
+    async def _stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._tls is not None:
+            self._tls.close()  # handshakes under way are dropped: nothing is owed to them
+            await self._tls.wait_handshakes()
+
+    def _cancel_timers(self) -> None:
+        for sweep in (self._idle, self._auth):
+            if sweep is not None:
+                sweep.cancel()
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
 
     async def _all_closed_within(self, timeout_s: float) -> bool:
         if not self.connections:
