@@ -25,7 +25,7 @@ from broker.config import (
     parse_size,
     setting,
 )
-from tests.cli.support import run_python
+from tests.support import run_python
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,8 @@
-"""A raw line client for protocol tests: exact bytes out, parsed replies in."""
+"""A raw line client for protocol tests: exact bytes out, parsed replies in.
+
+Owns: one loopback connection speaking the line protocol by hand. Never: waits
+for a reply without a bound (REPLY_TIMEOUT_S), or hides what the server sent.
+"""
 
 from __future__ import annotations
 
