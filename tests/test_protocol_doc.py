@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from broker.protocol.requests import OPS
-from tests.client.test_client_readme import snippet
+from tests.clients.test_client_readme import snippet
 from tests.conftest import running_server
 from tests.support import LineClient
 
@@ -131,7 +131,7 @@ async def test_readme_netcat_session_works_when_pasted() -> None:
 
 
 def test_readme_python_snippets_are_the_tested_ones() -> None:
-    """README's producer and worker are the client README's, which tests/client runs."""
+    """README's producer and worker are the client README's, which tests/clients runs."""
     fence = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
     main = fence.findall((ROOT / "README.md").read_text())
     assert main[:2] == [snippet("Producer"), snippet("Consumer")]

@@ -11,8 +11,7 @@ import pytest
 import wonderq
 from broker.config import Config
 from broker.server import Server
-from tests.hardening.conftest import CertFiles
-from tests.support import LineClient
+from tests.support import CertFiles, LineClient
 
 
 async def test_tls_round_trip_and_plain_text_is_refused(test_cert: CertFiles) -> None:

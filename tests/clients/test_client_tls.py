@@ -1,50 +1,27 @@
 """The ``ssl`` option: both clients speak TLS and verify the server's certificate.
 
-The broker has no TLS yet, so a fake TLS server on loopback answers; its
-self-signed certificate is made with the ``openssl`` command (skipped without it).
+A fake TLS server on loopback answers, so the clients are checked on their own
+(tests/server/test_tls.py runs them against the broker); its self-signed
+certificate is the suite's ``test_cert``, made with the ``openssl`` command.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
 
 import wonderq
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "1",
-            "-keyout", str(key), "-out", str(cert),
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return cert, key
+from tests.support import CertFiles
 
 
 @pytest.fixture
-async def tls_port(certificate: tuple[Path, Path]) -> AsyncIterator[int]:
+async def tls_port(test_cert: CertFiles) -> AsyncIterator[int]:
     """A TLS server that answers every request with ``ok``."""
-    cert, key = certificate
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context = test_cert.server_context()
     writers: list[asyncio.StreamWriter] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -64,9 +41,9 @@ async def tls_port(certificate: tuple[Path, Path]) -> AsyncIterator[int]:
 
 
 async def test_async_client_speaks_tls_and_checks_the_certificate(
-    tls_port: int, certificate: tuple[Path, Path]
+    tls_port: int, test_cert: CertFiles
 ) -> None:
-    trusting = ssl.create_default_context(cafile=certificate[0])
+    trusting = test_cert.client_context()
     async with asyncio.timeout(10):
         async with await wonderq.connect("127.0.0.1", tls_port, ssl=trusting) as client:
             await client.ping()
@@ -75,10 +52,10 @@ async def test_async_client_speaks_tls_and_checks_the_certificate(
 
 
 async def test_sync_client_speaks_tls_and_checks_the_certificate(
-    tls_port: int, certificate: tuple[Path, Path]
+    tls_port: int, test_cert: CertFiles
 ) -> None:
     def script() -> None:
-        trusting = ssl.create_default_context(cafile=certificate[0])
+        trusting = test_cert.client_context()
         with wonderq.connect_sync("127.0.0.1", tls_port, ssl=trusting) as client:
             client.ping()
         with pytest.raises(wonderq.ConnectionLost, match="CERTIFICATE_VERIFY_FAILED"):
