@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import wonderq
+from broker.server import Server
 from wonderq import Envelope, MessageState
 
 
@@ -170,3 +171,29 @@ async def test_message_of_a_lost_connection_says_so_even_after_reconnect(
             assert (again.id, again.attempts) == (message.id, 2)
         finally:
             await client.close()
+
+
+async def test_both_clients_peek_without_leasing(
+    client: wonderq.AsyncClient, broker: Server
+) -> None:
+    ids = await client.put_many("jobs", [{"n": 1}, wonderq.Envelope("b", key="k")])
+    (held,) = await client.get("jobs", lease=60)
+    result = await client.peek("jobs")
+    assert result.total == 2 and [m.id for m in result.messages] == ids
+    first, second = result.messages
+    assert first.state == wonderq.MessageState.LEASED and first.holder is not None
+    assert first.lease_left is not None and 59 < first.lease_left <= 60
+    assert second.key == "k" and second.body == "b" and second.holder is None
+    ready = await client.peek("jobs", state="ready", limit=1)
+    assert [m.id for m in ready.messages] == [ids[1]]
+    await held.ack()
+
+    def blocking() -> Any:
+        with wonderq.connect_sync("127.0.0.1", broker.port) as sync:
+            return sync.peek("jobs", state="ready")
+
+    async with asyncio.timeout(10):
+        same = await asyncio.to_thread(blocking)
+    assert [m.id for m in same.messages] == [ids[1]] and same.messages[0].attempts == 0
+    with pytest.raises(wonderq.NotFound):
+        await client.peek("nope")

@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from broker.protocol.codec import Invalid, decode
 from broker.protocol.requests import Put
-from tests.conftest import ServerFactory
-from tests.support import LineClient
 
 RULE = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
 
@@ -42,15 +40,3 @@ def test_queue_name_edges() -> None:
         assert _verdict(good), good
     for bad in ("", "q" * 201, "a b", "a/b", "é", "q\x00", "q\n", "\uff51", "a\u200b", "*"):
         assert not _verdict(bad), bad
-
-
-async def test_queue_names_over_tcp(server_factory: ServerFactory) -> None:
-    async with server_factory() as srv, await LineClient.connect(srv.port) as c:
-        assert (await c.call(op="PUT", queue="q" * 200, body=1))["ok"] is True
-        reply = await c.call(op="PUT", queue="q" * 201, body=1)
-        assert reply["error"] == "bad_request" and "$.queue" in reply["message"]
-        reply = await c.line("PUT bad/name hello")
-        assert reply["error"] == "bad_request" and "queue names are" in reply["message"]
-        reply = await c.call(op="GET", queue="naïve")
-        assert reply["error"] == "bad_request" and "queue names are" in reply["message"]
-        assert (await c.call(op="QUEUES"))["queues"] == ["q" * 200]
