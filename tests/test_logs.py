@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import signal
-import sys
+from pathlib import Path
 
 import msgspec
 
 from broker import logs
-from tests.support import LineClient
+from tests.support import BrokerProcess, LineClient
 
 
 def test_json_formatter_carries_extras_and_exceptions() -> None:
@@ -39,40 +38,19 @@ def test_json_formatter_carries_extras_and_exceptions() -> None:
     assert second["level"] == "error" and "ValueError: boom" in second["exc"]
 
 
-async def test_serve_logs_connections_expiry_dead_letters_startup_and_shutdown() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "broker",
-        "serve",
-        "--port",
-        "0",
-        "--log-format",
-        "json",
-        "--max-attempts",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        async with asyncio.timeout(20):
-            banner = (await proc.stdout.readline()).decode()
-        port = int(banner.rsplit(":", 1)[1])
-        async with await LineClient.connect(port) as c:
+async def test_serve_logs_connections_expiry_dead_letters_startup_and_shutdown(
+    tmp_path: Path,
+) -> None:
+    args = ("--log-format", "json", "--max-attempts", "1")
+    async with await BrokerProcess.start_with(tmp_path / "broker.log", *args) as broker:
+        async with await LineClient.connect(broker.port) as c:
             await c.call(op="PUT", queue="jobs", body=1)
             await c.call(op="GET", queue="jobs", lease=0.05)
             await c.send(op="GET", queue="jobs.dead", wait=5, rid="dead")
             assert (await c.reply())["messages"][0]["attempts"] == 2  # expired, dead, delivered
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(20):
-            err = await proc.stderr.read()
-            assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    records = [msgspec.json.decode(line) for line in err.decode().splitlines()]
+        assert await broker.stop(signal.SIGTERM) == 0
+        err = await broker.stderr()
+    records = [msgspec.json.decode(line) for line in err.splitlines()]
     assert all({"ts", "level", "logger", "message"} <= r.keys() for r in records)
     events = [r.get("event") for r in records]
     for event in (

@@ -8,7 +8,6 @@ server gave earlier), each ``S:`` line must match the next reply exactly, where
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from broker.protocol.requests import OPS
 from tests.clients.test_client_readme import snippet
 from tests.conftest import running_server
-from tests.support import LineClient
+from tests.support import LineClient, run
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"<((?:id|receipt)\d+)>")
@@ -112,13 +111,8 @@ async def test_readme_netcat_session_works_when_pasted() -> None:
     assert len(commands) == 1 and "| nc " in commands[0], "README.md lost its netcat session"
     command = commands[0]
     async with running_server() as server:
-        proc = await asyncio.create_subprocess_shell(
-            command.replace("7878", str(server.port)),
-            stdout=asyncio.subprocess.PIPE,
-            executable="/bin/bash",
-        )
-        async with asyncio.timeout(20):
-            out, _ = await proc.communicate()
+        code, out, err = await run("/bin/bash", "-c", command.replace("7878", str(server.port)))
+        assert code == 0, err
         replies = [msgspec.json.decode(line) for line in out.splitlines()]
         assert [r["ok"] for r in replies] == [True, True, True, True]
         bodies = [m["body"] for m in replies[2]["messages"]]

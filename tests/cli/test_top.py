@@ -4,55 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from pathlib import Path
 
-import pytest
-
-from tests.support import LineClient
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
-)
+from tests.support import BrokerProcess, LineClient, require_tool
+from tests.support import run as run_process
 
 WAIT_S = 15.0
 
 
-async def run(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    async with asyncio.timeout(WAIT_S):
-        out, _ = await proc.communicate()
-    return out.decode()
-
-
-@asynccontextmanager
-async def broker(port: int = 0) -> AsyncIterator[int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "broker",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(WAIT_S):
-            banner = (await proc.stdout.readline()).decode()
-        yield int(banner.rsplit(":", 1)[1])
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(WAIT_S):
-                await proc.wait()
+async def run(*argv: str) -> str:
+    _, out, _ = await run_process(*argv, timeout_s=WAIT_S)
+    return out
 
 
 class Terminal:
@@ -60,7 +24,7 @@ class Terminal:
 
     def __init__(self) -> None:
         self.socket = f"wonderq-test-{os.getpid()}"
-        self.tmux = ("tmux", "-L", self.socket)
+        self.tmux = (require_tool("tmux"), "-L", self.socket)
 
     async def start(self, command: str) -> None:
         await run(*self.tmux, "new-session", "-d", "-s", "top", "-x", "80", "-y", "24", command)
@@ -91,10 +55,12 @@ def cells(screen: str, queue: str) -> list[str]:
     return []
 
 
-async def test_top_shows_stats_survives_a_restart_and_quits_on_q() -> None:
+async def test_top_shows_stats_survives_a_restart_and_quits_on_q(tmp_path: Path) -> None:
+    log = tmp_path / "broker.log"
     term = Terminal()
     try:
-        async with broker() as port:
+        async with await BrokerProcess.start_with(log, "--log-level", "warning") as broker:
+            port = broker.port
             await term.start(
                 f"{sys.executable} -m broker top --port {port} --interval 0.2; sleep 30"
             )
@@ -115,8 +81,10 @@ async def test_top_shows_stats_survives_a_restart_and_quits_on_q() -> None:
                 assert "connected" in screen and "conns 2" in screen
                 assert all(len(line) <= 80 for line in screen.splitlines())
         await term.until(lambda s: "DISCONNECTED" in s, "DISCONNECTED")
-        async with broker(port) as again:
-            assert again == port
+        async with await BrokerProcess.start_with(
+            log, "--log-level", "warning", port=port
+        ) as again:
+            assert again.port == port
             async with await LineClient.connect(port) as c:
                 await c.call(op="PUT", queue="mail", body="hi")
                 screen = await term.until(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import wonderq
+from tests.support import run_python
 
 README = Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md"
 T = 15.0
@@ -32,19 +33,10 @@ def on_port(code: str, port: int) -> str:
     return code.replace("7878", str(port))
 
 
-async def run_script(code: str, cwd: Path) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, cwd=cwd, stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        async with asyncio.timeout(T):
-            out, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, out
-    return out.decode()
+async def run_script(script: str, cwd: Path) -> str:
+    code, out, err = await run_python("-c", script, cwd=cwd, timeout_s=T)
+    assert code == 0, (out, err)
+    return out
 
 
 def test_the_snippets_are_short() -> None:

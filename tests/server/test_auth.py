@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import msgspec
@@ -18,7 +15,7 @@ from broker.protocol.requests import Auth, Ping, Request
 from broker.server import server as server_module
 from broker.server.auth import MAX_FAILURES, Answered, AuthGate, AuthState
 from tests.conftest import ServerFactory
-from tests.support import LineClient, closed_by_server
+from tests.support import BrokerProcess, LineClient, closed_by_server, run_python
 from tests.test_protocol_doc import matches, substitute
 
 TOKEN = "s3cret-token-s3cret"
@@ -165,31 +162,6 @@ async def test_python_client_with_token(server_factory: ServerFactory) -> None:
 # ------------------------------------------------------------------- the CLI
 
 
-async def _start_cli(
-    *args: str, env: dict[str, str] | None = None
-) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "serve", "--port", "0", *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**{k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"}, **(env or {})},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    async with asyncio.timeout(20):
-        line = (await proc.stdout.readline()).decode()
-    assert "listening on" in line, line
-    return proc, int(line.rsplit(":", 1)[1])
-
-
-async def _stop_cli(proc: asyncio.subprocess.Process) -> str:
-    """SIGTERM, wait (bounded); return what it printed on stderr."""
-    if proc.returncode is None:
-        proc.terminate()
-    async with asyncio.timeout(20):
-        _, err = await proc.communicate()
-    return err.decode()
-
-
 @pytest.mark.parametrize("source", ["flag", "file", "env"])
 async def test_cli_token_sources(source: str, tmp_path: Path) -> None:
     args: list[str] = []
@@ -202,15 +174,13 @@ async def test_cli_token_sources(source: str, tmp_path: Path) -> None:
         args = ["--token-file", str(path)]
     else:
         env = {"WONDERQ_TOKEN": TOKEN}
-    proc, port = await _start_cli(*args, env=env)
-    try:
-        async with await LineClient.connect(port) as c:
+    async with await BrokerProcess.start_with(tmp_path / "broker.log", *args, env=env) as broker:
+        async with await LineClient.connect(broker.port) as c:
             assert (await c.call(op="PING"))["error"] == "unauthorized"
             assert await c.call(op="AUTH", token=TOKEN) == {"ok": True}
             assert await c.call(op="PING") == {"ok": True}
-    finally:
-        err = await _stop_cli(proc)
-    assert TOKEN not in err  # never logged
+        assert await broker.stop() == 0
+        assert TOKEN not in await broker.stderr()  # never logged
 
 
 async def test_cli_bad_token_settings_exit_2(tmp_path: Path) -> None:
@@ -222,26 +192,24 @@ async def test_cli_bad_token_settings_exit_2(tmp_path: Path) -> None:
         ["--token-file", str(tmp_path / "missing")],
         ["--tls-cert", str(empty)],
     ):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "broker", "serve", "--port", "0", *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        async with asyncio.timeout(20):
-            _, err = await proc.communicate()
-        assert proc.returncode == 2, (args, err)
-        assert b"wonderq serve:" in err
+        code, _, err = await run_python("-m", "broker", "serve", "--port", "0", *args)
+        assert code == 2, (args, err)
+        assert "wonderq serve:" in err
 
 
-async def test_cli_warns_loudly_on_non_loopback_without_token() -> None:
-    proc, _ = await _start_cli("--host", "0.0.0.0")
-    err = await _stop_cli(proc)
+async def _serve_and_stop(log: Path, *args: str) -> str:
+    """Start ``wonderq serve ARGS``, stop it; what it wrote on stderr."""
+    async with await BrokerProcess.start_with(log, *args) as broker:
+        assert await broker.stop() == 0
+        return await broker.stderr()
+
+
+async def test_cli_warns_loudly_on_non_loopback_without_token(tmp_path: Path) -> None:
+    err = await _serve_and_stop(tmp_path / "open.log", "--host", "0.0.0.0")
     assert "WARNING" in err and "WITHOUT A TOKEN" in err
-    proc, _ = await _start_cli("--host", "0.0.0.0", "--token", TOKEN)
-    err = await _stop_cli(proc)
+    err = await _serve_and_stop(tmp_path / "token.log", "--host", "0.0.0.0", "--token", TOKEN)
     assert "WITHOUT A TOKEN" not in err and "without TLS" in err
-    proc, _ = await _start_cli("--host", "127.0.0.1")
-    err = await _stop_cli(proc)
+    err = await _serve_and_stop(tmp_path / "loopback.log", "--host", "127.0.0.1")
     assert "WARNING" not in err
 
 
@@ -275,19 +243,8 @@ async def test_protocol_md_token_transcript(server_factory: ServerFactory) -> No
 
 
 async def _oneshot(port: int, *args: str, token: str | None) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"}
-    if token is not None:
-        env["WONDERQ_TOKEN"] = token
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", *args, "--port", str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )  # fmt: skip
-    async with asyncio.timeout(30):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    env = {} if token is None else {"WONDERQ_TOKEN": token}
+    return await run_python("-m", "broker", *args, "--port", str(port), env=env)
 
 
 async def test_cli_client_commands_take_the_token_from_the_environment(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from broker.durability.backend import DurableBackend
 from broker.server import Server
 from broker.server.idle import IdleTracker
 from tests.conftest import ServerFactory
-from tests.support import LineClient, closed_by_server
+from tests.support import BrokerProcess, LineClient, closed_by_server
 
 # ------------------------------------------------------------ max-connections
 
@@ -192,29 +190,19 @@ async def test_two_thousand_idle_connections(server_factory: ServerFactory) -> N
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_ten_thousand_idle_connections_on_the_cli_server() -> None:
+async def test_ten_thousand_idle_connections_on_the_cli_server(tmp_path: Path) -> None:
     n = 10_000
     _need_files(n + 200)  # this process holds the client ends; serve raises its own limit
     # the server runs on the same kind of loop as this test
     loop_flag = [] if "uvloop" in type(asyncio.get_running_loop()).__module__ else ["--no-uvloop"]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "serve", "--port", "0", *loop_flag,
+    async with await BrokerProcess.start_with(
+        tmp_path / "broker.log",
+        *loop_flag,
         "--max-connections", str(n + 10),
-        "--log-level", "WARNING",  # not a line per connection into a pipe read at the end
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"},
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await proc.stdout.readline()).decode()
-        await _hold_idle_connections(int(line.rsplit(":", 1)[1]), n)
-    finally:
-        proc.terminate()
-        async with asyncio.timeout(60):
-            _, err = await proc.communicate()
-    assert proc.returncode == 0, err
+        "--log-level", "WARNING",  # not a line per connection
+    ) as broker:  # fmt: skip
+        await _hold_idle_connections(broker.port, n)
+        assert await broker.stop() == 0, await broker.stderr()
 
 
 async def test_idle_timeout_with_the_durable_backend(tmp_path: Path) -> None:

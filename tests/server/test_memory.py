@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
+from pathlib import Path
 
 from tests.conftest import ServerFactory
-from tests.support import LineClient
+from tests.support import BrokerProcess, LineClient
 
 LIMIT = 1000
 BODY = "m" * 98  # 100 bytes of raw JSON with its quotes
@@ -50,22 +48,11 @@ async def test_memory_limit_refuses_new_bodies_and_keeps_stored_ones(
         assert len(again["messages"]) == len(ids) - 2 + 1
 
 
-async def test_cli_max_memory_flag() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "serve", "--port", "0", "--max-memory", "1k",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"},
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await proc.stdout.readline()).decode()
-        async with await LineClient.connect(int(line.rsplit(":", 1)[1])) as c:
+async def test_cli_max_memory_flag(tmp_path: Path) -> None:
+    log = tmp_path / "broker.log"
+    async with await BrokerProcess.start_with(log, "--max-memory", "1k") as broker:
+        async with await LineClient.connect(broker.port) as c:
             assert (await c.call(op="PUT", queue="q", body="y" * 1000))["ok"] is True
             reply = await c.call(op="PUT", queue="q", body="y" * 100)
             assert reply["error"] == "memory_limit" and "1024" in reply["message"]
-    finally:
-        proc.terminate()
-        async with asyncio.timeout(20):
-            await proc.communicate()
+        assert await broker.stop() == 0

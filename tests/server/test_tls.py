@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import sys
+from pathlib import Path
 
 import pytest
 
 import wonderq
 from broker.config import Config
 from broker.server import Server
-from tests.support import CertFiles, LineClient
+from tests.support import BrokerProcess, CertFiles, LineClient
 
 
 async def test_tls_round_trip_and_plain_text_is_refused(test_cert: CertFiles) -> None:
@@ -52,27 +52,14 @@ async def test_tls_raw_lines_and_shorthand(test_cert: CertFiles) -> None:
             assert [m["body"] for m in got["messages"]] == ["over tls"]
 
 
-async def test_cli_tls_flags(test_cert: CertFiles) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "serve", "--port", "0",
-        "--tls-cert", str(test_cert.cert), "--tls-key", str(test_cert.key),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await proc.stdout.readline()).decode()
-        port = int(line.rsplit(":", 1)[1])
+async def test_cli_tls_flags(test_cert: CertFiles, tmp_path: Path) -> None:
+    args = ("--tls-cert", str(test_cert.cert), "--tls-key", str(test_cert.key))
+    async with await BrokerProcess.start_with(tmp_path / "broker.log", *args) as broker:
         async with await wonderq.connect(
-            "127.0.0.1", port, ssl=test_cert.client_context()
+            "127.0.0.1", broker.port, ssl=test_cert.client_context()
         ) as client:
             await client.ping()
-    finally:
-        proc.terminate()
-        async with asyncio.timeout(20):
-            await proc.communicate()
-    assert proc.returncode == 0
+        assert await broker.stop() == 0
 
 
 async def test_sync_client_with_tls_and_token(test_cert: CertFiles) -> None:

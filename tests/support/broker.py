@@ -1,4 +1,4 @@
-"""A real ``wonderq serve`` process on port 0, awaited until ready and stopped by PID.
+"""A real ``wonderq serve`` process (on port 0), awaited until ready and stopped by PID.
 
 Owns: starting ``python -m broker serve --port 0 ARGS`` (in :func:`clean_env`'s
 environment), reading its one ``listening on HOST:PORT`` line on stdout, sending
@@ -43,16 +43,16 @@ class BrokerProcess:
 
     @classmethod
     async def start_with(
-        cls, log: Path, *args: str, env: dict[str, str] | None = None
+        cls, log: Path, *args: str, env: dict[str, str] | None = None, port: int = 0
     ) -> BrokerProcess:
         """A broker with ``args`` (in memory unless they name a data dir), stderr to ``log``.
 
         Returns once it listens; if it exits or says anything else first, it is
-        stopped and the start fails with its log.
+        stopped and the start fails with its log. ``port`` 0 is any free port.
         """
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "broker", "serve", "--port", "0", *args,
+                sys.executable, "-m", "broker", "serve", "--port", str(port), *args,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
@@ -85,17 +85,21 @@ class BrokerProcess:
         await _kill(self.proc)
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        """Send ``sig`` and return the exit code; a broker still running after
-        STOP_TIMEOUT_S is killed and the stop fails."""
+        """Send ``sig`` (unless it has exited) and :meth:`wait` for the exit code."""
         if self.proc.returncode is None:
             self.proc.send_signal(sig)
+        return await self.wait()
+
+    async def wait(self) -> int:
+        """The exit code; a broker still running after STOP_TIMEOUT_S is killed
+        and the wait fails."""
         try:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 return await self.proc.wait()
         except TimeoutError:
             await _kill(self.proc)
             raise AssertionError(
-                f"broker {self.pid} still running {STOP_TIMEOUT_S} s after {sig.name}"
+                f"broker {self.pid} still running after {STOP_TIMEOUT_S} s"
             ) from None
 
     async def stderr(self) -> str:
