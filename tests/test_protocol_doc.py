@@ -9,7 +9,6 @@ server gave earlier), each ``S:`` line must match the next reply exactly, where
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from broker.protocol.requests import OPS
 from tests.clients.test_client_readme import snippet
 from tests.conftest import running_server
-from tests.support import LineClient, run
+from tests.support import LineClient, require_tool, run
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"<((?:id|receipt)\d+)>")
@@ -104,8 +103,8 @@ async def test_protocol_md_transcript(start: int, block: list[str]) -> None:
             )
 
 
-@pytest.mark.skipif(shutil.which("nc") is None, reason="nc (netcat-openbsd) is not installed")
 async def test_readme_netcat_session_works_when_pasted() -> None:
+    require_tool("nc", "netcat-openbsd")
     readme = (ROOT / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("printf ")]
     assert len(commands) == 1 and "| nc " in commands[0], "README.md lost its netcat session"

@@ -14,7 +14,7 @@ from broker.durability.backend import DurableBackend
 from broker.server import Server
 from broker.server.idle import IdleTracker
 from tests.conftest import ServerFactory
-from tests.support import BrokerProcess, LineClient, closed_by_server
+from tests.support import BrokerProcess, LineClient, closed_by_server, require
 
 # ------------------------------------------------------------ max-connections
 
@@ -177,8 +177,7 @@ async def _hold_idle_connections(port: int, n: int) -> None:
 
 
 def _need_files(n: int) -> None:
-    if raise_open_files_limit(n) < n:
-        pytest.skip(f"the open-files hard limit is below {n}")
+    require(raise_open_files_limit(n) >= n, f"the open-files hard limit is below {n}")
 
 
 async def test_two_thousand_idle_connections(server_factory: ServerFactory) -> None:
