@@ -56,7 +56,7 @@ def matches(expected: Any, actual: Any, env: dict[str, str]) -> bool:
                 return False
             env[whole.group(1)] = actual
             return True
-        return substitute(expected, env) == actual
+        return isinstance(actual, str) and substitute(expected, env) == actual
     if isinstance(expected, dict):
         return (
             isinstance(actual, dict)
@@ -99,7 +99,7 @@ async def test_protocol_md_transcript(start: int, block: list[str]) -> None:
             expected = msgspec.json.decode(text)
             actual = await c.reply()
             assert matches(expected, actual, env), (
-                f"protocol.md line {start}: expected {text}\n got {msgspec.json.encode(actual)}"
+                f"protocol.md line {start}: expected {text}\n got {msgspec.json.encode(actual).decode()}"
             )
 
 

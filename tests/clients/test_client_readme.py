@@ -82,7 +82,7 @@ async def test_producer_and_consumer_snippets_work_when_pasted(
 
     async with started(on_port(snippet("Consumer"), broker.port), tmp_path) as consumer:
         assert consumer.stdout is not None
-        handled = []
+        handled: list[str] = []
         async with asyncio.timeout(T):
             while len(handled) < 11:  # bounded by the 11 jobs and the timeout
                 line = await consumer.stdout.readline()

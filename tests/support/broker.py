@@ -69,8 +69,8 @@ class BrokerProcess:
             await _kill(proc)
             text = await asyncio.to_thread(log.read_text)
             raise AssertionError(f"broker did not start: {line!r}\n{text}")
-        host, port = line[len(READY) :].decode().rsplit(":", 1)
-        return cls(proc, host, int(port), log)
+        host, _, number = line[len(READY) :].decode().rpartition(":")
+        return cls(proc, host, int(number), log)
 
     @property
     def pid(self) -> int:
