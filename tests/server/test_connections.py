@@ -180,6 +180,7 @@ def _need_files(n: int) -> None:
     require(raise_open_files_limit(n) >= n, f"the open-files hard limit is below {n}")
 
 
+@pytest.mark.load
 async def test_two_thousand_idle_connections(server_factory: ServerFactory) -> None:
     n = 2_000
     _need_files(2 * n + 200)  # both ends live in this process

@@ -82,6 +82,7 @@ async def test_server_hostile_long_run(server_factory: ServerFactory, seed: int)
         await _hostile_session(srv.port, lines, random.Random(seed).randrange(1, 9000), 8192)
 
 
+@pytest.mark.load
 async def test_flood_of_tiny_requests_leaves_others_served(server_factory: ServerFactory) -> None:
     n = 50_000
     async with (

@@ -353,6 +353,7 @@ def _run(examples: int, steps: int) -> None:
     )
 
 
+@pytest.mark.load
 @pytest.mark.timeout(600)  # shrinking a failure restarts the server many times
 def test_tcp_server_matches_the_model() -> None:
     _run(examples=int(os.environ.get("WONDERQ_TCP_MODEL_EXAMPLES", "40")), steps=30)
