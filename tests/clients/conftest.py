@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from ssl import SSLContext
 from typing import Any
 
 import msgspec
@@ -20,8 +21,8 @@ import pytest
 import uvloop
 
 import wonderq
-from broker.config import Config
 from broker.server import Server
+from tests.conftest import ServerFactory
 
 # Modules whose tests also run on uvloop (what `wonderq serve` and most apps use).
 _BOTH_LOOPS = ("test_client_pipelining", "test_client_connection_loss", "test_client_worker")
@@ -35,25 +36,16 @@ def pytest_asyncio_loop_factories(
     return {"asyncio": asyncio.new_event_loop}
 
 
-@asynccontextmanager
-async def _running_broker(**overrides: Any) -> AsyncIterator[Server]:
-    async with Server(Config(**{"host": "127.0.0.1", "port": 0, **overrides})) as server:
-        yield server
-
-
-BrokerFactory = Callable[..., AbstractAsyncContextManager[Server]]
-
-
 @pytest.fixture
-def make_broker() -> BrokerFactory:
+def make_broker(server_factory: ServerFactory) -> ServerFactory:
     """``async with make_broker(lease_s=0.3) as server:`` runs a broker with those settings."""
-    return _running_broker
+    return server_factory
 
 
 @pytest.fixture
-async def broker() -> AsyncIterator[Server]:
-    async with _running_broker() as server:
-        yield server
+def broker(server: Server) -> Server:
+    """A broker with the default settings (tests/conftest.py's ``server``)."""
+    return server
 
 
 @pytest.fixture
@@ -95,7 +87,7 @@ FakeHandler = Callable[[FakeConnection], Awaitable[None]]
 
 
 @asynccontextmanager
-async def _fake_server(handler: FakeHandler) -> AsyncIterator[int]:
+async def _fake_server(handler: FakeHandler, ssl: SSLContext | None = None) -> AsyncIterator[int]:
     tasks: set[asyncio.Task[None]] = set()
     writers: list[asyncio.StreamWriter] = []
 
@@ -109,7 +101,7 @@ async def _fake_server(handler: FakeHandler) -> AsyncIterator[int]:
         finally:
             tasks.discard(task)
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl)
     try:
         yield int(server.sockets[0].getsockname()[1])
     finally:
@@ -123,12 +115,14 @@ async def _fake_server(handler: FakeHandler) -> AsyncIterator[int]:
         await server.wait_closed()
 
 
-FakeServerFactory = Callable[[FakeHandler], AbstractAsyncContextManager[int]]
+FakeServerFactory = Callable[..., AbstractAsyncContextManager[int]]
 
 
 @pytest.fixture
 def fake_server() -> FakeServerFactory:
-    """``async with fake_server(handler) as port:``; ``handler(conn)`` runs per connection."""
+    """``async with fake_server(handler) as port:``; ``handler(conn)`` runs per connection.
+
+    ``fake_server(handler, ssl=context)`` serves TLS."""
     return _fake_server
 
 

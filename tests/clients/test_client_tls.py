@@ -15,29 +15,20 @@ import msgspec
 import pytest
 
 import wonderq
+from tests.clients.conftest import FakeConnection, FakeServerFactory
 from tests.support import CertFiles
 
 
+async def answer_ok(conn: FakeConnection) -> None:
+    while line := await conn.reader.readline():
+        conn.reply(msgspec.json.decode(line))
+
+
 @pytest.fixture
-async def tls_port(test_cert: CertFiles) -> AsyncIterator[int]:
+async def tls_port(test_cert: CertFiles, fake_server: FakeServerFactory) -> AsyncIterator[int]:
     """A TLS server that answers every request with ``ok``."""
-    context = test_cert.server_context()
-    writers: list[asyncio.StreamWriter] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        while line := await reader.readline():
-            request = msgspec.json.decode(line)
-            writer.write(msgspec.json.encode({"ok": True, "rid": request["rid"]}) + b"\n")
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        for writer in writers:
-            writer.close()
-        await server.wait_closed()
+    async with fake_server(answer_ok, ssl=test_cert.server_context()) as port:
+        yield port
 
 
 async def test_async_client_speaks_tls_and_checks_the_certificate(

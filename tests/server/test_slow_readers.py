@@ -8,7 +8,7 @@ import asyncio
 from broker.server import Server
 from broker.server.connection import BATCH_LINES
 from tests.conftest import ServerFactory
-from tests.support import LineClient
+from tests.support import LineClient, offer_until_unread
 
 HIGH_WATER = 64 * 1024
 
@@ -34,7 +34,8 @@ async def test_tiny_requests_with_huge_replies_stay_bounded(
         assert reply_size > 30_000  # each 6-byte request asks for that much
         _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         try:
-            offered = await _offer_until_server_stops_reading(writer)
+            # bounded: at most 500 x 60 kB offered
+            offered = await offer_until_unread(writer, b"STATS\n" * 10_000, max_chunks=500)
             conn = next(c for c in srv.connections if c.requests_served > 0)
             assert conn.transport is not None and not conn.transport.is_reading()
             buffered = conn.transport.get_write_buffer_size()
@@ -45,20 +46,6 @@ async def test_tiny_requests_with_huge_replies_stay_bounded(
                 assert await other.call(op="PING") == {"ok": True}
         finally:
             writer.transport.abort()
-
-
-async def _offer_until_server_stops_reading(writer: asyncio.StreamWriter) -> int:
-    chunk = b"STATS\n" * 10_000
-    offered = 0
-    try:
-        async with asyncio.timeout(3):
-            for _ in range(500):  # bounded: at most 30 MB offered
-                writer.write(chunk)
-                offered += len(chunk)
-                await writer.drain()
-    except TimeoutError:
-        return offered
-    raise AssertionError("the server kept reading although its replies were not read")
 
 
 async def test_slow_reader_gets_every_reply_in_order(server_factory: ServerFactory) -> None:

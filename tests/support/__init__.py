@@ -7,7 +7,7 @@ own module (lines, broker, processes, tools, tls).
 from __future__ import annotations
 
 from tests.support.broker import BrokerProcess
-from tests.support.lines import REPLY_TIMEOUT_S, LineClient, closed_by_server
+from tests.support.lines import REPLY_TIMEOUT_S, LineClient, closed_by_server, offer_until_unread
 from tests.support.processes import clean_env, run, run_python
 from tests.support.tls import CertFiles, make_certificate
 from tests.support.tools import require, require_tool
@@ -20,6 +20,7 @@ __all__ = [
     "clean_env",
     "closed_by_server",
     "make_certificate",
+    "offer_until_unread",
     "require",
     "require_tool",
     "run",

@@ -17,7 +17,6 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from tests.support.processes import clean_env
 
@@ -109,12 +108,7 @@ class BrokerProcess:
     async def __aenter__(self) -> BrokerProcess:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self.running:
             await self.stop()
 

@@ -69,3 +69,24 @@ async def closed_by_server(client: LineClient, timeout: float = REPLY_TIMEOUT_S)
             line = await client.reader.readline()
             if not line:
                 return True
+
+
+async def offer_until_unread(
+    writer: asyncio.StreamWriter, chunk: bytes, max_chunks: int, within_s: float = 3.0
+) -> int:
+    """Write ``chunk`` again and again (``max_chunks`` at most) until the peer stops
+    reading and ``drain()`` blocks; the bytes offered by then, after ``within_s``.
+
+    Fails if the peer read every chunk: it kept reading although nobody read its
+    replies.
+    """
+    offered = 0
+    try:
+        async with asyncio.timeout(within_s):
+            for _ in range(max_chunks):
+                writer.write(chunk)
+                offered += len(chunk)
+                await writer.drain()
+    except TimeoutError:
+        return offered
+    raise AssertionError("the server kept reading although its replies were not read")
