@@ -27,7 +27,7 @@ class Sink:
     requests_served: int = 0
     delivered: list[Any] = field(default_factory=list)
 
-    def deliver(self, request: rq.Request, reply: Reply) -> None:
+    def deliver(self, request: rq.AnyRequest, reply: Reply) -> None:
         self.delivered.append(plain(reply))
 
 

@@ -57,9 +57,10 @@ def cells(screen: str, queue: str) -> list[str]:
 
 async def test_top_shows_stats_survives_a_restart_and_quits_on_q(tmp_path: Path) -> None:
     log = tmp_path / "broker.log"
+    args = ("--log-level", "warning", "--no-http")  # the restart reuses the TCP port only
     term = Terminal()
     try:
-        async with await BrokerProcess.start_with(log, "--log-level", "warning") as broker:
+        async with await BrokerProcess.start_with(log, *args) as broker:
             port = broker.port
             await term.start(
                 f"{sys.executable} -m broker top --port {port} --interval 0.2; sleep 30"
@@ -81,9 +82,7 @@ async def test_top_shows_stats_survives_a_restart_and_quits_on_q(tmp_path: Path)
                 assert "connected" in screen and "conns 2" in screen
                 assert all(len(line) <= 80 for line in screen.splitlines())
         await term.until(lambda s: "DISCONNECTED" in s, "DISCONNECTED")
-        async with await BrokerProcess.start_with(
-            log, "--log-level", "warning", port=port
-        ) as again:
+        async with await BrokerProcess.start_with(log, *args, port=port) as again:
             assert again.port == port
             async with await LineClient.connect(port) as c:
                 await c.call(op="PUT", queue="mail", body="hi")

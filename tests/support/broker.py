@@ -101,6 +101,13 @@ class BrokerProcess:
                 f"broker {self.pid} still running after {STOP_TIMEOUT_S} s"
             ) from None
 
+    async def stdout_line(self) -> str:
+        """The next line it prints after the listening one (``http on ...``), or ""
+        at its end; bounded by START_TIMEOUT_S."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(START_TIMEOUT_S):
+            return (await self.proc.stdout.readline()).decode().rstrip("\n")
+
     async def stderr(self) -> str:
         """What the broker wrote on stderr so far (its log)."""
         return await asyncio.to_thread(self.log.read_text)
