@@ -37,14 +37,15 @@ types: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(COV) $(ARGS)
 
-# The server and client tests again in asyncio's debug mode (--asyncio-debug for
-# the tests' loops, PYTHONASYNCIODEBUG=1 for the brokers and threads they start),
-# on asyncio's own loop, without the load tests: a call into a loop from another
-# thread or a coroutine handed to call_soon fails here; a coroutine never awaited
-# and an unclosed transport are reported with where they were made.
+# The tests of the asyncio code (the TCP server, the HTTP API, the clients) again
+# in asyncio's debug mode (--asyncio-debug for the tests' loops, PYTHONASYNCIODEBUG=1
+# for the brokers and threads they start), on asyncio's own loop, without the load
+# tests: a call into a loop from another thread or a coroutine handed to call_soon
+# fails here; a coroutine never awaited and an unclosed transport are reported with
+# where they were made.
 debug-pytest: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest --asyncio-debug -m "not slow and not load" -k "not uvloop" \
-		-p no:cacheprovider tests/server tests/clients
+		-p no:cacheprovider tests/server tests/http tests/clients
 
 node-test: $(STAMP)
 	cd clients/node && WONDERQ_BIN=$(abspath $(BIN)/wonderq) npm test
