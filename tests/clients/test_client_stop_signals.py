@@ -82,6 +82,7 @@ class Script:
                 self.proc.kill()
                 await self.proc.wait()
         self.stderr.append(err.decode())
+        assert self.proc.returncode is not None  # communicate() returned: it exited
         return self.proc.returncode, out.decode(), "".join(self.stderr)
 
     async def kill(self) -> None:
@@ -332,7 +333,7 @@ async def test_a_signal_someone_else_handles_is_left_alone(client: wonderq.Async
         assert signal.getsignal(signal.SIGUSR1) is own  # the application's: not taken
         assert signal.getsignal(signal.SIGUSR2) is not signal.SIG_DFL  # free: taken
         await first.ack()
-        await messages.aclose()  # type: ignore[attr-defined]
+        await messages.aclose()
         assert signal.getsignal(signal.SIGUSR1) is own
         assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL  # given back
     finally:

@@ -479,7 +479,8 @@ async def test_consume_with_reconnect_carries_on_after_a_lost_connection(
 async def test_consumers_refuse_settings_that_would_spin_or_hold_nothing(
     client: wonderq.AsyncClient,
 ) -> None:
-    for bad in ({"concurrency": 0}, {"wait": 0}, {"lease": 0}):
+    bad_settings: list[dict[str, Any]] = [{"concurrency": 0}, {"wait": 0}, {"lease": 0}]
+    for bad in bad_settings:
         with pytest.raises(ValueError):
             client.consume("jobs", **bad)
 
