@@ -10,9 +10,8 @@ from broker.protocol.codec import Invalid
 from broker.protocol.requests import Auth
 from broker.server.auth import Answered, AuthGate, AuthState
 from broker.server.throttle import BURST, AuthThrottle, source_of
-from tests.cli.support import run_python
 from tests.conftest import ServerFactory
-from tests.support import LineClient, closed_by_server
+from tests.support import LineClient, closed_by_server, run_python
 
 TOKEN = "throttle-token-0123456789"
 

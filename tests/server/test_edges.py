@@ -22,10 +22,7 @@ from broker.server.sockets import (
     KEEPALIVE_LIMIT_S,
     KEEPALIVE_PROBES,
 )
-from tests.hardening.conftest import CertFiles, test_cert
-from tests.support import LineClient, closed_by_server
-
-__all__ = ["test_cert"]  # the session fixture, used here too
+from tests.support import CertFiles, LineClient, closed_by_server
 
 
 async def _stalled(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
