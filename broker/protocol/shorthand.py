@@ -82,8 +82,9 @@ def _request(op: str, usage: Usage, args: list[str]) -> dict[str, Any]:
     return request
 
 
-def to_json(line: bytes) -> bytes:
-    """Translate one shorthand line to a JSON request line."""
+def to_json(line: bytes, max_batch: int | None = None) -> bytes:
+    """Translate one shorthand line to a JSON request line; with ``max_batch``, a line of
+    more arguments than a batch may hold is refused before they are split apart."""
     try:
         text = line.decode().strip()
     except UnicodeDecodeError as exc:
@@ -99,6 +100,14 @@ def to_json(line: bytes) -> bytes:
         )
     if usage.rest:
         return _put(rest)
-    args = rest.split()
+    if max_batch is None:
+        args = rest.split()
+    else:  # a queue and max_batch ids at most, and one more piece holding what is left
+        args = rest.split(maxsplit=max_batch + 1)
+        if len(args) > max_batch + 1:
+            raise BadRequest(
+                f"shorthand {op} holds more than {max_batch + 1} arguments; "
+                f"the limit (max-batch) is {max_batch} ids"
+            )
     _check_count(op, usage, len(args))
     return _encode(_request(op, usage, args))

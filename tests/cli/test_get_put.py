@@ -7,7 +7,7 @@ import msgspec
 
 from broker.cli.target import EXIT_EMPTY
 from broker.server import Server
-from tests.cli.support import wonderq
+from tests.cli.shell import wonderq
 from tests.support import LineClient
 
 

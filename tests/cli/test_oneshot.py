@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from broker.server import Server
-from tests.cli.support import wonderq
+from tests.cli.shell import wonderq
 from tests.support import LineClient
 
 

@@ -17,9 +17,9 @@ from broker.cli.target import UsageError, explain, target_from
 from broker.cli.top import Poller
 from broker.config import Config
 from broker.server import Server
-from tests.cli.support import wonderq as run_wonderq
+from tests.cli.shell import wonderq as run_wonderq
 from tests.conftest import ServerFactory
-from tests.hardening.conftest import CertFiles
+from tests.support import CertFiles
 
 TOKEN = "cli-test-token-0123456789"
 #: every subcommand that talks to a broker (serve is the broker)

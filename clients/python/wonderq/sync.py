@@ -16,7 +16,7 @@ import signal
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -201,7 +201,7 @@ class Client(SyncAdmin):
         wait: float = 20.0,
         reconnect: bool = True,
         stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
-    ) -> Iterator[SyncMessage]:
+    ) -> Generator[SyncMessage, None, None]:
         """Yield messages of ``queue``; you ``ack`` or ``nack`` each (see ``AsyncClient.consume``).
 
         Fetches up to ``concurrency`` messages at a time once the previous ones
