@@ -216,10 +216,15 @@ class Dashboard:
     def render(self, width: int = 80, height: int = 24) -> RenderableType:
         rows = self.rows()
         room = max(1, height - HEADER_LINES - TABLE_CHROME - 1)
+        cols = layout(rows, width, rates=True, spark=True, totals=False)
+        needed = [cols.lines(row.name) for row in rows]
         hidden = 0
-        if len(rows) > room:
-            hidden = len(rows) - (room - 1)
-            rows = rows[: room - 1]
+        if sum(needed) > room:  # keep the rows that fit, and a line to say how many did not
+            shown = 0
+            while shown < len(rows) and sum(needed[: shown + 1]) <= room - 1:
+                shown += 1
+            hidden = len(rows) - shown
+            rows = rows[:shown]
         table = queue_table(rows, width=width, rates=True, spark=True, stale=self.error is not None)
         parts: list[RenderableType] = [*self._header(width), table]
         if hidden:
@@ -304,6 +309,46 @@ def flow(stats: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The columns of a queue table for a width: which figures, the flow column's width
+    (0: none), and the queue column: its width and each name as shown (None: whole names,
+    wrapped, because cut ones would look alike)."""
+
+    numeric: list[tuple[str, int]]
+    flows: dict[str, str]
+    flow_width: int
+    numbers_width: int
+    name_width: int
+    names: dict[str, str] | None
+
+    def lines(self, name: str) -> int:
+        """Terminal lines the row of queue ``name`` takes."""
+        return 1 if self.names is not None else max(1, math.ceil(len(name) / self.name_width))
+
+
+def layout(
+    rows: Sequence[QueueRow], width: int, *, rates: bool, spark: bool, totals: bool
+) -> Layout:
+    """The queue column takes what the other columns leave of ``width``."""
+    numeric = [("ready", 5), ("delayed", 7), ("leased", 6), ("dead", 5), ("wait", 4)]
+    if rates:
+        numeric += [("put/s", 5), ("ack/s", 5)]
+    numeric += [("oldest", 6)]
+    if totals:
+        numeric += [("put", 5), ("acked", 5), ("nacked", 6), ("expired", 7)]
+    flows = {row.name: flow(row.stats) for row in rows}
+    flow_width = max((len(f) for f in flows.values()), default=0)
+    numbers_width = sum(max(w, len(title)) + 1 for title, w in numeric)  # +1: the separator
+    if flow_width:
+        numbers_width += max(flow_width, len("flow")) + 1
+    spark_width = SPARK_MIN if spark else 0
+    longest = max([5, *(len(row.name) for row in rows)])
+    name_width = max(5, min(longest, width - numbers_width - spark_width - 1))
+    names = short_names([row.name for row in rows], name_width)
+    return Layout(numeric, flows, flow_width, numbers_width, name_width, names)
+
+
 def queue_table(
     rows: Sequence[QueueRow],
     *,
@@ -327,37 +372,23 @@ def queue_table(
         expand=False,
         style="dim" if stale else "",
     )
-    numeric = [("ready", 5), ("delayed", 7), ("leased", 6), ("dead", 5), ("wait", 4)]
-    if rates:
-        numeric += [("put/s", 5), ("ack/s", 5)]
-    numeric += [("oldest", 6)]
-    if totals:
-        numeric += [("put", 5), ("acked", 5), ("nacked", 6), ("expired", 7)]
-    flows = {row.name: flow(row.stats) for row in rows}
-    flow_width = max((len(f) for f in flows.values()), default=0)
-    numbers_width = sum(max(w, len(title)) + 1 for title, w in numeric)  # +1: the separator
-    if flow_width:
-        numbers_width += max(flow_width, len("flow")) + 1
-    spark_width = SPARK_MIN if spark else 0
-    longest = max([5, *(len(row.name) for row in rows)])
-    name_width = max(5, min(longest, width - numbers_width - spark_width - 1))
-    names = short_names([row.name for row in rows], name_width)
-    if names is None:  # cut names would look alike: whole names, wrapped
-        table.add_column("queue", overflow="fold", width=name_width)
+    cols = layout(rows, width, rates=rates, spark=spark, totals=totals)
+    if cols.names is None:
+        table.add_column("queue", overflow="fold", width=cols.name_width)
     else:
-        table.add_column("queue", no_wrap=True, width=name_width)
-    if flow_width:
+        table.add_column("queue", no_wrap=True, width=cols.name_width)
+    if cols.flow_width:
         table.add_column("flow", no_wrap=True, style="yellow")
-    for title, min_width in numeric:
+    for title, min_width in cols.numeric:
         table.add_column(title, justify="right", no_wrap=True, min_width=min_width)
+    spark_width = max(SPARK_MIN, min(60, width - cols.name_width - cols.numbers_width - 1))
     if spark:
-        spark_width = max(SPARK_MIN, min(60, width - name_width - numbers_width - 1))
         table.add_column("depth 1m", no_wrap=True, width=spark_width)
     for row in rows:
         q = row.stats
-        cells: list[RenderableType] = [row.name if names is None else names[row.name]]
-        if flow_width:
-            cells.append(flows[row.name])
+        cells: list[RenderableType] = [row.name if cols.names is None else cols.names[row.name]]
+        if cols.flow_width:
+            cells.append(cols.flows[row.name])
         cells += [
             count(q["ready"]),
             count(q["delayed"]),

@@ -29,6 +29,7 @@ def count(n: int, what: str) -> str:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("queues", description="One name a line, sorted.")
+    p.add_argument("--prefix", help="only the queues whose name starts with this")
     add_target_flags(p)
     p.set_defaults(run=_queues)
 
@@ -133,11 +134,14 @@ def _add_config(sub: Any) -> None:
 def _queues(args: argparse.Namespace) -> int:
     def action(target: Target) -> None:
         with target.client() as client:
-            names = client.queues()
+            names = client.queues(args.prefix)
         for name in names:
             print(name)
         if not names:
-            tell(args, f"no queues yet at {target.where}")
+            tell(
+                args,
+                f"no queues{' named ' + args.prefix + '...' if args.prefix else ''} at {target.where}",
+            )
 
     return run_command(args, action)
 

@@ -12,9 +12,11 @@ from broker.cli.dashboard import (
     Dashboard,
     age,
     count,
+    elide_middle,
     info_table,
     peek_table,
     rate,
+    short_names,
     sparkline,
     stats_table,
 )
@@ -317,3 +319,79 @@ def cells_of(screen: str, name: str) -> list[str]:
         if line.startswith(name + " "):
             return line.split()
     return []
+
+
+def test_long_names_are_cut_in_the_middle_or_wrapped_never_alike() -> None:
+    assert elide_middle("short", 10) == "short"
+    assert elide_middle("demo-5181d4.counter-keyed", 12) == "demo-…-keyed"
+    tails = ["demo-5181d4.stall-and-a-long-tail-1", "demo-5181d4.stall-and-a-long-tail-2"]
+    assert short_names(tails, 12) == {tails[0]: "demo-…tail-1", tails[1]: "demo-…tail-2"}
+    middles = ["demo-5181d4.A-counter-for-work", "demo-5181d4.B-counter-for-work"]
+    assert short_names(middles, 20) is None  # both would be "demo-5181…r-for-work"
+    board = Dashboard()
+    board.update(reply(1.0, {name: {"ready": 1} for name in tails}))
+    screen = text(board)  # 80 columns: the queue column has 20
+    assert [row(screen, "demo-5181…ong-tail-" + n)[0] for n in "12"] == [
+        "demo-5181…ong-tail-1",
+        "demo-5181…ong-tail-2",
+    ]
+    board.update(reply(2.0, {name: {"ready": 1} for name in middles}))
+    screen = text(board)
+    assert "…" not in "".join(screen.splitlines()[3:])  # the rows: whole names, wrapped
+    lines = screen.splitlines()
+    for name in middles:
+        at = next(i for i, line in enumerate(lines) if line.startswith(name[:20]))
+        assert lines[at].split()[0] + lines[at + 1].split()[0] == name
+    assert all(len(line) <= 80 for line in lines)
+
+
+def test_wrapped_names_still_fit_the_terminal_s_height() -> None:
+    board = Dashboard()
+    names = [f"demo-5181d4.{i:02d}-counter-for-the-work" for i in range(30)]
+    board.update(reply(1.0, {name: {"ready": 1} for name in names}))
+    screen = text(board)
+    assert len(screen.splitlines()) <= 24
+    shown = sum(1 for line in screen.splitlines() if line.startswith("demo-5181d4."))
+    assert shown > 0 and shown + int(screen.split("… ")[1].split()[0]) == 30
+
+
+def test_paused_and_rate_limited_queues_are_marked() -> None:
+    board = Dashboard()
+    queues = {
+        "jobs": {"ready": 3, "paused": True, "settings": {}},
+        "mail": {"ready": 1, "settings": {"rate": 0.5}},
+        "plain": {"ready": 2},
+    }
+    board.update(reply(1.0, queues))
+    screen = text(board)
+    titles = next(line for line in screen.splitlines() if line.startswith("queue"))
+    assert titles.split()[:3] == ["queue", "flow", "ready"]
+    assert row(screen, "jobs")[1:3] == ["paused", "3"]
+    assert row(screen, "mail")[1:3] == ["≤0.5/s", "1"]
+    assert row(screen, "plain")[1] == "2"  # no flow: the next column's figure
+    assert all(len(line) <= 80 for line in screen.splitlines())
+    # a queue with neither: no flow column at all
+    board.update(reply(2.0, {"plain": {"ready": 2}}))
+    titles = next(line for line in text(board).splitlines() if line.startswith("queue"))
+    assert "flow" not in titles
+
+
+def test_info_and_peek_show_headers() -> None:
+    message = {
+        "id": "abc",
+        "queue": "jobs",
+        "state": "ready",
+        "attempts": 0,
+        "max_attempts": 5,
+        "priority": 0,
+        "age": 1.0,
+        "body": "x",
+        "headers": {"traceparent": "00-ab-01", "content-type": "text/plain"},
+    }
+    info = render(info_table(message))
+    assert "headers      traceparent: 00-ab-01" in info
+    assert "             content-type: text/plain" in info
+    peek = render(peek_table([message, {**message, "id": "def", "headers": {}}], total=2), 120)
+    titles = next(line for line in peek.splitlines() if line.startswith("id"))
+    assert "headers" in titles.split()
+    assert "traceparent=00-ab-01 content-type=" in peek

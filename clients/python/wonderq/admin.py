@@ -42,9 +42,13 @@ class AsyncAdmin:
         """
         return commands.parse_peek(await self._call(commands.peek(queue, state=state, limit=limit)))
 
-    async def queues(self) -> list[str]:
-        """Names of all queues, sorted."""
-        return commands.parse_queues(await self._call(commands.queues()))
+    async def queues(self, prefix: str | None = None) -> list[str]:
+        """Names of all queues (or those starting with ``prefix``), sorted; the broker sends
+        them a page at a time."""
+        listing = commands.Listing(prefix)
+        while not listing.done:
+            listing.take(await self._call(listing.request()))
+        return listing.names
 
     async def purge(self, queue: str) -> int:
         """Delete the ready and delayed messages of ``queue``; return how many."""
@@ -122,9 +126,12 @@ class SyncAdmin:
         """Look at up to ``limit`` messages of ``queue`` (see ``AsyncAdmin.peek``)."""
         return commands.parse_peek(self._call(commands.peek(queue, state=state, limit=limit)))
 
-    def queues(self) -> list[str]:
-        """Names of all queues, sorted."""
-        return commands.parse_queues(self._call(commands.queues()))
+    def queues(self, prefix: str | None = None) -> list[str]:
+        """Names of all queues (or those starting with ``prefix``), sorted."""
+        listing = commands.Listing(prefix)
+        while not listing.done:
+            listing.take(self._call(listing.request()))
+        return listing.names
 
     def purge(self, queue: str) -> int:
         """Delete the ready and delayed messages of ``queue``; return how many."""

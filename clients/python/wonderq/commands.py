@@ -139,8 +139,26 @@ def peek(queue: str, *, state: str | None = None, limit: int | None = None) -> R
     return _fields({"op": "PEEK", "queue": queue}, state=state, limit=limit)
 
 
-def queues() -> Request:
-    return {"op": "QUEUES"}
+class Listing:
+    """The pages of one QUEUES listing: send ``request()``, give its reply to ``take()``,
+    until ``done``; ``names`` then holds every queue name, in order."""
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self.prefix = prefix
+        self.names: list[str] = []
+        self.cursor: str | None = None
+        self.done = False
+
+    def request(self) -> Request:
+        return _fields({"op": "QUEUES"}, prefix=self.prefix, cursor=self.cursor)
+
+    def take(self, reply: Reply) -> None:
+        self.names += _field(reply, "queues", list[str])
+        cursor = reply.get("next")
+        if cursor is not None and (not isinstance(cursor, str) or cursor == self.cursor):
+            raise ProtocolViolation(f"QUEUES reply has a bad next page: {cursor!r}")
+        self.cursor = cursor
+        self.done = cursor is None
 
 
 def purge(queue: str) -> Request:
@@ -278,10 +296,6 @@ def parse_stats(reply: Reply) -> Stats:
 
 def parse_peek(reply: Reply) -> PeekResult:
     return _whole(reply, PeekResult, "PEEK")
-
-
-def parse_queues(reply: Reply) -> list[str]:
-    return _field(reply, "queues", list[str])
 
 
 def parse_count(reply: Reply, name: str) -> int:
