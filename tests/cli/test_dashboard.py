@@ -357,7 +357,7 @@ def test_wrapped_names_still_fit_the_terminal_s_height() -> None:
 
 def test_paused_and_rate_limited_queues_are_marked() -> None:
     board = Dashboard()
-    queues = {
+    queues: dict[str, dict[str, Any]] = {
         "jobs": {"ready": 3, "paused": True, "settings": {}},
         "mail": {"ready": 1, "settings": {"rate": 0.5}},
         "plain": {"ready": 2},
