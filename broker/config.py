@@ -25,6 +25,7 @@ TOKEN_HOW = 'make one with: python -c "import secrets; print(secrets.token_urlsa
 TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
 HTTP_PORT = 7879  # the HTTP API's default port
+DEDUP_WINDOW_MAX_S = 86_400.0  # the longest dedup window (protocol/requests.py says the same)
 
 _SIZE_UNITS: Final = {"k": KIB, "m": MIB, "g": 1024 * MIB}
 
@@ -191,6 +192,19 @@ class Config:
     )
     acked_history: int = setting(
         10_000, "acked-history", "acked ids INFO remembers per queue", bound=at_least(0)
+    )
+    dedup_window_s: float = setting(
+        300.0,
+        "dedup-window",
+        "seconds a PUT's dedup id is remembered (a queue's dedup_window overrides it)",
+        kind=SECONDS,
+        bound=Bound(lambda value: 0 < value <= DEDUP_WINDOW_MAX_S, "> 0 and <= 86400 seconds"),
+    )
+    max_dedup_ids: int = setting(
+        1_000_000,
+        "max-dedup-ids",
+        "dedup ids remembered over every queue; past it the oldest is forgotten early",
+        bound=at_least(1),
     )
     # codec / connection
     max_line: int = setting(

@@ -1,6 +1,7 @@
 """Leases: how a delivery begins, and the ways it ends (ack, release, dead letter).
 
-Owns: granting leases on a queue's next deliverable messages, finding the
+Owns: granting leases on a queue's next deliverable messages (each takes a
+token of its rate limit, if it has one), finding the
 lease an owner holds on an id (or saying why it does not), deleting acked
 messages (and remembering them for INFO), putting a released message back
 (ready, or delayed), moving a message that used its last attempt to
@@ -81,6 +82,8 @@ class Leases(EngineState):
                 LEASE(self._tally, q, n - plain, 0)
             self._deadlines.push(due, out.copy())  # a copy: the heap trims its own
             self.journal.lease(out)
+            if q.bucket is not None:  # each delivery takes a token of the rate limit
+                q.bucket.take(n)
         return out
 
     def _leased_by(self, owner: object, seq: int) -> Message:
@@ -90,7 +93,7 @@ class Leases(EngineState):
             if seq in self._acked:
                 raise NotLeased(f"message {format_id(seq)} was acked already")
             if not self._holds_compact(seq):
-                raise NotFound(f"no message with id {format_id(seq)}")
+                raise NotFound(f"no message with id {format_id(seq)!r}")
         if msg is None or msg.state != LEASED or msg.owner != owner:
             raise NotLeased(f"message {format_id(seq)} is not leased by this connection")
         return msg
@@ -132,7 +135,7 @@ class Leases(EngineState):
             run_bytes += len(msg.body)
             q.totals["acked"] += 1
             if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
-                acked_queues[seq] = q
+                acked_queues[seq] = (q, msg.attempts)
                 recent = q.acked
                 recent.append(seq)
                 if len(recent) > limit:
