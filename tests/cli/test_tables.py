@@ -16,7 +16,9 @@ MIDDLES = [
 
 
 def rows(out: str) -> list[str]:
-    return out.splitlines()[3:]  # after the server line, the titles and their rule
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("─"))
+    return lines[rule + 1 :]  # after the server's figures, the titles and their rule
 
 
 async def test_stats_uses_the_terminal_s_width_and_never_makes_two_names_alike(
