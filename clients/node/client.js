@@ -18,16 +18,21 @@
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { Connection, DEFAULT_HOST, DEFAULT_PORT } from "./connection.js";
-import { ConnectionLost } from "./errors.js";
+import { ConnectionLost, ProtocolViolation } from "./errors.js";
 import { GET_WITH_HOOKS, Message, REOPEN } from "./message.js";
 import {
+  CONFIG_OPTIONS,
   CONNECT_OPTIONS,
+  DELETE_OPTIONS,
   GET_OPTIONS,
   NACK_OPTIONS,
+  PEEK_OPTIONS,
   PUT_ITEM_FIELDS,
   PUT_OPTIONS,
+  QUEUES_OPTIONS,
   TOUCH_OPTIONS,
   checkOptions,
+  optionFields,
   wireFields,
 } from "./options.js";
 import { DEFAULT_RECONNECT_TIMEOUT_MS, Redial } from "./reconnect.js";
@@ -39,8 +44,11 @@ import { consume, runWorker } from "./worker.js";
  *   reconnect?: boolean,
  *   reconnectTimeout?: number,
  * }} ConnectOptions
- * @typedef {{key?: string, delay?: number, priority?: number, maxAttempts?: number}} PutOptions
+ * @typedef {{key?: string, delay?: number, priority?: number, maxAttempts?: number,
+ *   dedup?: string, headers?: Record<string, string>}} PutOptions
  * @typedef {PutOptions & {body: unknown}} PutItem
+ * @typedef {{lease: number, maxAttempts: number, maxLength: number | null, rate: number | null,
+ *   dedupWindow: number}} QueueSettings
  */
 
 /**
@@ -95,16 +103,28 @@ export class Client {
   }
 
   /**
-   * Adds one message.
+   * Adds one message. With `dedup`, a PUT retried within the queue's dedup window
+   * stores nothing and resolves the first message's id (`putResult` says so).
    * @param {string} queue
    * @param {unknown} body any JSON value
    * @param {PutOptions} [options]
    * @returns {Promise<string>} the message id
    */
   async put(queue, body, options) {
+    return (await this.putResult(queue, body, options)).id;
+  }
+
+  /**
+   * `put()`, resolving its id and whether it was a duplicate (nothing stored).
+   * @param {string} queue
+   * @param {unknown} body any JSON value
+   * @param {PutOptions} [options]
+   * @returns {Promise<{id: string, duplicate: boolean}>}
+   */
+  async putResult(queue, body, options) {
     const fields = wireFields(checkOptions(options, PUT_OPTIONS, "put()"), PUT_OPTIONS);
     const reply = await this.#request({ op: "PUT", queue, body, ...fields });
-    return /** @type {string} */ (reply.id);
+    return { id: /** @type {string} */ (reply.id), duplicate: reply.duplicate === true };
   }
 
   /**
@@ -114,6 +134,17 @@ export class Client {
    * @returns {Promise<string[]>} their ids, in order
    */
   async putMany(queue, items) {
+    return (await this.putManyResult(queue, items)).ids;
+  }
+
+  /**
+   * `putMany()`, resolving the ids and the indexes of the items that were
+   * duplicates (their `dedup` was used already: nothing stored, the first id).
+   * @param {string} queue
+   * @param {PutItem[]} items
+   * @returns {Promise<{ids: string[], duplicates: number[]}>}
+   */
+  async putManyResult(queue, items) {
     const messages = items.map((item, index) => {
       if (item === null || typeof item !== "object" || Array.isArray(item)) {
         throw new TypeError(`putMany() item ${index} must be {body, ...options}, not ${JSON.stringify(item)}`);
@@ -121,7 +152,10 @@ export class Client {
       return wireFields(checkOptions(item, PUT_ITEM_FIELDS, `putMany() item ${index}`), PUT_ITEM_FIELDS);
     });
     const reply = await this.#request({ op: "PUT", queue, messages });
-    return /** @type {string[]} */ (reply.ids);
+    return {
+      ids: /** @type {string[]} */ (reply.ids),
+      duplicates: /** @type {number[]} */ (reply.duplicates ?? []),
+    };
   }
 
   /**
@@ -227,10 +261,40 @@ export class Client {
     return { server: /** @type {any} */ (reply.server), queues: /** @type {any} */ (reply.queues) };
   }
 
-  /** @returns {Promise<string[]>} queue names, sorted */
-  async queues() {
-    const reply = await this.#request({ op: "QUEUES" });
-    return /** @type {string[]} */ (reply.queues);
+  /**
+   * Lists up to `limit` messages of `queue` without leasing or changing them.
+   * @param {string} queue
+   * @param {{state?: "ready" | "delayed" | "leased" | "dead", limit?: number}} [options]
+   * @returns {Promise<{messages: Record<string, unknown>[], total: number}>} messages as INFO shows them
+   */
+  async peek(queue, options) {
+    const fields = wireFields(checkOptions(options, PEEK_OPTIONS, "peek()"), PEEK_OPTIONS);
+    const reply = await this.#request({ op: "PEEK", queue, ...fields });
+    return { messages: /** @type {any} */ (reply.messages), total: /** @type {number} */ (reply.total) };
+  }
+
+  /**
+   * Names of all queues (or those starting with `prefix`), sorted; the broker
+   * sends them a page at a time.
+   * @param {{prefix?: string}} [options]
+   * @returns {Promise<string[]>}
+   */
+  async queues(options) {
+    const { prefix } = checkOptions(options, QUEUES_OPTIONS, "queues()");
+    /** @type {string[]} */
+    const names = [];
+    /** @type {string | undefined} */
+    let cursor;
+    for (;;) {
+      const reply = await this.#request({ op: "QUEUES", prefix, cursor });
+      names.push(.../** @type {string[]} */ (reply.queues));
+      const next = reply.next;
+      if (next === undefined || next === null) return names;
+      if (typeof next !== "string" || next === cursor) {
+        throw new ProtocolViolation(`QUEUES reply has a bad next page: ${JSON.stringify(next)}`);
+      }
+      cursor = next;
+    }
   }
 
   /**
@@ -244,13 +308,80 @@ export class Client {
   }
 
   /**
-   * Moves the ready messages of `<queue>.dead` back to `queue`.
+   * Moves the messages of `<queue>.dead` (or only `ids`) back to `queue`, their
+   * attempts reset.
    * @param {string} queue
-   * @returns {Promise<number>} how many
+   * @param {string[]} [ids]
+   * @returns {Promise<{redriven: number, leased: string[], notFound: string[]}>} with `ids`,
+   *   `leased` and `notFound` name those that did not move
    */
-  async redrive(queue) {
-    const reply = await this.#request({ op: "REDRIVE", queue });
-    return /** @type {number} */ (reply.redriven);
+  async redrive(queue, ids) {
+    const reply = await this.#request({ op: "REDRIVE", queue, ids });
+    return {
+      redriven: /** @type {number} */ (reply.redriven),
+      leased: /** @type {string[]} */ (reply.leased ?? []),
+      notFound: /** @type {string[]} */ (reply.not_found ?? []),
+    };
+  }
+
+  /**
+   * Deletes the named ready or delayed messages of `queue` (a dead letter: name
+   * `<queue>.dead`). A leased message is never removed: its holder may be working on it.
+   * @param {string} queue
+   * @param {string[]} ids
+   * @returns {Promise<{removed: number, leased: string[], notFound: string[]}>}
+   */
+  async remove(queue, ids) {
+    const reply = await this.#request({ op: "REMOVE", queue, ids });
+    return {
+      removed: /** @type {number} */ (reply.removed),
+      leased: /** @type {string[]} */ (reply.leased),
+      notFound: /** @type {string[]} */ (reply.not_found),
+    };
+  }
+
+  /**
+   * Deletes a queue, every message in it (leased ones too) and its settings;
+   * `<queue>.dead` stays unless `dead`. Rejects with `NotFound` if there is none.
+   * @param {string} queue
+   * @param {{dead?: boolean}} [options]
+   * @returns {Promise<number>} the messages deleted
+   */
+  async delete(queue, options) {
+    const fields = wireFields(checkOptions(options, DELETE_OPTIONS, "delete()"), DELETE_OPTIONS);
+    const reply = await this.#request({ op: "DELETE", queue, ...fields });
+    return /** @type {number} */ (reply.deleted);
+  }
+
+  /**
+   * Stops a queue's deliveries (it still takes PUTs; leases run as usual).
+   * @param {string} queue
+   */
+  async pause(queue) {
+    await this.#request({ op: "PAUSE", queue });
+  }
+
+  /**
+   * Restarts a paused queue's deliveries (waiting GETs are served at once).
+   * @param {string} queue
+   */
+  async resume(queue) {
+    await this.#request({ op: "RESUME", queue });
+  }
+
+  /**
+   * Changes some of a queue's settings and resolves all of them; without
+   * `settings` it only reads them. A setting left out is kept; `null` resets it
+   * to the server's default.
+   * @param {string} queue
+   * @param {{lease?: number | null, maxAttempts?: number | null, maxLength?: number | null,
+   *   rate?: number | null, dedupWindow?: number | null}} [settings]
+   * @returns {Promise<QueueSettings>}
+   */
+  async config(queue, settings) {
+    const fields = wireFields(checkOptions(settings, CONFIG_OPTIONS, "config()"), CONFIG_OPTIONS);
+    const reply = await this.#request({ op: "CONFIG", queue, ...fields });
+    return /** @type {QueueSettings} */ (optionFields(/** @type {any} */ (reply.settings), CONFIG_OPTIONS));
   }
 
   /** Round trip to the server. */

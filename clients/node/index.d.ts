@@ -39,8 +39,90 @@ export interface PutOptions {
   delay?: number;
   /** Lower is delivered first; default 0. */
   priority?: number;
-  /** Deliveries before the message goes to `<queue>.dead`; server default 5. */
+  /** Deliveries before the message goes to `<queue>.dead`; default the queue's (5). */
   maxAttempts?: number;
+  /**
+   * 1-128 characters you choose (e.g. your request's id): a PUT with a `dedup` used
+   * in the queue within its dedup window (300 s by default) stores nothing and
+   * resolves the first message's id (`putResult` says it was a duplicate).
+   */
+  dedup?: string;
+  /** Carried with the message (trace context, content type...): at most 64, 8 KiB in all. */
+  headers?: Record<string, string>;
+}
+
+export interface PutResult {
+  id: string;
+  /** True when nothing was stored: `dedup` was used in the queue within its window. */
+  duplicate: boolean;
+}
+
+export interface PutManyResult {
+  ids: string[];
+  /** Indexes of the items that stored nothing because of their `dedup`. */
+  duplicates: number[];
+}
+
+export interface PeekOptions {
+  /** Only messages in this state ("dead": those of `<queue>.dead`); default every one. */
+  state?: "ready" | "delayed" | "leased" | "dead";
+  /** 1 to 1000; default 10. */
+  limit?: number;
+}
+
+export interface PeekResult {
+  /** As `info()` shows them, plus `holder` for leased ones. */
+  messages: MessageInfo[];
+  /** How many the queue holds in the state asked for. */
+  total: number;
+}
+
+export interface QueuesOptions {
+  /** Only the queues whose name starts with this. */
+  prefix?: string;
+}
+
+export interface DeleteOptions {
+  /** Delete `<queue>.dead` and its messages too. */
+  dead?: boolean;
+}
+
+/** A queue's effective settings (`null`: no limit). */
+export interface QueueSettings {
+  /** Seconds: the lease of a `get` that names none. */
+  lease: number;
+  /** Of messages put without their own. */
+  maxAttempts: number;
+  /** Most messages held: ready + delayed + leased. */
+  maxLength: number | null;
+  /** Most deliveries per second, summed over all consumers. */
+  rate: number | null;
+  /** Seconds a `dedup` id is remembered. */
+  dedupWindow: number;
+}
+
+/** `config()`'s changes: a setting left out is kept, `null` resets it to the server's default. */
+export interface ConfigOptions {
+  lease?: number | null;
+  maxAttempts?: number | null;
+  maxLength?: number | null;
+  rate?: number | null;
+  dedupWindow?: number | null;
+}
+
+export interface RemoveResult {
+  removed: number;
+  /** Not removed: leased (the holder may be working on them). */
+  leased: string[];
+  notFound: string[];
+}
+
+export interface RedriveResult {
+  redriven: number;
+  /** With `ids`: leased by a consumer of `<queue>.dead`. */
+  leased: string[];
+  /** With `ids`: not in `<queue>.dead`. */
+  notFound: string[];
 }
 
 export interface PutItem extends PutOptions {
@@ -72,10 +154,13 @@ export interface MessageInfo {
   max_attempts?: number;
   priority?: number;
   key?: string;
+  headers?: Record<string, string>;
   body?: Json;
   age?: number;
   lease_left?: number;
   delay_left?: number;
+  /** `peek()` only: the address of the connection holding the lease. */
+  holder?: string;
   [field: string]: unknown;
 }
 
@@ -106,6 +191,10 @@ export interface QueueStats {
   dead_lettered: number;
   redriven: number;
   purged: number;
+  /** True while the queue is paused. */
+  paused: boolean;
+  /** The queue's settings that differ from the server's defaults (wire names). */
+  settings: { lease?: number; max_attempts?: number; max_length?: number | null; rate?: number | null; dedup_window?: number };
   [field: string]: unknown;
 }
 
@@ -128,6 +217,8 @@ export class Message<Body = Json> {
   readonly queue: string;
   readonly body: Body;
   readonly key: string | undefined;
+  /** What it was put with (`{}`: none). */
+  readonly headers: Record<string, string>;
   /** Deliveries so far, this one included. */
   readonly attempts: number;
   /** True once `ack()` or `nack()` was called. */
@@ -136,7 +227,14 @@ export class Message<Body = Json> {
   /** Resolves `{dead: true}` if the message went to `<queue>.dead`. */
   nack(options?: { delay?: number }): Promise<{ dead: boolean }>;
   touch(options?: { lease?: number }): Promise<void>;
-  toJSON(): { id: string; queue: string; body: Body; key?: string; attempts: number };
+  toJSON(): {
+    id: string;
+    queue: string;
+    body: Body;
+    key?: string;
+    headers?: Record<string, string>;
+    attempts: number;
+  };
 }
 
 export interface ConsumeOptions {
@@ -203,7 +301,9 @@ export class Client {
   readonly unmatchedReplies: number;
 
   put(queue: string, body: Json, options?: PutOptions): Promise<string>;
+  putResult(queue: string, body: Json, options?: PutOptions): Promise<PutResult>;
   putMany(queue: string, items: PutItem[]): Promise<string[]>;
+  putManyResult(queue: string, items: PutItem[]): Promise<PutManyResult>;
   get<Body = Json>(queue: string, options?: GetOptions): Promise<Message<Body>[]>;
   ack(id: string): Promise<void>;
   ackMany(ids: string[]): Promise<AckManyResult>;
@@ -211,9 +311,19 @@ export class Client {
   touch(id: string, options?: { lease?: number }): Promise<void>;
   info(id: string): Promise<MessageInfo>;
   stats(queue?: string): Promise<Stats>;
-  queues(): Promise<string[]>;
+  peek(queue: string, options?: PeekOptions): Promise<PeekResult>;
+  /** Every page of the broker's listing. */
+  queues(options?: QueuesOptions): Promise<string[]>;
   purge(queue: string): Promise<number>;
-  redrive(queue: string): Promise<number>;
+  /** Every dead letter of `<queue>.dead`, or only `ids`, back to `queue`. */
+  redrive(queue: string, ids?: string[]): Promise<RedriveResult>;
+  remove(queue: string, ids: string[]): Promise<RemoveResult>;
+  /** Resolves how many messages went; rejects with `NotFound` if there is no such queue. */
+  delete(queue: string, options?: DeleteOptions): Promise<number>;
+  pause(queue: string): Promise<void>;
+  resume(queue: string): Promise<void>;
+  /** Without `settings` it only reads them (rejects with `NotFound` for no such queue). */
+  config(queue: string, settings?: ConfigOptions): Promise<QueueSettings>;
   ping(): Promise<void>;
   consume<Body = Json>(queue: string, options?: ConsumeOptions): Consumer<Body>;
   runWorker<Body = Json>(queue: string, handler: Handler<Body>, options?: WorkerOptions): Promise<void>;

@@ -37,7 +37,7 @@ export class Message {
 
   /**
    * @param {import("./client.js").Client} client
-   * @param {{id: string, queue: string, body: unknown, key?: string, attempts: number}} wire
+   * @param {{id: string, queue: string, body: unknown, key?: string, headers?: Record<string, string>, attempts: number}} wire
    * @param {MessageHooks} [hooks]
    */
   constructor(client, wire, hooks = {}) {
@@ -51,6 +51,8 @@ export class Message {
     this.body = wire.body;
     /** @type {string | undefined} */
     this.key = wire.key;
+    /** What it was put with (`{}`: none), e.g. `traceparent`. @type {Record<string, string>} */
+    this.headers = wire.headers ?? {};
     /** Deliveries so far, this one included. @type {number} */
     this.attempts = wire.attempts;
   }
@@ -89,8 +91,9 @@ export class Message {
 
   /** @returns {object} the wire fields, for logging */
   toJSON() {
-    const { id, queue, body, key, attempts } = this;
-    return { id, queue, body, ...(key === undefined ? {} : { key }), attempts };
+    const { id, queue, body, key, headers, attempts } = this;
+    const withHeaders = Object.keys(headers).length ? { headers } : {};
+    return { id, queue, body, ...(key === undefined ? {} : { key }), ...withHeaders, attempts };
   }
 
   #markSettled() {

@@ -21,9 +21,27 @@
 const table = (table) => Object.freeze(Object.assign(Object.create(null), table));
 
 /** `put`, and each item of `putMany` (besides its `body`). */
-export const PUT_OPTIONS = table({ key: "key", delay: "delay", priority: "priority", maxAttempts: "max_attempts" });
+export const PUT_OPTIONS = table({
+  key: "key",
+  delay: "delay",
+  priority: "priority",
+  maxAttempts: "max_attempts",
+  dedup: "dedup",
+  headers: "headers",
+});
 export const PUT_ITEM_FIELDS = table({ body: "body", ...PUT_OPTIONS });
 export const GET_OPTIONS = table({ max: "max", lease: "lease", wait: "wait", signal: null });
+export const PEEK_OPTIONS = table({ state: "state", limit: "limit" });
+export const DELETE_OPTIONS = table({ dead: "dead" });
+export const QUEUES_OPTIONS = table({ prefix: "prefix" });
+/** `config`: a queue's settings (`null` resets one to the server's default). */
+export const CONFIG_OPTIONS = table({
+  lease: "lease",
+  maxAttempts: "max_attempts",
+  maxLength: "max_length",
+  rate: "rate",
+  dedupWindow: "dedup_window",
+});
 export const NACK_OPTIONS = table({ delay: "delay" });
 export const TOUCH_OPTIONS = table({ lease: "lease" });
 export const CONNECT_OPTIONS = table({
@@ -78,7 +96,7 @@ export function checkOptions(options, allowed, call) {
 
 /**
  * The wire fields of checked options: each option with a wire name and a value
- * other than `undefined`, under its wire name.
+ * other than `undefined` (`null` is sent: it resets a setting), under its wire name.
  *
  * @param {Record<string, unknown>} options already checked against `allowed`
  * @param {OptionTable} allowed
@@ -92,6 +110,23 @@ export function wireFields(options, allowed) {
     if (field && value !== undefined) fields[field] = value;
   }
   return fields;
+}
+
+/**
+ * Wire fields back to options: each field of `fields` that `allowed` names, under
+ * its option name (`{max_attempts: 5}` -> `{maxAttempts: 5}`).
+ *
+ * @param {Record<string, unknown>} fields
+ * @param {OptionTable} allowed
+ * @returns {Record<string, unknown>}
+ */
+export function optionFields(fields, allowed) {
+  /** @type {Record<string, unknown>} */
+  const options = {};
+  for (const [name, field] of Object.entries(allowed)) {
+    if (field && field in fields) options[name] = fields[field];
+  }
+  return options;
 }
 
 /**

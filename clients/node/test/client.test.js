@@ -121,7 +121,7 @@ describe("client against a broker", () => {
     assert.ok(names.includes(queue) && names.includes(`${queue}.dead`), String(names));
     assert.deepEqual(names, [...names].sort());
     assert.equal((await client.stats(queue)).queues[queue].dead, 1);
-    assert.equal(await client.redrive(queue), 1);
+    assert.deepEqual(await client.redrive(queue), { redriven: 1, leased: [], notFound: [] });
     assert.equal((await client.info(message.id)).state, "ready");
     await client.put(queue, "more", { delay: 60 });
     assert.equal(await client.purge(queue), 2);

@@ -8,11 +8,15 @@ import { after, before, describe, test } from "node:test";
 
 import { connect } from "../index.js";
 import {
+  CONFIG_OPTIONS,
   CONNECT_OPTIONS,
   CONSUME_OPTIONS,
+  DELETE_OPTIONS,
   GET_OPTIONS,
   NACK_OPTIONS,
+  PEEK_OPTIONS,
   PUT_OPTIONS,
+  QUEUES_OPTIONS,
   TOUCH_OPTIONS,
   WORKER_OPTIONS,
 } from "../options.js";
@@ -51,7 +55,7 @@ describe("options", () => {
     const queue = uniqueQueue();
     await refused(
       () => client.put(queue, "x", { dealy: 5 }),
-      /^put\(\) has no option "dealy" \(did you mean "delay"\?\); its options are key, delay, priority, maxAttempts$/,
+      /^put\(\) has no option "dealy" \(did you mean "delay"\?\); its options are key, delay, priority, maxAttempts, dedup, headers$/,
     );
     await refused(() => client.put(queue, "x", { max_attempts: 2 }), /has no option "max_attempts" \(did you mean "maxAttempts"\?\)/);
     await refused(() => client.put(queue, "x", { ttl: 60 }), /^put\(\) has no option "ttl"; its options are/);
@@ -77,6 +81,10 @@ describe("options", () => {
     await refused(() => client.consume(queue, { concurency: 2 }), /^consume\(\) has no option "concurency" \(did you mean "concurrency"\?\)/);
     await refused(() => client.runWorker(queue, async () => {}, { max_attempts: 2 }), /^runWorker\(\) has no option "max_attempts"/);
     await refused(() => connect({ host: broker.host, prot: broker.port }), /^connect\(\) has no option "prot" \(did you mean "port"\?\)/);
+    await refused(() => client.peek(queue, { stat: "ready" }), /^peek\(\) has no option "stat" \(did you mean "state"\?\)/);
+    await refused(() => client.config(queue, { max_length: 5 }), /^config\(\) has no option "max_length" \(did you mean "maxLength"\?\)/);
+    await refused(() => client.delete(queue, { daed: true }), /^delete\(\) has no option "daed" \(did you mean "dead"\?\)/);
+    await refused(() => client.queues({ prefx: "a" }), /^queues\(\) has no option "prefx" \(did you mean "prefix"\?\)/);
     const info = await client.info(id);
     assert.deepEqual([info.state, info.attempts, info.max_attempts], ["leased", 1, 3], "no nack, touch or get went out");
     await message.ack();
@@ -108,6 +116,10 @@ test("the options each call accepts are exactly those index.d.ts declares", asyn
   assert.deepEqual(keys(CONNECT_OPTIONS), declared("ConnectOptions"));
   assert.deepEqual(keys(CONSUME_OPTIONS), declared("ConsumeOptions"));
   assert.deepEqual(keys(WORKER_OPTIONS), declared("WorkerOptions"));
+  assert.deepEqual(keys(PEEK_OPTIONS), declared("PeekOptions"));
+  assert.deepEqual(keys(CONFIG_OPTIONS), declared("ConfigOptions"));
+  assert.deepEqual(keys(QUEUES_OPTIONS), declared("QueuesOptions"));
+  assert.deepEqual(keys(DELETE_OPTIONS), declared("DeleteOptions"));
   assert.deepEqual(keys(NACK_OPTIONS), ["delay"]);
   assert.deepEqual(keys(TOUCH_OPTIONS), ["lease"]);
 });
