@@ -7,7 +7,9 @@ from its accept: over the limit it is closed at once, before any handshake
 (no error line: the client could not read one); otherwise the loop runs its
 handshake (``connect_accepted_socket``) with a ``HANDSHAKE_S`` timeout, and
 the server's ``Connection`` sees it only once the handshake is done. A
-handshake under way counts in ``handshaking`` until it ends either way.
+handshake under way counts in ``handshaking`` until it ends either way; one
+that fails is logged with why (a client that spoke plain text to this port is
+told apart: ``handshake_failure``).
 Accepting pauses for a second when accept fails (out of file descriptors, say).
 Must never: read or write application bytes (the ``Connection`` does), or
 close a socket it handed to the loop (the loop's transport owns it).
@@ -148,4 +150,25 @@ class TlsListener:
                 self._factory, sock, ssl=self._context, ssl_handshake_timeout=HANDSHAKE_S
             )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError and ConnectionError are OSErrors
-            log.info("TLS handshake with %s failed: %s", peer, exc or type(exc).__name__)
+            log.info("TLS handshake with %s failed: %s", peer, handshake_failure(exc))
+
+
+#: OpenSSL's reasons for a first record that is not TLS at all, and what the peer spoke
+_NOT_TLS: Final = {
+    "WRONG_VERSION_NUMBER": "plain text",
+    "HTTP_REQUEST": "plain HTTP",
+    "HTTPS_PROXY_REQUEST": "a plain HTTP proxy request",
+}
+
+
+def handshake_failure(exc: BaseException) -> str:
+    """Why a handshake failed, for the log: a client that spoke plain text to this TLS port
+    is told apart (it needs TLS turned on: ``--tls``/``--tls-ca`` for the wonderq commands)."""
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    spoke = _NOT_TLS.get(reason or "")
+    if spoke is not None:
+        return (
+            f"the client spoke {spoke}, not TLS, to this TLS port (it must connect with TLS: "
+            "the wonderq commands take --tls or --tls-ca)"
+        )
+    return str(exc) or type(exc).__name__
