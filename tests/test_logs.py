@@ -53,19 +53,33 @@ async def test_serve_logs_connections_expiry_dead_letters_startup_and_shutdown(
     records = [msgspec.json.decode(line) for line in err.splitlines()]
     assert all({"ts", "level", "logger", "message"} <= r.keys() for r in records)
     events = [r.get("event") for r in records]
-    for event in (
-        "startup",
-        "connection_opened",
-        "lease_expired",
-        "dead_lettered",
-        "connection_closed",
-        "signal",
-        "shutdown",
-    ):
+    for event in ("startup", "lease_expired", "dead_lettered", "signal", "shutdown", "connections"):
         assert event in events, (event, events)
+    # at info, no line per connection: their count, in a periodic line (and one at the stop)
+    assert "connection_opened" not in events and "connection_closed" not in events
+    churn = records[events.index("connections")]
+    assert (churn["opened"], churn["closed"], churn["open"], churn["level"]) == (1, 1, 0, "info")
     startup = records[events.index("startup")]
     assert startup["config"]["max_attempts"] == 1
     expired = records[events.index("lease_expired")]
     assert expired["queue"] == "jobs" and expired["count"] == 1
     dead = records[events.index("dead_lettered")]
     assert dead["level"] == "warning" and dead["queue"] == "jobs"
+
+
+async def test_a_line_per_connection_at_debug(tmp_path: Path) -> None:
+    args = ("--log-format", "json", "--log-level", "debug")
+    async with await BrokerProcess.start_with(tmp_path / "broker.log", *args) as broker:
+        for _ in range(2):
+            async with await LineClient.connect(broker.port) as c:
+                await c.call(op="PING")
+        assert await broker.stop(signal.SIGTERM) == 0
+        err = await broker.stderr()
+    records = [msgspec.json.decode(line) for line in err.splitlines()]
+    events = [r.get("event") for r in records]
+    assert events.count("connection_opened") == 2 and events.count("connection_closed") == 2
+    assert all(
+        r["level"] == "debug" for r in records if r.get("event", "").startswith("connection_")
+    )
+    churn = records[events.index("connections")]
+    assert (churn["opened"], churn["closed"]) == (2, 2)

@@ -9,7 +9,8 @@ connection; a connection stamps its own last request, which the idle timer
 reads only when a deadline comes), the failed-AUTH throttle every connection
 shares, the budget of unfinished request lines over all connections
 (``max-buffered``), the graceful stop (below), the process figures STATS
-reports (connections, RSS), one log line per connection opened and closed, and
+reports (connections, RSS), a debug line per connection opened and closed
+(their counts go in a periodic info line: ``activity``), and
 the batch-latency histogram the connections fill when metrics are on
 (``measure_latency=True``).
 
@@ -45,6 +46,7 @@ from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
 from broker.config import Config
 from broker.histogram import LATENCY_BOUNDS_S, Histogram
+from broker.server.activity import ConnectionActivity
 from broker.server.connection import Connection
 from broker.server.idle import IdleTracker
 from broker.server.process import give_back_memory, rss_bytes
@@ -168,6 +170,7 @@ class Server:
         self._stopping = False
         self._none_open = asyncio.Event()  # set while no connection is open
         self.refused = 0  # connections refused over max-connections, since start
+        self._activity = ConnectionActivity(lambda: len(self.connections))
         timeout_s = self.config.idle_timeout_s
         self._idle = _Sweep(timeout_s, self._idle_expired, _active_at) if timeout_s > 0 else None
         self._auth = (
@@ -267,7 +270,8 @@ class Server:
         self._none_open.clear()
         if self._stopping:  # accepted just before the listener closed
             conn.drain(QUIET_S)
-        log.info(
+        self._activity.opened()
+        log.debug(
             "connection opened %s (%d open)",
             conn.peer,
             len(self.connections),
@@ -296,7 +300,8 @@ class Server:
         for sweep in (self._idle, self._auth):
             if sweep is not None:
                 sweep.forget(conn)
-        log.info(
+        self._activity.closed()
+        log.debug(
             "connection closed %s after %d request(s) (%d open)",
             conn.peer,
             conn.requests_served,
@@ -365,6 +370,7 @@ class Server:
         for frontend in self._frontends:
             await frontend.close()
         await self.backend.stop()
+        self._activity.report()
         log.info("stopped")
 
     async def _stop_accepting(self) -> None:

@@ -9,7 +9,6 @@ can cut every connection at once; ``LogWatch`` awaits the client's log lines.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -23,6 +22,7 @@ import uvloop
 import wonderq
 from broker.server import Server
 from tests.conftest import ServerFactory
+from tests.support.logs import LogWatch, watching
 
 # Modules whose tests also run on uvloop (what `wonderq serve` and most apps use).
 _BOTH_LOOPS = ("test_client_pipelining", "test_client_connection_loss", "test_client_worker")
@@ -126,43 +126,10 @@ def fake_server() -> FakeServerFactory:
     return _fake_server
 
 
-class LogWatch(logging.Handler):
-    """Every record of the ``wonderq`` logger, and a way to await one (from any thread)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self._loop = loop
-        self._changed = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-            self._loop.call_soon_threadsafe(self._changed.set)
-
-    def messages(self, text: str = "") -> list[str]:
-        return [r.getMessage() for r in self.records if text in r.getMessage()]
-
-    async def wait_for(self, text: str, timeout: float = 10.0) -> logging.LogRecord:
-        """The first record whose message contains ``text``, once there is one."""
-        async with asyncio.timeout(timeout):
-            while True:  # bounded by the timeout; wakes on every new record
-                self._changed.clear()
-                for record in list(self.records):
-                    if text in record.getMessage():
-                        return record
-                await self._changed.wait()
-
-
 @pytest.fixture
 async def log_watch() -> AsyncIterator[LogWatch]:
-    watch = LogWatch(asyncio.get_running_loop())
-    logger = logging.getLogger("wonderq")
-    logger.addHandler(watch)
-    try:
+    async with watching("wonderq", logging.NOTSET) as watch:
         yield watch
-    finally:
-        logger.removeHandler(watch)
 
 
 class Proxy:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 
@@ -14,42 +12,7 @@ from broker.config import Config
 from broker.server import Server
 from broker.server.tls import handshake_failure
 from tests.support import CertFiles
-
-
-class Lines(logging.Handler):
-    """The messages of one logger, and an event set by each new one."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-        self.changed = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-        self.changed.set()
-
-    async def wait_for(self, text: str) -> str:
-        async with asyncio.timeout(10):
-            while True:  # woken by each new record, bounded by the timeout
-                self.changed.clear()
-                for message in self.messages:
-                    if text in message:
-                        return message
-                await self.changed.wait()
-
-
-@asynccontextmanager
-async def tls_log() -> AsyncIterator[Lines]:
-    lines = Lines()
-    logger = logging.getLogger("wonderq.tls")
-    level = logger.level
-    logger.addHandler(lines)
-    logger.setLevel(logging.INFO)
-    try:
-        yield lines
-    finally:
-        logger.removeHandler(lines)
-        logger.setLevel(level)
+from tests.support.logs import watching
 
 
 @pytest.mark.parametrize(
@@ -60,14 +23,14 @@ async def test_the_broker_logs_a_client_that_spoke_plain_text_to_its_tls_port(
     test_cert: CertFiles, sent: bytes, spoke: str
 ) -> None:
     async with (
-        tls_log() as lines,
+        watching("wonderq.tls", logging.INFO) as lines,
         Server(Config(host="127.0.0.1", port=0), ssl=test_cert.server_context()) as srv,
     ):
         _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         try:
             writer.write(sent)
             await writer.drain()
-            line = await lines.wait_for("TLS handshake with 127.0.0.1:")
+            line = (await lines.wait_for("TLS handshake with 127.0.0.1:")).getMessage()
         finally:
             writer.close()
     assert line.endswith(
