@@ -6,7 +6,8 @@ and ``/healthz`` alone on another port, on loopback unless ``--metrics-host``
 says otherwise) on uvloop, configuring logs, printing ``listening on HOST:PORT``
 then ``http on HOST:PORT`` (``https`` under TLS) when ready, and exiting 0
 after a graceful shutdown of both. Also the process-level hardening: reading the token (flag,
-file or ``WONDERQ_TOKEN``), loading the TLS certificate, raising the open-files
+file or ``WONDERQ_TOKEN``), checking ``--data-dir`` (a directory it can write in, made
+if missing), loading the TLS certificate, raising the open-files
 limit for ``--max-connections``, and a loud warning when a non-loopback address
 is served without a token.
 """
@@ -22,6 +23,7 @@ import resource
 import signal
 import ssl
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -157,6 +159,30 @@ def raise_open_files_limit(wanted: int) -> int:
     return soft
 
 
+def check_data_dir(path: str) -> None:
+    """Make ``--data-dir`` if it is missing; ValueError naming what is wrong with it: a file
+    where a directory should be, a directory that cannot be made, or one this user cannot
+    write in."""
+    where = f"--data-dir {path}"
+    parts = os.path.normpath(path).split(os.sep)
+    for n in range(1, len(parts) + 1):
+        part = os.sep.join(parts[:n]) or os.sep
+        if os.path.exists(part) and not os.path.isdir(part):
+            what = "" if n == len(parts) else f": {part}"
+            raise ValueError(f"{where}{what} is a file, not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{where} cannot be made: {exc.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"{where} is not writable by this user (uid {os.getuid()}): {exc.strerror}"
+        ) from None
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """The ``Config`` of the generated flags, the token from ``read_token``; ValueError if bad."""
     values = {named.name: getattr(args, named.name) for named in SETTINGS}
@@ -275,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level, args.log_format)
     try:
         config = config_from_args(args)
+        if config.data_dir is not None:
+            check_data_dir(config.data_dir)
         tls = tls_context(args)
         if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
             raise ValueError("metrics-port must be 0-65535")
