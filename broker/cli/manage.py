@@ -18,7 +18,7 @@ from typing import Any, Final
 import msgspec
 
 import wonderq
-from broker.cli.target import EXIT_FAILED, Target, add_target_flags, run_command, tell
+from broker.cli.target import EXIT_FAILED, Target, client_command, run_command, tell
 from wonderq import KEEP
 
 
@@ -28,61 +28,36 @@ def count(n: int, what: str) -> str:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("queues", description="One name a line, sorted.")
+    p = client_command(sub, "queues", _queues, "One name a line, sorted.")
     p.add_argument("--prefix", help="only the queues whose name starts with this")
-    add_target_flags(p)
-    p.set_defaults(run=_queues)
-
-    p = sub.add_parser("purge", description="Leased messages are not touched.")
-    p.add_argument("queue")
-    add_target_flags(p)
-    p.set_defaults(run=_purge)
-
-    p = sub.add_parser(
-        "redrive",
-        description="Their attempts start again from 0; they go to the end of the queue.",
+    client_command(sub, "purge", _purge, "Leased messages are not touched.").add_argument("queue")
+    p = client_command(
+        sub, "redrive", _redrive, "Their attempts start again from 0, at the end of the queue."
     )
     p.add_argument("queue", help="the queue whose <queue>.dead to empty")
     p.add_argument("ids", nargs="*", metavar="ID", help="only these dead letters (default all)")
-    add_target_flags(p)
-    p.set_defaults(run=_redrive)
-
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "remove",
-        description=(
-            "A leased message is never removed (its holder may be working on it). "
-            "To remove dead letters, name <queue>.dead."
-        ),
+        _remove,
+        "A leased message is never removed (its holder may be working on it). "
+        "To remove dead letters, name <queue>.dead.",
     )
     p.add_argument("queue")
     p.add_argument("ids", nargs="+", metavar="ID")
-    add_target_flags(p)
-    p.set_defaults(run=_remove)
-
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "delete",
-        description=(
-            "Ready, delayed and leased messages, settings and counters all go; a later "
-            "put starts a fresh queue. <queue>.dead stays unless --dead."
-        ),
+        _delete,
+        "Ready, delayed and leased messages, settings and counters all go; a later "
+        "put starts a fresh queue. <queue>.dead stays unless --dead.",
     )
     p.add_argument("queue")
     p.add_argument("--dead", action="store_true", help="delete <queue>.dead and its messages too")
-    add_target_flags(p)
-    p.set_defaults(run=_delete)
-
-    p = sub.add_parser(
-        "pause", description="Leases, acks and expiries go on; waiting consumers wait."
-    )
-    p.add_argument("queue")
-    add_target_flags(p)
-    p.set_defaults(run=_pause)
-
-    p = sub.add_parser("resume", description="Waiting consumers are served at once.")
-    p.add_argument("queue")
-    add_target_flags(p)
-    p.set_defaults(run=_resume)
-
+    pause = "Leases, acks and expiries go on; waiting consumers wait."
+    client_command(sub, "pause", _pause, pause).add_argument("queue")
+    resume = "Waiting consumers are served at once."
+    client_command(sub, "resume", _resume, resume).add_argument("queue")
     _add_config(sub)
 
 
@@ -115,20 +90,18 @@ def _setting(read: Callable[[str], float | int]) -> Callable[[str], float | int 
 
 
 def _add_config(sub: Any) -> None:
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "config",
-        description=(
-            "Without flags it shows the settings; each flag changes one, and `none` "
-            "resets it to the server's default (e.g. --rate none). The settings are shown "
-            "after the change; (default) marks the server's."
-        ),
+        _config,
+        "Without flags it shows the settings; each flag changes one, and `none` resets it "
+        "to the server's default (e.g. --rate none). The settings are shown after the "
+        "change; (default) marks the server's.",
     )
     p.add_argument("queue")
     for flag, (name, read, meaning) in _SETTINGS.items():
         p.add_argument(flag, dest=name, type=_setting(read), default=KEEP, help=f"{meaning}")
     p.add_argument("--json", action="store_true", help="print the settings as JSON")
-    add_target_flags(p)
-    p.set_defaults(run=_config)
 
 
 def _queues(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 import wonderq
-from broker.cli.target import EXIT_EMPTY, EXIT_USAGE, Target, add_target_flags, run_command, tell
+from broker.cli.target import EXIT_EMPTY, EXIT_USAGE, Target, client_command, run_command, tell
 from broker.protocol.requests import PEEK_LIMIT_DEFAULT, PEEK_LIMIT_MAX
 from broker.tools import ToolsMissing, require_tools
 from wonderq import commands
@@ -53,15 +53,15 @@ def add_parser(sub: Any) -> None:
     _add_put(sub)
     _add_get(sub)
 
-    p = sub.add_parser("info", description="Changes nothing. A table, or --json.")
+    p = client_command(sub, "info", _info, "Changes nothing. A table, or --json.")
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="print the message as JSON")
-    add_target_flags(p)
-    p.set_defaults(run=_info)
 
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "stats",
-        description=(
+        _stats,
+        (
             "The server's figures and one row per queue (<queue>.dead is folded into its "
             "queue's dead column). --json prints the STATS reply as it came."
         ),
@@ -74,12 +74,12 @@ def add_parser(sub: Any) -> None:
         help="take a second sample one second later and show put/s and ack/s",
     )
     p.add_argument("--connections", action="store_true", help="also list the open connections")
-    add_target_flags(p)
-    p.set_defaults(run=_stats)
 
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "peek",
-        description=(
+        _peek,
+        (
             "Nothing is leased or changed: id, state, attempts, key, age, lease holder "
             "and time left, headers, and the body (cut to fit)."
         ),
@@ -97,14 +97,14 @@ def add_parser(sub: Any) -> None:
         help=f"at most this many (1-{PEEK_LIMIT_MAX}, default {PEEK_LIMIT_DEFAULT})",
     )
     p.add_argument("--json", action="store_true", help="print the PEEK reply as JSON")
-    add_target_flags(p)
-    p.set_defaults(run=_peek)
 
 
 def _add_put(sub: Any) -> None:
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "put",
-        description=(
+        _put,
+        (
             "Prints the message's id. BODY is JSON if it parses, else a string; '-' reads "
             "it from stdin (one trailing newline dropped), e.g. echo '{\"a\":1}' | wonderq "
             "put jobs -."
@@ -128,14 +128,14 @@ def _add_put(sub: Any) -> None:
         metavar="NAME=VALUE",
         help="a header carried with the message (repeat for more)",
     )
-    add_target_flags(p)
-    p.set_defaults(run=_put)
 
 
 def _add_get(sub: Any) -> None:
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "get",
-        description=(
+        _get,
+        (
             "Prints one JSON line per message on stdout. Then: --ack deletes them; "
             "--nack gives them back (after --delay seconds); by default they are released "
             "at once, and stderr says so with their attempt count: each get is a delivery, "
@@ -160,8 +160,6 @@ def _add_get(sub: Any) -> None:
     p.add_argument(
         "--delay", type=float, help="with --nack: seconds before the messages are ready again"
     )
-    add_target_flags(p)
-    p.set_defaults(run=_get)
 
 
 def _read_body(args: argparse.Namespace) -> Any:

@@ -30,6 +30,7 @@ from typing import Any
 
 from broker import __version__, logs
 from broker.backend.base import Backend
+from broker.cli.tokens import read_token
 from broker.config import SETTINGS, TOKEN_ENV, Config, NamedSetting
 from broker.durability.replay import DurabilityError
 from broker.http import HttpApi
@@ -111,26 +112,6 @@ def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 _SPARE_FILES = 64  # descriptors beyond one per connection: listener, loop, logs
 
 
-def read_token(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str | None:
-    """The token from --token, --token-file or WONDERQ_TOKEN (in that order); ValueError if bad."""
-    env = os.environ if environ is None else environ
-    if args.token is not None and args.token_file is not None:
-        raise ValueError("give --token or --token-file, not both")
-    if args.token is not None:
-        token: str | None = args.token
-    elif args.token_file is not None:
-        try:
-            with open(args.token_file, encoding="utf-8") as f:
-                token = f.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read --token-file: {exc}") from None
-    else:
-        token = env.get(TOKEN_ENV) or None  # set but empty: no token
-    if token is not None and not token:
-        raise ValueError("the token is empty")
-    return token
-
-
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     """A server TLS context from --tls-cert/--tls-key, or None; ValueError if bad."""
     if args.tls_cert is None and args.tls_key is None:
@@ -186,7 +167,7 @@ def check_data_dir(path: str) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
     """The ``Config`` of the generated flags, the token from ``read_token``; ValueError if bad."""
     values = {named.name: getattr(args, named.name) for named in SETTINGS}
-    return Config(**{**values, "token": read_token(args)})
+    return Config(**{**values, "token": read_token(args)[0]})
 
 
 def exposure_warnings(addresses: list[str], config: Config, tls: bool) -> list[str]:

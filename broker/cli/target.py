@@ -19,9 +19,10 @@ import ssl
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import wonderq
+from broker.cli.tokens import read_token
 from broker.config import TOKEN_ENV
 from wonderq import commands
 from wonderq.sync import SyncConnection
@@ -69,6 +70,17 @@ def add_target_flags(p: argparse.ArgumentParser, *, what: str = "the broker") ->
         help=f"speak TLS, trusting this CA (or self-signed) certificate (default ${TLS_CA_ENV})",
         metavar="FILE",
     )
+
+
+def client_command(
+    sub: Any, name: str, run: Callable[[argparse.Namespace], int], description: str | None = None
+) -> argparse.ArgumentParser:
+    """A client subcommand's parser: what it says more than its one-line help, the
+    connection flags, and ``run``; the caller adds its own arguments."""
+    p: argparse.ArgumentParser = sub.add_parser(name, description=description)
+    add_target_flags(p)
+    p.set_defaults(run=run)
+    return p
 
 
 def _port(text: str) -> int:
@@ -156,29 +168,11 @@ def target_from(args: argparse.Namespace, environ: Mapping[str, str] | None = No
             port = DEFAULT_PORT if not text else _port(text)
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"{PORT_ENV}: {exc}") from None
-    token, token_from = _token(args, env)
+    try:
+        token, token_from = read_token(args, env)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return Target(host, port, token, token_from, _tls(args, env))
-
-
-def _token(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    if args.token is not None and args.token_file is not None:
-        raise UsageError("give --token or --token-file, not both")
-    if args.token is not None:
-        token, source = args.token, "--token"
-    elif args.token_file is not None:
-        try:
-            with open(args.token_file, encoding="utf-8") as f:
-                token = f.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --token-file: {exc}") from None
-        source = "--token-file"
-    else:
-        token, source = env.get(TOKEN_ENV) or None, TOKEN_ENV
-    if token is None:
-        return None, None
-    if not token:
-        raise UsageError(f"the token from {source} is empty")
-    return token, source
 
 
 def _tls(args: argparse.Namespace, env: Mapping[str, str]) -> ssl.SSLContext | None:

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import wonderq
-from broker.cli.target import EXIT_USAGE, Target, add_target_flags, run_command, tell
+from broker.cli.target import EXIT_USAGE, Target, client_command, run_command, tell
 
 log = logging.getLogger("wonderq.worker")
 
@@ -36,9 +36,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
+    p = client_command(
+        sub,
         "worker",
-        description=(
+        run,
+        (
             "HANDLER is module:function, imported with the current directory first on "
             "the path; it is called with each message (.body, .headers, .attempts, .id): "
             "return to ack it, raise to retry it later (1, 2, 4... s), until its "
@@ -74,8 +76,6 @@ def add_parser(sub: Any) -> None:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="INFO logs every message done; WARNING only failures (default INFO)",
     )
-    add_target_flags(p)
-    p.set_defaults(run=run)
 
 
 class HandlerNotFound(Exception):

@@ -4,30 +4,19 @@
 
 import assert from "node:assert/strict";
 import net from "node:net";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import { NotFound, ProtocolViolation, QueueFull, connect } from "../index.js";
-import { startBroker, uniqueQueue, within } from "./helpers.js";
+import { sharedBroker, uniqueQueue, within } from "./helpers.js";
 
 const T = { timeout: 30_000 };
 const TRACE = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
 
 describe("queue management against a broker", () => {
-  /** @type {import("./helpers.js").Broker} */
-  let broker;
-  /** @type {import("../index.js").Client} */
-  let client;
-
-  before(async () => {
-    broker = await startBroker();
-    client = await connect({ host: broker.host, port: broker.port });
-  });
-  after(async () => {
-    await client?.close();
-    await broker?.stop();
-  });
+  const shared = sharedBroker();
 
   test("a put retried with its dedup id is stored once; putResult says so", T, async () => {
+    const { client } = shared;
     const queue = uniqueQueue();
     const first = await client.putResult(queue, { to: "ann" }, { dedup: "order-981", headers: TRACE });
     assert.equal(first.duplicate, false);
@@ -59,6 +48,7 @@ describe("queue management against a broker", () => {
   });
 
   test("headers come back in info and peek; peek leases nothing", T, async () => {
+    const { client } = shared;
     const queue = uniqueQueue();
     const id = await client.put(queue, "x", { headers: { "content-type": "text/plain" } });
     await client.put(queue, "later", { delay: 60 });
@@ -73,6 +63,7 @@ describe("queue management against a broker", () => {
   });
 
   test("delete a queue, and with dead its dead letters", T, async () => {
+    const { client } = shared;
     const queue = uniqueQueue();
     await client.putMany(queue, [{ body: 1 }, { body: 2 }]);
     const [held] = await client.get(queue);
@@ -87,6 +78,7 @@ describe("queue management against a broker", () => {
   });
 
   test("pause holds deliveries, resume serves the waiting get", T, async () => {
+    const { client } = shared;
     const queue = uniqueQueue();
     await client.pause(queue);
     await client.put(queue, "waits");
@@ -102,6 +94,7 @@ describe("queue management against a broker", () => {
   });
 
   test("config reads, sets and resets a queue's settings", T, async () => {
+    const { client } = shared;
     const queue = uniqueQueue();
     await assert.rejects(client.config(queue), NotFound);
     const settings = await client.config(queue, { lease: 120, rate: 0.5 });
@@ -116,6 +109,7 @@ describe("queue management against a broker", () => {
   });
 
   test("remove chosen messages, redrive chosen dead letters", T, async () => {
+    const { client } = shared;
     const queue = uniqueQueue();
     const [a, b, c] = await client.putMany(queue, [{ body: "a" }, { body: "b" }, { body: "c", delay: 60 }]);
     const [held] = await client.get(queue);
@@ -134,6 +128,7 @@ describe("queue management against a broker", () => {
   });
 
   test("queues reads every page", T, async () => {
+    const { client } = shared;
     const prefix = uniqueQueue("paged");
     const names = Array.from({ length: 1001 }, (_, n) => `${prefix}-${String(n).padStart(4, "0")}`);
     await Promise.all(names.map((name) => client.put(name, 1)));
@@ -142,6 +137,7 @@ describe("queue management against a broker", () => {
   });
 
   test("the worker helpers hand out the headers", T, async () => {
+    const { client } = shared;
     const queue = uniqueQueue();
     await client.put(queue, "job", { headers: TRACE });
     const stop = new AbortController();

@@ -9,6 +9,9 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
+import { after, before } from "node:test";
+
+import { connect } from "../index.js";
 
 export const WONDERQ_BIN = process.env.WONDERQ_BIN ?? "wonderq";
 const READY_TIMEOUT_MS = 20_000;
@@ -124,4 +127,23 @@ export async function startBroker(args = []) {
     await end("SIGKILL");
     throw error;
   }
+}
+
+/**
+ * A broker and a client connected to it for the tests of one `describe`: started
+ * in its `before`, closed and stopped in its `after`. Read them in the tests.
+ * @param {string[]} [args] extra arguments after `serve --port 0`
+ * @returns {{broker: Broker, client: import("../index.js").Client}}
+ */
+export function sharedBroker(args = []) {
+  const shared = /** @type {{broker: Broker, client: import("../index.js").Client}} */ ({});
+  before(async () => {
+    shared.broker = await startBroker(args);
+    shared.client = await connect({ host: shared.broker.host, port: shared.broker.port });
+  });
+  after(async () => {
+    await shared.client?.close();
+    await shared.broker?.stop();
+  });
+  return shared;
 }
