@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -119,3 +120,16 @@ def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         main(["nope"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_the_readme_s_commands_table_lists_every_command() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    for name in SUBCOMMANDS:
+        assert f"| `wonderq {name}" in table or f", `wonderq {name}" in table, name
+
+
+@pytest.mark.parametrize("name", [n for n in SUBCOMMANDS if n not in ("serve", "demo", "bench")])
+async def test_every_client_command_loads_the_client_only(name: str) -> None:
+    code, loaded, _ = await probe(name, "--help")
+    assert code == 0 and heavy(loaded) == [], (name, heavy(loaded))
