@@ -119,7 +119,8 @@ class DedupIds:
                 del self._fifos[window_s]
         while self.n > self.limit:
             # every head is live now: the oldest is the earliest first put among them
-            window_s = min(self._fifos, key=lambda w: self._fifos[w][0][3] - w)
+            # (of two put at one instant, the one with the shorter window)
+            window_s = min(self._fifos, key=lambda w: (self._fifos[w][0][3] - w, w))
             fifo = self._fifos[window_s]
             name, dedup, _, _ = fifo.popleft()
             self._entries -= 1
