@@ -1,69 +1,259 @@
 """Server and engine settings: one frozen dataclass, no IO.
 
-Owns: every tunable limit and default, with its default value. The CLI builds a
-``Config`` from flags; the engine, codec and server read it.
-Must never: read files, the environment or the clock.
+Owns: every tunable limit with its default and, on the same line, how it is
+set and checked (a ``Setting``): its flag name, which error messages use
+(``max-batch must be >= 1``), its help line, how its text is parsed and shown,
+and its bounds. ``Config.__post_init__`` checks every bound; ``wonderq serve``
+generates one flag per setting (``SETTINGS``). Adding a setting is adding one
+field here. The engine, codec and server read the values.
+Must never: read files, the environment or the clock, or know argparse.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, TypeVar
 
 KIB = 1024
 MIB = 1024 * KIB
 TOKEN_MAX = 4096  # the longest token AUTH accepts (protocol/requests.py says the same)
-TOKEN_RULE = f"token must be 1-{TOKEN_MAX} characters"
+TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
+
+_SIZE_UNITS: Final = {"k": KIB, "m": MIB, "g": 1024 * MIB}
+
+
+def parse_size(text: str) -> int:
+    """A byte size: 1048576, 256k, 1m, 2g, 1.5MiB (powers of 1024); ValueError if not one."""
+    clean = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        if clean and clean[-1] in _SIZE_UNITS:
+            return int(float(clean[:-1]) * _SIZE_UNITS[clean[-1]])
+        return int(clean)
+    except ValueError:
+        raise ValueError(f"not a size: {clean!r} (e.g. 262144, 256k, 1m)") from None
+
+
+def format_size(size: int) -> str:
+    """``size`` as ``parse_size`` reads it, in the largest unit that divides it (64m, 1000)."""
+    for suffix, unit in reversed(_SIZE_UNITS.items()):
+        if size >= unit and size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How a value of a setting is written: parsed from a flag, shown in ``--help``."""
+
+    parse: Callable[[str], Any]  # raises ValueError on bad text
+    show: Callable[[Any], str]
+    metavar: str | None  # None: the flag's destination in capitals (HOST, DATA_DIR)
+
+
+INTEGER: Final = Kind(int, str, "N")
+SECONDS: Final = Kind(float, _seconds, "SECONDS")
+BYTES: Final = Kind(parse_size, format_size, "SIZE")
+TEXT: Final = Kind(str, str, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """What a value must be: ``holds(value)``; the error says ``<flag> must be <text>``."""
+
+    holds: Callable[[Any], bool]
+    text: str
+
+
+def at_least(low: int, unit: str = "") -> Bound:
+    return Bound(lambda value: value >= low, f">= {low} {unit}".rstrip())
+
+
+def above(low: float, unit: str = "") -> Bound:
+    return Bound(lambda value: value > low, f"> {low:g} {unit}".rstrip())
+
+
+def between(low: int, high: int) -> Bound:
+    return Bound(lambda value: low <= value <= high, f"{low}-{high}")
+
+
+def length_between(low: int, high: int, unit: str) -> Bound:
+    return Bound(lambda value: low <= len(value) <= high, f"{low}-{high} {unit}")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """How one ``Config`` field is named, documented, parsed and bounded."""
+
+    flag: str  # "max-batch": the flag --max-batch, and the name in error messages
+    help: str  # one line; --help adds the default
+    kind: Kind = INTEGER
+    bound: Bound | None = None
+    choices: tuple[str, ...] = ()  # when set, the only values allowed
+    unset: str = ""  # what a default of None means, for --help ("unlimited")
+    metavar: str | None = None  # instead of the kind's
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not allowed, naming the flag; None if it is."""
+        if self.choices and value not in self.choices:
+            *most, last = self.choices
+            return f"{self.flag} must be {', '.join(most)} or {last}"
+        if self.bound is not None and not self.bound.holds(value):
+            return f"{self.flag} must be {self.bound.text}"
+        return None
+
+
+_T = TypeVar("_T")
+
+
+def setting(
+    default: _T,
+    flag: str,
+    help: str,
+    *,
+    kind: Kind = INTEGER,
+    bound: Bound | None = None,
+    choices: tuple[str, ...] = (),
+    unset: str = "",
+    metavar: str | None = None,
+    secret: bool = False,
+) -> _T:
+    """A ``Config`` field with its ``Setting``; ``secret`` keeps the value out of ``repr``."""
+    if default is None and not unset:
+        raise TypeError(f"setting {flag}: a default of None needs `unset` to say what it means")
+    how = Setting(flag, help, kind, bound, choices, unset, metavar)
+    return field(default=default, repr=not secret, metadata={"setting": how})
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    host: str = "127.0.0.1"
-    port: int = 7878
+    host: str = setting("127.0.0.1", "host", "address to bind", kind=TEXT)
+    port: int = setting(
+        7878,
+        "port",
+        "port to listen on; 0 picks a free one",
+        bound=between(0, 65535),
+        metavar="PORT",
+    )
     # engine
-    lease_s: float = 30.0
-    max_attempts: int = 5
-    max_body: int = 256 * KIB
-    max_queue_length: int | None = None
-    max_batch: int = 1000
-    max_get: int = 1000
-    max_memory: int | None = None
-    acked_history: int = 10_000
+    lease_s: float = setting(
+        30.0, "lease", "default lease in seconds", kind=SECONDS, bound=above(0, "seconds")
+    )
+    max_attempts: int = setting(
+        5, "max-attempts", "deliveries before dead-lettering", bound=at_least(1)
+    )
+    max_body: int = setting(
+        256 * KIB,
+        "max-body",
+        "largest message body in bytes",
+        kind=BYTES,
+        bound=at_least(1, "byte"),
+    )
+    max_queue_length: int | None = setting(
+        None, "max-queue-length", "messages a queue may hold", bound=at_least(1), unset="unlimited"
+    )
+    max_batch: int = setting(
+        1000, "max-batch", "messages in one batch PUT or ids in one ACK", bound=at_least(1)
+    )
+    max_get: int = setting(1000, "max-get", "largest `max` of one GET", bound=at_least(1))
+    max_memory: int | None = setting(
+        None,
+        "max-memory",
+        "bytes of message bodies held before PUT gets memory_limit",
+        kind=BYTES,
+        bound=at_least(1, "byte"),
+        unset="unlimited",
+    )
+    acked_history: int = setting(
+        10_000, "acked-history", "acked ids INFO remembers per queue", bound=at_least(0)
+    )
     # codec / connection
-    max_line: int = 1 * MIB
+    max_line: int = setting(
+        1 * MIB,
+        "max-line",
+        "longest request line in bytes",
+        kind=BYTES,
+        bound=at_least(64, "bytes"),
+    )
+    # (not settable from the command line: no Setting)
     write_high_water: int = 1 * MIB
     write_low_water: int = 256 * KIB
     max_reply_bytes: int = 1 * MIB
     # security and connection limits (server)
-    token: str | None = field(default=None, repr=False)  # AUTH required when set
-    max_connections: int = 10_000
-    idle_timeout_s: float | None = None  # None: idle connections are never closed
+    token: str | None = setting(
+        None,
+        "token",
+        f"require AUTH with this token on every connection; also read from --token-file or {TOKEN_ENV}",
+        kind=TEXT,
+        bound=length_between(1, TOKEN_MAX, "characters"),
+        unset="none",
+        secret=True,
+    )
+    max_connections: int = setting(
+        10_000,
+        "max-connections",
+        "open connections; more are refused with an error line",
+        bound=at_least(1),
+    )
+    idle_timeout_s: float | None = setting(
+        None,
+        "idle-timeout",
+        "close a connection after this many seconds without a complete request, "
+        "unless it holds a lease or a waiting GET",
+        kind=SECONDS,
+        bound=above(0),
+        unset="never",
+    )
     # durability (off unless data_dir is set)
-    data_dir: str | None = None
-    fsync: str = "everysec"  # always | everysec | no
-    compact_min_bytes: int = 64 * MIB  # compact once the log is this big and mostly dead
+    data_dir: str | None = setting(
+        None,
+        "data-dir",
+        "keep messages in an append-only log in this directory",
+        kind=TEXT,
+        unset="in memory only",
+    )
+    fsync: str = setting(
+        "everysec",
+        "fsync",
+        "with --data-dir: always (reply after fsync), everysec or no",
+        kind=TEXT,
+        choices=FSYNC_POLICIES,
+    )
+    compact_min_bytes: int = setting(
+        64 * MIB,
+        "compact-min",
+        "with --data-dir: compact once the log is this big and mostly dead",
+        kind=BYTES,
+        bound=at_least(1, "byte"),
+    )
 
     def __post_init__(self) -> None:
-        checks = (
-            (self.lease_s > 0, "lease must be > 0 seconds"),
-            (self.max_attempts >= 1, "max-attempts must be >= 1"),
-            (self.max_body >= 1, "max-body must be >= 1 byte"),
-            (
-                self.max_queue_length is None or self.max_queue_length >= 1,
-                "max-queue-length must be >= 1",
-            ),
-            (self.max_batch >= 1, "max-batch must be >= 1"),
-            (self.max_get >= 1, "max-get must be >= 1"),
-            (self.max_memory is None or self.max_memory >= 1, "max-memory must be >= 1 byte"),
-            (self.acked_history >= 0, "acked-history must be >= 0"),
-            (self.max_line >= 64, "max-line must be >= 64 bytes"),
-            (0 <= self.port <= 65535, "port must be 0-65535"),
-            (self.token is None or 1 <= len(self.token) <= TOKEN_MAX, TOKEN_RULE),
-            (self.max_connections >= 1, "max-connections must be >= 1"),
-            (self.idle_timeout_s is None or self.idle_timeout_s > 0, "idle-timeout must be > 0"),
-            (self.fsync in FSYNC_POLICIES, "fsync must be always, everysec or no"),
-            (self.compact_min_bytes >= 1, "compact-min must be >= 1 byte"),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        for named in SETTINGS:
+            value = getattr(self, named.name)
+            if value is None and named.default is None:
+                continue  # unset: unlimited, never, none
+            problem = named.setting.problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedSetting:
+    """A ``Setting`` with its ``Config`` field's name and default."""
+
+    name: str
+    default: Any
+    setting: Setting
+
+
+#: every field that has a Setting, in field order (what `wonderq serve` makes flags of)
+SETTINGS: Final = tuple(
+    NamedSetting(f.name, f.default, f.metadata["setting"])
+    for f in fields(Config)
+    if "setting" in f.metadata
+)

@@ -4,7 +4,8 @@ Owns: the contract every backend keeps (in-memory today; a shared Redis-backed
 one later). It is batch-capable: ``execute`` takes every request parsed from
 one read of a connection, so the in-memory path pays no coroutine per request.
 It is async-capable: ``execute`` may return the replies, or an awaitable of
-them (a remote store, or a durable log waiting for its fsync). Waiting GETs and
+them (a remote store, or a durable log waiting for its fsync). Replies are
+typed (``broker.protocol.replies``); only the protocol layer turns them into bytes. Waiting GETs and
 the clock belong to the backend; it completes a waiting GET by calling the
 connection's ``ReplySink.deliver``. Lease owners are opaque tokens.
 Must never: write to sockets (the server does) or know the wire encoding.
@@ -15,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from broker.protocol.codec import Reply
+from broker.protocol.replies import Reply
 from broker.protocol.requests import Request
 
-#: ``None`` in a reply list: a GET now waiting; its reply comes via ``ReplySink.deliver``.
-#: ``bytes``: a reply the backend encoded itself (one JSON object, no newline): the
-#: hot replies (PUT, GET, ACK) are built as bytes, skipping a dict and an encode.
-Replies = list[Reply | bytes | None]
+#: One typed reply per request (the protocol layer encodes it), or ``None``: a GET
+#: now waiting, whose reply comes later through ``ReplySink.deliver``.
+Replies = list[Reply | None]
 
 #: Extra figures for STATS' ``server`` section (connections, RSS, log size...).
 StatsProvider = Callable[[], dict[str, Any]]
@@ -36,7 +36,7 @@ class ReplySink(Protocol):
     does not forward them only loses those figures.
     """
 
-    def deliver(self, request: Request, reply: Reply | bytes) -> None: ...
+    def deliver(self, request: Request, reply: Reply) -> None: ...
 
 
 class Backend(Protocol):
@@ -58,5 +58,15 @@ class Backend(Protocol):
     async def start(self) -> None:
         """Begin timers (and open stores)."""
 
+    async def drain(self) -> None:
+        """Take no more work (the server is stopping; its connections are still open).
+
+        From the first instant of this call, ``execute`` raises ``ShuttingDown``
+        and applies nothing; every waiting GET is completed (empty) through its
+        sink; it returns once every reply already owed can be sent (with a
+        durable log under ``always``: the changes already applied are fsynced).
+        ``close`` still works (connections close after this), and ``stop`` follows.
+        """
+
     async def stop(self) -> None:
-        """Complete every waiting GET (empty), stop timers, flush stores."""
+        """After every connection is closed: stop timers, write out and close stores."""

@@ -2,11 +2,12 @@
 
 Owns: the clock and the single timer (armed at the engine's next deadline,
 never one timer per message), turning typed requests into engine calls (a dict
-from request type to handler), and formatting replies. Every state change goes
+from request type to handler) and engine results into typed replies
+(``broker.protocol.replies``; the protocol layer encodes them). Every state change goes
 through the engine, which reports it to its ``Journal``. It logs what the engine
 reports (lease expiries, dead letters, leases released by a disconnect) and
 times waiting GETs (``get_wait``, read by the metrics endpoint).
-Must never: block, sleep, or poll; it runs on the event loop.
+Must never: block, sleep, or poll (it runs on the event loop), or encode wire bytes.
 """
 
 from __future__ import annotations
@@ -35,22 +36,17 @@ from broker.engine import (
     format_id,
     parse_id,
 )
-from broker.engine.ids import id_bytes, parse_ids
-from broker.engine.queue import Queue
-from broker.errors import BadRequest, NotFound, WonderQError
+from broker.engine.ids import parse_ids
+from broker.errors import BadRequest, NotFound, ShuttingDown, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
+from broker.protocol import replies as rp
 from broker.protocol import requests as rq
-from broker.protocol.codec import Reply, error_reply
 
 Clock = Callable[[], float]
-Handler = Callable[[Any, Any, float], Reply | bytes | None]
+Handler = Callable[[Any, Any, float], rp.Reply | None]
 
 log = logging.getLogger("wonderq.backend")
 
-# The hot replies are built as bytes (the same JSON an encode of the dict gives):
-# no dict per reply or per message, no encoder pass over bodies that are raw JSON.
-_OK: Final = b'{"ok":true}'
-_json: Final = msgspec.json.encode
 _PEEK_STATES: dict[str | None, State | None] = {
     None: None,
     "ready": State.READY,
@@ -60,29 +56,26 @@ _PEEK_STATES: dict[str | None, State | None] = {
 }
 
 
-#: A GET that leased nothing (what ``_get_reply([])`` gives).
-EMPTY_GET_REPLY: Final = b'{"ok":true,"messages":[]}'
+_NOT_APPLIED: Final = "the server is shutting down; the request was not applied"
 
 
-def _get_reply(msgs: list[Message]) -> bytes:
-    parts: list[bytes] = []
-    queue: Queue | None = None
-    queue_json = b""
-    for m in msgs:
-        if m.queue is not queue:
-            queue = m.queue
-            queue_json = _json(queue.name)
-        if m.key is None:
-            parts.append(
-                b'{"id":"%x","queue":%b,"body":%b,"attempts":%d}'
-                % (m.seq, queue_json, m.body, m.attempts)
+def _get_reply(msgs: list[Message]) -> rp.GetReply:
+    if not msgs:
+        return rp.EMPTY_GET
+    delivered = rp.Delivered
+    raw = msgspec.Raw
+    return rp.GetReply(
+        messages=[
+            delivered(
+                id=format(m.seq, "x"),
+                queue=m.queue.name,
+                body=raw(m.body),
+                attempts=m.attempts,
+                key=msgspec.UNSET if m.key is None else m.key,
             )
-        else:
-            parts.append(
-                b'{"id":"%x","queue":%b,"body":%b,"attempts":%d,"key":%b}'
-                % (m.seq, queue_json, m.body, m.attempts, _json(m.key))
-            )
-    return b'{"ok":true,"messages":[' + b",".join(parts) + b"]}"
+            for m in msgs
+        ]
+    )
 
 
 def _seq(id_text: str) -> int:
@@ -136,6 +129,7 @@ class MemoryBackend:
         self._owner_ids = count(1)
         self._stats_providers: list[StatsProvider] = []
         self._owners: dict[_Owner, None] = {}  # open connections, in opening order
+        self._draining = False  # the server is stopping: execute applies nothing
         #: seconds each waiting GET waited (until served, or until its wait ran out)
         self.get_wait = Histogram(WAIT_BOUNDS_S)
         self._handlers: dict[type, Handler] = {
@@ -167,9 +161,14 @@ class MemoryBackend:
         self._loop = asyncio.get_running_loop()
         self._started_at = self.now()
 
-    async def stop(self) -> None:
+    async def drain(self) -> None:
+        self._draining = True
         self.engine.end_all_waits()
         self._flush_deliveries()
+
+    async def stop(self) -> None:
+        if not self._draining:
+            await self.drain()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -205,6 +204,8 @@ class MemoryBackend:
     # -------------------------------------------------------------- execution
 
     def execute(self, owner: object, requests: Sequence[rq.Request]) -> Replies:
+        if self._draining:
+            raise ShuttingDown(_NOT_APPLIED)
         now = self.now()
         self._catch_up(now)
         handlers = self._handlers
@@ -214,7 +215,7 @@ class MemoryBackend:
             try:
                 append(handlers[type(request)](owner, request, now))
             except WonderQError as exc:
-                append(error_reply(exc))
+                append(rp.error_reply(exc))
         self._after_change()
         return replies
 
@@ -276,11 +277,11 @@ class MemoryBackend:
 
     # --------------------------------------------------------------- handlers
 
-    def _put(self, owner: object, req: rq.Put, now: float) -> bytes:
+    def _put(self, owner: object, req: rq.Put, now: float) -> rp.PutReply | rp.PutManyReply:
         if isinstance(req.body, msgspec.Raw):
             item = NewMessage(bytes(req.body), req.key, req.delay, req.priority, req.max_attempts)
             (seq,) = self.engine.put(now, req.queue, (item,))
-            return b'{"ok":true,"id":"%b"}' % id_bytes(seq)
+            return rp.PutReply(id=format(seq, "x"))
         assert isinstance(req.messages, list)
         if len(req.messages) > self.config.max_batch:
             raise BadRequest(
@@ -291,11 +292,11 @@ class MemoryBackend:
             (bytes(m.body), m.key, m.delay, m.priority, m.max_attempts) for m in req.messages
         ]
         seqs = self.engine.put(now, req.queue, items)
-        # one format over the batch (a quarter of the time of one id_bytes per id)
-        ids = (b'%x","' * len(seqs))[:-3] % tuple(seqs)
-        return b'{"ok":true,"ids":["' + ids + b'"]}'
+        # one format over the batch (a quarter of the time of one format per id)
+        ids = ("%x," * len(seqs))[:-1] % tuple(seqs)
+        return rp.PutManyReply(ids=ids.split(","), duplicates=[])
 
-    def _get(self, owner: object, req: rq.Get, now: float) -> bytes | None:
+    def _get(self, owner: object, req: rq.Get, now: float) -> rp.GetReply | None:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         lease = req.lease if req.lease is not None else self.config.lease_s
@@ -305,10 +306,10 @@ class MemoryBackend:
             return None
         return _get_reply(msgs)
 
-    def _ack(self, owner: object, req: rq.Ack, now: float) -> Reply | bytes:
+    def _ack(self, owner: object, req: rq.Ack, now: float) -> rp.Ok | rp.AckManyReply:
         if isinstance(req.id, str):
             self.engine.ack(now, owner, _seq(req.id))
-            return _OK
+            return rp.OK
         assert isinstance(req.ids, list)
         if len(req.ids) > self.config.max_batch:
             raise BadRequest(
@@ -325,37 +326,32 @@ class MemoryBackend:
                 else:
                     seqs.append(seq)
         result = self.engine.ack_many(now, owner, seqs)
-        if not result.not_leased and not result.not_found and not unparsable:
-            return b'{"ok":true,"acked":%d,"not_leased":[],"not_found":[]}' % result.acked
-        return {
-            "ok": True,
-            "acked": result.acked,
-            "not_leased": [format_id(s) for s in result.not_leased],
-            "not_found": [format_id(s) for s in result.not_found] + unparsable,
-        }
+        return rp.AckManyReply(
+            acked=result.acked,
+            not_leased=[format_id(s) for s in result.not_leased],
+            not_found=[format_id(s) for s in result.not_found] + unparsable,
+        )
 
-    def _nack(self, owner: object, req: rq.Nack, now: float) -> Reply | bytes:
+    def _nack(self, owner: object, req: rq.Nack, now: float) -> rp.Ok | rp.NackReply:
         if self.engine.nack(now, owner, _seq(req.id), req.delay):
-            return {"ok": True, "dead": True}
-        return _OK
+            return rp.NackReply(dead=True)
+        return rp.OK
 
-    def _touch(self, owner: object, req: rq.Touch, now: float) -> bytes:
+    def _touch(self, owner: object, req: rq.Touch, now: float) -> rp.Ok:
         lease = req.lease if req.lease is not None else self.config.lease_s
         self.engine.touch(now, owner, _seq(req.id), lease)
-        return _OK
+        return rp.OK
 
-    def _info(self, owner: object, req: rq.Info, now: float) -> Reply:
+    def _info(self, owner: object, req: rq.Info, now: float) -> rp.InfoReply:
         found = self.engine.lookup(_seq(req.id))
         if found is None:
             raise NotFound(f"no message with id {req.id!r}")
         if isinstance(found, AckedRecord):
-            return {
-                "ok": True,
-                "message": {"id": req.id, "queue": found.queue.name, "state": "acked"},
-            }
-        return {"ok": True, "message": describe(found, now)}
+            acked = rp.MessageView(id=req.id, queue=found.queue.name, state="acked")
+            return rp.InfoReply(message=acked)
+        return rp.InfoReply(message=describe(found, now))
 
-    def _stats(self, owner: object, req: rq.Stats, now: float) -> Reply:
+    def _stats(self, owner: object, req: rq.Stats, now: float) -> rp.StatsReply:
         engine = self.engine
         if req.queue is not None:
             q = engine.find_queue(req.queue)
@@ -373,20 +369,23 @@ class MemoryBackend:
         server.update(engine.totals())
         for provider in self._stats_providers:
             server.update(provider())
-        reply: Reply = {"ok": True, "server": server, "queues": queues}
+        reply = rp.StatsReply(
+            server=server,
+            queues={name: msgspec.convert(q, rp.QueueStats) for name, q in queues.items()},
+        )
         if req.connections:
-            reply["connections"] = [
-                {
-                    "address": o.peer,
-                    "leases": engine.leases_of(o),
-                    "waiting": engine.waits_of(o),
-                    "requests": getattr(o.sink, "requests_served", 0),
-                }
+            reply.connections = [
+                rp.ConnectionView(
+                    address=o.peer,
+                    leases=engine.leases_of(o),
+                    waiting=engine.waits_of(o),
+                    requests=getattr(o.sink, "requests_served", 0),
+                )
                 for o in self._owners
             ]
         return reply
 
-    def _peek(self, owner: object, req: rq.Peek, now: float) -> Reply:
+    def _peek(self, owner: object, req: rq.Peek, now: float) -> rp.PeekReply:
         engine = self.engine
         name = req.queue
         if engine.find_queue(name) is None:
@@ -396,7 +395,7 @@ class MemoryBackend:
         q = engine.find_queue(name)
         state = _PEEK_STATES[req.state]
         msgs = engine.peek(name, state, req.limit)
-        out: list[dict[str, Any]] = []
+        out: list[rp.MessageView] = []
         budget = self.config.max_reply_bytes
         for msg in msgs:
             if out and budget < len(msg.body):
@@ -404,7 +403,7 @@ class MemoryBackend:
             budget -= len(msg.body)
             seen = describe(msg, now)
             if isinstance(msg.owner, _Owner):
-                seen["holder"] = msg.owner.peer
+                seen.holder = msg.owner.peer
             out.append(seen)
         if q is None:
             total = 0
@@ -412,25 +411,25 @@ class MemoryBackend:
             total = q.size
         else:
             total = {State.READY: q.n_ready, State.DELAYED: q.n_delayed}.get(state, q.n_leased)
-        return {"ok": True, "messages": out, "total": total}
+        return rp.PeekReply(messages=out, total=total)
 
-    def _queues(self, owner: object, req: rq.Queues, now: float) -> Reply:
-        return {"ok": True, "queues": self.engine.queue_names()}
+    def _queues(self, owner: object, req: rq.Queues, now: float) -> rp.QueuesReply:
+        return rp.QueuesReply(queues=self.engine.queue_names())
 
-    def _purge(self, owner: object, req: rq.Purge, now: float) -> Reply:
-        return {"ok": True, "purged": self.engine.purge(now, req.queue)}
+    def _purge(self, owner: object, req: rq.Purge, now: float) -> rp.PurgeReply:
+        return rp.PurgeReply(purged=self.engine.purge(now, req.queue))
 
-    def _redrive(self, owner: object, req: rq.Redrive, now: float) -> Reply:
-        return {"ok": True, "redriven": self.engine.redrive(now, req.queue)}
+    def _redrive(self, owner: object, req: rq.Redrive, now: float) -> rp.RedriveReply:
+        return rp.RedriveReply(redriven=self.engine.redrive(now, req.queue))
 
-    def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> bytes:
-        return _OK
+    def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> rp.Ok:
+        return rp.OK
 
-    def _cancel(self, owner: object, req: rq.Cancel, now: float) -> Reply:
+    def _cancel(self, owner: object, req: rq.Cancel, now: float) -> rp.CancelReply:
         def is_target(token: object) -> bool:
             return isinstance(token, _Wait) and token.request.rid == req.get
 
-        return {"ok": True, "cancelled": self.engine.cancel_waits(owner, is_target)}
+        return rp.CancelReply(cancelled=self.engine.cancel_waits(owner, is_target))
 
 
 def _log_events(events: dict[tuple[str, str], int]) -> None:
@@ -453,25 +452,25 @@ def _log_events(events: dict[tuple[str, str], int]) -> None:
             )
 
 
-def describe(msg: Message, now: float) -> dict[str, Any]:
+def describe(msg: Message, now: float) -> rp.MessageView:
     """INFO's view of a held message (never changes state)."""
     state = STATE_NAMES[msg.state]
     if msg.queue.is_dead and msg.state == State.READY:
         state = "dead"
-    out: dict[str, Any] = {
-        "id": format_id(msg.seq),
-        "queue": msg.queue.name,
-        "state": state,
-        "attempts": msg.attempts,
-        "max_attempts": msg.max_attempts,
-        "priority": msg.priority,
-        "age": round(now - msg.put_at, 6),
-        "body": msgspec.Raw(msg.body),
-    }
+    out = rp.MessageView(
+        id=format_id(msg.seq),
+        queue=msg.queue.name,
+        state=state,  # type: ignore[arg-type]  # one of MessageState
+        attempts=msg.attempts,
+        max_attempts=msg.max_attempts,
+        priority=msg.priority,
+        age=round(now - msg.put_at, 6),
+        body=msgspec.Raw(msg.body),
+    )
     if msg.key is not None:
-        out["key"] = msg.key
+        out.key = msg.key
     if msg.state == State.LEASED:
-        out["lease_left"] = round(max(0.0, msg.due_at - now), 6)
+        out.lease_left = round(max(0.0, msg.due_at - now), 6)
     elif msg.state == State.DELAYED:
-        out["delay_left"] = round(max(0.0, msg.due_at - now), 6)
+        out.delay_left = round(max(0.0, msg.due_at - now), 6)
     return out

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 import wonderq
+from broker.config import TOKEN_ENV
 from broker.protocol.requests import PEEK_LIMIT_DEFAULT, PEEK_LIMIT_MAX
 from broker.tools import ToolsMissing, require_tools
 from wonderq import commands
@@ -47,7 +48,7 @@ def _print(obj: Any) -> None:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("put", help="put one message", description="Put one message.")
+    p = sub.add_parser("put", description="Put one message.")
     p.add_argument("queue")
     p.add_argument("body", help="message body: JSON if it parses, else a string")
     p.add_argument("--key", help="per-key ordering and mutual exclusion")
@@ -59,7 +60,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "get",
-        help="lease messages and print them",
         description=(
             "Lease messages and print one JSON line per message. Without --ack the "
             "lease ends when this command exits (its connection closes), so the "
@@ -76,7 +76,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "info",
-        help="show one message",
         description="Show one message without changing it (a table, or --json).",
     )
     p.add_argument("id")
@@ -86,7 +85,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "stats",
-        help="show server and queue counters",
         description=(
             "Show the server's figures and one row per queue (<queue>.dead is folded "
             "into its queue's dead column). --json prints the STATS reply as it came."
@@ -105,7 +103,6 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "peek",
-        help="list a queue's messages without leasing them",
         description=(
             "List messages of a queue without leasing or changing them: id, state, "
             "attempts, key, age, lease holder and time left, and the body (cut to fit)."
@@ -127,7 +124,7 @@ def add_parser(sub: Any) -> None:
     _connection_flags(p)
     p.set_defaults(run=_peek)
 
-    p = sub.add_parser("purge", help="delete a queue's ready and delayed messages")
+    p = sub.add_parser("purge")
     p.add_argument("queue")
     _connection_flags(p)
     p.set_defaults(run=_purge)
@@ -135,7 +132,7 @@ def add_parser(sub: Any) -> None:
 
 def token_from_env() -> str | None:
     """The broker's token for the client commands: ``WONDERQ_TOKEN`` (unset or empty: none)."""
-    return os.environ.get("WONDERQ_TOKEN") or None
+    return os.environ.get(TOKEN_ENV) or None
 
 
 def open_raw(host: str, port: int, timeout_s: float) -> SyncConnection:
@@ -298,7 +295,3 @@ def _peek(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     return _guard(args, lambda client: print(client.purge(args.queue)))
-
-
-def run(args: argparse.Namespace) -> int:  # pragma: no cover - each parser sets its own
-    return 2

@@ -20,12 +20,13 @@ import resource
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from broker import __version__, logs
 from broker.backend.base import Backend
-from broker.config import FSYNC_POLICIES, Config
+from broker.config import SETTINGS, TOKEN_ENV, Config, NamedSetting
 from broker.durability.replay import DurabilityError
 from broker.server import Server, collector
 from broker.server.loop import run as run_loop
@@ -34,119 +35,15 @@ from broker.tools import ToolsMissing, require_tools
 log = logging.getLogger("wonderq.serve")
 
 
-def _size(text: str) -> int:
-    """Parse a byte size: 1048576, 256k, 1m, 2g (powers of 1024)."""
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    text = text.strip().lower().removesuffix("b").removesuffix("i")
-    try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 262144, 256k, 1m)") from None
-
-
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the broker", description="Run the WonderQ broker.")
-    d = Config()
-    p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host})")
-    p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0: any)")
-    p.add_argument(
-        "--lease",
-        type=float,
-        default=d.lease_s,
-        dest="lease_s",
-        help=f"default lease in seconds (default {d.lease_s:g})",
-    )
-    p.add_argument(
-        "--max-attempts",
-        type=int,
-        default=d.max_attempts,
-        help=f"deliveries before dead-lettering (default {d.max_attempts})",
-    )
-    p.add_argument(
-        "--max-body",
-        type=_size,
-        default=d.max_body,
-        help=f"largest message body in bytes (default {d.max_body})",
-    )
-    p.add_argument(
-        "--max-queue-length",
-        type=int,
-        default=d.max_queue_length,
-        help="messages a queue may hold (default unlimited)",
-    )
-    p.add_argument(
-        "--max-batch",
-        type=int,
-        default=d.max_batch,
-        help=f"messages in one batch PUT or ids in one ACK (default {d.max_batch})",
-    )
-    p.add_argument(
-        "--max-get",
-        type=int,
-        default=d.max_get,
-        help=f"largest `max` of one GET (default {d.max_get})",
-    )
-    p.add_argument(
-        "--max-line",
-        type=_size,
-        default=d.max_line,
-        help=f"longest request line in bytes (default {d.max_line})",
-    )
-    p.add_argument(
-        "--max-memory",
-        type=_size,
-        default=d.max_memory,
-        help="bytes of message bodies held before PUT gets memory_limit (default unlimited)",
-    )
-    p.add_argument(
-        "--acked-history",
-        type=int,
-        default=d.acked_history,
-        help=f"acked ids INFO remembers per queue (default {d.acked_history})",
-    )
-    p.add_argument(
-        "--max-connections",
-        type=int,
-        default=d.max_connections,
-        help=f"open connections; more are refused with an error line (default {d.max_connections})",
-    )
-    p.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=d.idle_timeout_s,
-        dest="idle_timeout_s",
-        help="close a connection after this many seconds without a complete request, "
-        "unless it holds a lease or a waiting GET (default: never)",
-    )
-    p.add_argument(
-        "--token",
-        help=f"require AUTH with this token on every connection (or --token-file, or {TOKEN_ENV})",
-    )
+    p = sub.add_parser("serve", description="Run the WonderQ broker.")
+    for named in SETTINGS:
+        _add_setting_flag(p, named)
     p.add_argument(
         "--token-file", help="read the token from this file (surrounding blanks removed)"
     )
     p.add_argument("--tls-cert", help="serve TLS with this PEM certificate chain (needs --tls-key)")
     p.add_argument("--tls-key", help="the PEM private key of --tls-cert")
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="keep messages in an append-only log in this directory (default: in memory only)",
-    )
-    p.add_argument(
-        "--fsync",
-        choices=FSYNC_POLICIES,
-        default=d.fsync,
-        help="with --data-dir: always (reply after fsync), everysec (default) or no",
-    )
-    p.add_argument(
-        "--compact-min",
-        type=_size,
-        default=d.compact_min_bytes,
-        dest="compact_min_bytes",
-        help="with --data-dir: compact once the log is this big and mostly dead (default 64m)",
-    )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
     p.add_argument(
         "--metrics-port",
@@ -175,7 +72,36 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-TOKEN_ENV = "WONDERQ_TOKEN"
+def _add_setting_flag(p: argparse.ArgumentParser, named: NamedSetting) -> None:
+    """``--<flag>`` for one ``Config`` field, its default shown in its help."""
+    how = named.setting
+    shown = f": {how.unset}" if named.default is None else f" {how.kind.show(named.default)}"
+    p.add_argument(
+        f"--{how.flag}",
+        dest=named.name,
+        type=_argument_type(how.kind.parse),
+        default=named.default,
+        choices=how.choices or None,
+        metavar=how.metavar or how.kind.metavar,
+        help=f"{how.help} (default{shown})".replace("%", "%%"),
+    )
+
+
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` for argparse: int and float keep argparse's "invalid int value: 'x'"; another
+    parser's ValueError says what is wrong itself ("not a size: 'x' (e.g. 262144, 256k, 1m)")."""
+    if parse in (int, float, str):
+        return parse
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 _SPARE_FILES = 64  # descriptors beyond one per connection: listener, loop, logs
 
 
@@ -228,25 +154,9 @@ def raise_open_files_limit(wanted: int) -> int:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(
-        host=args.host,
-        port=args.port,
-        lease_s=args.lease_s,
-        max_attempts=args.max_attempts,
-        max_body=args.max_body,
-        max_queue_length=args.max_queue_length,
-        max_batch=args.max_batch,
-        max_get=args.max_get,
-        max_line=args.max_line,
-        max_memory=args.max_memory,
-        acked_history=args.acked_history,
-        data_dir=args.data_dir,
-        fsync=args.fsync,
-        compact_min_bytes=args.compact_min_bytes,
-        max_connections=args.max_connections,
-        idle_timeout_s=args.idle_timeout_s,
-        token=read_token(args),
-    )
+    """The ``Config`` of the generated flags, the token from ``read_token``; ValueError if bad."""
+    values = {named.name: getattr(args, named.name) for named in SETTINGS}
+    return Config(**{**values, "token": read_token(args)})
 
 
 def exposure_warnings(addresses: list[str], config: Config, tls: bool) -> list[str]:

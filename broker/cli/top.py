@@ -34,7 +34,6 @@ _HOST, _PORT = "127.0.0.1", 7878
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "top",
-        help="live dashboard of the queues (q quits)",
         description=(
             "A live dashboard: one row per queue with ready, delayed, leased and dead "
             "messages, waiting consumers, put/s and ack/s, the age of the oldest ready "

@@ -14,6 +14,7 @@ no) block the event loop on the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from broker.backend.base import Replies, ReplySink, StatsProvider
-from broker.backend.memory import EMPTY_GET_REPLY, Clock, MemoryBackend
+from broker.backend.memory import Clock, MemoryBackend
 from broker.config import Config
 from broker.durability.commit import Commit
 from broker.durability.compaction import Compaction
@@ -35,7 +36,7 @@ from broker.durability.store import recover
 from broker.engine import Engine
 from broker.errors import Unavailable, WonderQError
 from broker.protocol import requests as rq
-from broker.protocol.codec import Reply, error_reply
+from broker.protocol.replies import GetReply, Reply, error_reply
 
 log = logging.getLogger("wonderq.durability")
 
@@ -52,11 +53,9 @@ def _order(m: Msg) -> int:
     return m.order or m.seq
 
 
-def _is_empty_get(reply: Reply | bytes) -> bool:
-    """A GET reply that leased nothing (the memory backend encodes GET replies itself)."""
-    if isinstance(reply, bytes):
-        return reply == EMPTY_GET_REPLY
-    return not reply.get("messages")
+def _is_empty_get(reply: Reply) -> bool:
+    """A GET reply that leased nothing."""
+    return isinstance(reply, GetReply) and not reply.messages
 
 
 class _CommitSink:
@@ -73,7 +72,7 @@ class _CommitSink:
         self._backend = backend
         self.pending = 0
 
-    def deliver(self, request: rq.Request, reply: Reply | bytes) -> None:
+    def deliver(self, request: rq.Request, reply: Reply) -> None:
         wal = self._backend.log
         if not self.pending and (wal.synced >= wal.appended or _is_empty_get(reply)):
             self._sink.deliver(request, reply)
@@ -81,7 +80,7 @@ class _CommitSink:
         self.pending += 1
         wal.commit(None).add_done_callback(functools.partial(self._committed, request, reply))
 
-    def _committed(self, request: rq.Request, reply: Reply | bytes, fut: Commit[None]) -> None:
+    def _committed(self, request: rq.Request, reply: Reply, fut: Commit[None]) -> None:
         self.pending -= 1
         exc = fut.exception()
         if isinstance(exc, WonderQError):
@@ -170,6 +169,13 @@ class DurableBackend:
         loop = asyncio.get_running_loop()
         self._log = Log(self.directory, recovered.next_segment, self.policy, loop)
         self._journal.append = self._log.append
+
+    async def drain(self) -> None:
+        await self.memory.drain()
+        if self.policy == FsyncPolicy.ALWAYS and self._log is not None:
+            # every reply held for an fsync (batches, waiting GETs) goes out with it
+            with contextlib.suppress(WonderQError):  # a failed log answered them already
+                await self._log.commit(None)
 
     async def stop(self) -> None:
         await self.memory.stop()

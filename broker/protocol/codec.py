@@ -1,43 +1,50 @@
-"""The sans-IO codec: request lines to typed requests, replies to bytes.
+"""The sans-IO codec: request lines to typed requests.
 
 Owns: decoding one line into a typed ``Request`` or an ``Invalid`` (the error
-and the request's ``rid`` when it could be read), and encoding replies. Bodies
-travel as raw JSON (``msgspec.Raw``) in both directions.
+and the request's ``rid`` when it could be read). Bodies stay raw JSON
+(``msgspec.Raw``). Replies are encoded by ``replies.py``.
 Must never: do IO, touch queue state, or raise for bad input (bad input is an
 ``Invalid`` result, never an exception).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
 from broker.errors import BadJson, BadRequest, LineTooLong, UnknownOp, WonderQError
+from broker.protocol.bodies import body_problem
 from broker.protocol.framing import TOO_LONG, Frame
 from broker.protocol.requests import (
+    HEADER_BYTES_MAX,
     OPS,
     QUEUE_NAME_CHARS,
     Ack,
+    Configure,
+    Delete,
     Get,
+    Pause,
     Peek,
     Purge,
     Put,
+    PutItem,
     Redrive,
+    Remove,
     Request,
+    Resume,
     Stats,
 )
 from broker.protocol.shorthand import TOO_DEEP, to_json
 
-Reply = dict[str, Any]
-
 _decoder: Final = msgspec.json.Decoder(Request)
 _loose_decoder: Final = msgspec.json.Decoder()
-_encoder: Final = msgspec.json.Encoder()
 _JSON_STARTS: Final = (b"{", b"[", b'"')
 _QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
 _BAD_QUEUE: Final = _QUEUE_RULE + " - at `$.queue`"
-_NAMES_QUEUE: Final = frozenset({Put, Get, Peek, Purge, Redrive, Stats})
+_NAMES_QUEUE: Final = frozenset(
+    {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure}
+)
 
 
 class Invalid:
@@ -86,24 +93,52 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
 
 
 def _check_shape(request: Request) -> str | None:
-    """Rules the types do not say: exactly one of two fields, a queue name's characters."""
+    """Rules the types do not say: exactly one of two fields, a queue name's characters,
+    what a body may hold, the size of a header block."""
     kind = type(request)
     if kind in _NAMES_QUEUE:
         queue = request.queue  # type: ignore[union-attr]
         if queue is not None and not QUEUE_NAME_CHARS.issuperset(queue):
             return _BAD_QUEUE
     if kind is Put:
-        has_body = request.body is not msgspec.UNSET  # type: ignore[union-attr]
-        has_batch = request.messages is not msgspec.UNSET  # type: ignore[union-attr]
-        if has_body == has_batch:
-            return "PUT needs exactly one of `body` and `messages`"
-        if has_batch and not request.messages:  # type: ignore[union-attr]
-            return "`messages` must hold at least one message"
-    elif kind is Ack:
+        return _check_put(request)  # type: ignore[arg-type]
+    if kind is Ack:
         has_id = request.id is not msgspec.UNSET  # type: ignore[union-attr]
         has_ids = request.ids is not msgspec.UNSET  # type: ignore[union-attr]
         if has_id == has_ids:
             return "ACK needs exactly one of `id` and `ids`"
+    return None
+
+
+def _check_put(put: Put) -> str | None:
+    has_body = put.body is not msgspec.UNSET
+    has_batch = put.messages is not msgspec.UNSET
+    if has_body == has_batch:
+        return "PUT needs exactly one of `body` and `messages`"
+    if has_body:
+        return _check_message(put, "")
+    assert isinstance(put.messages, list)
+    if not put.messages:
+        return "`messages` must hold at least one message"
+    for i, item in enumerate(put.messages):
+        problem = _check_message(item, f"messages[{i}].")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_message(item: Put | PutItem, where: str) -> str | None:
+    problem = body_problem(bytes(item.body))  # type: ignore[arg-type]  # a Raw here
+    if problem is not None:
+        return f"`{where}body`: {problem}"
+    headers = item.headers
+    if headers:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in headers.items())
+        if size > HEADER_BYTES_MAX:
+            return (
+                f"`{where}headers` hold {size} bytes of names and values; "
+                f"the limit is {HEADER_BYTES_MAX}"
+            )
     return None
 
 
@@ -133,15 +168,3 @@ def _explain(line: bytes, detail: str) -> Invalid:
     if "matching regex" in detail:
         detail = _QUEUE_RULE + " - at " + detail.rpartition(" - at ")[2]
     return Invalid(BadRequest(detail), rid)
-
-
-def encode(reply: Reply | bytes) -> bytes:
-    """One reply as JSON (without the newline); a reply already encoded passes through."""
-    if type(reply) is bytes:
-        return reply
-    return _encoder.encode(reply)
-
-
-def error_reply(error: WonderQError) -> Reply:
-    """A failure reply (the connection adds the request's rid when it writes it)."""
-    return {"ok": False, "error": str(error.code), "message": error.message}

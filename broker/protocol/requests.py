@@ -27,6 +27,13 @@ ID_MAX: Final = 64
 TOKEN_MAX: Final = 4096
 PEEK_LIMIT_MAX: Final = 1000
 PEEK_LIMIT_DEFAULT: Final = 10
+DEDUP_MAX: Final = 128
+HEADERS_MAX: Final = 64  # entries; their names and values hold at most HEADER_BYTES_MAX
+HEADER_BYTES_MAX: Final = 8192
+HEADER_NAME_MAX: Final = 256
+RATE_MAX: Final = 1_000_000.0  # deliveries per second
+DEDUP_WINDOW_MAX_S: Final = 86_400.0
+MAX_LENGTH_MAX: Final = 2**53
 
 #: The characters of a queue name. The codec checks them after decoding (a set test
 #: costs about a third of msgspec's regex ``pattern`` on this hot path); the length
@@ -44,6 +51,13 @@ Wait = Annotated[float, Meta(ge=0, le=WAIT_MAX_S)]
 Priority = Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 MaxAttempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS_MAX)]
 Count = Annotated[int, Meta(ge=1)]
+DedupId = Annotated[str, Meta(min_length=1, max_length=DEDUP_MAX)]
+HeaderName = Annotated[str, Meta(min_length=1, max_length=HEADER_NAME_MAX)]
+#: at most HEADERS_MAX entries here; their total size (HEADER_BYTES_MAX) is the codec's check
+Headers = Annotated[dict[HeaderName, str], Meta(max_length=HEADERS_MAX)]
+Rate = Annotated[float, Meta(gt=0, le=RATE_MAX)]
+DedupWindow = Annotated[float, Meta(gt=0, le=DEDUP_WINDOW_MAX_S)]
+MaxLength = Annotated[int, Meta(ge=1, le=MAX_LENGTH_MAX)]
 
 
 class _Request(Struct, tag_field="op", forbid_unknown_fields=True, kw_only=True):
@@ -56,6 +70,8 @@ class PutItem(Struct, forbid_unknown_fields=True, kw_only=True):
     delay: Delay = 0.0
     priority: Priority = 0
     max_attempts: MaxAttempts | None = None
+    dedup: DedupId | None = None
+    headers: Headers | None = None
 
 
 class Put(_Request, tag="PUT"):
@@ -66,6 +82,8 @@ class Put(_Request, tag="PUT"):
     delay: Delay = 0.0
     priority: Priority = 0
     max_attempts: MaxAttempts | None = None
+    dedup: DedupId | None = None
+    headers: Headers | None = None
 
 
 class Get(_Request, tag="GET"):
@@ -117,7 +135,52 @@ class Purge(_Request, tag="PURGE"):
 
 
 class Redrive(_Request, tag="REDRIVE"):
+    """Move messages of ``<queue>.dead`` back to ``queue``: all of them, or the ``ids``."""
+
     queue: QueueName
+    ids: Annotated[list[MessageId], Meta(min_length=1)] | None = None
+
+
+class Remove(_Request, tag="REMOVE"):
+    """Delete chosen ready or delayed messages of a queue (never a leased one)."""
+
+    queue: QueueName
+    ids: Annotated[list[MessageId], Meta(min_length=1)]
+
+
+class Delete(_Request, tag="DELETE"):
+    """Delete a queue, every message in it, and its settings (its ``.dead`` queue if ``dead``)."""
+
+    queue: QueueName
+    dead: bool = False
+
+
+class Pause(_Request, tag="PAUSE"):
+    queue: QueueName
+
+
+class Resume(_Request, tag="RESUME"):
+    queue: QueueName
+
+
+class Configure(_Request, tag="CONFIG"):
+    """Read a queue's settings, or change some: a value sets a field, ``null`` resets it
+    to the server default, an absent field stays as it is."""
+
+    queue: QueueName
+    lease: Lease | UnsetType | None = UNSET
+    max_attempts: MaxAttempts | UnsetType | None = UNSET
+    max_length: MaxLength | UnsetType | None = UNSET
+    rate: Rate | UnsetType | None = UNSET
+    dedup_window: DedupWindow | UnsetType | None = UNSET
+
+    def changes(self) -> bool:
+        """True when the request sets or resets a field (False: it only reads)."""
+        return any(getattr(self, f) is not UNSET for f in SETTING_FIELDS)
+
+
+#: the per-queue settings CONFIG reads and writes, in reply order
+SETTING_FIELDS: Final = ("lease", "max_attempts", "max_length", "rate", "dedup_window")
 
 
 class Ping(_Request, tag="PING"):
@@ -152,6 +215,11 @@ Request = (
     | Queues
     | Purge
     | Redrive
+    | Remove
+    | Delete
+    | Pause
+    | Resume
+    | Configure
     | Ping
     | Quit
     | Cancel
@@ -170,6 +238,11 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Queues,
     Purge,
     Redrive,
+    Remove,
+    Delete,
+    Pause,
+    Resume,
+    Configure,
     Ping,
     Quit,
     Cancel,

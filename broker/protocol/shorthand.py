@@ -17,7 +17,7 @@ from broker.errors import BadJson, BadRequest, UnknownOp
 
 TOO_DEEP: Final = "line is not valid JSON: it nests arrays/objects too deeply"
 
-# op -> names of its positional arguments; "*ids" takes the rest as a list.
+# op -> names of its positional arguments
 _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "GET": ("queue", "max", "lease", "wait"),
     "NACK": ("id", "delay"),
@@ -27,7 +27,10 @@ _POSITIONAL: Final[dict[str, tuple[str, ...]]] = {
     "PEEK": ("queue", "state", "limit"),
     "QUEUES": (),
     "PURGE": ("queue",),
-    "REDRIVE": ("queue",),
+    "DELETE": ("queue",),
+    "PAUSE": ("queue",),
+    "RESUME": ("queue",),
+    "CONFIG": ("queue",),
     "PING": (),
     "QUIT": (),
     "CANCEL": ("get",),
@@ -73,6 +76,19 @@ def _ack(args: list[str]) -> dict[str, Any]:
     return {"op": "ACK", "ids": args}
 
 
+def _queue_and_ids(op: str, args: list[str], ids_required: bool) -> dict[str, Any]:
+    """``REDRIVE <queue> [<id>...]`` and ``REMOVE <queue> <id> [<id>...]``."""
+    if not args or (ids_required and len(args) < 2):
+        ids = "<id> [<id>...]" if ids_required else "[<id>...]"
+        raise BadRequest(
+            f"shorthand {op} needs a queue{' and ids' * ids_required}: {op} <queue> {ids}"
+        )
+    request: dict[str, Any] = {"op": op, "queue": args[0]}
+    if len(args) > 1:
+        request["ids"] = args[1:]
+    return request
+
+
 def to_json(line: bytes) -> bytes:
     """Translate one shorthand line to a JSON request line."""
     try:
@@ -88,6 +104,8 @@ def to_json(line: bytes) -> bytes:
     args = rest.split()
     if op == "ACK":
         return _encode(_ack(args))
+    if op in ("REDRIVE", "REMOVE"):
+        return _encode(_queue_and_ids(op, args, ids_required=op == "REMOVE"))
     names = _POSITIONAL.get(op)
     if names is None:
         raise UnknownOp(

@@ -25,13 +25,12 @@ from enum import Enum
 from typing import Final
 
 from broker.errors import Unauthorized
-from broker.protocol.codec import Invalid, Reply
+from broker.protocol.codec import Invalid
+from broker.protocol.replies import OK, Reply
 from broker.protocol.requests import Auth, Request
 
 #: Failed lines (wrong token, or any request before AUTH) before the connection is closed.
 MAX_FAILURES: Final = 3
-
-_OK: Final[Reply] = {"ok": True}
 
 
 class AuthState(Enum):
@@ -77,7 +76,7 @@ class AuthGate:
         if type(item) is Auth:
             if self._token is None or hmac.compare_digest(item.token.encode(), self._token):
                 self.state = AuthState.OPEN
-                return Answered(_OK, item.rid)
+                return Answered(OK, item.rid)
             self.state = AuthState.LOCKED
             return self._fail("wrong token", item.rid)
         if self.state is AuthState.OPEN:

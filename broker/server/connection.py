@@ -18,6 +18,17 @@ before the loop reads again, and a pause and resume cost two ``epoll_ctl``.
 Before the backend sees a request, the connection's ``AuthGate`` screens it
 (``AUTH`` never reaches a backend). A connection over the server's
 ``max-connections`` is refused in ``connection_made`` with one error line.
+
+A stop (``drain``, then ``finish``): the backend already refuses new work
+(every request read from now on is answered ``shutting_down``); once the peer
+has sent nothing for ``quiet_s`` and no reply is owed (no batch in flight),
+the connection half-closes: its replies are flushed, then the write side is
+shut down (EOF), and what the peer still sends is read and dropped until it
+closes, so no reply is lost to a reset. ``finish`` half-closes without waiting
+for quiet. A TLS transport cannot half-close: it closes once its replies are sent.
+
+It knows its server only through ``ConnectionHost`` (what uvicorn hands its
+protocols as ``ServerState``): no import of the server module.
 Must never: touch queue state except through the backend, or raise out of an
 asyncio callback.
 """
@@ -30,17 +41,17 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, Protocol, cast
 
 from broker.backend.base import Backend, Replies
+from broker.config import Config
 from broker.errors import Unauthorized, Unavailable, WonderQError
-from broker.protocol.codec import Invalid, Reply, decode, encode, error_reply
+from broker.histogram import Histogram
+from broker.protocol.codec import Invalid, decode
 from broker.protocol.framing import Frame, LineFramer
+from broker.protocol.replies import Reply, encode_reply, error_reply, reply_line, with_rid
 from broker.protocol.requests import Auth, Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item
-
-if TYPE_CHECKING:
-    from broker.server.server import Server
 
 log = logging.getLogger("wonderq.connection")
 
@@ -54,19 +65,30 @@ BATCH_LINES = 32
 _SPECIAL: Final = frozenset({Invalid, Auth, Quit})
 
 
-def _spliced(encoded: bytes, rid: str | int) -> bytes:
-    """``encoded`` (one JSON object) with the request's rid as its last member."""
-    rid_json = b"%d" % rid if type(rid) is int else encode(rid)  # type: ignore[arg-type]
-    return encoded[:-1] + b',"rid":' + rid_json + b"}"
+class ConnectionHost(Protocol):
+    """What a connection needs of the server that accepted it, and nothing more."""
 
+    config: Config
+    #: seconds from decoding a batch to writing its replies (None: not measured)
+    batch_latency: Histogram | None
 
-def _with_rid(encoded: bytes, rid: str | int | None) -> bytes:
-    """One reply line: ``encoded`` with its rid (if any) and the newline."""
-    return (encoded if rid is None else _spliced(encoded, rid)) + _NEWLINE
+    def connection_count(self) -> int:
+        """Connections open now (not counting refused ones)."""
+        ...
+
+    def connection_opened(self, conn: Connection) -> None: ...
+
+    def connection_refused(self, conn: Connection) -> None: ...
+
+    def connection_closed(self, conn: Connection) -> None: ...
+
+    def connection_active(self, conn: Connection) -> None:
+        """``conn`` completed a request: its idle time starts again."""
+        ...
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, server: Server, backend: Backend) -> None:
+    def __init__(self, server: ConnectionHost, backend: Backend) -> None:
         self._server = server
         self._backend = backend
         self._framer = LineFramer(server.config.max_line)
@@ -83,6 +105,12 @@ class Connection(asyncio.Protocol):
         self._gate = AuthGate(server.config.token)
         self.refused = False  # over max-connections: never opened with the backend
         self._latency = server.batch_latency  # None unless metrics are on
+        # stopping (see the module docstring): drain() then finish()
+        self._draining = False
+        self._finishing = False
+        self._quiet_s = 0.0
+        self._last_input_at = 0.0
+        self._quiet_timer: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------- asyncio hooks
 
@@ -96,13 +124,13 @@ class Connection(asyncio.Protocol):
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
         config = self._server.config
-        if len(self._server.connections) >= config.max_connections:
+        if self._server.connection_count() >= config.max_connections:
             self.refused = True
             self._closing = True
             refusal = Unavailable(
                 f"too many connections: the limit (max-connections) is {config.max_connections}"
             )
-            transport.write(encode(error_reply(refusal)) + _NEWLINE)
+            transport.write(reply_line(encode_reply(error_reply(refusal)), None))
             transport.close()
             self._server.connection_refused(self)
             return
@@ -112,6 +140,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
         if self.refused:
             return
         if self._busy is not None:
@@ -125,7 +156,7 @@ class Connection(asyncio.Protocol):
 
     def refuse(self, why: str) -> None:
         """Close with one ``unauthorized`` line (its authentication deadline passed)."""
-        self._write(encode(error_reply(Unauthorized(why))) + _NEWLINE)
+        self._write(reply_line(encode_reply(error_reply(Unauthorized(why))), None))
         self.close()
 
     def holds_work(self) -> bool:
@@ -152,7 +183,9 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
-            return
+            return  # closed, or half-closed by a stop: what the peer sends is dropped
+        if self._draining:
+            self._last_input_at = asyncio.get_running_loop().time()
         frames = self._framer.feed(data)
         if self._pending or self._busy is not None:  # a batch is in flight: lines wait
             self._pending.extend(frames)
@@ -208,7 +241,7 @@ class Connection(asyncio.Protocol):
             return
         reply = result[0]
         if reply is not None:  # None: a waiting GET, delivered later
-            self._write(_with_rid(encode(reply), request.rid))
+            self._write(reply_line(encode_reply(reply), request.rid))
 
     def _run_batch(self, frames: Sequence[Frame]) -> None:
         started = time.perf_counter() if self._latency is not None else 0.0
@@ -270,6 +303,8 @@ class Connection(asyncio.Protocol):
         if self._latency is not None:
             self._latency.observe(time.perf_counter() - started)
         self._run_pending()
+        if self._finishing and self._busy is None:
+            self._half_close()
 
     def _write_batch(self, items: list[Item], replies: Replies, plain: bool) -> None:
         if not plain:
@@ -281,9 +316,9 @@ class Connection(asyncio.Protocol):
         for item, reply in zip(items, replies, strict=True):
             if reply is None:
                 continue  # a waiting GET: delivered later
-            encoded = reply if type(reply) is bytes else encode(reply)
+            encoded = encode_reply(reply)
             rid = item.rid
-            append(encoded if rid is None else _spliced(encoded, rid))
+            append(encoded if rid is None else with_rid(encoded, rid))
         if out:
             append(b"")  # the last line's newline
             self._write(_NEWLINE.join(out))
@@ -294,15 +329,15 @@ class Connection(asyncio.Protocol):
         it = iter(replies)
         for item in items:
             if isinstance(item, Invalid):
-                out.append(_with_rid(encode(error_reply(item.error)), item.rid))
+                out.append(reply_line(encode_reply(error_reply(item.error)), item.rid))
                 continue
             if isinstance(item, Answered):
-                out.append(_with_rid(encode(item.reply), item.rid))
+                out.append(reply_line(encode_reply(item.reply), item.rid))
                 continue
             reply = next(it)
             if reply is None:
                 continue  # a waiting GET: delivered later
-            out.append(_with_rid(encode(reply), item.rid))
+            out.append(reply_line(encode_reply(reply), item.rid))
             if type(item) is Quit:
                 quit_after = True
                 break
@@ -310,14 +345,62 @@ class Connection(asyncio.Protocol):
         if quit_after:
             self.close()
 
-    def deliver(self, request: Request, reply: Reply | bytes) -> None:
+    def deliver(self, request: Request, reply: Reply) -> None:
         """The backend completed a waiting GET of this connection."""
-        self._write(_with_rid(encode(reply), request.rid))
+        self._write(reply_line(encode_reply(reply), request.rid))
 
     def _write(self, data: bytes) -> None:
         transport = self.transport
         if data and transport is not None and not transport.is_closing():
             transport.write(data)
+
+    # ------------------------------------------------------------------- stop
+
+    def drain(self, quiet_s: float) -> None:
+        """The server is stopping: half-close once the peer is quiet for ``quiet_s``
+        and no reply is owed (the backend answers new requests ``shutting_down``)."""
+        if self._draining or self._closing:
+            return
+        self._draining = True
+        self._quiet_s = quiet_s
+        loop = asyncio.get_running_loop()
+        self._last_input_at = loop.time()
+        self._quiet_timer = loop.call_at(self._last_input_at + quiet_s, self._quiet_check)
+
+    def _quiet_check(self) -> None:
+        self._quiet_timer = None
+        if self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        quiet_at = self._last_input_at + self._quiet_s
+        if quiet_at > loop.time():  # the peer sent more since: look again once it is quiet
+            self._quiet_timer = loop.call_at(quiet_at, self._quiet_check)
+            return
+        self.finish()
+
+    def finish(self) -> None:
+        """Half-close as soon as no reply is owed (now, or when the batch in flight ends)."""
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
+        self._finishing = True
+        if self._busy is None:
+            self._half_close()
+
+    def _half_close(self) -> None:
+        """Flush the replies, then EOF; keep reading (and dropping) until the peer closes."""
+        if self._closing:
+            return
+        self._closing = True
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not transport.can_write_eof():  # TLS: close_notify once the replies are sent
+            transport.close()
+            return
+        transport.write_eof()
+        if not transport.is_reading():
+            transport.resume_reading()
 
     def close(self) -> None:
         """Close after flushing what is already written."""

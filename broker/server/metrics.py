@@ -18,10 +18,10 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
-
-from broker.engine.queue import COUNTERS
+from broker.errors import ERROR_CLASSES, ErrorCode
 from broker.histogram import Histogram
+from broker.protocol.names import COUNTERS
+from broker.protocol.replies import to_builtins
 from broker.protocol.requests import Stats
 from broker.tools import require_tools
 
@@ -54,11 +54,12 @@ async def read_stats(backend: Backend) -> dict[str, Any]:
     """One STATS reply, through the backend's public interface (as a client would see it)."""
     result = backend.execute(None, [Stats()])
     replies = result if isinstance(result, list) else await result
-    reply: Any = replies[0]
-    if isinstance(reply, bytes | bytearray):  # a backend may hand replies over encoded
-        reply = msgspec.json.decode(reply)
-    assert isinstance(reply, dict) and reply.get("ok"), reply
-    return reply
+    reply = replies[0]
+    assert reply is not None
+    stats = to_builtins(reply)
+    if not stats.get("ok"):  # the store is unavailable, or the broker is stopping
+        raise ERROR_CLASSES[ErrorCode(stats["error"])](stats["message"])
+    return stats
 
 
 def _histogram(name: str, doc: str, hist: Histogram) -> Metric:

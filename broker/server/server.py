@@ -3,11 +3,23 @@
 Owns: the listening socket (plain TCP, or TLS with an ``ssl.SSLContext``), the
 set of live connections, the idle timeout and, with a token, the deadline to
 authenticate (each one ``IdleTracker`` and one loop timer for every
-connection, never a timer per connection), graceful shutdown (stop accepting; complete
-waiting GETs; flush and close every connection), the process figures STATS
+connection, never a timer per connection), the graceful stop (below), the process figures STATS
 reports (connections, RSS), one log line per connection opened and closed, and
 the batch-latency histogram the connections fill when metrics are on
 (``measure_latency=True``).
+
+The graceful stop (``close``), in this order, so that no reply answered ``ok``
+is lost and nothing is applied after the store is closed:
+  1. stop accepting;
+  2. ``backend.drain()``: from now on every request is answered
+     ``shutting_down`` and not applied; waiting GETs get their (empty) reply;
+     replies held for an fsync go out;
+  3. every connection half-closes once its peer is quiet (``QUIET_S``) and no
+     reply is owed, or after ``DRAIN_MAX_S`` at the latest: replies flushed,
+     then EOF, and the peer's further input dropped until it closes;
+  4. connections still open ``CLOSE_S`` later are aborted;
+  5. ``backend.stop()``: the leases the connections held are already released;
+     the store writes out and fsyncs everything, and closes.
 Must never: hold queue state (the backend does) or parse requests (the codec does).
 """
 
@@ -31,7 +43,12 @@ from broker.server.process import rss_bytes
 
 log = logging.getLogger("wonderq.server")
 
-_CLOSE_TIMEOUT_S = 5.0
+#: a stop half-closes a connection once its peer has sent nothing for this long
+QUIET_S: Final = 0.1
+#: ... or this long after the stop began, however busy its peer
+DRAIN_MAX_S: Final = 1.0
+#: half-closed connections whose peer has not closed this much later are aborted
+CLOSE_S: Final = 2.0
 _TLS_HANDSHAKE_TIMEOUT_S = 10.0
 #: With a token, a connection that has not authenticated this long after opening is closed.
 AUTH_TIMEOUT_S: Final = 10.0
@@ -102,6 +119,8 @@ class Server:
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
+        self._stopping = False
+        self._none_open = asyncio.Event()  # set while no connection is open
         self.refused = 0  # connections refused over max-connections, since start
         timeout_s = self.config.idle_timeout_s
         self._idle = _Sweep(timeout_s, self._idle_expired) if timeout_s is not None else None
@@ -113,6 +132,9 @@ class Server:
             Histogram(LATENCY_BOUNDS_S) if measure_latency else None
         )
         self.backend.add_stats_provider(self._figures)
+
+    def connection_count(self) -> int:
+        return len(self.connections)
 
     def _figures(self) -> dict[str, int | None]:
         return {"connections": len(self.connections), "rss": rss_bytes()}
@@ -149,6 +171,9 @@ class Server:
 
     def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
+        self._none_open.clear()
+        if self._stopping:  # accepted just before the listener closed
+            conn.drain(QUIET_S)
         log.info(
             "connection opened %s (%d open)",
             conn.peer,
@@ -172,6 +197,8 @@ class Server:
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        if not self.connections:
+            self._none_open.set()
         for sweep in (self._idle, self._auth):
             if sweep is not None:
                 sweep.forget(conn)
@@ -216,31 +243,48 @@ class Server:
         await self.close()
 
     async def close(self) -> None:
-        """Graceful shutdown: stop accepting, answer waiting GETs, flush, close."""
+        """The graceful stop (see the module docstring); returns once the store is closed."""
         if self._server is None:
             return
         server, self._server = self._server, None
+        self._stopping = True
         server.close()
         for sweep in (self._idle, self._auth):
             if sweep is not None:
                 sweep.cancel()
         log.info(
-            "shutting down: closing %d connection(s)",
+            "shutting down: draining %d connection(s)",
             len(self.connections),
             extra={"event": "shutdown"},
         )
-        await self.backend.stop()  # completes waiting GETs (empty replies)
+        await self.backend.drain()
         for conn in list(self.connections):
-            conn.close()
-        try:
-            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-                await server.wait_closed()
-        except TimeoutError:
-            log.warning("connections still open after %.0f s; closing anyway", _CLOSE_TIMEOUT_S)
+            conn.drain(QUIET_S)
+        if not await self._all_closed_within(DRAIN_MAX_S):
             for conn in list(self.connections):
-                if conn.transport is not None:
-                    conn.transport.abort()
+                conn.finish()
+            if not await self._all_closed_within(CLOSE_S):
+                log.warning(
+                    "%d connection(s) still open %.0f s after their last reply; aborting them",
+                    len(self.connections),
+                    CLOSE_S,
+                )
+                for conn in list(self.connections):
+                    if conn.transport is not None:
+                        conn.transport.abort()
+                await self._all_closed_within(CLOSE_S)  # connection_lost runs soon after abort
+        await self.backend.stop()
         log.info("stopped")
+
+    async def _all_closed_within(self, timeout_s: float) -> bool:
+        if not self.connections:
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._none_open.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def __aenter__(self) -> Server:
         await self.start()

@@ -175,7 +175,7 @@ def test_a_peer_that_is_not_installed_is_skipped_with_a_note(
     real = procs.installed
     monkeypatch.setattr(procs, "installed", lambda name: None if name == "redis" else real(name))
     monkeypatch.setattr(bench_cli.signal, "signal", lambda *args: None)
-    args = build_parser().parse_args(
+    args = build_parser("bench").parse_args(
         ["bench", "--mode", "rr", "-n", "50", "--compare", "redis", "--json", "--timeout", "30"]
     )
     assert args.run(args) == 0

@@ -33,7 +33,15 @@ class BrokerProcess:
     async def start(
         cls, data_dir: Path, *args: str, env: dict[str, str] | None = None
     ) -> BrokerProcess:
+        """A broker on ``data_dir``; its log goes next to the directory."""
         log = data_dir.parent / f"{data_dir.name}-broker.log"
+        return await cls.start_with(log, "--data-dir", str(data_dir), *args, env=env)
+
+    @classmethod
+    async def start_with(
+        cls, log: Path, *args: str, env: dict[str, str] | None = None
+    ) -> BrokerProcess:
+        """A broker with ``args`` (in memory unless they name a data dir), logging to ``log``."""
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -42,8 +50,6 @@ class BrokerProcess:
                 "serve",
                 "--port",
                 "0",
-                "--data-dir",
-                str(data_dir),
                 *args,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
@@ -54,7 +60,8 @@ class BrokerProcess:
             line = await proc.stdout.readline()
         if not line.startswith(b"listening on "):
             await proc.wait()
-            raise AssertionError(f"broker did not start: {line!r}\n{log.read_text()}")
+            text = await asyncio.to_thread(log.read_text)
+            raise AssertionError(f"broker did not start: {line!r}\n{text}")
         port = int(line.rsplit(b":", 1)[1])
         return cls(proc, port, log)
 
@@ -63,9 +70,9 @@ class BrokerProcess:
             self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
-    async def stop(self) -> int:
+    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         async with asyncio.timeout(START_TIMEOUT_S):
             return await self.proc.wait()
 

@@ -28,7 +28,7 @@ from broker.durability.replay import ReplayState, scan
 from broker.durability.store import recover
 from broker.errors import Unavailable
 from broker.protocol import requests as rq
-from broker.protocol.codec import Reply
+from broker.protocol.replies import PutReply, Reply
 
 
 def put(body: int) -> rq.Put:
@@ -37,9 +37,9 @@ def put(body: int) -> rq.Put:
 
 class Sink:
     def __init__(self) -> None:
-        self.delivered: list[tuple[rq.Request, Reply | bytes]] = []
+        self.delivered: list[tuple[rq.Request, Reply]] = []
 
-    def deliver(self, request: rq.Request, reply: Reply | bytes) -> None:
+    def deliver(self, request: rq.Request, reply: Reply) -> None:
         self.delivered.append((request, reply))
 
 
@@ -85,7 +85,7 @@ async def test_puts_of_several_connections_in_one_iteration_share_one_fsync(
     assert backend.log.fsyncs == fsyncs + 1
     assert seen == [[False, False, False]]  # no reply existed while the fsync ran
     assert backend.log.synced == backend.log.appended
-    assert [type(r[0]) for r in replies] == [bytes] * 3  # each got its PUT id
+    assert [type(r[0]) for r in replies] == [PutReply] * 3  # each got its PUT id
 
 
 async def test_a_batch_that_changes_nothing_is_answered_at_once(

@@ -13,6 +13,7 @@ import pytest
 import wonderq
 from broker.errors import ErrorCode
 from broker.protocol.codec import Invalid, decode
+from broker.protocol.replies import OK
 from broker.protocol.requests import Auth, Ping, Request
 from broker.server import server as server_module
 from broker.server.auth import MAX_FAILURES, Answered, AuthGate, AuthState
@@ -35,7 +36,7 @@ def test_gate_without_token_passes_everything_and_answers_auth_ok() -> None:
     ping = Ping(rid=1)
     out = gate.screen([ping, Auth(token="anything", rid=2), ping])
     assert out[0] is ping and out[2] is ping
-    assert isinstance(out[1], Answered) and out[1].reply == {"ok": True} and out[1].rid == 2
+    assert isinstance(out[1], Answered) and out[1].reply == OK and out[1].rid == 2
     assert gate.state is AuthState.OPEN
 
 

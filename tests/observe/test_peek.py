@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from broker.backend.memory import MemoryBackend
 from broker.config import Config
 from broker.protocol import requests as rq
-from broker.protocol.codec import decode, encode
+from broker.protocol.codec import decode
+from broker.protocol.replies import Reply, to_builtins
 from broker.server import Server
 from tests.support import LineClient
 
@@ -104,13 +105,13 @@ class Sink:
     requests_served: int = 0
     delivered: list[Any] = field(default_factory=list)
 
-    def deliver(self, request: rq.Request, reply: dict[str, Any] | bytes) -> None:
+    def deliver(self, request: rq.Request, reply: Reply) -> None:
         self.delivered.append(plain(reply))
 
 
 def plain(reply: Any) -> Any:
-    """A backend reply as plain JSON values (replies may come pre-encoded as bytes)."""
-    return msgspec.json.decode(encode(reply))
+    """A backend reply as plain JSON values, as a client reads it."""
+    return to_builtins(reply)
 
 
 def request(**fields: Any) -> rq.Request:

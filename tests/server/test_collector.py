@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -46,12 +47,25 @@ def test_paused_restores_after_an_error(restore_gc: None) -> None:
     assert gc.isenabled()
 
 
-def test_freeze_survivors_moves_live_objects_out_of_collections(restore_gc: None) -> None:
+class _Node:
+    """A tracked object that can sit in a reference cycle (and be weakly referenced)."""
+
+    peer: object = None
+
+
+def test_freeze_survivors_collects_then_freezes_everything_alive(restore_gc: None) -> None:
+    gc.unfreeze()  # nothing frozen before
     held = [object()]  # a tracked container alive at the freeze
+    garbage = _Node()
+    garbage.peer = garbage  # a cycle: only the cyclic collector frees it
+    gone = weakref.ref(garbage)
+    del garbage
     frozen = collector.freeze_survivors()
-    assert frozen == gc.get_freeze_count() > 0
-    assert not any(o is held for o in gc.get_objects())
+    assert gone() is None  # collected first: garbage is never frozen
+    assert not any(o is held for o in gc.get_objects())  # alive: frozen, out of the collections
+    not_frozen = len(gc.get_objects())
     gc.unfreeze()
+    assert len(gc.get_objects()) == not_frozen + frozen > not_frozen  # it returns how many froze
     assert any(o is held for o in gc.get_objects())
 
 

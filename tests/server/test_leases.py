@@ -208,6 +208,7 @@ async def test_a_lease_past_its_deadline_is_expired_before_the_next_request() ->
     from broker.backend.memory import MemoryBackend
     from broker.config import Config
     from broker.protocol import requests as rq
+    from broker.protocol.replies import ErrorReply, PutReply
 
     clock = [0.0]
     backend = MemoryBackend(Config(), first_seq=1, clock=lambda: clock[0])
@@ -218,8 +219,9 @@ async def test_a_lease_past_its_deadline_is_expired_before_the_next_request() ->
         assert put is not None
         backend.execute(owner, [rq.Get(queue="q", lease=5.0)])
         clock[0] = 5.0  # the deadline; the loop timer has not run (it is armed on the loop)
-        [ack] = backend.execute(owner, [rq.Ack(id=_id_of(put))])
-        assert ack is not None and ack.get("error") == "not_leased"
+        assert isinstance(put, PutReply)
+        [ack] = backend.execute(owner, [rq.Ack(id=put.id)])
+        assert isinstance(ack, ErrorReply) and ack.error == "not_leased"
     finally:
         await backend.stop()
 
@@ -227,9 +229,3 @@ async def test_a_lease_past_its_deadline_is_expired_before_the_next_request() ->
 class _NullSink:
     def deliver(self, request: object, reply: object) -> None:
         raise AssertionError("no waiting GET in this test")
-
-
-def _id_of(reply: object) -> str:
-    if isinstance(reply, dict):
-        return str(reply["id"])
-    return str(msgspec.json.decode(reply)["id"])  # a reply already encoded as bytes

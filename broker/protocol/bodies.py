@@ -1,0 +1,72 @@
+"""Message bodies every client can read: at most 64 levels deep, numbers that fit 64 bits.
+
+Owns: the rule a PUT's body (and a header block) must meet before the broker
+stores it, so that one producer can never store a body that a consumer's JSON
+library cannot decode (``1e999999``, a number no double holds; a
+thousand-level nesting, past many decoders' recursion limits; an integer no
+64-bit type holds). The body is already valid JSON (the request decoder
+checked it); what is left is its depth and its numbers.
+
+The common body is checked without decoding it: one ``translate`` of its bytes
+(every digit to ``0``, ``E`` to ``e``, ``{`` to ``[``) and a few substring
+tests prove it cannot nest past the limit nor hold a number of 19 or more
+digits or with a three-digit exponent; only a body that fails that test is
+decoded and walked.
+Must never: do IO or keep state; it never changes a body, only judges it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+MAX_DEPTH: Final = 64
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**64 - 1  # unsigned 64-bit integers are readable too
+
+RULE: Final = (
+    f"a body may nest arrays and objects at most {MAX_DEPTH} levels deep and hold only "
+    "numbers that are finite 64-bit floats or integers of at most 64 bits"
+)
+
+_SHAPE: Final = bytes.maketrans(b"123456789E{", b"000000000e[")
+_LONG_NUMBER: Final = b"0" * 19
+_decode: Final = msgspec.json.decode
+
+
+def body_problem(body: bytes) -> str | None:
+    """Why ``body`` (valid JSON) may not be stored, or None if it may."""
+    if body[:1] == b'"':
+        return None  # one string: no nesting, no number
+    shape = body.translate(_SHAPE)
+    if (
+        shape.count(b"[") <= MAX_DEPTH
+        and _LONG_NUMBER not in shape
+        and b"e000" not in shape
+        and b"e+000" not in shape
+        and b"e-000" not in shape
+    ):
+        return None
+    return _walk(body)
+
+
+def _walk(body: bytes) -> str | None:
+    """The slow path: decode and look at every value (iteratively: no recursion)."""
+    try:
+        value = _decode(body)
+    except msgspec.DecodeError as exc:  # "Number out of range": a float no double holds
+        return f"{RULE}: {exc}"
+    except RecursionError:  # far deeper than MAX_DEPTH
+        return f"{RULE}: the body nests more than {MAX_DEPTH} levels"
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return f"{RULE}: the body nests more than {MAX_DEPTH} levels"
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif type(item) is int and not INT_MIN <= item <= INT_MAX:
+            return f"{RULE}: the integer {item} does not fit 64 bits"
+    return None
