@@ -146,10 +146,11 @@ class LoadProcess:
 
     async def stop(self) -> None:
         if self.proc.returncode is None:
+            await self.send(Abort())  # it stops, says Done (read below: it never blocks), exits
             if self.proc.stdin is not None:
-                self.proc.stdin.close()  # end of stdin: the process aborts and exits
+                self.proc.stdin.close()  # (communicate() without input leaves stdin open)
             try:
-                await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT_S)
+                await asyncio.wait_for(self.proc.communicate(), STOP_TIMEOUT_S)
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
@@ -173,6 +174,7 @@ async def _collect(workers: list[LoadProcess]) -> list[Tally]:
     finally:
         for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)  # their reads end here
     return tallies
 
 

@@ -13,8 +13,9 @@ import pytest
 
 from broker.bench import procs
 from broker.bench.adapters import Adapter, Beanstalkd, Redis
-from broker.bench.fleet import Result, merge, shares_of
+from broker.bench.fleet import LoadProcess, Result, merge, shares_of
 from broker.bench.report import summarize, table, targets
+from broker.bench.worker import Go, Job, Ready
 from broker.bench.workloads import Plan, Tally
 
 # ------------------------------------------------------------------ the floor
@@ -218,6 +219,23 @@ def test_shares_cover_the_run_once_and_keep_the_sides_apart(
     assert sorted(slots) == list(range(producers + consumers))
     if len(shares) > 1:
         assert all(not (s.producers and s.consumers) for s in shares)
+
+
+async def test_a_load_process_told_to_stop_mid_run_exits_by_itself(
+    floor: procs.BrokerProcess,
+) -> None:
+    plan = Plan(mode="pipe", messages=1_000_000, window=4)
+    idle, busy = await LoadProcess.start(), await LoadProcess.start()
+    try:
+        await busy.send(
+            Job(adapter="wonderq", port=floor.port, plan=plan, share=shares_of(plan, 1)[0])
+        )
+        await asyncio.wait_for(busy.expect(Ready), 30)
+        await busy.send(Go(phase="all"))
+    finally:
+        await idle.stop()
+        await busy.stop()
+    assert (idle.proc.returncode, busy.proc.returncode) == (0, 0)  # not killed
 
 
 def _tally(n: int, delivered: list[int], **fields: Any) -> Tally:

@@ -204,3 +204,14 @@ def test_a_missing_peer_skips_the_test_but_fails_it_on_ci(monkeypatch: pytest.Mo
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         require("redis")
+
+
+def test_a_run_past_its_deadline_fails_and_stops_its_load() -> None:
+    # the last --timeout wins over bench()'s own
+    rc, doc, err = bench("--mode", "rr", "-n", "1000000", "--timeout", "0.5", "--compare", "floor")
+    assert rc == 1, err
+    results = doc["results"]
+    assert [r["broker"] for r in results] == ["wonderq", "floor"]
+    for result in results:
+        assert not result["exactly_once"]
+        assert result["notes"] == ["failed: timed out after 0.5s"]
