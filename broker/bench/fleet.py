@@ -22,6 +22,7 @@ import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Final
 
 from broker.bench.procs import BenchError, Measured
@@ -31,6 +32,7 @@ from broker.bench.workloads import Plan, Share, Tally, split
 #: two cores: the broker needs one, the producers and consumers one process each
 DEFAULT_PROCS: Final = 2
 STOP_TIMEOUT_S: Final = 5.0
+READY_TIMEOUT_S: Final = 60.0  # to start and open its connections
 _WORKER: Final = (sys.executable, "-P", "-m", "broker.bench.worker")
 
 
@@ -91,6 +93,15 @@ def shares_of(plan: Plan, procs: int) -> list[Share]:
     return shares
 
 
+def _state(pid: int) -> str:
+    """A process's scheduler state and where it sleeps, for an error message."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]
+        return f"state {state}, wchan {Path(f'/proc/{pid}/wchan').read_text()}"
+    except OSError:
+        return "gone"
+
+
 class LoadProcess:
     """A load process seen from the parent: frames in and out, stopped by its PID."""
 
@@ -121,15 +132,28 @@ class LoadProcess:
         except (BrokenPipeError, ConnectionResetError):
             pass  # it has exited: ``recv`` says how
 
+    def _stderr(self) -> str:
+        self.errors.seek(0)
+        return self.errors.read()[-2000:].decode(errors="replace").strip()
+
     async def recv(self) -> Frame:
         assert self.proc.stdout is not None
         frame = await read_frame(self.proc.stdout)
         if frame is None:
             await self.proc.wait()
-            self.errors.seek(0)
-            err = self.errors.read(2000).decode(errors="replace").strip()
-            raise BenchError(f"a load process exited ({self.proc.returncode}): {err}")
+            raise BenchError(f"a load process exited ({self.proc.returncode}): {self._stderr()}")
         return frame
+
+    async def ready(self, timeout_s: float) -> None:
+        """Wait for ``Ready`` (its connections are open), at most ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self.expect(Ready), timeout_s)
+        except TimeoutError:
+            pid = self.proc.pid
+            raise BenchError(
+                f"load process {pid} not ready after {timeout_s:g}s ({_state(pid)}): "
+                f"{self._stderr() or 'nothing on stderr'}"
+            ) from None
 
     async def expect(self, kind: type[Ready] | type[PutDone]) -> None:
         frame = await self.recv()
@@ -192,7 +216,7 @@ async def run_plan(
             workers.append(await LoadProcess.start())
             await workers[-1].send(Job(adapter=adapter, port=port, plan=plan, share=share))
         for w in workers:
-            await asyncio.wait_for(w.expect(Ready), 60)
+            await w.ready(READY_TIMEOUT_S)
         await asyncio.sleep(0.05)  # let the server settle after the connections
         rss_empty, cpu0 = server.rss_bytes(), server.cpu_s()
         started_at = time.perf_counter()

@@ -121,6 +121,8 @@ def _median(values: list[float]) -> float:
 def summarize(results: list[Result]) -> list[Result]:
     """One row per broker, mode and background: the median over its trials.
 
+    A trial that failed (not every message delivered exactly once) is no measurement:
+    the medians are over the others, and the row says NO with the failure's note.
     Results of a single trial are returned as they are.
     """
     if all(r.trial == 1 for r in results):
@@ -130,17 +132,17 @@ def summarize(results: list[Result]) -> list[Result]:
         groups.setdefault((r.broker, r.mode, r.background), []).append(r)
     rows = []
     for runs in groups.values():
-        first = runs[0]
+        measured = [r for r in runs if r.exactly_once] or runs
         row = replace(
-            first, trial=0, notes=[f"trial {r.trial}: {n}" for r in runs for n in r.notes]
+            measured[0], trial=0, notes=[f"trial {r.trial}: {n}" for r in runs for n in r.notes]
         )
         for name in _MEDIAN_FIELDS:
-            setattr(row, name, _median([getattr(r, name) for r in runs]))
+            setattr(row, name, _median([getattr(r, name) for r in measured]))
         row.latency_ms = {
-            q: _median([r.latency_ms[q] for r in runs if q in r.latency_ms])
-            for q in first.latency_ms
+            q: _median([r.latency_ms[q] for r in measured if q in r.latency_ms])
+            for q in measured[0].latency_ms
         }
-        per_msg = [r.rss_bytes_per_msg for r in runs if r.rss_bytes_per_msg is not None]
+        per_msg = [r.rss_bytes_per_msg for r in measured if r.rss_bytes_per_msg is not None]
         row.rss_bytes_per_msg = _median(per_msg) if per_msg else None
         row.exactly_once = all(r.exactly_once for r in runs)
         for name in ("delivered_once", "duplicates", "missing", "acked"):
@@ -168,12 +170,14 @@ def _base(broker: str) -> str:
 def _find(
     results: list[Result], broker: str, mode: str, background: str = "", trial: int | None = None
 ) -> Result | None:
+    """The run of ``broker`` in ``mode`` (and trial), if it completed: a failed run measured nothing."""
     for r in results:
         if (
             _base(r.broker) == broker
             and r.mode == mode
             and r.background == background
             and (trial is None or r.trial == trial)
+            and r.exactly_once
         ):
             return r
     return None

@@ -322,9 +322,14 @@ def test_server_cpu_is_judged_against_the_floor_trial_by_trial() -> None:
     assert " 1.50 " in wonderq_line  # the medians: 6.0 us against the floor's 4.0
 
 
+def _done(**fields: Any) -> Result:
+    """A run that completed: every message delivered once."""
+    return Result(exactly_once=True, **fields)
+
+
 def test_targets_use_only_what_the_run_measured() -> None:
-    mine = Result(broker="wonderq", mode="rr", messages=10, acked_per_s=200.0)
-    peer = Result(broker="beanstalkd", mode="rr", messages=10, acked_per_s=100.0)
+    mine = _done(broker="wonderq", mode="rr", messages=10, acked_per_s=200.0)
+    peer = _done(broker="beanstalkd", mode="rr", messages=10, acked_per_s=100.0)
     assert targets([mine, peer], None) == [
         {"target": "rr: WonderQ / beanstalkd", "figure": 2.0, "goal": ">= 1.0x", "reached": True}
     ]
@@ -332,10 +337,10 @@ def test_targets_use_only_what_the_run_measured() -> None:
 
 
 def test_durable_targets_compare_like_with_like() -> None:
-    mine = Result(broker="wonderq/always", mode="rr", messages=10, acked_per_s=300.0)
-    peer = Result(broker="beanstalkd/always", mode="rr", messages=10, acked_per_s=100.0)
-    pipe = Result(broker="wonderq/always", mode="pipe", messages=10, acked_per_s=50.0)
-    redis = Result(broker="redis/always", mode="pipe", messages=10, acked_per_s=100.0)
+    mine = _done(broker="wonderq/always", mode="rr", messages=10, acked_per_s=300.0)
+    peer = _done(broker="beanstalkd/always", mode="rr", messages=10, acked_per_s=100.0)
+    pipe = _done(broker="wonderq/always", mode="pipe", messages=10, acked_per_s=50.0)
+    redis = _done(broker="redis/always", mode="pipe", messages=10, acked_per_s=100.0)
     assert targets([mine, peer, pipe, redis], "always") == [
         {
             "target": "durable always rr: WonderQ / beanstalkd",
@@ -392,12 +397,28 @@ def test_summary_rows_hold_the_median_of_the_trials() -> None:
         _rr("wonderq", 2, 100.0, "slow start"),
         _rr("wonderq", 3, 200.0),
     ]
-    results[1].exactly_once = False
     (row,) = summarize(results)
     assert row.trial == 0 and row.acked_per_s == 200.0
     assert row.latency_ms == {"p99": 2.0}
     assert row.messages == 30
-    assert not row.exactly_once  # one bad trial makes the summary bad
+    assert row.exactly_once
     assert row.notes == ["trial 2: slow start"]
     single = [_rr("wonderq", 1, 300.0)]
     assert summarize(single) == single
+
+
+def test_a_failed_trial_is_left_out_of_the_medians_and_the_ratios() -> None:
+    results = [
+        _rr("wonderq", 1, 300.0),
+        _rr("beanstalkd", 1, 100.0),
+        _rr("wonderq", 2, 0.0, "failed: timed out after 600s"),
+        _rr("beanstalkd", 2, 60.0),
+        _rr("wonderq", 3, 200.0),
+        _rr("beanstalkd", 3, 100.0),
+    ]
+    results[2].exactly_once = False
+    assert targets(results, None)[0]["trials"] == [3.0, 2.0]
+    wonderq = summarize(results)[0]
+    assert wonderq.acked_per_s == 250.0  # the median of 300 and 200, not of 300, 0 and 200
+    assert not wonderq.exactly_once
+    assert wonderq.notes == ["trial 2: failed: timed out after 600s"]
