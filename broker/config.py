@@ -20,6 +20,7 @@ MIB = 1024 * KIB
 TOKEN_MAX = 4096  # the longest token AUTH accepts (protocol/requests.py says the same)
 TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
+HTTP_PORT = 7879  # the HTTP API's default port
 
 _SIZE_UNITS: Final = {"k": KIB, "m": MIB, "g": 1024 * MIB}
 
@@ -140,6 +141,20 @@ class Config:
         bound=between(0, 65535),
         metavar="PORT",
     )
+    http_port: int | None = setting(
+        None,
+        "http-port",
+        "port of the HTTP API, on --host; 0 picks a free one (serve --no-http: none)",
+        bound=between(0, 65535),
+        unset=f"{HTTP_PORT}, or a free one when --port is 0",
+        metavar="PORT",
+    )
+    metrics_queues: int = setting(
+        50,
+        "metrics-queues",
+        "queues /metrics gives series of their own: the deepest (totals cover all)",
+        bound=at_least(0),
+    )
     # engine
     lease_s: float = setting(
         30.0, "lease", "default lease in seconds", kind=SECONDS, bound=above(0, "seconds")
@@ -231,6 +246,13 @@ class Config:
         kind=BYTES,
         bound=at_least(1, "byte"),
     )
+
+    @property
+    def http_listen_port(self) -> int:
+        """The HTTP API's port: ``http_port``, or by default 7879 (a free one with ``port`` 0)."""
+        if self.http_port is not None:
+            return self.http_port
+        return 0 if self.port == 0 else HTTP_PORT
 
     def __post_init__(self) -> None:
         for named in SETTINGS:

@@ -1,4 +1,4 @@
-"""The optional ``tools`` extra (rich, prometheus_client) and a clear error without it.
+"""The optional ``tools`` extra (rich) and a clear error without it.
 
 Owns: checking that the operator tools' libraries are importable, and the
 one message that names the extra to install. Must never: import them eagerly
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Final
 
-TOOLS_MODULES: Final = ("rich", "prometheus_client")
+TOOLS_MODULES: Final = ("rich",)
 INSTALL_HINT: Final = "pip install 'wonderq[tools]'"
 
 

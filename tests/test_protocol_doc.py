@@ -23,7 +23,7 @@ from tests.conftest import running_server
 from tests.support import LineClient
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER = re.compile(r"<(id\d+)>")
+PLACEHOLDER = re.compile(r"<((?:id|receipt)\d+)>")
 
 
 def transcripts(text: str) -> list[tuple[int, list[str]]]:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from broker.protocol.replies import Reply
-from broker.protocol.requests import Request
+from broker.protocol.requests import AnyRequest
 
 #: One typed reply per request (the protocol layer encodes it), or ``None``: a GET
 #: now waiting, whose reply comes later through ``ReplySink.deliver``.
@@ -36,7 +36,7 @@ class ReplySink(Protocol):
     does not forward them only loses those figures.
     """
 
-    def deliver(self, request: Request, reply: Reply) -> None: ...
+    def deliver(self, request: AnyRequest, reply: Reply) -> None: ...
 
 
 class Backend(Protocol):
@@ -49,8 +49,16 @@ class Backend(Protocol):
     def holds(self, owner: object) -> bool:
         """True while the connection holds a lease or has a GET waiting (it is not idle)."""
 
-    def execute(self, owner: object, requests: Sequence[Request]) -> Replies | Awaitable[Replies]:
-        """Apply requests in order; one reply (or None for a waiting GET) each."""
+    def execute(
+        self, owner: object, requests: Sequence[AnyRequest]
+    ) -> Replies | Awaitable[Replies]:
+        """Apply requests in order; one reply (or None for a waiting GET or RECEIVE) each.
+
+        Besides the TCP protocol's requests, a backend executes the HTTP API's
+        receipt requests (``requests.ReceiptRequest``): messages received with
+        ``Receive`` are each leased to a receipt, an owner of its own that only
+        the receipt requests name (``broker/protocol/receipts.py``).
+        """
 
     def add_stats_provider(self, provider: StatsProvider) -> None:
         """Merge ``provider()`` into STATS' ``server`` section."""

@@ -22,6 +22,7 @@ import msgspec
 
 from broker import __version__
 from broker.backend.base import Replies, ReplySink, StatsProvider
+from broker.backend.receipts import Receipt, ReceiptOps, received
 from broker.config import Config
 from broker.engine import (
     DEAD_SUFFIX,
@@ -37,7 +38,7 @@ from broker.engine import (
     parse_id,
 )
 from broker.engine.ids import parse_ids
-from broker.errors import BadRequest, NotFound, ShuttingDown, WonderQError
+from broker.errors import BadRequest, NotFound, ShuttingDown, UnknownOp, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
@@ -88,7 +89,7 @@ def _seq(id_text: str) -> int:
 class _Wait(NamedTuple):
     """The engine's token for a waiting GET: the request, and when it began to wait."""
 
-    request: rq.Get
+    request: rq.Get | rq.Receive
     since: float
 
 
@@ -121,6 +122,7 @@ class MemoryBackend:
     ) -> None:
         self.config = config
         self.engine = Engine(config, first_seq, journal)
+        self._receipts = ReceiptOps(self.engine, config)
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -147,6 +149,11 @@ class MemoryBackend:
             rq.Ping: self._ping,
             rq.Quit: self._ping,
             rq.Cancel: self._cancel,
+            rq.Receive: self._receive,
+            rq.AckReceipts: self._receipts.ack,
+            rq.NackReceipts: self._receipts.nack,
+            rq.TouchReceipts: self._receipts.touch,
+            rq.ReleaseReceipts: self._receipts.release,
         }
 
     # -------------------------------------------------------------- lifecycle
@@ -203,7 +210,7 @@ class MemoryBackend:
 
     # -------------------------------------------------------------- execution
 
-    def execute(self, owner: object, requests: Sequence[rq.Request]) -> Replies:
+    def execute(self, owner: object, requests: Sequence[rq.AnyRequest]) -> Replies:
         if self._draining:
             raise ShuttingDown(_NOT_APPLIED)
         now = self.now()
@@ -213,7 +220,10 @@ class MemoryBackend:
         append = replies.append
         for request in requests:
             try:
-                append(handlers[type(request)](owner, request, now))
+                handler = handlers.get(type(request))
+                if handler is None:
+                    raise UnknownOp(f"{type(request).__name__} is not served by this backend")
+                append(handler(owner, request, now))
             except WonderQError as exc:
                 append(rp.error_reply(exc))
         self._after_change()
@@ -253,7 +263,10 @@ class MemoryBackend:
             owner = delivery.owner
             assert isinstance(owner, _Owner)
             self.get_wait.observe(float(now - waiting_since))
-            owner.sink.deliver(request, _get_reply(delivery.messages))
+            if type(request) is rq.Receive:
+                owner.sink.deliver(request, received(delivery.messages, now))
+            else:
+                owner.sink.deliver(request, _get_reply(delivery.messages))
 
     def _arm_timer(self) -> None:
         at = self.engine.next_deadline()
@@ -305,6 +318,10 @@ class MemoryBackend:
         if msgs is None:
             return None
         return _get_reply(msgs)
+
+    def _receive(self, owner: object, req: rq.Receive, now: float) -> rp.ReceiveReply | None:
+        token = _Wait(req, now) if req.wait > 0 else None
+        return self._receipts.receive(owner, req, now, token)
 
     def _ack(self, owner: object, req: rq.Ack, now: float) -> rp.Ok | rp.AckManyReply:
         if isinstance(req.id, str):
@@ -402,7 +419,7 @@ class MemoryBackend:
                 break  # like GET: at least one message, then at most max_reply_bytes of bodies
             budget -= len(msg.body)
             seen = describe(msg, now)
-            if isinstance(msg.owner, _Owner):
+            if isinstance(msg.owner, _Owner | Receipt):
                 seen.holder = msg.owner.peer
             out.append(seen)
         if q is None:

@@ -1,9 +1,11 @@
 """``wonderq serve``: run the broker until SIGINT/SIGTERM.
 
-Owns: turning flags into a ``Config``, running the server on uvloop (with the
-``/metrics`` endpoint when ``--metrics-port`` is given), configuring logs,
-printing one ``listening on HOST:PORT`` line when ready, and exiting 0 after a
-graceful shutdown. Also the process-level hardening: reading the token (flag,
+Owns: turning flags into a ``Config``, running the TCP server and the HTTP API
+(``--http-port``, unless ``--no-http``; ``--metrics-port`` serves ``/metrics``
+and ``/healthz`` alone on another port, on loopback unless ``--metrics-host``
+says otherwise) on uvloop, configuring logs, printing ``listening on HOST:PORT``
+then ``http on HOST:PORT`` (``https`` under TLS) when ready, and exiting 0
+after a graceful shutdown of both. Also the process-level hardening: reading the token (flag,
 file or ``WONDERQ_TOKEN``), loading the TLS certificate, raising the open-files
 limit for ``--max-connections``, and a loud warning when a non-loopback address
 is served without a token.
@@ -28,9 +30,9 @@ from broker import __version__, logs
 from broker.backend.base import Backend
 from broker.config import SETTINGS, TOKEN_ENV, Config, NamedSetting
 from broker.durability.replay import DurabilityError
+from broker.http import HttpApi
 from broker.server import Server, collector
 from broker.server.loop import run as run_loop
-from broker.tools import ToolsMissing, require_tools
 
 log = logging.getLogger("wonderq.serve")
 
@@ -45,16 +47,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tls-cert", help="serve TLS with this PEM certificate chain (needs --tls-key)")
     p.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    p.add_argument("--no-http", action="store_true", help="serve no HTTP API")
     p.add_argument(
         "--metrics-port",
         type=int,
         default=None,
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (needs the 'tools' extra)",
+        help="also serve /metrics (and /healthz) alone on this port "
+        "(it is on the HTTP API's port too)",
     )
     p.add_argument(
         "--metrics-host",
-        default=None,
-        help="address of the metrics endpoint (default: the same as --host)",
+        default="127.0.0.1",
+        help="address of --metrics-port (default 127.0.0.1)",
     )
     p.add_argument(
         "--log-level",
@@ -206,10 +210,12 @@ def make_backend(config: Config) -> Backend | None:
 async def serve(
     config: Config,
     metrics_port: int | None = None,
-    metrics_host: str | None = None,
+    metrics_host: str = "127.0.0.1",
     tls: ssl.SSLContext | None = None,
+    http: bool = True,
 ) -> None:
-    from broker.server.metrics import MetricsEndpoint
+    from broker.http.metrics import histograms_of
+    from broker.http.routes import METRICS_ROUTES
 
     log.info(
         "wonderq %s starting: %s",
@@ -218,30 +224,46 @@ async def serve(
         extra={"event": "startup", "version": __version__, "config": _loggable(config)},
     )
     server = Server(config, make_backend(config), ssl=tls, measure_latency=metrics_port is not None)
-    with collector.paused():  # replaying a log builds millions of objects, none garbage
-        await server.start()
-    frozen = collector.freeze_survivors()
-    log.debug("froze %d startup objects out of the collector's reach", frozen)
-    collector.space_young_collections()
-    endpoint: MetricsEndpoint | None = None
+    api = HttpApi(
+        config,
+        server.backend,
+        ssl=tls,
+        histograms=lambda: histograms_of(server.backend, server.batch_latency),
+    )
+    server.add_frontend(api)
     try:
+        # listening before the backend opens its data: /healthz says 503 until it is ready
+        http_at = await _listen(api, config.host, config.http_listen_port) if http else None
         if metrics_port is not None:
-            endpoint = MetricsEndpoint(server, metrics_host or config.host, metrics_port)
             try:
-                await endpoint.start()
+                await api.listen(metrics_host, metrics_port, METRICS_ROUTES)
             except OSError as exc:
                 raise OSError(exc.errno, f"metrics port {metrics_port}: {exc.strerror}") from exc
+        with collector.paused():  # replaying a log builds millions of objects, none garbage
+            await server.start()
+        api.ready()
+        frozen = collector.freeze_survivors()
+        log.debug("froze %d startup objects out of the collector's reach", frozen)
+        collector.space_young_collections()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _stop_on, server, sig)
         for warning in exposure_warnings(server.addresses, config, tls is not None):
             print(warning, file=sys.stderr, flush=True)
         print(f"listening on {server.host}:{server.port}", flush=True)
+        if http_at is not None:
+            print(f"{api.scheme} on {http_at[0]}:{http_at[1]}", flush=True)
         await server.serve_until_stopped()
     finally:
-        if endpoint is not None:
-            await endpoint.close()
         await server.close()
+        await api.close()  # when the server never started (its close closes the API first)
+
+
+async def _listen(api: HttpApi, host: str, port: int) -> tuple[str, int]:
+    try:
+        return await api.listen(host, port)
+    except OSError as exc:
+        raise OSError(exc.errno, f"http port {port}: {exc.strerror}") from exc
 
 
 def _stop_on(server: Server, sig: signal.Signals) -> None:
@@ -254,11 +276,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         tls = tls_context(args)
-        if args.metrics_port is not None:
-            require_tools("--metrics-port", "prometheus_client")
-            if not 0 <= args.metrics_port <= 65535:
-                raise ValueError("metrics-port must be 0-65535")
-    except (ValueError, ToolsMissing) as exc:
+        if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+            raise ValueError("metrics-port must be 0-65535")
+    except ValueError as exc:
         print(f"wonderq serve: {exc}", file=sys.stderr)
         return 2
     wanted_files = config.max_connections + _SPARE_FILES
@@ -272,7 +292,8 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         run_loop(
-            serve(config, args.metrics_port, args.metrics_host, tls), use_uvloop=not args.no_uvloop
+            serve(config, args.metrics_port, args.metrics_host, tls, http=not args.no_http),
+            use_uvloop=not args.no_uvloop,
         )
     except DurabilityError as exc:
         print(f"wonderq serve: {exc}", file=sys.stderr)

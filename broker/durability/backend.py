@@ -30,9 +30,11 @@ from broker.durability.compaction import Compaction
 from broker.durability.journal import LogJournal
 from broker.durability.lock import DirLock
 from broker.durability.log import FsyncPolicy, Log
+from broker.durability.loop_writer import LoopWriter
 from broker.durability.records import Msg
 from broker.durability.replay import ReplayState
 from broker.durability.store import recover
+from broker.durability.thread_writer import EVERYSEC_S, ThreadWriter
 from broker.engine import Engine
 from broker.errors import Unavailable, WonderQError
 from broker.protocol import requests as rq
@@ -72,7 +74,7 @@ class _CommitSink:
         self._backend = backend
         self.pending = 0
 
-    def deliver(self, request: rq.Request, reply: Reply) -> None:
+    def deliver(self, request: rq.AnyRequest, reply: Reply) -> None:
         wal = self._backend.log
         if not self.pending and (wal.synced >= wal.appended or _is_empty_get(reply)):
             self._sink.deliver(request, reply)
@@ -80,7 +82,7 @@ class _CommitSink:
         self.pending += 1
         wal.commit(None).add_done_callback(functools.partial(self._committed, request, reply))
 
-    def _committed(self, request: rq.Request, reply: Reply, fut: Commit[None]) -> None:
+    def _committed(self, request: rq.AnyRequest, reply: Reply, fut: Commit[None]) -> None:
         self.pending -= 1
         exc = fut.exception()
         if isinstance(exc, WonderQError):
@@ -95,6 +97,17 @@ def restore_into(engine: Engine, state: ReplayState, now: float, wall_offset: fl
         live = sorted(live, key=_order)
     engine.restore_messages(now, live, wall_offset)
     engine.reserve_seqs(state.hi + 1)
+
+
+def open_log(
+    directory: str, segment: int, policy: FsyncPolicy, loop: asyncio.AbstractEventLoop
+) -> Log:
+    """The log's writer for ``policy`` (``log.py``), appending to new segment ``segment``."""
+    if policy == FsyncPolicy.ALWAYS:
+        return LoopWriter(directory, segment, loop)
+    return ThreadWriter(
+        directory, segment, loop, EVERYSEC_S if policy == FsyncPolicy.EVERYSEC else None
+    )
 
 
 class DurableBackend:
@@ -167,7 +180,7 @@ class DurableBackend:
             len(recovered.state.live),
         )
         loop = asyncio.get_running_loop()
-        self._log = Log(self.directory, recovered.next_segment, self.policy, loop)
+        self._log = open_log(self.directory, recovered.next_segment, self.policy, loop)
         self._journal.append = self._log.append
 
     async def drain(self) -> None:
@@ -209,7 +222,7 @@ class DurableBackend:
         return self.memory.holds(owner)
 
     def execute(
-        self, owner: object, requests: Sequence[rq.Request]
+        self, owner: object, requests: Sequence[rq.AnyRequest]
     ) -> Replies | Awaitable[Replies]:
         wal = self.log
         if wal.failure is not None:

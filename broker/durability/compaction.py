@@ -24,9 +24,10 @@ import asyncio
 import os
 import signal
 
+from broker.durability import files
 from broker.durability import records as rec
 from broker.durability.journal import message_record
-from broker.durability.log import Log, file_number, fsync_dir, snapshot_name
+from broker.durability.log import Log
 from broker.engine import Engine, Message
 
 CHUNK = 2000  # messages encoded per loop turn
@@ -74,9 +75,7 @@ class Compaction:
         self.records_at_rotation = log.records
         await rotated
         self._step("rotated")
-        final = os.path.join(self._dir, snapshot_name(k))
-        tmp = final + ".tmp"
-        f = await asyncio.to_thread(open, tmp, "wb")
+        f = await asyncio.to_thread(files.create_snapshot, self._dir, k)
         try:
             first = rec.frame([rec.encode(rec.Meta(next_seq))])
             await asyncio.to_thread(f.write, first)
@@ -101,27 +100,15 @@ class Compaction:
         finally:
             f.close()
         if self.abandoned:
-            await asyncio.to_thread(os.unlink, tmp)
+            await asyncio.to_thread(files.remove, self._dir, [files.unfinished_snapshot_name(k)])
             return
         self._step("written")
-        await asyncio.to_thread(self._install, tmp, final)
+        await asyncio.to_thread(files.install_snapshot, self._dir, k)
         self.snapshot_bytes, self.snapshot_records = size, records
         self.installed = True
         self._step("renamed")
         await asyncio.to_thread(self._cleanup, k)
         self._step("cleaned")
 
-    def _install(self, tmp: str, final: str) -> None:
-        os.replace(tmp, final)
-        fsync_dir(self._dir)
-
     def _cleanup(self, k: int) -> None:
-        old = _older_files(os.listdir(self._dir), k)
-        for name in old:
-            os.unlink(os.path.join(self._dir, name))
-        if old:
-            fsync_dir(self._dir)
-
-
-def _older_files(names: list[str], k: int) -> list[str]:
-    return [n for n in names if (num := file_number(n)) is not None and num < k]
+        files.remove(self._dir, files.list_files(self._dir).older_than(k))

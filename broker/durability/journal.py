@@ -5,7 +5,7 @@ them to the log, and converting the engine's monotonic instants to wall-clock
 ones (``wall_offset`` = wall clock minus loop clock, measured once at start),
 so a delay survives a restart. Leases are recorded only as attempt counts.
 Must never: call back into the engine, raise for a change already applied, or
-do IO itself (the log's writer thread does).
+do IO itself (the log's writer does: ``loop_writer.py``, ``thread_writer.py``).
 """
 
 from __future__ import annotations

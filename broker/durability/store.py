@@ -1,6 +1,7 @@
 """The data directory on start: which files hold the state, and reading them back.
 
-Owns: the directory layout and the recovery rule. Files:
+Owns: what the data directory's files mean, and the recovery rule (their names
+and listing are ``files.py``'s). Files:
   - ``snap-K.wqs``: a snapshot, the whole state as of the start of segment K
     (written to ``.tmp``, fsynced, then renamed: if it exists it is complete);
   - ``log-N.wql``: segments, appended in order; a new one per start and per
@@ -18,29 +19,20 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 
-from broker.durability.log import fsync_dir, segment_name, snapshot_name
+from broker.durability import files
 from broker.durability.replay import CorruptLog, ReplayState, scan
 
 log = logging.getLogger("wonderq.durability")
-
-_SEGMENT = re.compile(r"log-(\d{8})\.wql")
-_SNAPSHOT = re.compile(r"snap-(\d{8})\.wqs")
 
 
 @dataclass(slots=True)
 class Recovered:
     state: ReplayState
     next_segment: int  # the segment this run writes to
-    snapshot: int | None
     log_bytes: int  # bytes of the files that hold the state
     notes: list[str] = field(default_factory=list)
-
-
-def _numbers(names: list[str], pattern: re.Pattern[str]) -> list[int]:
-    return sorted(int(m.group(1)) for n in names if (m := pattern.fullmatch(n)))
 
 
 def _read(path: str) -> bytes:
@@ -49,28 +41,24 @@ def _read(path: str) -> bytes:
 
 
 def recover(directory: str) -> Recovered:
-    names = os.listdir(directory)
-    snaps = _numbers(names, _SNAPSHOT)
-    segs = _numbers(names, _SEGMENT)
-    base = snaps[-1] if snaps else None
-    used = [n for n in segs if base is None or n >= base]
+    listing = files.list_files(directory)
+    base = listing.snapshots[-1] if listing.snapshots else None
+    used = [n for n in listing.segments if base is None or n >= base]
     first = base if base is not None else 1
     if used and used != list(range(first, first + len(used))):
         missing = sorted(set(range(first, used[-1] + 1)) - set(used))
-        raise CorruptLog(
-            os.path.join(directory, segment_name(missing[0])), 0, "segment file is missing"
-        )
+        raise CorruptLog(files.segment_path(directory, missing[0]), 0, "segment file is missing")
     state = ReplayState()
-    out = Recovered(state, (used[-1] if used else first - 1) + 1, base, 0)
+    out = Recovered(state, (used[-1] if used else first - 1) + 1, 0)
     if base is not None:
-        path = os.path.join(directory, snapshot_name(base))
+        path = files.snapshot_path(directory, base)
         data = _read(path)
         result = scan(data, path, state)
         if result.torn is not None:  # a snapshot is fsynced before it is renamed
             raise CorruptLog(path, result.good_end, f"snapshot is cut short ({result.torn})")
         out.log_bytes += len(data)
     for n in used:
-        path = os.path.join(directory, segment_name(n))
+        path = files.segment_path(directory, n)
         data = _read(path)
         result = scan(data, path, state)
         out.log_bytes += result.good_end
@@ -94,17 +82,12 @@ def recover(directory: str) -> Recovered:
         with open(path, "r+b") as f:
             f.truncate(result.good_end)
             os.fsync(f.fileno())
-    _remove_leftovers(directory, names, base)
+    _remove_leftovers(directory, listing, base)
     return out
 
 
-def _remove_leftovers(directory: str, names: list[str], base: int | None) -> None:
-    doomed = [n for n in names if n.endswith(".tmp")]
-    if base is not None:
-        doomed += [n for n in names if (m := _SEGMENT.fullmatch(n)) and int(m.group(1)) < base]
-        doomed += [n for n in names if (m := _SNAPSHOT.fullmatch(n)) and int(m.group(1)) < base]
+def _remove_leftovers(directory: str, listing: files.Listing, base: int | None) -> None:
+    doomed = listing.unfinished + ([] if base is None else listing.older_than(base))
     for name in doomed:
         log.info("removing leftover %s", name)
-        os.unlink(os.path.join(directory, name))
-    if doomed:
-        fsync_dir(directory)
+    files.remove(directory, doomed)

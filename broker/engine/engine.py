@@ -273,19 +273,25 @@ class Engine:
         lease_s: float,
         wait_s: float = 0.0,
         token: object = None,
+        receipts: Callable[[], object] | None = None,
     ) -> list[Message] | None:
         """Lease up to ``max`` deliverable messages to ``owner``.
 
         Returns the leased messages, or None if none was deliverable and
         ``wait_s`` > 0: then a waiter was registered, and its messages come
         back later as a ``Delivery`` carrying ``token``.
+
+        With ``receipts``, each message is leased instead to an owner of its own,
+        ``receipts()``, made for that delivery (a receipt: the HTTP API's lease
+        owner). The engine keeps no state for such an owner: it lives in the
+        message while the lease does, and ``disconnect(owner)`` leaves it alone.
         """
         q = self._queues.get(queue_name) or self.queue(queue_name)
         if q.compact.n or q.fifo or q.heap:  # q.has_deliverable(), inlined: the hot path
-            return self._lease(q, owner, max, lease_s, now)
+            return self._lease(q, owner, max, lease_s, now, receipts)
         if wait_s <= 0:
             return []
-        waiter = Waiter(token, owner, q, max, lease_s, now + wait_s)
+        waiter = Waiter(token, owner, q, max, lease_s, now + wait_s, receipts)
         q.waiters.append(waiter)
         q.n_waiting += 1
         self._owner_waiters.setdefault(owner, set()).add(waiter)
@@ -294,10 +300,17 @@ class Engine:
         return None
 
     def _lease(
-        self, q: Queue, owner: object, max: int, lease_s: float, now: float
+        self,
+        q: Queue,
+        owner: object,
+        max: int,
+        lease_s: float,
+        now: float,
+        receipts: Callable[[], object] | None = None,
     ) -> list[Message]:
         out: list[Message] = []
-        owned = self._owned.get(owner)
+        # receipts are not tracked: their messages go into a set thrown away
+        owned = set() if receipts is not None else self._owned.get(owner)
         if owned is None:
             owned = self._owned[owner] = set()
         due = now + lease_s
@@ -313,7 +326,7 @@ class Engine:
             for msg in batch:
                 messages[msg.seq] = msg  # new if it was compact
                 msg.state = LEASED
-                msg.owner = owner
+                msg.owner = owner if receipts is None else receipts()
                 msg.attempts += 1
                 msg.due_at = due
                 own(msg)
@@ -358,6 +371,19 @@ class Engine:
         self._settle(now)
         return result
 
+    def ack_owned(self, now: float, pairs: Sequence[tuple[object, int]]) -> AckResult:
+        """``ack_many`` for messages each leased to an owner of its own (receipts): each
+        ``(owner, seq)`` in turn; ``not_leased`` and ``not_found`` list indexes into ``pairs``."""
+        result = AckResult(0, [], [])
+        for i, (owner, seq) in enumerate(pairs):
+            refused = AckResult(0, [], [])
+            if self._ack_each(owner, (seq,), refused):
+                result.acked += 1
+            else:
+                (result.not_leased if refused.not_leased else result.not_found).append(i)
+        self._settle(now)
+        return result
+
     def _ack_each(self, owner: object, seqs: Iterable[int], result: AckResult | None) -> int:
         """Delete each message ``owner`` holds a lease on; the others go to ``result``.
 
@@ -380,10 +406,10 @@ class Engine:
                     else:
                         result.not_found.append(seq)
                 continue
-            assert owned is not None  # it holds a lease
             q = msg.queue
             del messages[seq]
-            owned.discard(msg)
+            if owned is not None:  # None for a receipt
+                owned.discard(msg)
             msg.owner = None
             msg.due_at = _GONE
             q.n_leased -= 1
@@ -422,6 +448,14 @@ class Engine:
         msg = self._leased_by(owner, seq)
         msg.due_at = now + lease_s
         self._deadlines.push(msg.due_at, msg)
+        self._settle(now)
+
+    def unlease(self, now: float, owner: object, seq: int) -> None:
+        """Give back a lease whose delivery never reached its consumer (the HTTP client
+        went away): the message is ready again, its attempt not counted."""
+        msg = self._leased_by(owner, seq)
+        msg.attempts -= 1
+        self._release(msg, now, "released_on_disconnect", 0.0)
         self._settle(now)
 
     def holds(self, owner: object) -> bool:
@@ -572,7 +606,7 @@ class Engine:
             if not waiter.active:
                 continue
             self._end_wait(waiter)
-            msgs = self._lease(q, waiter.owner, waiter.max, waiter.lease_s, now)
+            msgs = self._lease(q, waiter.owner, waiter.max, waiter.lease_s, now, waiter.receipts)
             self._deliveries.append(Delivery(waiter.token, waiter.owner, msgs))
 
     def _end_wait(self, waiter: Waiter) -> None:

@@ -11,15 +11,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from broker.engine.message import Message
     from broker.engine.queue import Queue
 
 
 class Waiter:
-    __slots__ = ("active", "due_at", "lease_s", "max", "owner", "queue", "token")
+    __slots__ = ("active", "due_at", "lease_s", "max", "owner", "queue", "receipts", "token")
 
     def __init__(
-        self, token: object, owner: object, queue: Queue, max: int, lease_s: float, due_at: float
+        self,
+        token: object,
+        owner: object,
+        queue: Queue,
+        max: int,
+        lease_s: float,
+        due_at: float,
+        receipts: Callable[[], object] | None = None,
     ) -> None:
         self.token = token  # opaque to the engine: the backend's handle for the reply
         self.owner = owner
@@ -27,6 +36,7 @@ class Waiter:
         self.max = max
         self.lease_s = lease_s
         self.due_at = due_at
+        self.receipts = receipts  # makes each message's lease owner (see Engine.get)
         self.active = True
 
 

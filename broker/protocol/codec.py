@@ -29,6 +29,7 @@ from broker.protocol.requests import (
     Purge,
     Put,
     PutItem,
+    Receive,
     Redrive,
     Remove,
     Request,
@@ -43,7 +44,7 @@ _JSON_STARTS: Final = (b"{", b"[", b'"')
 _QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
 _BAD_QUEUE: Final = _QUEUE_RULE + " - at `$.queue`"
 _NAMES_QUEUE: Final = frozenset(
-    {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure}
+    {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure, Receive}
 )
 
 
@@ -86,13 +87,13 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
         return Invalid(BadJson(f"line is not valid JSON: {exc}"))
     except RecursionError:  # msgspec's nesting limit (about 1000 levels)
         return Invalid(BadJson(TOO_DEEP))
-    put_shape = _check_shape(request)
+    put_shape = check_shape(request)
     if put_shape is not None:
         return Invalid(BadRequest(put_shape), request.rid)
     return request
 
 
-def _check_shape(request: Request) -> str | None:
+def check_shape(request: Request) -> str | None:
     """Rules the types do not say: exactly one of two fields, a queue name's characters,
     what a body may hold, the size of a header block."""
     kind = type(request)

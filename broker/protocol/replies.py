@@ -188,6 +188,40 @@ class CancelReply(_Reply, kw_only=True):
     cancelled: int
 
 
+class Received(Delivered, kw_only=True):
+    """A message as the HTTP API's receive delivers it: leased to ``receipt``."""
+
+    receipt: str
+    lease_left: float
+
+
+class ReceiveReply(_Reply, kw_only=True):
+    messages: list[Received]
+
+
+class AckReceiptsReply(_Reply, kw_only=True):
+    acked: int
+    not_leased: list[str]  # stale receipts: the message was released or delivered again since
+    not_found: list[str]
+
+
+class NackReceiptsReply(_Reply, kw_only=True):
+    nacked: int
+    not_leased: list[str]
+    not_found: list[str]
+    dead: list[str]  # receipts whose message the NACK dead-lettered (counted in nacked)
+
+
+class TouchReceiptsReply(_Reply, kw_only=True):
+    touched: int
+    not_leased: list[str]
+    not_found: list[str]
+
+
+class ReleaseReceiptsReply(_Reply, kw_only=True):
+    released: int
+
+
 Reply = (
     Ok
     | ErrorReply
@@ -206,6 +240,11 @@ Reply = (
     | DeleteReply
     | ConfigReply
     | CancelReply
+    | ReceiveReply
+    | AckReceiptsReply
+    | NackReceiptsReply
+    | TouchReceiptsReply
+    | ReleaseReceiptsReply
 )
 
 _encoder: Final = msgspec.json.Encoder()

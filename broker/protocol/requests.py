@@ -249,3 +249,55 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Auth,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
+
+# ------------------------------------------------------------------ receipts
+# The HTTP API's own requests: a message received over HTTP is leased to a
+# receipt (``broker/protocol/receipts.py``), not to a connection. None of these
+# is in ``Request``, so the TCP decoder can never produce one: over TCP, leases
+# stay connection-scoped, and a connection cannot name a receipt.
+
+RECEIVE_WAIT_MAX_S: Final = 20.0
+RECEIPT_MAX: Final = 128
+ReceiptText = Annotated[str, Meta(min_length=1, max_length=RECEIPT_MAX)]
+Receipts = Annotated[list[ReceiptText], Meta(min_length=1)]
+
+
+class Receive(_Request, tag="RECEIVE"):
+    """A GET whose messages are each leased to a receipt of its own."""
+
+    queue: QueueName
+    max: Count = 1
+    lease: Lease | None = None
+    wait: Annotated[float, Meta(ge=0, le=RECEIVE_WAIT_MAX_S)] = 0.0
+
+
+class AckReceipts(_Request, tag="ACK_RECEIPTS"):
+    """ACK the messages whose current receipts these are (each handled on its own)."""
+
+    receipts: Receipts
+
+
+class NackReceipts(_Request, tag="NACK_RECEIPTS"):
+    """NACK the messages whose current receipts these are, ready again after ``delay``."""
+
+    receipts: Receipts
+    delay: Delay = 0.0
+
+
+class TouchReceipts(_Request, tag="TOUCH_RECEIPTS"):
+    """Extend the leases of these receipts to ``lease`` seconds from now."""
+
+    receipts: Receipts
+    lease: Lease | None = None
+
+
+class ReleaseReceipts(_Request, tag="RELEASE_RECEIPTS"):
+    """Give back messages whose delivery never reached the client, their attempt not counted."""
+
+    receipts: Receipts
+
+
+ReceiptRequest = Receive | AckReceipts | NackReceipts | TouchReceipts | ReleaseReceipts
+
+#: Every request a backend executes: the TCP protocol's, and the HTTP API's own.
+AnyRequest = Request | ReceiptRequest

@@ -50,7 +50,7 @@ from broker.histogram import Histogram
 from broker.protocol.codec import Invalid, decode
 from broker.protocol.framing import Frame, LineFramer
 from broker.protocol.replies import Reply, encode_reply, error_reply, reply_line, with_rid
-from broker.protocol.requests import Auth, Quit, Request
+from broker.protocol.requests import AnyRequest, Auth, Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item
 
 log = logging.getLogger("wonderq.connection")
@@ -345,7 +345,7 @@ class Connection(asyncio.Protocol):
         if quit_after:
             self.close()
 
-    def deliver(self, request: Request, reply: Reply) -> None:
+    def deliver(self, request: AnyRequest, reply: Reply) -> None:
         """The backend completed a waiting GET of this connection."""
         self._write(reply_line(encode_reply(reply), request.rid))
 

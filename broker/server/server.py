@@ -20,6 +20,9 @@ is lost and nothing is applied after the store is closed:
   4. connections still open ``CLOSE_S`` later are aborted;
   5. ``backend.stop()``: the leases the connections held are already released;
      the store writes out and fsyncs everything, and closes.
+Front ends on the same backend (the HTTP API) follow the same steps: they
+refuse new work from step 1 (``begin_stop``), their waiting requests are
+answered by the drain, and they close (``close``) before step 5.
 Must never: hold queue state (the backend does) or parse requests (the codec does).
 """
 
@@ -31,7 +34,7 @@ import ssl as ssl_module
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final
+from typing import Final, Protocol
 
 from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
@@ -95,6 +98,16 @@ class _Sweep:
         self._arm(loop)
 
 
+class Frontend(Protocol):
+    """Another way in to the same backend (the HTTP API), stopped with the server."""
+
+    def begin_stop(self) -> None:
+        """The stop began: refuse new work."""
+
+    async def close(self) -> None:
+        """Answer what is in flight and stop listening (before the backend stops)."""
+
+
 def first_seq_from_clock() -> int:
     """The first message sequence number of a run: wall-clock microseconds."""
     return time.time_ns() // 1000
@@ -132,6 +145,11 @@ class Server:
             Histogram(LATENCY_BOUNDS_S) if measure_latency else None
         )
         self.backend.add_stats_provider(self._figures)
+        self._frontends: list[Frontend] = []
+
+    def add_frontend(self, frontend: Frontend) -> None:
+        """Stop ``frontend`` with this server (see the graceful stop above)."""
+        self._frontends.append(frontend)
 
     def connection_count(self) -> int:
         return len(self.connections)
@@ -249,6 +267,8 @@ class Server:
         server, self._server = self._server, None
         self._stopping = True
         server.close()
+        for frontend in self._frontends:
+            frontend.begin_stop()
         for sweep in (self._idle, self._auth):
             if sweep is not None:
                 sweep.cancel()
@@ -273,6 +293,8 @@ class Server:
                     if conn.transport is not None:
                         conn.transport.abort()
                 await self._all_closed_within(CLOSE_S)  # connection_lost runs soon after abort
+        for frontend in self._frontends:
+            await frontend.close()
         await self.backend.stop()
         log.info("stopped")
 

@@ -2,57 +2,86 @@
  * The WonderQ client: one method per protocol op, in JavaScript idiom.
  *
  * Owns: turning arguments into requests (camelCase options to the wire's
- * snake_case fields) and replies into results, and authenticating first when
- * a token is given. Every call is pipelined on the one connection.
+ * snake_case fields, through the tables of `options.js`, which refuse unknown
+ * options) and replies into results, authenticating first when a token is
+ * given, and, with `reconnect`, dialing again after a lost connection (the
+ * call that was in flight still rejects: it may or may not have been applied).
+ * Every call is pipelined on the one connection.
  *
  * Must never: validate what the server validates (bounds, names): the server's
- * error, with its message, is the one answer.
+ * error, with its message, is the one answer. Never settle a message on
+ * another connection than the one that leased it: a message's calls go on
+ * that connection (a client pinned to it), and fail with `ConnectionLost` once
+ * it is gone, even if this client has reconnected since.
  */
 
-import { Connection } from "./connection.js";
-import { GET_WITH_HOOKS, Message } from "./message.js";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { Connection, DEFAULT_HOST, DEFAULT_PORT } from "./connection.js";
+import { ConnectionLost } from "./errors.js";
+import { GET_WITH_HOOKS, Message, REOPEN } from "./message.js";
+import {
+  CONNECT_OPTIONS,
+  GET_OPTIONS,
+  NACK_OPTIONS,
+  PUT_ITEM_FIELDS,
+  PUT_OPTIONS,
+  TOUCH_OPTIONS,
+  checkOptions,
+  wireFields,
+} from "./options.js";
+import { DEFAULT_RECONNECT_TIMEOUT_MS, Redial } from "./reconnect.js";
 import { consume, runWorker } from "./worker.js";
 
 /**
- * @typedef {import("./connection.js").ConnectionOptions & {token?: string}} ConnectOptions
+ * @typedef {import("./connection.js").ConnectionOptions & {
+ *   token?: string,
+ *   reconnect?: boolean,
+ *   reconnectTimeout?: number,
+ * }} ConnectOptions
  * @typedef {{key?: string, delay?: number, priority?: number, maxAttempts?: number}} PutOptions
  * @typedef {PutOptions & {body: unknown}} PutItem
  */
 
 /**
- * Connects to a broker. With `token`, authenticates before resolving.
+ * Connects to a broker. With `token`, authenticates before resolving. With
+ * `reconnect`, a refused first connect is retried too (for up to
+ * `reconnectTimeout` ms), and a lost connection is dialed again by the next call.
  *
  * @param {ConnectOptions} [options]
  * @returns {Promise<Client>}
  */
 export async function connect(options = {}) {
-  const connection = await Connection.open(options);
-  const client = new Client(connection);
-  if (options.token !== undefined) {
-    try {
-      await connection.request({ op: "AUTH", token: options.token });
-    } catch (error) {
-      connection.destroy();
-      throw error;
-    }
-  }
-  return client;
+  const settings = checkOptions(options, CONNECT_OPTIONS, "connect()");
+  const connection = settings.reconnect
+    ? await dialWithBackoff(settings, outage(settings, { first: true }))
+    : await dial(settings);
+  return new Client(connection, settings);
 }
 
 export class Client {
   #connection;
+  /** @type {ConnectOptions | undefined} how to dial again; undefined for a client pinned to one connection */
+  #settings;
+  /** @type {Promise<Connection> | null} */
+  #dialing = null;
+  #closing = new AbortController();
+  /** @type {{connection: Connection, client: Client} | undefined} the client the messages of `#connection` use */
+  #pinned;
 
   /**
    * Use `connect()`.
    * @param {Connection} connection
+   * @param {ConnectOptions} [settings] how to dial again (absent: never)
    */
-  constructor(connection) {
+  constructor(connection, settings) {
     this.#connection = connection;
+    this.#settings = settings;
   }
 
-  /** False once `close()` was called or the connection was lost. */
+  /** False once `close()` was called or the connection was lost (until a reconnect). */
   get isOpen() {
-    return this.#connection.isOpen;
+    return !this.#closing.signal.aborted && this.#connection.isOpen;
   }
 
   /** Resolves (never rejects) when the connection has closed, for any reason. */
@@ -72,8 +101,9 @@ export class Client {
    * @param {PutOptions} [options]
    * @returns {Promise<string>} the message id
    */
-  async put(queue, body, options = {}) {
-    const reply = await this.#request({ op: "PUT", queue, ...putFields({ ...options, body }) });
+  async put(queue, body, options) {
+    const fields = wireFields(checkOptions(options, PUT_OPTIONS, "put()"), PUT_OPTIONS);
+    const reply = await this.#request({ op: "PUT", queue, body, ...fields });
     return /** @type {string} */ (reply.id);
   }
 
@@ -84,7 +114,13 @@ export class Client {
    * @returns {Promise<string[]>} their ids, in order
    */
   async putMany(queue, items) {
-    const reply = await this.#request({ op: "PUT", queue, messages: items.map(putFields) });
+    const messages = items.map((item, index) => {
+      if (item === null || typeof item !== "object" || Array.isArray(item)) {
+        throw new TypeError(`putMany() item ${index} must be {body, ...options}, not ${JSON.stringify(item)}`);
+      }
+      return wireFields(checkOptions(item, PUT_ITEM_FIELDS, `putMany() item ${index}`), PUT_ITEM_FIELDS);
+    });
+    const reply = await this.#request({ op: "PUT", queue, messages });
     return /** @type {string[]} */ (reply.ids);
   }
 
@@ -101,8 +137,8 @@ export class Client {
    * @param {{max?: number, lease?: number, wait?: number, signal?: AbortSignal}} [options]
    * @returns {Promise<Message[]>}
    */
-  async get(queue, options = {}) {
-    return this[GET_WITH_HOOKS](queue, options, {});
+  async get(queue, options) {
+    return this[GET_WITH_HOOKS](queue, checkOptions(options, GET_OPTIONS, "get()"), {});
   }
 
   /**
@@ -112,17 +148,19 @@ export class Client {
    * @param {import("./message.js").MessageHooks} hooks
    */
   async [GET_WITH_HOOKS](queue, { max, lease, wait, signal } = {}, hooks) {
-    const reply = await this.#request(
+    const connection = this.#usable() ?? (await this.#current()); // in call order when usable
+    const reply = await connection.request(
       { op: "GET", queue, max, lease, wait },
       { waiting: wait !== undefined && wait > 0, signal },
     );
+    const holder = this.#pinnedTo(connection);
     const wires = /** @type {{id: string}[]} */ (reply.messages);
     if (signal?.aborted) {
       // Lost to nobody: NACK errors mean the lease is gone already (or the connection, with it).
-      await Promise.all(wires.map(({ id }) => this.nack(id).catch(() => undefined)));
+      await Promise.all(wires.map(({ id }) => holder.nack(id).catch(() => undefined)));
       throw signal.reason;
     }
-    return wires.map((wire) => new Message(this, /** @type {any} */ (wire), hooks));
+    return wires.map((wire) => new Message(holder, /** @type {any} */ (wire), hooks));
   }
 
   /**
@@ -153,8 +191,9 @@ export class Client {
    * @param {{delay?: number}} [options]
    * @returns {Promise<{dead: boolean}>} `dead` if it was moved to `<queue>.dead`
    */
-  async nack(id, { delay } = {}) {
-    const reply = await this.#request({ op: "NACK", id, delay });
+  async nack(id, options) {
+    const fields = wireFields(checkOptions(options, NACK_OPTIONS, "nack()"), NACK_OPTIONS);
+    const reply = await this.#request({ op: "NACK", id, ...fields });
     return { dead: reply.dead === true };
   }
 
@@ -163,8 +202,9 @@ export class Client {
    * @param {string} id
    * @param {{lease?: number}} [options]
    */
-  async touch(id, { lease } = {}) {
-    await this.#request({ op: "TOUCH", id, lease });
+  async touch(id, options) {
+    const fields = wireFields(checkOptions(options, TOUCH_OPTIONS, "touch()"), TOUCH_OPTIONS);
+    await this.#request({ op: "TOUCH", id, ...fields });
   }
 
   /**
@@ -239,9 +279,11 @@ export class Client {
 
   /**
    * Closes gracefully (QUIT). Leases this client holds are released by the
-   * server; calls still pending (waiting GETs) reject with `ConnectionLost`.
+   * server; calls still pending (waiting GETs) reject with `ConnectionLost`,
+   * and so does a reconnect under way.
    */
   async close() {
+    this.#closing.abort();
     await this.#connection.close();
   }
 
@@ -251,18 +293,126 @@ export class Client {
   }
 
   /**
+   * Gets a connection back after a loss, for a consumer (whatever `reconnect`
+   * says): dials with backoff, counting the attempts in the consumer's outage
+   * (a new one if `redial` is undefined), which it returns.
+   * @param {Redial} [redial]
+   * @returns {Promise<Redial>}
+   */
+  async [REOPEN](redial) {
+    if (this.#settings === undefined) throw new ConnectionLost("this client cannot reconnect");
+    const current = redial ?? outage(this.#settings);
+    await this.#current(current);
+    return current;
+  }
+
+  /**
    * @param {Record<string, unknown>} request
    * @param {{waiting?: boolean, signal?: AbortSignal}} [options]
    */
   #request(request, options) {
-    return this.#connection.request(request, options);
+    const connection = this.#usable();
+    if (connection) return connection.request(request, options);
+    return this.#current().then((current) => current.request(request, options));
+  }
+
+  /** The current connection if the next call goes on it, at once (calls keep their order). */
+  #usable() {
+    const connection = this.#connection;
+    return connection.isOpen && !connection.shuttingDown && !this.#closing.signal.aborted ? connection : undefined;
+  }
+
+  /**
+   * The connection for the next call: the current one, or, when it is gone
+   * (or the broker said it is shutting down) and this client reconnects (or a
+   * consumer asks, with its `redial`), a new one.
+   * @param {Redial} [redial]
+   * @returns {Promise<Connection>}
+   */
+  async #current(redial) {
+    if (this.#closing.signal.aborted) throw new ConnectionLost("the client is closed");
+    const connection = this.#connection;
+    const redials = this.#settings !== undefined && (redial !== undefined || this.#settings.reconnect === true);
+    const usable = connection.isOpen && !(connection.shuttingDown && redials);
+    if (usable || !redials) return connection; // gone, for good: its request() says why
+    this.#dialing ??= this.#redial(redial ?? outage(/** @type {ConnectOptions} */ (this.#settings))).finally(() => {
+      this.#dialing = null;
+    });
+    return this.#dialing;
+  }
+
+  /** @param {Redial} redial */
+  async #redial(redial) {
+    const settings = /** @type {ConnectOptions} */ (this.#settings);
+    const connection = await dialWithBackoff(settings, redial, this.#closing.signal);
+    if (this.#closing.signal.aborted) {
+      connection.destroy();
+      throw new ConnectionLost("the client is closed");
+    }
+    this.#connection = connection;
+    return connection;
+  }
+
+  /**
+   * The client that messages leased on `connection` settle through.
+   * @param {Connection} connection
+   */
+  #pinnedTo(connection) {
+    if (this.#pinned?.connection !== connection) this.#pinned = { connection, client: new Client(connection) };
+    return this.#pinned.client;
   }
 }
 
 /**
- * The wire fields of one message to put.
- * @param {PutItem} item
+ * One connection, authenticated if there is a token.
+ * @param {ConnectOptions} settings
  */
-function putFields({ body, key, delay, priority, maxAttempts }) {
-  return { body, key, delay, priority, max_attempts: maxAttempts };
+async function dial(settings) {
+  const connection = await Connection.open(settings);
+  if (settings.token !== undefined) {
+    try {
+      await connection.request({ op: "AUTH", token: settings.token });
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+  }
+  return connection;
+}
+
+/**
+ * Dials until it works, waiting `redial`'s backoff between attempts; rejects
+ * with `ConnectFailed` once `redial` gives up, or with `ConnectionLost` when
+ * `signal` (the client's close) aborts.
+ * @param {ConnectOptions} settings
+ * @param {Redial} redial
+ * @param {AbortSignal} [signal]
+ */
+async function dialWithBackoff(settings, redial, signal) {
+  for (;;) {
+    try {
+      const connection = await dial(settings);
+      redial.succeeded();
+      return connection;
+    } catch (error) {
+      if (!(error instanceof ConnectionLost)) throw error; // e.g. Unauthorized: dialing again will not help
+      const delayMs = redial.failed(error, Date.now());
+      try {
+        await sleep(delayMs, undefined, { signal });
+      } catch {
+        throw new ConnectionLost("the client is closed", undefined, { cause: error });
+      }
+    }
+  }
+}
+
+/**
+ * A new outage of the client these settings connect.
+ * @param {ConnectOptions} settings
+ * @param {{first?: boolean}} [options]
+ */
+function outage(settings, { first = false } = {}) {
+  const where = `${settings.host ?? DEFAULT_HOST}:${settings.port ?? DEFAULT_PORT}`;
+  const budgetMs = settings.reconnectTimeout ?? DEFAULT_RECONNECT_TIMEOUT_MS;
+  return new Redial(where, { now: Date.now(), budgetMs, first });
 }

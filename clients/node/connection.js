@@ -13,7 +13,7 @@ import net from "node:net";
 import tls from "node:tls";
 
 import { DEFAULT_MAX_LINE_BYTES, LineDecoder, encodeRequest, parseReply } from "./codec.js";
-import { ConnectionLost, errorFromReply } from "./errors.js";
+import { ConnectionLost, ShuttingDown, connectFailed, errorFromReply } from "./errors.js";
 
 /**
  * @typedef {import("./codec.js").Reply} Reply
@@ -54,6 +54,7 @@ export class Connection {
   /** @type {Promise<void>} */
   #closed;
   #unmatchedReplies = 0;
+  #shuttingDown = false;
 
   /**
    * Use `Connection.open()`.
@@ -71,7 +72,8 @@ export class Connection {
     });
     this.#closed = new Promise((resolve) => {
       socket.once("close", () => {
-        this.#failAll(new ConnectionLost("connection lost", undefined, { cause: this.#socketError }));
+        const why = this.#socketError ? `: ${this.#socketError.message}` : " (closed by the server)";
+        this.#failAll(new ConnectionLost(`connection lost${why}`, undefined, { cause: this.#socketError }));
         resolve();
       });
     });
@@ -79,7 +81,8 @@ export class Connection {
 
   /**
    * Connects and resolves once the socket (and the TLS handshake) is up.
-   * Connection failures reject with Node's own error (e.g. `ECONNREFUSED`).
+   * Failures reject with `ConnectFailed`, whose `cause` is Node's own error
+   * (e.g. `code: "ECONNREFUSED"`).
    *
    * @param {ConnectionOptions} [options]
    * @returns {Promise<Connection>}
@@ -100,11 +103,15 @@ export class Connection {
           })
         : net.connect({ host, port });
       const timer = setTimeout(() => {
-        socket.destroy(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+        const error = Object.assign(
+          new Error(`no answer within ${timeoutMs} ms; is that address reachable, and a broker listening there?`),
+          { code: "ETIMEDOUT" },
+        );
+        socket.destroy(error);
       }, timeoutMs);
       const onError = (/** @type {Error} */ error) => {
         clearTimeout(timer);
-        reject(error);
+        reject(connectFailed(host, port, error));
       };
       socket.once("error", onError);
       socket.once(readyEvent, () => {
@@ -123,6 +130,15 @@ export class Connection {
   /** Resolves (never rejects) when the socket has closed. */
   get closed() {
     return this.#closed;
+  }
+
+  /**
+   * True once the broker answered `shutting_down` here: it answers every later
+   * request the same and closes the connection soon (a reconnecting client
+   * makes its next call on a new one).
+   */
+  get shuttingDown() {
+    return this.#shuttingDown;
   }
 
   /** Calls waiting for their reply. */
@@ -243,8 +259,13 @@ export class Connection {
       return;
     }
     this.#pending.delete(rid);
-    if (reply.ok) call.resolve(reply);
-    else call.reject(errorFromReply(reply));
+    if (reply.ok) {
+      call.resolve(reply);
+      return;
+    }
+    const error = errorFromReply(reply);
+    if (error instanceof ShuttingDown) this.#shuttingDown = true;
+    call.reject(error);
   }
 
   /**

@@ -2,8 +2,10 @@
  * The client's one error hierarchy.
  *
  * Owns: one class per wire error code of protocol.md section 5 (same names as
- * the broker's `broker/errors.py`), the `ConnectionLost` error the client raises
- * itself, and the function that turns a failure reply into an error.
+ * the broker's `broker/errors.py`), the errors the client raises itself
+ * (`ConnectionLost`, `ConnectFailed`, `ProtocolViolation`), the function that
+ * turns a failure reply into an error, and the one that says why a connection
+ * could not be made.
  *
  * Must never: import anything else from this package (every module imports it).
  */
@@ -32,6 +34,16 @@ export class WonderQError extends Error {
  */
 export class ConnectionLost extends WonderQError {
   static code = "connection_lost";
+}
+
+/**
+ * No connection could be made: refused (no broker at that address), timed
+ * out, the name did not resolve, or the TLS handshake failed. A
+ * `ConnectionLost` too, so code that catches that catches this. `cause` is
+ * the socket's own error (e.g. `code: "ECONNREFUSED"`).
+ */
+export class ConnectFailed extends ConnectionLost {
+  static code = "connect_failed";
 }
 
 /**
@@ -112,4 +124,31 @@ export function errorFromReply(reply) {
   const message = typeof reply.message === "string" ? reply.message : code;
   const cls = Object.hasOwn(ERROR_CLASSES, code) ? ERROR_CLASSES[code] : undefined;
   return cls ? new cls(message) : new WonderQError(message, code);
+}
+
+const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "0.0.0.0", ""]);
+
+/**
+ * The `ConnectFailed` for an attempt to reach `host:port` that failed with
+ * the socket error `cause`; a refused connection says that no broker runs
+ * there and how to start one.
+ *
+ * @param {string} host
+ * @param {number} port
+ * @param {Error & {code?: string, errors?: Array<Error & {code?: string}>}} cause
+ * @returns {ConnectFailed}
+ */
+export function connectFailed(host, port, cause) {
+  const where = `${host}:${port}`;
+  const codes = cause.errors?.length ? cause.errors.map((e) => e.code) : [cause.code];
+  let why = cause.message;
+  if (codes.every((code) => code === "ECONNREFUSED")) {
+    const start = LOCAL_HOSTS.has(host)
+      ? `\`wonderq serve --port ${port}\``
+      : `\`wonderq serve --host ${host} --port ${port}\` on that machine`;
+    why = `connection refused: no broker is running at that address (start one with ${start})`;
+  } else if (codes.some((code) => code === "ENOTFOUND" || code === "EAI_AGAIN")) {
+    why = `cannot resolve host "${host}" (${cause.message})`;
+  }
+  return new ConnectFailed(`cannot connect to ${where}: ${why}`, undefined, { cause });
 }

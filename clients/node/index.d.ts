@@ -1,4 +1,7 @@
-// Type declarations for the `wonderq` Node.js client. Durations are seconds.
+// Type declarations for the `wonderq` Node.js client. Durations are seconds, except
+// connectTimeout and reconnectTimeout (milliseconds, as Node's socket timeouts).
+// Every options object is checked at run time too: an option not declared here
+// throws a TypeError naming it.
 
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 
@@ -18,6 +21,15 @@ export interface ConnectOptions {
   connectTimeout?: number;
   /** Cap on one reply line in bytes; default 64 MiB. */
   maxLineBytes?: number;
+  /**
+   * Dial again when the connection is lost (and retry a refused first connect):
+   * the next call does, with backoff (50 ms doubling to 2 s). The call in flight
+   * still rejects with `ConnectionLost`. Default false; `consume` and
+   * `runWorker` reconnect whatever this says (their own `reconnect`).
+   */
+  reconnect?: boolean;
+  /** Milliseconds one reconnect keeps trying before it gives up (`ConnectFailed`); default 30000. */
+  reconnectTimeout?: number;
 }
 
 export interface PutOptions {
@@ -139,6 +151,11 @@ export interface ConsumeOptions {
   signal?: AbortSignal;
   /** A lease could not be extended. Default: `process.emitWarning`. */
   onError?: (error: Error, message: Message) => void;
+  /**
+   * Dial again when the connection is lost (default true): the leases it held are
+   * gone with it, and the broker delivers those messages again.
+   */
+  reconnect?: boolean;
 }
 
 export class Consumer<Body = Json> implements AsyncIterable<Message<Body>> {
@@ -169,6 +186,11 @@ export interface WorkerOptions {
   backoff?: (attempts: number) => number;
   /** A handler failed, or an ack, nack or touch did. Default: `process.emitWarning`. */
   onError?: (error: Error, message: Message) => void;
+  /**
+   * Dial again when the connection is lost (default true): the leases it held are
+   * gone with it, and the broker delivers those messages again.
+   */
+  reconnect?: boolean;
 }
 
 export class Client {
@@ -210,11 +232,14 @@ export function defaultBackoff(attempts: number): number;
 
 export class WonderQError extends Error {
   constructor(message: string, code?: string, options?: ErrorOptions);
-  /** The wire code (or "connection_lost", "protocol_violation"). */
+  /** The wire code (or "connection_lost", "connect_failed", "protocol_violation"). */
   readonly code: string;
   static readonly code: string | undefined;
 }
+/** The connection closed; `cause` is the socket's error, if there was one. */
 export class ConnectionLost extends WonderQError {}
+/** No connection could be made (refused, timed out, unresolved, TLS); `cause` is the socket's error. */
+export class ConnectFailed extends ConnectionLost {}
 export class ProtocolViolation extends WonderQError {}
 export class BadJson extends WonderQError {}
 export class BadRequest extends WonderQError {}

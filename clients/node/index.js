@@ -10,6 +10,7 @@ export { DEFAULT_HOST, DEFAULT_PORT } from "./connection.js";
 export {
   BadJson,
   BadRequest,
+  ConnectFailed,
   ConnectionLost,
   ERROR_CLASSES,
   LineTooLong,

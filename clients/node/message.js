@@ -4,8 +4,11 @@
  * Owns: the message's fields and its settle methods (`ack`, `nack`, `touch`),
  * and telling whoever delivered it when it is settled or its lease is renewed.
  *
- * Must never: talk to the socket directly; it goes through the client.
+ * Must never: talk to the socket directly; it goes through the client (one
+ * pinned to the connection that leased the message).
  */
+
+import { NACK_OPTIONS, TOUCH_OPTIONS, checkOptions } from "./options.js";
 
 /**
  * @typedef {object} MessageHooks
@@ -18,6 +21,12 @@
  * (used by consumers; not part of the public surface).
  */
 export const GET_WITH_HOOKS = Symbol("wonderq.getWithHooks");
+
+/**
+ * Key of the client method consumers use to get a connection back after a
+ * loss, whatever the client's own `reconnect` says (not public either).
+ */
+export const REOPEN = Symbol("wonderq.reopen");
 
 export class Message {
   /** @type {import("./client.js").Client} */
@@ -62,17 +71,19 @@ export class Message {
    * @param {{delay?: number}} [options]
    * @returns {Promise<{dead: boolean}>} `dead` if it went to `<queue>.dead`
    */
-  async nack({ delay } = {}) {
+  async nack(options) {
+    checkOptions(options, NACK_OPTIONS, "nack()");
     this.#markSettled();
-    return this.#client.nack(this.id, { delay });
+    return this.#client.nack(this.id, options);
   }
 
   /**
    * Extends the lease to now + `lease` seconds (default: the server's).
    * @param {{lease?: number}} [options]
    */
-  async touch({ lease } = {}) {
-    await this.#client.touch(this.id, { lease });
+  async touch(options) {
+    const { lease } = checkOptions(options, TOUCH_OPTIONS, "touch()");
+    await this.#client.touch(this.id, options);
     this.#hooks.onTouch?.(this, lease);
   }
 

@@ -9,14 +9,21 @@
  * server is cancelled (`CANCEL`, sent before any release, so it cannot take the
  * released messages straight back), messages leased but not yet handed out are
  * released at once, with whatever that GET got just before, and running
- * handlers are told through their signal and waited for.
+ * handlers are told through their signal and waited for. With `reconnect`
+ * (the default), a lost connection (or a broker that says it is shutting
+ * down) is dialed again with backoff, for up to the client's
+ * `reconnectTimeout`; the leases it held are gone with it (the broker
+ * delivers those messages again).
  *
  * Must never: swallow a handler's error silently (it goes to `onError`), or
  * hold more than `concurrency` leases.
  */
 
-import { ConnectionLost, WonderQError } from "./errors.js";
-import { GET_WITH_HOOKS } from "./message.js";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { ConnectFailed, ConnectionLost, ShuttingDown, WonderQError } from "./errors.js";
+import { GET_WITH_HOOKS, REOPEN } from "./message.js";
+import { CONSUME_OPTIONS, WORKER_OPTIONS, checkOptions } from "./options.js";
 
 /**
  * @typedef {import("./message.js").Message} Message
@@ -31,6 +38,7 @@ import { GET_WITH_HOOKS } from "./message.js";
  * @property {AbortSignal} [signal] stops the consumer
  * @property {(error: Error, message: Message) => void} [onError] a lease could not be
  *   extended; default: `process.emitWarning`. If it throws, the iterator throws that.
+ * @property {boolean} [reconnect] dial again when the connection is lost (default true)
  *
  * @typedef {(message: Message, context: {signal: AbortSignal}) => unknown} Handler
  *
@@ -45,6 +53,7 @@ import { GET_WITH_HOOKS } from "./message.js";
  * @property {(error: Error, message: Message) => void} [onError] a handler failed,
  *   or an ack, nack or touch did; default: `process.emitWarning`. If it throws, the
  *   worker stops and `runWorker()` rejects with that error.
+ * @property {boolean} [reconnect] dial again when the connection is lost (default true)
  */
 
 export const DEFAULT_LEASE_S = 30;
@@ -111,13 +120,17 @@ export class Consumer {
   #releasing = new Set();
   /** Aborted on stop: cancels the GET waiting on the server. */
   #cancelGet = new AbortController();
+  #reconnect;
+  /** @type {import("./reconnect.js").Redial | undefined} from a lost connection until a GET gets through */
+  #outage;
 
   /**
    * @param {Client} client
    * @param {string} queue
    * @param {ConsumeOptions} options
    */
-  constructor(client, queue, options = {}) {
+  constructor(client, queue, options) {
+    options = checkOptions(options, CONSUME_OPTIONS, "consume()");
     this.#client = client;
     this.#queue = queue;
     this.#concurrency = options.concurrency ?? 1;
@@ -126,6 +139,7 @@ export class Consumer {
     this.#extendLeases = options.extendLeases ?? false;
     this.#onError = options.onError ?? warn;
     this.#signal = options.signal;
+    this.#reconnect = options.reconnect ?? true;
     if (!Number.isInteger(this.#concurrency) || this.#concurrency < 1) {
       throw new RangeError(`concurrency must be an integer >= 1, got ${options.concurrency}`);
     }
@@ -227,8 +241,13 @@ export class Consumer {
       );
     } catch (error) {
       if (signal.aborted && error === signal.reason) return; // stopped; it released what it got
+      if (this.#reconnect && endsTheConnection(error)) {
+        await this.#recover(/** @type {Error} */ (error));
+        return;
+      }
       throw error;
     }
+    this.#outage = undefined;
     if (this.#stopped) {
       for (const message of messages) this.#track(this.#releasing, message.nack());
       return;
@@ -238,6 +257,36 @@ export class Consumer {
       this.#armLeaseTimer(message, this.#leaseS);
       this.#buffer.push(message);
     }
+  }
+
+  /**
+   * The connection is lost: forget what it leased and was not handed out (the
+   * broker released it all), then get a connection back, or reject once the
+   * outage outlasts the client's `reconnectTimeout`.
+   * @param {Error} error
+   */
+  async #recover(error) {
+    const dropped = this.#buffer.splice(0);
+    for (const message of dropped) this.#forget(message);
+    const held = dropped.length + this.#held.size;
+    const released = held ? `; the broker releases the ${held} messages this consumer held, to deliver them again` : "";
+    process.emitWarning(`lost the connection while consuming "${this.#queue}" (${error.message})${released}; reconnecting`, {
+      type: "WonderQReconnectWarning",
+    });
+    const stopped = this.#cancelGet.signal;
+    if (this.#outage) {
+      // lost again before a GET got through: a failed attempt of this outage
+      const delayMs = this.#outage.failed(error, Date.now());
+      try {
+        await sleep(delayMs, undefined, { signal: stopped });
+      } catch {
+        return; // stopped
+      }
+    }
+    const reopened = this.#client[REOPEN](this.#outage);
+    reopened.catch(() => undefined); // if stopped first, nobody awaits it
+    const outcome = await Promise.race([reopened, this.#stopRequested]);
+    if (outcome !== STOPPED) this.#outage = outcome;
   }
 
   /** @returns {Promise<void>} resolves when a held message is settled or expires */
@@ -266,8 +315,7 @@ export class Consumer {
   /** @param {Message} message */
   async #extend(message) {
     try {
-      await this.#client.touch(message.id, { lease: this.#leaseS });
-      this.#armLeaseTimer(message, this.#leaseS);
+      await message.touch({ lease: this.#leaseS }); // on the connection that leased it; re-arms
     } catch (error) {
       if (this.#held.has(message) && !(error instanceof ConnectionLost)) {
         this.#onError(/** @type {Error} */ (error), message);
@@ -314,7 +362,9 @@ export class Consumer {
  * message itself. Leases are extended while handlers run.
  *
  * Resolves when stopped and every running handler has finished; rejects if
- * the consumer fails (e.g. `ConnectionLost`), after running handlers finish.
+ * the consumer fails, after running handlers finish: `ConnectFailed` once a
+ * lost connection could not be re-established within `reconnectTimeout`
+ * (`ConnectionLost` at once with `reconnect: false`).
  *
  * @param {Client} client
  * @param {string} queue
@@ -322,8 +372,9 @@ export class Consumer {
  * @param {WorkerOptions} [options]
  * @returns {Promise<void>}
  */
-export async function runWorker(client, queue, handler, options = {}) {
-  const { concurrency = 1, lease, wait, signal, backoff = defaultBackoff } = options;
+export async function runWorker(client, queue, handler, options) {
+  options = checkOptions(options, WORKER_OPTIONS, "runWorker()");
+  const { concurrency = 1, lease, wait, signal, backoff = defaultBackoff, reconnect = true } = options;
   const onError = options.onError ?? warn;
   const stop = new AbortController();
   const stopOnAbort = () => stop.abort(signal?.reason);
@@ -337,6 +388,7 @@ export async function runWorker(client, queue, handler, options = {}) {
     signal: stop.signal,
     extendLeases: true,
     onError,
+    reconnect,
   });
   /** @type {Set<Promise<void>>} */
   const running = new Set();
@@ -383,6 +435,16 @@ export async function runWorker(client, queue, handler, options = {}) {
     await consumer.stop(); // its GET was cancelled: this takes a round trip, not `wait`
   }
   if (fatal !== undefined) throw fatal;
+}
+
+/**
+ * True for the errors that end a connection a consumer may dial again: lost,
+ * or a broker shutting down. Not a failed (re)connect: that outage is over.
+ * @param {unknown} error
+ */
+function endsTheConnection(error) {
+  if (error instanceof ConnectFailed) return false;
+  return error instanceof ConnectionLost || error instanceof ShuttingDown;
 }
 
 /**

@@ -2,12 +2,15 @@
 
 The fake servers speak raw lines on loopback, so a test can make the "server"
 do what a real one never would on cue (hold replies, reorder them, drop the
-connection mid-call, send garbage).
+connection mid-call, send garbage). A ``Proxy`` relays to a real broker and
+can cut every connection at once; ``LogWatch`` awaits the client's log lines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -127,3 +130,116 @@ FakeServerFactory = Callable[[FakeHandler], AbstractAsyncContextManager[int]]
 def fake_server() -> FakeServerFactory:
     """``async with fake_server(handler) as port:``; ``handler(conn)`` runs per connection."""
     return _fake_server
+
+
+class LogWatch(logging.Handler):
+    """Every record of the ``wonderq`` logger, and a way to await one (from any thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._loop = loop
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            self._loop.call_soon_threadsafe(self._changed.set)
+
+    def messages(self, text: str = "") -> list[str]:
+        return [r.getMessage() for r in self.records if text in r.getMessage()]
+
+    async def wait_for(self, text: str, timeout: float = 10.0) -> logging.LogRecord:
+        """The first record whose message contains ``text``, once there is one."""
+        async with asyncio.timeout(timeout):
+            while True:  # bounded by the timeout; wakes on every new record
+                self._changed.clear()
+                for record in list(self.records):
+                    if text in record.getMessage():
+                        return record
+                await self._changed.wait()
+
+
+@pytest.fixture
+async def log_watch() -> AsyncIterator[LogWatch]:
+    watch = LogWatch(asyncio.get_running_loop())
+    logger = logging.getLogger("wonderq")
+    logger.addHandler(watch)
+    try:
+        yield watch
+    finally:
+        logger.removeHandler(watch)
+
+
+class Proxy:
+    """A TCP relay on loopback in front of a real broker; ``cut()`` drops every relayed
+    connection at once (both sides reset), as a network failure would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    def cut(self) -> None:
+        for client_side, broker_side in self._pairs:
+            for writer in (client_side, broker_side):
+                writer.transport.abort()
+        self._pairs.clear()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        broker_reader, broker_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._pairs.append((writer, broker_writer))
+        pumps = [
+            asyncio.create_task(self._pump(reader, broker_writer)),
+            asyncio.create_task(self._pump(broker_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        for pump in pumps:
+            pump.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):  # until EOF or a reset
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.transport.abort()
+
+
+ProxyFactory = Callable[[int], AbstractAsyncContextManager[Proxy]]
+
+
+@asynccontextmanager
+async def _proxy(target_port: int) -> AsyncIterator[Proxy]:
+    proxy = Proxy(target_port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
+@pytest.fixture
+def make_proxy() -> ProxyFactory:
+    """``async with make_proxy(broker.port) as proxy:``: clients connect to ``proxy.port``."""
+    return _proxy

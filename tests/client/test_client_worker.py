@@ -431,7 +431,7 @@ async def test_consume_without_reconnect_raises_connection_lost(fake_server: Any
         conn.close()
 
     async with fake_server(handler) as port, await wonderq.connect("127.0.0.1", port) as c:
-        messages = c.consume("jobs", wait=T)
+        messages = c.consume("jobs", wait=T, reconnect=False)
         async with contextlib.aclosing(messages), asyncio.timeout(T):
             with pytest.raises(wonderq.ConnectionLost):
                 await anext(messages)

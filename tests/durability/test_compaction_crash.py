@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from broker.durability.compaction import STEPS
-from broker.durability.log import file_number
+from broker.durability.files import file_number
 from tests.durability.broker_process import BrokerProcess, Promises
 from tests.support import LineClient
 

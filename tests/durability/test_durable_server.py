@@ -15,8 +15,8 @@ import pytest
 from broker.config import Config
 from broker.durability import records as rec
 from broker.durability.backend import DurableBackend
+from broker.durability.files import segment_name
 from broker.durability.lock import DataDirLocked
-from broker.durability.log import segment_name
 from broker.durability.replay import ReplayState, scan
 from broker.server import Server
 from tests.durability.broker_process import BrokerProcess

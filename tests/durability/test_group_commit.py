@@ -23,7 +23,7 @@ from broker.backend.base import Replies
 from broker.config import Config
 from broker.durability.backend import DurableBackend
 from broker.durability.commit import Commit
-from broker.durability.log import segment_name
+from broker.durability.files import segment_name
 from broker.durability.replay import ReplayState, scan
 from broker.durability.store import recover
 from broker.errors import Unavailable

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broker.durability import records as rec
-from broker.durability.log import segment_name, snapshot_name
+from broker.durability.files import segment_name, snapshot_name
 from broker.durability.replay import CorruptLog, ReplayState, scan
 from broker.durability.store import recover
 

@@ -35,7 +35,7 @@ test("the broker dying rejects every pending call with ConnectionLost", { timeou
   }
 });
 
-test("a worker whose broker dies rejects with ConnectionLost after its handlers stop", { timeout: 30_000 }, async () => {
+test("a worker without reconnect whose broker dies rejects with ConnectionLost after its handlers stop", { timeout: 30_000 }, async () => {
   const broker = await startBroker();
   try {
     const client = await connect({ host: broker.host, port: broker.port });
@@ -57,7 +57,7 @@ test("a worker whose broker dies rejects with ConnectionLost after its handlers 
             { once: true },
           );
         }),
-      { concurrency: 2, onError: () => {} },
+      { concurrency: 2, onError: () => {}, reconnect: false },
     );
     const outcome = worker.then(
       () => assert.fail("runWorker resolved"),

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 
 import { Client } from "../client.js";
 import { Connection } from "../connection.js";
-import { ConnectionLost, NotFound, ProtocolViolation } from "../errors.js";
+import { ConnectFailed, ConnectionLost, NotFound, ProtocolViolation } from "../errors.js";
 import { deferred, within } from "./helpers.js";
 
 /**
@@ -212,13 +212,17 @@ describe("Connection", () => {
     await client.close();
   });
 
-  test("connecting to a closed port rejects with the socket error", { timeout: 10_000 }, async () => {
+  test("connecting to a closed port rejects with ConnectFailed, the socket error as its cause", { timeout: 10_000 }, async () => {
     const probe = net.createServer();
     probe.listen(0, "127.0.0.1");
     await once(probe, "listening");
     const freePort = /** @type {net.AddressInfo} */ (probe.address()).port;
     probe.close();
     await once(probe, "close");
-    await assert.rejects(Connection.open({ port: freePort }), { code: "ECONNREFUSED" });
+    await assert.rejects(Connection.open({ port: freePort }), (error) => {
+      assert.ok(error instanceof ConnectFailed, String(error));
+      assert.equal(error.cause.code, "ECONNREFUSED");
+      return true;
+    });
   });
 });

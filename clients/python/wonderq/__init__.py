@@ -2,7 +2,7 @@
 
 Owns: the package's public names. Must never: hold state or do IO at import.
 
-    async with await wonderq.connect("127.0.0.1", 7878) as client:
+    async with wonderq.connect("127.0.0.1", 7878) as client:
         await client.put("jobs", {"task": "resize"})
         for msg in await client.get("jobs", wait=5):
             await msg.ack()
@@ -10,10 +10,11 @@ Owns: the package's public names. Must never: hold state or do IO at import.
 Dependencies: msgspec and the standard library only.
 """
 
-from .client import AsyncClient, connect
+from .client import AsyncClient, Connecting, connect
 from .errors import (
     BadJson,
     BadRequest,
+    ConnectFailed,
     ConnectionLost,
     ErrorCode,
     LineTooLong,
@@ -31,7 +32,7 @@ from .errors import (
     WonderQError,
     error_class,
 )
-from .message import BaseMessage, Message
+from .message import BaseMessage, Message, SyncMessage
 from .results import (
     AckResult,
     Envelope,
@@ -42,8 +43,9 @@ from .results import (
     ServerStats,
     Stats,
 )
-from .sync import Client, SyncMessage, connect_sync
-from .worker import Consumer, exponential_backoff
+from .sync import Client, connect_sync
+from .sync_worker import SyncHandler
+from .worker import Consumer, Handler, exponential_backoff
 
 __all__ = [
     "AckResult",
@@ -52,10 +54,13 @@ __all__ = [
     "BadRequest",
     "BaseMessage",
     "Client",
+    "ConnectFailed",
+    "Connecting",
     "ConnectionLost",
     "Consumer",
     "Envelope",
     "ErrorCode",
+    "Handler",
     "LineTooLong",
     "MemoryLimit",
     "Message",
@@ -71,6 +76,7 @@ __all__ = [
     "ServerStats",
     "ShuttingDown",
     "Stats",
+    "SyncHandler",
     "SyncMessage",
     "TooLarge",
     "Unauthorized",

@@ -1,9 +1,9 @@
 """The asyncio client: one pipelined connection per client, typed methods for every operation.
 
-Owns: the public asyncio API, when to (re)connect, and authenticating each new
-connection. Must never: retry a request (a request in flight when the
-connection drops may or may not have been applied, so the caller decides),
-move bytes itself (``connection`` does), or hide a dropped lease.
+Owns: the public asyncio API, ``connect()``, when to (re)connect, and
+authenticating each new connection. Must never: retry a request (a request in
+flight when the connection drops may or may not have been applied, so the
+caller decides), move bytes itself (``connection`` does), or hide a dropped lease.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -20,13 +20,12 @@ from .connection import Connection
 from .errors import ConnectionLost
 from .message import Message
 from .protocol import DEFAULT_MAX_REPLY_LINE, Reply, Request
+from .reconnect import Redial, still_usable
 from .results import AckResult, MessageInfo, PeekResult, Stats
 from .worker import DEFAULT_STOP_SIGNALS, Consumer, Handler, exponential_backoff, run_worker
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 7878
-RECONNECT_FIRST_DELAY_S: Final = 0.05
-RECONNECT_MAX_DELAY_S: Final = 2.0
 
 
 class AsyncClient:
@@ -36,18 +35,23 @@ class AsyncClient:
     to replies by ``rid``, so concurrent calls do not wait on each other's
     round trips, and a waiting ``get`` never holds up an ``ack``.
 
-    Use ``async with await wonderq.connect(host, port) as client:`` (or
-    ``async with AsyncClient(host, port) as client:``, which connects on entry).
+    Use ``async with wonderq.connect(host, port) as client:`` (or
+    ``client = await wonderq.connect(...)``, or ``async with AsyncClient(host,
+    port) as client:``, which connects on entry).
 
     Failures: a failure reply raises the exception class of its wire code
     (all under ``WonderQError``); a call pending when the connection drops
-    raises ``ConnectionLost``; no reply within ``request_timeout`` seconds (plus a
-    ``get``'s ``wait``) raises ``RequestTimeout``; ``None`` waits forever.
+    raises ``ConnectionLost`` (also a ``ConnectionError``); a connection that
+    cannot be made raises ``ConnectFailed`` (a ``ConnectionLost``); no reply
+    within ``request_timeout`` seconds (plus a ``get``'s ``wait``) raises
+    ``RequestTimeout``; ``None`` waits forever.
 
-    ``reconnect=True`` (for producers) makes the next call after a lost
-    connection reconnect, retrying with exponential backoff for up to
-    ``reconnect_timeout`` seconds. The call that was in flight still raises
-    ``ConnectionLost``; it is never retried for you. A reconnect drops every
+    ``reconnect=True`` makes the next call after a lost connection reconnect
+    (and the first connect retry), with exponential backoff for up to
+    ``reconnect_timeout`` seconds, logging each attempt at warning level. The
+    call that was in flight still raises ``ConnectionLost``; it is never
+    retried for you. ``consume`` and ``run_worker`` reconnect whatever this
+    says (their own ``reconnect``, on by default). A reconnect drops every
     lease: the broker releases the messages the old connection held, so their
     ``ack`` fails and they are delivered again.
 
@@ -87,12 +91,17 @@ class AsyncClient:
         return self._reconnect
 
     @property
+    def reconnect_timeout(self) -> float:
+        """How long one reconnect keeps trying, in seconds, before it gives up."""
+        return self._reconnect_timeout
+
+    @property
     def connected(self) -> bool:
         """True while the client holds an open connection."""
         return self._conn is not None and not self._conn.closed
 
     async def open(self) -> None:
-        """Connect now (calls connect on demand anyway). Raises ``ConnectionLost`` on failure."""
+        """Connect now (calls connect on demand anyway). Raises ``ConnectFailed`` on failure."""
         await self._connection()
 
     async def close(self) -> None:
@@ -187,23 +196,48 @@ class AsyncClient:
         await self._call(commands.touch(id, lease))
 
     def consume(
-        self, queue: str, *, concurrency: int = 1, lease: float = 30.0, wait: float = 20.0
+        self,
+        queue: str,
+        *,
+        concurrency: int = 1,
+        lease: float = 30.0,
+        wait: float = 20.0,
+        reconnect: bool = True,
+        stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
     ) -> AsyncIterator[Message]:
-        """Yield messages of ``queue`` as they come, forever; you ``ack`` or ``nack`` each.
+        """Yield messages of ``queue`` as they come; you ``ack`` or ``nack`` each.
 
         Keeps up to ``concurrency`` messages leased and not yet settled: when
         all are taken, it waits for one to be settled before fetching more.
         Long-polls (``GET`` with ``wait``) while you work, and touches the lease
         of any message held longer than half of ``lease`` seconds.
 
+        Stops (the loop ends) when one of ``stop_signals`` arrives (SIGINT,
+        SIGTERM; taken over only if nothing else handles them): it takes no
+        more messages and releases those fetched and not handed out; the
+        message in hand is yours to settle. The same signal again then does
+        what it does without a consumer (Ctrl-C: ``KeyboardInterrupt``).
+
         Leaving the loop releases every unsettled message. After ``break``,
         that happens when the generator is collected; for a deterministic
         release use ``async with contextlib.aclosing(client.consume(...)) as
-        messages:``. A lost connection raises ``ConnectionLost`` (with
-        ``reconnect=True`` it reconnects instead, and the leases it held are
-        dropped: their ``ack`` fails and the broker delivers them again).
+        messages:``. A lost connection is re-established (``reconnect``, with
+        backoff, for up to ``reconnect_timeout`` s, each attempt logged at
+        warning level; with ``reconnect=False`` it raises ``ConnectionLost``):
+        the leases it held are lost with it, so those messages' ``ack`` raises
+        ``ConnectionLost`` and the broker delivers them again.
         """
-        return _consume(Consumer(self, queue, concurrency=concurrency, lease=lease, wait=wait))
+        return _consume(
+            Consumer(
+                self,
+                queue,
+                concurrency=concurrency,
+                lease=lease,
+                wait=wait,
+                reconnect=reconnect,
+                stop_signals=stop_signals,
+            )
+        )
 
     async def run_worker(
         self,
@@ -217,26 +251,36 @@ class AsyncClient:
         grace: float | None = 30.0,
         stop: asyncio.Event | None = None,
         stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
+        reconnect: bool = True,
     ) -> None:
         """Run ``await handler(message)`` on messages of ``queue``, up to ``concurrency`` at once.
 
         When the handler returns, the message is acked; when it raises, the
         message is nacked with a delay of ``backoff(message.attempts)`` seconds
         (1, 2, 4, ... by default), and after its ``max_attempts`` it goes to
-        ``<queue>.dead``. Leases of slow handlers are touched at half of
-        ``lease``. A handler may settle its message itself.
+        ``<queue>.dead``. Each failure is logged (logger ``wonderq``) with its
+        traceback and what became of the message: retried in N s (warning), or
+        moved to ``<queue>.dead`` on its last attempt (error). Leases of slow
+        handlers are touched at half of ``lease``. A handler may settle its
+        message itself.
 
-        Stopping: when ``stop`` is set or one of ``stop_signals`` arrives (they
-        are taken over while this runs, if this is the main thread), no more
-        messages are fetched, the handlers in flight get ``grace`` seconds to
-        finish (``None``: as long as they need), then the rest are cancelled,
-        their messages released, and this returns. Cancelling it cancels the
+        Stopping: when ``stop`` is set or one of ``stop_signals`` arrives
+        (SIGINT and SIGTERM; taken over while this runs, if nothing else
+        handles them), no more messages are fetched, the handlers in flight
+        get ``grace`` seconds to finish (``None``: as long as they need; the
+        same signal again: no more time), then the rest are cancelled, their
+        messages released, and this returns. Cancelling it cancels the
         handlers at once and releases their messages. Nothing is lost either
         way, and nothing waits out the worker's long-poll: its waiting GET is
         cancelled (``CANCEL``) before the releases go out, so the broker cannot
-        hand them straight back to it. A lost connection raises
-        ``ConnectionLost`` unless the client reconnects (then the messages in
-        flight are delivered again).
+        hand them straight back to it.
+
+        A lost connection is re-established (``reconnect``, with backoff, for
+        up to ``reconnect_timeout`` s per outage, each attempt logged at
+        warning level; with ``reconnect=False`` this raises ``ConnectionLost``).
+        The leases it held are lost with it: the broker delivers those
+        messages again, and the ``ack`` of a handler still running on one fails
+        (logged).
         """
         await run_worker(
             self,
@@ -249,6 +293,7 @@ class AsyncClient:
             grace=grace,
             stop=stop,
             stop_signals=stop_signals,
+            reconnect=reconnect,
         )
 
     # inspecting and managing
@@ -292,24 +337,39 @@ class AsyncClient:
     async def _call(self, request: Request) -> Reply:
         return await (await self._connection()).call(request)
 
-    async def _connection(self) -> Connection:
+    async def _connection(self, redial: Redial | None = None) -> Connection:
+        """The open connection; dial one if there is none and reconnecting is allowed.
+
+        ``redial`` (from a consumer, which reconnects whatever ``reconnect``
+        says) is the outage to count the attempts in. A connection on which the
+        broker said it is shutting down is replaced too, when reconnecting.
+        """
         conn = self._conn
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and not conn.shutting_down:
             return conn
         async with self._dialing:
             if self._closed:
                 raise ConnectionLost("the client is closed")
             conn = self._conn
-            if conn is not None and not conn.closed:
-                return conn
-            if conn is not None and not self._reconnect:
+            if still_usable(conn, redial, self._reconnect):
+                return conn  # shutting down, without reconnecting: the broker's answer says so
+            if redial is None and conn is not None and not self._reconnect:
                 raise ConnectionLost("the connection was lost and reconnect=False")
-            conn = await (self._redial() if self._reconnect else self._dial())
+            if redial is None and self._reconnect:
+                now = asyncio.get_running_loop().time()
+                redial = Redial(
+                    self._where, now=now, budget_s=self._reconnect_timeout, first=conn is None
+                )
+            conn = await (self._dial() if redial is None else self._redial(redial))
             if self._closed:  # closed while dialing
                 await conn.close()
                 raise ConnectionLost("the client is closed")
             self._conn = conn
             return conn
+
+    @property
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
 
     async def _dial(self) -> Connection:
         conn = await Connection.open(
@@ -328,20 +388,18 @@ class AsyncClient:
                 raise
         return conn
 
-    async def _redial(self) -> Connection:
+    async def _redial(self, redial: Redial) -> Connection:
         loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self._reconnect_timeout
-        delay = RECONNECT_FIRST_DELAY_S
         while True:
             try:
-                return await self._dial()
+                conn = await self._dial()
             except ConnectionLost as exc:
-                if loop.time() + delay > give_up_at or self._closed:
-                    raise ConnectionLost(
-                        f"{exc.message} (gave up reconnecting after {self._reconnect_timeout:g} s)"
-                    ) from exc
-            await asyncio.sleep(delay)  # backoff between attempts, bounded by give_up_at
-            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
+                if self._closed:
+                    raise
+                await asyncio.sleep(redial.failed(exc, loop.time()))  # raises when over budget
+                continue
+            redial.succeeded()
+            return conn
 
 
 async def _consume(consumer: Consumer) -> AsyncIterator[Message]:
@@ -352,7 +410,7 @@ async def _consume(consumer: Consumer) -> AsyncIterator[Message]:
         await consumer.aclose()
 
 
-async def connect(
+def connect(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
@@ -363,18 +421,49 @@ async def connect(
     reconnect: bool = False,
     reconnect_timeout: float = 30.0,
     max_line: int = DEFAULT_MAX_REPLY_LINE,
-) -> AsyncClient:
-    """Connect to a broker and return the client: ``async with await connect(...) as c:``."""
-    client = AsyncClient(
-        host,
-        port,
-        token=token,
-        ssl=ssl,
-        request_timeout=request_timeout,
-        connect_timeout=connect_timeout,
-        reconnect=reconnect,
-        reconnect_timeout=reconnect_timeout,
-        max_line=max_line,
+) -> Connecting:
+    """Connect to a broker: ``async with connect(...) as client:`` or ``client = await connect(...)``.
+
+    Either way the connection is made before the client is handed over; a
+    refused one raises ``ConnectFailed`` (a ``ConnectionError``) saying so.
+    ``async with`` closes the client at the end of the block; after ``await``,
+    close it yourself (``async with await connect(...)`` does both).
+    """
+    return Connecting(
+        AsyncClient(
+            host,
+            port,
+            token=token,
+            ssl=ssl,
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+            reconnect=reconnect,
+            reconnect_timeout=reconnect_timeout,
+            max_line=max_line,
+        )
     )
-    await client.open()
-    return client
+
+
+class Connecting:
+    """What ``connect()`` returns: await it for the connected client, or use it in ``async with``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def __await__(self) -> Generator[Any, None, AsyncClient]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncClient:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.close()
+
+    async def _open(self) -> AsyncClient:
+        await self._client.open()
+        return self._client

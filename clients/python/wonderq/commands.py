@@ -4,19 +4,22 @@ Owns: the field names and result shapes of protocol.md section 4, so the
 asyncio and blocking clients only move requests and replies. Must never: do
 IO, keep state, or check bounds the server checks (the server is the one
 judge of a request; its ``bad_request`` message names the field at fault).
+What it does check is what the server never sees: a value JSON cannot carry
+(``values.check_json``), which msgspec would otherwise convert on the way out.
 Optional arguments left as ``None`` are not sent, so the server's defaults apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 
 from .errors import ProtocolViolation
 from .protocol import Reply, Request
 from .results import AckResult, Envelope, MessageInfo, PeekResult, Stats, WireMessage
+from .values import check_json
 
 T = TypeVar("T")
 
@@ -37,8 +40,15 @@ def put(
     priority: int | None = None,
     max_attempts: int | None = None,
 ) -> Request:
-    return _fields(
+    """A single PUT. Its options are ``Envelope``'s fields (a test keeps the two lists equal).
+
+    Raises ``TypeError``/``ValueError`` (``values.check_json``) for a body or an
+    option that JSON cannot carry, naming it.
+    """
+    check_json(body, "body")
+    return _checked_fields(
         {"op": "PUT", "queue": queue, "body": body},
+        "",
         key=key,
         delay=delay,
         priority=priority,
@@ -47,8 +57,30 @@ def put(
 
 
 def put_many(queue: str, bodies: Iterable[Any]) -> Request:
-    messages = [b if isinstance(b, Envelope) else Envelope(b) for b in bodies]
+    """A batch PUT: plain bodies, or ``Envelope``s for per-message options (``bodies[i].delay``)."""
+    messages: list[Request] = []
+    for index, item in enumerate(bodies):
+        if not isinstance(item, Envelope):
+            check_json(item, f"bodies[{index}]")
+            messages.append({"body": item})
+            continue
+        where = f"bodies[{index}]."
+        check_json(item.body, f"{where}body")
+        options = {name: getattr(item, name) for name in ENVELOPE_OPTIONS}
+        messages.append(_checked_fields({"body": item.body}, where, **options))
     return {"op": "PUT", "queue": queue, "messages": messages}
+
+
+ENVELOPE_OPTIONS: Final = tuple(name for name in Envelope.__struct_fields__ if name != "body")
+"""The per-message options of PUT: ``Envelope``'s fields besides ``body`` (the one table)."""
+
+
+def _checked_fields(request: Request, where: str, **optional: object) -> Request:
+    for name, value in optional.items():
+        if value is not None:
+            check_json(value, where + name)
+            request[name] = value
+    return request
 
 
 def get(queue: str, *, max: int = 1, lease: float | None = None, wait: float = 0) -> Request:

@@ -20,7 +20,15 @@ import ssl as ssl_module
 from collections import deque
 from typing import cast
 
-from .errors import ConnectionLost, ProtocolViolation, RequestTimeout, error_from_reply
+from .errors import (
+    ConnectionLost,
+    ProtocolViolation,
+    RequestTimeout,
+    ShuttingDown,
+    WonderQError,
+    connect_failed,
+    error_from_reply,
+)
 from .protocol import DEFAULT_MAX_REPLY_LINE, ClientProtocol, Reply, Request
 
 CLOSE_TIMEOUT_S = 5.0
@@ -39,6 +47,7 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._waiters: dict[int, asyncio.Future[Reply]] = {}
         self._lost_reason: str | None = None
+        self._shutting_down = False  # the broker said so: no new call belongs on this connection
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._paused = False
         self._drain_waiters: deque[asyncio.Future[None]] = deque()
@@ -55,7 +64,7 @@ class Connection(asyncio.Protocol):
         connect_timeout: float | None = None,
         max_line: int = DEFAULT_MAX_REPLY_LINE,
     ) -> Connection:
-        """Connect; raise ``ConnectionLost`` if that fails or takes over ``connect_timeout``."""
+        """Connect; raise ``ConnectFailed`` if that fails or takes over ``connect_timeout``."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_timeout):
@@ -65,18 +74,21 @@ class Connection(asyncio.Protocol):
                     port,
                     ssl=ssl,
                 )
-        except TimeoutError:
-            raise ConnectionLost(
-                f"cannot connect to {host}:{port}: no answer within {connect_timeout:g} s"
-            ) from None
-        except OSError as exc:
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+        except OSError as exc:  # TimeoutError included
+            raise connect_failed(host, port, exc, connect_timeout) from exc
         return conn
 
     @property
     def closed(self) -> bool:
         """True once the connection is lost or closed; calls then raise ``ConnectionLost``."""
         return self._lost_reason is not None
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once the broker answered ``shutting_down`` here: it will close the connection
+        soon, and answers every later request the same (a client that reconnects makes its
+        next call on a new connection, while calls made already get their replies)."""
+        return self._shutting_down
 
     def clock(self) -> float:
         """The loop's monotonic clock, in seconds."""
@@ -111,7 +123,7 @@ class Connection(asyncio.Protocol):
             self._abandon(rid, waiter)
             raise
         if not reply["ok"]:
-            raise error_from_reply(reply)
+            raise self._failure(reply)
         return reply
 
     def release(self, ids: list[str]) -> None:
@@ -176,6 +188,12 @@ class Connection(asyncio.Protocol):
         self._wake_drain_waiters()
 
     # internals
+
+    def _failure(self, reply: Reply) -> WonderQError:
+        error = error_from_reply(reply)
+        if isinstance(error, ShuttingDown):
+            self._shutting_down = True
+        return error
 
     def _flush(self) -> None:
         self._flush_handle = None

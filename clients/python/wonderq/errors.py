@@ -10,6 +10,9 @@ a traceback reads the same on both sides; a test keeps the two code sets equal.
 
 from __future__ import annotations
 
+import errno
+import re
+import socket
 from enum import StrEnum
 from typing import Any, Final
 
@@ -124,13 +127,23 @@ class ShuttingDown(WonderQError):
     code = ErrorCode.SHUTTING_DOWN
 
 
-class ConnectionLost(WonderQError):
+class ConnectionLost(WonderQError, ConnectionError):
     """The connection closed before the reply came (not a wire code).
 
     Raised on every call that was waiting when the connection went away, and on
     calls made after it (unless the client reconnects). A request that was sent
     may or may not have been applied. Every lease the connection held is
-    released by the broker.
+    released by the broker. Also a builtin ``ConnectionError``.
+    """
+
+
+class ConnectFailed(ConnectionLost):
+    """No connection could be made: refused (no broker at that address), timed out, or
+    the name did not resolve (not a wire code).
+
+    A ``ConnectionLost`` (and so a ``ConnectionError``) too, so code that catches
+    either also catches this. The message says what to check; for a refused
+    connection, how to start a broker there. ``__cause__`` is the OS error.
     """
 
 
@@ -163,6 +176,43 @@ WIRE_ERRORS: Final[dict[ErrorCode, type[WonderQError]]] = {
 """Every wire code and its class; ``error_class`` is the only reader."""
 
 _BY_STRING: Final[dict[str, type[WonderQError]]] = {str(k): v for k, v in WIRE_ERRORS.items()}
+
+
+def connect_failed(host: str, port: int, exc: OSError, timeout_s: float | None) -> ConnectFailed:
+    """The ``ConnectFailed`` for an attempt to reach ``host:port`` that ended in ``exc``.
+
+    ``exc`` is what the socket raised (a ``TimeoutError`` after ``timeout_s``).
+    """
+    where = f"{host}:{port}"
+    if isinstance(exc, TimeoutError):
+        limit = "" if timeout_s is None else f" within {timeout_s:g} s"
+        return ConnectFailed(
+            f"cannot connect to {where}: no answer{limit}; is that address reachable "
+            "and is a WonderQ broker listening there?"
+        )
+    if _refused(exc):
+        start = f"`wonderq serve --port {port}`"
+        if host not in _LOCAL_HOSTS:
+            start = f"`wonderq serve --host {host} --port {port}` on that machine"
+        return ConnectFailed(
+            f"cannot connect to {where}: connection refused: no broker is running at that "
+            f"address (start one with {start})"
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConnectFailed(f"cannot connect to {where}: cannot resolve host {host!r} ({exc})")
+    return ConnectFailed(f"cannot connect to {where}: {exc}")
+
+
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", ""})
+
+
+def _refused(exc: OSError) -> bool:
+    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+        return True
+    # asyncio reports several refused addresses (e.g. "localhost": ::1 and 127.0.0.1)
+    # as one plain OSError("Multiple exceptions: [Errno 111] ..., [Errno 111] ...").
+    codes = re.findall(r"\[Errno (\d+)\]", str(exc))
+    return bool(codes) and all(int(code) == errno.ECONNREFUSED for code in codes)
 
 
 def error_class(code: str) -> type[WonderQError]:

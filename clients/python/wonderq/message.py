@@ -1,6 +1,7 @@
-"""A leased message as the asyncio client hands it out, bound to the connection that leased it.
+"""A leased message as the clients hand it out, bound to the connection that leased it.
 
-Owns: the message's fields and its ``ack``/``nack``/``touch``, which go on the
+Owns: the message's fields and its ``ack``/``nack``/``touch`` (``Message`` for
+the asyncio client, ``SyncMessage`` for the blocking one), which go on the
 connection holding the lease (only that connection may settle it). Must never:
 retry, reconnect, or settle a message on another connection: if that
 connection is gone, its leases are gone too, and saying so (``ConnectionLost``)
@@ -23,6 +24,14 @@ class Caller(Protocol):
     async def call(self, request: Request) -> Reply: ...
 
     def release(self, ids: list[str]) -> None: ...
+
+    def clock(self) -> float: ...
+
+
+class SyncCaller(Protocol):
+    """What a blocking message needs from its connection."""
+
+    def call(self, request: Request) -> Reply: ...
 
     def clock(self) -> float: ...
 
@@ -117,3 +126,46 @@ class Message(BaseMessage):
         callback, self._on_settled = self._on_settled, None
         if callback is not None:
             callback(self)
+
+
+class SyncMessage(BaseMessage):
+    """A message leased by the blocking ``Client.get``; settle it with ``ack()`` or ``nack()``.
+
+    Its lease belongs to the connection that leased it; if that connection is
+    lost, these calls raise ``ConnectionLost`` (the broker released it).
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(
+        self,
+        wire: WireMessage,
+        conn: SyncCaller,
+        *,
+        lease_s: float | None,
+        expires_at: float | None,
+    ) -> None:
+        super().__init__(wire, lease_s=lease_s, expires_at=expires_at)
+        self._conn = conn
+
+    def ack(self) -> None:
+        """Delete the message: the work is done. Raises ``NotLeased`` if the lease was lost."""
+        try:
+            self._conn.call(commands.ack(self.id))
+        finally:
+            self.settled = True
+
+    def nack(self, delay: float | None = None) -> bool:
+        """Give the message back, now or after ``delay`` s; True if it went to ``<queue>.dead``."""
+        try:
+            return commands.parse_dead(self._conn.call(commands.nack(self.id, delay)))
+        finally:
+            self.settled = True
+
+    def touch(self, lease: float | None = None) -> None:
+        """Extend the lease to ``lease`` seconds from now (``None``: the GET's lease)."""
+        lease = self.lease_s if lease is None else lease
+        sent_at = self._conn.clock()
+        self._conn.call(commands.touch(self.id, lease))
+        if lease is not None:
+            self.expires_at = sent_at + lease

@@ -1,201 +1,35 @@
 """The blocking client, for scripts: the same methods as ``AsyncClient``, over a plain socket.
 
-Owns: a blocking socket driven by the same ``ClientProtocol`` as the asyncio
-client, one request at a time (a lock makes it safe to share between
-threads), and ``SyncMessage``. Must never: start threads or an event loop,
+Owns: the blocking API (``Client``, ``connect_sync``) over one
+``SyncConnection`` (``sync_connection``), and when to (re)connect. Must never:
+start threads or an event loop (except ``run_worker``, see ``sync_worker``),
 retry a request, or block longer than the call's timeout.
 
-What it does not do: touch leases in the background (there is no
-background); handle each message within its lease, or call ``touch()``.
-``run_worker`` is asyncio only.
+What ``get`` and ``consume`` do not do: touch leases in the background (there
+is no background); handle each message within its lease, or call ``touch()``.
+``run_worker`` does touch them: it runs the asyncio worker on a loop of its own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
+import signal
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Self
 
-from . import commands
-from .client import DEFAULT_HOST, DEFAULT_PORT, RECONNECT_FIRST_DELAY_S, RECONNECT_MAX_DELAY_S
-from .errors import (
-    ConnectionLost,
-    ProtocolViolation,
-    RequestTimeout,
-    WonderQError,
-    error_from_reply,
-)
-from .message import BaseMessage
-from .protocol import DEFAULT_MAX_REPLY_LINE, ClientProtocol, Reply, Request, is_waiting_get
-from .results import AckResult, MessageInfo, PeekResult, Stats, WireMessage
-from .worker import MAX_GET
-
-RECV_SIZE = 256 * 1024
-
-
-class SyncConnection:
-    """One blocking connection; ``call()`` sends a request and reads until its reply."""
-
-    def __init__(
-        self, sock: socket.socket, *, request_timeout: float | None, max_line: int
-    ) -> None:
-        self.request_timeout = request_timeout
-        self._sock = sock
-        self._core = ClientProtocol(max_line=max_line)
-        self._lock = threading.Lock()
-        self._lost_reason: str | None = None
-
-    @classmethod
-    def open(
-        cls,
-        host: str,
-        port: int,
-        *,
-        ssl: ssl_module.SSLContext | None = None,
-        request_timeout: float | None = None,
-        connect_timeout: float | None = None,
-        max_line: int = DEFAULT_MAX_REPLY_LINE,
-    ) -> SyncConnection:
-        """Connect; raise ``ConnectionLost`` if that fails or takes over ``connect_timeout``."""
-        try:
-            sock = socket.create_connection((host, port), timeout=connect_timeout)
-        except OSError as exc:
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if ssl is not None:
-                sock = ssl.wrap_socket(sock, server_hostname=host)
-        except OSError as exc:
-            sock.close()
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
-        return cls(sock, request_timeout=request_timeout, max_line=max_line)
-
-    @property
-    def closed(self) -> bool:
-        return self._lost_reason is not None
-
-    def clock(self) -> float:
-        return time.monotonic()
-
-    def call(self, request: Request) -> Reply:
-        """Send one request and return its success reply (see ``Connection.call``)."""
-        with self._lock:
-            if self._lost_reason is not None:
-                raise ConnectionLost(self._lost_reason)
-            rid = self._core.send(request)
-            limit = self.request_timeout
-            if limit is not None and is_waiting_get(request):
-                limit += float(request["wait"])
-            deadline = None if limit is None else time.monotonic() + limit
-            try:
-                self._send()
-                reply = self._receive(rid, deadline)
-            except RequestTimeout:
-                self._core.abandon(rid)  # a waiting GET's CANCEL goes with the next request
-                raise RequestTimeout(f"no reply to {request['op']} within {limit:g} s") from None
-            except BaseException:  # e.g. KeyboardInterrupt: the same, so nothing stays leased
-                self._core.abandon(rid)
-                raise
-        if not reply["ok"]:
-            raise error_from_reply(reply)
-        return reply
-
-    def close(self) -> None:
-        """Close the socket; a call blocked in another thread raises ``ConnectionLost``."""
-        self._lose("connection closed by the client")
-
-    def _send(self) -> None:
-        data = self._core.data_to_send()
-        if not data:
-            return
-        try:
-            self._sock.settimeout(self.request_timeout)
-            self._sock.sendall(data)
-        except OSError as exc:
-            self._lose(f"connection lost: {exc}")
-            raise ConnectionLost(f"connection lost: {exc}") from exc
-
-    def _receive(self, rid: int, deadline: float | None) -> Reply:
-        while True:  # each pass blocks in recv until data, EOF or the deadline
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise RequestTimeout("timed out")
-            try:
-                self._sock.settimeout(remaining)
-                data = self._sock.recv(RECV_SIZE)
-            except TimeoutError:
-                raise RequestTimeout("timed out") from None
-            except OSError as exc:
-                self._lose(f"connection lost: {exc}")
-                raise ConnectionLost(f"connection lost: {exc}") from exc
-            if not data:
-                self._lose("connection lost (closed by the server)")
-                raise ConnectionLost("connection lost (closed by the server)")
-            try:
-                replies = self._core.receive_data(data)
-            except ProtocolViolation as exc:
-                reason = f"connection closed: the server broke the protocol ({exc.message})"
-                self._lose(reason)
-                raise ConnectionLost(reason) from exc
-            self._send()  # NACKs of late deliveries to abandoned GETs
-            for reply_rid, reply in replies:
-                if reply_rid == rid:
-                    return reply
-
-    def _lose(self, reason: str) -> None:
-        if self._lost_reason is None:
-            self._lost_reason = reason
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)  # wakes a recv blocked in another thread
-            self._sock.close()
-
-
-class SyncMessage(BaseMessage):
-    """A message leased by ``Client.get``; settle it with ``ack()`` or ``nack()``.
-
-    Its lease belongs to the connection that leased it; if that connection is
-    lost, these calls raise ``ConnectionLost`` (the broker released it).
-    """
-
-    __slots__ = ("_conn",)
-
-    def __init__(
-        self,
-        wire: WireMessage,
-        conn: SyncConnection,
-        *,
-        lease_s: float | None,
-        expires_at: float | None,
-    ) -> None:
-        super().__init__(wire, lease_s=lease_s, expires_at=expires_at)
-        self._conn = conn
-
-    def ack(self) -> None:
-        """Delete the message: the work is done. Raises ``NotLeased`` if the lease was lost."""
-        try:
-            self._conn.call(commands.ack(self.id))
-        finally:
-            self.settled = True
-
-    def nack(self, delay: float | None = None) -> bool:
-        """Give the message back, now or after ``delay`` s; True if it went to ``<queue>.dead``."""
-        try:
-            return commands.parse_dead(self._conn.call(commands.nack(self.id, delay)))
-        finally:
-            self.settled = True
-
-    def touch(self, lease: float | None = None) -> None:
-        """Extend the lease to ``lease`` seconds from now (``None``: the GET's lease)."""
-        lease = self.lease_s if lease is None else lease
-        sent_at = self._conn.clock()
-        self._conn.call(commands.touch(self.id, lease))
-        if lease is not None:
-            self.expires_at = sent_at + lease
+from . import commands, sync_consumer, sync_worker
+from .client import DEFAULT_HOST, DEFAULT_PORT, AsyncClient
+from .errors import ConnectionLost
+from .message import SyncMessage
+from .protocol import DEFAULT_MAX_REPLY_LINE, Reply, Request
+from .reconnect import Redial, still_usable
+from .results import AckResult, MessageInfo, PeekResult, Stats
+from .sync_connection import SyncConnection as SyncConnection  # re-exported: broker.cli uses it
+from .sync_worker import SyncHandler
+from .worker import DEFAULT_STOP_SIGNALS, exponential_backoff
 
 
 class Client:
@@ -239,12 +73,17 @@ class Client:
         return self._reconnect
 
     @property
+    def reconnect_timeout(self) -> float:
+        """How long one reconnect keeps trying, in seconds, before it gives up."""
+        return self._reconnect_timeout
+
+    @property
     def connected(self) -> bool:
         """True while the client holds an open connection."""
         return self._conn is not None and not self._conn.closed
 
     def open(self) -> None:
-        """Connect now (calls connect on demand anyway). Raises ``ConnectionLost`` on failure."""
+        """Connect now (calls connect on demand anyway). Raises ``ConnectFailed`` on failure."""
         self._connection()
 
     def close(self) -> None:
@@ -316,41 +155,78 @@ class Client:
         self._call(commands.touch(id, lease))
 
     def consume(
-        self, queue: str, *, concurrency: int = 1, lease: float = 30.0, wait: float = 20.0
+        self,
+        queue: str,
+        *,
+        concurrency: int = 1,
+        lease: float = 30.0,
+        wait: float = 20.0,
+        reconnect: bool = True,
+        stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
     ) -> Iterator[SyncMessage]:
-        """Yield messages of ``queue`` forever; you ``ack`` or ``nack`` each.
+        """Yield messages of ``queue``; you ``ack`` or ``nack`` each (see ``AsyncClient.consume``).
 
         Fetches up to ``concurrency`` messages at a time once the previous ones
         are settled. Leases are not touched for you: settle each message within
-        ``lease`` seconds. Leaving the loop releases the messages it fetched
-        and did not settle (deterministically with ``contextlib.closing``).
+        ``lease`` seconds. The first of ``stop_signals`` (in the main thread)
+        ends the loop, interrupting a GET that waits; leaving the loop releases
+        the messages it fetched and did not settle (deterministically with
+        ``contextlib.closing``). A lost connection is re-established unless
+        ``reconnect=False``.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if wait <= 0:
             raise ValueError("wait must be greater than 0 seconds (a consumer long-polls)")
-        return self._consume(queue, concurrency=concurrency, lease=lease, wait=wait)
+        return sync_consumer.consume(
+            self,
+            queue,
+            concurrency=concurrency,
+            lease=lease,
+            wait=wait,
+            reconnect=reconnect,
+            stop_signals=stop_signals,
+        )
 
-    def _consume(
-        self, queue: str, *, concurrency: int, lease: float, wait: float
-    ) -> Iterator[SyncMessage]:
-        fetched: list[SyncMessage] = []
-        try:
-            while True:  # each pass blocks in a long-poll GET
-                fetched = [m for m in fetched if not m.settled]
-                free = min(concurrency - len(fetched), MAX_GET)
-                if free <= 0:
-                    raise RuntimeError(
-                        f"consume(concurrency={concurrency}): settle a message before taking the next"
-                    )
-                batch = self.get(queue, max=free, lease=lease, wait=wait)
-                fetched.extend(batch)
-                yield from batch
-        finally:
-            for message in fetched:
-                if not message.settled:
-                    with contextlib.suppress(WonderQError):  # lost: released with the connection
-                        message.nack()
+    def run_worker(
+        self,
+        queue: str,
+        handler: SyncHandler,
+        *,
+        concurrency: int = 8,
+        lease: float = 30.0,
+        wait: float = 20.0,
+        backoff: Callable[[int], float] = exponential_backoff,
+        grace: float | None = 30.0,
+        stop: threading.Event | None = None,
+        stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
+        reconnect: bool = True,
+    ) -> None:
+        """Run ``handler(message)`` on messages of ``queue`` in up to ``concurrency`` threads.
+
+        Does what ``AsyncClient.run_worker`` does (ack on return, NACK with
+        backoff and a logged traceback on an exception, leases touched while
+        handlers run, reconnects, stops on ``stop`` or SIGINT/SIGTERM), on a
+        connection and an event loop of its own in this thread; blocks until
+        stopped. Settle a message with its own methods (``message.ack()``):
+        its lease belongs to the worker's connection, not this client's.
+        ``stop`` may be set from any thread (it is checked every 0.1 s). A
+        handler still running after ``grace`` cannot be interrupted (it is a
+        thread): its message is released, and its late ``ack`` fails.
+        """
+        sync_worker.run_worker(
+            self._async_twin,
+            queue,
+            handler,
+            concurrency=concurrency,
+            lease=lease,
+            wait=wait,
+            backoff=backoff,
+            grace=grace,
+            stop=stop,
+            stop_signals=stop_signals,
+            reconnect=reconnect,
+        )
 
     def info(self, id: str) -> MessageInfo:
         """Look at one message without changing it."""
@@ -387,19 +263,27 @@ class Client:
     def _call(self, request: Request) -> Reply:
         return self._connection().call(request)
 
-    def _connection(self) -> SyncConnection:
+    def _connection(self, redial: Redial | None = None) -> SyncConnection:
+        """The open connection; see ``AsyncClient._connection``."""
         conn = self._conn
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and not conn.shutting_down:
             return conn
         with self._dialing:
             if self._closed:
                 raise ConnectionLost("the client is closed")
             conn = self._conn
-            if conn is not None and not conn.closed:
+            if still_usable(conn, redial, self._reconnect):
                 return conn
-            if conn is not None and not self._reconnect:
+            if redial is None and conn is not None and not self._reconnect:
                 raise ConnectionLost("the connection was lost and reconnect=False")
-            conn = self._redial() if self._reconnect else self._dial()
+            if redial is None and self._reconnect:
+                redial = Redial(
+                    f"{self.host}:{self.port}",
+                    now=time.monotonic(),
+                    budget_s=self._reconnect_timeout,
+                    first=conn is None,
+                )
+            conn = self._dial() if redial is None else self._redial(redial)
             if self._closed:  # closed while dialing
                 conn.close()
                 raise ConnectionLost("the client is closed")
@@ -423,19 +307,31 @@ class Client:
                 raise
         return conn
 
-    def _redial(self) -> SyncConnection:
-        give_up_at = time.monotonic() + self._reconnect_timeout
-        delay = RECONNECT_FIRST_DELAY_S
+    def _redial(self, redial: Redial) -> SyncConnection:
         while True:
             try:
-                return self._dial()
+                conn = self._dial()
             except ConnectionLost as exc:
-                if time.monotonic() + delay > give_up_at or self._closed:
-                    raise ConnectionLost(
-                        f"{exc.message} (gave up reconnecting after {self._reconnect_timeout:g} s)"
-                    ) from exc
-            time.sleep(delay)  # backoff between attempts, bounded by give_up_at
-            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
+                if self._closed:
+                    raise
+                time.sleep(redial.failed(exc, time.monotonic()))  # raises when over budget
+                continue
+            redial.succeeded()
+            return conn
+
+    def _async_twin(self) -> AsyncClient:
+        """An asyncio client with this one's settings (not connected: it connects in its loop)."""
+        return AsyncClient(
+            self.host,
+            self.port,
+            token=self._token,
+            ssl=self._ssl,
+            request_timeout=self._timeout,
+            connect_timeout=self._connect_timeout,
+            reconnect=self._reconnect,
+            reconnect_timeout=self._reconnect_timeout,
+            max_line=self._max_line,
+        )
 
 
 def connect_sync(

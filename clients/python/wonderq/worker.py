@@ -1,10 +1,11 @@
 """The consumer loop and the worker helper built on it (asyncio client only).
 
 Owns: keeping up to ``concurrency`` messages leased, long-polling for more,
-touching leases before they run out, settling messages for ``run_worker``, and
-stopping cleanly. Must never: lose a message on the way out (every message it
-leased and did not settle is released with ``NACK`` when it stops), poll, or
-leave a task it created running after it returns.
+touching leases before they run out, settling messages for ``run_worker``,
+getting the connection back when it is lost, and stopping cleanly (``stop``,
+cancelling, or SIGINT/SIGTERM). Must never: lose a message on the way out
+(every message it leased and did not settle is released with ``NACK`` when it
+stops), poll, or leave a task it created running after it returns.
 
 Stopping cancels the consumer's waiting GET: the client sends ``CANCEL`` for
 it before any ``NACK`` of the messages it releases, so the broker cannot hand
@@ -13,8 +14,10 @@ Messages the GET got before the cancel took effect are released too.
 
 Leases belong to a connection. If the connection is lost, the broker releases
 every message this consumer held: their handlers' ``ack`` then fails and the
-messages are delivered again (possibly elsewhere). Work is at-least-once;
-make handlers idempotent.
+messages are delivered again (possibly elsewhere). With ``reconnect`` (the
+default), the consumer dials again with backoff (``reconnect.Redial``: at most
+the client's ``reconnect_timeout`` per outage) and carries on. Work is
+at-least-once; make handlers idempotent.
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Protocol
 
-from .errors import ConnectionLost, WonderQError
+from . import signals
+from .errors import ConnectFailed, ConnectionLost, ShuttingDown, WonderQError
 from .message import Message
+from .reconnect import Redial
 
 logger = logging.getLogger("wonderq")
 
 Handler = Callable[[Message], Awaitable[object]]
 """A ``run_worker`` handler: return to ack the message, raise to retry it later."""
 
-DEFAULT_STOP_SIGNALS: Final = (signal.SIGTERM,)
+DEFAULT_STOP_SIGNALS: Final = signals.STOP_SIGNALS
 MAX_GET: Final = 1000
 """Most messages one GET asks for: the protocol's default ``--max-get``."""
 
@@ -48,12 +53,17 @@ def exponential_backoff(attempts: int) -> float:
 class MessageSource(Protocol):
     """What a consumer needs from its client."""
 
+    host: str
+    port: int
+
     @property
-    def reconnect(self) -> bool: ...
+    def reconnect_timeout(self) -> float: ...
 
     async def get(
         self, queue: str, *, max: int = 1, lease: float | None = None, wait: float = 0
     ) -> list[Message]: ...
+
+    async def _connection(self, redial: Redial | None = None) -> Any: ...
 
 
 class Consumer:
@@ -63,10 +73,23 @@ class Consumer:
     which frees its slot. While a message is unsettled, its lease is touched
     whenever half of it has run, so slow work does not lose it. ``stop()``
     ends the iteration; ``aclose()`` stops and releases every unsettled message.
+
+    ``reconnect``: when the connection is lost, dial again (with backoff, for
+    up to the client's ``reconnect_timeout``) and carry on; otherwise raise
+    ``ConnectionLost``. ``stop_signals``: the first of them to arrive stops the
+    iteration (a second one then gets its usual handler); see ``signals``.
     """
 
     def __init__(
-        self, source: MessageSource, queue: str, *, concurrency: int, lease: float, wait: float
+        self,
+        source: MessageSource,
+        queue: str,
+        *,
+        concurrency: int,
+        lease: float,
+        wait: float,
+        reconnect: bool = True,
+        stop_signals: Iterable[signal.Signals] = (),
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -79,6 +102,10 @@ class Consumer:
         self._concurrency = concurrency
         self._lease = lease
         self._wait = wait
+        self._reconnect = reconnect
+        self._stop_signals = tuple(stop_signals)
+        self._listening: signals.Listening | None = None
+        self._outage: Redial | None = None  # set from a lost connection until a GET gets through
         self._buffer: deque[Message] = deque()
         self._unsettled: dict[str, Message] = {}
         self._slot_freed = asyncio.Event()
@@ -103,7 +130,9 @@ class Consumer:
     async def __anext__(self) -> Message:
         if self._toucher is None and not self._closed:
             self._toucher = asyncio.create_task(self._touch_leases(), name="wonderq lease toucher")
-        lost_in_a_row = 0
+            self._listening = signals.listen(
+                self._stop_signals, self._on_signal, asyncio.get_running_loop()
+            )
         while not self._buffer or self._stopped.is_set():
             if self._stopped.is_set() or self._closed:
                 raise StopAsyncIteration
@@ -115,15 +144,14 @@ class Consumer:
             self._fetching = asyncio.create_task(self._fetch(free), name="wonderq GET")
             try:
                 await self._until(self._fetching)
-            except ConnectionLost:
-                lost_in_a_row += 1
-                if not self._source.reconnect or lost_in_a_row > 1:
+            except (ConnectionLost, ShuttingDown) as exc:  # a restart: lost, or about to be
+                if not self._reconnect or isinstance(exc, ConnectFailed):  # that outage is over
                     raise
-                self._forget_all("the connection was lost")
+                await self._recover(exc)
                 continue
             finally:
                 self._fetching = None
-            lost_in_a_row = 0
+            self._outage = None
             self._touch_needed.set()
         return self._buffer.popleft()
 
@@ -138,6 +166,8 @@ class Consumer:
             return
         self._closed = True
         self.stop()
+        if self._listening is not None:
+            self._listening.close()
         if self._fetching is not None:  # iterated by another task: end its GET first
             self._fetching.cancel()
             await asyncio.wait({self._fetching})
@@ -183,18 +213,51 @@ class Consumer:
         self._unsettled.pop(message.id, None)
         self._slot_freed.set()
 
-    def _forget_all(self, why: str) -> None:
-        if self._unsettled:
-            logger.warning(
-                "%s: the broker released the %d messages this consumer held on %r",
-                why,
-                len(self._unsettled),
-                self._queue,
-            )
-        for message in self._unsettled.values():
+    def _on_signal(self, sig: signal.Signals) -> None:
+        logger.warning(
+            "received %s: the consumer of %r takes no more messages (%s again to interrupt)",
+            sig.name,
+            self._queue,
+            sig.name,
+        )
+        self.stop()
+        if self._listening is not None:
+            self._listening.close()  # the next one gets the usual handler
+
+    async def _recover(self, exc: ConnectionLost | ShuttingDown) -> None:
+        """The connection is lost: forget its leases, then get a connection back (or raise)."""
+        self._forget_leases(exc)
+        loop = asyncio.get_running_loop()
+        if self._outage is None:
+            where = f"{self._source.host}:{self._source.port}"
+            self._outage = Redial(where, now=loop.time(), budget_s=self._source.reconnect_timeout)
+        else:  # lost again before a GET got through: count it as a failed attempt
+            await self._until(asyncio.sleep(self._outage.failed(exc, loop.time())))
+        if not self._stopped.is_set():
+            await self._until(self._source._connection(self._outage))
+
+    def _forget_leases(self, exc: ConnectionLost | ShuttingDown) -> None:
+        """Drop what the lost connection held: the broker released it all.
+
+        Messages not handed out yet are forgotten; those handed out keep their
+        slot until settled (their ``ack``/``nack`` raise ``ConnectionLost``),
+        and are no longer touched.
+        """
+        for message in self._buffer:
+            self._unsettled.pop(message.id, None)
             message._on_settled = None
-        self._unsettled.clear()
+        held = len(self._buffer) + len(self._unsettled)
         self._buffer.clear()
+        for message in self._unsettled.values():
+            message.expires_at = None
+        logger.warning(
+            "lost the connection to %s:%d while consuming %r (%s)%s; reconnecting",
+            self._source.host,
+            self._source.port,
+            self._queue,
+            exc.message,
+            released_with_it(held),
+        )
 
     async def _touch_leases(self) -> None:
         loop = asyncio.get_running_loop()
@@ -228,6 +291,13 @@ class Consumer:
             logger.warning("could not extend the lease of message %s: %s", message.id, exc)
 
 
+def released_with_it(held: int) -> str:
+    """What a lost connection did to a consumer's leases, for its log line."""
+    if not held:
+        return ""
+    return f"; the broker releases the {held} messages this consumer held, to deliver them again"
+
+
 async def run_worker(
     source: MessageSource,
     queue: str,
@@ -240,12 +310,15 @@ async def run_worker(
     grace: float | None,
     stop: asyncio.Event | None,
     stop_signals: Iterable[signal.Signals],
+    reconnect: bool,
 ) -> None:
     """Run ``handler`` on messages of ``queue`` until stopped; see ``AsyncClient.run_worker``."""
-    consumer = Consumer(source, queue, concurrency=concurrency, lease=lease, wait=wait)
+    consumer = Consumer(
+        source, queue, concurrency=concurrency, lease=lease, wait=wait, reconnect=reconnect
+    )
     handlers: set[asyncio.Task[None]] = set()
-    loop = asyncio.get_running_loop()
-    installed = _install_signal_handlers(loop, stop_signals, consumer.stop)
+    shutdown = _Shutdown(queue, consumer, handlers, grace)
+    listening = signals.listen(stop_signals, shutdown.on_signal, asyncio.get_running_loop())
     stop_watch = asyncio.create_task(_stop_when_set(stop, consumer)) if stop is not None else None
     try:
         async for message in consumer:
@@ -254,10 +327,9 @@ async def run_worker(
             )
             handlers.add(task)
             task.add_done_callback(handlers.discard)
-        if handlers:  # stopped: let the handlers in flight finish
-            await asyncio.wait(list(handlers), timeout=grace)
+        await shutdown.let_handlers_finish()
     finally:
-        _remove_signal_handlers(loop, installed)
+        listening.close()
         if stop_watch is not None:
             stop_watch.cancel()
         cancelled = list(handlers)
@@ -266,6 +338,69 @@ async def run_worker(
         if cancelled:
             await asyncio.wait(cancelled)
         await consumer.aclose()  # releases what cancelled handlers held
+
+
+class _Shutdown:
+    """A worker's way out: the first stop signal lets running handlers finish (up to
+    ``grace`` s), a second one cuts that short; then the rest are cancelled."""
+
+    def __init__(
+        self,
+        queue: str,
+        consumer: Consumer,
+        handlers: set[asyncio.Task[None]],
+        grace: float | None,
+    ) -> None:
+        self._queue = queue
+        self._consumer = consumer
+        self._handlers = handlers
+        self._grace = grace
+        self._signals = 0
+        self._hurry = asyncio.Event()
+
+    def on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            logger.warning(
+                "received %s again: cancelling %d running handlers; their messages are released",
+                sig.name,
+                len(self._handlers),
+            )
+            self._hurry.set()
+            return
+        grace = "as long as they need" if self._grace is None else f"up to {self._grace:g} s"
+        logger.warning(
+            "received %s: the worker of %r takes no more messages; %d running handlers "
+            "get %s to finish (%s again to stop at once)",
+            sig.name,
+            self._queue,
+            len(self._handlers),
+            grace,
+            sig.name,
+        )
+        self._consumer.stop()
+
+    async def let_handlers_finish(self) -> None:
+        """Wait for the handlers in flight, up to ``grace`` s or until hurried."""
+        if not self._handlers or self._hurry.is_set():
+            return
+        finished = asyncio.create_task(asyncio.wait(list(self._handlers)))
+        hurried = asyncio.create_task(self._hurry.wait())
+        try:
+            await asyncio.wait(
+                {finished, hurried}, timeout=self._grace, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            finished.cancel()
+            hurried.cancel()
+            await asyncio.wait({finished, hurried})
+        if self._handlers and not self._hurry.is_set():
+            logger.warning(
+                "%d handlers still running after the %g s grace period: cancelling them; "
+                "their messages are released",
+                len(self._handlers),
+                self._grace,
+            )
 
 
 async def _stop_when_set(stop: asyncio.Event, consumer: Consumer) -> None:
@@ -277,24 +412,7 @@ async def _handle(message: Message, handler: Handler, backoff: Callable[[int], f
     try:
         await handler(message)
     except Exception as exc:
-        if message.settled:
-            logger.warning("handler failed on message %s after settling it: %r", message.id, exc)
-            return
-        delay = backoff(message.attempts)
-        logger.warning(
-            "handler failed on message %s (attempt %d): %r; retrying in %.3g s",
-            message.id,
-            message.attempts,
-            exc,
-            delay,
-        )
-        try:
-            if await message.nack(delay=delay):
-                logger.error(
-                    "message %s used up its attempts; moved to %s.dead", message.id, message.queue
-                )
-        except WonderQError as nack_exc:
-            logger.warning("could not NACK message %s: %s", message.id, nack_exc)
+        await _handler_failed(message, exc, backoff)
         return
     if message.settled:
         return
@@ -308,28 +426,32 @@ async def _handle(message: Message, handler: Handler, backoff: Callable[[int], f
         )
 
 
-def _install_signal_handlers(
-    loop: asyncio.AbstractEventLoop, signals: Iterable[signal.Signals], callback: Callable[[], None]
-) -> list[tuple[signal.Signals, Any]]:
-    installed: list[tuple[signal.Signals, Any]] = []
-    for sig in signals:
-        previous = signal.getsignal(sig)
-        try:
-            loop.add_signal_handler(sig, callback)
-        except (NotImplementedError, RuntimeError, ValueError):
-            logger.debug("cannot handle %s here (not the main thread?)", sig.name)
-            continue
-        installed.append((sig, previous))
-    return installed
-
-
-def _remove_signal_handlers(
-    loop: asyncio.AbstractEventLoop, installed: list[tuple[signal.Signals, Any]]
+async def _handler_failed(
+    message: Message, exc: Exception, backoff: Callable[[int], float]
 ) -> None:
-    for sig, previous in installed:
-        loop.remove_signal_handler(sig)
-        # Put back a handler set with signal.signal(); a loop's own handler cannot be restored.
-        if previous is not None and not isinstance(
-            getattr(previous, "__self__", None), asyncio.AbstractEventLoop
-        ):
-            signal.signal(sig, previous)
+    """NACK the message with its backoff, then log the failure with its traceback and what
+    became of the message (the NACK's reply says whether that was its last attempt)."""
+    failed = (
+        f"handler failed on message {message.id} of {message.queue!r} "
+        f"(attempt {message.attempts}): {exc!r}"
+    )
+    if message.settled:
+        logger.warning("%s, after settling it", failed, exc_info=exc)
+        return
+    delay = backoff(message.attempts)
+    try:
+        dead = await message.nack(delay=delay)
+    except WonderQError as nack_exc:
+        logger.warning(
+            "%s; could not NACK it (%s): it will be delivered again once its lease is released",
+            failed,
+            nack_exc,
+            exc_info=exc,
+        )
+        return
+    if dead:
+        logger.error(
+            "%s; that was its last attempt: moved to %s.dead", failed, message.queue, exc_info=exc
+        )
+    else:
+        logger.warning("%s; retrying in %.3g s", failed, delay, exc_info=exc)

@@ -1,0 +1,69 @@
+"""Who may use the HTTP API: the bearer token, and no action from another site.
+
+Owns: checking ``Authorization: Bearer <token>`` against the server's token
+(the same ``--token`` as the TCP port; compared in constant time with
+``hmac.compare_digest``; every path but ``/healthz`` needs it), and refusing a
+request that changes something when a browser says it comes from another site
+(``Sec-Fetch-Site`` other than ``same-origin`` or ``none``, or an ``Origin``
+that is not this host). The second rule is what keeps a web page open in a
+browser on the broker's machine from purging queues on a broker that has no
+token: a cross-site form or ``fetch`` can reach ``127.0.0.1`` but cannot set
+``Authorization``, and browsers always send those headers; ``curl`` and
+client libraries send neither and are unaffected.
+Must never: log a token, echo one back, or compare it in variable time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import urlsplit
+
+from broker.errors import Unauthorized
+
+#: methods that never change the broker; every other one is an action
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_SAME_SITE: Final = frozenset({"same-origin", "none"})
+
+
+class BearerAuth:
+    """The token check of one server (no token: every request passes)."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: str | None) -> None:
+        self._token = None if token is None else token.encode()
+
+    @property
+    def required(self) -> bool:
+        return self._token is not None
+
+    def check(self, authorization: str | None) -> None:
+        """Raise ``Unauthorized`` unless ``authorization`` carries the token."""
+        if self._token is None:
+            return
+        if authorization is None:
+            raise Unauthorized("this server needs a token: send 'Authorization: Bearer <token>'")
+        scheme, _, given = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            raise Unauthorized("wrong token")
+
+
+def cross_site_problem(method: str, headers: Mapping[str, str], host: str | None) -> str | None:
+    """Why an action must be refused as coming from another web site, or None."""
+    if method in SAFE_METHODS:
+        return None
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None:
+        if site.lower() in _SAME_SITE:
+            return None
+        return f"a request from another site (Sec-Fetch-Site: {site}) may not change the broker"
+    origin = headers.get("Origin")
+    if origin is None:
+        return None
+    if origin == "null" or urlsplit(origin).netloc != host:
+        return f"a request from another origin ({origin}) may not change the broker"
+    return None

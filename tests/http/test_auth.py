@@ -1,0 +1,74 @@
+"""The token (Bearer, on every path but /healthz), the cross-site rule, and HTTPS."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from broker.http.openapi import document
+from broker.http.routes import ROUTES
+from tests.hardening.conftest import CertFiles, test_cert  # noqa: F401  (the fixture)
+from tests.http.support import Client, client_for, running_broker
+
+TOKEN = "s3cret-s3cret-s3cret"
+
+
+async def test_every_path_but_healthz_needs_the_token() -> None:
+    doc = document(ROUTES, token=True, tls=False)
+    async with running_broker(token=TOKEN) as broker, client_for(broker.base, document=doc) as anon:
+        for path in ("/v1/stats", "/openapi.json", "/metrics", "/v1/queues/q", "/nope"):
+            got = await anon.get(path)
+            assert (got.status, got.json["error"]) == (401, "unauthorized"), path
+            assert got.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await anon.get("/healthz")).status == 200
+        for wrong in ("Bearer guess", "Basic czNjcmV0", "s3cret-s3cret-s3cret"):
+            got = await anon.get("/v1/stats", headers={"Authorization": wrong})
+            assert got.status == 401, wrong
+        put = await anon.post("/v1/queues/q/messages", {"body": 1})
+        assert put.status == 401
+        async with client_for(broker.base, token=TOKEN) as api:
+            assert (await api.get("/v1/stats")).status == 200
+            assert (await api.post("/v1/queues/q/messages", {"body": 1})).status == 201
+            assert api.raw["security"] == [{"bearer": []}]
+            refused = await api.get("/v1/stats", headers={"Authorization": "Bearer nope"})
+            assert (refused.status, refused.json) == (
+                401,
+                {"ok": False, "error": "unauthorized", "message": "wrong token"},
+            )
+            assert (await api.get("/v1/queues/q")).json["queue"]["ready"] == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+    ],
+)
+async def test_an_action_from_another_site_is_refused(api: Client, headers: dict[str, str]) -> None:
+    got = await api.post("/v1/queues/q/messages", {"body": 1}, headers=headers)
+    assert (got.status, got.json["error"]) == (401, "unauthorized")
+    assert "may not change the broker" in got.json["message"]
+    assert (await api.get("/v1/queues")).json["queues"] == {}
+    assert (await api.get("/v1/stats", headers=headers)).status == 200  # reading is not an action
+
+
+async def test_an_action_from_this_origin_is_taken(api: Client) -> None:
+    host = api.base.removeprefix("http://")
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": api.base, "Host": host}):
+        got = await api.post("/v1/queues/q/messages", {"body": 1}, headers=headers)
+        assert got.status == 201, got.json
+
+
+async def test_https_with_the_servers_certificate(test_cert: CertFiles) -> None:  # noqa: F811
+    async with running_broker(ssl_context=test_cert.server_context()) as broker:
+        assert broker.base.startswith("https://")
+        async with client_for(broker.base, ssl_context=test_cert.client_context()) as api:
+            assert (await api.post("/v1/queues/q/messages", {"body": 1})).status == 201
+            assert "HTTPS only" in api.raw["info"]["description"]
+        plain = broker.base.replace("https://", "http://") + "/healthz"
+        async with aiohttp.ClientSession() as session:  # no response to validate: it fails
+            with pytest.raises(aiohttp.ClientError):
+                await session.get(plain)

@@ -1,0 +1,132 @@
+"""/metrics on the HTTP API: figures agreeing with STATS, a bounded set of series, the
+token, and ``--metrics-port``'s app that serves nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from broker.http import metrics
+from broker.http.metrics import BrokerCollector
+from broker.http.openapi import document
+from broker.http.routes import METRICS_ROUTES
+from tests.http.support import Client, client_for, running_broker
+from tests.support import LineClient
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def scrape(api: Client) -> Samples:
+    got = await api.get("/metrics")
+    assert got.status == 200
+    assert got.headers["Content-Type"].startswith("text/plain")
+    return samples(got.body.decode())
+
+
+async def test_metrics_agree_with_stats() -> None:
+    async with running_broker() as broker, client_for(broker.base) as api:
+        broker.server.batch_latency = None  # not measured unless --metrics-port
+        async with await LineClient.connect(broker.tcp_port) as c:
+            await c.call(op="PUT", queue="jobs", messages=[{"body": i} for i in range(5)])
+            await c.call(op="PUT", queue="jobs", body="later", delay=60)
+            got = await c.call(op="GET", queue="jobs", max=2, lease=30)
+            await c.call(op="ACK", id=got["messages"][0]["id"])
+            await c.call(op="PUT", queue="poison", body="x", max_attempts=1)
+            (bad,) = (await c.call(op="GET", queue="poison"))["messages"]
+            await c.call(op="NACK", id=bad["id"])
+            values = await scrape(api)
+            stats = await c.call(op="STATS")
+        for name, q in stats["queues"].items():
+            for state in ("ready", "delayed", "leased", "dead"):
+                key = ("wonderq_queue_messages", (("queue", name), ("state", state)))
+                assert values[key] == q[state], (name, state)
+            for event in ("put", "acked", "nacked", "expired", "dead_lettered"):
+                key = ("wonderq_queue_events_total", (("event", event), ("queue", name)))
+                assert values[key] == q[event], (name, event)
+        assert values[("wonderq_queue_messages", (("queue", "jobs"), ("state", "ready")))] == 3
+        assert values[("wonderq_state_messages", (("state", "ready"),))] == 4  # jobs + .dead
+        assert values[("wonderq_events_total", (("event", "put"),))] == 7
+        assert values[("wonderq_metrics_queues_omitted", ())] == 0
+        server = stats["server"]
+        assert values[("wonderq_leases", ())] == server["leased"] == 1
+        assert values[("wonderq_messages", ())] == server["messages"]
+        assert values[("wonderq_resident_memory_bytes", ())] > 0
+        assert ("wonderq_build", (("version", server["version"]),)) in values
+
+
+async def test_only_the_deepest_queues_get_series_of_their_own() -> None:
+    async with (
+        running_broker(metrics_queues=2) as broker,
+        client_for(broker.base) as api,
+    ):
+        for depth, name in enumerate(("a", "b", "c", "d", "e"), 1):
+            await api.post(f"/v1/queues/{name}/messages", {"messages": [{"body": 1}] * depth})
+        values = await scrape(api)
+    listed = {dict(labels)["queue"] for (name, labels) in values if name == "wonderq_queue_bytes"}
+    assert listed == {"e", "d"}
+    assert values[("wonderq_metrics_queues_omitted", ())] == 3
+    assert values[("wonderq_state_messages", (("state", "ready"),))] == 15
+    assert values[("wonderq_queues", ())] == 5
+
+
+async def test_metrics_need_the_token() -> None:
+    async with (
+        running_broker(token="t" * 16) as broker,
+        client_for(broker.base, token="t" * 16) as api,
+    ):
+        assert (await api.get("/metrics")).status == 200
+        assert (await api.get("/metrics", headers={"Authorization": "Bearer x"})).status == 401
+
+
+async def test_the_metrics_port_serves_metrics_and_health_alone() -> None:
+    doc = document(METRICS_ROUTES, token=False, tls=False)
+    async with running_broker() as broker, client_for(broker.base) as api:
+        host, port = await broker.api.listen("127.0.0.1", 0, METRICS_ROUTES)
+        async with client_for(f"http://{host}:{port}", document=doc) as alone:
+            for path, status in (("/healthz", 200), ("/metrics", 200), ("/v1/stats", 404)):
+                assert (await alone.get(path)).status == status, path
+        assert (await api.get("/v1/stats")).status == 200
+        assert {r.path for r in METRICS_ROUTES} == {"/healthz", "/metrics"}
+
+
+async def test_a_failed_scrape_is_a_500_and_the_broker_keeps_serving(
+    api: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> tuple[bytes, str]:
+        raise RuntimeError("no figures today")
+
+    monkeypatch.setattr("broker.http.endpoints.exposition", broken)
+    # a bug's 500 is aiohttp's own plain-text page, the one response the document leaves out
+    async with api.session.get(api.base + "/metrics") as resp:
+        assert resp.status == 500
+    assert (await api.get("/v1/stats")).status == 200
+
+
+def test_nested_server_sections_become_their_own_metrics() -> None:
+    stats = {
+        "server": {
+            "version": "9",
+            "uptime": 1.0,
+            "durability": {"fsync": "always", "log_bytes": 4096, "compacting": False},
+            "log_like": 7,
+        },
+        "queues": {},
+    }
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BrokerCollector(stats, {}))
+    values = samples(generate_latest(registry).decode())
+    assert values[("wonderq_durability_log_bytes", ())] == 4096
+    assert values[("wonderq_durability_compacting", ())] == 0
+    assert values[("wonderq_durability_info", (("fsync", "always"),))] == 1
+    assert values[("wonderq_server_log_like", ())] == 7
+    assert values[("wonderq_uptime_seconds", ())] == 1
+    assert metrics.QUEUE_STATES == ("ready", "delayed", "leased", "dead")
