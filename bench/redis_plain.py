@@ -27,9 +27,9 @@ BODY = '"' + "0" * 26 + "x" * 72 + '"'  # 100 bytes, the bench's shape
 
 
 def _phase(port: int, n: int, conns: int, pipeline: int, *command: str) -> None:
+    args = ["-p", str(port), "-n", str(n), "-c", str(conns), "-P", str(pipeline), "-q"]
     subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-n", str(n), "-c", str(conns)]
-        + ["-P", str(pipeline), "-q", *command],
+        ["redis-benchmark", *args, *command],
         check=True,
         capture_output=True,
         timeout=600,
