@@ -133,6 +133,7 @@ Command = Callable[[str, int, str | None, Path | None], list[str]]
 
 def _wonderq(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
     cmd = [*_WONDERQ, "serve", "--host", HOST, "--port", str(port), "--log-level", "WARNING"]
+    cmd.append("--no-http")  # the TCP protocol only (the HTTP API would take a fixed port)
     if fsync is not None:
         cmd += ["--data-dir", str(data_dir), "--fsync", fsync]
     return cmd

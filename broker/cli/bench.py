@@ -77,7 +77,7 @@ def _body(text: str) -> int:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure throughput, latency, CPU and memory (optionally against the floor, beanstalkd and Redis)",
+        help="measure throughput, latency, CPU and memory (optionally against beanstalkd and Redis)",
         description="Benchmark WonderQ; with --compare, the same workload against the floor "
         "(a bare Python server: this stack's least cost per request), beanstalkd and Redis.",
     )
