@@ -297,9 +297,36 @@ class _InOrder(Adapter):
     _PUT: bytes | None = None
     _OK: dict[str, bytes] = {}  # the start of a good reply line, per kind
 
+    def ack(self, tokens: list[Any]) -> None:
+        self.send(b"".join(map(self._ack_command, tokens)))
+        self._expect("ack", len(tokens), len(tokens))
+
     @abc.abstractmethod
+    def _ack_command(self, token: Any) -> bytes:
+        """The command that acks the message ``token`` names."""
+
     def _take_gets(self, buf: bytearray, pos: int, op: _Pending) -> int | bytes:
         """``_take`` for a get's replies: a message each, or an empty answer."""
+        while op.units:
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                break
+            taken = self._take_get(buf, pos, end, op.got)
+            if taken is None:
+                break  # the message's body is still on its way
+            if isinstance(taken, bytes):
+                return taken
+            pos = taken
+            op.units -= 1
+        return pos
+
+    @abc.abstractmethod
+    def _take_get(
+        self, buf: bytearray, pos: int, end: int, got: list[tuple[Any, bytes]]
+    ) -> int | bytes | None:
+        """One get reply whose first line ends at ``end``: append its message (if it has
+        one) to ``got`` and return where the next reply starts; None if its body is not
+        all here yet; the line's bytes if it is not a get's reply."""
 
 
 class Beanstalkd(_InOrder):
@@ -325,30 +352,21 @@ class Beanstalkd(_InOrder):
         self.send(self._RESERVE * k)
         self._expect("get", k, k)
 
-    def ack(self, tokens: list[Any]) -> None:
-        self.send(b"".join(b"delete " + t + b"\r\n" for t in tokens))
-        self._expect("ack", len(tokens), len(tokens))
+    def _ack_command(self, token: Any) -> bytes:
+        return b"delete %s\r\n" % token
 
-    def _take_gets(self, buf: bytearray, pos: int, op: _Pending) -> int | bytes:
-        got = op.got
-        while op.units:
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                break
-            line = bytes(buf[pos:end])
-            if line.startswith(b"RESERVED "):
-                _, jid, size = line.split()
-                stop = end + 2 + int(size)
-                if len(buf) < stop + 2:
-                    break
-                got.append((jid, bytes(buf[end + 2 : stop])))
-                pos = stop + 2
-            elif line in self._EMPTY:
-                pos = end + 2
-            else:
-                return line
-            op.units -= 1
-        return pos
+    def _take_get(
+        self, buf: bytearray, pos: int, end: int, got: list[tuple[Any, bytes]]
+    ) -> int | bytes | None:
+        line = bytes(buf[pos:end])
+        if line.startswith(b"RESERVED "):
+            _, jid, size = line.split()
+            stop = end + 2 + int(size)
+            if len(buf) < stop + 2:
+                return None
+            got.append((jid, bytes(buf[end + 2 : stop])))
+            return stop + 2
+        return end + 2 if line in self._EMPTY else line
 
 
 # -------------------------------------------------------------------- Redis
@@ -383,29 +401,21 @@ class Redis(_InOrder):
         self.send(self._blmove * k)
         self._expect("get", k, k)
 
-    def ack(self, tokens: list[Any]) -> None:
-        self.send(b"".join(_resp(b"LREM", self._proc, b"-1", t) for t in tokens))
-        self._expect("ack", len(tokens), len(tokens))
+    def _ack_command(self, token: Any) -> bytes:
+        return _resp(b"LREM", self._proc, b"-1", token)
 
-    def _take_gets(self, buf: bytearray, pos: int, op: _Pending) -> int | bytes:
-        got = op.got
-        while op.units:
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                break
-            if buf[pos] == 36 and buf[pos + 1] != 45:  # "$<size>", not "$-1"
-                stop = end + 2 + int(buf[pos + 1 : end])
-                if len(buf) < stop + 2:
-                    break
-                body = bytes(buf[end + 2 : stop])
-                got.append((body, body))
-                pos = stop + 2
-            elif bytes(buf[pos:end]) in self._EMPTY:
-                pos = end + 2
-            else:
-                return bytes(buf[pos:end])
-            op.units -= 1
-        return pos
+    def _take_get(
+        self, buf: bytearray, pos: int, end: int, got: list[tuple[Any, bytes]]
+    ) -> int | bytes | None:
+        if buf[pos] == 36 and buf[pos + 1] != 45:  # "$<size>", not "$-1"
+            stop = end + 2 + int(buf[pos + 1 : end])
+            if len(buf) < stop + 2:
+                return None
+            body = bytes(buf[end + 2 : stop])
+            got.append((body, body))
+            return stop + 2
+        line = bytes(buf[pos:end])
+        return end + 2 if line in self._EMPTY else line
 
 
 ADAPTERS: Final[dict[str, type[Adapter]]] = {

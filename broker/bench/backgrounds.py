@@ -31,24 +31,26 @@ async def _lines(port: int, lines: Callable[[int], bytes], count: int, chunk: in
     return reader, writer
 
 
+async def _put_thousands(port: int, queue: bytes, payload: bytes, count: int) -> Any:
+    """Put ``count`` messages (rounded up to a thousand) into ``queue``, 1,000 per PUT."""
+    batch = (
+        b'{"op":"PUT","queue":"'
+        + queue
+        + b'","messages":['
+        + b",".join([b'{"body":' + payload + b"}"] * 1000)
+        + b"]}\n"
+    )
+    _, writer = await _lines(port, lambda i: batch, -(-count // 1000), chunk=20)
+    return writer
+
+
 async def preload(port: int, kind: str, count: int, body: int) -> list[Any]:
     """Put the broker in a background state; returns what must stay open during the run."""
     payload = b'"' + b"b" * (body - 2) + b'"'
     if kind == "queued":
-        batch = (
-            b'{"op":"PUT","queue":"bench.queued","messages":['
-            + b",".join([b'{"body":' + payload + b"}"] * 1000)
-            + b"]}\n"
-        )
-        _, w = await _lines(port, lambda i: batch, -(-count // 1000), chunk=20)
-        return [w]
+        return [await _put_thousands(port, b"bench.queued", payload, count)]
     if kind == "leased":
-        batch = (
-            b'{"op":"PUT","queue":"bench.leased","messages":['
-            + b",".join([b'{"body":' + payload + b"}"] * 1000)
-            + b"]}\n"
-        )
-        _, w1 = await _lines(port, lambda i: batch, -(-count // 1000), chunk=20)
+        w1 = await _put_thousands(port, b"bench.leased", payload, count)
         get = b'{"op":"GET","queue":"bench.leased","max":1000,"lease":3600}\n'
         _, w2 = await _lines(port, lambda i: get, -(-count // 1000), chunk=20)
         return [w1, w2]  # the holder must stay connected, or its leases go back
