@@ -1,10 +1,11 @@
 """The pure queue engine (no asyncio, no sockets, no clock reads)."""
 
-from broker.engine.engine import AckedRecord, AckResult, Engine, NewMessage, NewMessageFields
+from broker.engine.engine import Engine
 from broker.engine.ids import format_id, parse_id
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.message import STATE_NAMES, Message, State
 from broker.engine.queue import DEAD_SUFFIX, Queue
+from broker.engine.values import AckedRecord, AckResult, NewMessage, NewMessageFields
 from broker.engine.waiter import Delivery, Waiter
 
 __all__ = [

@@ -1,10 +1,11 @@
 """The compact form of plain messages that were never delivered.
 
 Owns: how the commonest message is stored while it waits in a queue, and how
-it is found by id. A message put with priority 0, no key, no delay and the
-default ``max_attempts`` (into a queue that is not a dead-letter queue) has no
-``Message`` object and no entry in the engine's id dict until it is first
-leased: its queue's ``CompactFifo`` keeps its seq, body and put time in
+it is found by id. A plain message (priority 0, no key, no delay and the
+default ``max_attempts``, never delivered: ``is_plain``) put into a queue that
+takes it (not a dead-letter queue: ``Queue.takes_compact``) has no ``Message``
+object and no entry in the engine's id dict until it
+is first leased: its queue's ``CompactFifo`` keeps its seq, body and put time in
 parallel arrays, in put order. That order is also id order and put-time order,
 so the head is the next to deliver and the oldest, and an id is found by
 bisection. ``CompactIndex`` says which queue holds the compact messages of
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from broker.engine.message import Message
@@ -32,7 +33,21 @@ if TYPE_CHECKING:
     from broker.engine.queue import Queue
 
 _TRIM_MIN = 4096  # popped slots kept before the arrays are shifted down
-_COLLECT_MIN = 1024  # runs kept before stale ones are looked for
+COLLECT_MIN = 1024  # runs kept before stale ones are looked for
+
+
+def is_plain(
+    key: str | None, delay_s: float, priority: int, max_attempts: int | None, default: int
+) -> bool:
+    """The message's half of the plain-message rule: no key, no delay, priority 0, and
+    the default ``max_attempts`` (None is the default). PUT asks it once per message
+    and a restart once per message never delivered: keep it one expression."""
+    return (
+        key is None
+        and priority == 0
+        and delay_s <= 0
+        and (max_attempts is None or max_attempts == default)
+    )
 
 
 class CompactFifo:
@@ -52,18 +67,20 @@ class CompactFifo:
         self.n = 0  # live messages: len(seqs) - head
 
     def append(self, seq: int, body: bytes, put_at: float) -> None:
-        """Add a message at the tail; the caller checked ``accepts(seq, put_at)``."""
+        """Add a message at the tail; the caller checked it may join (``Queue.takes_compact``)."""
         self.seqs.append(seq)
         self.bodies.append(body)
         self.put_ats.append(put_at)
         self.n += 1
 
-    def accepts(self, seq: int, put_at: float) -> bool:
-        """Whether a message may join at the tail without breaking id and time order."""
-        return not self.n or (self.seqs[-1] < seq and self.put_ats[-1] <= put_at)
-
-    def head_seq(self) -> int:
-        return self.seqs[self.head]
+    def extend(self, first: int, bodies: list[bytes], put_at: float) -> None:
+        """Add messages with the ids ``first``, ``first + 1``, ... at the tail, all put
+        at ``put_at`` (``append`` for a batch; the caller checked they may join)."""
+        k = len(bodies)
+        self.seqs.extend(range(first, first + k))
+        self.bodies.extend(bodies)
+        self.put_ats.fromlist([put_at] * k)
+        self.n += k
 
     def head_put_at(self) -> float:
         return self.put_ats[self.head]
@@ -165,11 +182,12 @@ class CompactIndex:
     ``collect``, so runs never outnumber twice the live compact messages (+1024).
     """
 
-    __slots__ = ("firsts", "owners")
+    __slots__ = ("_live_count", "firsts", "owners")
 
-    def __init__(self) -> None:
+    def __init__(self, live_count: Callable[[], int]) -> None:
         self.firsts = array("q")
         self.owners: list[Queue] = []
+        self._live_count = live_count  # compact messages held (asked only to shrink)
 
     def __len__(self) -> int:
         return len(self.firsts)
@@ -190,10 +208,11 @@ class CompactIndex:
         i = bisect_right(self.firsts, seq) - 1
         return self.owners[i] if i >= 0 else None
 
-    def collect(self, live: int) -> None:
-        """Drop runs that hold no compact message, once runs clearly outnumber them."""
+    def collect(self) -> None:
+        """Drop runs that hold no compact message, once runs clearly outnumber them
+        (never at or below ``COLLECT_MIN`` runs, so a caller may skip the call then)."""
         n = len(self.firsts)
-        if n <= _COLLECT_MIN or n <= 2 * live:
+        if n <= COLLECT_MIN or n <= 2 * self._live_count():
             return
         firsts, owners = self.firsts, self.owners
         keep_firsts = array("q")

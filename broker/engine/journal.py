@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from broker.engine.engine import NewMessageFields
     from broker.engine.message import Message
     from broker.engine.queue import Queue
+    from broker.engine.values import NewMessageFields
 
 
 class Journal(Protocol):

@@ -1,13 +1,9 @@
 """A message record and its lifecycle states.
 
 Owns: the per-message fields (compact, ``__slots__``) and the ``State`` enum.
-Lifecycle (the engine keeps these rules):
-  - ready    -> leased   (GET; attempts += 1)
-  - leased   -> ready | delayed  (NACK, lease expiry, owner disconnect)
-  - leased   -> gone     (ACK)
-  - leased   -> ready in <queue>.dead   (released with attempts >= max_attempts)
-  - delayed  -> ready    (delay ends)
-  - ready | delayed -> gone  (PURGE)
+The moves between states, and the counters they keep, are the lifecycle
+table (lifecycle.py); a delivery adds one attempt, and a release with
+attempts >= max_attempts moves the message to ``<queue>.dead``.
 A keyed message is deliverable only when it is READY and the head of its key chain.
 Must never: hold references to connections other than the opaque owner token.
 """

@@ -9,7 +9,10 @@ other priority-0 messages in order (O(1) push and pop); and ``heap``, a heap of
 released messages going back to their original place, keyed messages whose
 turn has come). The next message is the smallest (priority, order) of the three heads.
 A keyed message is in none of them until it is the head of its key chain.
-Must never: decide lifecycle transitions (the engine does); it only orders.
+Its counters (``n_ready``, ``n_delayed``, ``n_leased``, ``bytes``) follow
+its messages' places and change only by the moves of lifecycle.py.
+Must never: decide lifecycle transitions or change its own counters (the
+engine does); it only orders.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Queue:
         self.chains: dict[str, list[Message]] = {}
         self.waiters: deque[Waiter] = deque()
         self.n_waiting = 0
+        # moved by the rows of the lifecycle table only (lifecycle.py)
         self.n_ready = 0  # READY messages, deliverable or held back by their key
         self.n_delayed = 0
         self.n_leased = 0
@@ -106,8 +110,7 @@ class Queue:
             self.note_aged(msg)
 
     def admit(self, msg: Message, deliverable: bool) -> None:
-        """Count a message that became READY; deliverable, or held back by its key."""
-        self.n_ready += 1
+        """Place a message that became READY: deliverable, or held back by its key."""
         if deliverable:
             self.push_ready(msg)
         else:
@@ -191,6 +194,15 @@ class Queue:
         if fifo:
             return fifo.popleft()
         return None
+
+    def takes_compact(self, seq: int, put_at: float) -> bool:
+        """The queue's half of the plain-message rule (``compact.is_plain`` is the
+        message's): a plain message may join ``compact`` unless this is a dead-letter
+        queue, and only after its compact messages in id and put-time order."""
+        compact = self.compact
+        return not self.is_dead and (
+            not compact.n or (compact.seqs[-1] < seq and compact.put_ats[-1] <= put_at)
+        )
 
     def has_deliverable(self) -> bool:
         return bool(self.compact.n) or bool(self.fifo) or bool(self.heap)

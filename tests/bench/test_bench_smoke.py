@@ -8,7 +8,7 @@ broken CI, not a reason to test less).
 
 from __future__ import annotations
 
-import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from broker.bench import procs
+from tests.support import require
 
 RESULT_FIELDS = {
     "broker",
@@ -63,12 +64,9 @@ def check_exactly_once(result: dict[str, Any]) -> None:
     assert result["load_procs"] >= 1
 
 
-def require(peer: str) -> None:
-    """Skip without ``peer``'s server, unless CI=true: then its absence fails the test."""
-    if procs.installed(peer) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{peer} is not installed, and CI=true must run every peer")
-        pytest.skip(f"{peer} is not installed")
+def require_peer(peer: str) -> None:
+    """Skip without ``peer``'s server; with CI=true its absence fails the test instead."""
+    require(procs.installed(peer) is not None, f"{peer} is not installed")
 
 
 def test_background_states_run_and_are_compared_with_the_empty_broker() -> None:
@@ -100,7 +98,7 @@ def test_background_states_run_and_are_compared_with_the_empty_broker() -> None:
 
 @pytest.mark.parametrize("peer", procs.PEERS)
 def test_every_mode_runs_against_each_peer_and_accounts_for_every_message(peer: str) -> None:
-    require(peer)
+    require_peer(peer)
     rc, doc, err = bench(
         "-n", "300", "-W", "8", "-K", "16", "--rate-seconds", "0.2", "--fill-messages", "400",
         "--compare", peer,
@@ -169,12 +167,11 @@ def test_bad_arguments_are_refused() -> None:
 def test_a_peer_that_is_not_installed_is_skipped_with_a_note(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from broker.cli import bench as bench_cli
     from broker.cli import build_parser
 
     real = procs.installed
     monkeypatch.setattr(procs, "installed", lambda name: None if name == "redis" else real(name))
-    monkeypatch.setattr(bench_cli.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
     args = build_parser("bench").parse_args(
         ["bench", "--mode", "rr", "-n", "50", "--compare", "redis", "--json", "--timeout", "30"]
     )
@@ -200,10 +197,10 @@ def test_a_missing_peer_skips_the_test_but_fails_it_on_ci(monkeypatch: pytest.Mo
     monkeypatch.setattr(procs, "installed", lambda name: None)
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception):
-        require("redis")
+        require_peer("redis")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
-        require("redis")
+        require_peer("redis")
 
 
 def test_a_run_past_its_deadline_fails_and_stops_its_load() -> None:

@@ -10,6 +10,7 @@ from broker.durability.backend import restore_into
 from broker.durability.journal import LogJournal
 from broker.durability.replay import ReplayState, scan
 from broker.engine import Engine, Message, NewMessage, State
+from tests.engine.helpers import held
 
 WALL = 5000.0  # wall clock minus engine clock in these tests
 
@@ -93,7 +94,7 @@ def random_workload(engine: Engine, rng: random.Random, steps: int) -> float:
 
 
 def nack_all(engine: Engine, now: float) -> None:
-    for m in engine.live_messages():
+    for m in held(engine):
         if m.state == State.LEASED:
             engine.nack(now, m.owner, m.seq)
 
@@ -105,8 +106,8 @@ def test_random_workloads_replay_to_the_same_state() -> None:
         now = random_workload(engine, random.Random(seed), 300)
         engine.advance(now)  # delays that ended are ready in both
         fresh, _ = replayed(config, log, now)
-        want = sorted(view(m) for m in engine.live_messages())
-        assert sorted(view(m) for m in fresh.live_messages()) == want, seed
+        want = sorted(view(m) for m in held(engine))
+        assert sorted(view(m) for m in held(fresh)) == want, seed
         assert fresh.next_seq >= engine.next_seq, seed
         nack_all(engine, now)  # with no lease left, both must deliver in the same order
         fresh, _ = replayed(config, log, now)
@@ -137,5 +138,5 @@ def test_ids_after_a_restart_exceed_every_id_in_the_log() -> None:
     for m in engine.get(0.0, "q", owner, 2, 10.0) or []:
         engine.ack(0.0, owner, m.seq)
     fresh, state = replayed(config, log, 1.0)
-    assert fresh.live_messages() == [] and state.hi == 1001
+    assert held(fresh) == [] and state.hi == 1001
     assert fresh.put(1.0, "q", [NewMessage(b"3")]) == [1002]

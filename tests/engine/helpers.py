@@ -81,6 +81,12 @@ def stats(engine: Engine, queue: str, now: float = 0.0) -> dict[str, int | float
     return engine.queue_stats(q, now)
 
 
+def held(engine: Engine) -> list[Message]:
+    """Every message the engine holds, by id (compact ones as snapshots; O(n))."""
+    found = (engine.lookup(seq) for seq in sorted(engine.live_seqs()))
+    return [m for m in found if isinstance(m, Message)]
+
+
 def state_of(engine: Engine, seq: int) -> str:
     found = engine.lookup(seq)
     if found is None:

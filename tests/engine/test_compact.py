@@ -16,6 +16,7 @@ from tests.engine.helpers import (
     bodies,
     drain_bodies,
     get,
+    held,
     make_engine,
     new,
     put,
@@ -250,12 +251,12 @@ def test_a_long_fifo_is_popped_and_trimmed_in_order() -> None:
     assert stats(e, "q")["ready"] == 0 and compact_count(e, "q") == 0
 
 
-def test_live_messages_and_live_seqs_include_compact_messages() -> None:
+def test_live_seqs_include_compact_messages_and_each_looks_up() -> None:
     e = make_engine()
     a, k = put(e, "q", "a", new("k", key="K"))
     b = put_one(e, "r", "b")
     assert sorted(e.live_seqs()) == [a, k, b]
-    assert sorted(m.seq for m in e.live_messages()) == [a, k, b]
+    assert [(m.seq, m.body) for m in held(e)] == [(a, b"a"), (k, b"k"), (b, b"b")]
 
 
 @dataclass

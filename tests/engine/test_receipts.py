@@ -9,7 +9,7 @@ from itertools import count
 import pytest
 
 from broker.backend.receipts import Receipt
-from broker.engine import Engine
+from broker.engine import Engine, State
 from broker.errors import NotLeased
 from tests.engine.helpers import get, make_engine, new, put, put_one, seqs, state_of, stats
 
@@ -91,7 +91,7 @@ def test_no_state_is_kept_for_receipts() -> None:
 
 
 def made_seq(e: Engine, receipt: Receipt) -> int:
-    (msg,) = (m for m in e.live_messages() if m.owner == receipt)
+    (msg,) = (m for m in e.peek("q", State.LEASED, 1000) if m.owner == receipt)
     return msg.seq
 
 

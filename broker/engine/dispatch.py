@@ -1,0 +1,110 @@
+"""Waiting GETs: parking them, serving them as messages become deliverable, ending them.
+
+Owns: a GET that found nothing and may wait (a ``Waiter`` on its queue, in
+arrival order, with a deadline), serving the waiters of every queue woken by
+a call once all of that call's changes are applied (``_settle``), ending waits
+(served, timed out, cancelled, owner gone, shutdown), and handing completed
+waits out as ``Delivery``s (``take_deliveries``). ``_settle`` also bounds the
+deadline heap and the compact index at the end of every call.
+Must never: call back into the server (it only returns deliveries), or serve
+a waiter in the middle of a call's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from broker.engine.compact import COLLECT_MIN
+from broker.engine.deadlines import COMPACT_MIN
+from broker.engine.leases import Leases
+from broker.engine.queue import Queue
+from broker.engine.state import GONE
+from broker.engine.waiter import Delivery, Waiter
+
+
+class Dispatch(Leases):
+    def _park(
+        self,
+        q: Queue,
+        owner: object,
+        max: int,
+        lease_s: float,
+        due_at: float,
+        token: object,
+        receipts: Callable[[], object] | None,
+    ) -> None:
+        """Register a waiting GET on ``q``, until ``due_at``."""
+        waiter = Waiter(token, owner, q, max, lease_s, due_at, receipts)
+        q.waiters.append(waiter)
+        q.n_waiting += 1
+        self._tally.waiting += 1
+        self._owner_waiters.setdefault(owner, set()).add(waiter)
+        self._deadlines.push(due_at, waiter)
+
+    def _serve_woken(self, now: float) -> None:
+        woken, self._woken = self._woken, {}
+        for q in woken:
+            self._dispatch(q, now)
+
+    def _settle(self, now: float) -> None:
+        """End of a call that changed state: serve waiters, then bound the deadline heap
+        and the compact index (their sizes are tested here: every call settles)."""
+        if self._woken:
+            self._serve_woken(now)
+        if len(self._deadlines.entries) > COMPACT_MIN:
+            self._deadlines.compact()
+        if len(self._compact.firsts) > COLLECT_MIN:
+            self._compact.collect()
+
+    def _dispatch(self, q: Queue, now: float) -> None:
+        """Serve waiting GETs of ``q`` in arrival order while messages are deliverable."""
+        while q.n_waiting and q.has_deliverable():
+            waiter = q.waiters.popleft()  # _end_wait may replace the deque: no alias
+            if not waiter.active:
+                continue
+            self._end_wait(waiter)
+            msgs = self._lease(q, waiter.owner, waiter.max, waiter.lease_s, now, waiter.receipts)
+            self._deliveries.append(Delivery(waiter.token, waiter.owner, msgs))
+
+    def _end_wait(self, waiter: Waiter) -> None:
+        waiter.active = False
+        waiter.due_at = GONE
+        self._tally.waiting -= 1
+        q = waiter.queue
+        q.n_waiting -= 1
+        mine = self._owner_waiters.get(waiter.owner)
+        if mine is not None:
+            mine.discard(waiter)
+            if not mine:
+                del self._owner_waiters[waiter.owner]
+        if len(q.waiters) > 2 * q.n_waiting + 32:
+            q.waiters = type(q.waiters)(w for w in q.waiters if w.active)
+
+    def _end_empty(self, waiter: Waiter) -> None:
+        """End a wait that got nothing: its GET is answered with no messages."""
+        self._end_wait(waiter)
+        self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
+
+    def cancel_waits(self, owner: object, match: Callable[[object], bool]) -> int:
+        """End the owner's waiting GETs whose token ``match``es; each yields an empty Delivery."""
+        ended = 0
+        for waiter in list(self._owner_waiters.get(owner, ())):
+            if match(waiter.token):
+                self._end_empty(waiter)
+                ended += 1
+        self._deadlines.compact()
+        return ended
+
+    def end_all_waits(self) -> None:
+        """Complete every waiting GET with no messages (server shutdown)."""
+        for waiters in list(self._owner_waiters.values()):
+            for waiter in list(waiters):
+                self._end_empty(waiter)
+        self._deadlines.compact()
+
+    def take_deliveries(self) -> list[Delivery]:
+        """Waiting GETs completed since the last call, in completion order."""
+        out = self._deliveries
+        if out:
+            self._deliveries = []
+        return out

@@ -1,0 +1,201 @@
+"""Leases: how a delivery begins, and the ways it ends (ack, release, dead letter).
+
+Owns: granting leases on a queue's next deliverable messages, finding the
+lease an owner holds on an id (or saying why it does not), deleting acked
+messages (and remembering them for INFO), putting a released message back
+(ready, or delayed), moving a message that used its last attempt to
+``<queue>.dead``, and letting the next message of a key go once its head
+leaves. Every state change here moves its counters by a row of the lifecycle
+table (lifecycle.py) and is reported to the journal.
+Must never: serve waiters itself (it only marks queues woken, dispatch.py
+serves them), or read a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from broker.engine.ids import format_id
+from broker.engine.lifecycle import (
+    ACK,
+    ARRIVE,
+    DEAD_LETTER,
+    LEASE,
+    LEASE_PLAIN,
+    RELEASE,
+    RELEASE_DELAYED,
+)
+from broker.engine.message import DELAYED, LEASED, READY, Message
+from broker.engine.queue import DEAD_SUFFIX, Queue
+from broker.engine.state import GONE, EngineState
+from broker.engine.values import AckResult
+from broker.errors import NotFound, NotLeased
+
+
+class Leases(EngineState):
+    def _lease(
+        self,
+        q: Queue,
+        owner: object,
+        max: int,
+        lease_s: float,
+        now: float,
+        receipts: Callable[[], object] | None = None,
+    ) -> list[Message]:
+        """Lease up to ``max`` deliverable messages of ``q`` to ``owner`` (or each to a
+        receipt of its own, see ``get``), until ``now + lease_s``, within the reply's
+        byte budget (at least one)."""
+        out: list[Message] = []
+        # receipts are not tracked: their messages go into a set thrown away
+        owned = set() if receipts is not None else self._owned.get(owner)
+        if owned is None:
+            owned = self._owned[owner] = set()
+        due = now + lease_s
+        budget = self.config.max_reply_bytes
+        messages = self._messages
+        compact = q.compact
+        n_compact = compact.n
+        own = owned.add
+        append = out.append
+        while len(out) < max:
+            batch = q.pop_ready(max - len(out), budget)
+            if not batch:
+                break
+            for msg in batch:
+                messages[msg.seq] = msg  # new if it was compact
+                msg.state = LEASED
+                msg.owner = owner if receipts is None else receipts()
+                msg.attempts += 1
+                msg.due_at = due
+                own(msg)
+                append(msg)
+                budget -= len(msg.body)
+            if budget <= 0:
+                break
+        n = len(out)
+        if n:
+            plain = n_compact - compact.n
+            if plain:
+                LEASE_PLAIN(self._tally, q, plain, 0)
+            if n > plain:
+                LEASE(self._tally, q, n - plain, 0)
+            self._deadlines.push(due, out.copy())  # a copy: the heap trims its own
+            self.journal.lease(out)
+        return out
+
+    def _leased_by(self, owner: object, seq: int) -> Message:
+        """The message ``seq``, if ``owner`` holds its lease; else raise, naming why."""
+        msg = self._messages.get(seq)
+        if msg is None:
+            if seq in self._acked:
+                raise NotLeased(f"message {format_id(seq)} was acked already")
+            if not self._holds_compact(seq):
+                raise NotFound(f"no message with id {format_id(seq)}")
+        if msg is None or msg.state != LEASED or msg.owner != owner:
+            raise NotLeased(f"message {format_id(seq)} is not leased by this connection")
+        return msg
+
+    def _ack_each(self, owner: object, seqs: Iterable[int], result: AckResult | None) -> int:
+        """Delete each message ``owner`` holds a lease on; the others go to ``result``.
+
+        The one place a lease ends in an ack, its lookups hoisted and its counters
+        moved once per run of one queue: a batch ACK runs this loop 64 times or
+        more. Returns how many were acked.
+        """
+        messages = self._messages
+        acked_queues = self._acked
+        owned = self._owned.get(owner)
+        journal_ack = self.journal.ack
+        limit = self.config.acked_history
+        acked = run = run_bytes = 0
+        run_q: Queue | None = None
+        for seq in seqs:
+            msg = messages.get(seq)
+            if msg is None or msg.state != LEASED or msg.owner != owner:
+                if result is not None:
+                    if msg is not None or seq in acked_queues or self._holds_compact(seq):
+                        result.not_leased.append(seq)
+                    else:
+                        result.not_found.append(seq)
+                continue
+            q = msg.queue
+            del messages[seq]
+            if owned is not None:  # None for a receipt
+                owned.discard(msg)
+            msg.owner = None
+            msg.due_at = GONE
+            if q is not run_q:
+                if run_q is not None:
+                    ACK(self._tally, run_q, run, run_bytes)
+                run_q, run, run_bytes = q, 0, 0
+            run += 1
+            run_bytes += len(msg.body)
+            q.totals["acked"] += 1
+            if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
+                acked_queues[seq] = q
+                recent = q.acked
+                recent.append(seq)
+                if len(recent) > limit:
+                    acked_queues.pop(recent.popleft(), None)
+            journal_ack(msg)
+            if msg.key is not None:
+                self._unblock_key(q, msg)
+            acked += 1
+        if run_q is not None:
+            ACK(self._tally, run_q, run, run_bytes)
+        return acked
+
+    def _unblock_key(self, q: Queue, msg: Message) -> None:
+        """``msg`` (head of its key chain) leaves; the next of its key may now be delivered."""
+        nxt = q.chain_pop_head(msg)
+        if nxt is not None and nxt.state == READY:
+            q.push_ready(nxt)
+            self._wake(q)
+
+    def _release(self, msg: Message, now: float, reason: str, delay_s: float) -> bool:
+        """End a lease without an ack (``reason`` names the event): back to ready, or
+        delayed, or to the dead-letter queue once out of attempts. True if dead-lettered."""
+        q = msg.queue
+        q.totals[reason] += 1
+        owned = self._owned.get(msg.owner)
+        if owned is not None:
+            owned.discard(msg)
+        msg.owner = None
+        if msg.attempts >= msg.max_attempts and not q.is_dead:
+            msg.due_at = GONE
+            self._dead_letter(msg)
+            return True
+        if delay_s > 0:
+            msg.state = DELAYED
+            msg.due_at = now + delay_s
+            self._deadlines.push(msg.due_at, msg)
+            RELEASE_DELAYED(self._tally, q, 1, 0)
+        else:
+            msg.state = READY
+            msg.due_at = GONE
+            RELEASE(self._tally, q, 1, 0)
+            q.admit(msg, True)  # a leased keyed message is the head of its chain
+            self._wake(q)
+        self.journal.release(msg)
+        return False
+
+    def _dead_letter(self, msg: Message) -> None:
+        src = msg.queue
+        DEAD_LETTER(self._tally, src, 1, len(msg.body))
+        src.totals["dead_lettered"] += 1
+        self._count_event(src, "dead_lettered")
+        if msg.key is not None:
+            self._unblock_key(src, msg)
+        dst = self.queue(src.name + DEAD_SUFFIX)
+        self._enqueue_moved(msg, dst)
+        self.journal.dead(msg, src)
+        self._wake(dst)
+
+    def _enqueue_moved(self, msg: Message, dst: Queue) -> None:
+        """Append a message that left another queue at the end of ``dst`` (READY)."""
+        msg.queue = dst
+        msg.state = READY
+        msg.order = self._take_seq()
+        msg.key_next = None
+        ARRIVE(self._tally, dst, 1, len(msg.body))
+        dst.admit(msg, msg.key is None or dst.chain_append(msg))

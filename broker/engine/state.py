@@ -1,0 +1,96 @@
+"""Everything the engine holds, and the few helpers every part of it shares.
+
+Owns: the engine's structures (declared once, here): the queues by name, the
+messages by id (compact ones through their index), the leases by owner, the
+waiting GETs by owner, the deadline heap, the recently acked ids, the counters
+(a ``Tally``, see lifecycle.py), and what one call produced and has not handed
+out yet (deliveries, woken queues, log events). Also the queue registry, the
+sequence numbers, and marking a queue whose waiters must be served.
+The engine's behaviour is in the modules that build on ``EngineState``, one
+concept each: intake.py, leases.py, dispatch.py, expiry.py, commands.py,
+management.py, restore.py, views.py; engine.py puts them together.
+Must never: change a counter but by a move of the lifecycle table
+(lifecycle.py), import asyncio or sockets, or read a clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+from broker.config import Config
+from broker.engine.compact import CompactIndex
+from broker.engine.deadlines import DeadlineHeap, Timed, is_live
+from broker.engine.journal import Journal, NullJournal
+from broker.engine.lifecycle import Tally
+from broker.engine.message import Message
+from broker.engine.queue import Queue
+from broker.engine.waiter import Delivery, Waiter
+
+GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
+
+
+class EngineState:
+    def __init__(self, config: Config, first_seq: int, journal: Journal | None = None) -> None:
+        self.config = config
+        self.journal: Journal = journal if journal is not None else NullJournal()
+        self._next_seq = first_seq
+        self._queues: dict[str, Queue] = {}
+        self._messages: dict[int, Message] = {}  # every message but the compact ones
+        self._tally = Tally()
+        self._compact = CompactIndex(self._tally.compact)
+        self._acked: dict[int, Queue] = {}
+        self._owned: dict[object, set[Message]] = {}
+        self._owner_waiters: dict[object, set[Waiter]] = {}
+        self._deadlines: DeadlineHeap[Timed] = DeadlineHeap(is_live, self._tally.timed)
+        self._deliveries: list[Delivery] = []
+        # queues where a message became deliverable while waiters wait; served by
+        # _settle() once the call's changes are all applied
+        self._woken: dict[Queue, None] = {}
+        # (queue name, "expired" | "dead_lettered") -> count since take_events(); for logs
+        self._events: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ queues
+
+    def queue(self, name: str) -> Queue:
+        """The queue called ``name``, created on first use."""
+        q = self._queues.get(name)
+        if q is None:
+            q = self._queues[name] = Queue(name, self.config.max_attempts)
+        return q
+
+    def find_queue(self, name: str) -> Queue | None:
+        return self._queues.get(name)
+
+    def queue_names(self) -> list[str]:
+        return sorted(self._queues)
+
+    # ------------------------------------------------------------- sequences
+
+    def _take_seq(self) -> int:
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        return seq
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def reserve_seqs(self, next_seq: int) -> None:
+        """Never hand out a sequence number below ``next_seq`` (ids used before a restart)."""
+        if next_seq > self._next_seq:
+            self._next_seq = next_seq
+
+    # ------------------------------------------------- what a call produced
+
+    def _wake(self, q: Queue) -> None:
+        """A message may have become deliverable in ``q``: serve its waiters soon."""
+        if q.n_waiting:
+            self._woken[q] = None
+
+    def _count_event(self, q: Queue, event: str) -> None:
+        key = (q.name, event)
+        self._events[key] = self._events.get(key, 0) + 1
+
+    def _holds_compact(self, seq: int) -> bool:
+        q = self._compact.owner_of(seq)
+        return q is not None and q.compact.find(seq) is not None

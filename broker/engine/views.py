@@ -1,0 +1,116 @@
+"""Views: what the engine can tell without changing anything.
+
+Owns: looking a message up by id (a snapshot if it is compact, or what INFO
+knows of one acked recently), PEEK, a queue's stats and the engine's totals
+(read from the lifecycle counters), what an owner holds, the ids of every
+message held (for a snapshot), and the log events counted since last asked.
+Must never: change a message, a queue or a counter (``take_events`` only
+hands out and forgets what was counted), or read a clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from collections.abc import Iterable
+from itertools import chain
+
+from broker.engine.message import DELAYED, READY, Message, State
+from broker.engine.queue import COUNTERS, DEAD_SUFFIX, Queue
+from broker.engine.state import EngineState
+from broker.engine.values import AckedRecord
+
+
+class Views(EngineState):
+    def lookup(self, seq: int) -> Message | AckedRecord | None:
+        """The message with id ``seq`` (a snapshot if it is compact), or what INFO knows."""
+        msg = self._messages.get(seq)
+        if msg is not None:
+            return msg
+        q = self._acked.get(seq)
+        if q is not None:
+            return AckedRecord(seq, q)
+        q = self._compact.owner_of(seq)
+        return q.view(seq) if q is not None else None
+
+    def peek(self, queue_name: str, state: State | None, limit: int) -> list[Message]:
+        """Up to ``limit`` messages of a queue, without changing anything.
+
+        ``state`` None: every held message in queue order (priority, then put
+        order); READY: in that order too (the delivery order, key holds aside);
+        DELAYED and LEASED: the soonest deadline first. An unknown queue has
+        none (and is not created). Costs one pass over the held messages.
+        """
+        q = self._queues.get(queue_name)
+        if q is None or limit <= 0:
+            return []
+        if state is None:
+            held = q.size
+        else:
+            held = {READY: q.n_ready, DELAYED: q.n_delayed}.get(state, q.n_leased)
+        if held == 0:
+            return []
+        msgs: Iterable[Message] = (m for m in self._messages.values() if m.queue is q)
+        if state is not None:
+            msgs = (m for m in msgs if m.state == state)
+        if state is None or state == READY:
+            if q.compact.n:  # snapshots of the first ``limit`` compact ones (in order)
+                msgs = chain(msgs, q.compact_views(limit))
+            return heapq.nsmallest(limit, msgs, key=lambda m: (m.priority, m.order))
+        return heapq.nsmallest(limit, msgs, key=lambda m: (m.due_at, m.order))
+
+    def holds(self, owner: object) -> bool:
+        """True while ``owner`` holds a lease or has a GET waiting."""
+        return bool(self._owned.get(owner)) or bool(self._owner_waiters.get(owner))
+
+    def leases_of(self, owner: object) -> int:
+        """How many messages ``owner`` holds leased."""
+        return len(self._owned.get(owner, ()))
+
+    def waits_of(self, owner: object) -> int:
+        """How many waiting GETs ``owner`` has."""
+        return len(self._owner_waiters.get(owner, ()))
+
+    def take_events(self) -> dict[tuple[str, str], int]:
+        """Lease expiries and dead letters since the last call, per (queue, event).
+
+        Events are ``"expired"`` and ``"dead_lettered"`` (counted on the source
+        queue). For logging: the caller reports them, the engine never does IO.
+        At most two entries per queue, so an engine nobody asks stays bounded.
+        """
+        out = self._events
+        if out:
+            self._events = {}
+        return out
+
+    def live_seqs(self) -> array[int]:
+        """The id of every message held, in no particular order (8 bytes each)."""
+        out = array("q", self._messages)
+        for q in self._queues.values():
+            if q.compact.n:
+                out.extend(q.compact.live_seqs())
+        return out
+
+    def queue_stats(self, q: Queue, now: float) -> dict[str, int | float | None]:
+        dead = self._queues.get(q.name + DEAD_SUFFIX)
+        oldest_at = q.oldest_ready_at()
+        stats: dict[str, int | float | None] = {
+            "ready": q.n_ready,
+            "delayed": q.n_delayed,
+            "leased": q.n_leased,
+            "dead": dead.size if dead is not None else 0,
+            "waiting_consumers": q.n_waiting,
+            "bytes": q.bytes,
+            "oldest_ready_age": round(now - oldest_at, 6) if oldest_at is not None else None,
+        }
+        for name in COUNTERS:
+            stats[name] = q.totals[name]
+        return stats
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "queues": len(self._queues),
+            "messages": len(self._messages) + self._tally.n_compact,
+            "leased": sum(q.n_leased for q in self._queues.values()),
+            "bytes": self._tally.bytes,
+        }
