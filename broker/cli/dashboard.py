@@ -22,7 +22,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from broker.engine.queue import DEAD_SUFFIX
+from broker.protocol.names import DEAD_SUFFIX
 
 SPARK: Final = "▁▂▃▄▅▆▇█"
 HISTORY_S: Final = 60.0  # the sparkline covers this much
