@@ -11,6 +11,7 @@ Must never: read files, the environment or the clock, or know argparse.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypeVar
@@ -18,6 +19,9 @@ from typing import Any, Final, TypeVar
 KIB = 1024
 MIB = 1024 * KIB
 TOKEN_MAX = 4096  # the longest token AUTH accepts (protocol/requests.py says the same)
+TOKEN_MIN = 16  # a shorter token can be guessed
+#: how to make a good token, for the error that refuses a short one
+TOKEN_HOW = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(24))"'
 TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
 HTTP_PORT = 7879  # the HTTP API's default port
@@ -84,8 +88,9 @@ def between(low: int, high: int) -> Bound:
     return Bound(lambda value: low <= value <= high, f"{low}-{high}")
 
 
-def length_between(low: int, high: int, unit: str) -> Bound:
-    return Bound(lambda value: low <= len(value) <= high, f"{low}-{high} {unit}")
+def length_between(low: int, high: int, unit: str, why: str = "") -> Bound:
+    text = f"{low}-{high} {unit}" + (f" ({why})" if why else "")
+    return Bound(lambda value: low <= len(value) <= high, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +152,7 @@ class Config:
         "http-port",
         "port of the HTTP API, on --host; 0 picks a free one (serve --no-http: none)",
         bound=between(0, 65535),
-        unset=f"{HTTP_PORT}, or a free one when --port is 0",
+        unset=f"--port + 1 ({HTTP_PORT}), or a free one when --port is 0",
         metavar="PORT",
     )
     metrics_queues: int = setting(
@@ -209,7 +214,17 @@ class Config:
         kind=BYTES,
         bound=at_least(64, "bytes"),
     )
+    max_buffered: int = setting(
+        256 * MIB,
+        "max-buffered",
+        "bytes of unfinished request lines held over all connections; a connection "
+        "whose line would pass it is closed",
+        kind=BYTES,
+        bound=at_least(64, "bytes"),
+    )
     # (not settable from the command line: no Setting)
+    #: longest line before a connection has authenticated (with a token): an AUTH line fits
+    max_line_unauthenticated: int = 8 * KIB
     write_high_water: int = 1 * MIB
     write_low_water: int = 256 * KIB
     max_reply_bytes: int = 1 * MIB
@@ -219,7 +234,9 @@ class Config:
         "token",
         f"require AUTH with this token on every connection; also read from --token-file or {TOKEN_ENV}",
         kind=TEXT,
-        bound=length_between(1, TOKEN_MAX, "characters"),
+        bound=length_between(
+            TOKEN_MIN, TOKEN_MAX, "characters", f"a shorter one can be guessed; {TOKEN_HOW}"
+        ),
         unset="none",
         secret=True,
     )
@@ -229,14 +246,13 @@ class Config:
         "open connections; more are refused with an error line",
         bound=at_least(1),
     )
-    idle_timeout_s: float | None = setting(
-        None,
+    idle_timeout_s: float = setting(
+        600.0,
         "idle-timeout",
         "close a connection after this many seconds without a complete request, "
-        "unless it holds a lease or a waiting GET",
+        "unless it holds a lease or a waiting GET; 0 never closes one",
         kind=SECONDS,
-        bound=above(0),
-        unset="never",
+        bound=at_least(0),
     )
     # durability (off unless data_dir is set)
     data_dir: str | None = setting(
@@ -263,10 +279,14 @@ class Config:
 
     @property
     def http_listen_port(self) -> int:
-        """The HTTP API's port: ``http_port``, or by default 7879 (a free one with ``port`` 0)."""
+        """The HTTP API's port: ``http_port``, or by default the TCP port + 1 (7879 for the
+        default 7878; a free one with ``port`` 0), so two brokers on one machine never
+        take the same HTTP port by default."""
         if self.http_port is not None:
             return self.http_port
-        return 0 if self.port == 0 else HTTP_PORT
+        if self.port == 0:
+            return 0
+        return self.port + 1 if self.port < 65535 else self.port - 1
 
     def __post_init__(self) -> None:
         for named in SETTINGS:
@@ -276,6 +296,17 @@ class Config:
             problem = named.setting.problem(value)
             if problem is not None:
                 raise ValueError(problem)
+        if self.token is not None and auth_line_bytes(self.token) > self.max_line_unauthenticated:
+            raise ValueError(
+                f"token must fit in an AUTH line of {self.max_line_unauthenticated} bytes "
+                f"(the longest line before AUTH); this one needs {auth_line_bytes(self.token)}"
+            )
+
+
+def auth_line_bytes(token: str) -> int:
+    """The length of ``{"op":"AUTH","token":T,"rid":R}`` with the longest string rid."""
+    rid = 64 * 6 + 2  # 64 characters, each escaped as \uXXXX, in quotes
+    return len(b'{"op":"AUTH","token":,"rid":}') + len(json.dumps(token).encode()) + rid
 
 
 @dataclass(frozen=True, slots=True)

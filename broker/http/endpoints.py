@@ -111,19 +111,25 @@ async def delete_message(api: HttpApi, route: Route, request: web.Request) -> we
 
 
 async def queue_list(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
+    """A page of STATS (its cursor is the name after which the page starts: ``after``)."""
     page: QueuePage = await parse(route, request)
-    stats = await api.call(rq.Stats())
+    stats = await api.call(rq.Stats(prefix=page.prefix, limit=page.limit, cursor=page.after))
     assert isinstance(stats, rp.StatsReply)
-    names = sorted(
-        name
-        for name in stats.queues
-        if name.startswith(page.prefix) and (page.after is None or name > page.after)
-    )
-    shown = names[: page.limit]
-    out = QueueList(queues={name: stats.queues[name] for name in shown})
-    if len(names) > page.limit:
-        out.next = shown[-1]
-    return respond(out)
+    return respond(QueueList(queues=stats.queues, next=stats.next))
+
+
+async def every_queue(api: HttpApi) -> rp.StatsReply:
+    """STATS of every queue, a page per call (the loop runs other work between pages)."""
+    stats = await api.call(rq.Stats(limit=rq.LIST_LIMIT_MAX))
+    assert isinstance(stats, rp.StatsReply)
+    cursor = stats.next
+    while isinstance(cursor, str):
+        page = await api.call(rq.Stats(limit=rq.LIST_LIMIT_MAX, cursor=cursor))
+        assert isinstance(page, rp.StatsReply)
+        stats.queues.update(page.queues)
+        stats.server, cursor = page.server, page.next
+    stats.next = UNSET
+    return stats
 
 
 async def queue(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
@@ -145,7 +151,6 @@ async def openapi(api: HttpApi, route: Route, request: web.Request) -> web.Strea
 
 
 async def metrics(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
-    stats = await api.call(rq.Stats())
-    assert isinstance(stats, rp.StatsReply)
+    stats = await every_queue(api)
     body, content_type = exposition(stats, api.histograms(), api.config.metrics_queues)
     return web.Response(body=body, headers={"Content-Type": content_type})

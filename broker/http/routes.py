@@ -437,9 +437,9 @@ ROUTES: Final[tuple[Route, ...]] = (
         "GET",
         "/v1/stats",
         ep.op,
-        "The server's figures and every queue's (STATS)",
+        "The server's figures and a page of queues' (STATS)",
         "server",
-        Shape(rq.Stats, query=("connections",)),
+        Shape(rq.Stats, query=("connections", "prefix", "limit", "cursor")),
         ok={200: rp.StatsReply},
         reply_examples={
             200: {"ok": True, "server": {"version": "1.0.0"}, "queues": {"jobs": _QUEUE_FIGURES}}

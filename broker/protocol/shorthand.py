@@ -53,7 +53,7 @@ def _scalar(token: str) -> Any:
         return token
 
 
-def _put(rest: str) -> dict[str, Any] | bytes:
+def _put(rest: str) -> bytes:
     queue, _, text = rest.partition(" ")
     if not queue or not text:
         raise BadRequest("shorthand PUT needs a queue and a body: PUT <queue> <body...>")
@@ -89,8 +89,9 @@ def _queue_and_ids(op: str, args: list[str], ids_required: bool) -> dict[str, An
     return request
 
 
-def to_json(line: bytes) -> bytes:
-    """Translate one shorthand line to a JSON request line."""
+def to_json(line: bytes, max_batch: int | None = None) -> bytes:
+    """Translate one shorthand line to a JSON request line; with ``max_batch``, a line of
+    more arguments than a batch may hold is refused before they are split apart."""
     try:
         text = line.decode().strip()
     except UnicodeDecodeError as exc:
@@ -99,9 +100,16 @@ def to_json(line: bytes) -> bytes:
     op = op.upper()
     rest = rest.strip()
     if op == "PUT":
-        built = _put(rest)
-        return built if isinstance(built, bytes) else _encode(built)
-    args = rest.split()
+        return _put(rest)
+    if max_batch is None:
+        args = rest.split()
+    else:  # a queue and max_batch ids at most, and one more piece holding what is left
+        args = rest.split(maxsplit=max_batch + 1)
+        if len(args) > max_batch + 1:
+            raise BadRequest(
+                f"shorthand {op} holds more than {max_batch + 1} arguments; "
+                f"the limit (max-batch) is {max_batch} ids"
+            )
     if op == "ACK":
         return _encode(_ack(args))
     if op in ("REDRIVE", "REMOVE"):

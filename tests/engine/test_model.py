@@ -141,7 +141,7 @@ class EngineMachine(RuleBasedStateMachine):
             lease_s = self.model.setting(queue, "lease_s")
         expected = self.model.get(queue, owner, max, lease_s, wait_s, token)
         if got is None or expected is None:
-            assert got is expected
+            assert got is None and expected is None
             return
         assert [m.seq for m in got] == expected
         self.check_delivered(queue, got)
