@@ -33,10 +33,11 @@ from broker.engine.lifecycle import (
     REMOVE_PLAIN,
 )
 from broker.engine.message import DELAYED, LEASED, READY, Message
-from broker.engine.queue import DEAD_SUFFIX, Queue
+from broker.engine.queue import Queue
 from broker.engine.state import GONE
 from broker.engine.values import Picked
 from broker.errors import NotFound
+from broker.protocol.names import DEAD_SUFFIX
 
 _REMOVE_ROWS = {READY: REMOVE, DELAYED: REMOVE_DELAYED, LEASED: REMOVE_LEASED}
 

@@ -18,10 +18,11 @@ from itertools import chain
 
 from broker.engine.dedup import Remembered
 from broker.engine.message import DELAYED, READY, Message, State
-from broker.engine.queue import COUNTERS, DEAD_SUFFIX, Queue
+from broker.engine.queue import Queue
 from broker.engine.settings import DEFAULT
 from broker.engine.state import EngineState
 from broker.engine.values import AckedRecord
+from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 
 
 class Views(EngineState):
