@@ -13,14 +13,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Final
 
-from broker.bench.procs import HOST, BenchError
+from broker.bench.procs import BenchError
+from broker.bench.where import Where, open_lines
 
 BACKGROUNDS: Final = ("queued", "leased", "keys", "queues", "idle")
 
 
-async def _lines(port: int, lines: Callable[[int], bytes], count: int, chunk: int = 500) -> Any:
+async def _lines(where: Where, lines: Callable[[int], bytes], count: int, chunk: int = 500) -> Any:
     """Send ``count`` request lines on one connection, ``chunk`` at a time; check the replies."""
-    reader, writer = await asyncio.open_connection(HOST, port, limit=64 * 1024 * 1024)
+    reader, writer = await open_lines(where, limit=64 * 1024 * 1024)
     for lo in range(0, count, chunk):
         hi = min(count, lo + chunk)
         writer.write(b"".join(lines(i) for i in range(lo, hi)))
@@ -31,7 +32,7 @@ async def _lines(port: int, lines: Callable[[int], bytes], count: int, chunk: in
     return reader, writer
 
 
-async def _put_thousands(port: int, queue: bytes, payload: bytes, count: int) -> Any:
+async def _put_thousands(where: Where, queue: bytes, payload: bytes, count: int) -> Any:
     """Put ``count`` messages (rounded up to a thousand) into ``queue``, 1,000 per PUT."""
     batch = (
         b'{"op":"PUT","queue":"'
@@ -40,31 +41,29 @@ async def _put_thousands(port: int, queue: bytes, payload: bytes, count: int) ->
         + b",".join([b'{"body":' + payload + b"}"] * 1000)
         + b"]}\n"
     )
-    _, writer = await _lines(port, lambda i: batch, -(-count // 1000), chunk=20)
+    _, writer = await _lines(where, lambda i: batch, -(-count // 1000), chunk=20)
     return writer
 
 
-async def preload(port: int, kind: str, count: int, body: int) -> list[Any]:
+async def preload(where: Where, kind: str, count: int, body: int) -> list[Any]:
     """Put the broker in a background state; returns what must stay open during the run."""
     payload = b'"' + b"b" * (body - 2) + b'"'
     if kind == "queued":
-        return [await _put_thousands(port, b"bench.queued", payload, count)]
+        return [await _put_thousands(where, b"bench.queued", payload, count)]
     if kind == "leased":
-        w1 = await _put_thousands(port, b"bench.leased", payload, count)
+        w1 = await _put_thousands(where, b"bench.leased", payload, count)
         get = b'{"op":"GET","queue":"bench.leased","max":1000,"lease":3600}\n'
-        _, w2 = await _lines(port, lambda i: get, -(-count // 1000), chunk=20)
+        _, w2 = await _lines(where, lambda i: get, -(-count // 1000), chunk=20)
         return [w1, w2]  # the holder must stay connected, or its leases go back
     if kind == "queues":
         _, w = await _lines(
-            port, lambda i: b'{"op":"PUT","queue":"bench.q%d","body":%s}\n' % (i, payload), count
+            where, lambda i: b'{"op":"PUT","queue":"bench.q%d","body":%s}\n' % (i, payload), count
         )
         return [w]
     if kind == "idle":
         writers: list[asyncio.StreamWriter] = []
         for lo in range(0, count, 250):
-            pairs = await asyncio.gather(
-                *(asyncio.open_connection(HOST, port) for _ in range(min(250, count - lo)))
-            )
+            pairs = await asyncio.gather(*(open_lines(where) for _ in range(min(250, count - lo))))
             writers.extend(w for _, w in pairs)
         return writers
     if kind == "keys":

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from broker.bench.procs import BenchError, Measured
+from broker.bench.where import Where
 from broker.bench.worker import Abort, Done, Frame, Go, Job, PutDone, Ready, encode, read_frame
 from broker.bench.workloads import Plan, Share, Tally, split
 
@@ -203,7 +204,7 @@ async def _collect(workers: list[LoadProcess]) -> list[Tally]:
 
 
 async def run_plan(
-    adapter: str, port: int, plan: Plan, server: Measured, result: Result, procs: int
+    adapter: str, where: Where, plan: Plan, server: Measured, result: Result, procs: int
 ) -> None:
     """One measured run with ``procs`` load processes; fills ``result``.
 
@@ -214,7 +215,7 @@ async def run_plan(
     try:
         for share in shares:
             workers.append(await LoadProcess.start())
-            await workers[-1].send(Job(adapter=adapter, port=port, plan=plan, share=share))
+            await workers[-1].send(Job(adapter=adapter, where=where, plan=plan, share=share))
         for w in workers:
             await w.ready(READY_TIMEOUT_S)
         await asyncio.sleep(0.05)  # let the server settle after the connections

@@ -23,14 +23,13 @@ import msgspec
 import uvloop
 
 from broker.bench.adapters import ADAPTERS, Adapter
+from broker.bench.where import Where, connect
 from broker.bench.workloads import QUEUE, Consumer, Load, Plan, Producer, Share, Tally, producers_of
-
-HOST: Final = "127.0.0.1"
 
 
 class Job(msgspec.Struct, tag=True):
     adapter: str
-    port: int
+    where: Where
     plan: Plan
     share: Share
 
@@ -81,10 +80,9 @@ def _say(frame: Frame) -> None:
     sys.stdout.buffer.flush()
 
 
-async def _connect(adapter: str, port: int, sink: Any, slot: int) -> Adapter:
-    loop = asyncio.get_running_loop()
+async def _connect(adapter: str, where: Where, sink: Any, slot: int) -> Adapter:
     cls = ADAPTERS[adapter]
-    _, conn = await loop.create_connection(lambda: cls(sink, QUEUE, slot), HOST, port)
+    conn = await connect(where, lambda: cls(sink, QUEUE, slot))
     sink.conn = conn
     return conn
 
@@ -126,7 +124,7 @@ async def run_job(job: Job, reader: asyncio.StreamReader) -> None:
     commands: asyncio.Task[None] | None = None
     try:
         for sink, slot in zip([*producers, *consumers], slots, strict=True):
-            conns.append(await _connect(job.adapter, job.port, sink, slot))
+            conns.append(await _connect(job.adapter, job.where, sink, slot))
         _say(Ready())
         cpu0 = time.process_time()
         commands = asyncio.create_task(_obey(reader, producers, consumers, stop))

@@ -4,7 +4,9 @@ Owns: the bench's flags, the order of runs (one fresh server per broker and
 mode, started on a loopback port of its own and stopped by PID in ``finally``),
 and printing the report (a table, or ``--json``). The load runs in ``--procs``
 load processes on uvloop (``broker.bench.fleet``); every server runs in its own
-process.
+process. With the connection flags (or ``WONDERQ_HOST``/``WONDERQ_PORT``) it
+benches the WonderQ already running there instead, with its token and TLS
+(``broker.bench.where``), once a PING got through.
 Must never: leave a server running, or exit 0 when a message was lost,
 duplicated or left unacked.
 """
@@ -22,12 +24,24 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import wonderq
 from broker.bench import procs
 from broker.bench.backgrounds import BACKGROUNDS, preload
 from broker.bench.fleet import Result, default_procs, run_plan
 from broker.bench.procs import BenchError, Measured
 from broker.bench.report import LEGEND, as_json, summarize, table, targets, targets_table
+from broker.bench.where import Where
 from broker.bench.workloads import MIN_BODY, MODES, Plan
+from broker.cli.target import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    UsageError,
+    add_target_flags,
+    explain,
+    names_a_broker,
+    target_from,
+    tell,
+)
 from broker.server.loop import run as run_loop
 
 FLAT_DEFAULTS = "queued:1000000,leased:100000,keys:10000,queues:10000,idle:5000"
@@ -160,13 +174,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--flat", action="store_true", help=f"shorthand for --background {FLAT_DEFAULTS}"
     )
+    add_target_flags(p, what="a WonderQ already running, instead of starting one per run")
     p.add_argument(
-        "--port",
+        "--server-pid",
         type=int,
-        help="bench a WonderQ already running on 127.0.0.1:PORT instead of starting one",
-    )
-    p.add_argument(
-        "--server-pid", type=int, help="with --port: its PID, for CPU and memory figures"
+        help="of a broker already running: its PID, for CPU and memory figures",
     )
     p.add_argument(
         "--repeat",
@@ -224,7 +236,7 @@ async def _one(
     args: argparse.Namespace,
     background: tuple[str, int] | None,
 ) -> Result:
-    durable, port = args.durable, args.port
+    durable, where = args.durable, args.where
     bg_name = f"{background[0]}:{background[1]}" if background else ""
     label = broker if durable is None else f"{broker}/{durable}"
     result = Result(broker=label, mode=plan.mode, messages=plan.messages, background=bg_name)
@@ -233,15 +245,15 @@ async def _one(
     proc: procs.BrokerProcess | None = None
     held: list[Any] = []
     try:
-        if port is None:
+        if where is None:
             proc = await asyncio.to_thread(procs.start, broker, fsync=durable)
             server: Measured = proc
-            port = proc.port
+            where = Where(proc.port)
         else:
             server = _External(pid=args.server_pid or 0)
         if background:
-            held = await preload(port, background[0], background[1], plan.body)
-        await run_plan(procs.SERVERS[broker].adapter, port, plan, server, result, args.procs)
+            held = await preload(where, background[0], background[1], plan.body)
+        await run_plan(procs.SERVERS[broker].adapter, where, plan, server, result, args.procs)
     except BenchError as exc:
         result.notes.append(f"failed: {exc}")
     finally:
@@ -262,8 +274,10 @@ async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], 
             notes.append(f"{peer}: skipped, it has no durable log")
         else:
             peers.append(peer)
-    if args.port is not None and peers:
-        notes.append("--port benches only the WonderQ already running; --compare ignored")
+    if args.where is not None and peers:
+        notes.append(
+            f"benching the WonderQ running at {args.where.address} only; --compare ignored"
+        )
         peers = []
     backgrounds = list(args.background) + (_backgrounds(FLAT_DEFAULTS) if args.flat else [])
     results: list[Result] = []
@@ -301,9 +315,37 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # unwinds through every ``finally``: servers are stopped
 
 
+def _running_broker(args: argparse.Namespace) -> Where | None:
+    """The broker the flags or variables name (None: the bench starts its own), once a
+    PING got through to it (WonderQError: it did not)."""
+    if not names_a_broker(args):
+        return None
+    target = target_from(args)
+    try:
+        with target.client(timeout_s=10.0) as client:
+            client.ping()
+    except wonderq.WonderQError as exc:
+        raise wonderq.WonderQError(explain(target, exc)) from None
+    return Where(
+        target.port,
+        target.host,
+        token=target.token,
+        tls=target.tls is not None,
+        tls_ca=target.tls_ca,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
-    if args.durable and args.port is None and not procs.wonderq_supports_durability():
+    try:
+        args.where = _running_broker(args)
+    except UsageError as exc:
+        tell(args, str(exc))
+        return EXIT_USAGE
+    except wonderq.WonderQError as exc:
+        tell(args, exc.message)
+        return EXIT_FAILED
+    if args.durable and args.where is None and not procs.wonderq_supports_durability():
         print(
             "wonderq bench: --durable needs `wonderq serve --data-dir DIR --fsync MODE`, "
             "which this WonderQ does not have yet",

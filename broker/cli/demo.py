@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import random
 import secrets
 import time
@@ -26,12 +25,11 @@ from typing import Any
 import wonderq
 from broker.cli.target import (
     EXIT_USAGE,
-    HOST_ENV,
-    PORT_ENV,
     Target,
     UsageError,
     add_target_flags,
     explain,
+    names_a_broker,
     target_from,
     tell,
 )
@@ -126,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     pace = FAST if args.fast else WATCH if args.watch else NORMAL
     try:
         # no flag nor variable names a broker: the demo starts its own
-        target = target_from(args) if _names_a_broker(args) else None
+        target = target_from(args) if names_a_broker(args) else None
     except UsageError as exc:
         tell(args, str(exc))
         return EXIT_USAGE
@@ -137,14 +135,6 @@ def run(args: argparse.Namespace) -> int:
         return run_loop(_main(target, pace, args.seed))
     finally:
         client_log.setLevel(level)
-
-
-def _names_a_broker(args: argparse.Namespace) -> bool:
-    return (
-        args.host is not None
-        or args.port is not None
-        or bool(os.environ.get(HOST_ENV) or os.environ.get(PORT_ENV))
-    )
 
 
 async def _main(target: Target | None, pace: Pace, seed: int | None) -> int:

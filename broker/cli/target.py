@@ -102,6 +102,7 @@ class Target:
     token: str | None = None
     token_from: str | None = None  # "--token", "--token-file", "WONDERQ_TOKEN"
     tls: ssl.SSLContext | None = None
+    tls_ca: str | None = None  # the CA file of --tls-ca or WONDERQ_TLS_CA
 
     @property
     def where(self) -> str:
@@ -157,6 +158,17 @@ class Target:
         return conn
 
 
+def names_a_broker(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a flag or a variable says where a broker is (``demo`` and ``bench`` start
+    their own unless one does)."""
+    env = os.environ if environ is None else environ
+    return (
+        args.host is not None
+        or args.port is not None
+        or bool(env.get(HOST_ENV) or env.get(PORT_ENV))
+    )
+
+
 def target_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Target:
     """The ``Target`` of the connection flags, the environment filling what they leave."""
     env = os.environ if environ is None else environ
@@ -172,11 +184,11 @@ def target_from(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         token, token_from = read_token(args, env)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return Target(host, port, token, token_from, _tls(args, env))
-
-
-def _tls(args: argparse.Namespace, env: Mapping[str, str]) -> ssl.SSLContext | None:
     ca = args.tls_ca or env.get(TLS_CA_ENV) or None
+    return Target(host, port, token, token_from, _tls(args, ca), ca)
+
+
+def _tls(args: argparse.Namespace, ca: str | None) -> ssl.SSLContext | None:
     if ca is None and not args.tls:
         return None
     try:

@@ -15,6 +15,7 @@ from broker.bench import procs
 from broker.bench.adapters import Adapter, Beanstalkd, Redis
 from broker.bench.fleet import LoadProcess, Result, merge, shares_of
 from broker.bench.report import summarize, table, targets
+from broker.bench.where import Where
 from broker.bench.worker import Go, Job, Ready
 from broker.bench.workloads import Plan, Tally
 
@@ -228,7 +229,7 @@ async def test_a_load_process_told_to_stop_mid_run_exits_by_itself(
     idle, busy = await LoadProcess.start(), await LoadProcess.start()
     try:
         await busy.send(
-            Job(adapter="wonderq", port=floor.port, plan=plan, share=shares_of(plan, 1)[0])
+            Job(adapter="wonderq", where=Where(floor.port), plan=plan, share=shares_of(plan, 1)[0])
         )
         await asyncio.wait_for(busy.expect(Ready), 30)
         await busy.send(Go(phase="all"))
