@@ -68,7 +68,13 @@ async def test_errors_are_clear_and_exit_nonzero(server: Server) -> None:
 
 async def test_get_help_says_what_becomes_of_what_it_leased() -> None:
     out, _ = await wonderq("get", "--help")
-    assert "by default they are released at once" in " ".join(out.split())
+    text = " ".join(out.split())
+    assert "by default they are released at once" in text
+    assert (
+        "There is no one-shot `wonderq ack ID`: only the connection that leased a message" in text
+    )
+    assert "lease and ack in one go with `get --ack`" in text
+    assert "Exit code 3 (and a line on stderr saying why) when nothing was received" in text
 
 
 async def test_stats_and_peek_print_tables(server: Server) -> None:
