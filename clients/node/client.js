@@ -15,9 +15,7 @@
  * it is gone, even if this client has reconnected since.
  */
 
-import { setTimeout as sleep } from "node:timers/promises";
-
-import { Connection, DEFAULT_HOST, DEFAULT_PORT } from "./connection.js";
+import { dial, dialWithBackoff, outage } from "./dial.js";
 import { ConnectionLost, ProtocolViolation } from "./errors.js";
 import { GET_WITH_HOOKS, Message, REOPEN } from "./message.js";
 import {
@@ -35,10 +33,11 @@ import {
   optionFields,
   wireFields,
 } from "./options.js";
-import { DEFAULT_RECONNECT_TIMEOUT_MS, Redial } from "./reconnect.js";
 import { consume, runWorker } from "./worker.js";
 
 /**
+ * @typedef {import("./connection.js").Connection} Connection
+ * @typedef {import("./reconnect.js").Redial} Redial
  * @typedef {import("./connection.js").ConnectionOptions & {
  *   token?: string,
  *   reconnect?: boolean,
@@ -492,58 +491,4 @@ export class Client {
     if (this.#pinned?.connection !== connection) this.#pinned = { connection, client: new Client(connection) };
     return this.#pinned.client;
   }
-}
-
-/**
- * One connection, authenticated if there is a token.
- * @param {ConnectOptions} settings
- */
-async function dial(settings) {
-  const connection = await Connection.open(settings);
-  if (settings.token !== undefined) {
-    try {
-      await connection.request({ op: "AUTH", token: settings.token });
-    } catch (error) {
-      connection.destroy();
-      throw error;
-    }
-  }
-  return connection;
-}
-
-/**
- * Dials until it works, waiting `redial`'s backoff between attempts; rejects
- * with `ConnectFailed` once `redial` gives up, or with `ConnectionLost` when
- * `signal` (the client's close) aborts.
- * @param {ConnectOptions} settings
- * @param {Redial} redial
- * @param {AbortSignal} [signal]
- */
-async function dialWithBackoff(settings, redial, signal) {
-  for (;;) {
-    try {
-      const connection = await dial(settings);
-      redial.succeeded();
-      return connection;
-    } catch (error) {
-      if (!(error instanceof ConnectionLost)) throw error; // e.g. Unauthorized: dialing again will not help
-      const delayMs = redial.failed(error, Date.now());
-      try {
-        await sleep(delayMs, undefined, { signal });
-      } catch {
-        throw new ConnectionLost("the client is closed", undefined, { cause: error });
-      }
-    }
-  }
-}
-
-/**
- * A new outage of the client these settings connect.
- * @param {ConnectOptions} settings
- * @param {{first?: boolean}} [options]
- */
-function outage(settings, { first = false } = {}) {
-  const where = `${settings.host ?? DEFAULT_HOST}:${settings.port ?? DEFAULT_PORT}`;
-  const budgetMs = settings.reconnectTimeout ?? DEFAULT_RECONNECT_TIMEOUT_MS;
-  return new Redial(where, { now: Date.now(), budgetMs, first });
 }

@@ -8,18 +8,8 @@ from typing import Any
 import msgspec
 from rich.console import Console
 
-from broker.cli.dashboard import (
-    Dashboard,
-    age,
-    count,
-    elide_middle,
-    info_table,
-    peek_table,
-    rate,
-    short_names,
-    sparkline,
-    stats_table,
-)
+from broker.cli.dashboard import Dashboard, info_table, peek_table, stats_table
+from broker.cli.formats import age, count, elide_middle, rate, short_names, sparkline
 
 QUEUE_ZERO = {
     "ready": 0,
