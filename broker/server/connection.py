@@ -102,6 +102,7 @@ class Connection(asyncio.Protocol):
         # lines read but not run yet: while the write buffer is full or a batch is async
         self._pending: list[Frame] = []
         self._closing = False
+        self._eof = False  # the peer half-closed while replies were still owed
         self._gate = AuthGate(server.config.token)
         self.refused = False  # over max-connections: never opened with the backend
         self._latency = server.batch_latency  # None unless metrics are on
@@ -197,6 +198,9 @@ class Connection(asyncio.Protocol):
             self._process(frames)
 
     def eof_received(self) -> bool | None:
+        if self._busy is not None or self._pending:
+            self._eof = True  # replies still to come (an async backend): close after them
+            return True
         return False  # close our side too once replies are flushed
 
     # ---------------------------------------------------------------- batches
@@ -305,6 +309,8 @@ class Connection(asyncio.Protocol):
         self._run_pending()
         if self._finishing and self._busy is None:
             self._half_close()
+        elif self._eof and self._busy is None and not self._pending:
+            self.close()  # the peer sent EOF: its last replies are written
 
     def _write_batch(self, items: list[Item], replies: Replies, plain: bool) -> None:
         if not plain:

@@ -19,6 +19,7 @@ import uvloop
 import wonderq
 from broker.config import Config
 from broker.server import Server
+from tests.conftest import backend_for
 
 # Modules whose tests also run on uvloop (what `wonderq serve` and most apps use).
 _BOTH_LOOPS = ("test_client_pipelining", "test_client_connection_loss", "test_client_worker")
@@ -34,7 +35,8 @@ def pytest_asyncio_loop_factories(
 
 @asynccontextmanager
 async def _running_broker(**overrides: Any) -> AsyncIterator[Server]:
-    async with Server(Config(**{"host": "127.0.0.1", "port": 0, **overrides})) as server:
+    config = Config(**{"host": "127.0.0.1", "port": 0, **overrides})
+    async with Server(config, backend_for(config)) as server:
         yield server
 
 
