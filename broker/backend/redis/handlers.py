@@ -383,15 +383,14 @@ class Handlers:
     async def _cluster(self) -> dict[str, Any]:
         res = await self.b.anode(["nodes"])
         nodes = []
-        for _inc, info in res[1]:
+        mine = self.b.node.inc
+        live = self.b.server_figures().get("connections")
+        for inc, info in res[1]:
             node = msgspec.json.decode(info)
-            nodes.append(
-                {
-                    "id": node["id"],
-                    "address": node["address"],
-                    "connections": node["connections"],
-                }
-            )
+            connections = node["connections"]  # as of its last heartbeat
+            if inc == mine and live is not None:
+                connections = live
+            nodes.append({"id": node["id"], "address": node["address"], "connections": connections})
         nodes.sort(key=lambda n: n["id"])
         return {"node": self.b.node.id, "incarnation": self.b.node.inc, "nodes": nodes}
 

@@ -131,7 +131,8 @@ def message_view(tag: str, item: list[Any], bodies: list[bytes]) -> rp.MessageVi
         out.headers = headers
     if state == "l":
         out.lease_left = round(left / 1000, 6)
-        out.holder = str(holder).split("/", 2)[-1]
+        if holder:
+            out.holder = str(holder).split("/", 2)[-1]
     elif state == "d":
         out.delay_left = round(left / 1000, 6)
     return out

@@ -234,6 +234,7 @@ local SETTLE_MAX = 1000 -- due items handled per queue and call (the rest: the n
 local function settle(q)
   if C.settled[q] then return end
   C.settled[q] = true
+  if is_dead(q) then settle(q:sub(1, -6)) end -- its source may dead-letter into it first
   local now = n2s(C.now)
   local items = {}
   for _, kind in ipairs({':d', ':l'}) do

@@ -184,13 +184,13 @@ ops.touch = function(o)
   return {'ok'}
 end
 
-local function view(seq, r)
+local function view(seq, r, with_holder)
   local state = r[F_ST]
   if state == 'r' and is_dead(r[F_Q]) then state = 'dead' end
   local left = false
   if r[F_ST] ~= 'r' then left = math.max(0, r[F_DUE] - C.now) end
   local holder = false
-  if r[F_ST] == 'l' then holder = r[F_OWN] end
+  if with_holder and r[F_ST] == 'l' then holder = r[F_OWN] end
   return {seq, r[F_Q], state, r[F_ATT], r[F_MAXATT], r[F_PRIO], C.now - r[F_PUT],
     body_out(seq), r[F_KEY] or false, r[F_HDR] or false, left, holder}
 end
@@ -228,10 +228,10 @@ end
 local function soonest(key, limit)
   local head = call('ZRANGE', key, 0, limit - 1, 'WITHSCORES')
   if #head == 0 then return {} end
-  local seqs = {}
-  for j = 1, #head, 2 do seqs[#seqs + 1] = head[j] end
+  local seqs, seen = {}, {}
+  for j = 1, #head, 2 do seqs[#seqs + 1] = head[j]; seen[head[j]] = true end
   for _, seq in ipairs(call('ZRANGEBYSCORE', key, head[#head], head[#head])) do
-    seqs[#seqs + 1] = seq -- every tie of the last one, so the sort below sees them all
+    if not seen[seq] then seqs[#seqs + 1] = seq end -- every tie of the last one, for the sort
   end
   local out = records(seqs)
   table.sort(out, by_due)
@@ -267,7 +267,7 @@ ops.peek = function(o)
     local sz = body_size(item[1])
     if #out > 0 and budget < sz then break end
     budget = budget - sz
-    out[#out + 1] = view(item[1], item[2])
+    out[#out + 1] = view(item[1], item[2], true)
   end
   return {'ok', out, total}
 end
@@ -504,7 +504,7 @@ local function release_owner(owner)
   table.sort(held, function(a, b) return a[2][F_ORD] < b[2][F_ORD] end)
   local n = 0
   for _, item in ipairs(held) do
-    settle(item[2][F_Q])
+    settle(item[2][F_Q]) -- a lease past its deadline expired then, before this release
     local r = load(item[1])
     if r and r[F_ST] == 'l' and r[F_OWN] == owner then
       release(r[F_Q], item[1], r, 'released_on_disconnect', 0)
