@@ -26,23 +26,25 @@ async def test_a_killed_nodes_leases_come_back_through_another_node_within_5_s(
 ) -> None:
     redis = RedisServer(tmp_path / "redis").start()
     try:
-        async with running_nodes(redis.url, tmp_path, 2) as (doomed, survivor):
-            async with await LineClient.connect(doomed.port) as c:
-                await c.call(op="PUT", queue="jobs", messages=[{"body": i} for i in range(3)])
-                held = (await c.call(op="GET", queue="jobs", max=3, lease=600))["messages"]
-                assert len(held) == 3
-                async with await LineClient.connect(survivor.port) as s:
-                    await s.send(op="GET", queue="jobs", max=3, wait=30, rid="w")
-                    assert (await s.call(op="PING", rid="p"))["rid"] == "p"
-                    killed_at = time.monotonic()
-                    await doomed.kill()
-                    woke = await s.reply(timeout=REAP_WITHIN_S + 1)
-                    took = time.monotonic() - killed_at
-                    assert sorted(m["body"] for m in woke["messages"]) == [0, 1, 2]
-                    assert all(m["attempts"] == 2 for m in woke["messages"])
-                    assert took < REAP_WITHIN_S, took
-                    stats = (await s.call(op="STATS", queue="jobs"))["queues"]["jobs"]
-                    assert stats["released_on_disconnect"] == 3
+        async with (
+            running_nodes(redis.url, tmp_path, 2) as (doomed, survivor),
+            await LineClient.connect(doomed.port) as c,
+            await LineClient.connect(survivor.port) as s,
+        ):
+            await c.call(op="PUT", queue="jobs", messages=[{"body": i} for i in range(3)])
+            held = (await c.call(op="GET", queue="jobs", max=3, lease=600))["messages"]
+            assert len(held) == 3
+            await s.send(op="GET", queue="jobs", max=3, wait=30, rid="w")
+            assert (await s.call(op="PING", rid="p"))["rid"] == "p"
+            killed_at = time.monotonic()
+            await doomed.kill()
+            woke = await s.reply(timeout=REAP_WITHIN_S + 1)
+            took = time.monotonic() - killed_at
+            assert sorted(m["body"] for m in woke["messages"]) == [0, 1, 2]
+            assert all(m["attempts"] == 2 for m in woke["messages"])
+            assert took < REAP_WITHIN_S, took
+            stats = (await s.call(op="STATS", queue="jobs"))["queues"]["jobs"]
+            assert stats["released_on_disconnect"] == 3
     finally:
         redis.stop()
 
