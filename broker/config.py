@@ -244,8 +244,8 @@ class Config:
     backend: str = setting(
         "memory",
         "backend",
-        "memory, or shared state in redis://HOST:PORT[/DB], rediss://... (TLS) or "
-        "redis-cluster://HOST:PORT[,HOST:PORT...] (needs the 'redis' extra)",
+        "memory, or the URL of the Redis all nodes share: redis://HOST:PORT[/DB], rediss:// "
+        "with TLS, or a Redis Cluster's (README: Scale out; needs the 'redis' extra)",
         kind=TEXT,
         metavar="URL",
     )
