@@ -81,3 +81,16 @@ def redis_url(redis_server: RedisServer) -> str:
     """A Redis URL with nothing stored in it."""
     flush(redis_server.port)
     return redis_server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The black-box suites' one parameter: every server they start runs in memory, then
+    on Redis (``backend_for``), so the two backends cannot drift apart."""
+    if request.param == "redis":
+        marker = request.node.get_closest_marker("memory_only")
+        if marker is not None:
+            pytest.skip(f"in-memory backend only: {marker.args[0]}")
+        server: RedisServer = request.getfixturevalue("redis_server")
+        monkeypatch.setenv(REDIS_URL_ENV, server.url)
+    yield request.param

@@ -22,6 +22,9 @@ from tests.client.test_client_readme import snippet
 from tests.conftest import running_server
 from tests.support import LineClient
 
+#: the transcripts are replayed on every backend (memory, then Redis)
+pytestmark = pytest.mark.usefixtures("backend_kind")
+
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"<(id\d+)>")
 

@@ -43,6 +43,12 @@ async def _running_broker(**overrides: Any) -> AsyncIterator[Server]:
 BrokerFactory = Callable[..., AbstractAsyncContextManager[Server]]
 
 
+@pytest.fixture(autouse=True)
+def _every_backend(backend_kind: str) -> str:
+    """The client suite runs against every backend (memory, then Redis)."""
+    return backend_kind
+
+
 @pytest.fixture
 def make_broker() -> BrokerFactory:
     """``async with make_broker(lease_s=0.3) as server:`` runs a broker with those settings."""
