@@ -36,6 +36,7 @@ from broker.errors import ShuttingDown, Unavailable, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
+from broker.protocol.names import DEAD_SUFFIX
 
 log = logging.getLogger("wonderq.redis")
 
@@ -367,7 +368,7 @@ class RedisBackend:
         new = [q for q in queues if q not in self.known_queues]
         if new:
             self.known_queues.update(new)
-            names = sorted({n for q in new for n in (q, q + wire.DEAD_SUFFIX)})
+            names = sorted({n for q in new for n in (q, q + DEAD_SUFFIX)})
             self.calls.submit_node(Op(["queues", names], [], _ignore))
 
     # ------------------------------------------------------------ replies in

@@ -23,6 +23,7 @@ from broker.backend.redis.timers import Wait
 from broker.errors import BadRequest, TooLarge, WonderQError
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
+from broker.protocol.names import COUNTERS
 
 if TYPE_CHECKING:
     from broker.backend.redis.backend import Owner, RedisBackend, Slot
@@ -37,16 +38,6 @@ _SETTING_NAMES: Final = {
     "rate": "rate",
     "dedup_window": "dwin",
 }
-_COUNTERS: Final = (
-    "put",
-    "acked",
-    "nacked",
-    "expired",
-    "released_on_disconnect",
-    "dead_lettered",
-    "redriven",
-    "purged",
-)
 
 
 def _failed(res: Any) -> bool:
@@ -348,7 +339,7 @@ class Handlers:
             paused=bool(paused),
             settings=self._non_default(wire.settings(values)),
         )
-        for name, n in zip(_COUNTERS, counters, strict=True):
+        for name, n in zip(COUNTERS, counters, strict=True):
             setattr(out, name, n)
         return out
 

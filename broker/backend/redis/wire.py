@@ -18,8 +18,8 @@ import msgspec
 
 from broker.errors import NotFound, NotLeased, QueueFull, WonderQError
 from broker.protocol import replies as rp
+from broker.protocol.names import DEAD_SUFFIX
 
-DEAD_SUFFIX: Final = ".dead"
 TAG_LEN: Final = 8
 _HEX: Final = frozenset("0123456789abcdef")
 NODES_KEY: Final = "wq:{nodes}"
