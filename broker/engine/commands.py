@@ -31,13 +31,46 @@ from broker.errors import MemoryLimit, QueueFull, TooLarge
 class Commands(Expiry, Intake):
     # ---------------------------------------------------------------- producer
 
-    def put(self, now: float, queue_name: str, items: Sequence[NewMessageFields]) -> list[int]:
+    def put(
+        self,
+        now: float,
+        queue_name: str,
+        items: Sequence[NewMessageFields],
+        headers: Sequence[Headers | None] | None = None,
+    ) -> list[int]:
         """Store messages (all or nothing) and return their sequence numbers.
 
-        ``items`` are ``NewMessage``s, or plain tuples of the same five fields.
+        ``items`` are ``NewMessage``s, or plain tuples of the same five fields;
+        ``headers``, if given, holds each one's headers (None: none).
         """
+        config = self.config
         q = self._queues.get(queue_name) or self.queue(queue_name)
-        return self._put(now, q, items, None)
+        n = len(items)
+        total = 0
+        max_body = config.max_body
+        for item in items:
+            size = len(item[0])  # the body
+            if size > max_body:
+                raise TooLarge(f"body is {size} bytes; the limit (max-body) is {max_body}")
+            total += size
+        if q.max_length is not None and q.size + n > q.max_length:
+            self._refuse_full(q)
+        if config.max_memory is not None and self._tally.bytes + total > config.max_memory:
+            raise MemoryLimit(
+                f"bodies held would reach {self._tally.bytes + total} bytes; "
+                f"the limit (max-memory) is {config.max_memory}"
+            )
+        first = self._next_seq
+        end = self._next_seq = self._store_new(q, now, first, items, total, headers)
+        q.totals["put"] += n
+        if headers is None:
+            self.journal.put(q, first, now, items)
+        else:
+            self.journal.put(q, first, now, items, headers)
+        if q.n_waiting:  # self._wake(q), inlined: the hot path
+            self._woken[q] = None
+        self._settle(now)
+        return list(range(first, end))
 
     def put_extended(
         self,
@@ -92,49 +125,14 @@ class Commands(Expiry, Intake):
         headers: Sequence[Headers | None] | None,
         chosen: Sequence[int],
     ) -> list[int]:
-        """``_put`` of the items at the indexes ``chosen`` (in order), with their headers."""
+        """``put`` of the items at the indexes ``chosen`` (in order), with their headers."""
         if len(chosen) < len(items):
             items = [items[i] for i in chosen]
             if headers is not None:
                 headers = [headers[i] for i in chosen]
         if headers is not None and not any(headers):
             headers = None
-        return self._put(now, q, items, headers)
-
-    def _put(
-        self,
-        now: float,
-        q: Queue,
-        items: Sequence[NewMessageFields],
-        headers: Sequence[Headers | None] | None,
-    ) -> list[int]:
-        config = self.config
-        n = len(items)
-        total = 0
-        max_body = config.max_body
-        for item in items:
-            size = len(item[0])  # the body
-            if size > max_body:
-                raise TooLarge(f"body is {size} bytes; the limit (max-body) is {max_body}")
-            total += size
-        if q.max_length is not None and q.size + n > q.max_length:
-            self._refuse_full(q)
-        if config.max_memory is not None and self._tally.bytes + total > config.max_memory:
-            raise MemoryLimit(
-                f"bodies held would reach {self._tally.bytes + total} bytes; "
-                f"the limit (max-memory) is {config.max_memory}"
-            )
-        first = self._next_seq
-        end = self._next_seq = self._store_new(q, now, first, items, total, headers)
-        q.totals["put"] += n
-        if headers is None:
-            self.journal.put(q, first, now, items)
-        else:
-            self.journal.put(q, first, now, items, headers)
-        if q.n_waiting:  # self._wake(q), inlined: the hot path
-            self._woken[q] = None
-        self._settle(now)
-        return list(range(first, end))
+        return self.put(now, q.name, items, headers)
 
     @staticmethod
     def _refuse_full(q: Queue) -> None:
@@ -177,7 +175,7 @@ class Commands(Expiry, Intake):
                 return self._lease(q, owner, max, lease_s, now, receipts)
             allowed = self._allowed(q, now)
             if allowed:
-                return self._lease(q, owner, min(max, allowed), lease_s, now, receipts)
+                return self._lease_gated(q, owner, min(max, allowed), lease_s, now, receipts)
         if wait_s <= 0:
             return []
         self._park(q, owner, max, lease_s, now + wait_s, token, receipts)

@@ -43,7 +43,9 @@ class EngineState:
         self._messages: dict[int, Message] = {}  # every message but the compact ones
         self._tally = Tally()
         self._compact = CompactIndex(self._tally.compact)
-        self._acked: dict[int, tuple[Queue, int]] = {}  # seq -> (its queue, attempts it took)
+        # seq -> its queue, or (its queue, deliveries it took) when it took more than one:
+        # the commonest ACK (of a first delivery) stores no tuple
+        self._acked: dict[int, Queue | tuple[Queue, int]] = {}
         self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
         self._owned: dict[object, set[Message]] = {}
         self._owner_waiters: dict[object, set[Waiter]] = {}
