@@ -88,6 +88,13 @@ class Commands(Expiry, Intake):
         q = self._queues.get(queue_name) or self.queue(queue_name)
         if dedups is None:
             return self._put_some(now, q, items, headers, range(len(items))), []
+        if len(items) == 1 and (only := dedups[0]) is not None:  # the commonest PUT of all
+            known = self._dedup.find(q, only, now)
+            if known is not None:
+                return [known], [0]
+            ids = self.put(now, queue_name, items, headers if headers and headers[0] else None)
+            self._remember(q, now, [(only, ids[0])])
+            return ids, []
         ids = [0] * len(items)
         fresh: list[int] = []
         duplicates: list[int] = []
@@ -112,10 +119,13 @@ class Commands(Expiry, Intake):
             for i, j in repeats:
                 ids[i] = ids[j]
             if first_of:
-                pairs = [(dedup, ids[i]) for dedup, i in first_of.items()]
-                self._dedup.add(q, now, q.dedup_window_s, pairs)
-                self.journal.remember(q, now, q.dedup_window_s, pairs)
+                self._remember(q, now, [(dedup, ids[i]) for dedup, i in first_of.items()])
         return ids, duplicates
+
+    def _remember(self, q: Queue, now: float, pairs: list[tuple[str, int]]) -> None:
+        """Dedup ids whose messages were just stored in ``q``, for its dedup window."""
+        self._dedup.add(q, now, q.dedup_window_s, pairs)
+        self.journal.remember(q, now, q.dedup_window_s, pairs)
 
     def _put_some(
         self,
