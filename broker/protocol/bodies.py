@@ -36,6 +36,7 @@ RULE: Final = (
 )
 
 _SHAPE: Final = bytes.maketrans(b"123456789E{", b"000000000e[")
+_QUOTE: Final = ord('"')
 #: the longest body that cannot nest past MAX_DEPTH: each level takes two brackets
 _SHALLOW: Final = 2 * MAX_DEPTH + 1
 _LONG_NUMBER: Final = b"0" * 19
@@ -44,7 +45,7 @@ _decode: Final = msgspec.json.decode
 
 def body_problem(body: bytes) -> str | None:
     """Why ``body`` (valid JSON) may not be stored, or None if it may."""
-    if body[:1] == b'"':
+    if body[0] == _QUOTE:  # (valid JSON is never empty)
         return None  # one string: no nesting, no number
     shape = body.translate(_SHAPE, b"+-")  # the signs go: "1e-999" reads "0e000"
     if (

@@ -174,8 +174,11 @@ def _check_put(put: Put) -> str | None:
     has_batch = put.messages is not msgspec.UNSET
     if has_body == has_batch:
         return "PUT needs exactly one of `body` and `messages`"
-    if has_body:
-        return _check_message(put, "")
+    if has_body:  # the commonest PUT: the body rule, inlined
+        problem = body_problem(bytes(put.body))  # type: ignore[arg-type]  # a Raw here
+        if problem is not None:
+            return f"`body`: {problem}"
+        return None if put.headers is None else _check_headers(put.headers, "")
     messages = put.messages
     assert isinstance(messages, list)
     if not messages:
@@ -189,13 +192,6 @@ def _check_put(put: Put) -> str | None:
             if problem is not None:
                 return problem
     return None
-
-
-def _check_message(item: Put, where: str) -> str | None:
-    problem = body_problem(bytes(item.body))  # type: ignore[arg-type]  # a Raw here
-    if problem is not None:
-        return f"`{where}body`: {problem}"
-    return _check_headers(item.headers, where)
 
 
 def _check_headers(headers: dict[str, str] | None, where: str) -> str | None:
