@@ -63,7 +63,7 @@ class LogJournal:
         # (tag first; attempts, order and headers left to their defaults), in half the
         # time; with headers, the tuple runs to them (attempts and order 0)
         append, encode, offset, tag = self.append, rec.encode, self.wall_offset, _MSG_TAG
-        name, default_attempts, put_wall = queue.name, queue.attempts, put_at + offset
+        name, default_attempts, put_wall = queue.name, queue.max_attempts, put_at + offset
         for seq, (body, key, delay_s, priority, max_attempts) in enumerate(items, first_seq):
             fields: tuple[object, ...] = (
                 tag,

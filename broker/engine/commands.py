@@ -31,84 +31,20 @@ from broker.errors import MemoryLimit, QueueFull, TooLarge
 class Commands(Expiry, Intake):
     # ---------------------------------------------------------------- producer
 
-    def put(self, now: float, queue_name: str, items: Sequence[NewMessageFields]) -> list[int]:
-        """Store messages (all or nothing) and return their sequence numbers.
-
-        ``items`` are ``NewMessage``s, or plain tuples of the same five fields.
-        """
-        q = self._queues.get(queue_name) or self.queue(queue_name)
-        return self._put(now, q, items, None)
-
-    def put_extended(
+    def put(
         self,
         now: float,
         queue_name: str,
         items: Sequence[NewMessageFields],
-        dedups: Sequence[str | None] | None,
-        headers: Sequence[Headers | None] | None,
-    ) -> tuple[list[int], list[int]]:
-        """``put`` with each item's dedup id and headers (None: none; either list may be
-        None). Returns each item's id and the indexes of the duplicates: items whose
-        dedup id the queue remembers (their id is the first message's) or that repeat
-        an earlier item's; these store nothing. The others are stored all or nothing.
+        headers: Sequence[Headers | None] | None = None,
+    ) -> list[int]:
+        """Store messages (all or nothing) and return their sequence numbers.
+
+        ``items`` are ``NewMessage``s, or plain tuples of the same five fields;
+        ``headers``, if given, holds each one's headers (None: none).
         """
-        q = self._queues.get(queue_name) or self.queue(queue_name)
-        if dedups is None:
-            return self._put_some(now, q, items, headers, range(len(items))), []
-        ids = [0] * len(items)
-        fresh: list[int] = []
-        duplicates: list[int] = []
-        repeats: list[tuple[int, int]] = []  # (index, index of the earlier item it repeats)
-        first_of: dict[str, int] = {}  # dedup id -> index of its first item in this batch
-        for i, dedup in enumerate(dedups):
-            if dedup is None:
-                fresh.append(i)
-            elif (seq := self._dedup.find(q, dedup, now)) is not None:
-                ids[i] = seq
-                duplicates.append(i)
-            elif dedup in first_of:
-                repeats.append((i, first_of[dedup]))
-                duplicates.append(i)
-            else:
-                first_of[dedup] = i
-                fresh.append(i)
-        if fresh:
-            stored = self._put_some(now, q, items, headers, fresh)
-            for i, seq in zip(fresh, stored, strict=True):
-                ids[i] = seq
-            for i, j in repeats:
-                ids[i] = ids[j]
-            if first_of:
-                pairs = [(dedup, ids[i]) for dedup, i in first_of.items()]
-                self._dedup.add(q, now, q.dedup_window_s, pairs)
-                self.journal.remember(q, now, q.dedup_window_s, pairs)
-        return ids, duplicates
-
-    def _put_some(
-        self,
-        now: float,
-        q: Queue,
-        items: Sequence[NewMessageFields],
-        headers: Sequence[Headers | None] | None,
-        chosen: Sequence[int],
-    ) -> list[int]:
-        """``_put`` of the items at the indexes ``chosen`` (in order), with their headers."""
-        if len(chosen) < len(items):
-            items = [items[i] for i in chosen]
-            if headers is not None:
-                headers = [headers[i] for i in chosen]
-        if headers is not None and not any(headers):
-            headers = None
-        return self._put(now, q, items, headers)
-
-    def _put(
-        self,
-        now: float,
-        q: Queue,
-        items: Sequence[NewMessageFields],
-        headers: Sequence[Headers | None] | None,
-    ) -> list[int]:
         config = self.config
+        q = self._queues.get(queue_name) or self.queue(queue_name)
         n = len(items)
         total = 0
         max_body = config.max_body
@@ -135,6 +71,78 @@ class Commands(Expiry, Intake):
             self._woken[q] = None
         self._settle(now)
         return list(range(first, end))
+
+    def put_extended(
+        self,
+        now: float,
+        queue_name: str,
+        items: Sequence[NewMessageFields],
+        dedups: Sequence[str | None] | None,
+        headers: Sequence[Headers | None] | None,
+    ) -> tuple[list[int], list[int]]:
+        """``put`` with each item's dedup id and headers (None: none; either list may be
+        None). Returns each item's id and the indexes of the duplicates: items whose
+        dedup id the queue remembers (their id is the first message's) or that repeat
+        an earlier item's; these store nothing. The others are stored all or nothing.
+        """
+        q = self._queues.get(queue_name) or self.queue(queue_name)
+        if dedups is None:
+            return self._put_some(now, q, items, headers, range(len(items))), []
+        if len(items) == 1 and (only := dedups[0]) is not None:  # the commonest PUT of all
+            known = self._dedup.find(q, only, now)
+            if known is not None:
+                return [known], [0]
+            ids = self.put(now, queue_name, items, headers if headers and headers[0] else None)
+            self._remember(q, now, [(only, ids[0])])
+            return ids, []
+        ids = [0] * len(items)
+        fresh: list[int] = []
+        duplicates: list[int] = []
+        repeats: list[tuple[int, int]] = []  # (index, index of the earlier item it repeats)
+        first_of: dict[str, int] = {}  # dedup id -> index of its first item in this batch
+        for i, dedup in enumerate(dedups):
+            if dedup is None:
+                fresh.append(i)
+            elif (seq := self._dedup.find(q, dedup, now)) is not None:
+                ids[i] = seq
+                duplicates.append(i)
+            elif dedup in first_of:
+                repeats.append((i, first_of[dedup]))
+                duplicates.append(i)
+            else:
+                first_of[dedup] = i
+                fresh.append(i)
+        if fresh:
+            stored = self._put_some(now, q, items, headers, fresh)
+            for i, seq in zip(fresh, stored, strict=True):
+                ids[i] = seq
+            for i, j in repeats:
+                ids[i] = ids[j]
+            if first_of:
+                self._remember(q, now, [(dedup, ids[i]) for dedup, i in first_of.items()])
+        return ids, duplicates
+
+    def _remember(self, q: Queue, now: float, pairs: list[tuple[str, int]]) -> None:
+        """Dedup ids whose messages were just stored in ``q``, for its dedup window."""
+        self._dedup.add(q, now, q.dedup_window_s, pairs)
+        self.journal.remember(q, now, q.dedup_window_s, pairs)
+
+    def _put_some(
+        self,
+        now: float,
+        q: Queue,
+        items: Sequence[NewMessageFields],
+        headers: Sequence[Headers | None] | None,
+        chosen: Sequence[int],
+    ) -> list[int]:
+        """``put`` of the items at the indexes ``chosen`` (in order), with their headers."""
+        if len(chosen) < len(items):
+            items = [items[i] for i in chosen]
+            if headers is not None:
+                headers = [headers[i] for i in chosen]
+        if headers is not None and not any(headers):
+            headers = None
+        return self.put(now, q.name, items, headers)
 
     @staticmethod
     def _refuse_full(q: Queue) -> None:
@@ -177,7 +185,7 @@ class Commands(Expiry, Intake):
                 return self._lease(q, owner, max, lease_s, now, receipts)
             allowed = self._allowed(q, now)
             if allowed:
-                return self._lease(q, owner, min(max, allowed), lease_s, now, receipts)
+                return self._lease_gated(q, owner, min(max, allowed), lease_s, now, receipts)
         if wait_s <= 0:
             return []
         self._park(q, owner, max, lease_s, now + wait_s, token, receipts)

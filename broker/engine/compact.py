@@ -13,8 +13,9 @@ each id range (runs of consecutive puts to one queue), so a lookup by id
 costs two bisections whatever the number of queues.
 A compact message leaves from the head (its first lease), all at once
 (PURGE clears the ready messages of its queue, DELETE the queue), or by name
-(REMOVE: ``discard`` rebuilds the arrays without them, once per request), so
-there are no tombstones.
+(REMOVE: ``discard`` rebuilds the arrays without them, once per request), or
+all of them as ``Message``s (``pop_run``) when their queue's ``max_attempts``
+setting changes, so there are no tombstones.
 A ``Message`` is built only when one leaves by ``pop`` or ``pop_run`` (its first lease);
 lookups get a snapshot from ``Queue.view``.
 Must never: hold a message that was ever leased, keyed, delayed or given a

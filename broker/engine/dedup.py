@@ -59,28 +59,25 @@ class DedupIds:
     def add(self, q: Queue, now: float, window_s: float, pairs: Sequence[tuple[str, int]]) -> None:
         """Remember ``(dedup, seq)`` pairs first put in ``q`` at ``now``, for ``window_s``."""
         expires_at = now + window_s
+        ids = q.dedup
+        fifo = self._fifos.get(window_s)
+        if fifo is None:
+            fifo = self._fifos[window_s] = deque()
+        name = q.name
         for dedup, seq in pairs:
-            self._remember(q, dedup, seq, expires_at, window_s)
-        self._settle(self._fifos[window_s], now)
+            if dedup not in ids:  # one past its window is replaced in place
+                self.n += 1
+            ids[dedup] = (seq, expires_at)
+            fifo.append((name, dedup, seq, expires_at))
+        self._entries += len(pairs)
+        self._settle(fifo, now)
 
     def restore(self, q: Queue, now: float, entry: Remembered) -> None:
         """Remember an id read back after a restart (``put_at`` on this clock; in put
         order, oldest first). One already past its window is not kept."""
         _, dedup, seq, put_at, window_s = entry
         if put_at + window_s > now:
-            self._remember(q, dedup, seq, put_at + window_s, window_s)
-            self._settle(self._fifos[window_s], now)
-
-    def _remember(self, q: Queue, dedup: str, seq: int, expires_at: float, window_s: float) -> None:
-        ids = q.dedup
-        if dedup not in ids:  # one past its window is replaced in place
-            self.n += 1
-        ids[dedup] = (seq, expires_at)
-        fifo = self._fifos.get(window_s)
-        if fifo is None:
-            fifo = self._fifos[window_s] = deque()
-        fifo.append((q.name, dedup, seq, expires_at))
-        self._entries += 1
+            self.add(q, put_at, window_s, [(dedup, seq)])
 
     def _settle(self, fifo: deque[Entry], now: float) -> None:
         """After an add: drop expired heads, keep the bound, bound the stale entries."""
@@ -99,22 +96,27 @@ class DedupIds:
         return q if hit is not None and hit[0] == entry[2] else None
 
     def _drop_expired(self, fifo: deque[Entry], now: float) -> None:
-        """Pop stale and expired entries from the head until a live, unexpired one."""
-        while fifo:
-            entry = fifo[0]
-            q = self._live(entry)
-            if q is not None and entry[3] > now:
-                return
-            fifo.popleft()
+        """Pop expired entries from the head (forgetting those still live): one compare
+        when none has expired, as on most PUTs."""
+        while fifo and fifo[0][3] <= now:
+            entry = fifo.popleft()
             self._entries -= 1
+            q = self._live(entry)
             if q is not None:
                 del q.dedup[entry[1]]
                 self.n -= 1
+
+    def _drop_stale(self, fifo: deque[Entry]) -> None:
+        """Pop stale entries from the head, so that the head is a live id."""
+        while fifo and self._live(fifo[0]) is None:
+            fifo.popleft()
+            self._entries -= 1
 
     def _evict(self, now: float) -> None:
         """Forget expired ids everywhere, then the oldest live ones until within the bound."""
         for window_s, fifo in list(self._fifos.items()):
             self._drop_expired(fifo, now)
+            self._drop_stale(fifo)
             if not fifo:
                 del self._fifos[window_s]
         while self.n > self.limit:
@@ -129,7 +131,7 @@ class DedupIds:
             del q.dedup[dedup]
             self.n -= 1
             self.evicted += 1
-            self._drop_expired(fifo, now)
+            self._drop_stale(fifo)
             if not fifo:
                 del self._fifos[window_s]
 

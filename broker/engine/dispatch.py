@@ -23,6 +23,7 @@ from collections.abc import Callable
 from broker.engine.compact import COLLECT_MIN
 from broker.engine.deadlines import COMPACT_MIN
 from broker.engine.leases import Leases
+from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.state import GONE
 from broker.engine.waiter import Delivery, Waiter
@@ -78,9 +79,30 @@ class Dispatch(Leases):
             if not waiter.active:
                 continue
             self._end_wait(waiter)
-            n = waiter.max if n is None else min(n, waiter.max)
-            msgs = self._lease(q, waiter.owner, n, waiter.lease_s, now, waiter.receipts)
+            if n is None:
+                msgs = self._lease(
+                    q, waiter.owner, waiter.max, waiter.lease_s, now, waiter.receipts
+                )
+            else:
+                n = min(n, waiter.max)
+                msgs = self._lease_gated(q, waiter.owner, n, waiter.lease_s, now, waiter.receipts)
             self._deliveries.append(Delivery(waiter.token, waiter.owner, msgs))
+
+    def _lease_gated(
+        self,
+        q: Queue,
+        owner: object,
+        max: int,
+        lease_s: float,
+        now: float,
+        receipts: Callable[[], object] | None,
+    ) -> list[Message]:
+        """``_lease`` on a gated queue (``max`` within what ``_allowed`` said): each
+        delivery takes a token of its rate limit."""
+        msgs = self._lease(q, owner, max, lease_s, now, receipts)
+        if q.bucket is not None:
+            q.bucket.take(len(msgs))
+        return msgs
 
     @staticmethod
     def _allowed(q: Queue, now: float) -> int:

@@ -42,13 +42,8 @@ class Intake(EngineState):
         lookups hoisted: a batch PUT runs it 64 times or more, and plain messages join
         the compact fifo in one go."""
         first = seq
-        default = q.attempts
+        default = q.max_attempts
         plain_ok = headers is None and q.takes_compact(seq, now)  # ids and time go up
-        if default != q.max_attempts:  # its max_attempts setting changed (controls.py)
-            if q.compact.n:
-                plain_ok = False  # those waiting keep theirs: no new one joins them
-            else:
-                q.max_attempts = default
         n_plain = 0
         for body, key, delay_s, priority, max_attempts in items:
             if plain_ok and is_plain(key, delay_s, priority, max_attempts, default):

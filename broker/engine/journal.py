@@ -39,7 +39,7 @@ class Journal(Protocol):
         ``headers``, when given, holds each item's headers (None: none).
 
         Each is READY, or DELAYED until ``put_at + delay_s`` if ``delay_s`` > 0; a
-        ``max_attempts`` of None is ``queue.attempts``. Plain messages have no
+        ``max_attempts`` of None is ``queue.max_attempts``. Plain messages have no
         ``Message`` object yet (see compact.py), so the put is reported as asked.
         """
 

@@ -1,7 +1,6 @@
 """Leases: how a delivery begins, and the ways it ends (ack, release, dead letter).
 
-Owns: granting leases on a queue's next deliverable messages (each takes a
-token of its rate limit, if it has one), finding the
+Owns: granting leases on a queue's next deliverable messages, finding the
 lease an owner holds on an id (or saying why it does not), deleting acked
 messages (and remembering them for INFO), putting a released message back
 (ready, or delayed), moving a message that used its last attempt to
@@ -83,8 +82,6 @@ class Leases(EngineState):
                 LEASE(self._tally, q, n - plain, 0)
             self._deadlines.push(due, out.copy())  # a copy: the heap trims its own
             self.journal.lease(out)
-            if q.bucket is not None:  # each delivery takes a token of the rate limit
-                q.bucket.take(n)
         return out
 
     def _leased_by(self, owner: object, seq: int) -> Message:
@@ -136,7 +133,7 @@ class Leases(EngineState):
             run_bytes += len(msg.body)
             q.totals["acked"] += 1
             if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
-                acked_queues[seq] = (q, msg.attempts)
+                acked_queues[seq] = q if msg.attempts == 1 else (q, msg.attempts)
                 recent = q.acked
                 recent.append(seq)
                 if len(recent) > limit:

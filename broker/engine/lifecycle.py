@@ -86,6 +86,7 @@ TABLE: Final[dict[str, tuple[Place, Place]]] = {
     "remove delayed": (Place.DELAYED, Place.OUT),
     "remove leased": (Place.LEASED, Place.OUT),  # DELETE only: its holder loses it
     "redrive delayed": (Place.DELAYED, Place.OUT),  # REDRIVE with ids: a delayed dead letter
+    "unpack": (Place.COMPACT, Place.READY),  # CONFIG changes max_attempts: they keep theirs
 }
 
 
@@ -154,3 +155,4 @@ REMOVE: Final = compile_move("remove")
 REMOVE_DELAYED: Final = compile_move("remove delayed")
 REMOVE_LEASED: Final = compile_move("remove leased")
 REDRIVE_DELAYED: Final = compile_move("redrive delayed")
+UNPACK: Final = compile_move("unpack")

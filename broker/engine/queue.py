@@ -42,7 +42,6 @@ class Queue:
         "_aged_n",
         "acked",
         "aged",
-        "attempts",
         "bucket",
         "bytes",
         "chains",
@@ -70,10 +69,10 @@ class Queue:
     def __init__(self, name: str, max_attempts: int) -> None:
         self.name = name
         self.is_dead = name.endswith(DEAD_SUFFIX)
-        self.max_attempts = max_attempts  # of the messages built from ``compact``
-        # settings: the overrides, and the effective values (set by the engine, controls.py)
+        # of a message put without one, and of those built from ``compact``
+        self.max_attempts = max_attempts
+        # settings: the overrides, and the effective values (set by the engine, state.py)
         self.settings: Settings = DEFAULT
-        self.attempts = max_attempts  # of a message put without max_attempts
         self.lease_s = 0.0  # of a GET or TOUCH that names no lease
         self.max_length: int | None = None  # None: no limit
         self.dedup_window_s = 0.0

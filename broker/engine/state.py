@@ -18,13 +18,14 @@ Must never: change a counter but by a move of the lifecycle table
 from __future__ import annotations
 
 import math
+import sys
 
 from broker.config import Config
 from broker.engine.compact import CompactIndex
 from broker.engine.deadlines import DeadlineHeap, Timed, is_live
 from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
-from broker.engine.lifecycle import Tally
+from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.rate import Bucket
@@ -43,7 +44,9 @@ class EngineState:
         self._messages: dict[int, Message] = {}  # every message but the compact ones
         self._tally = Tally()
         self._compact = CompactIndex(self._tally.compact)
-        self._acked: dict[int, tuple[Queue, int]] = {}  # seq -> (its queue, attempts it took)
+        # seq -> its queue, or (its queue, deliveries it took) when it took more than one:
+        # the commonest ACK (of a first delivery) stores no tuple
+        self._acked: dict[int, Queue | tuple[Queue, int]] = {}
         self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
         self._owned: dict[object, set[Message]] = {}
         self._owner_waiters: dict[object, set[Waiter]] = {}
@@ -68,14 +71,14 @@ class EngineState:
     def _apply(self, q: Queue, settings: Settings, now: float) -> None:
         """Give ``q`` these settings: its overrides, and the values it works with.
 
-        Compact messages take their ``max_attempts`` from the queue, so while some
-        wait, that one changes only once they are gone (intake.py).
+        Compact messages take their ``max_attempts`` from the queue: before it
+        changes, the ones waiting get ``Message``s that keep the one they were put with.
         """
         values = effective(settings, self.config)
         q.settings = settings
         q.lease_s = values.lease_s
-        q.attempts = values.max_attempts
-        if not q.compact.n:
+        if values.max_attempts != q.max_attempts:
+            self._unpack(q)
             q.max_attempts = values.max_attempts
         q.max_length = values.max_length
         q.dedup_window_s = values.dedup_window_s
@@ -87,6 +90,16 @@ class EngineState:
         elif bucket.rate != rate:
             q.bucket = bucket.resized(rate, now)
         q.gated = q.paused or q.bucket is not None
+
+    def _unpack(self, q: Queue) -> None:
+        """Give every compact message of ``q`` a ``Message`` (ready, in its place)."""
+        n = q.compact.n
+        if n:
+            msgs = q.compact.pop_run(q, n, sys.maxsize)
+            UNPACK(self._tally, q, n, 0)
+            for msg in msgs:
+                self._messages[msg.seq] = msg
+                q.push_ready(msg)
 
     def find_queue(self, name: str) -> Queue | None:
         return self._queues.get(name)

@@ -32,8 +32,10 @@ class Views(EngineState):
         if msg is not None:
             return msg
         acked = self._acked.get(seq)
-        if acked is not None:
+        if isinstance(acked, tuple):
             return AckedRecord(seq, *acked)
+        if acked is not None:
+            return AckedRecord(seq, acked, 1)
         q = self._compact.owner_of(seq)
         return q.view(seq) if q is not None else None
 
