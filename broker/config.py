@@ -196,6 +196,9 @@ class Config:
         bound=at_least(64, "bytes"),
     )
     # (not settable from the command line: no Setting)
+    #: `serve --console-read-only`: the web console shows no action, and the HTTP API
+    #: refuses every action a browser sends (scripts and clients are unaffected)
+    console_read_only: bool = False
     write_high_water: int = 1 * MIB
     write_low_water: int = 256 * KIB
     max_reply_bytes: int = 1 * MIB

@@ -12,7 +12,7 @@ an error body itself (errors are raised; ``errors.py`` renders them).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import msgspec
 from aiohttp import web
@@ -24,6 +24,8 @@ from broker.http.errors import JSON, error_response
 from broker.http.metrics import exposition
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
+from broker.protocol.codec import check_shape
+from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 from broker.protocol.receipts import message_id_of
 
 if TYPE_CHECKING:
@@ -31,14 +33,54 @@ if TYPE_CHECKING:
     from broker.http.routes import Route
 
 QUEUE_PAGE_MAX: Final = 1000
+#: the figures ``GET /v1/queues`` sums over the queues it lists (``totals``)
+SUMMED: Final = ("ready", "delayed", "leased", "dead", "waiting_consumers", "bytes", *COUNTERS)
+QueueOrder = Literal[
+    "name",
+    "ready",
+    "delayed",
+    "leased",
+    "dead",
+    "waiting_consumers",
+    "bytes",
+    "oldest_ready_age",
+    "put",
+    "acked",
+    "nacked",
+    "expired",
+    "released_on_disconnect",
+    "dead_lettered",
+    "redriven",
+    "purged",
+    "paused",
+    "rate",
+]
+_NAME_TEXT = Annotated[str, Meta(max_length=rq.QUEUE_NAME_MAX)]
 
 
 class QueuePage(Struct, kw_only=True, forbid_unknown_fields=True):
-    """A page of ``GET /v1/queues``: names in order, after ``after``, starting with ``prefix``."""
+    """A page of ``GET /v1/queues``: the queues whose name starts with ``prefix`` and
+    contains ``contains``, in ``sort`` order (then by name), from ``offset`` or after
+    ``after`` (name order only); ``dead_queues`` false leaves out each ``<q>.dead`` whose
+    ``q`` exists (its messages are ``q``'s ``dead`` figure)."""
 
-    prefix: Annotated[str, Meta(max_length=rq.QUEUE_NAME_MAX)] = ""
+    prefix: _NAME_TEXT = ""
+    contains: _NAME_TEXT = ""
+    sort: QueueOrder = "name"
+    desc: bool = False
+    dead_queues: bool = True
+    offset: Annotated[int, Meta(ge=0)] = 0
     after: rq.QueueName | None = None
     limit: Annotated[int, Meta(ge=1, le=QUEUE_PAGE_MAX)] = QUEUE_PAGE_MAX
+
+
+class PeekPage(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``GET /v1/queues/{queue}/messages``: PEEK, a page at a time (``offset``)."""
+
+    queue: rq.QueueName
+    state: rq.PeekState | None = None
+    limit: Annotated[int, Meta(ge=1, le=rq.PEEK_LIMIT_MAX)] = rq.PEEK_LIMIT_DEFAULT
+    offset: Annotated[int, Meta(ge=0, lt=rq.PEEK_LIMIT_MAX)] = 0
 
 
 class MessageReceipt(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -49,10 +91,16 @@ class MessageReceipt(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class QueueList(Struct, kw_only=True, gc=False):
-    """Each queue's STATS figures, by name; ``next``: the ``after`` of the next page."""
+    """A page of queues' STATS figures, by name; ``order``: their names in the order asked
+    for; ``count``: the queues that match (on every page); ``totals``: figures summed over
+    them; ``server``: STATS' server figures; ``next``: the ``after`` of the next page."""
 
     ok: bool = True
     queues: dict[str, rp.QueueStats]
+    order: list[str]
+    count: int
+    totals: dict[str, int]
+    server: dict[str, Any]
     next: str | UnsetType = UNSET
 
 
@@ -112,18 +160,73 @@ async def delete_message(api: HttpApi, route: Route, request: web.Request) -> we
 
 async def queue_list(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
     page: QueuePage = await parse(route, request)
+    if page.after is not None and (page.sort != "name" or page.desc or page.offset):
+        raise BadRequest("`after` pages in name order: it takes no `sort`, `desc` or `offset`")
     stats = await api.call(rq.Stats())
     assert isinstance(stats, rp.StatsReply)
-    names = sorted(
-        name
-        for name in stats.queues
-        if name.startswith(page.prefix) and (page.after is None or name > page.after)
+    queues = stats.queues
+    names = [name for name in queues if _listed(page, name, queues)]
+    totals = dict.fromkeys(SUMMED, 0)
+    for name in names:
+        figures = queues[name]
+        for figure in SUMMED:
+            totals[figure] += getattr(figures, figure)
+    names.sort()
+    if page.sort != "name" or page.desc:
+        names.sort(key=_sort_key(page.sort, queues), reverse=page.desc)
+    after = [n for n in names if n > page.after] if page.after is not None else names
+    shown = after[page.offset : page.offset + page.limit]
+    out = QueueList(
+        queues={name: queues[name] for name in shown},
+        order=shown,
+        count=len(names),
+        totals=totals,
+        server=stats.server,
     )
-    shown = names[: page.limit]
-    out = QueueList(queues={name: stats.queues[name] for name in shown})
-    if len(names) > page.limit:
+    name_order = page.sort == "name" and not page.desc and not page.offset
+    if name_order and len(after) > page.limit:
         out.next = shown[-1]
     return respond(out)
+
+
+def _listed(page: QueuePage, name: str, queues: dict[str, rp.QueueStats]) -> bool:
+    if not name.startswith(page.prefix) or page.contains not in name:
+        return False
+    if page.dead_queues or not name.endswith(DEAD_SUFFIX):
+        return True
+    return name.removesuffix(DEAD_SUFFIX) not in queues  # a dead queue whose queue is gone
+
+
+def _sort_key(sort: str, queues: dict[str, rp.QueueStats]) -> Any:
+    """The key of ``sort`` (a STATS figure or a setting); None (no oldest ready message,
+    no rate limit) sorts below every number."""
+    if sort == "name":
+        return None
+    if sort == "rate":
+        return lambda name: _number(queues[name].settings.rate)
+    return lambda name: _number(getattr(queues[name], sort))
+
+
+def _number(value: Any) -> float:
+    return -1.0 if value is None or value is UNSET else float(value)
+
+
+async def peek(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
+    """PEEK from ``offset``: the first ``offset + limit`` messages, less the first ``offset``."""
+    page: PeekPage = await parse(route, request)
+    wanted = page.offset + page.limit
+    if wanted > rq.PEEK_LIMIT_MAX:
+        raise BadRequest(
+            f"offset + limit is {wanted}; at most {rq.PEEK_LIMIT_MAX}: PEEK lists the first "
+            f"{rq.PEEK_LIMIT_MAX} messages of a state"
+        )
+    request_ = rq.Peek(queue=page.queue, state=page.state, limit=wanted)
+    problem = check_shape(request_)
+    if problem is not None:
+        raise BadRequest(problem)
+    reply = await api.call(request_)
+    assert isinstance(reply, rp.PeekReply)
+    return respond(rp.PeekReply(messages=reply.messages[page.offset :], total=reply.total))
 
 
 async def queue(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
