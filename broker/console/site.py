@@ -99,4 +99,6 @@ class Site:
         asset = self.assets.get(name)
         if asset is None or name == PAGE:
             raise NotFound(f"the console has no file {name!r}")
-        return web.Response(body=asset.body, headers={**HEADERS, "Content-Type": asset.content_type})
+        return web.Response(
+            body=asset.body, headers={**HEADERS, "Content-Type": asset.content_type}
+        )

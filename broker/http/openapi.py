@@ -73,9 +73,7 @@ _EXAMPLES: Final[Mapping[str, str]] = {
 assert set(_EXAMPLES) == {code.value for code in ErrorCode}
 
 
-def document(
-    routes: Sequence[Route], *, token: bool, tls: bool, read_only: bool = False
-) -> bytes:
+def document(routes: Sequence[Route], *, token: bool, tls: bool, read_only: bool = False) -> bytes:
     """The OpenAPI document of ``routes`` as JSON (``token``: a bearer token is required;
     ``read_only``: the console is read-only, so a browser's actions get 403)."""
     types: list[Any] = [ErrorReply]

@@ -4,24 +4,17 @@ browser context (its own sessionStorage) and page per test, and a shared broker.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.console.support import Broker, launch, require, running
-
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError:  # pragma: no cover - the dev extra installs it
-    sync_playwright = None
+from tests.console.support import Broker, launch, running
 
 TIMEOUT_MS = 10_000
 
 
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    require(sync_playwright is not None, "playwright is not installed (pip install playwright)")
-    assert sync_playwright is not None
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         try:
@@ -54,9 +47,5 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture
 def queue(request: pytest.FixtureRequest) -> str:
     """A queue name of the test's own."""
-    return request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:100]
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    return tmp_path
+    name: str = request.node.name
+    return name.replace("[", "-").replace("]", "").replace("_", "-")[:100]
