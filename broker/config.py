@@ -11,6 +11,7 @@ Must never: read files, the environment or the clock, or know argparse.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypeVar
@@ -18,6 +19,9 @@ from typing import Any, Final, TypeVar
 KIB = 1024
 MIB = 1024 * KIB
 TOKEN_MAX = 4096  # the longest token AUTH accepts (protocol/requests.py says the same)
+TOKEN_MIN = 16  # a shorter token can be guessed
+#: how to make a good token, for the error that refuses a short one
+TOKEN_HOW = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(24))"'
 TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
 HTTP_PORT = 7879  # the HTTP API's default port
@@ -83,8 +87,9 @@ def between(low: int, high: int) -> Bound:
     return Bound(lambda value: low <= value <= high, f"{low}-{high}")
 
 
-def length_between(low: int, high: int, unit: str) -> Bound:
-    return Bound(lambda value: low <= len(value) <= high, f"{low}-{high} {unit}")
+def length_between(low: int, high: int, unit: str, why: str = "") -> Bound:
+    text = f"{low}-{high} {unit}" + (f" ({why})" if why else "")
+    return Bound(lambda value: low <= len(value) <= high, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +200,17 @@ class Config:
         kind=BYTES,
         bound=at_least(64, "bytes"),
     )
+    max_buffered: int = setting(
+        256 * MIB,
+        "max-buffered",
+        "bytes of unfinished request lines held over all connections; a connection "
+        "whose line would pass it is closed",
+        kind=BYTES,
+        bound=at_least(64, "bytes"),
+    )
     # (not settable from the command line: no Setting)
+    #: longest line before a connection has authenticated (with a token): an AUTH line fits
+    max_line_unauthenticated: int = 8 * KIB
     #: `serve --console-read-only`: the web console shows no action, and the HTTP API
     #: refuses every action a browser sends (scripts and clients are unaffected)
     console_read_only: bool = False
@@ -208,7 +223,9 @@ class Config:
         "token",
         f"require AUTH with this token on every connection; also read from --token-file or {TOKEN_ENV}",
         kind=TEXT,
-        bound=length_between(1, TOKEN_MAX, "characters"),
+        bound=length_between(
+            TOKEN_MIN, TOKEN_MAX, "characters", f"a shorter one can be guessed; {TOKEN_HOW}"
+        ),
         unset="none",
         secret=True,
     )
@@ -218,14 +235,13 @@ class Config:
         "open connections; more are refused with an error line",
         bound=at_least(1),
     )
-    idle_timeout_s: float | None = setting(
-        None,
+    idle_timeout_s: float = setting(
+        600.0,
         "idle-timeout",
         "close a connection after this many seconds without a complete request, "
-        "unless it holds a lease or a waiting GET",
+        "unless it holds a lease or a waiting GET; 0 never closes one",
         kind=SECONDS,
-        bound=above(0),
-        unset="never",
+        bound=at_least(0),
     )
     # durability (off unless data_dir is set)
     data_dir: str | None = setting(
@@ -265,6 +281,17 @@ class Config:
             problem = named.setting.problem(value)
             if problem is not None:
                 raise ValueError(problem)
+        if self.token is not None and auth_line_bytes(self.token) > self.max_line_unauthenticated:
+            raise ValueError(
+                f"token must fit in an AUTH line of {self.max_line_unauthenticated} bytes "
+                f"(the longest line before AUTH); this one needs {auth_line_bytes(self.token)}"
+            )
+
+
+def auth_line_bytes(token: str) -> int:
+    """The length of ``{"op":"AUTH","token":T,"rid":R}`` with the longest string rid."""
+    rid = 64 * 6 + 2  # 64 characters, each escaped as \uXXXX, in quotes
+    return len(b'{"op":"AUTH","token":,"rid":}') + len(json.dumps(token).encode()) + rid
 
 
 @dataclass(frozen=True, slots=True)

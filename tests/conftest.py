@@ -1,4 +1,4 @@
-"""Shared fixtures: a real server on port 0 per test, and loop selection."""
+"""Shared fixtures: a real server on port 0 per test, a test certificate, and loop selection."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import uvloop
 
 from broker.config import Config
 from broker.server import Server
+from tests.support import CertFiles, make_certificate
 
 
 def pytest_asyncio_loop_factories(
@@ -46,3 +47,9 @@ def server_factory() -> ServerFactory:
 async def server() -> AsyncIterator[Server]:
     async with running_server() as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def test_cert(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
+    """A self-signed certificate for 127.0.0.1 and localhost (needs the openssl CLI)."""
+    return make_certificate(tmp_path_factory.mktemp("tls"))

@@ -22,6 +22,7 @@ import msgspec
 
 from broker import __version__
 from broker.backend.base import Replies, ReplySink, StatsProvider
+from broker.backend.names import QueueIndex
 from broker.backend.receipts import Receipt, ReceiptOps, received
 from broker.config import Config
 from broker.engine import (
@@ -134,6 +135,7 @@ class MemoryBackend:
         self._draining = False  # the server is stopping: execute applies nothing
         #: seconds each waiting GET waited (until served, or until its wait ran out)
         self.get_wait = Histogram(WAIT_BOUNDS_S)
+        self._names = QueueIndex()  # the queues' names in order, for pages of STATS and QUEUES
         self._handlers: dict[type, Handler] = {
             rq.Put: self._put,
             rq.Get: self._get,
@@ -368,17 +370,25 @@ class MemoryBackend:
             return rp.InfoReply(message=acked)
         return rp.InfoReply(message=describe(found, now))
 
+    def _queue_page(self, req: rq.Stats | rq.Queues) -> tuple[list[str], str | None]:
+        """The names of a STATS or QUEUES page, and the cursor of the next one."""
+        # the engine's table, read only: it has no index of names of its own yet
+        table = self.engine._queues
+        limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
+        return self._names.page(table, req.prefix, req.cursor, limit)
+
     def _stats(self, owner: object, req: rq.Stats, now: float) -> rp.StatsReply:
         engine = self.engine
+        after: str | None = None
         if req.queue is not None:
             q = engine.find_queue(req.queue)
             if q is None:
                 raise NotFound(f"no queue named {req.queue!r}")
             queues = {q.name: engine.queue_stats(q, now)}
         else:
-            queues = {
-                name: engine.queue_stats(engine.queue(name), now) for name in engine.queue_names()
-            }
+            names, after = self._queue_page(req)
+            found = ((name, engine.find_queue(name)) for name in names)
+            queues = {name: engine.queue_stats(q, now) for name, q in found if q is not None}
         server: dict[str, Any] = {
             "version": __version__,
             "uptime": round(now - self._started_at, 3),
@@ -400,6 +410,8 @@ class MemoryBackend:
                 )
                 for o in self._owners
             ]
+        if after is not None:
+            reply.next = after
         return reply
 
     def _peek(self, owner: object, req: rq.Peek, now: float) -> rp.PeekReply:
@@ -431,7 +443,8 @@ class MemoryBackend:
         return rp.PeekReply(messages=out, total=total)
 
     def _queues(self, owner: object, req: rq.Queues, now: float) -> rp.QueuesReply:
-        return rp.QueuesReply(queues=self.engine.queue_names())
+        names, after = self._queue_page(req)
+        return rp.QueuesReply(queues=names, next=msgspec.UNSET if after is None else after)
 
     def _purge(self, owner: object, req: rq.Purge, now: float) -> rp.PurgeReply:
         return rp.PurgeReply(purged=self.engine.purge(now, req.queue))

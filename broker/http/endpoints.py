@@ -59,16 +59,18 @@ _NAME_TEXT = Annotated[str, Meta(max_length=rq.QUEUE_NAME_MAX)]
 
 
 class QueuePage(Struct, kw_only=True, forbid_unknown_fields=True):
-    """A page of ``GET /v1/queues``: the queues whose name starts with ``prefix`` and
-    contains ``contains``, in ``sort`` order (then by name), from ``offset`` or after
-    ``after`` (name order only); ``dead_queues`` false leaves out each ``<q>.dead`` whose
-    ``q`` exists (its messages are ``q``'s ``dead`` figure)."""
+    """A page of ``GET /v1/queues``: in name order after ``after`` (a page of STATS), or,
+    over every queue (a pass over all of them), those that contain ``contains`` in
+    ``sort`` order (then by name) from ``offset``, with their ``count`` and ``totals``;
+    ``dead_queues`` false leaves out each ``<q>.dead`` whose ``q`` exists (its messages
+    are ``q``'s ``dead`` figure). Both start with ``prefix``."""
 
     prefix: _NAME_TEXT = ""
     contains: _NAME_TEXT = ""
     sort: QueueOrder = "name"
     desc: bool = False
     dead_queues: bool = True
+    totals: bool = False
     offset: Annotated[int, Meta(ge=0)] = 0
     after: rq.QueueName | None = None
     limit: Annotated[int, Meta(ge=1, le=QUEUE_PAGE_MAX)] = QUEUE_PAGE_MAX
@@ -92,15 +94,16 @@ class MessageReceipt(Struct, kw_only=True, forbid_unknown_fields=True):
 
 class QueueList(Struct, kw_only=True, gc=False):
     """A page of queues' STATS figures, by name; ``order``: their names in the order asked
-    for; ``count``: the queues that match (on every page); ``totals``: figures summed over
-    them; ``server``: STATS' server figures; ``next``: the ``after`` of the next page."""
+    for; ``server``: STATS' server figures; ``next``: the ``after`` of the next page (name
+    order); over every queue, ``count``: the queues that match (on every page) and
+    ``totals``: their figures summed."""
 
     ok: bool = True
     queues: dict[str, rp.QueueStats]
     order: list[str]
-    count: int
-    totals: dict[str, int]
     server: dict[str, Any]
+    count: int | UnsetType = UNSET
+    totals: dict[str, int] | UnsetType = UNSET
     next: str | UnsetType = UNSET
 
 
@@ -159,42 +162,70 @@ async def delete_message(api: HttpApi, route: Route, request: web.Request) -> we
 
 
 async def queue_list(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
+    """A page of STATS (its cursor is the name after which the page starts: ``after``)."""
     page: QueuePage = await parse(route, request)
-    if page.after is not None and (page.sort != "name" or page.desc or page.offset):
-        raise BadRequest("`after` pages in name order: it takes no `sort`, `desc` or `offset`")
-    stats = await api.call(rq.Stats())
-    assert isinstance(stats, rp.StatsReply)
+    every = _needs_every_queue(page)
+    if page.after is not None and every:
+        raise BadRequest(
+            "`after` pages in name order alone: with `sort`, `desc`, `contains`, "
+            "`dead_queues`, `totals` or `offset`, page with `offset`"
+        )
+    if not every:
+        stats = await api.call(rq.Stats(prefix=page.prefix, limit=page.limit, cursor=page.after))
+        assert isinstance(stats, rp.StatsReply)
+        order = list(stats.queues)
+        return respond(
+            QueueList(queues=stats.queues, order=order, server=stats.server, next=stats.next)
+        )
+    stats = await every_queue(api, page.prefix)
     queues = stats.queues
-    names = [name for name in queues if _listed(page, name, queues)]
+    names = sorted(name for name in queues if _listed(page, name, queues))
     totals = dict.fromkeys(SUMMED, 0)
     for name in names:
         figures = queues[name]
         for figure in SUMMED:
             totals[figure] += getattr(figures, figure)
-    names.sort()
     if page.sort != "name" or page.desc:
-        names.sort(key=_sort_key(page.sort, queues), reverse=page.desc)
-    after = [n for n in names if n > page.after] if page.after is not None else names
-    shown = after[page.offset : page.offset + page.limit]
-    out = QueueList(
-        queues={name: queues[name] for name in shown},
-        order=shown,
-        count=len(names),
-        totals=totals,
-        server=stats.server,
+        names.sort(key=_sort_key(page.sort, queues), reverse=page.desc)  # ties stay by name
+    shown = names[page.offset : page.offset + page.limit]
+    return respond(
+        QueueList(
+            queues={name: queues[name] for name in shown},
+            order=shown,
+            count=len(names),
+            totals=totals,
+            server=stats.server,
+        )
     )
-    name_order = page.sort == "name" and not page.desc and not page.offset
-    if name_order and len(after) > page.limit:
-        out.next = shown[-1]
-    return respond(out)
+
+
+def _needs_every_queue(page: QueuePage) -> bool:
+    """Whether the page needs every queue's figures: sorted, filtered, counted or summed."""
+    plain = page.sort == "name" and not page.desc and not page.offset and not page.contains
+    return page.totals or not plain or not page.dead_queues
 
 
 def _listed(page: QueuePage, name: str, queues: dict[str, rp.QueueStats]) -> bool:
-    if not name.startswith(page.prefix) or page.contains not in name:
+    if page.contains not in name:
         return False
     if page.dead_queues or not name.endswith(DEAD_SUFFIX):
         return True
     return name.removesuffix(DEAD_SUFFIX) not in queues  # a dead queue whose queue is gone
+
+
+async def every_queue(api: HttpApi, prefix: str = "") -> rp.StatsReply:
+    """STATS of every queue (whose name starts with ``prefix``), a page per call (the loop
+    runs other work between pages)."""
+    stats = await api.call(rq.Stats(prefix=prefix, limit=rq.LIST_LIMIT_MAX))
+    assert isinstance(stats, rp.StatsReply)
+    cursor = stats.next
+    while isinstance(cursor, str):
+        page = await api.call(rq.Stats(prefix=prefix, limit=rq.LIST_LIMIT_MAX, cursor=cursor))
+        assert isinstance(page, rp.StatsReply)
+        stats.queues.update(page.queues)
+        stats.server, cursor = page.server, page.next
+    stats.next = UNSET
+    return stats
 
 
 def _sort_key(sort: str, queues: dict[str, rp.QueueStats]) -> Any:
@@ -248,7 +279,6 @@ async def openapi(api: HttpApi, route: Route, request: web.Request) -> web.Strea
 
 
 async def metrics(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
-    stats = await api.call(rq.Stats())
-    assert isinstance(stats, rp.StatsReply)
+    stats = await every_queue(api)
     body, content_type = exposition(stats, api.histograms(), api.config.metrics_queues)
     return web.Response(body=body, headers={"Content-Type": content_type})

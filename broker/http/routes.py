@@ -277,7 +277,17 @@ ROUTES: Final[tuple[Route, ...]] = (
         "queues",
         Shape(
             ep.QueuePage,
-            query=("prefix", "contains", "sort", "desc", "dead_queues", "offset", "after", "limit"),
+            query=(
+                "prefix",
+                "after",
+                "limit",
+                "contains",
+                "sort",
+                "desc",
+                "offset",
+                "dead_queues",
+                "totals",
+            ),
         ),
         ok={200: ep.QueueList},
         reply_examples={
@@ -285,20 +295,20 @@ ROUTES: Final[tuple[Route, ...]] = (
                 "ok": True,
                 "queues": {"jobs": _QUEUE_FIGURES},
                 "order": ["jobs"],
+                "server": {"version": "1.0.0", "uptime": 12.5, "connections": 1},
                 "count": 1,
                 "totals": {name: _QUEUE_FIGURES[name] for name in ep.SUMMED},
-                "server": {"version": "1.0.0", "uptime": 12.5, "connections": 1},
             }
         },
-        description="The queues whose name starts with `prefix` and contains `contains`, "
-        "in name order, or sorted by a figure (`sort`, `desc`; ties in name order; no "
-        "oldest ready message and no rate limit sort below every number), `limit` of them "
-        "from `offset`. `order` lists their names in that order; `count` is how many "
-        "queues match, `totals` their figures summed, `server` STATS' server figures (what "
-        "a dashboard shows beside the table, in the same request). In name order `next`, "
-        "present when more follow, is the `after` of the next page (`after` takes no "
-        "`sort` or `offset`). `dead_queues=false` leaves out each `<q>.dead` whose `q` "
-        "exists: its messages are `q`'s `dead` figure.",
+        description="Queues whose name starts with `prefix`, `limit` of them, with STATS' "
+        "server figures (`server`) and their names in order (`order`). In name order, "
+        "after `after`: `next`, present when more follow, is the `after` of the next page. "
+        "Or, over every queue (one pass over all of them, for a dashboard's table): those "
+        "whose name contains `contains`, sorted by a figure (`sort`, `desc`; ties in name "
+        "order; no oldest ready message and no rate limit sort below every number), from "
+        "`offset`, with `count` (how many match) and `totals` (their figures summed); "
+        "`totals=true` asks for these in name order. `dead_queues=false` leaves out each "
+        "`<q>.dead` whose `q` exists: its messages are `q`'s `dead` figure.",
     ),
     Route(
         "queue",
@@ -359,9 +369,9 @@ ROUTES: Final[tuple[Route, ...]] = (
         "GET",
         "/v1/stats",
         ep.op,
-        "The server's figures and every queue's (STATS)",
+        "The server's figures and a page of queues' (STATS)",
         "server",
-        Shape(rq.Stats, query=("connections",)),
+        Shape(rq.Stats, query=("connections", "prefix", "limit", "cursor")),
         ok={200: rp.StatsReply},
         reply_examples={
             200: {"ok": True, "server": {"version": "1.0.0"}, "queues": {"jobs": _QUEUE_FIGURES}}

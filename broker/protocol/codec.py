@@ -2,13 +2,17 @@
 
 Owns: decoding one line into a typed ``Request`` or an ``Invalid`` (the error
 and the request's ``rid`` when it could be read). Bodies stay raw JSON
-(``msgspec.Raw``). Replies are encoded by ``replies.py``.
+(``msgspec.Raw``). Replies are encoded by ``replies.py``. Given ``max_batch``,
+a batch field (``ids``, ``messages``) longer than it is refused before its items
+are built (``requests.batch_shape``): a line that could hold such a batch (at
+least ``max_batch`` commas) is first read for its batch lengths only.
 Must never: do IO, touch queue state, or raise for bad input (bad input is an
 ``Invalid`` result, never an exception).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 import msgspec
@@ -17,6 +21,7 @@ from broker.errors import BadJson, BadRequest, LineTooLong, UnknownOp, WonderQEr
 from broker.protocol.bodies import body_problem
 from broker.protocol.framing import TOO_LONG, Frame
 from broker.protocol.requests import (
+    BATCH_FIELDS,
     HEADER_BYTES_MAX,
     OPS,
     QUEUE_NAME_CHARS,
@@ -34,7 +39,9 @@ from broker.protocol.requests import (
     Remove,
     Request,
     Resume,
+    Rid,
     Stats,
+    batch_shape,
 )
 from broker.protocol.shorthand import TOO_DEEP, to_json
 
@@ -46,6 +53,20 @@ _BAD_QUEUE: Final = _QUEUE_RULE + " - at `$.queue`"
 _NAMES_QUEUE: Final = frozenset(
     {Put, Get, Peek, Purge, Redrive, Stats, Remove, Delete, Pause, Resume, Configure, Receive}
 )
+
+
+class _RidOnly(msgspec.Struct):
+    """A request's rid alone (every other field skipped unread)."""
+
+    rid: Rid | None = None
+
+
+_rid_decoder: Final = msgspec.json.Decoder(_RidOnly)
+
+
+@lru_cache(maxsize=16)
+def _shape_decoder(max_batch: int, field: str) -> msgspec.json.Decoder[msgspec.Struct]:
+    return msgspec.json.Decoder(batch_shape(max_batch, field))
 
 
 class Invalid:
@@ -61,15 +82,15 @@ class Invalid:
         return f"Invalid({self.error.code}: {self.error.message!r}, rid={self.rid!r})"
 
 
-def decode(frame: Frame, max_line: int) -> Request | Invalid:
-    """Decode one framed line. Never raises."""
+def decode(frame: Frame, max_line: int, max_batch: int | None = None) -> Request | Invalid:
+    """Decode one framed line (with ``max_batch``, batches are bounded first). Never raises."""
     if frame is TOO_LONG:
         return Invalid(LineTooLong(f"line is longer than the limit (max-line) of {max_line} bytes"))
     assert isinstance(frame, bytes)
     line = frame.lstrip()
     if not line.startswith(_JSON_STARTS):
         try:
-            line = to_json(line)
+            line = to_json(line, max_batch)
         except WonderQError as exc:
             return Invalid(exc)
     elif not line.isascii():
@@ -77,6 +98,11 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
             line.decode()
         except UnicodeDecodeError as exc:
             return Invalid(BadJson(f"line is not valid UTF-8 (byte {exc.start})"))
+    # a batch of n items takes 2n-1 bytes and n-1 commas at least
+    if max_batch is not None and len(line) > 2 * max_batch and line.count(b",") >= max_batch:
+        too_long = _batch_too_long(line, max_batch)
+        if too_long is not None:
+            return too_long
     try:
         request: Request = _decoder.decode(line)
     except msgspec.ValidationError as exc:
@@ -93,6 +119,32 @@ def decode(frame: Frame, max_line: int) -> Request | Invalid:
     return request
 
 
+def _batch_too_long(line: bytes, max_batch: int) -> Invalid | None:
+    """The error for a batch field of more than ``max_batch`` items, found without
+    building them; None when every batch fits (or the line is bad in another way,
+    which the typed decoder then names)."""
+    for field in BATCH_FIELDS:
+        try:
+            _shape_decoder(max_batch, field).decode(line)
+        except msgspec.ValidationError as exc:
+            if "of at most length" not in str(exc):
+                continue  # not an array, say: the typed decoder names the problem
+            try:
+                rid = _rid_decoder.decode(line).rid
+            except msgspec.DecodeError:  # a bad rid: the error goes without one
+                rid = None
+            return Invalid(
+                BadRequest(
+                    f"`{field}` holds more than {max_batch} {field}; "
+                    f"the limit (max-batch) is {max_batch}"
+                ),
+                rid,
+            )
+        except (msgspec.DecodeError, RecursionError):
+            return None  # not JSON: the typed decoder says where
+    return None
+
+
 def check_shape(request: Request) -> str | None:
     """Rules the types do not say: exactly one of two fields, a queue name's characters,
     what a body may hold, the size of a header block."""
@@ -103,6 +155,10 @@ def check_shape(request: Request) -> str | None:
             return _BAD_QUEUE
     if kind is Put:
         return _check_put(request)  # type: ignore[arg-type]
+    if kind is Stats and request.queue is not None:  # type: ignore[union-attr]
+        stats: Stats = request  # type: ignore[assignment]
+        if stats.prefix or stats.limit is not None or stats.cursor is not None:
+            return "STATS lists one `queue` or a page of queues (`prefix`, `limit`, `cursor`), not both"
     if kind is Ack:
         has_id = request.id is not msgspec.UNSET  # type: ignore[union-attr]
         has_ids = request.ids is not msgspec.UNSET  # type: ignore[union-attr]

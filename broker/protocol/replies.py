@@ -152,10 +152,12 @@ class StatsReply(_Reply, kw_only=True):
     server: dict[str, Any]
     queues: dict[str, QueueStats]
     connections: list[ConnectionView] | UnsetType = UNSET
+    next: str | UnsetType = UNSET  # more queues follow: the cursor of the next page
 
 
 class QueuesReply(_Reply, kw_only=True):
     queues: list[str]
+    next: str | UnsetType = UNSET  # more queues follow: the cursor of the next page
 
 
 class PurgeReply(_Reply, kw_only=True):

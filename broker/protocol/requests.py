@@ -10,9 +10,10 @@ Must never: import the engine or do IO.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Final, Literal
 
-from msgspec import UNSET, Meta, Raw, Struct, UnsetType
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType, defstruct
 
 QUEUE_NAME_MAX: Final = 200
 KEY_MAX: Final = 256
@@ -34,6 +35,8 @@ HEADER_NAME_MAX: Final = 256
 RATE_MAX: Final = 1_000_000.0  # deliveries per second
 DEDUP_WINDOW_MAX_S: Final = 86_400.0
 MAX_LENGTH_MAX: Final = 2**53
+LIST_LIMIT_MAX: Final = 1000  # queues in one STATS or QUEUES reply
+LIST_LIMIT_DEFAULT: Final = 1000
 
 #: The characters of a queue name. The codec checks them after decoding (a set test
 #: costs about a third of msgspec's regex ``pattern`` on this hot path); the length
@@ -112,8 +115,21 @@ class Info(_Request, tag="INFO"):
     id: MessageId
 
 
+#: how many queues one STATS or QUEUES reply lists (None: LIST_LIMIT_DEFAULT)
+ListLimit = Annotated[int, Meta(ge=1, le=LIST_LIMIT_MAX)]
+#: the start of the queue names to list ("" lists every queue)
+Prefix = Annotated[str, Meta(max_length=QUEUE_NAME_MAX)]
+#: where a listing goes on: the ``next`` of the reply before (opaque to clients)
+Cursor = Annotated[str, Meta(min_length=1, max_length=QUEUE_NAME_MAX)]
+
+
 class Stats(_Request, tag="STATS"):
+    """The server's figures and one queue's (``queue``), or a page of queues' (the rest)."""
+
     queue: QueueName | None = None
+    prefix: Prefix = ""
+    limit: ListLimit | None = None
+    cursor: Cursor | None = None
     connections: bool = False
 
 
@@ -127,7 +143,11 @@ class Peek(_Request, tag="PEEK"):
 
 
 class Queues(_Request, tag="QUEUES"):
-    pass
+    """A page of queue names, in order: those starting with ``prefix``, after ``cursor``."""
+
+    prefix: Prefix = ""
+    limit: ListLimit | None = None
+    cursor: Cursor | None = None
 
 
 class Purge(_Request, tag="PURGE"):
@@ -249,6 +269,32 @@ REQUEST_TYPES: Final[tuple[type[_Request], ...]] = (
     Auth,
 )
 OPS: Final[frozenset[str]] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
+
+
+#: the request fields that hold a batch, at most ``--max-batch`` items each
+BATCH_FIELDS: Final = ("ids", "messages")  # ids first: the cheaper items to send
+
+
+@lru_cache(maxsize=16)
+def batch_shape(max_batch: int, field: str) -> type[Struct]:
+    """A request's batch ``field`` alone, as an array of at most ``max_batch`` items.
+
+    Decoding a line into this type checks the length of that field without
+    building its items: the array decodes into an ``array_like`` Struct of
+    ``max_batch`` optional raw fields, and msgspec stops at the first item past
+    them ("Expected `array` of at most length N"). Every other field and every
+    item is skipped or kept raw, unread. Built once per field and value of
+    ``--max-batch`` (msgspec checks a list's ``max_length`` only after building
+    every item: 8 ms for 100,000 ids in a 1 MiB line, where this takes 0.02 ms).
+    """
+    items = defstruct(
+        f"{field.capitalize()}Items",
+        [(f"i{n}", Raw | UnsetType, UNSET) for n in range(max_batch)],
+        array_like=True,
+        forbid_unknown_fields=True,
+    )
+    return defstruct(f"{field.capitalize()}Shape", [(field, items | None, None)])
+
 
 # ------------------------------------------------------------------ receipts
 # The HTTP API's own requests: a message received over HTTP is leased to a

@@ -89,8 +89,9 @@ def _queue_and_ids(op: str, args: list[str], ids_required: bool) -> dict[str, An
     return request
 
 
-def to_json(line: bytes) -> bytes:
-    """Translate one shorthand line to a JSON request line."""
+def to_json(line: bytes, max_batch: int | None = None) -> bytes:
+    """Translate one shorthand line to a JSON request line; with ``max_batch``, a line of
+    more arguments than a batch may hold is refused before they are split apart."""
     try:
         text = line.decode().strip()
     except UnicodeDecodeError as exc:
@@ -101,7 +102,15 @@ def to_json(line: bytes) -> bytes:
     if op == "PUT":
         built = _put(rest)
         return built if isinstance(built, bytes) else _encode(built)
-    args = rest.split()
+    if max_batch is None:
+        args = rest.split()
+    else:  # a queue and max_batch ids at most, and one more piece holding what is left
+        args = rest.split(maxsplit=max_batch + 1)
+        if len(args) > max_batch + 1:
+            raise BadRequest(
+                f"shorthand {op} holds more than {max_batch + 1} arguments; "
+                f"the limit (max-batch) is {max_batch} ids"
+            )
     if op == "ACK":
         return _encode(_ack(args))
     if op in ("REDRIVE", "REMOVE"):

@@ -17,7 +17,25 @@ before such lines arrive, since a durable batch usually completes (its fsync)
 before the loop reads again, and a pause and resume cost two ``epoll_ctl``.
 Before the backend sees a request, the connection's ``AuthGate`` screens it
 (``AUTH`` never reaches a backend). A connection over the server's
-``max-connections`` is refused in ``connection_made`` with one error line.
+``max-connections`` is refused in ``connection_made`` with one error line
+(on a TLS port, ``tls.TlsListener`` refuses it before its handshake).
+
+Input is bounded before it is trusted. Until the gate opens, a line may be at
+most ``max_line_unauthenticated`` bytes: a longer one (complete, or still
+arriving) is answered ``line_too_long`` without being decoded, counts as a
+failed attempt, and the rest of it is discarded. The unfinished line a
+connection holds counts against the server's budget for all of them
+(``max-buffered``): a connection whose line would pass it is closed with one
+``unavailable`` line, and what it held is given back.
+
+Connections take turns: once one has used ``TURN_S`` of the loop (between two
+batches, or across reads), it stops reading, keeps what it read in ``_pending``
+and goes on at the next turn of the loop (``call_soon``), after every other
+connection ready now. A batch holds at most ``BATCH_LINES`` lines and
+``BATCH_BYTES`` of input (a longer line is a batch alone). A read of one short
+line (the hot path: a client waiting for each reply) is not timed: a client
+that sends faster than its requests run has several lines in its next read,
+which is timed, so untimed work stays one request a turn.
 
 A stop (``drain``, then ``finish``): the backend already refuses new work
 (every request read from now on is answered ``shutting_down``); once the peer
@@ -36,11 +54,12 @@ asyncio callback.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
+import itertools
 import logging
-import socket
-import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic, perf_counter
 from typing import Final, Protocol, cast
 
 from broker.backend.base import Backend, Replies
@@ -48,10 +67,12 @@ from broker.config import Config
 from broker.errors import Unauthorized, Unavailable, WonderQError
 from broker.histogram import Histogram
 from broker.protocol.codec import Invalid, decode
-from broker.protocol.framing import Frame, LineFramer
+from broker.protocol.framing import TOO_LONG, Frame, LineFramer
 from broker.protocol.replies import Reply, encode_reply, error_reply, reply_line, with_rid
 from broker.protocol.requests import AnyRequest, Auth, Quit, Request
-from broker.server.auth import Answered, AuthGate, AuthState, Item
+from broker.server.auth import Answered, AuthGate, AuthState, Item, decode_before_auth
+from broker.server.sockets import tune
+from broker.server.throttle import AuthThrottle, source_of
 
 log = logging.getLogger("wonderq.connection")
 
@@ -59,10 +80,21 @@ _NEWLINE = b"\n"
 
 #: Lines per backend batch: bounds the replies written past the high-water mark.
 BATCH_LINES = 32
+#: Input per batch once it holds more than a few lines (big lines make small batches).
+BATCH_BYTES: Final = 64 * 1024
+#: Loop time one connection may use before the others get a turn.
+TURN_S: Final = 0.005
 
+
+_OPEN: Final = AuthState.OPEN
 
 #: Items the fast path of a batch leaves to the slow one (the auth gate, QUIT, errors).
 _SPECIAL: Final = frozenset({Invalid, Auth, Quit})
+
+
+def _lines_within(frames: Sequence[Frame], size: int) -> int:
+    """How many of the first ``frames`` hold at most ``size`` bytes in all (at least one)."""
+    return max(1, bisect.bisect_right(list(itertools.accumulate(map(len, frames))), size))
 
 
 class ConnectionHost(Protocol):
@@ -71,28 +103,34 @@ class ConnectionHost(Protocol):
     config: Config
     #: seconds from decoding a batch to writing its replies (None: not measured)
     batch_latency: Histogram | None
+    #: failed AUTHs per source address (None: no token)
+    auth_throttle: AuthThrottle | None
 
     def connection_count(self) -> int:
-        """Connections open now (not counting refused ones)."""
+        """Connections open now, TLS handshakes under way included (not refused ones)."""
+        ...
+
+    def hold(self, delta: int) -> bool:
+        """Count ``delta`` more bytes of unfinished lines held; False (and nothing
+        counted) when a positive ``delta`` would pass the server's budget."""
         ...
 
     def connection_opened(self, conn: Connection) -> None: ...
 
-    def connection_refused(self, conn: Connection) -> None: ...
+    def connection_refused(self, peer: str) -> None: ...
 
     def connection_closed(self, conn: Connection) -> None: ...
-
-    def connection_active(self, conn: Connection) -> None:
-        """``conn`` completed a request: its idle time starts again."""
-        ...
 
 
 class Connection(asyncio.Protocol):
     def __init__(self, server: ConnectionHost, backend: Backend) -> None:
         self._server = server
         self._backend = backend
-        self._framer = LineFramer(server.config.max_line)
-        self._max_line = server.config.max_line
+        config = server.config
+        self._framer = LineFramer(config.max_line)
+        self._max_line = config.max_line
+        self._max_batch = config.max_batch
+        self._held = 0  # bytes of an unfinished line counted in the server's budget
         self.transport: asyncio.Transport | None = None
         self.owner: object = None
         self.peer = "?"
@@ -102,8 +140,15 @@ class Connection(asyncio.Protocol):
         # lines read but not run yet: while the write buffer is full or a batch is async
         self._pending: list[Frame] = []
         self._closing = False
-        self._gate = AuthGate(server.config.token)
+        self._gate = AuthGate(config.token)  # given its throttle once the peer is known
         self.refused = False  # over max-connections: never opened with the backend
+        self.opened = False  # known to the backend and the server (not refused)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Callable[[], float] = monotonic  # the loop's, once connected
+        #: when this connection last completed a request (the loop's clock), for the idle timeout
+        self.active_at = 0.0
+        self._used_s = 0.0  # loop time used since this connection's last turn ended
+        self._yielding = False  # waiting for its next turn (reading paused)
         self._latency = server.batch_latency  # None unless metrics are on
         # stopping (see the module docstring): drain() then finish()
         self._draining = False
@@ -117,14 +162,19 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time
+        self.active_at = self._clock()
+        tune(transport.get_extra_info("socket"))
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
-        config = self._server.config
-        if self._server.connection_count() >= config.max_connections:
+        server = self._server
+        config = server.config
+        if config.token is not None:
+            source = source_of(str(peer[0])) if peer else self.peer
+            self._gate = AuthGate(config.token, throttle=server.auth_throttle, source=source)
+        if server.connection_count() >= config.max_connections:
             self.refused = True
             self._closing = True
             refusal = Unavailable(
@@ -132,18 +182,22 @@ class Connection(asyncio.Protocol):
             )
             transport.write(reply_line(encode_reply(error_reply(refusal)), None))
             transport.close()
-            self._server.connection_refused(self)
+            server.connection_refused(self.peer)
             return
         transport.set_write_buffer_limits(high=config.write_high_water, low=config.write_low_water)
         self.owner = self._backend.open(self)
-        self._server.connection_opened(self)
+        self.opened = True
+        server.connection_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         if self._quiet_timer is not None:
             self._quiet_timer.cancel()
             self._quiet_timer = None
-        if self.refused:
+        self._server.hold(-self._held)  # its unfinished line is given back
+        self._held = 0
+        self._framer.drop_held()
+        if not self.opened:  # refused over max-connections
             return
         if self._busy is not None:
             self._busy.cancel()
@@ -175,7 +229,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._paused_for_write or self._pending:
+        if self._paused_for_write or self._pending or self._yielding:
             if transport.is_reading():
                 transport.pause_reading()
         elif not transport.is_reading():
@@ -186,52 +240,110 @@ class Connection(asyncio.Protocol):
             return  # closed, or half-closed by a stop: what the peer sends is dropped
         if self._draining:
             self._last_input_at = asyncio.get_running_loop().time()
-        frames = self._framer.feed(data)
-        if self._pending or self._busy is not None:  # a batch is in flight: lines wait
+        framer = self._framer
+        frames = framer.feed(data)
+        if self._pending or self._busy is not None or self._yielding:  # lines wait their turn
             self._pending.extend(frames)
             self._update_reading()
-            return
-        if len(frames) == 1 and not self._paused_for_write:
-            self._run_one(frames[0])
+        elif len(frames) == 1 and not self._paused_for_write and len(frames[0]) < BATCH_BYTES:
+            self._run_one(frames[0])  # one request, not timed (see the module docstring)
         else:
-            self._process(frames)
+            started = perf_counter()
+            self._process(frames, started)
+            self._spend(started)
+        if framer.buffered != self._held or self._gate.state is not _OPEN:
+            self._bound_held()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too once replies are flushed
 
+    # ------------------------------------------------------------ input bounds
+
+    def _bound_held(self) -> None:
+        """Bound the unfinished line: by the limit before AUTH, then by the server's budget."""
+        if self._closing:
+            return
+        framer = self._framer
+        locked = self._gate.state is not AuthState.OPEN and not self._pending
+        if locked and framer.drop_held_over(self._server.config.max_line_unauthenticated):
+            self._process((TOO_LONG,), perf_counter())  # a failed attempt
+        held = framer.buffered
+        if held == self._held or self._closing:
+            return
+        if self._server.hold(held - self._held):
+            self._held = held
+            return
+        framer.drop_held()
+        budget = self._server.config.max_buffered
+        refusal = Unavailable(
+            f"the server holds its limit (max-buffered) of {budget} bytes of unfinished "
+            f"lines; this connection's line of {held} bytes does not fit: closing the connection"
+        )
+        self._write(reply_line(encode_reply(error_reply(refusal)), None))
+        self.close()
+
+    # ------------------------------------------------------------------ turns
+
+    def _spend(self, started: float) -> None:
+        """Count the loop time used since ``started``; past this turn's share, yield."""
+        self._used_s += perf_counter() - started
+        if self._used_s > TURN_S and not self._yielding:
+            self._yield_turn()
+
+    def _yield_turn(self) -> None:
+        """Stop reading until the next turn of the loop: every connection ready now goes first."""
+        if self._closing or self._loop is None:
+            return
+        self._yielding = True
+        self._loop.call_soon(self._end_turn)
+        self._update_reading()
+
+    def _end_turn(self) -> None:
+        self._yielding = False
+        self._used_s = 0.0
+        if not self._closing:
+            self._run_pending()
+
     # ---------------------------------------------------------------- batches
 
-    def _process(self, frames: Sequence[Frame]) -> None:
-        """Run ``frames`` batch by batch while replies can be written; keep the rest."""
+    def _process(self, frames: Sequence[Frame], started: float) -> None:
+        """Run ``frames`` batch by batch while replies can be written and this turn lasts;
+        keep the rest in ``_pending``. ``started``: when this turn's work began."""
         done = 0
-        while done < len(frames) and not self._closing:
-            if self._busy is not None or self._paused_for_write:
+        total = len(frames)
+        while done < total and not self._closing:
+            if self._busy is not None or self._paused_for_write or self._yielding:
                 self._pending.extend(frames[done:])
                 break
-            self._run_batch(frames[done : done + BATCH_LINES])
-            done += BATCH_LINES
+            done = self._run_batch(frames, done)
+            if done < total and self._used_s + perf_counter() - started > TURN_S:
+                self._yield_turn()
         self._update_reading()
 
     def _run_pending(self) -> None:
+        if not self._pending:
+            self._update_reading()
+            return
         pending, self._pending = self._pending, []
-        self._process(pending)
+        started = perf_counter()
+        self._process(pending, started)
+        self._spend(started)
 
     def _run_one(self, frame: Frame) -> None:
         """A read that holds one line (a client waiting for each reply): the batch
         path without its lists, for a plain request on an open connection."""
-        request = decode(frame, self._max_line)
-        if (
-            type(request) in _SPECIAL
-            or self._gate.state is not AuthState.OPEN
-            or self._latency is not None
-        ):
-            started = time.perf_counter() if self._latency is not None else 0.0
+        if self._gate.state is not AuthState.OPEN:
+            self._process((frame,), perf_counter())
+            return
+        request = decode(frame, self._max_line, self._max_batch)
+        if type(request) in _SPECIAL or self._latency is not None:
+            started = perf_counter() if self._latency is not None else 0.0
             self._run_items([request], started)
             self._update_reading()
             return
         request = cast(Request, request)
         self.requests_served += 1
-        self._server.connection_active(self)
+        self.active_at = self._clock()
         try:
             result = self._backend.execute(self.owner, (request,))
         except WonderQError as exc:  # the store is unavailable, say
@@ -243,10 +355,21 @@ class Connection(asyncio.Protocol):
         if reply is not None:  # None: a waiting GET, delivered later
             self._write(reply_line(encode_reply(reply), request.rid))
 
-    def _run_batch(self, frames: Sequence[Frame]) -> None:
-        started = time.perf_counter() if self._latency is not None else 0.0
-        max_line = self._max_line
-        self._run_items([decode(f, max_line) for f in frames], started)
+    def _run_batch(self, frames: Sequence[Frame], start: int) -> int:
+        """Run the batch of ``frames`` that begins at ``start``; where the next one begins."""
+        started = perf_counter() if self._latency is not None else 0.0
+        if self._gate.state is not AuthState.OPEN:
+            limit = self._server.config.max_line_unauthenticated
+            chunk = frames[start : start + BATCH_LINES]
+            decoded = decode_before_auth(chunk, limit, self._max_line, self._max_batch)
+            self._run_items(decoded, started)
+            return start + len(decoded)
+        chunk = frames[start : start + BATCH_LINES]
+        if sum(map(len, chunk)) > BATCH_BYTES:
+            chunk = chunk[: _lines_within(chunk, BATCH_BYTES)]
+        max_line, max_batch = self._max_line, self._max_batch
+        self._run_items([decode(f, max_line, max_batch) for f in chunk], started)
+        return start + len(chunk)
 
     def _run_items(self, decoded: list[Request | Invalid], started: float) -> None:
         if self._gate.state is AuthState.OPEN and _SPECIAL.isdisjoint(map(type, decoded)):
@@ -255,14 +378,15 @@ class Connection(asyncio.Protocol):
             plain = True  # every item is a request, none of them QUIT
         else:
             plain = False
-            items = self._gate.screen(decoded)
+            now = self._loop.time() if self._loop is not None else 0.0
+            items = self._gate.screen(decoded, now)
             for i, item in enumerate(items):
                 if type(item) is Quit:  # nothing after QUIT runs: it would get no reply
                     del items[i + 1 :]
                     break
             requests = [i for i in items if not isinstance(i, (Invalid, Answered))]
         self.requests_served += len(items)
-        self._server.connection_active(self)
+        self.active_at = self._clock()
         try:
             result = self._backend.execute(self.owner, requests) if requests else []
         except WonderQError as exc:  # the whole batch failed (e.g. store unavailable)
@@ -270,7 +394,7 @@ class Connection(asyncio.Protocol):
         if isinstance(result, list):
             self._write_batch(items, result, plain)
             if self._latency is not None:
-                self._latency.observe(time.perf_counter() - started)
+                self._latency.observe(perf_counter() - started)
         else:
             self._await(result, items, plain, started)
 
@@ -301,7 +425,7 @@ class Connection(asyncio.Protocol):
             return
         self._write_batch(items, replies, plain)
         if self._latency is not None:
-            self._latency.observe(time.perf_counter() - started)
+            self._latency.observe(perf_counter() - started)
         self._run_pending()
         if self._finishing and self._busy is None:
             self._half_close()

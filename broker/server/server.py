@@ -1,9 +1,14 @@
 """The TCP server: listens, tracks connections, starts and stops the backend.
 
-Owns: the listening socket (plain TCP, or TLS with an ``ssl.SSLContext``), the
-set of live connections, the idle timeout and, with a token, the deadline to
-authenticate (each one ``IdleTracker`` and one loop timer for every
-connection, never a timer per connection), the graceful stop (below), the process figures STATS
+Owns: the listening sockets (plain TCP, or TLS with an ``ssl.SSLContext``,
+accepted by ``tls.TlsListener`` so that a handshake counts against
+max-connections from the accept), the set of live connections, the idle
+timeout and, with a token, the deadline to authenticate (each one
+``IdleTracker`` and one loop timer for every connection, never a timer per
+connection; a connection stamps its own last request, which the idle timer
+reads only when a deadline comes), the failed-AUTH throttle every connection
+shares, the budget of unfinished request lines over all connections
+(``max-buffered``), the graceful stop (below), the process figures STATS
 reports (connections, RSS), one log line per connection opened and closed, and
 the batch-latency histogram the connections fill when metrics are on
 (``measure_latency=True``).
@@ -34,7 +39,7 @@ import ssl as ssl_module
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from broker.backend.base import Backend
 from broker.backend.memory import MemoryBackend
@@ -42,7 +47,9 @@ from broker.config import Config
 from broker.histogram import LATENCY_BOUNDS_S, Histogram
 from broker.server.connection import Connection
 from broker.server.idle import IdleTracker
-from broker.server.process import rss_bytes
+from broker.server.process import give_back_memory, rss_bytes
+from broker.server.throttle import AuthThrottle
+from broker.server.tls import TlsListener, bind
 
 log = logging.getLogger("wonderq.server")
 
@@ -52,23 +59,35 @@ QUIET_S: Final = 0.1
 DRAIN_MAX_S: Final = 1.0
 #: half-closed connections whose peer has not closed this much later are aborted
 CLOSE_S: Final = 2.0
-_TLS_HANDSHAKE_TIMEOUT_S = 10.0
+_BACKLOG: Final = 1024
+#: once unfinished lines this big were freed, the heap's free memory goes back to the OS ...
+TRIM_AFTER_BYTES: Final = 16 * 1024 * 1024
+#: ... at most this often
+TRIM_EVERY_S: Final = 1.0
 #: With a token, a connection that has not authenticated this long after opening is closed.
 AUTH_TIMEOUT_S: Final = 10.0
 
 
 class _Sweep:
-    """One ``IdleTracker`` and the one loop timer at its earliest deadline."""
+    """One ``IdleTracker`` and the one loop timer at its earliest deadline. With
+    ``last_active``, a connection's deadline follows the activity it stamps itself."""
 
-    __slots__ = ("_firing", "_on_expired", "_timer", "tracker")
+    __slots__ = ("_firing", "_last_active", "_on_expired", "_timer", "tracker")
 
-    def __init__(self, timeout_s: float, on_expired: Callable[[Connection, float], None]) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        on_expired: Callable[[Connection, float], None],
+        last_active: Callable[[Connection], float] | None = None,
+    ) -> None:
         self.tracker: IdleTracker[Connection] = IdleTracker(timeout_s)
         self._on_expired = on_expired
+        self._last_active = last_active
         self._timer: asyncio.TimerHandle | None = None
         self._firing = False
 
     def touch(self, conn: Connection) -> None:
+        """``conn`` starts its time now (it opened, or it holds work and is looked at later)."""
         loop = asyncio.get_running_loop()
         self.tracker.touch(conn, loop.time())
         if self._timer is None and not self._firing:
@@ -87,15 +106,21 @@ class _Sweep:
         self._timer = None if at is None else loop.call_at(at, self._fire, loop)
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Deadlines only move later, so a timer armed at the first one is never late."""
+        """A new deadline is never earlier than those already set (each is ``timeout_s``
+        after an instant already past), so a timer armed at the first is never late."""
         self._firing = True
         try:
             now = loop.time()
-            for conn in self.tracker.expired(now):
+            for conn in self.tracker.expired(now, self._last_active):
                 self._on_expired(conn, now)
         finally:
             self._firing = False
         self._arm(loop)
+
+
+def _active_at(conn: Connection) -> float:
+    """When ``conn`` last completed a request (it stamps each one; no call per request)."""
+    return conn.active_at
 
 
 class Frontend(Protocol):
@@ -130,13 +155,21 @@ class Server:
             else MemoryBackend(self.config, first_seq=first_seq_from_clock())
         )
         self.connections: set[Connection] = set()
-        self._server: asyncio.Server | None = None
+        self._tls: TlsListener | None = None  # with ssl: accepts and counts handshakes
+        self.buffered = 0  # bytes of unfinished request lines held by all connections
+        self.buffer_refusals = 0  # connections closed over max-buffered, since start
+        self._freed = 0  # bytes of unfinished lines freed since memory was last given back
+        self._trim: asyncio.TimerHandle | None = None
+        #: failed AUTHs per source address, across connections (with a token)
+        self.auth_throttle = AuthThrottle() if self.config.token is not None else None
+        self._server: asyncio.Server | None = None  # plain TCP
+        self._listening = False
         self._stopped = asyncio.Event()
         self._stopping = False
         self._none_open = asyncio.Event()  # set while no connection is open
         self.refused = 0  # connections refused over max-connections, since start
         timeout_s = self.config.idle_timeout_s
-        self._idle = _Sweep(timeout_s, self._idle_expired) if timeout_s is not None else None
+        self._idle = _Sweep(timeout_s, self._idle_expired, _active_at) if timeout_s > 0 else None
         self._auth = (
             _Sweep(AUTH_TIMEOUT_S, self._auth_expired) if self.config.token is not None else None
         )
@@ -152,40 +185,82 @@ class Server:
         self._frontends.append(frontend)
 
     def connection_count(self) -> int:
-        return len(self.connections)
+        handshaking = self._tls.handshaking if self._tls is not None else 0
+        return len(self.connections) + handshaking
+
+    def connection_limit(self) -> int:
+        return self.config.max_connections
+
+    def hold(self, delta: int) -> bool:
+        """Count ``delta`` more bytes of unfinished lines; False (nothing counted) when
+        a positive ``delta`` would pass max-buffered."""
+        total = self.buffered + delta
+        if delta > 0 and total > self.config.max_buffered:
+            self.buffer_refusals += 1
+            if self.buffer_refusals == 1 or self.buffer_refusals % 1000 == 0:
+                log.warning(
+                    "closing a connection: unfinished lines would pass max-buffered (%d bytes; "
+                    "%d closed so far)",
+                    self.config.max_buffered,
+                    self.buffer_refusals,
+                    extra={"event": "buffer_refused", "refused": self.buffer_refusals},
+                )
+            return False
+        self.buffered = total
+        if delta < 0:
+            self._freed -= delta
+            if self._freed >= TRIM_AFTER_BYTES and self._trim is None:
+                self._trim = asyncio.get_running_loop().call_later(TRIM_EVERY_S, self._give_back)
+        return True
+
+    def _give_back(self) -> None:
+        """Freed unfinished lines leave holes in the C heap: hand their pages back."""
+        self._trim = None
+        self._freed = 0
+        give_back_memory()
 
     def _figures(self) -> dict[str, int | None]:
         return {"connections": len(self.connections), "rss": rss_bytes()}
 
+    def _sockets(self) -> list[Any]:
+        if self._tls is not None:
+            return self._tls.sockets
+        assert self._server is not None, "server not started"
+        return list(self._server.sockets)
+
     @property
     def port(self) -> int:
-        assert self._server is not None, "server not started"
-        return int(self._server.sockets[0].getsockname()[1])
+        return int(self._sockets()[0].getsockname()[1])
 
     @property
     def host(self) -> str:
-        assert self._server is not None, "server not started"
-        return str(self._server.sockets[0].getsockname()[0])
+        return str(self._sockets()[0].getsockname()[0])
 
     @property
     def addresses(self) -> list[str]:
         """Every address listened on (an IPv4 and an IPv6 one for a host name)."""
-        assert self._server is not None, "server not started"
-        return [str(sock.getsockname()[0]) for sock in self._server.sockets]
+        return [str(sock.getsockname()[0]) for sock in self._sockets()]
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.backend.start()
-        self._server = await loop.create_server(
-            lambda: Connection(self, self.backend),
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-            backlog=1024,
-            ssl=self.ssl,
-            ssl_handshake_timeout=_TLS_HANDSHAKE_TIMEOUT_S if self.ssl is not None else None,
-        )
+        if self.ssl is not None:
+            sockets = bind(self.config.host, self.config.port, _BACKLOG)
+            self._tls = TlsListener(self, self.ssl, self._new_connection, sockets)
+            self._tls.start()
+        else:
+            self._server = await loop.create_server(
+                self._new_connection,
+                self.config.host,
+                self.config.port,
+                reuse_address=True,
+                backlog=_BACKLOG,
+            )
+        self._listening = True
         log.info("listening on %s:%d", self.host, self.port)
+
+    def _new_connection(self) -> Connection:
+        return Connection(self, self.backend)
 
     def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -198,19 +273,20 @@ class Server:
             len(self.connections),
             extra={"event": "connection_opened", "peer": conn.peer},
         )
-        self.connection_active(conn)
-        if self._auth is not None:
-            self._auth.touch(conn)
+        if self._listening:  # not when shutting down
+            for sweep in (self._idle, self._auth):
+                if sweep is not None:
+                    sweep.touch(conn)
 
-    def connection_refused(self, conn: Connection) -> None:
+    def connection_refused(self, peer: str) -> None:
         self.refused += 1
         if self.refused == 1 or self.refused % 1000 == 0:  # a flood must not flood the log
             log.warning(
                 "refused connection from %s: max-connections (%d) reached (%d refused so far)",
-                conn.peer,
+                peer,
                 self.config.max_connections,
                 self.refused,
-                extra={"event": "connection_refused", "peer": conn.peer, "refused": self.refused},
+                extra={"event": "connection_refused", "peer": peer, "refused": self.refused},
             )
 
     def connection_closed(self, conn: Connection) -> None:
@@ -233,11 +309,6 @@ class Server:
         )
 
     # ------------------------------------------------- idle and auth timeouts
-
-    def connection_active(self, conn: Connection) -> None:
-        """``conn`` completed a request (or just opened): its idle time starts again."""
-        if self._idle is not None and self._server is not None:  # not when shutting down
-            self._idle.touch(conn)
 
     def _idle_expired(self, conn: Connection, now: float) -> None:
         """Idle for idle-timeout: close it, unless it holds a lease or a waiting GET."""
@@ -262,16 +333,14 @@ class Server:
 
     async def close(self) -> None:
         """The graceful stop (see the module docstring); returns once the store is closed."""
-        if self._server is None:
+        if not self._listening:
             return
-        server, self._server = self._server, None
+        self._listening = False
         self._stopping = True
-        server.close()
+        await self._stop_accepting()
         for frontend in self._frontends:
             frontend.begin_stop()
-        for sweep in (self._idle, self._auth):
-            if sweep is not None:
-                sweep.cancel()
+        self._cancel_timers()
         log.info(
             "shutting down: draining %d connection(s)",
             len(self.connections),
@@ -297,6 +366,21 @@ class Server:
             await frontend.close()
         await self.backend.stop()
         log.info("stopped")
+
+    async def _stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._tls is not None:
+            self._tls.close()  # handshakes under way are dropped: nothing is owed to them
+            await self._tls.wait_handshakes()
+
+    def _cancel_timers(self) -> None:
+        for sweep in (self._idle, self._auth):
+            if sweep is not None:
+                sweep.cancel()
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
 
     async def _all_closed_within(self, timeout_s: float) -> bool:
         if not self.connections:

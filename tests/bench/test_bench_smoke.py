@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from broker.bench import procs
 from broker.bench.report import summarize, targets
 from broker.bench.workloads import Result
+from tests.support import require_tool
 
 RESULT_FIELDS = {
     "broker",
@@ -101,10 +103,9 @@ def test_background_states_run_and_are_compared_with_the_empty_broker() -> None:
     assert len(flat) == 5
 
 
-@pytest.mark.skipif(
-    not all(procs.installed(p) for p in procs.PEERS), reason="beanstalkd or redis-server missing"
-)
 def test_compare_runs_the_same_workload_against_each_peer() -> None:
+    require_tool("beanstalkd")
+    require_tool("redis-server")
     rc, doc, err = bench(
         "--mode",
         "rr,pipe,batch",
@@ -178,11 +179,10 @@ def test_durable_targets_compare_like_with_like() -> None:
 def test_a_peer_that_is_not_installed_is_skipped_with_a_note(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from broker.cli import bench as bench_cli
     from broker.cli import build_parser
 
     monkeypatch.setattr(procs, "installed", lambda name: None)
-    monkeypatch.setattr(bench_cli.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # bench's SIGTERM handler: not here
     args = build_parser("bench").parse_args(
         ["bench", "--mode", "rr", "-n", "50", "--compare", "redis", "--json", "--timeout", "30"]
     )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from broker.server import Server
-from tests.cli.support import run_python
-from tests.support import LineClient
+from tests.support import LineClient, run_python
 
 
 async def wonderq(*args: str, exit_code: int = 0) -> tuple[str, str]:

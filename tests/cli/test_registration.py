@@ -10,8 +10,7 @@ import pytest
 
 from broker.cli import SUBCOMMANDS, Subcommand, build_parser, main
 from broker.server import Server
-from tests.cli.support import run_python
-from tests.support import LineClient
+from tests.support import LineClient, run_python
 
 #: what a client command must never load: the broker itself and the benchmark
 HEAVY = ("broker.server", "broker.engine", "broker.bench", "broker.durability", "broker.backend")

@@ -6,7 +6,7 @@ awaited until it prints both ``listening on`` and ``http on``, stopped by PID
 (the console's reconnection test); :class:`Line`, a blocking client of the
 TCP protocol, to check over TCP what the console did; :func:`launch`, Debian's
 Chromium headless through Playwright (it cannot download browsers here), skipped
-when missing on a developer's machine and failed with ``CI=true``.
+when missing on a developer's machine and failed with ``CI=true`` (``require``).
 Never: leaves a broker running after its block, or waits without a bound.
 """
 
@@ -26,7 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
+from tests.support.processes import clean_env
+from tests.support.tools import require
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -46,19 +47,6 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-
-
-def on_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def require(available: bool, reason: str) -> None:
-    """Go on if ``available``; else skip saying ``reason``, or fail when ``CI=true``."""
-    if available:
-        return
-    if on_ci():
-        pytest.fail(f"{reason}, and CI=true: on CI every test must run", pytrace=False)
-    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -86,7 +74,7 @@ class Broker:
         argv += ["--http-port", str(self.http_port), *self.args]
         with self.log.open("ab") as err:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=clean_env()
             )
         lines = [self._line(), self._line()]
         if not (lines[0].startswith("listening on ") and lines[1].startswith("http on ")):

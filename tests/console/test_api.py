@@ -94,10 +94,13 @@ async def test_a_page_of_queues_sorted_filtered_with_totals_and_the_server(api: 
         await put(api, name, n)
     await put(api, "a.small.dead", 2)  # a dead-letter queue whose queue exists
     await put(api, "gone.dead", 1)  # and one whose queue does not
-    everything = (await api.get("/v1/queues")).json
-    assert everything["order"] == ["a.big", "a.small", "a.small.dead", "b.mid", "c", "gone.dead"]
+    plain = (await api.get("/v1/queues")).json  # a page of STATS: no pass over every queue
+    assert plain["order"] == ["a.big", "a.small", "a.small.dead", "b.mid", "c", "gone.dead"]
+    assert "count" not in plain and "totals" not in plain
+    assert plain["server"]["queues"] == 6 and "uptime" in plain["server"]
+    everything = (await api.get("/v1/queues", params={"totals": "true"})).json
+    assert everything["order"] == plain["order"] and everything["queues"] == plain["queues"]
     assert everything["count"] == 6 and everything["totals"]["ready"] == 15
-    assert everything["server"]["queues"] == 6 and "uptime" in everything["server"]
     folded = (await api.get("/v1/queues", params={"dead_queues": "false"})).json
     assert folded["order"] == ["a.big", "a.small", "b.mid", "c", "gone.dead"]
     assert folded["queues"]["a.small"]["dead"] == 2
@@ -117,8 +120,11 @@ async def test_a_page_of_queues_sorted_filtered_with_totals_and_the_server(api: 
     assert (none["order"], none["count"], none["totals"]["ready"]) == ([], 0, 0)
     paged = (await api.get("/v1/queues", params={"limit": "2"})).json
     assert paged["order"] == ["a.big", "a.small"] and paged["next"] == "a.small"
-    bad = await api.get("/v1/queues", params={"sort": "ready", "after": "a"})
-    assert bad.status == 400 and "`after` pages in name order" in bad.json["message"]
+    for other in ({"sort": "ready"}, {"contains": "a"}, {"totals": "true"}):
+        bad = await api.get("/v1/queues", params={**other, "after": "a"})
+        assert bad.status == 400 and "page with `offset`" in bad.json["message"], other
+    prefixed = (await api.get("/v1/queues", params={"prefix": "a.", "sort": "ready"})).json
+    assert prefixed["order"] == ["a.small", "a.small.dead", "a.big"]
     unknown = await api.get("/v1/queues", params={"sort": "nope"})
     assert unknown.status == 400 and "$.sort" in unknown.json["message"]
 

@@ -1,80 +1,22 @@
-"""A real broker process on port 0 with a data directory, and a model of what it promised.
+"""A model of what a broker process promised, and (re-exported) the process itself.
 
-``BrokerProcess`` starts ``python -m broker serve`` and reads its
-``listening on HOST:PORT`` line; ``kill()`` is SIGKILL. ``Promises`` records what
-clients were told (PUTs and ACKs that got ``ok``, attempts seen) and checks a
-restarted broker against it.
+``BrokerProcess`` is tests.support.BrokerProcess: ``start(data_dir, ...)`` runs
+``python -m broker serve`` on a data directory and reads its ``listening on
+HOST:PORT`` line; ``kill()`` is SIGKILL. ``Promises`` records what clients were
+told (PUTs and ACKs that got ``ok``, attempts seen) and checks a restarted broker
+against it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from tests.support import LineClient
+from tests.support import BrokerProcess, LineClient
 
-START_TIMEOUT_S = 20.0
-
-
-class BrokerProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, log: Path) -> None:
-        self.proc = proc
-        self.port = port
-        self.log = log
-
-    @classmethod
-    async def start(
-        cls, data_dir: Path, *args: str, env: dict[str, str] | None = None
-    ) -> BrokerProcess:
-        """A broker on ``data_dir``; its log goes next to the directory."""
-        log = data_dir.parent / f"{data_dir.name}-broker.log"
-        return await cls.start_with(log, "--data-dir", str(data_dir), *args, env=env)
-
-    @classmethod
-    async def start_with(
-        cls, log: Path, *args: str, env: dict[str, str] | None = None
-    ) -> BrokerProcess:
-        """A broker with ``args`` (in memory unless they name a data dir), logging to ``log``."""
-        with log.open("ab") as err:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "broker",
-                "serve",
-                "--port",
-                "0",
-                *args,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env={**os.environ, **(env or {})},
-            )
-        assert proc.stdout is not None
-        async with asyncio.timeout(START_TIMEOUT_S):
-            line = await proc.stdout.readline()
-        if not line.startswith(b"listening on "):
-            await proc.wait()
-            text = await asyncio.to_thread(log.read_text)
-            raise AssertionError(f"broker did not start: {line!r}\n{text}")
-        port = int(line.rsplit(b":", 1)[1])
-        return cls(proc, port, log)
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        async with asyncio.timeout(START_TIMEOUT_S):
-            return await self.proc.wait()
+__all__ = ["BrokerProcess", "Promises"]
 
 
 @dataclass

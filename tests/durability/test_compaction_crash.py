@@ -43,7 +43,7 @@ async def test_a_crash_at_each_compaction_step_loses_nothing(tmp_path: Path, ste
     args = ("--fsync", "always", "--compact-min", "4k")
     broker = await BrokerProcess.start(data, *args, env={"WONDERQ_COMPACTION_CRASH_AT": step})
     try:
-        with contextlib.suppress(_LOST):  # the broker dies under the client
+        with contextlib.suppress(*_LOST):  # the broker dies under the client
             await churn(broker.port, promises, rounds=200)
         async with asyncio.timeout(10):
             code = await broker.proc.wait()

@@ -142,11 +142,11 @@ async def test_corruption_in_the_middle_stops_the_start_naming_file_and_offset(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    broker = await BrokerProcess.start(data, "--fsync", "always")
-    async with await LineClient.connect(broker.port) as c:
-        for n in range(3):
-            await c.call(op="PUT", queue="q", body=n)
-    assert await broker.stop() == 0
+    async with await BrokerProcess.start(data, "--fsync", "always") as broker:
+        async with await LineClient.connect(broker.port) as c:
+            for n in range(3):
+                await c.call(op="PUT", queue="q", body=n)
+        assert await broker.stop() == 0
     segment = data / segment_name(1)
     raw = bytearray(segment.read_bytes())
     raw[20] ^= 0xFF  # inside the first of three frames
@@ -159,10 +159,10 @@ async def test_corruption_in_the_middle_stops_the_start_naming_file_and_offset(
 
 async def test_a_torn_tail_is_reported_and_truncated(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    broker = await BrokerProcess.start(data, "--fsync", "always")
-    async with await LineClient.connect(broker.port) as c:
-        kept = (await c.call(op="PUT", queue="q", body="kept"))["id"]
-    await broker.kill()
+    async with await BrokerProcess.start(data, "--fsync", "always") as broker:
+        async with await LineClient.connect(broker.port) as c:
+            kept = (await c.call(op="PUT", queue="q", body="kept"))["id"]
+        await broker.kill()
     segment = data / segment_name(1)
     raw = segment.read_bytes()  # the data, then the zeros filled ahead of it (always)
     end = scan(raw, str(segment), ReplayState()).good_end

@@ -37,9 +37,9 @@ def put(body: int) -> rq.Put:
 
 class Sink:
     def __init__(self) -> None:
-        self.delivered: list[tuple[rq.Request, Reply]] = []
+        self.delivered: list[tuple[rq.AnyRequest, Reply]] = []
 
-    def deliver(self, request: rq.Request, reply: Reply) -> None:
+    def deliver(self, request: rq.AnyRequest, reply: Reply) -> None:
         self.delivered.append((request, reply))
 
 

@@ -47,7 +47,7 @@ def record(seq: int) -> bytes:
 
 
 class Sink:
-    def deliver(self, request: rq.Request, reply: Reply) -> None:
+    def deliver(self, request: rq.AnyRequest, reply: Reply) -> None:
         pass
 
 

@@ -377,7 +377,7 @@ class EngineMachine(RuleBasedStateMachine):
         got = self.engine.get(now, queue, owner, max, lease_s, wait_s=wait_s, token=token)
         expected = self.model.get(queue, owner, max, lease_s, wait_s, token)
         if got is None or expected is None:
-            assert got is expected
+            assert got is None and expected is None
             return
         assert [m.seq for m in got] == expected
         self.check_delivered(queue, got)

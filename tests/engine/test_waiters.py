@@ -236,7 +236,7 @@ def test_a_waiter_and_a_deliverable_message_never_coexist() -> None:
     """Drive a busy mix of waits and releases; check the invariant after every call."""
     e = make_engine()
     now = 0.0
-    leased: list[tuple[str, Message]] = []
+    leased: list[tuple[object, Message]] = []
     for step in range(200):
         now += 0.25
         owner = f"c{step % 4}"

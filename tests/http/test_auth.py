@@ -7,8 +7,8 @@ import pytest
 
 from broker.http.openapi import document
 from broker.http.routes import ROUTES
-from tests.hardening.conftest import CertFiles, test_cert  # noqa: F401  (the fixture)
 from tests.http.support import Client, client_for, running_broker
+from tests.support import CertFiles
 
 TOKEN = "s3cret-s3cret-s3cret"
 
@@ -62,7 +62,7 @@ async def test_an_action_from_this_origin_is_taken(api: Client) -> None:
         assert got.status == 201, got.json
 
 
-async def test_https_with_the_servers_certificate(test_cert: CertFiles) -> None:  # noqa: F811
+async def test_https_with_the_servers_certificate(test_cert: CertFiles) -> None:
     async with running_broker(ssl_context=test_cert.server_context()) as broker:
         assert broker.base.startswith("https://")
         async with client_for(broker.base, ssl_context=test_cert.client_context()) as api:

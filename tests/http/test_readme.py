@@ -5,16 +5,13 @@ matches anything, as in protocol.md's transcripts); its worker loop runs too."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from tests.http.support import client_for, running_broker
+from tests.support import require_tool, run
 from tests.test_protocol_doc import ROOT, matches
 
 README_PORT = "127.0.0.1:7879"
@@ -39,19 +36,13 @@ def sessions() -> list[list[tuple[str, list[str]]]]:
     return out
 
 
-needs_tools = pytest.mark.skipif(
-    shutil.which("curl") is None or shutil.which("jq") is None,
-    reason="curl and jq are needed to replay README's HTTP session",
-)
-
-
 async def run_bash(script: str, cwd: Path) -> str:
-    """``bash -c script`` to its end (killed after 30 s; a failure fails the test): its stdout."""
-    done = await asyncio.to_thread(
-        subprocess.run, ["bash", "-c", script], cwd=cwd, capture_output=True, timeout=30
-    )
-    assert done.returncode == 0, done
-    return done.stdout.decode()
+    """``bash -c script`` (with curl and jq) to its end, killed after 30 s: its stdout."""
+    require_tool("curl")
+    require_tool("jq")
+    code, out, err = await run("bash", "-c", script, cwd=cwd, timeout_s=30)
+    assert code == 0, (out, err)
+    return out
 
 
 def test_the_section_shows_put_receive_ack_a_long_poll_and_a_stale_receipt() -> None:
@@ -61,7 +52,6 @@ def test_the_section_shows_put_receive_ack_a_long_poll_and_a_stale_receipt() -> 
     assert "not_leased" in section()
 
 
-@needs_tools
 async def test_the_curl_sessions_work_when_pasted(tmp_path: Path) -> None:
     env: dict[str, str] = {}
     async with running_broker() as broker:
@@ -83,7 +73,6 @@ async def test_the_curl_sessions_work_when_pasted(tmp_path: Path) -> None:
                         assert want == line, cmd
 
 
-@needs_tools
 async def test_the_worker_loop_does_every_job_and_stops(tmp_path: Path) -> None:
     (loop,) = re.findall(r"^```bash\n(.*?)^```", section(), re.M | re.S)
     async with running_broker() as broker, client_for(broker.base) as api:

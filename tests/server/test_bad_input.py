@@ -158,3 +158,15 @@ async def test_garbage_flood_does_not_disturb_others(server: Server) -> None:
         assert all(e["error"] == "bad_request" for e in errors)
         assert (await good.call(op="STATS", queue="g"))["queues"]["g"]["put"] == 50
         await asyncio.sleep(0)
+
+
+async def test_queue_names_over_tcp(server_factory: ServerFactory) -> None:
+    async with server_factory() as srv, await LineClient.connect(srv.port) as c:
+        assert (await c.call(op="PUT", queue="q" * 200, body=1))["ok"] is True
+        reply = await c.call(op="PUT", queue="q" * 201, body=1)
+        assert reply["error"] == "bad_request" and "$.queue" in reply["message"]
+        reply = await c.line("PUT bad/name hello")
+        assert reply["error"] == "bad_request" and "queue names are" in reply["message"]
+        reply = await c.call(op="GET", queue="naïve")
+        assert reply["error"] == "bad_request" and "queue names are" in reply["message"]
+        assert (await c.call(op="QUEUES"))["queues"] == ["q" * 200]

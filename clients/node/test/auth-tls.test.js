@@ -22,9 +22,9 @@ function skipReason(/** @type {string[]} */ needed) {
 
 describe("token auth", { skip: skipReason(["--token"]) }, () => {
   test("the right token connects; a wrong or missing one is Unauthorized", T, async () => {
-    const broker = await startBroker(["--token", "s3cret"]);
+    const broker = await startBroker(["--token", "s3cret-s3cret-s3cret"]);
     try {
-      const client = await connect({ host: broker.host, port: broker.port, token: "s3cret" });
+      const client = await connect({ host: broker.host, port: broker.port, token: "s3cret-s3cret-s3cret" });
       await client.put("auth-q", "hello");
       await client.close();
 

@@ -79,7 +79,8 @@ export function serveFlags() {
  * @returns {Promise<Broker>}
  */
 export async function startBroker(args = []) {
-  const child = spawn(WONDERQ_BIN, ["serve", "--port", "0", ...args], {
+  // --http-port 0: a restart on a given --port would otherwise bind the fixed HTTP port 7879
+  const child = spawn(WONDERQ_BIN, ["serve", "--port", "0", "--http-port", "0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

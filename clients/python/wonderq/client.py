@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -204,7 +204,7 @@ class AsyncClient:
         wait: float = 20.0,
         reconnect: bool = True,
         stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncGenerator[Message, None]:
         """Yield messages of ``queue`` as they come; you ``ack`` or ``nack`` each.
 
         Keeps up to ``concurrency`` messages leased and not yet settled: when
@@ -402,7 +402,7 @@ class AsyncClient:
             return conn
 
 
-async def _consume(consumer: Consumer) -> AsyncIterator[Message]:
+async def _consume(consumer: Consumer) -> AsyncGenerator[Message, None]:
     try:
         async for message in consumer:
             yield message

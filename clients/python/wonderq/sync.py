@@ -16,7 +16,7 @@ import signal
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -163,7 +163,7 @@ class Client:
         wait: float = 20.0,
         reconnect: bool = True,
         stop_signals: Iterable[signal.Signals] = DEFAULT_STOP_SIGNALS,
-    ) -> Iterator[SyncMessage]:
+    ) -> Generator[SyncMessage, None, None]:
         """Yield messages of ``queue``; you ``ack`` or ``nack`` each (see ``AsyncClient.consume``).
 
         Fetches up to ``concurrency`` messages at a time once the previous ones

@@ -19,7 +19,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING
 
 from . import signals
@@ -75,7 +75,7 @@ def consume(
     wait: float,
     reconnect: bool,
     stop_signals: Iterable[signal.Signals],
-) -> Iterator[SyncMessage]:
+) -> Generator[SyncMessage, None, None]:
     """See ``Client.consume``."""
     stop = SignalStop(queue)
     stop.listening = listening = signals.listen(stop_signals, stop.on_signal)

@@ -1,0 +1,738 @@
+"""The attacks of issue 18, each against a fresh broker, with a bystander watching.
+
+For each row of the issue's table (``--rows``, default all), this starts a
+broker (``python -m broker serve`` on loopback, port 0, stopped by its PID),
+starts a *bystander*, a separate process doing PUT, GET and ACK on its own
+queue every 100 ms, runs the attack (bounded in time and size, ``--scale``
+shrinks or grows it), and prints one table: the row, what the attacker did,
+what it saw, the bystander's worst and median operation, and the broker's peak
+and final RSS. ``--src DIR`` runs the broker of another checkout (e.g. an
+export of main, for the figures before a change); ``--json`` prints every
+figure as JSON too.
+
+Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see README, "Security").
+Never run it against a broker you care about: it starts its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import queue
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOKEN = "attack-harness-token-0123456789"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- the broker
+
+
+@dataclass
+class Broker:
+    proc: subprocess.Popen[bytes]
+    port: int
+    token: str | None
+    metrics_port: int | None = None
+    peak_rss: int = 0
+    _sampling: bool = True
+    _sampler: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/statm", "rb") as f:
+                return int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def open_fds(self) -> int:
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/fd"))
+        except OSError:
+            return -1
+
+    def _sample(self) -> None:
+        while self._sampling and self.proc.poll() is None:
+            self.peak_rss = max(self.peak_rss, self.rss())
+            time.sleep(0.05)
+
+    def start_sampling(self) -> None:
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Client]:
+        """A client of this broker (authenticated when it has a token), closed after."""
+        client = Client(self.port, self.token)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self._sampling = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+
+
+def start_broker(src: Path | None, *flags: str, token: str | None = None) -> Broker:
+    env = {k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"}
+    if src is not None:
+        env["PYTHONPATH"] = f"{src}:{src / 'clients' / 'python'}"
+    if token is not None:
+        env["WONDERQ_TOKEN"] = token
+    cmd = [sys.executable, "-m", "broker", "serve", "--port", "0", "--log-level", "ERROR"]
+    proc = subprocess.Popen(  # in src: ``-m`` puts the working directory first on the path
+        [*cmd, *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=src
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith(b"listening on "):
+        proc.kill()
+        raise SystemExit(f"the broker did not start: {line!r}")
+    broker = Broker(proc, int(line.rsplit(b":", 1)[1]), token)
+    broker.start_sampling()
+    return broker
+
+
+# ------------------------------------------------------------------ clients
+
+
+class Client:
+    """A blocking line client (the harness's attackers and the bystander)."""
+
+    def __init__(self, port: int, token: str | None = None, timeout: float = 60.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+        if token is not None:
+            reply = self.call({"op": "AUTH", "token": token})
+            assert reply.get("ok"), reply
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> dict[str, Any]:
+        line = self.file.readline()
+        if not line:
+            raise ConnectionError("closed by the broker")
+        out: dict[str, Any] = json.loads(line)
+        return out
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.send(json.dumps(request).encode() + b"\n")
+        return self.reply()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+            self.sock.close()
+
+
+def _bystander(port: int, token: str | None, stop: Any, out: Any) -> None:
+    """PUT, GET, ACK every 100 ms; report the slowest operation and the median."""
+    times: list[float] = []
+    errors = 0
+    try:
+        client = Client(port, token, timeout=120)
+    except OSError as exc:
+        out.put({"error": str(exc)})
+        return
+    while not stop.is_set():
+        try:
+            _bystander_round(client, times)
+        except (OSError, ConnectionError, ValueError):
+            errors += 1
+            with contextlib.suppress(OSError):
+                client = Client(port, token, timeout=120)
+        stop.wait(0.1)
+    times.sort()
+    out.put(
+        {
+            "worst_ms": round(times[-1] * 1000, 1) if times else None,
+            "p50_ms": round(times[len(times) // 2] * 1000, 2) if times else None,
+            "ops": len(times),
+            "errors": errors,
+        }
+    )
+
+
+def _timed(client: Client, request: dict[str, Any], times: list[float]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    reply = client.call(request)
+    times.append(time.perf_counter() - t0)
+    return reply
+
+
+def _bystander_round(client: Client, times: list[float]) -> None:
+    _timed(client, {"op": "PUT", "queue": "bystander", "body": "b"}, times)
+    got = _timed(client, {"op": "GET", "queue": "bystander", "lease": 60}, times)
+    for message in got.get("messages", []):
+        _timed(client, {"op": "ACK", "id": message["id"]}, times)
+
+
+@contextlib.contextmanager
+def bystander(broker: Broker) -> Iterator[dict[str, Any]]:
+    ctx = multiprocessing.get_context("fork")
+    stop, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_bystander, args=(broker.port, broker.token, stop, out))
+    proc.start()
+    result: dict[str, Any] = {}
+    time.sleep(0.3)  # its first operations, before the attack
+    try:
+        yield result
+    finally:
+        stop.set()
+        try:
+            result.update(out.get(timeout=150))
+        except (queue.Empty, OSError, EOFError):  # the bystander died: say so in the table
+            result["error"] = "no report"
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+
+
+def fill(port: int, token: str | None, queue: str, count: int, body: str = "x") -> None:
+    """``count`` messages into ``queue``, 1000 a request, pipelined 16 deep."""
+    client = Client(port, token)
+    batch = json.dumps({"op": "PUT", "queue": queue, "messages": [{"body": body}] * 1000})
+    line = batch.encode() + b"\n"
+    sent = 0
+    while sent < count:
+        window = min(16, (count - sent + 999) // 1000)
+        client.send(line * window)
+        for _ in range(window):
+            client.reply()
+        sent += window * 1000
+    client.close()
+
+
+def pipeline(client: Client, lines: list[bytes], window: int = 64) -> list[dict[str, Any]]:
+    """Send ``lines`` ``window`` at a time, reading the replies; return the last window's."""
+    replies: list[dict[str, Any]] = []
+    for i in range(0, len(lines), window):
+        chunk = lines[i : i + window]
+        client.send(b"".join(chunk))
+        replies = [client.reply() for _ in chunk]
+    return replies
+
+
+def _sender(sock: socket.socket, data: Iterator[bytes]) -> threading.Thread:
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            for chunk in data:
+                sock.sendall(chunk)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+# --------------------------------------------------------------------- rows
+
+
+@dataclass
+class Row:
+    number: str
+    did: str
+    flags: tuple[str, ...] = ()
+    token: bool = False
+    needs_cert: bool = False
+    data_dir: bool = False
+    saw: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+Attack = Callable[[Broker, Row, float], None]
+ATTACKS: dict[str, tuple[Row, Attack]] = {}
+
+
+def row(number: str, did: str, *flags: str, **options: bool) -> Callable[[Attack], Attack]:
+    def register(attack: Attack) -> Attack:
+        ATTACKS[number] = (Row(number, did, flags, **options), attack)
+        return attack
+
+    return register
+
+
+@row("1", "GET q<N> for N new names (no body)")
+def row_1(broker: Broker, r: Row, scale: float) -> None:
+    n = int(200_000 * scale)
+    with broker.client() as client:
+        lines = [b'{"op":"GET","queue":"g%d"}\n' % i for i in range(n)]
+        t0 = time.perf_counter()
+        pipeline(client, lines, 256)
+        elapsed = time.perf_counter() - t0
+        queues = client.call({"op": "STATS", "queue": "bystander"})["server"]["queues"]
+        r.saw = f"{n} GETs in {elapsed:.1f} s; {queues} queues held"
+
+
+@row("2", "STATS and QUEUES with many queues")
+def row_2(broker: Broker, r: Row, scale: float) -> None:
+    n = int(200_000 * scale)
+    with broker.client() as client:
+        pipeline(client, [b'{"op":"PUT","queue":"s%d","body":1}\n' % i for i in range(n)], 256)
+        sizes = []
+        t0 = time.perf_counter()
+        for op in ("STATS", "QUEUES"):
+            client.send(json.dumps({"op": op}).encode() + b"\n")
+            sizes.append(len(client.file.readline()))
+        elapsed = time.perf_counter() - t0
+    idle = [Client(broker.port, broker.token) for _ in range(8)]  # 8 STATS left unread
+    for c in idle:
+        c.send(b'{"op":"STATS"}\n')
+    time.sleep(3)
+    r.saw = (
+        f"{n} queues: STATS reply {sizes[0] / MIB:.1f} MiB, QUEUES {sizes[1] / MIB:.1f} MiB, "
+        f"both in {elapsed:.2f} s; 8 unread STATS"
+    )
+    for c in idle:
+        c.close()
+
+
+@row("3", "1-byte keyed delayed bodies under --max-memory 1000000", "--max-memory", "1000000")
+def row_3(broker: Broker, r: Row, scale: float) -> None:
+    n = int(300_000 * scale)
+    stored = 0
+    with broker.client() as client:
+        for i in range(0, n, 1000):
+            batch = [{"body": 1, "key": f"k{i + j}", "delay": 3600} for j in range(1000)]
+            if not client.call({"op": "PUT", "queue": "mem", "messages": batch}).get("ok"):
+                break
+            stored += 1000
+    r.saw = f"{stored} of {n} 1-byte messages accepted"
+
+
+@row("4", "acked history over 300 queues")
+def row_4(broker: Broker, r: Row, scale: float) -> None:
+    per_queue = int(3000 * scale)
+    with broker.client() as client:
+        for q in range(300):
+            queue = f"h{q}"
+            for start in range(0, per_queue, 1000):
+                size = min(1000, per_queue - start)
+                client.call({"op": "PUT", "queue": queue, "messages": [{"body": 1}] * size})
+                got = client.call({"op": "GET", "queue": queue, "max": size})
+                client.call({"op": "ACK", "ids": [m["id"] for m in got["messages"]]})
+        held = client.call({"op": "STATS", "queue": "h0"})["server"]["messages"]
+        r.saw = f"{300 * per_queue} put, got and acked; STATS says {held} messages held"
+
+
+@row("5", "100k waiting GETs on one connection, then 300 pipelined CANCELs")
+def row_5(broker: Broker, r: Row, scale: float) -> None:
+    n = int(100_000 * scale)
+    with broker.client() as client:
+        client.send(
+            b"".join(b'{"op":"GET","queue":"w","wait":3000,"rid":%d}\n' % i for i in range(n))
+        )
+        client.call({"op": "PING"})  # every GET is waiting once this is answered
+        t0 = time.perf_counter()
+        client.send(b"".join(b'{"op":"CANCEL","get":%d}\n' % i for i in range(300)))
+        for _ in range(600):  # each CANCEL: the GET's empty reply, then its own
+            client.reply()
+        r.saw = f"{n} GETs waiting; 300 CANCELs took {time.perf_counter() - t0:.2f} s"
+
+
+@row("7", "200 pipelined PEEKs of a 1-message queue, then a PURGE, with many messages held")
+def row_7(broker: Broker, r: Row, scale: float) -> None:
+    n = int(1_000_000 * scale)
+    fill(broker.port, broker.token, "big", n)
+    with broker.client() as client:
+        client.call({"op": "PUT", "queue": "small", "body": 1})
+        t0 = time.perf_counter()
+        pipeline(client, [b'{"op":"PEEK","queue":"small"}\n'] * 200, 200)
+        peeks = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        purged = client.call({"op": "PURGE", "queue": "big"})
+        r.saw = (
+            f"{n} held: 200 PEEKs {peeks:.2f} s; PURGE of {purged.get('purged')} "
+            f"{time.perf_counter() - t0:.2f} s"
+        )
+
+
+@row("8", "3000 batch ACKs of 1000 ids from one connection, pipelined")
+def row_8(broker: Broker, r: Row, scale: float) -> None:
+    rounds = int(3000 * scale)
+    with broker.client() as client:
+        client.call({"op": "PUT", "queue": "acks", "messages": [{"body": 1}] * 1000})
+        got = client.call({"op": "GET", "queue": "acks", "max": 1000, "lease": 3600})
+        ids = [m["id"] for m in got["messages"]]
+        line = json.dumps({"op": "ACK", "ids": ids}).encode() + b"\n"
+        t0 = time.perf_counter()
+        sender = _sender(client.sock, iter([line] * rounds))
+        for _ in range(rounds):
+            client.reply()
+        sender.join()
+        r.saw = f"{rounds} ACKs of {len(ids)} ids in {time.perf_counter() - t0:.1f} s"
+
+
+@row("10", "a client that never reads, with 400 waiting GETs of max 1000")
+def row_10(broker: Broker, r: Row, scale: float) -> None:
+    n = int(400_000 * scale)
+    reader = Client(broker.port, broker.token)
+    reader.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.send(
+        b"".join(
+            b'{"op":"GET","queue":"nr","max":1000,"wait":600,"lease":3600,"rid":%d}\n' % i
+            for i in range(400)
+        )
+    )
+    time.sleep(0.5)
+    fill(broker.port, broker.token, "nr", n, body="x" * 100)
+    time.sleep(1)
+    r.saw = f"{n} messages of 100 bytes put while it reads nothing"
+    reader.close()
+
+
+def _make_cert(folder: Path) -> tuple[Path, Path] | None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@row("11", "5000 stalled TLS handshakes, --max-connections 100", needs_cert=True)
+def row_11(broker: Broker, r: Row, scale: float) -> None:
+    n = int(5000 * scale)
+    stalled = []
+    for _ in range(n):
+        try:
+            stalled.append(socket.create_connection(("127.0.0.1", broker.port), timeout=5))
+        except OSError:
+            break
+    time.sleep(1)
+    fds = broker.open_fds()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(b"PING\n")
+            real = "answered" if tls.recv(100).startswith(b'{"ok":true') else "refused"
+    except (OSError, ssl.SSLError) as exc:
+        real = f"failed ({type(exc).__name__})"
+    r.saw = f"{len(stalled)} stalled; broker holds {fds} fds; a real TLS client: {real}"
+    for sock in stalled:
+        sock.close()
+
+
+@row("12", "a peer that vanishes while it holds a lease and a waiting GET")
+def row_12(broker: Broker, r: Row, scale: float) -> None:
+    with broker.client() as client:
+        client.call({"op": "PUT", "queue": "vanish", "body": 1})
+        client.call({"op": "GET", "queue": "vanish", "lease": 43200})
+        client.send(b'{"op":"GET","queue":"vanish","wait":3600,"rid":1}\n')
+        local = client.sock.getsockname()[1]
+        ss = shutil.which("ss")
+        timer = "ss not installed"
+        if ss is not None:
+            out = subprocess.run(
+                [ss, "-tno", "state", "established", f"( dport = :{local} )"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout
+            timer = "keepalive timer " + ("on" if "keepalive" in out else "off")
+        r.saw = f"(loopback cannot drop packets) broker side of the connection: {timer}"
+
+
+@row("14", "half a line sent at 1 byte/s, default settings")
+def row_14(broker: Broker, r: Row, scale: float) -> None:
+    """The default idle timeout (from ``serve --help``), and the line dribbled for a while."""
+    src = r.figures["src"]
+    env = {**os.environ, "PYTHONPATH": str(src or "")}
+    helped = subprocess.run(
+        [sys.executable, "-m", "broker", "serve", "--help"],
+        capture_output=True, text=True, timeout=30, env=env, cwd=src,
+    ).stdout  # fmt: skip
+    words = " ".join(helped.split())
+    default = words.rsplit("--idle-timeout", 1)[1].split("(default", 1)[1].split(")", 1)[0]
+    limit_s = 20 * scale
+    sock = socket.create_connection(("127.0.0.1", broker.port))
+    sock.settimeout(1.0)
+    t0 = time.perf_counter()
+    closed = None
+    while time.perf_counter() - t0 < limit_s and closed is None:
+        try:
+            sock.sendall(b"x")
+            if sock.recv(1) == b"":
+                closed = time.perf_counter() - t0
+        except TimeoutError:
+            continue
+        except OSError:
+            closed = time.perf_counter() - t0
+    sock.close()
+    seen = f"closed after {closed:.0f} s" if closed else f"still open after {limit_s:.0f} s"
+    r.saw = f"idle timeout by default:{default}; {seen}"
+
+
+@row("15", "1500 connections each sending ~1 MiB of one line, never authenticating", token=True)
+def row_15(broker: Broker, r: Row, scale: float) -> None:
+    _partial_lines(broker, r, int(1500 * scale))
+
+
+@row("15b", "the same without a token (the global budget instead)")
+def row_15b(broker: Broker, r: Row, scale: float) -> None:
+    _partial_lines(broker, r, int(1500 * scale))
+
+
+def _partial_lines(broker: Broker, r: Row, n: int) -> None:
+    chunk = b"[" * (64 * 1024)
+    socks = []
+    closed_early = 0
+    for _ in range(n):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", broker.port), timeout=5))
+        except OSError:
+            break
+    for _ in range(16):  # 16 x 64 KiB each, interleaved: every connection holds a partial line
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.sendall(chunk)
+    time.sleep(2)
+    held = broker.rss()
+    for sock in socks:
+        sock.settimeout(0)
+        with contextlib.suppress(OSError):
+            if sock.recv(1 << 16) == b"":
+                closed_early += 1
+        sock.close()
+    time.sleep(3)
+    r.figures["rss_held_mb"] = round(held / MIB)
+    r.saw = (
+        f"{len(socks)} connections x 1 MiB sent: RSS {held / MIB:.0f} MB while held, "
+        f"{broker.rss() / MIB:.0f} MB 3 s after they closed"
+    )
+
+
+@row("16", "1 MiB lines before AUTH from two threads for 10 s", token=True)
+def row_16(broker: Broker, r: Row, scale: float) -> None:
+    body = json.dumps({"op": "PUT", "queue": "q", "body": "x" * (MIB - 100)}).encode() + b"\n"
+    stop = threading.Event()
+    sent = [0, 0]
+
+    def flood(slot: int) -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as sock:
+                    for _ in range(3):
+                        sock.sendall(body)
+                        sent[slot] += 1
+            except OSError:
+                continue
+
+    threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(10 * scale)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=15)
+    r.saw = f"{sum(sent)} lines of 1 MiB sent in {10 * scale:.0f} s"
+
+
+@row("18", "wrong tokens, reconnecting after each lockout, for 5 s", token=True)
+def row_18(broker: Broker, r: Row, scale: float) -> None:
+    guesses = refused = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 5 * scale:
+        try:
+            client = Client(broker.port, None, timeout=5)
+            for i in range(3):
+                reply = client.call({"op": "AUTH", "token": f"guess-{guesses}-{i}"})
+                if "too many" in reply.get("message", ""):
+                    refused += 1
+                    break
+                guesses += 1
+            client.close()
+        except (OSError, ConnectionError):
+            continue
+    elapsed = time.perf_counter() - t0
+    r.saw = f"{guesses} tokens compared ({guesses / elapsed:.0f}/s), {refused} AUTHs refused unread"
+
+
+@row("20", "/metrics scraped with 100k queues (5 at once)")
+def row_20(broker: Broker, r: Row, scale: float) -> None:
+    n = int(100_000 * scale)
+    with broker.client() as client:
+        pipeline(client, [b'{"op":"PUT","queue":"m%d","body":1}\n' % i for i in range(n)], 256)
+        assert broker.metrics_port is not None
+        times: list[float] = []
+
+        def scrape() -> None:
+            t0 = time.perf_counter()
+            with socket.create_connection(
+                ("127.0.0.1", broker.metrics_port or 0), timeout=120
+            ) as s:
+                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                while s.recv(1 << 16):
+                    pass
+            times.append(time.perf_counter() - t0)
+
+        threads = [threading.Thread(target=scrape) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        r.saw = f"{n} queues: 5 scrapes, slowest {max(times, default=0):.1f} s"
+
+
+@row("21", "disk full under --fsync always", data_dir=True)
+def row_21(broker: Broker, r: Row, scale: float) -> None:
+    r.saw = "not run: needs a small filesystem of its own (a tmpfs mount)"
+
+
+@row("22", "LOCK as a symlink; log file modes", data_dir=True)
+def row_22(broker: Broker, r: Row, scale: float) -> None:
+    data = Path(r.figures["data_dir"])
+    with broker.client() as client:
+        client.call({"op": "PUT", "queue": "d", "body": 1})
+    modes = sorted({oct(p.stat().st_mode & 0o777) for p in data.iterdir() if p.is_file()})
+    victim = (data.parent / "victim").read_text().strip()
+    r.saw = (
+        f"LOCK's target now holds {victim!r}; data dir {oct(data.stat().st_mode & 0o777)}, "
+        f"files {', '.join(modes)}"
+    )
+
+
+@row("23", "log zeroed from the middle of the last segment to its end", data_dir=True)
+def row_23(broker: Broker, r: Row, scale: float) -> None:
+    data = Path(r.figures["data_dir"])
+    with broker.client() as client:
+        for i in range(2000):
+            client.call({"op": "PUT", "queue": "z", "body": i})
+    broker.stop()
+    segments = sorted(p for p in data.iterdir() if p.suffix == ".log" or "log" in p.name)
+    if not segments:
+        r.saw = "no log segment found"
+        return
+    last = max(segments, key=lambda p: p.stat().st_mtime)
+    size = last.stat().st_size
+    with open(last, "r+b") as f:
+        f.seek(size // 2)
+        f.write(b"\0" * (size - size // 2))
+    again = start_broker(r.figures.get("src"), "--data-dir", str(data))
+    try:
+        with again.client() as client:
+            stats = client.call({"op": "STATS", "queue": "z"})
+        held = stats.get("queues", {}).get("z", {})
+        r.saw = f"2000 acknowledged; {held.get('ready', 0)} back after the restart"
+    except (OSError, ConnectionError) as exc:
+        r.saw = f"restart failed: {exc}"
+    finally:
+        again.stop()
+
+
+# ------------------------------------------------------------------ running
+
+
+def run_row(number: str, src: Path | None, scale: float, workdir: Path) -> Row:
+    template, attack = ATTACKS[number]
+    r = Row(**{**template.__dict__, "figures": {"src": src}})
+    flags = list(r.flags)
+    if r.needs_cert:
+        made = _make_cert(workdir)
+        if made is None:
+            r.saw = "not run: the openssl CLI is missing"
+            return r
+        flags += ["--tls-cert", str(made[0]), "--tls-key", str(made[1]), "--max-connections", "100"]
+    if r.data_dir:
+        data = Path(tempfile.mkdtemp(dir=workdir))
+        r.figures["data_dir"] = str(data)
+        flags += ["--data-dir", str(data)]
+        if number == "22":  # the lock file is a symlink to a file that must not change
+            (workdir / "victim").write_text("precious\n")
+            (data / "LOCK").symlink_to(workdir / "victim")
+    metrics_port = None
+    if number == "20":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            metrics_port = probe.getsockname()[1]
+        flags += ["--metrics-port", str(metrics_port)]
+    broker = start_broker(src, *flags, token=TOKEN if r.token else None)
+    broker.metrics_port = metrics_port
+    watching = not r.needs_cert  # the bystander speaks plain TCP
+    try:
+        base = broker.rss()
+        with bystander(broker) if watching else contextlib.nullcontext({}) as seen:
+            attack(broker, r, scale)
+        r.figures.update(
+            worst_ms=seen.get("worst_ms"),
+            p50_ms=seen.get("p50_ms"),
+            bystander_errors=seen.get("errors"),
+            rss_start_mb=round(base / MIB),
+            rss_peak_mb=round(broker.peak_rss / MIB),
+            rss_end_mb=round(broker.rss() / MIB),
+        )
+    finally:
+        broker.stop()
+    r.figures.pop("src", None)
+    return r
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default=",".join(str(n) for n in ATTACKS), help="e.g. 8,15,16")
+    parser.add_argument("--scale", type=float, default=1.0, help="size of every attack (1.0)")
+    parser.add_argument("--src", type=Path, default=None, help="run the broker of this checkout")
+    parser.add_argument("--json", action="store_true", help="print every figure as JSON")
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="wonderq-attack-") as workdir:
+        for number in args.rows.split(","):
+            print(f"... row {number}: {ATTACKS[number][0].did}", file=sys.stderr, flush=True)
+            rows.append(run_row(number, args.src, args.scale, Path(workdir)))
+    print(f"{'row':>4}  {'bystander worst/p50 ms':>22}  {'RSS start/peak/end MB':>21}  attack")
+    for r in rows:
+        f = r.figures
+        seen = f"{f.get('worst_ms')}/{f.get('p50_ms')}" if f.get("worst_ms") is not None else "-"
+        rss = f"{f.get('rss_start_mb')}/{f.get('rss_peak_mb')}/{f.get('rss_end_mb')}"
+        print(f"{r.number:>4}  {seen:>22}  {rss:>21}  {r.did}: {r.saw}")
+    if args.json:
+        print(
+            json.dumps([{"row": r.number, "did": r.did, "saw": r.saw, **r.figures} for r in rows])
+        )
+
+
+if __name__ == "__main__":
+    main()
