@@ -1,5 +1,8 @@
 """Fixtures of the console's browser tests: one Chromium for the package, a fresh
-browser context (its own sessionStorage) and page per test, and a shared broker."""
+browser context (its own sessionStorage) and page per test, and a shared broker.
+
+Playwright's blocking API runs its own event loop while the browser is open, so
+no asyncio test may run in this package: they are in ``tests/console``."""
 
 from __future__ import annotations
 

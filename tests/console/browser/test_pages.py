@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.console.pages import cell, table_with
+from tests.console.browser.pages import cell, table_with
 from tests.console.support import Broker, put_many
 
 QUEUE_HEADERS = (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.console.pages import ACTIONS, cell, table_with
+from tests.console.browser.pages import ACTIONS, cell, table_with
 from tests.console.support import dead_letter, free_port, put_many, running
 
 TOKEN = "console-s3cret-token"
