@@ -150,7 +150,7 @@ export class MessageBrowser {
       el("td", { class: "num" }, fmt.seconds(m.age)),
       el("td", { class: "num" }, `${m.attempts ?? 0} of ${m.max_attempts ?? "?"}`),
       el("td", {}, m.key ?? ""),
-      el("td", {}, el("pre", {}, fmt.headers(m.headers))),
+      el("td", { class: "headers" }, el("pre", {}, fmt.headers(m.headers))),
       el("td", { class: "num" }, timeLeft(m)),
       el("td", {}, m.holder ?? ""),
       bodyCell(m.body),

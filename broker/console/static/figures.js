@@ -33,7 +33,7 @@ export function serverFigures(container, server, extra) {
     if (value !== null && typeof value === "object") sections.push([name, value]);
     else flat.push([LABELS[name] ?? name.replaceAll("_", " "), fmt.figure(name, value)]);
   }
-  const lists = [[null, [...flat, ...extra]], ...sections.map(([name, values]) => [
+  const lists = [[null, [...extra, ...flat]], ...sections.map(([name, values]) => [
     name,
     Object.entries(values).map(([k, v]) => [k.replaceAll("_", " "), fmt.figure(k, v)]),
   ])];
