@@ -12,7 +12,8 @@ an error body itself (errors are raised; ``errors.py`` renders them).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
 from aiohttp import web
@@ -35,26 +36,9 @@ if TYPE_CHECKING:
 QUEUE_PAGE_MAX: Final = 1000
 #: the figures ``GET /v1/queues`` sums over the queues it lists (``totals``)
 SUMMED: Final = ("ready", "delayed", "leased", "dead", "waiting_consumers", "bytes", *COUNTERS)
-QueueOrder = Literal[
-    "name",
-    "ready",
-    "delayed",
-    "leased",
-    "dead",
-    "waiting_consumers",
-    "bytes",
-    "oldest_ready_age",
-    "put",
-    "acked",
-    "nacked",
-    "expired",
-    "released_on_disconnect",
-    "dead_lettered",
-    "redriven",
-    "purged",
-    "paused",
-    "rate",
-]
+#: what a page of queues may be sorted by: the name, a STATS figure, the rate limit
+SORTS: Final = ("name", *SUMMED, "oldest_ready_age", "paused", "rate")
+QueueOrder = StrEnum("QueueOrder", [(name, name) for name in SORTS])  # type: ignore[misc]
 _NAME_TEXT = Annotated[str, Meta(max_length=rq.QUEUE_NAME_MAX)]
 
 
@@ -67,7 +51,7 @@ class QueuePage(Struct, kw_only=True, forbid_unknown_fields=True):
 
     prefix: _NAME_TEXT = ""
     contains: _NAME_TEXT = ""
-    sort: QueueOrder = "name"
+    sort: QueueOrder = QueueOrder("name")
     desc: bool = False
     dead_queues: bool = True
     totals: bool = False

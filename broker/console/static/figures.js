@@ -67,5 +67,13 @@ export function queueCells(q, rates) {
   ];
 }
 
+/** The lines of a depth chart (the overview's, a queue's). */
+export const DEPTH = [
+  { name: "ready", label: "ready" },
+  { name: "delayed", label: "delayed" },
+  { name: "leased", label: "leased" },
+  { name: "dead", label: "dead" },
+];
+
 /** Which of `queueCells` are numbers (right-aligned). */
 export const NUMERIC_CELLS = [0, 1, 2, 3, 4, 5, 6, 7, 9];

@@ -4,16 +4,10 @@
 import { get, path } from "./api.js";
 import { LineChart } from "./chart.js";
 import { el, fromTemplate, queueUrl, setText, syncRows } from "./dom.js";
-import { NUMERIC_CELLS, queueCells, serverFigures } from "./figures.js";
+import { DEPTH, NUMERIC_CELLS, queueCells, serverFigures } from "./figures.js";
 import * as fmt from "./format.js";
 import { History, Rates } from "./history.js";
 
-const DEPTH = [
-  { name: "ready", label: "ready" },
-  { name: "delayed", label: "delayed" },
-  { name: "leased", label: "leased" },
-  { name: "dead", label: "dead" },
-];
 const THROUGHPUT = [
   { name: "put", label: "put/s" },
   { name: "acked", label: "ack/s" },

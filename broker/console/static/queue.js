@@ -6,16 +6,10 @@ import { MessageBrowser } from "./browser.js";
 import { LineChart } from "./chart.js";
 import { confirmAction } from "./dialogs.js";
 import { deadUrl, el, fromTemplate, setText } from "./dom.js";
-import { NUMERIC_CELLS, queueCells } from "./figures.js";
+import { DEPTH, NUMERIC_CELLS, queueCells } from "./figures.js";
 import * as fmt from "./format.js";
 import { History, Rates } from "./history.js";
 
-const DEPTH = [
-  { name: "ready", label: "ready" },
-  { name: "delayed", label: "delayed" },
-  { name: "leased", label: "leased" },
-  { name: "dead", label: "dead" },
-];
 
 // CONFIG's settings: name, label, what an empty field means, the input's bounds
 const SETTINGS = [
