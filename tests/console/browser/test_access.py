@@ -15,13 +15,16 @@ TOKEN = "console-s3cret-token"
 
 
 def test_read_only_shows_no_action_and_the_server_refuses_them(page: Page, tmp_path: Path) -> None:
-    with running(tmp_path, "--console-read-only") as broker:
+    data = str(tmp_path / "data")  # the durable backend: its log's figures are shown too
+    with running(tmp_path, "--console-read-only", "--data-dir", data) as broker:
         dead_letter(broker, "jobs", "poison")
         put_many(broker, "jobs", [1, 2, 3])
         for url in ("/", "/queues/jobs", "/dead-letters/jobs", "/dead-letters", "/connections"):
             page.goto(broker.base + url)
             expect(page.locator("main h1")).to_be_visible()
             expect(page.get_by_text("read-only", exact=True)).to_be_visible()
+            if url == "/":
+                expect(page.get_by_role("heading", name="durable log")).to_be_visible()
             if url == "/queues/jobs":
                 figures = table_with(page, "oldest ready")
                 expect(figures.locator("tbody td").first).to_have_text("3")
