@@ -1,9 +1,11 @@
 """Broker processes for the bench: start on a loopback port, measure from /proc, stop by PID.
 
-Owns: the command line of each broker (WonderQ, beanstalkd, Redis) in memory and
-durable flavours, waiting until it accepts connections, reading its CPU time
+Owns: what the bench can run (``SERVERS``: each server's command line in memory
+and durable flavours, and the adapter that speaks to it: WonderQ, the floor,
+beanstalkd, Redis), waiting until it accepts connections, reading its CPU time
 and resident memory from ``/proc/PID``, and stopping it (SIGTERM, then SIGKILL)
-by the PID it started, never by name.
+by the PID it started, never by name. Another flavour of server (WonderQ over
+another backend, say) is one more entry in ``SERVERS``.
 Must never: bind anything but 127.0.0.1, or leave a process running on return.
 """
 
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -24,7 +27,7 @@ from typing import IO, Final
 HOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
-PEERS: Final = ("beanstalkd", "redis")
+PEERS: Final = ("floor", "beanstalkd", "redis")
 BROKERS: Final = ("wonderq", *PEERS)
 FSYNC_MODES: Final = ("always", "everysec")
 
@@ -82,8 +85,10 @@ def free_port() -> int:
 
 
 def installed(name: str) -> str | None:
-    """The path of a peer's server binary, or None if it is not installed."""
-    binary = {"beanstalkd": "beanstalkd", "redis": "redis-server"}[name]
+    """The path of a server's binary (this Python for ours), or None if it is not installed."""
+    binary = SERVERS[name].binary
+    if binary is None:
+        return sys.executable
     return shutil.which(binary) or (
         f"/usr/bin/{binary}" if os.access(f"/usr/bin/{binary}", os.X_OK) else None
     )
@@ -123,21 +128,29 @@ def wonderq_supports_durability() -> bool:
     return "--data-dir" in out and "--fsync" in out
 
 
-def _command(name: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
-    if name == "wonderq":
-        cmd = [*_WONDERQ, "serve", "--host", HOST, "--port", str(port)]
-        cmd += ["--log-level", "WARNING"]
-        if fsync is not None:
-            cmd += ["--data-dir", str(data_dir), "--fsync", fsync]
-        return cmd
-    binary = installed(name)
-    if binary is None:
-        raise BenchError(f"{name} is not installed")
-    if name == "beanstalkd":
-        cmd = [binary, "-l", HOST, "-p", str(port), "-z", str(1 << 20)]
-        if fsync is not None:  # -f0: fsync after every write; -f1000: at most once a second
-            cmd += ["-b", str(data_dir), "-f", "0" if fsync == "always" else "1000"]
-        return cmd
+Command = Callable[[str, int, str | None, Path | None], list[str]]
+
+
+def _wonderq(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
+    cmd = [*_WONDERQ, "serve", "--host", HOST, "--port", str(port), "--log-level", "WARNING"]
+    cmd.append("--no-http")  # the TCP protocol only (the HTTP API would take a fixed port)
+    if fsync is not None:
+        cmd += ["--data-dir", str(data_dir), "--fsync", fsync]
+    return cmd
+
+
+def _floor(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
+    return [sys.executable, "-P", "-m", "broker.bench.floor", str(port)]
+
+
+def _beanstalkd(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
+    cmd = [binary, "-l", HOST, "-p", str(port), "-z", str(1 << 20)]
+    if fsync is not None:  # -f0: fsync after every write; -f1000: at most once a second
+        cmd += ["-b", str(data_dir), "-f", "0" if fsync == "always" else "1000"]
+    return cmd
+
+
+def _redis(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
     cmd = [binary, "--bind", HOST, "--port", str(port), "--save", "", "--daemonize", "no"]
     cmd += ["--protected-mode", "no", "--logfile", "", "--loglevel", "warning"]
     if fsync is None:
@@ -147,6 +160,24 @@ def _command(name: str, port: int, fsync: str | None, data_dir: Path | None) -> 
     return cmd
 
 
+@dataclass(frozen=True)
+class Server:
+    """One kind of server the bench can start, and how the load talks to it."""
+
+    adapter: str  # the name of its adapter in ``adapters.ADAPTERS``
+    command: Command  # (binary, port, fsync or None, data dir or None) -> argv
+    binary: str | None = None  # a peer's server binary on PATH (None: this Python)
+    durable: bool = True  # has a log to run with --durable
+
+
+SERVERS: Final[dict[str, Server]] = {
+    "wonderq": Server("wonderq", _wonderq),
+    "floor": Server("wonderq", _floor, durable=False),
+    "beanstalkd": Server("beanstalkd", _beanstalkd, binary="beanstalkd"),
+    "redis": Server("redis", _redis, binary="redis-server"),
+}
+
+
 def start(name: str, *, fsync: str | None = None) -> BrokerProcess:
     """Start ``name`` on a free loopback port and wait until it accepts connections."""
     if fsync is not None and name == "wonderq" and not wonderq_supports_durability():
@@ -154,9 +185,14 @@ def start(name: str, *, fsync: str | None = None) -> BrokerProcess:
             "--durable needs `wonderq serve --data-dir DIR --fsync MODE`, "
             "which this WonderQ does not have yet"
         )
+    binary = installed(name)
+    if binary is None:
+        raise BenchError(f"{name} is not installed")
+    if fsync is not None and not SERVERS[name].durable:
+        raise BenchError(f"{name} has no durable log")
     data_dir = Path(tempfile.mkdtemp(prefix=f"wonderq-bench-{name}-")) if fsync else None
     port = free_port()
-    cmd = _command(name, port, fsync, data_dir)
+    cmd = SERVERS[name].command(binary, port, fsync, data_dir)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors

@@ -1,9 +1,10 @@
-"""``wonderq bench``: measure WonderQ (and, with ``--compare``, beanstalkd and Redis).
+"""``wonderq bench``: measure WonderQ (and, with ``--compare``, the floor, beanstalkd, Redis).
 
 Owns: the bench's flags, the order of runs (one fresh server per broker and
 mode, started on a loopback port of its own and stopped by PID in ``finally``),
-and printing the report (a table, or ``--json``). The load runs in this process
-on uvloop; every server runs in its own process.
+and printing the report (a table, or ``--json``). The load runs in ``--procs``
+load processes on uvloop (``broker.bench.fleet``); every server runs in its own
+process.
 Must never: leave a server running, or exit 0 when a message was lost,
 duplicated or left unacked.
 """
@@ -17,13 +18,16 @@ import os
 import platform
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from broker.bench import procs
+from broker.bench.backgrounds import BACKGROUNDS, preload
+from broker.bench.fleet import Result, default_procs, run_plan
 from broker.bench.procs import BenchError, Measured
-from broker.bench.report import as_json, summarize, table, targets, targets_table
-from broker.bench.workloads import BACKGROUNDS, MODES, Plan, Result, preload, run_plan
+from broker.bench.report import LEGEND, as_json, summarize, table, targets, targets_table
+from broker.bench.workloads import MIN_BODY, MODES, Plan
 from broker.server.loop import run as run_loop
 
 FLAT_DEFAULTS = "queued:1000000,leased:100000,keys:10000,queues:10000,idle:5000"
@@ -61,11 +65,21 @@ def _positive(text: str) -> int:
     return value
 
 
+def _body(text: str) -> int:
+    value = int(text)
+    if value < MIN_BODY:
+        raise argparse.ArgumentTypeError(
+            f"must be >= {MIN_BODY} (a body holds its index and its send time)"
+        )
+    return value
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
         help="measure throughput, latency, CPU and memory (optionally against beanstalkd and Redis)",
-        description="Benchmark WonderQ; with --compare, the same workload against beanstalkd and Redis.",
+        description="Benchmark WonderQ; with --compare, the same workload against the floor "
+        "(a bare Python server: this stack's least cost per request), beanstalkd and Redis.",
     )
     p.add_argument(
         "--mode",
@@ -81,7 +95,10 @@ def add_parser(sub: Any) -> None:
         help="messages per run (default 200000)",
     )
     p.add_argument(
-        "--body", type=_positive, default=100, help="body bytes (default 100; at least 12)"
+        "--body",
+        type=_body,
+        default=100,
+        help=f"body bytes (default 100; at least {MIN_BODY})",
     )
     p.add_argument(
         "-P", "--producers", type=_positive, default=4, help="producer connections (default 4)"
@@ -119,7 +136,15 @@ def add_parser(sub: Any) -> None:
         "--compare",
         type=_csv(procs.PEERS),
         default=[],
-        help="peers to run too: beanstalkd,redis (skipped with a note if not installed)",
+        help="peers to run too: floor,beanstalkd,redis (a peer not installed is skipped "
+        "with a note)",
+    )
+    p.add_argument(
+        "--procs",
+        type=_positive,
+        default=default_procs(),
+        help="load processes: producers and consumers in separate ones from 2 up "
+        f"(default {default_procs()})",
     )
     p.add_argument(
         "--durable",
@@ -196,11 +221,10 @@ class _External(Measured):
 async def _one(
     broker: str,
     plan: Plan,
-    durable: str | None,
+    args: argparse.Namespace,
     background: tuple[str, int] | None,
-    port: int | None,
-    server_pid: int | None,
 ) -> Result:
+    durable, port = args.durable, args.port
     bg_name = f"{background[0]}:{background[1]}" if background else ""
     label = broker if durable is None else f"{broker}/{durable}"
     result = Result(broker=label, mode=plan.mode, messages=plan.messages, background=bg_name)
@@ -214,10 +238,10 @@ async def _one(
             server: Measured = proc
             port = proc.port
         else:
-            server = _External(pid=server_pid or 0)
+            server = _External(pid=args.server_pid or 0)
         if background:
             held = await preload(port, background[0], background[1], plan.body)
-        await run_plan(broker, port, plan, server, result)
+        await run_plan(procs.SERVERS[broker].adapter, port, plan, server, result, args.procs)
     except BenchError as exc:
         result.notes.append(f"failed: {exc}")
     finally:
@@ -234,6 +258,8 @@ async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], 
     for peer in args.compare:
         if procs.installed(peer) is None:
             notes.append(f"{peer}: skipped, its server is not installed")
+        elif args.durable and not procs.SERVERS[peer].durable:
+            notes.append(f"{peer}: skipped, it has no durable log")
         else:
             peers.append(peer)
     if args.port is not None and peers:
@@ -253,7 +279,7 @@ async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], 
                             file=sys.stderr,
                             flush=True,
                         )
-                    result = await _one(broker, plan, args.durable, bg, args.port, args.server_pid)
+                    result = await _one(broker, plan, args, bg)
                     result.trial = trial
                     results.append(result)
     return results, notes
@@ -296,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
         "body": args.body,
         "window": args.window,
         "batch": args.batch,
+        "procs": args.procs,
         "durable": args.durable,
         "repeat": args.repeat,
         "notes": notes,
@@ -307,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"machine: {m['cpus']} CPUs, {m['cpu_model']}, Python {m['python']}")
         print(
             f"P={args.producers} C={args.consumers} body={args.body} B W={args.window} K={args.batch}"
-            + (f" durable={args.durable}" if args.durable else "")
+            f" load processes={args.procs}" + (f" durable={args.durable}" if args.durable else "")
         )
         for note in notes:
             print(f"note: {note}")
@@ -317,6 +344,7 @@ def run(args: argparse.Namespace) -> int:
                 "WQ x is the ratio of the medians"
             )
         print(table(summarize(results)))
+        print(textwrap.fill(LEGEND, width=100))
         text = targets_table(goals)
         if text:
             print(text)
