@@ -136,3 +136,16 @@ def test_redrive_and_pause_and_resume_and_settings(page: Page, broker: Broker, q
         assert tcp.call(op="STATS", queue=queue)["queues"][queue]["paused"] is False
     figures = table_with(page, "oldest ready")
     expect(figures.locator("tbody td").last).to_have_text("0.5/s")
+
+
+@QUEUE_MGMT
+def test_delete_queue_asks_first_then_the_queue_is_gone(
+    page: Page, broker: Broker, queue: str
+) -> None:
+    put_many(broker, queue, [1, 2])
+    page.goto(f"{broker.base}/queues/{queue}")
+    confirm(page, "Delete queue", says=f"Delete {queue} with its 2 messages")
+    expect(page.get_by_role("status")).to_have_text(f"Deleted {queue} and 2 messages.")
+    expect(page.get_by_text(f"No queue named {queue}")).to_be_visible()
+    with broker.line() as tcp:
+        assert tcp.call(op="STATS", queue=queue)["error"] == "not_found"
