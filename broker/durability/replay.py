@@ -5,7 +5,9 @@ mid-append: the file just stops, or ends in zeros, or its very last record
 fails its checksum, with nothing or only zeros after it: with ``--fsync always``
 a segment is zero-filled ahead of the data) from corruption (a bad length or checksum with more data
 after it), and folding records into ``ReplayState``: the live messages by seq,
-and the highest sequence number ever used.
+the queues' settings and paused flags, the dedup ids per queue (the last first
+use of each; the restore drops those past their window), and the highest
+sequence number ever used.
 Must never: drop data silently. A torn tail is reported to the caller, which
 decides whether that file may have one; corruption raises ``CorruptLog``
 naming the file and the offset.
@@ -23,16 +25,22 @@ from broker.durability.records import (
     HEADER_SIZE,
     Ack,
     Dead,
+    Dedup,
+    Drop,
     Lease,
     Meta,
     Msg,
     Purge,
+    QueueConf,
     Record,
     Redrive,
     Release,
     decode_frame,
     length_ok,
 )
+
+#: a dedup id as the log remembers it: (seq of its message, first put at (wall), window)
+DedupEntry = tuple[int, float, float]
 
 
 class DurabilityError(Exception):
@@ -62,6 +70,8 @@ class Scan:
 @dataclass(slots=True)
 class ReplayState:
     live: dict[int, Msg] = field(default_factory=dict)
+    queues: dict[str, QueueConf] = field(default_factory=dict)  # settings, paused flags
+    dedup: dict[str, dict[str, DedupEntry]] = field(default_factory=dict)  # queue -> id ->
     hi: int = 0  # highest sequence number (id or order) any record used
     records: int = 0
     reordered: bool = False  # some message's order is not its seq: restore must sort
@@ -95,6 +105,22 @@ class ReplayState:
                 live.pop(seq, None)
         elif type(rec) is Meta:
             self.hi = max(self.hi, rec.next_seq - 1)
+        else:
+            self._apply_queue(rec)
+
+    def _apply_queue(self, rec: Record) -> None:
+        """The records of queue-level state: dedup ids, settings, a deleted queue."""
+        if type(rec) is Dedup:
+            ids = self.dedup.setdefault(rec.queue, {})
+            for dedup, seq in zip(rec.ids, rec.seqs, strict=True):
+                ids[dedup] = (seq, rec.put_wall, rec.window_s)
+        elif type(rec) is QueueConf:
+            self.queues[rec.queue] = rec
+        elif type(rec) is Drop:
+            for seq in rec.seqs:
+                self.live.pop(seq, None)
+            self.queues.pop(rec.queue, None)
+            self.dedup.pop(rec.queue, None)
 
     def _move(self, seq: int, queue: str, order: int, attempts: int) -> None:
         self.hi = max(self.hi, order)
