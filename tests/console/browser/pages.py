@@ -3,15 +3,7 @@ their row header, buttons and dialogs by their names."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import Locator, Page, expect
-
-#: a test of what the console does with issue 13's ops (headers, REMOVE, REDRIVE with ids,
-#: PAUSE/RESUME, CONFIG), whose HTTP endpoints come with branch queue-mgmt: strict, so the
-#: mark must go (and the test pass) once they are on main
-QUEUE_MGMT = pytest.mark.xfail(
-    strict=True, reason="needs issue 13's HTTP endpoints (branch queue-mgmt, not yet merged)"
-)
 
 
 def table_with(page: Page, header: str) -> Locator:

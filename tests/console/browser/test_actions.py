@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.console.browser.pages import QUEUE_MGMT, cell, confirm, table_with
+from tests.console.browser.pages import cell, confirm, table_with
 from tests.console.support import Broker, dead_letter, put_many
 
 
@@ -82,7 +82,6 @@ def test_a_dead_letter_is_retried_from_the_console_then_received_over_tcp(
         assert tcp.call(op="ACK", id=message_id) == {"ok": True}
 
 
-@QUEUE_MGMT
 def test_dead_letters_are_retried_and_deleted_a_selection_at_a_time(
     page: Page, broker: Broker, queue: str
 ) -> None:
@@ -109,7 +108,6 @@ def test_dead_letters_are_retried_and_deleted_a_selection_at_a_time(
             assert tcp.call(op="INFO", id=deleted)["ok"] is False
 
 
-@QUEUE_MGMT
 def test_redrive_and_pause_and_resume_and_settings(page: Page, broker: Broker, queue: str) -> None:
     dead_letter(broker, queue, "a")
     dead_letter(broker, queue, "b")
@@ -138,7 +136,6 @@ def test_redrive_and_pause_and_resume_and_settings(page: Page, broker: Broker, q
     expect(figures.locator("tbody td").last).to_have_text("0.5/s")
 
 
-@QUEUE_MGMT
 def test_delete_queue_asks_first_then_the_queue_is_gone(
     page: Page, broker: Broker, queue: str
 ) -> None:

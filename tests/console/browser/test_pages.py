@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.console.browser.pages import QUEUE_MGMT, cell, table_with
+from tests.console.browser.pages import cell, table_with
 from tests.console.support import Broker, put_many
 
 QUEUE_HEADERS = (
@@ -118,7 +118,6 @@ def test_the_message_browser_lists_messages_without_changing_them(
         assert tcp.call(op="ACK", id=leased) == {"ok": True}  # still this connection's lease
 
 
-@QUEUE_MGMT
 def test_the_message_browser_shows_a_messages_headers(
     page: Page, broker: Broker, queue: str
 ) -> None:
