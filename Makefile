@@ -14,7 +14,7 @@ COV_FLOOR ?= 92
 COV    ?= --cov=broker --cov=wonderq --cov-branch --cov-report=term:skip-covered \
           --cov-fail-under=$(COV_FLOOR)
 
-.PHONY: serve test lint types pytest debug-pytest node-test slow bench clean
+.PHONY: serve test lint types pytest debug-pytest node-test slow bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ node-test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/wonderq bench $(ARGS)
+
+# the README's pictures of the web console (docs/console-*.png), with a minute of real traffic
+screenshots: $(STAMP)
+	$(BIN)/pytest -m slow -p no:cacheprovider tests/console/browser/test_screenshots.py
 
 slow: $(STAMP)
 	$(BIN)/pytest -m slow $(ARGS)

@@ -228,6 +228,9 @@ class Config:
     # (not settable from the command line: no Setting)
     #: longest line before a connection has authenticated (with a token): an AUTH line fits
     max_line_unauthenticated: int = 8 * KIB
+    #: `serve --console-read-only`: the web console shows no action, and the HTTP API
+    #: refuses every action a browser sends (scripts and clients are unaffected)
+    console_read_only: bool = False
     write_high_water: int = 1 * MIB
     write_low_water: int = 256 * KIB
     max_reply_bytes: int = 1 * MIB

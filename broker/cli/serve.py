@@ -51,7 +51,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tls-cert", help="serve TLS with this PEM certificate chain (needs --tls-key)")
     p.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
-    p.add_argument("--no-http", action="store_true", help="serve no HTTP API")
+    p.add_argument("--no-http", action="store_true", help="serve no HTTP API (and no console)")
+    p.add_argument(
+        "--console-read-only",
+        action="store_true",
+        help="the web console (at / on the HTTP port) shows no action, and the HTTP API "
+        "refuses every action sent by a browser",
+    )
     p.add_argument(
         "--metrics-port",
         type=int,
@@ -169,7 +175,9 @@ def check_data_dir(path: str) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
     """The ``Config`` of the generated flags, the token from ``read_token``; ValueError if bad."""
     values = {named.name: getattr(args, named.name) for named in SETTINGS}
-    return Config(**{**values, "token": read_token(args)[0]})
+    return Config(
+        **{**values, "token": read_token(args)[0], "console_read_only": args.console_read_only}
+    )
 
 
 def exposure_warnings(addresses: list[str], config: Config, tls: bool) -> list[str]:

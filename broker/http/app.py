@@ -1,10 +1,12 @@
 """The HTTP API server: aiohttp's web server on the broker's own event loop.
 
 Owns: the aiohttp applications built from a route table (``routes.ROUTES``;
-the same table drives the OpenAPI document), their listening sites (plain or
-TLS), the gate every request passes (the phase, the token, the cross-site
-rule, the body limit checked on ``Content-Length`` before a byte of the body
-is read), the one error body for every refusal, the backend owner that HTTP
+the same table drives the OpenAPI document; the main port also serves the web
+console, ``broker.console``), their listening sites (plain or TLS), the gate
+every request passes (the phase, the token on all but the public routes, the
+cross-site rule, the read-only console's rule, the body limit checked on
+``Content-Length`` before a byte of the body is read), the one error body for
+every refusal, the backend owner that HTTP
 requests run under, and the phases: ``STARTING`` until ``ready()`` (the
 backend is still opening or replaying its log: every request but ``/healthz``
 gets 503 ``unavailable``), ``SERVING``, and ``STOPPING`` from ``begin_stop()``
@@ -28,6 +30,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractResource
 
 from broker.backend.base import Backend, Replies
 from broker.config import Config
@@ -39,8 +42,8 @@ from broker.errors import (
     WonderQError,
 )
 from broker.histogram import Histogram
-from broker.http.auth import BearerAuth, cross_site_problem
-from broker.http.errors import error_response, from_aiohttp, raise_for
+from broker.http.auth import BearerAuth, cross_site_problem, read_only_problem
+from broker.http.errors import error_response, forbidden, from_aiohttp, raise_for
 from broker.http.openapi import document
 from broker.protocol.replies import ReceiveReply, Reply
 from broker.protocol.requests import AnyRequest, ReleaseReceipts
@@ -52,7 +55,6 @@ log = logging.getLogger("wonderq.http")
 
 #: in-flight requests get this long to finish when the API closes
 SHUTDOWN_S: Final = 2.0
-PUBLIC_PATHS: Final = frozenset({"/healthz"})
 _STARTING: Final = "the broker is starting (opening or replaying its data); try again shortly"
 _STOPPING: Final = "the server is shutting down; the request was not applied"
 
@@ -102,13 +104,15 @@ class HttpApi:
     async def listen(
         self, host: str, port: int, routes: Sequence[Route] | None = None
     ) -> tuple[str, int]:
-        """Serve ``routes`` (default: every route) on ``host:port``; the address bound."""
+        """Serve ``routes`` on ``host:port`` (default: every route, and the web console);
+        the address bound."""
+        console = routes is None
         if routes is None:
             from broker.http.routes import ROUTES
 
             routes = ROUTES
         runner = web.AppRunner(
-            self._application(routes),
+            self._application(routes, console),
             handler_cancellation=True,
             access_log=None,
             shutdown_timeout=SHUTDOWN_S,
@@ -196,13 +200,24 @@ class HttpApi:
 
     # ------------------------------------------------------------------- app
 
-    def _application(self, routes: Sequence[Route]) -> web.Application:
+    def _application(self, routes: Sequence[Route], console: bool) -> web.Application:
         app = web.Application(
             client_max_size=self.config.max_line, middlewares=[self._errors, self._gate]
         )
-        app[OPENAPI] = document(routes, token=self.auth.required, tls=self.ssl is not None)
+        read_only = self.config.console_read_only
+        app[OPENAPI] = document(
+            routes, token=self.auth.required, tls=self.ssl is not None, read_only=read_only
+        )
+        public: set[AbstractResource] = set()
         for route in routes:
-            app.router.add_route(route.method, route.path, _bind(self, route))
+            added = app.router.add_route(route.method, route.path, _bind(self, route))
+            if route.public and added.resource is not None:
+                public.add(added.resource)
+        if console:
+            from broker.console import Site
+
+            public.update(Site(read_only=read_only).add_routes(app))
+        app[PUBLIC] = frozenset(public)
         return app
 
     @web.middleware
@@ -220,12 +235,16 @@ class HttpApi:
     async def _gate(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.match_info.route.resource in request.app[PUBLIC]:
             return await handler(request)
         self.auth.check(request.headers.get("Authorization"))
         problem = cross_site_problem(request.method, request.headers, request.host)
         if problem is not None:
             raise Unauthorized(problem)
+        if self.config.console_read_only:
+            problem = read_only_problem(request.method, request.headers)
+            if problem is not None:
+                return forbidden(Unauthorized(problem))
         length = request.content_length
         if length is not None and length > self.config.max_line:
             raise TooLarge(
@@ -245,6 +264,8 @@ class HttpApi:
 
 
 OPENAPI: Final = web.AppKey("openapi", bytes)
+#: the resources that need no token: /healthz and the console's pages and files
+PUBLIC: Final = web.AppKey("public", frozenset[AbstractResource])
 
 
 def _bind(api: HttpApi, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -9,7 +9,10 @@ that is not this host). The second rule is what keeps a web page open in a
 browser on the broker's machine from purging queues on a broker that has no
 token: a cross-site form or ``fetch`` can reach ``127.0.0.1`` but cannot set
 ``Authorization``, and browsers always send those headers; ``curl`` and
-client libraries send neither and are unaffected.
+client libraries send neither and are unaffected. With ``--console-read-only``
+the same headers mark a request as a browser's, and every action a browser
+sends is refused, the console's own included: the console is read-only on the
+server, not only on the screen, while scripts and clients keep every action.
 Must never: log a token, echo one back, or compare it in variable time.
 """
 
@@ -67,3 +70,15 @@ def cross_site_problem(method: str, headers: Mapping[str, str], host: str | None
     if origin == "null" or urlsplit(origin).netloc != host:
         return f"a request from another origin ({origin}) may not change the broker"
     return None
+
+
+def read_only_problem(method: str, headers: Mapping[str, str]) -> str | None:
+    """Why a read-only console's server refuses this request (an action from a browser)."""
+    if method in SAFE_METHODS:
+        return None
+    if "Sec-Fetch-Site" not in headers and "Origin" not in headers:
+        return None  # not a browser: a script or a client
+    return (
+        "the console is read-only (serve --console-read-only): a browser may not change "
+        "the broker; scripts and clients may"
+    )

@@ -12,6 +12,7 @@ an error body itself (errors are raised; ``errors.py`` renders them).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
@@ -24,6 +25,8 @@ from broker.http.errors import JSON, error_response
 from broker.http.metrics import exposition
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
+from broker.protocol.codec import check_shape
+from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 from broker.protocol.receipts import message_id_of
 
 if TYPE_CHECKING:
@@ -31,14 +34,39 @@ if TYPE_CHECKING:
     from broker.http.routes import Route
 
 QUEUE_PAGE_MAX: Final = 1000
+#: the figures ``GET /v1/queues`` sums over the queues it lists (``totals``)
+SUMMED: Final = ("ready", "delayed", "leased", "dead", "waiting_consumers", "bytes", *COUNTERS)
+#: what a page of queues may be sorted by: the name, a STATS figure, the rate limit
+SORTS: Final = ("name", *SUMMED, "oldest_ready_age", "paused", "rate")
+QueueOrder = StrEnum("QueueOrder", [(name, name) for name in SORTS])  # type: ignore[misc]
+_NAME_TEXT = Annotated[str, Meta(max_length=rq.QUEUE_NAME_MAX)]
 
 
 class QueuePage(Struct, kw_only=True, forbid_unknown_fields=True):
-    """A page of ``GET /v1/queues``: names in order, after ``after``, starting with ``prefix``."""
+    """A page of ``GET /v1/queues``: in name order after ``after`` (a page of STATS), or,
+    over every queue (a pass over all of them), those that contain ``contains`` in
+    ``sort`` order (then by name) from ``offset``, with their ``count`` and ``totals``;
+    ``dead_queues`` false leaves out each ``<q>.dead`` whose ``q`` exists (its messages
+    are ``q``'s ``dead`` figure). Both start with ``prefix``."""
 
-    prefix: Annotated[str, Meta(max_length=rq.QUEUE_NAME_MAX)] = ""
+    prefix: _NAME_TEXT = ""
+    contains: _NAME_TEXT = ""
+    sort: QueueOrder = QueueOrder("name")
+    desc: bool = False
+    dead_queues: bool = True
+    totals: bool = False
+    offset: Annotated[int, Meta(ge=0)] = 0
     after: rq.QueueName | None = None
     limit: Annotated[int, Meta(ge=1, le=QUEUE_PAGE_MAX)] = QUEUE_PAGE_MAX
+
+
+class PeekPage(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``GET /v1/queues/{queue}/messages``: PEEK, a page at a time (``offset``)."""
+
+    queue: rq.QueueName
+    state: rq.PeekState | None = None
+    limit: Annotated[int, Meta(ge=1, le=rq.PEEK_LIMIT_MAX)] = rq.PEEK_LIMIT_DEFAULT
+    offset: Annotated[int, Meta(ge=0, lt=rq.PEEK_LIMIT_MAX)] = 0
 
 
 class MessageReceipt(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -49,10 +77,17 @@ class MessageReceipt(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class QueueList(Struct, kw_only=True, gc=False):
-    """Each queue's STATS figures, by name; ``next``: the ``after`` of the next page."""
+    """A page of queues' STATS figures, by name; ``order``: their names in the order asked
+    for; ``server``: STATS' server figures; ``next``: the ``after`` of the next page (name
+    order); over every queue, ``count``: the queues that match (on every page) and
+    ``totals``: their figures summed."""
 
     ok: bool = True
     queues: dict[str, rp.QueueStats]
+    order: list[str]
+    server: dict[str, Any]
+    count: int | UnsetType = UNSET
+    totals: dict[str, int] | UnsetType = UNSET
     next: str | UnsetType = UNSET
 
 
@@ -113,23 +148,100 @@ async def delete_message(api: HttpApi, route: Route, request: web.Request) -> we
 async def queue_list(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
     """A page of STATS (its cursor is the name after which the page starts: ``after``)."""
     page: QueuePage = await parse(route, request)
-    stats = await api.call(rq.Stats(prefix=page.prefix, limit=page.limit, cursor=page.after))
-    assert isinstance(stats, rp.StatsReply)
-    return respond(QueueList(queues=stats.queues, next=stats.next))
+    every = _needs_every_queue(page)
+    if page.after is not None and every:
+        raise BadRequest(
+            "`after` pages in name order alone: with `sort`, `desc`, `contains`, "
+            "`dead_queues`, `totals` or `offset`, page with `offset`"
+        )
+    if not every:
+        stats = await api.call(rq.Stats(prefix=page.prefix, limit=page.limit, cursor=page.after))
+        assert isinstance(stats, rp.StatsReply)
+        order = list(stats.queues)
+        return respond(
+            QueueList(queues=stats.queues, order=order, server=stats.server, next=stats.next)
+        )
+    stats = await every_queue(api, page.prefix)
+    queues = stats.queues
+    names = sorted(name for name in queues if _listed(page, name, queues))
+    totals = dict.fromkeys(SUMMED, 0)
+    for name in names:
+        figures = queues[name]
+        for figure in SUMMED:
+            totals[figure] += getattr(figures, figure)
+    if page.sort != "name" or page.desc:
+        names.sort(key=_sort_key(page.sort, queues), reverse=page.desc)  # ties stay by name
+    shown = names[page.offset : page.offset + page.limit]
+    return respond(
+        QueueList(
+            queues={name: queues[name] for name in shown},
+            order=shown,
+            count=len(names),
+            totals=totals,
+            server=stats.server,
+        )
+    )
 
 
-async def every_queue(api: HttpApi) -> rp.StatsReply:
-    """STATS of every queue, a page per call (the loop runs other work between pages)."""
-    stats = await api.call(rq.Stats(limit=rq.LIST_LIMIT_MAX))
+def _needs_every_queue(page: QueuePage) -> bool:
+    """Whether the page needs every queue's figures: sorted, filtered, counted or summed."""
+    plain = page.sort == "name" and not page.desc and not page.offset and not page.contains
+    return page.totals or not plain or not page.dead_queues
+
+
+def _listed(page: QueuePage, name: str, queues: dict[str, rp.QueueStats]) -> bool:
+    if page.contains not in name:
+        return False
+    if page.dead_queues or not name.endswith(DEAD_SUFFIX):
+        return True
+    return name.removesuffix(DEAD_SUFFIX) not in queues  # a dead queue whose queue is gone
+
+
+async def every_queue(api: HttpApi, prefix: str = "") -> rp.StatsReply:
+    """STATS of every queue (whose name starts with ``prefix``), a page per call (the loop
+    runs other work between pages)."""
+    stats = await api.call(rq.Stats(prefix=prefix, limit=rq.LIST_LIMIT_MAX))
     assert isinstance(stats, rp.StatsReply)
     cursor = stats.next
     while isinstance(cursor, str):
-        page = await api.call(rq.Stats(limit=rq.LIST_LIMIT_MAX, cursor=cursor))
+        page = await api.call(rq.Stats(prefix=prefix, limit=rq.LIST_LIMIT_MAX, cursor=cursor))
         assert isinstance(page, rp.StatsReply)
         stats.queues.update(page.queues)
         stats.server, cursor = page.server, page.next
     stats.next = UNSET
     return stats
+
+
+def _sort_key(sort: str, queues: dict[str, rp.QueueStats]) -> Any:
+    """The key of ``sort`` (a STATS figure or a setting); None (no oldest ready message,
+    no rate limit) sorts below every number."""
+    if sort == "name":
+        return None
+    if sort == "rate":
+        return lambda name: _number(queues[name].settings.rate)
+    return lambda name: _number(getattr(queues[name], sort))
+
+
+def _number(value: Any) -> float:
+    return -1.0 if value is None or value is UNSET else float(value)
+
+
+async def peek(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
+    """PEEK from ``offset``: the first ``offset + limit`` messages, less the first ``offset``."""
+    page: PeekPage = await parse(route, request)
+    wanted = page.offset + page.limit
+    if wanted > rq.PEEK_LIMIT_MAX:
+        raise BadRequest(
+            f"offset + limit is {wanted}; at most {rq.PEEK_LIMIT_MAX}: PEEK lists the first "
+            f"{rq.PEEK_LIMIT_MAX} messages of a state"
+        )
+    request_ = rq.Peek(queue=page.queue, state=page.state, limit=wanted)
+    problem = check_shape(request_)
+    if problem is not None:
+        raise BadRequest(problem)
+    reply = await api.call(request_)
+    assert isinstance(reply, rp.PeekReply)
+    return respond(rp.PeekReply(messages=reply.messages[page.offset :], total=reply.total))
 
 
 async def queue(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:

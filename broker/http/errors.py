@@ -62,6 +62,15 @@ def error_response(error: WonderQError, headers: Mapping[str, str] | None = None
     )
 
 
+def forbidden(error: WonderQError) -> web.Response:
+    """``error`` refused with 403: the request was understood and authorized, and this
+    server does not take it (a read-only console's action)."""
+    response = error_response(error)
+    response.headers.popall("WWW-Authenticate", None)
+    response.set_status(403)
+    return response
+
+
 def raise_for(reply: object) -> None:
     """Raise the error a backend's failure reply stands for (nothing for a success)."""
     if isinstance(reply, ErrorReply):

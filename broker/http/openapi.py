@@ -35,6 +35,16 @@ DESCRIPTION: Final = (
     '`"ok": true`; every failure body is `{"ok": false, "error": CODE, "message": TEXT}`.'
 )
 
+READ_ONLY: Final = (
+    " The web console of this server is read-only (serve --console-read-only): an action "
+    "sent by a browser (with an Origin or Sec-Fetch-Site header) gets 403 `unauthorized`; "
+    "scripts and clients are not affected."
+)
+READ_ONLY_EXAMPLE: Final = (
+    "the console is read-only (serve --console-read-only): a browser may not change the "
+    "broker; scripts and clients may"
+)
+
 #: codes every route but the public ones may answer
 COMMON_ERRORS: Final = (
     ErrorCode.BAD_REQUEST,
@@ -63,8 +73,9 @@ _EXAMPLES: Final[Mapping[str, str]] = {
 assert set(_EXAMPLES) == {code.value for code in ErrorCode}
 
 
-def document(routes: Sequence[Route], *, token: bool, tls: bool) -> bytes:
-    """The OpenAPI document of ``routes`` as JSON (``token``: a bearer token is required)."""
+def document(routes: Sequence[Route], *, token: bool, tls: bool, read_only: bool = False) -> bytes:
+    """The OpenAPI document of ``routes`` as JSON (``token``: a bearer token is required;
+    ``read_only``: the console is read-only, so a browser's actions get 403)."""
     types: list[Any] = [ErrorReply]
     for route in routes:
         for reply in route.ok.values():
@@ -74,7 +85,8 @@ def document(routes: Sequence[Route], *, token: bool, tls: bool) -> bytes:
     _, schemas = msgspec.json.schema_components(types, ref_template=REF)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas, token)
+        operation = _operation(route, schemas, token, read_only)
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     for route in routes:  # path and query Structs become parameters, not components
         if route.shape is not None:
             for part in (route.shape.path, route.shape.query):
@@ -91,10 +103,14 @@ def document(routes: Sequence[Route], *, token: bool, tls: bool) -> bytes:
         doc["security"] = [{"bearer": []}]
     if tls:
         doc["info"]["description"] += " This server speaks HTTPS only."
+    if read_only:
+        doc["info"]["description"] += READ_ONLY
     return msgspec.json.encode(doc)
 
 
-def _operation(route: Route, schemas: Mapping[str, Any], token: bool) -> dict[str, Any]:
+def _operation(
+    route: Route, schemas: Mapping[str, Any], token: bool, read_only: bool
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.name,
         "summary": route.summary,
@@ -117,6 +133,8 @@ def _operation(route: Route, schemas: Mapping[str, Any], token: bool) -> dict[st
     if parameters:
         op["parameters"] = parameters
     op["responses"] = _responses(route, token)
+    if read_only and route.action:
+        op["responses"]["403"] = _failure(403, [ErrorCode.UNAUTHORIZED.value], READ_ONLY_EXAMPLE)
     if route.public:
         op["security"] = []
     return op
@@ -178,13 +196,17 @@ def _by_status(codes: Iterable[ErrorCode]) -> dict[int, list[str]]:
     return out
 
 
-def _failure(status: int, codes: list[str]) -> dict[str, Any]:
+def _failure(status: int, codes: list[str], message: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "description": "error: " + ", ".join(f"`{c}`" for c in codes),
         "content": {
             JSON: {
                 "schema": {"$ref": REF.format(name="ErrorReply")},
-                "example": {"ok": False, "error": codes[0], "message": _EXAMPLES[codes[0]]},
+                "example": {
+                    "ok": False,
+                    "error": codes[0],
+                    "message": message or _EXAMPLES[codes[0]],
+                },
             }
         },
     }

@@ -282,11 +282,40 @@ ROUTES: Final[tuple[Route, ...]] = (
         ep.queue_list,
         "Queues with their STATS figures, by name, a page at a time",
         "queues",
-        Shape(ep.QueuePage, query=("prefix", "after", "limit")),
+        Shape(
+            ep.QueuePage,
+            query=(
+                "prefix",
+                "after",
+                "limit",
+                "contains",
+                "sort",
+                "desc",
+                "offset",
+                "dead_queues",
+                "totals",
+            ),
+        ),
         ok={200: ep.QueueList},
-        reply_examples={200: {"ok": True, "queues": {"jobs": _QUEUE_FIGURES}}},
-        description="Queues in name order, those starting with `prefix`, after `after`; "
-        "`next` (present when more follow) is the `after` of the next page.",
+        reply_examples={
+            200: {
+                "ok": True,
+                "queues": {"jobs": _QUEUE_FIGURES},
+                "order": ["jobs"],
+                "server": {"version": "1.0.0", "uptime": 12.5, "connections": 1},
+                "count": 1,
+                "totals": {name: _QUEUE_FIGURES[name] for name in ep.SUMMED},
+            }
+        },
+        description="Queues whose name starts with `prefix`, `limit` of them, with STATS' "
+        "server figures (`server`) and their names in order (`order`). In name order, "
+        "after `after`: `next`, present when more follow, is the `after` of the next page. "
+        "Or, over every queue (one pass over all of them, for a dashboard's table): those "
+        "whose name contains `contains`, sorted by a figure (`sort`, `desc`; ties in name "
+        "order; no oldest ready message and no rate limit sort below every number), from "
+        "`offset`, with `count` (how many match) and `totals` (their figures summed); "
+        "`totals=true` asks for these in name order. `dead_queues=false` leaves out each "
+        "`<q>.dead` whose `q` exists: its messages are `q`'s `dead` figure.",
     ),
     Route(
         "queue",
@@ -306,13 +335,17 @@ ROUTES: Final[tuple[Route, ...]] = (
         "peek",
         "GET",
         "/v1/queues/{queue}/messages",
-        ep.op,
-        "A queue's messages, without leasing them (PEEK)",
+        ep.peek,
+        "A queue's messages, without leasing them (PEEK), a page at a time",
         "queues",
-        Shape(rq.Peek, path=("queue",), query=("state", "limit")),
+        Shape(ep.PeekPage, path=("queue",), query=("state", "limit", "offset")),
         ok={200: rp.PeekReply},
         reply_examples={200: {"ok": True, "messages": [], "total": 0}},
         errors=(ErrorCode.NOT_FOUND,),
+        description="`limit` messages from the `offset`-th in PEEK's order (`offset + limit` "
+        "at most 1000: the first 1000 messages of a state); `total` counts every message in "
+        "the state. Like PEEK over TCP, a reply holds at most 1 MiB of bodies, counted from "
+        "the first message, so a page past that comes back short.",
     ),
     Route(
         "purge",

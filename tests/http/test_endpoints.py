@@ -117,8 +117,8 @@ async def test_queues_are_listed_with_their_figures_a_page_at_a_time(api: Client
     assert list(rest.json["queues"]) == ["a.3"] and "next" not in rest.json
     bad = await api.get("/v1/queues", params={"limit": "0"})
     assert bad.status == 400 and "$.limit" in bad.json["message"]
-    unknown = await api.get("/v1/queues", params={"sort": "depth"})
-    assert unknown.status == 400 and "`sort`" in unknown.json["message"]
+    unknown = await api.get("/v1/queues", params={"order": "depth"})
+    assert unknown.status == 400 and "`order`" in unknown.json["message"]
 
 
 async def test_one_queue_and_an_unknown_one(api: Client) -> None:
