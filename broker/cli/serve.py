@@ -49,6 +49,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
     p.add_argument("--no-http", action="store_true", help="serve no HTTP API")
     p.add_argument(
+        "--recover",
+        action="store_true",
+        help="with --data-dir: start even if the log is damaged, moving the damaged bytes "
+        "aside (into <file>.damaged-<offset>) and going on without them",
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         default=None,
@@ -160,7 +166,7 @@ def raise_open_files_limit(wanted: int) -> int:
 def config_from_args(args: argparse.Namespace) -> Config:
     """The ``Config`` of the generated flags, the token from ``read_token``; ValueError if bad."""
     values = {named.name: getattr(args, named.name) for named in SETTINGS}
-    return Config(**{**values, "token": read_token(args)})
+    return Config(**{**values, "token": read_token(args), "recover": args.recover})
 
 
 def exposure_warnings(addresses: list[str], config: Config, tls: bool) -> list[str]:

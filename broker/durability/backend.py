@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from broker.backend.base import Replies, ReplySink, StatsProvider
 from broker.backend.memory import Clock, MemoryBackend
 from broker.config import Config
+from broker.durability import files
 from broker.durability.commit import Commit
 from broker.durability.compaction import Compaction
 from broker.durability.journal import LogJournal
@@ -152,7 +152,7 @@ class DurableBackend:
 
     async def start(self) -> None:
         await self.memory.start()
-        os.makedirs(self.directory, exist_ok=True)
+        files.prepare_directory(self.directory)
         self._lock = DirLock(self.directory)
         try:
             self._open()
@@ -164,7 +164,7 @@ class DurableBackend:
     def _open(self) -> None:
         started = time.perf_counter()
         # ``wonderq serve`` pauses the cyclic collector around this (broker/server/collector.py)
-        recovered = recover(self.directory)
+        recovered = recover(self.directory, go_on=self.config.recover)
         now = self.memory.now()
         self._journal.wall_offset = time.time() - now
         restore_into(self.engine, recovered.state, now, self._journal.wall_offset)
