@@ -32,7 +32,7 @@ from broker.durability.lock import DirLock
 from broker.durability.log import FsyncPolicy, Log
 from broker.durability.loop_writer import LoopWriter
 from broker.durability.records import Msg
-from broker.durability.replay import ReplayState
+from broker.durability.replay import DurabilityError, ReplayState
 from broker.durability.store import recover
 from broker.durability.thread_writer import EVERYSEC_S, ThreadWriter
 from broker.engine import Engine
@@ -152,13 +152,16 @@ class DurableBackend:
 
     async def start(self) -> None:
         await self.memory.start()
-        files.prepare_directory(self.directory)
-        self._lock = DirLock(self.directory)
         try:
-            self._open()
-        except BaseException:
-            self._lock.release()
-            raise
+            files.prepare_directory(self.directory)
+            self._lock = DirLock(self.directory)
+            try:
+                self._open()
+            except BaseException:
+                self._lock.release()
+                raise
+        except OSError as exc:  # not a port problem: say which directory, and why
+            raise DurabilityError(f"cannot use data directory {self.directory}: {exc}") from exc
         self.memory.settle()  # arm the timer for restored delays
 
     def _open(self) -> None:

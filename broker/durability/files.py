@@ -51,6 +51,7 @@ _SEGMENT_FORMAT = "log-{:08d}.wql"
 _SEGMENT = re.compile(r"log-(\d{8})\.wql")
 _SNAPSHOT_FORMAT = "snap-{:08d}.wqs"
 _SNAPSHOT = re.compile(r"snap-(\d{8})\.wqs")
+_UNFINISHED = re.compile(_SNAPSHOT.pattern + re.escape(UNFINISHED_SUFFIX))
 
 
 def segment_name(n: int) -> str:
@@ -103,7 +104,7 @@ def list_files(directory: str) -> Listing:
     return Listing(
         segments=_numbers(names, _SEGMENT),
         snapshots=_numbers(names, _SNAPSHOT),
-        unfinished=sorted(n for n in names if n.endswith(UNFINISHED_SUFFIX)),
+        unfinished=sorted(n for n in names if _UNFINISHED.fullmatch(n)),
     )
 
 
@@ -165,12 +166,20 @@ def open_private(path: str, flags: int) -> int:
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeFile(f"{path} is not a regular file; remove it")
         if stat.S_IMODE(st.st_mode) & _GROUP_OR_OTHER:
-            os.fchmod(fd, FILE_MODE)
-            log.info("%s had mode %s; narrowed to 0600", path, oct(stat.S_IMODE(st.st_mode)))
+            _narrow(fd, path, stat.S_IMODE(st.st_mode))
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _narrow(fd: int, path: str, mode: int) -> None:
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except PermissionError as exc:  # another user's file: say so, it is still usable
+        log.warning("%s has mode %s and cannot be narrowed to 0600: %s", path, oct(mode), exc)
+    else:
+        log.info("%s had mode %s; narrowed to 0600", path, oct(mode))
 
 
 def _target(path: str) -> str:

@@ -195,3 +195,10 @@ async def test_row_21_a_restart_after_a_full_disk_takes_writes(tmp_path: Path) -
             assert len(acked) + 1000 <= held <= len(acked) + 1050  # the batch refused may be
             free = os.statvfs(disk.seen)
             assert free.f_bavail * free.f_frsize >= MIB  # the fill left room
+
+
+async def test_a_data_dir_that_cannot_be_used_is_named_in_the_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_bytes(b"a file, not a directory")
+    err = await serve_fails(data)
+    assert f"cannot use data directory {data}: [Errno 17] File exists" in err, err

@@ -47,6 +47,7 @@ def test_a_listing_sorts_each_kind_and_leaves_other_files_alone(tmp_path: Path) 
         files.unfinished_snapshot_name(3),
         "LOCK",
         "notes.txt",
+        "notes.tmp",  # not a snapshot: never taken for an unfinished one (and deleted)
         "log-2.wql",
     ]:
         (tmp_path / name).write_bytes(b"")
@@ -215,3 +216,18 @@ def test_a_wide_directory_that_is_not_wonderqs_alone_is_left_with_a_warning(
     assert stat.S_IMODE(data.stat().st_mode) == wide
     assert f"data directory {data} has mode {oct(wide)}" in caplog.text
     assert ("notes.txt" in caplog.text) == (why == "other file")
+
+
+def test_a_file_that_cannot_be_narrowed_is_used_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    segment = tmp_path / files.segment_name(1)
+    segment.write_bytes(b"x")
+    segment.chmod(0o644)
+
+    def refused(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refused)  # another user's file
+    assert files.read(str(segment)) == b"x"
+    assert f"{segment} has mode 0o644 and cannot be narrowed to 0600" in caplog.text
