@@ -151,7 +151,7 @@ class Config:
         "http-port",
         "port of the HTTP API, on --host; 0 picks a free one (serve --no-http: none)",
         bound=between(0, 65535),
-        unset=f"{HTTP_PORT}, or a free one when --port is 0",
+        unset=f"--port + 1 ({HTTP_PORT}), or a free one when --port is 0",
         metavar="PORT",
     )
     metrics_queues: int = setting(
@@ -268,10 +268,14 @@ class Config:
 
     @property
     def http_listen_port(self) -> int:
-        """The HTTP API's port: ``http_port``, or by default 7879 (a free one with ``port`` 0)."""
+        """The HTTP API's port: ``http_port``, or by default the TCP port + 1 (7879 for the
+        default 7878; a free one with ``port`` 0), so two brokers on one machine never
+        take the same HTTP port by default."""
         if self.http_port is not None:
             return self.http_port
-        return 0 if self.port == 0 else HTTP_PORT
+        if self.port == 0:
+            return 0
+        return self.port + 1 if self.port < 65535 else self.port - 1
 
     def __post_init__(self) -> None:
         for named in SETTINGS:

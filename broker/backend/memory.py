@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from itertools import count
 from typing import Any, Final, NamedTuple
@@ -129,6 +130,7 @@ class MemoryBackend:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._started_at = 0.0
+        self._started_wall = 0.0  # wall clock at start: tells one run from the next
         self._owner_ids = count(1)
         self._stats_providers: list[StatsProvider] = []
         self._owners: dict[_Owner, None] = {}  # open connections, in opening order
@@ -169,6 +171,7 @@ class MemoryBackend:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._started_at = self.now()
+        self._started_wall = round(time.time(), 3)
 
     async def drain(self) -> None:
         self._draining = True
@@ -392,6 +395,7 @@ class MemoryBackend:
         server: dict[str, Any] = {
             "version": __version__,
             "uptime": round(now - self._started_at, 3),
+            "started_at": self._started_wall,
         }
         server.update(engine.totals())
         for provider in self._stats_providers:

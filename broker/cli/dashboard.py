@@ -22,7 +22,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from broker.engine.queue import DEAD_SUFFIX
+from broker.protocol.names import DEAD_SUFFIX
 
 SPARK: Final = "▁▂▃▄▅▆▇█"
 HISTORY_S: Final = 60.0  # the sparkline covers this much
@@ -30,7 +30,17 @@ SPARK_MIN: Final = 8  # narrowest sparkline column
 #: STATS server fields the header shows by name; any other numeric field (the
 #: durable log's figures, for one) is shown too, after these
 SERVER_KNOWN: Final = frozenset(
-    {"version", "uptime", "connections", "queues", "messages", "leased", "bytes", "rss"}
+    {
+        "version",
+        "uptime",
+        "started_at",
+        "connections",
+        "queues",
+        "messages",
+        "leased",
+        "bytes",
+        "rss",
+    }
 )
 # the durability section ("durability": {"log_bytes": ..., "unwritten_bytes": ...}) adds
 # "log <size>" to the header, and "unwritten <size>" while the log lags
@@ -162,7 +172,7 @@ class Dashboard:
 
     def update(self, reply: Mapping[str, Any]) -> None:
         previous = self.stats
-        if previous is not None and reply["server"]["uptime"] < previous["server"]["uptime"]:
+        if previous is not None and _restarted(previous["server"], reply["server"]):
             previous = None
             self.restarts += 1
         self.previous, self.stats, self.error = previous, reply, None
@@ -249,6 +259,14 @@ class Dashboard:
         for line in (title, figures):
             line.truncate(width, overflow="ellipsis")
         return [title, figures, Text("")]
+
+
+def _restarted(before: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """The broker behind two STATS replies restarted in between: its start time changed
+    (or, from a broker that does not say it, its uptime went back)."""
+    if "started_at" in before and "started_at" in now:
+        return bool(before["started_at"] != now["started_at"])
+    return bool(now["uptime"] < before["uptime"])
 
 
 def server_line(server: Mapping[str, Any]) -> str:

@@ -4,9 +4,10 @@ from broker.engine.engine import Engine
 from broker.engine.ids import format_id, parse_id
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.message import STATE_NAMES, Message, State
-from broker.engine.queue import DEAD_SUFFIX, Queue
+from broker.engine.queue import Queue
 from broker.engine.values import AckedRecord, AckResult, NewMessage, NewMessageFields
 from broker.engine.waiter import Delivery, Waiter
+from broker.protocol.names import DEAD_SUFFIX
 
 __all__ = [
     "DEAD_SUFFIX",

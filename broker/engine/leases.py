@@ -26,10 +26,11 @@ from broker.engine.lifecycle import (
     RELEASE_DELAYED,
 )
 from broker.engine.message import DELAYED, LEASED, READY, Message
-from broker.engine.queue import DEAD_SUFFIX, Queue
+from broker.engine.queue import Queue
 from broker.engine.state import GONE, EngineState
 from broker.engine.values import AckResult
 from broker.errors import NotFound, NotLeased
+from broker.protocol.names import DEAD_SUFFIX
 
 
 class Leases(EngineState):

@@ -15,8 +15,9 @@ import heapq
 from broker.engine.dispatch import Dispatch
 from broker.engine.lifecycle import PURGE, PURGE_DELAYED, PURGE_PLAIN, REDRIVE
 from broker.engine.message import DELAYED, LEASED, READY, Message
-from broker.engine.queue import DEAD_SUFFIX, Queue
+from broker.engine.queue import Queue
 from broker.engine.state import GONE
+from broker.protocol.names import DEAD_SUFFIX
 
 
 class Management(Dispatch):

@@ -24,24 +24,12 @@ from typing import TYPE_CHECKING
 
 from broker.engine.compact import CompactFifo
 from broker.engine.message import READY, Message
+from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
     from broker.engine.waiter import Waiter
-
-DEAD_SUFFIX = ".dead"
-
-COUNTERS = (
-    "put",
-    "acked",
-    "nacked",
-    "expired",
-    "released_on_disconnect",
-    "dead_lettered",
-    "redriven",
-    "purged",
-)
 
 
 class Queue:

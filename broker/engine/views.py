@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from itertools import chain
 
 from broker.engine.message import DELAYED, READY, Message, State
-from broker.engine.queue import COUNTERS, DEAD_SUFFIX, Queue
+from broker.engine.queue import Queue
 from broker.engine.state import EngineState
 from broker.engine.values import AckedRecord
+from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 
 
 class Views(EngineState):

@@ -35,6 +35,7 @@ QUEUE_STATES: Final = ("ready", "delayed", "leased", "dead")
 QUEUE_EVENTS: Final = COUNTERS  # the engine's per-queue totals, one metric label each
 #: STATS server field -> (metric name, help); other numeric fields become wonderq_server_<name>
 SERVER_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
+    "started_at": ("wonderq_start_time_seconds", "Unix time this run of the broker started."),
     "uptime": ("wonderq_uptime_seconds", "Seconds since the broker started."),
     "connections": ("wonderq_connections", "Open client connections."),
     "queues": ("wonderq_queues", "Queues known to the broker."),

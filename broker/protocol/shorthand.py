@@ -53,7 +53,7 @@ def _scalar(token: str) -> Any:
         return token
 
 
-def _put(rest: str) -> dict[str, Any] | bytes:
+def _put(rest: str) -> bytes:
     queue, _, text = rest.partition(" ")
     if not queue or not text:
         raise BadRequest("shorthand PUT needs a queue and a body: PUT <queue> <body...>")
@@ -100,8 +100,7 @@ def to_json(line: bytes, max_batch: int | None = None) -> bytes:
     op = op.upper()
     rest = rest.strip()
     if op == "PUT":
-        built = _put(rest)
-        return built if isinstance(built, bytes) else _encode(built)
+        return _put(rest)
     if max_batch is None:
         args = rest.split()
     else:  # a queue and max_batch ids at most, and one more piece holding what is left

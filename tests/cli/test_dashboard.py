@@ -187,6 +187,18 @@ def test_restart_resets_rates_and_disconnect_keeps_the_last_figures() -> None:
     assert "mail" in board.history and board.history["mail"][-1] == 0  # gone: depth 0
 
 
+def test_a_restart_first_seen_late_is_still_a_restart() -> None:
+    """The restarted broker may be reached after it has run longer than the old one did:
+    its start time, not its uptime, says it is another run."""
+    board = Dashboard(target="h:1")
+    board.update(reply(3.0, {"jobs": {"ready": 1}}, started_at=1000.0))
+    board.update(reply(4.0, {"jobs": {"ready": 1}}, started_at=1000.0))
+    assert board.restarts == 0
+    board.update(reply(14.0, {"jobs": {"ready": 1}}, started_at=1010.0))
+    assert board.restarts == 1
+    assert "restarted 1x" in text(board)
+
+
 def test_never_reached_says_connecting() -> None:
     board = Dashboard(target="h:1")
     board.lost("cannot connect")
