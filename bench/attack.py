@@ -634,7 +634,7 @@ def row_20(broker: Broker, r: Row, scale: float) -> None:
 # ------------------------------------- rows 21-23: the data dir (own brokers)
 
 #: rows that start their own brokers (several, or none that stays up): no bystander
-Standalone = Callable[[Row, Path], None]
+Standalone = Callable[[Row, Path, Path | None], None]  # (row, workdir, --src)
 STANDALONE: dict[str, tuple[Row, Standalone]] = {}
 
 
@@ -646,8 +646,14 @@ def standalone(number: str, did: str) -> Callable[[Standalone], Standalone]:
     return register
 
 
-def _refusal(exc: SystemExit) -> str:
-    return str(exc).split("wonderq serve: ", 1)[-1][:160]
+def _try_start(
+    src: Path | None, log: Path, *flags: str, prefix: tuple[str, ...] = ()
+) -> Broker | str:
+    """A broker, or why it did not start (its error line, shortened)."""
+    try:
+        return start_broker(src, *flags, prefix=prefix, log=log)
+    except SystemExit as exc:
+        return str(exc).split("wonderq serve: ", 1)[-1][:160]
 
 
 def _put_each(broker: Broker, count: int, body: str = "b", batch: int = 1) -> int:
@@ -693,7 +699,7 @@ def small_tmpfs(mountpoint: Path, size: int) -> Iterator[tuple[tuple[str, ...], 
 
 
 @standalone("21", "disk full under --fsync always, then 4 MiB freed and a restart")
-def row_21(r: Row, workdir: Path) -> None:
+def row_21(r: Row, workdir: Path, src: Path | None) -> None:
     mountpoint = workdir / "disk"
     mountpoint.mkdir()
     with small_tmpfs(mountpoint, 24 * MIB) as disk:
@@ -703,16 +709,15 @@ def row_21(r: Row, workdir: Path) -> None:
         prefix, seen = disk
         (seen / "filler").write_bytes(bytes(12 * MIB))
         flags = ("--data-dir", str(mountpoint / "data"), "--fsync", "always", "--no-http")
-        src = r.figures.get("src")
         broker = start_broker(src, *flags, prefix=prefix)
         acked = _put_each(broker, 100_000, "x" * 1000, batch=50)
         broker.stop()
         os.truncate(seen / "filler", 8 * MIB)
-        try:
-            broker = start_broker(src, *flags, prefix=prefix, log=workdir / "row21.log")
-        except SystemExit as exc:
-            r.saw = f"{acked} PUTs, disk full; freed 4 MiB; the restart failed: {_refusal(exc)}"
+        broker_or_why = _try_start(src, workdir / "row21.log", *flags, prefix=prefix)
+        if isinstance(broker_or_why, str):
+            r.saw = f"{acked} PUTs, disk full; freed 4 MiB; the restart failed: {broker_or_why}"
             return
+        broker = broker_or_why
         more = _put_each(broker, 1000, "x" * 1000, batch=50)
         free = os.statvfs(seen)
         held = _held(broker)
@@ -724,9 +729,8 @@ def row_21(r: Row, workdir: Path) -> None:
 
 
 @standalone("22", "LOCK as a symlink; log file modes")
-def row_22(r: Row, workdir: Path) -> None:
+def row_22(r: Row, workdir: Path, src: Path | None) -> None:
     data = workdir / "data22"
-    src = r.figures.get("src")
     old = os.umask(0o022)
     try:
         broker = start_broker(src, "--data-dir", str(data))
@@ -740,11 +744,12 @@ def row_22(r: Row, workdir: Path) -> None:
     planted = workdir / "data22b"
     planted.mkdir()
     (planted / "LOCK").symlink_to(victim)
-    try:
-        start_broker(src, "--data-dir", str(planted), log=workdir / "row22.log").stop()
+    started = _try_start(src, workdir / "row22.log", "--data-dir", str(planted))
+    if isinstance(started, str):
+        lock = f"refused: {started}"
+    else:
+        started.stop()
         lock = "started"
-    except SystemExit as exc:
-        lock = f"refused: {_refusal(exc)}"
     r.saw = (
         f"data dir {oct(data.stat().st_mode & 0o777)}, files {', '.join(modes)}; LOCK a link: "
         f"{lock}; its target now holds {victim.read_text().strip()!r}"
@@ -752,9 +757,8 @@ def row_22(r: Row, workdir: Path) -> None:
 
 
 @standalone("23", "log zeroed from the middle of the last segment to its end")
-def row_23(r: Row, workdir: Path) -> None:
+def row_23(r: Row, workdir: Path, src: Path | None) -> None:
     data = workdir / "data23"
-    src = r.figures.get("src")
     broker = start_broker(src, "--data-dir", str(data))
     acked = _put_each(broker, 2000)
     broker.stop()
@@ -764,19 +768,17 @@ def row_23(r: Row, workdir: Path) -> None:
         f.seek(size // 2)
         f.write(bytes(size - size // 2))
     log = workdir / "row23.log"
-    try:
-        broker = start_broker(src, "--data-dir", str(data), log=log)
-    except SystemExit as exc:
-        first = f"start refused: {_refusal(exc)}"
-    else:
-        held = _held(broker)
-        broker.stop()
+    again = _try_start(src, log, "--data-dir", str(data))
+    if not isinstance(again, str):
+        held = _held(again)
+        again.stop()
         cut = segment.stat().st_size
         r.saw = (
             f"{acked} PUTs ok; zeroed from byte {size // 2}: started with {held} of them, "
             f"segment truncated in place from {size} to {cut} bytes"
         )
         return
+    first = f"start refused: {again}"
     broker = start_broker(src, "--data-dir", str(data), "--recover", log=log)
     held = _held(broker)
     broker.stop()
@@ -793,9 +795,8 @@ def row_23(r: Row, workdir: Path) -> None:
 def run_row(number: str, src: Path | None, scale: float, workdir: Path) -> Row:
     if number in STANDALONE:
         template, own = STANDALONE[number]
-        r = Row(**{**template.__dict__, "figures": {"src": src}})
-        own(r, workdir)
-        r.figures.pop("src", None)
+        r = Row(**template.__dict__)
+        own(r, workdir, src)
         return r
     template, attack = ATTACKS[number]
     r = Row(**{**template.__dict__, "figures": {"src": src}})
