@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from broker.durability import files
 from broker.durability.replay import CorruptLog, ReplayState, Scan, scan
+from broker.durability.tail import FILL_ONLY
 
 log = logging.getLogger("wonderq.durability")
 
@@ -59,7 +60,7 @@ class _Cut:
     path: str
     offset: int
     size: int
-    why: str
+    why: str  # why it is torn, or what the damage is
     damaged: bool  # moved aside first (--recover), not just cut
 
 
@@ -96,7 +97,7 @@ def _judge(path: str, kind: str, result: Scan, size: int, go_on: bool) -> _Cut:
     """What to do about a file whose frames stop at ``result.good_end`` (raises if stopping)."""
     offset = result.good_end
     if result.damage is None and kind == _NEWEST:
-        return _Cut(path, offset, size, f"torn tail at offset {offset} ({result.torn})", False)
+        return _Cut(path, offset, size, str(result.torn), False)
     if result.damage is not None:
         why = result.damage
     elif kind == _SNAPSHOT:  # a snapshot is fsynced before it is renamed
@@ -118,11 +119,14 @@ def _judge(path: str, kind: str, result: Scan, size: int, go_on: bool) -> _Cut:
 def _apply(cut: _Cut, out: Recovered) -> None:
     dropped = cut.size - cut.offset
     if not cut.damaged:
-        if cut.why.endswith("(the space filled ahead of the data)"):
+        if cut.why == FILL_ONLY:
             cause = "the server did not stop cleanly"
         else:
             cause = "a crash interrupted a write"
-        note = f"{cut.path}: {cut.why}; truncated {dropped} bytes ({cause})"
+        note = (
+            f"{cut.path}: torn tail at offset {cut.offset} ({cut.why}); "
+            f"truncated {dropped} bytes ({cause})"
+        )
         log.warning("%s", note)
         out.notes.append(note)
         files.truncate(cut.path, cut.offset)

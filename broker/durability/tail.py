@@ -21,6 +21,12 @@ checksum holds but that does not decode. The broker never writes zeros into a
 log (the fill is ``FILL_BYTE``, never a valid header), so zeros past one frame
 are never a torn write. What a file of each kind may end in (the newest segment
 of a run may be torn; older segments and snapshots never) is ``store.py``'s.
+Limits, by design: a file cut short (at a frame boundary, or inside its last
+frame) and zeros in the crc or body of the very last frame look like a torn
+write (at most one frame is taken for one); and a file system that, after a
+power loss, shows blocks never written as zeros would make an ``everysec`` or
+``no`` tail look damaged: the start stops (conservative), and ``--recover``
+moves the zeros aside.
 Must never: read a file or decide what to do about its end (the caller does).
 """
 
@@ -37,6 +43,8 @@ from broker.durability.records import HEADER, HEADER_SIZE, decode_frame, length_
 #: what the ``always`` writer fills a segment with ahead of its data (loop_writer.py);
 #: four of them are never a valid frame header (the length copy is inverted)
 FILL_BYTE: Final = 0xFF
+#: the torn tail a crash leaves between two writes (``always``): the fill alone
+FILL_ONLY: Final = "the space filled ahead of the data"
 _CANDIDATE = b"\xff\xff\xff\xff"  # a length and its inverted copy XOR to this
 _SEARCH_WINDOW = 4 * 1024 * 1024
 
@@ -57,7 +65,7 @@ def classify(data: bytes, pos: int) -> Ending:
     length, check, crc = HEADER.unpack_from(data, pos)
     if not length_ok(length, check):
         if _only_fill(data, pos):
-            return Ending("the space filled ahead of the data", None)
+            return Ending(FILL_ONLY, None)
         if _only_fill(data, pos + HEADER_SIZE):  # a real header would have its frame after it
             return Ending("frame header cut short by the fill ahead of the data", None)
         after = _after(data, pos + HEADER_SIZE)
