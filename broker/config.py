@@ -25,6 +25,9 @@ TOKEN_HOW = 'make one with: python -c "import secrets; print(secrets.token_urlsa
 TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
 HTTP_PORT = 7879  # the HTTP API's default port
+NODE_ID_CHARS: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-:."
+)
 
 _SIZE_UNITS: Final = {"k": KIB, "m": MIB, "g": 1024 * MIB}
 
@@ -192,6 +195,19 @@ class Config:
     acked_history: int = setting(
         10_000, "acked-history", "acked ids INFO remembers per queue", bound=at_least(0)
     )
+    dedup_window_s: float = setting(
+        300.0,
+        "dedup-window",
+        "seconds a PUT's dedup id is remembered (a queue's dedup_window setting overrides it)",
+        kind=SECONDS,
+        bound=Bound(lambda value: 0 < value <= 86_400, "> 0 and <= 86400 seconds"),
+    )
+    max_dedup_ids: int = setting(
+        1_000_000,
+        "max-dedup-ids",
+        "dedup ids remembered (in all; with a Redis backend, per queue); the oldest go first",
+        bound=at_least(1),
+    )
     # codec / connection
     max_line: int = setting(
         1 * MIB,
@@ -254,6 +270,34 @@ class Config:
         "with --data-dir: always (reply after fsync), everysec or no",
         kind=TEXT,
         choices=FSYNC_POLICIES,
+    )
+    # where queue state lives (the memory/durable backend unless a Redis URL is given)
+    backend: str = setting(
+        "memory",
+        "backend",
+        "memory, or the URL of the Redis all nodes share: redis://HOST:PORT[/DB], rediss:// "
+        "with TLS, or a Redis Cluster's (README: Scale out; needs the 'redis' extra)",
+        kind=TEXT,
+        metavar="URL",
+    )
+    redis_password_file: str | None = setting(
+        None,
+        "redis-password-file",
+        "with a Redis backend: read Redis's password from this file",
+        kind=TEXT,
+        unset="none",
+        metavar="PATH",
+    )
+    node_id: str | None = setting(
+        None,
+        "node-id",
+        "with a Redis backend: this node's name, unique among the nodes",
+        kind=TEXT,
+        bound=Bound(
+            lambda value: 0 < len(value) <= 64 and NODE_ID_CHARS.issuperset(value),
+            "1-64 characters from A-Z a-z 0-9 _ - : .",
+        ),
+        unset="host, port and a random suffix",
     )
     compact_min_bytes: int = setting(
         64 * MIB,

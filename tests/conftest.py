@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -12,6 +13,7 @@ import uvloop
 
 from broker.config import Config
 from broker.server import Server
+from tests.redis.servers import REDIS_URL_ENV, RedisServer, flush
 from tests.support import CertFiles, make_certificate
 
 
@@ -24,10 +26,23 @@ def pytest_asyncio_loop_factories(
     return {"asyncio": asyncio.new_event_loop}
 
 
+def backend_for(config: Config) -> Any:
+    """The backend a test server runs on: in memory, or Redis when the session says so."""
+    url = os.environ.get(REDIS_URL_ENV)
+    if url is None:
+        return None
+    from broker.backend.redis.backend import RedisBackend
+    from broker.backend.redis.target import parse
+
+    target = parse(url)
+    flush(target.hosts[0][1])  # every test server starts on an empty Redis
+    return RedisBackend(config, target)
+
+
 @asynccontextmanager
 async def running_server(**overrides: Any) -> AsyncIterator[Server]:
     config = Config(**{"host": "127.0.0.1", "port": 0, **overrides})
-    server = Server(config)
+    server = Server(config, backend_for(config))
     await server.start()
     try:
         yield server
@@ -53,3 +68,36 @@ async def server() -> AsyncIterator[Server]:
 def test_cert(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
     """A self-signed certificate for 127.0.0.1 and localhost (needs the openssl CLI)."""
     return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+# --------------------------------------------------------------- Redis backend
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (each test that uses it flushes it first)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A Redis URL with nothing stored in it."""
+    flush(redis_server.port)
+    return redis_server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The black-box suites' one parameter: every server they start runs in memory, then
+    on Redis (``backend_for``), so the two backends cannot drift apart."""
+    if request.param == "redis":
+        marker = request.node.get_closest_marker("memory_only")
+        if marker is not None:
+            pytest.skip(f"in-memory backend only: {marker.args[0]}")
+        server: RedisServer = request.getfixturevalue("redis_server")
+        monkeypatch.setenv(REDIS_URL_ENV, server.url)
+    yield request.param

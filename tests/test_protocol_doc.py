@@ -20,6 +20,9 @@ from tests.clients.test_client_readme import snippet
 from tests.conftest import running_server
 from tests.support import LineClient, require_tool, run
 
+#: the transcripts are replayed on every backend (memory, then Redis)
+pytestmark = pytest.mark.usefixtures("backend_kind")
+
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"<((?:id|receipt)\d+)>")
 

@@ -27,13 +27,19 @@ Replies = list[Reply | None]
 StatsProvider = Callable[[], dict[str, Any]]
 
 
+class StartError(Exception):
+    """A backend cannot start (its store refuses it, say); ``serve`` prints it and exits 1."""
+
+
 class ReplySink(Protocol):
     """What a backend may do to a connection: complete one of its waiting GETs.
 
     A sink MAY also have ``peer`` (its address) and ``requests_served``, which
     ``STATS {"connections": true}`` and ``PEEK``'s lease holder report; a
     backend reads them with ``getattr`` and a default, so a wrapping sink that
-    does not forward them only loses those figures.
+    does not forward them only loses those figures. It MAY have ``close()``: a
+    backend whose shared store became unreachable closes its connections with it
+    (the Redis backend does, before its peers reap the connections' leases).
     """
 
     def deliver(self, request: AnyRequest, reply: Reply) -> None: ...

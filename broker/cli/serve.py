@@ -27,12 +27,13 @@ from dataclasses import asdict
 from typing import Any
 
 from broker import __version__, logs
-from broker.backend.base import Backend
+from broker.backend.base import Backend, StartError
 from broker.config import SETTINGS, TOKEN_ENV, Config, NamedSetting
 from broker.durability.replay import DurabilityError
 from broker.http import HttpApi
 from broker.server import Server, collector
 from broker.server.loop import run as run_loop
+from broker.tools import ToolsMissing, require_tools
 
 log = logging.getLogger("wonderq.serve")
 
@@ -112,6 +113,7 @@ def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
+FSYNC_DEFAULT = Config().fsync
 _SPARE_FILES = 64  # descriptors beyond one per connection: listener, loop, logs
 
 
@@ -205,7 +207,13 @@ CRASH_ENV = "WONDERQ_COMPACTION_CRASH_AT"
 
 
 def make_backend(config: Config) -> Backend | None:
-    """The durable backend with ``--data-dir``; None means the default (in memory)."""
+    """The backend ``config`` asks for: Redis with a Redis ``--backend`` URL, the durable
+    one with ``--data-dir``; None means the default (in memory). ValueError if the flags
+    do not go together, ``ToolsMissing`` if the Redis extra is not installed."""
+    if config.backend != "memory":
+        return _redis_backend(config)
+    if config.redis_password_file is not None or config.node_id is not None:
+        raise ValueError("--redis-password-file and --node-id need a Redis --backend URL")
     if config.data_dir is None:
         return None
     from broker.durability.backend import DurableBackend
@@ -213,8 +221,42 @@ def make_backend(config: Config) -> Backend | None:
     return DurableBackend(config, crash_at=os.environ.get(CRASH_ENV))
 
 
+def _redis_backend(config: Config) -> Backend:
+    from broker.backend.redis import target
+
+    if not target.is_redis_url(config.backend):
+        raise ValueError(
+            f"--backend must be memory or a Redis URL (redis://HOST:PORT[/DB], rediss://..., "
+            f"redis-cluster://HOST:PORT[,HOST:PORT...]), not {config.backend!r}"
+        )
+    if config.data_dir is not None:
+        raise ValueError(
+            "--data-dir does not apply to a Redis backend: Redis keeps the state "
+            "(configure its appendonly and appendfsync instead)"
+        )
+    if config.fsync != FSYNC_DEFAULT:
+        raise ValueError(
+            "--fsync does not apply to a Redis backend: durability is Redis's "
+            "(its appendfsync setting)"
+        )
+    if config.max_memory is not None:
+        raise ValueError(
+            "--max-memory does not apply to a Redis backend: set Redis's maxmemory "
+            "(with maxmemory-policy noeviction); a full Redis answers memory_limit"
+        )
+    try:
+        require_tools("--backend " + config.backend.split("://")[0] + "://", "redis", "hiredis")
+    except ToolsMissing:
+        raise ToolsMissing(target.INSTALL_HINT) from None
+    from broker.backend.redis.backend import RedisBackend
+
+    where = target.parse(config.backend, config.redis_password_file)
+    return RedisBackend(config, where, node_id=config.node_id)
+
+
 async def serve(
     config: Config,
+    backend: Backend | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     tls: ssl.SSLContext | None = None,
@@ -229,7 +271,9 @@ async def serve(
         " ".join(f"{k}={v}" for k, v in _loggable(config).items()),
         extra={"event": "startup", "version": __version__, "config": _loggable(config)},
     )
-    server = Server(config, make_backend(config), ssl=tls, measure_latency=metrics_port is not None)
+    if backend is None:
+        backend = make_backend(config)
+    server = Server(config, backend, ssl=tls, measure_latency=metrics_port is not None)
     api = HttpApi(
         config,
         server.backend,
@@ -284,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
         tls = tls_context(args)
         if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
             raise ValueError("metrics-port must be 0-65535")
-    except ValueError as exc:
+        backend = make_backend(config)
+    except (ValueError, ToolsMissing) as exc:
         print(f"wonderq serve: {exc}", file=sys.stderr)
         return 2
     wanted_files = config.max_connections + _SPARE_FILES
@@ -298,10 +343,12 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         run_loop(
-            serve(config, args.metrics_port, args.metrics_host, tls, http=not args.no_http),
+            serve(
+                config, backend, args.metrics_port, args.metrics_host, tls, http=not args.no_http
+            ),
             use_uvloop=not args.no_uvloop,
         )
-    except DurabilityError as exc:
+    except (DurabilityError, StartError) as exc:
         print(f"wonderq serve: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -140,6 +140,7 @@ class Connection(asyncio.Protocol):
         # lines read but not run yet: while the write buffer is full or a batch is async
         self._pending: list[Frame] = []
         self._closing = False
+        self._eof = False  # the peer half-closed while replies were still owed
         self._gate = AuthGate(config.token)  # given its throttle once the peer is known
         self.refused = False  # over max-connections: never opened with the backend
         self.opened = False  # known to the backend and the server (not refused)
@@ -255,6 +256,9 @@ class Connection(asyncio.Protocol):
             self._bound_held()
 
     def eof_received(self) -> bool | None:
+        if self._busy is not None or self._pending:
+            self._eof = True  # replies still to come (an async backend): close after them
+            return True
         return False  # close our side too once replies are flushed
 
     # ------------------------------------------------------------ input bounds
@@ -429,6 +433,8 @@ class Connection(asyncio.Protocol):
         self._run_pending()
         if self._finishing and self._busy is None:
             self._half_close()
+        elif self._eof and self._busy is None and not self._pending:
+            self.close()  # the peer sent EOF: its last replies are written
 
     def _write_batch(self, items: list[Item], replies: Replies, plain: bool) -> None:
         if not plain:

@@ -36,6 +36,12 @@ def pytest_asyncio_loop_factories(
     return {"asyncio": asyncio.new_event_loop}
 
 
+@pytest.fixture(autouse=True)
+def _every_backend(backend_kind: str) -> str:
+    """The client suite runs against every backend (memory, then Redis)."""
+    return backend_kind
+
+
 @pytest.fixture
 def make_broker(server_factory: ServerFactory) -> ServerFactory:
     """``async with make_broker(lease_s=0.3) as server:`` runs a broker with those settings."""

@@ -42,6 +42,7 @@ def test_client_side_errors_are_wonderq_errors_without_a_wire_code() -> None:
     assert not set(dir(builtins)) & set(wonderq.__all__)  # e.g. no class named ConnectionError
 
 
+@pytest.mark.memory_only("--max-memory (Redis has maxmemory instead)")
 async def test_wire_errors_from_a_real_server_carry_its_message(
     client: wonderq.AsyncClient, make_broker: Any
 ) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from broker.engine import format_id
 from broker.server import Server
 from tests.conftest import ServerFactory
@@ -40,6 +42,7 @@ async def test_a_batch_put_stores_every_kind_of_item_in_order(server: Server) ->
         assert info["message"]["max_attempts"] == 7
 
 
+@pytest.mark.memory_only("the engine's hex ids")
 async def test_batch_put_ids_are_the_messages_ids(server: Server) -> None:
     async with await LineClient.connect(server.port) as c:
         for n in (1, 2, 64):
@@ -94,6 +97,7 @@ async def test_the_batch_limit_exactly(server_factory: ServerFactory) -> None:
         assert "holds more than 5 ids" in over["message"] and "(max-batch) is 5" in over["message"]
 
 
+@pytest.mark.memory_only("the engine's id format")
 async def test_a_batch_ack_sorts_out_ids_that_cannot_be_ours(server: Server) -> None:
     async with await LineClient.connect(server.port) as c:
         await c.call(op="PUT", queue="a", messages=[{"body": i} for i in range(3)])

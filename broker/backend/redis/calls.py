@@ -1,0 +1,217 @@
+"""Coalescing: every op of one event-loop iteration in one pipeline, one call per tag.
+
+Owns: the path from an op to Redis and back. Ops submitted during one loop
+iteration are grouped by hash tag; each tag's ops become one call of the
+library (one atomic function run for the whole group), and every call of the
+iteration goes out in one pipeline. One pipeline is in flight at a time: ops
+submitted meanwhile wait and go out together in the next one (group commit),
+so a node's ops reach Redis in the order they were submitted. A call that gets
+no answer within ``timeout_s`` fails its ops with ``unavailable`` (they may or
+may not have been applied). If Redis lost the library (a restart without
+persistence, ``FUNCTION FLUSH``), it is loaded again and the calls resent (a
+missing function applied nothing).
+Must never: block the loop, or hold an op's reply hostage to another tag's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+from broker.backend.redis import wire
+from broker.errors import MemoryLimit, Unavailable, WonderQError
+
+log = logging.getLogger("wonderq.redis")
+
+#: what an op's submitter gets back: its result and the call's bodies, or an error
+Done = Callable[[Any, list[bytes], WonderQError | None], None]
+
+
+@dataclass(slots=True)
+class Op:
+    args: list[Any]
+    bodies: list[bytes]
+    done: Done
+    body_at: int = -1  # index in ``args`` that receives the first body's ARGV position
+
+
+@dataclass(slots=True)
+class Reply:
+    """What one call returned besides its ops' results."""
+
+    tag: str
+    wakes: list[list[Any]]  # {queue, next deadline (ms, Redis time)}
+    deliveries: list[list[Any]]  # {waiter id, messages} for this node's waiting GETs
+    events: list[list[Any]]  # {queue, "expired" | "dead_lettered", count}
+    now_ms: float  # Redis time when the call ran
+    bodies: list[bytes] = field(default_factory=list)
+
+
+class Fenced(Unavailable):
+    """This node's incarnation was reaped: it must close its connections and rejoin."""
+
+
+class Calls:
+    def __init__(
+        self,
+        client: Any,
+        function: str,
+        node_function: str,
+        head: Callable[[], list[Any]],
+        on_reply: Callable[[Reply], None],
+        on_fenced: Callable[[], None],
+        reload_library: Callable[[], Any],
+        timeout_s: float,
+    ) -> None:
+        self._client = client
+        self._function = function
+        self._node_function = node_function
+        self._head = head  # [incarnation, test clock, defaults]: fresh per call
+        self._on_reply = on_reply
+        self._on_fenced = on_fenced
+        self._reload = reload_library
+        self.timeout_s = timeout_s
+        self._pending: dict[str, list[Op]] = {}
+        self._pending_node: list[Op] = []  # ops of the node registry, one call each
+        self._scheduled = False
+        self._inflight: asyncio.Task[None] | None = None
+        self.calls = 0  # since start: calls and pipelines sent (the bench reads them)
+        self.pipelines = 0
+
+    def submit(self, tag: str, op: Op) -> None:
+        ops = self._pending.get(tag)
+        if ops is None:
+            self._pending[tag] = [op]
+        else:
+            ops.append(op)
+        self._schedule()
+
+    def submit_node(self, op: Op) -> None:
+        """An op of the node registry (``wq:{nodes}``), in the same pipeline as the calls."""
+        self._pending_node.append(op)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled and self._inflight is None:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def idle(self) -> bool:
+        return not self._pending and not self._pending_node and self._inflight is None
+
+    async def wait_idle(self) -> None:
+        """Until every op submitted so far has its result."""
+        while not self.idle():
+            task = self._inflight
+            if task is not None and not task.done():
+                await asyncio.wait({task})
+            await asyncio.sleep(0)  # the task's callbacks run, or the flush is scheduled
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if (not self._pending and not self._pending_node) or self._inflight is not None:
+            return
+        batch, self._pending = self._pending, {}
+        node_ops, self._pending_node = self._pending_node, []
+        self._inflight = asyncio.get_running_loop().create_task(self._send(batch, node_ops))
+        self._inflight.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._inflight = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("redis call failed", exc_info=task.exception())
+        if self._pending or self._pending_node:
+            self._flush()
+
+    async def _send(self, batch: dict[str, list[Op]], node_ops: list[Op]) -> None:
+        tags = list(batch)
+        try:
+            raw = await self._pipeline(tags, batch, node_ops)
+            if any(_no_function(r) for r in raw):  # a shard lost the library: load it again,
+                await asyncio.wait_for(self._reload(), self.timeout_s)  # resend what failed
+                redo_tags = [t for t, r in zip(tags, raw, strict=False) if _no_function(r)]
+                redo_node = [
+                    op for op, r in zip(node_ops, raw[len(tags) :], strict=True) if _no_function(r)
+                ]
+                again = iter(await self._pipeline(redo_tags, batch, redo_node))
+                raw = [next(again) if _no_function(r) else r for r in raw]
+        except (RedisError, OSError, TimeoutError) as exc:
+            error = Unavailable(
+                f"redis unreachable: {_why(exc)}; the request may or may not have been applied"
+            )
+            for ops in [*batch.values(), node_ops]:
+                _fail(ops, error)
+            return
+        for tag, result in zip(tags, raw[: len(tags)], strict=True):
+            self._settle(tag, batch[tag], result)
+        for op, result in zip(node_ops, raw[len(tags) :], strict=True):
+            if isinstance(result, BaseException):
+                op.done(None, [], _error_of(result))
+            else:
+                op.done(wire.decode(result), [], None)
+
+    async def _pipeline(
+        self, tags: list[str], batch: dict[str, list[Op]], node_ops: list[Op]
+    ) -> list[Any]:
+        head = self._head()
+        test_now = head[1]
+        pipe = self._client.pipeline(transaction=False)
+        for tag in tags:
+            ops = batch[tag]
+            args: list[Any] = []
+            bodies: list[bytes] = []
+            for op in ops:
+                if op.bodies:
+                    op.args[op.body_at] = len(bodies) + 2  # ARGV[1] is the head
+                    bodies.extend(op.bodies)
+                args.append(op.args)
+            pipe.fcall(self._function, 1, wire.tag_key(tag), wire.encode([*head, args]), *bodies)
+        for op in node_ops:
+            pipe.fcall(self._node_function, 1, wire.NODES_KEY, wire.encode([*op.args, test_now]))
+        self.calls += len(tags) + len(node_ops)
+        self.pipelines += 1
+        async with asyncio.timeout(self.timeout_s):
+            result: list[Any] = await pipe.execute(raise_on_error=False)
+        return result
+
+    def _settle(self, tag: str, ops: list[Op], result: Any) -> None:
+        if isinstance(result, BaseException):
+            _fail(ops, _error_of(result))
+            return
+        meta = wire.decode(result[0])
+        if meta[0] == "fenced":
+            _fail(ops, Fenced("this node was declared dead by its peers; reconnect"))
+            self._on_fenced()
+            return
+        results, wakes, deliveries, events, now_ms = meta
+        bodies = result[1:]
+        for op, res in zip(ops, results, strict=True):
+            op.done(res, bodies, None)
+        self._on_reply(Reply(tag, wakes, deliveries, events, now_ms, bodies))
+
+
+def _fail(ops: list[Op], error: WonderQError) -> None:
+    for op in ops:
+        op.done(None, [], error)
+
+
+def _no_function(result: Any) -> bool:
+    return isinstance(result, ResponseError) and "function not found" in str(result).lower()
+
+
+def _error_of(exc: BaseException) -> WonderQError:
+    text = str(exc)
+    if text.startswith("OOM"):
+        return MemoryLimit(f"redis is out of memory (maxmemory): {text}")
+    return Unavailable(f"redis error: {text}; the request may or may not have been applied")
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no reply in time"
+    return str(exc) or type(exc).__name__

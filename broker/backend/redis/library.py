@@ -1,0 +1,41 @@
+"""The Redis Functions library: its source, its version, and loading it.
+
+Owns: assembling the Lua sources of ``lua/`` into one library and loading it on
+every master with ``FUNCTION LOAD REPLACE`` (a Function survives a failover on
+the promoted replica, where an EVALSHA script cache may answer ``NOSCRIPT``).
+The library's name and its functions' names carry ``VERSION``, so nodes of two
+versions can share one Redis during a rolling upgrade; bump it with every
+change of the keys or of the ops' arguments. The *test build* reads the clock a
+test passes in each call instead of Redis ``TIME`` (tests never sleep for
+leases or delays); a node uses it only when it is given a test clock.
+Must never: be loaded with the test build on a Redis that serves production.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from typing import Final
+
+VERSION: Final = 1
+_PARTS: Final = ("core.lua", "lifecycle.lua", "ops.lua", "main.lua")
+
+
+def prefix(test_clock: bool) -> str:
+    """The library's name, and the start of its functions' names."""
+    return f"wonderq_{VERSION}_test" if test_clock else f"wonderq_{VERSION}"
+
+
+@cache
+def source(test_clock: bool) -> str:
+    """The library's Lua source, ready for ``FUNCTION LOAD``."""
+    name = prefix(test_clock)
+    lua = files("broker.backend.redis").joinpath("lua")
+    body = "\n".join(lua.joinpath(part).read_text(encoding="utf-8") for part in _PARTS)
+    return (
+        f"#!lua name={name}\n"
+        f"local TEST_CLOCK = {'true' if test_clock else 'false'}\n"
+        f"{body}\n"
+        f"redis.register_function('{name}_call', run)\n"
+        f"redis.register_function('{name}_node', node)\n"
+    )

@@ -1,0 +1,113 @@
+"""The Redis backend's pure parts, and ``serve``'s flags for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker.backend.redis import library, wire
+from broker.backend.redis.target import Target, parse
+from broker.config import Config
+from tests.support.processes import run_python
+
+
+def test_urls_name_hosts_database_tls_and_cluster() -> None:
+    assert parse("redis://127.0.0.1:6390/2") == Target((("127.0.0.1", 6390),), db=2)
+    t = parse("rediss://:s3cret@cache.example:6380")
+    assert (t.tls, t.password, t.hosts) == (True, "s3cret", (("cache.example", 6380),))
+    assert "s3cret" not in repr(t) and "s3cret" not in t.describe()
+    c = parse("redis-cluster://127.0.0.1:7000,127.0.0.1:7001")
+    assert c.cluster and c.hosts == (("127.0.0.1", 7000), ("127.0.0.1", 7001))
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("redis://localhost", "HOST:PORT"),
+        ("redis://a:1,b:2", "redis-cluster://"),
+        ("redis://a:1/x", "database"),
+        ("redis-cluster://a:1/3", "no database"),
+        ("http://a:1", "must be memory or a URL"),
+        ("redis://a:99999", "HOST:PORT"),
+    ],
+)
+def test_bad_urls_are_refused_naming_the_problem(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse(url)
+
+
+def test_the_password_file_is_read_and_not_both(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("  hunter2\n")
+    assert parse("redis://h:1", str(secret)).password == "hunter2"
+    with pytest.raises(ValueError, match="not both"):
+        parse("redis://:x@h:1", str(secret))
+    with pytest.raises(ValueError, match="cannot read"):
+        parse("redis://h:1", str(tmp_path / "missing"))
+
+
+def test_a_queue_and_its_dead_letters_share_a_tag_and_ids_carry_it() -> None:
+    assert wire.tag_of("jobs") == wire.tag_of("jobs.dead") == wire.tag_of("jobs.dead.dead")
+    assert wire.tag_of("jobs") != wire.tag_of("mail")
+    tag = wire.tag_of("jobs")
+    assert len(tag) == wire.TAG_LEN and wire.tag_key(tag) == f"wq:{{{tag}}}"
+    text = wire.format_id(tag, "3b9aca01")
+    assert wire.split_id(text) == (tag, "3b9aca01")
+    for bad in ("ffff", "", "zzzzzzzz-1", f"{tag}-", f"{tag}-xyz", f"{tag}1-2"):
+        assert wire.split_id(bad) is None, bad
+
+
+def test_the_library_is_versioned_and_the_test_build_is_apart() -> None:
+    prod, test = library.source(False), library.source(True)
+    assert prod.startswith(f"#!lua name=wonderq_{library.VERSION}\n")
+    assert "local TEST_CLOCK = false" in prod and "local TEST_CLOCK = true" in test
+    assert f"'wonderq_{library.VERSION}_call'" in prod
+    assert f"'wonderq_{library.VERSION}_test_call'" in test
+
+
+def test_node_ids_are_checked() -> None:
+    assert Config(node_id="eu-1.a:b").node_id == "eu-1.a:b"
+    for bad in ("", "a/b", "a b", "x" * 65):
+        with pytest.raises(ValueError, match="node-id"):
+            Config(node_id=bad)
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--data-dir", "/tmp/x"], "--data-dir does not apply to a Redis backend"),
+        (["--fsync", "always"], "--fsync does not apply to a Redis backend"),
+        (["--max-memory", "1m"], "--max-memory does not apply"),
+    ],
+)
+async def test_serve_refuses_flags_that_do_not_apply_to_redis(flags: list[str], said: str) -> None:
+    code, _, err = await run_python(
+        "-m", "broker", "serve", "--port", "0", "--backend", "redis://127.0.0.1:1", *flags
+    )
+    assert code == 2 and said in err
+
+
+async def test_serve_refuses_a_bad_backend_and_redis_flags_without_redis() -> None:
+    code, _, err = await run_python("-m", "broker", "serve", "--backend", "mysql://x:1")
+    assert code == 2 and "--backend must be memory or a Redis URL" in err
+    code, _, err = await run_python("-m", "broker", "serve", "--node-id", "a")
+    assert code == 2 and "need a Redis --backend URL" in err
+
+
+async def test_serve_without_the_redis_extra_says_what_to_install() -> None:
+    hide = (
+        "import sys, importlib.util as u; real = u.find_spec; "
+        "u.find_spec = lambda n, *a: None if n in ('redis', 'hiredis') else real(n, *a); "
+        "from broker.cli import main; "
+        "sys.exit(main(['serve', '--port', '0', '--backend', 'redis://127.0.0.1:1']))"
+    )
+    code, _, err = await run_python("-c", hide)
+    assert code == 2 and "pip install 'wonderq[redis]'" in err
+
+
+async def test_serve_exits_1_naming_an_unreachable_redis() -> None:
+    code, _, err = await run_python(
+        "-m", "broker", "serve", "--port", "0", "--backend", "redis://127.0.0.1:1"
+    )
+    assert code == 1 and "cannot use redis at redis://127.0.0.1:1" in err
