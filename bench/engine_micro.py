@@ -1,7 +1,8 @@
 """In-process throughput of the engine's hot paths, with no server, socket or codec.
 
 Each case builds a fresh ``Engine`` and drives one path with plain calls, time
-passed in: PUT of plain messages (one per call, and batches of 64), GET + ACK
+passed in: PUT of plain messages (one per call, and batches of 64; and with a dedup id
+each, or with headers, where the engine has ``put_extended``), GET + ACK
 (one per call, and batches of 64 leased then acked with ``ack_many``), keyed
 PUT and keyed GET + ACK (one per call, 1000 keys), and lease expiry (batches
 of 64 leased, then ``advance`` past their deadline), and a restart's restore
@@ -66,6 +67,46 @@ def put_batch(n: int) -> Callable[[], None]:
         put = e.put
         for i in range(n // BATCH):
             put(i * 1e-6, "q", items)
+
+    return run
+
+
+def put_dedup_one(n: int) -> Callable[[], None]:
+    """One message per call, each with a dedup id of its own (each is remembered)."""
+    e = _engine()
+    items = [(BODY, None, 0.0, 0, None)]
+    dedups = [[f"order-{i:09d}"] for i in range(n)]
+
+    def run() -> None:
+        put = e.put_extended
+        for i in range(n):
+            put(i * 1e-6, "q", items, dedups[i], None)
+
+    return run
+
+
+def put_dedup_batch(n: int) -> Callable[[], None]:
+    e = _engine()
+    items = [(BODY, None, 0.0, 0, None)] * BATCH
+    dedups = [[f"order-{i:09d}" for i in range(j, j + BATCH)] for j in range(0, n, BATCH)]
+
+    def run() -> None:
+        put = e.put_extended
+        for i in range(n // BATCH):
+            put(i * 1e-6, "q", items, dedups[i], None)
+
+    return run
+
+
+def put_headers_one(n: int) -> Callable[[], None]:
+    e = _engine()
+    items = [(BODY, None, 0.0, 0, None)]
+    headers = [{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}]
+
+    def run() -> None:
+        put = e.put_extended
+        for i in range(n):
+            put(i * 1e-6, "q", items, None, headers)
 
     return run
 
@@ -148,6 +189,12 @@ CASES: dict[str, Callable[[int], Callable[[], None]]] = {
     "get 64 + expire": expire_batch,
     "restore (9 plain : 1 keyed)": restore,
 }
+if hasattr(Engine, "put_extended"):  # a tree with dedup ids and headers
+    CASES |= {
+        "put (dedup, 1/call)": put_dedup_one,
+        "put (dedup, batch 64)": put_dedup_batch,
+        "put (headers, 1/call)": put_headers_one,
+    }
 
 
 def measure(make: Callable[[int], Callable[[], None]], n: int) -> float:

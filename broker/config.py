@@ -25,6 +25,7 @@ TOKEN_HOW = 'make one with: python -c "import secrets; print(secrets.token_urlsa
 TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
 HTTP_PORT = 7879  # the HTTP API's default port
+DEDUP_WINDOW_MAX_S = 86_400.0  # the longest dedup window (protocol/requests.py says the same)
 NODE_ID_CHARS: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-:."
 )
@@ -198,9 +199,9 @@ class Config:
     dedup_window_s: float = setting(
         300.0,
         "dedup-window",
-        "seconds a PUT's dedup id is remembered (a queue's dedup_window setting overrides it)",
+        "seconds a PUT's dedup id is remembered (a queue's dedup_window overrides it)",
         kind=SECONDS,
-        bound=Bound(lambda value: 0 < value <= 86_400, "> 0 and <= 86400 seconds"),
+        bound=Bound(lambda value: 0 < value <= DEDUP_WINDOW_MAX_S, "> 0 and <= 86400 seconds"),
     )
     max_dedup_ids: int = setting(
         1_000_000,

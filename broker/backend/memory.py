@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from itertools import count
+from operator import attrgetter
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -30,11 +31,14 @@ from broker.engine import (
     DEAD_SUFFIX,
     STATE_NAMES,
     AckedRecord,
+    Effective,
     Engine,
     Journal,
     Message,
     NewMessage,
     NewMessageFields,
+    Picked,
+    Settings,
     State,
     format_id,
     parse_id,
@@ -60,6 +64,11 @@ _PEEK_STATES: dict[str | None, State | None] = {
 
 
 _NOT_APPLIED: Final = "the server is shutting down; the request was not applied"
+_DEDUP: Final = attrgetter("dedup")
+_HEADERS: Final = attrgetter("headers")
+#: the settings whose engine names differ from their wire names (durations end in _s)
+_ENGINE_NAMES: Final = {"lease": "lease_s", "dedup_window": "dedup_window_s"}
+_WIRE_NAMES: Final = {engine: wire for wire, engine in _ENGINE_NAMES.items()}
 
 
 def _get_reply(msgs: list[Message]) -> rp.GetReply:
@@ -67,6 +76,7 @@ def _get_reply(msgs: list[Message]) -> rp.GetReply:
         return rp.EMPTY_GET
     delivered = rp.Delivered
     raw = msgspec.Raw
+    unset = msgspec.UNSET
     return rp.GetReply(
         messages=[
             delivered(
@@ -74,11 +84,44 @@ def _get_reply(msgs: list[Message]) -> rp.GetReply:
                 queue=m.queue.name,
                 body=raw(m.body),
                 attempts=m.attempts,
-                key=msgspec.UNSET if m.key is None else m.key,
+                key=unset if m.key is None else m.key,
+                headers=unset if m.headers is None else m.headers,
             )
             for m in msgs
         ]
     )
+
+
+def _has_extras(items: list[rq.PutItem]) -> bool:
+    """Whether any item of a batch PUT has a dedup id or headers (two C-level passes)."""
+    return any(map(_DEDUP, items)) or any(map(_HEADERS, items))
+
+
+def _settings_reply(values: Effective) -> rp.QueueSettings:
+    """CONFIG's reply: every setting a queue works with (None: no limit)."""
+    return rp.QueueSettings(
+        lease=values.lease_s,
+        max_attempts=values.max_attempts,
+        max_length=values.max_length,
+        rate=values.rate,
+        dedup_window=values.dedup_window_s,
+    )
+
+
+def _overrides(settings: Settings) -> rp.QueueSettings:
+    """STATS' ``settings``: only those that differ from the server's defaults."""
+    wire = {_WIRE_NAMES.get(name, name): value for name, value in settings.overrides().items()}
+    return rp.QueueSettings(**wire)
+
+
+def _changes(req: rq.Configure) -> dict[str, Any]:
+    """The settings a CONFIG sets (a value) or resets (None), by their engine names."""
+    out: dict[str, Any] = {}
+    for name in rq.SETTING_FIELDS:
+        value = getattr(req, name)
+        if value is not msgspec.UNSET:
+            out[_ENGINE_NAMES.get(name, name)] = value
+    return out
 
 
 def _seq(id_text: str) -> int:
@@ -150,6 +193,11 @@ class MemoryBackend:
             rq.Queues: self._queues,
             rq.Purge: self._purge,
             rq.Redrive: self._redrive,
+            rq.Remove: self._remove,
+            rq.Delete: self._delete,
+            rq.Pause: self._pause,
+            rq.Resume: self._resume,
+            rq.Configure: self._configure,
             rq.Ping: self._ping,
             rq.Quit: self._ping,
             rq.Cancel: self._cancel,
@@ -298,28 +346,52 @@ class MemoryBackend:
     def _put(self, owner: object, req: rq.Put, now: float) -> rp.PutReply | rp.PutManyReply:
         if isinstance(req.body, msgspec.Raw):
             item = NewMessage(bytes(req.body), req.key, req.delay, req.priority, req.max_attempts)
-            (seq,) = self.engine.put(now, req.queue, (item,))
-            return rp.PutReply(id=format(seq, "x"))
-        assert isinstance(req.messages, list)
-        if len(req.messages) > self.config.max_batch:
+            if req.dedup is None and not req.headers:
+                (seq,) = self.engine.put(now, req.queue, (item,))
+                return rp.PutReply(id=format(seq, "x"))
+            (seq,), dup = self.engine.put_extended(
+                now,
+                req.queue,
+                (item,),
+                None if req.dedup is None else (req.dedup,),
+                (req.headers,) if req.headers else None,
+            )
+            return rp.PutReply(id=format(seq, "x"), duplicate=True if dup else msgspec.UNSET)
+        return self._put_batch(req, now)
+
+    def _put_batch(self, req: rq.Put, now: float) -> rp.PutManyReply:
+        messages = req.messages
+        assert isinstance(messages, list)
+        if len(messages) > self.config.max_batch:
             raise BadRequest(
-                f"`messages` holds {len(req.messages)} messages; "
+                f"`messages` holds {len(messages)} messages; "
                 f"the limit (max-batch) is {self.config.max_batch}"
             )
         items: list[NewMessageFields] = [
-            (bytes(m.body), m.key, m.delay, m.priority, m.max_attempts) for m in req.messages
+            (bytes(m.body), m.key, m.delay, m.priority, m.max_attempts) for m in messages
         ]
-        seqs = self.engine.put(now, req.queue, items)
+        duplicates: list[int] = []
+        if not _has_extras(messages):
+            seqs = self.engine.put(now, req.queue, items)
+        else:
+            dedups = [m.dedup for m in messages]
+            headers = [m.headers or None for m in messages]
+            seqs, duplicates = self.engine.put_extended(
+                now,
+                req.queue,
+                items,
+                dedups if any(dedups) else None,
+                headers if any(headers) else None,
+            )
         # one format over the batch (a quarter of the time of one format per id)
         ids = ("%x," * len(seqs))[:-1] % tuple(seqs)
-        return rp.PutManyReply(ids=ids.split(","), duplicates=[])
+        return rp.PutManyReply(ids=ids.split(","), duplicates=duplicates)
 
     def _get(self, owner: object, req: rq.Get, now: float) -> rp.GetReply | None:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
-        lease = req.lease if req.lease is not None else self.config.lease_s
         token = _Wait(req, now) if req.wait > 0 else None  # only a waiting GET needs one
-        msgs = self.engine.get(now, req.queue, owner, req.max, lease, req.wait, token=token)
+        msgs = self.engine.get(now, req.queue, owner, req.max, req.lease, req.wait, token=token)
         if msgs is None:
             return None
         return _get_reply(msgs)
@@ -333,20 +405,7 @@ class MemoryBackend:
             self.engine.ack(now, owner, _seq(req.id))
             return rp.OK
         assert isinstance(req.ids, list)
-        if len(req.ids) > self.config.max_batch:
-            raise BadRequest(
-                f"`ids` holds {len(req.ids)} ids; the limit (max-batch) is {self.config.max_batch}"
-            )
-        seqs = parse_ids(req.ids)
-        unparsable: list[str] = []
-        if seqs is None:  # some id cannot be one of ours: sort them out one by one
-            seqs = []
-            for text in req.ids:
-                seq = parse_id(text)
-                if seq is None:
-                    unparsable.append(text)
-                else:
-                    seqs.append(seq)
+        seqs, unparsable = self._named(req.ids)
         result = self.engine.ack_many(now, owner, seqs)
         return rp.AckManyReply(
             acked=result.acked,
@@ -360,8 +419,7 @@ class MemoryBackend:
         return rp.OK
 
     def _touch(self, owner: object, req: rq.Touch, now: float) -> rp.Ok:
-        lease = req.lease if req.lease is not None else self.config.lease_s
-        self.engine.touch(now, owner, _seq(req.id), lease)
+        self.engine.touch(now, owner, _seq(req.id), req.lease)
         return rp.OK
 
     def _info(self, owner: object, req: rq.Info, now: float) -> rp.InfoReply:
@@ -369,7 +427,9 @@ class MemoryBackend:
         if found is None:
             raise NotFound(f"no message with id {req.id!r}")
         if isinstance(found, AckedRecord):
-            acked = rp.MessageView(id=req.id, queue=found.queue.name, state="acked")
+            acked = rp.MessageView(
+                id=req.id, queue=found.queue.name, state="acked", attempts=found.attempts
+            )
             return rp.InfoReply(message=acked)
         return rp.InfoReply(message=describe(found, now))
 
@@ -398,11 +458,12 @@ class MemoryBackend:
             "started_at": self._started_wall,
         }
         server.update(engine.totals())
+        server.update(engine.dedup_totals())
         for provider in self._stats_providers:
             server.update(provider())
         reply = rp.StatsReply(
             server=server,
-            queues={name: msgspec.convert(q, rp.QueueStats) for name, q in queues.items()},
+            queues={name: self._queue_stats(name, figures) for name, figures in queues.items()},
         )
         if req.connections:
             reply.connections = [
@@ -417,6 +478,13 @@ class MemoryBackend:
         if after is not None:
             reply.next = after
         return reply
+
+    def _queue_stats(self, name: str, figures: dict[str, Any]) -> rp.QueueStats:
+        stats = msgspec.convert(figures, rp.QueueStats)
+        q = self.engine.find_queue(name)
+        assert q is not None
+        stats.settings = _overrides(q.settings)
+        return stats
 
     def _peek(self, owner: object, req: rq.Peek, now: float) -> rp.PeekReply:
         engine = self.engine
@@ -454,7 +522,58 @@ class MemoryBackend:
         return rp.PurgeReply(purged=self.engine.purge(now, req.queue))
 
     def _redrive(self, owner: object, req: rq.Redrive, now: float) -> rp.RedriveReply:
-        return rp.RedriveReply(redriven=self.engine.redrive(now, req.queue))
+        if req.ids is None:
+            return rp.RedriveReply(redriven=self.engine.redrive(now, req.queue))
+        seqs, unparsable = self._named(req.ids)
+        picked = self.engine.redrive_ids(now, req.queue, seqs)
+        return rp.RedriveReply(
+            redriven=picked.done,
+            leased=[format_id(s) for s in picked.leased],
+            not_found=_not_found(picked, unparsable),
+        )
+
+    def _remove(self, owner: object, req: rq.Remove, now: float) -> rp.RemoveReply:
+        seqs, unparsable = self._named(req.ids)
+        picked = self.engine.remove(now, req.queue, seqs)
+        return rp.RemoveReply(
+            removed=picked.done,
+            leased=[format_id(s) for s in picked.leased],
+            not_found=_not_found(picked, unparsable),
+        )
+
+    def _named(self, ids: list[str]) -> tuple[list[int], list[str]]:
+        """The sequence numbers of the ids a batch names (at most max-batch), and the
+        ids that cannot be ours (each is then not found)."""
+        if len(ids) > self.config.max_batch:
+            raise BadRequest(
+                f"`ids` holds {len(ids)} ids; the limit (max-batch) is {self.config.max_batch}"
+            )
+        seqs = parse_ids(ids)
+        unparsable: list[str] = []
+        if seqs is None:  # some id cannot be one of ours: sort them out one by one
+            seqs = []
+            for text in ids:
+                seq = parse_id(text)
+                if seq is None:
+                    unparsable.append(text)
+                else:
+                    seqs.append(seq)
+        return seqs, unparsable
+
+    def _delete(self, owner: object, req: rq.Delete, now: float) -> rp.DeleteReply:
+        return rp.DeleteReply(deleted=self.engine.delete(now, req.queue, req.dead))
+
+    def _pause(self, owner: object, req: rq.Pause, now: float) -> rp.Ok:
+        self.engine.pause(now, req.queue)
+        return rp.OK
+
+    def _resume(self, owner: object, req: rq.Resume, now: float) -> rp.Ok:
+        self.engine.resume(now, req.queue)
+        return rp.OK
+
+    def _configure(self, owner: object, req: rq.Configure, now: float) -> rp.ConfigReply:
+        values = self.engine.configure(now, req.queue, _changes(req))
+        return rp.ConfigReply(settings=_settings_reply(values))
 
     def _ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> rp.Ok:
         return rp.OK
@@ -464,6 +583,10 @@ class MemoryBackend:
             return isinstance(token, _Wait) and token.request.rid == req.get
 
         return rp.CancelReply(cancelled=self.engine.cancel_waits(owner, is_target))
+
+
+def _not_found(picked: Picked, unparsable: list[str]) -> list[str]:
+    return [format_id(s) for s in picked.not_found] + unparsable
 
 
 def _log_events(events: dict[tuple[str, str], int]) -> None:
@@ -503,6 +626,8 @@ def describe(msg: Message, now: float) -> rp.MessageView:
     )
     if msg.key is not None:
         out.key = msg.key
+    if msg.headers is not None:
+        out.headers = msg.headers
     if msg.state == State.LEASED:
         out.lease_left = round(max(0.0, msg.due_at - now), 6)
     elif msg.state == State.DELAYED:

@@ -63,6 +63,7 @@ def received(msgs: list[Message], now: float) -> rp.ReceiveReply:
                 body=msgspec.Raw(m.body),
                 attempts=m.attempts,
                 key=msgspec.UNSET if m.key is None else m.key,
+                headers=msgspec.UNSET if m.headers is None else m.headers,
                 receipt=format_receipt(message_id, owner.nonce),
                 lease_left=round(m.due_at - now, 6),
             )
@@ -104,10 +105,16 @@ class ReceiptOps:
     ) -> rp.ReceiveReply | None:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
-        lease = req.lease if req.lease is not None else self.config.lease_s
         peer = str(getattr(getattr(owner, "sink", None), "peer", "?"))
         msgs = self.engine.get(
-            now, req.queue, owner, req.max, lease, req.wait, token=token, receipts=self.maker(peer)
+            now,
+            req.queue,
+            owner,
+            req.max,
+            req.lease,
+            req.wait,
+            token=token,
+            receipts=self.maker(peer),
         )
         return None if msgs is None else received(msgs, now)
 
@@ -170,10 +177,8 @@ class ReceiptOps:
         )
 
     def touch(self, owner: object, req: rq.TouchReceipts, now: float) -> rp.TouchReceiptsReply:
-        lease = req.lease if req.lease is not None else self.config.lease_s
-
         def touch(receipt: Receipt, seq: int) -> None:
-            self.engine.touch(now, receipt, seq, lease)
+            self.engine.touch(now, receipt, seq, req.lease)
 
         out = self._each(req.receipts, touch)
         return rp.TouchReceiptsReply(

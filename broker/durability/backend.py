@@ -19,6 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from broker.backend.base import Replies, ReplySink, StatsProvider
@@ -35,7 +36,7 @@ from broker.durability.records import Msg
 from broker.durability.replay import DurabilityError, ReplayState
 from broker.durability.store import recover
 from broker.durability.thread_writer import EVERYSEC_S, ThreadWriter
-from broker.engine import Engine
+from broker.engine import Engine, Settings
 from broker.errors import Unavailable, WonderQError
 from broker.protocol import requests as rq
 from broker.protocol.replies import GetReply, Reply, error_reply
@@ -91,7 +92,21 @@ class _CommitSink:
 
 
 def restore_into(engine: Engine, state: ReplayState, now: float, wall_offset: float) -> None:
-    """Re-create every live message of ``state`` in ``engine`` (in queue order)."""
+    """Re-create in ``engine`` the queues' settings and paused flags, then the dedup ids
+    still in their window (oldest first), then every live message (in queue order)."""
+    for conf in state.queues.values():
+        settings = Settings(
+            conf.lease_s, conf.max_attempts, conf.max_length, conf.rate, conf.dedup_window_s
+        )
+        if conf.paused or settings != Settings():
+            engine.restore_queue(now, conf.queue, settings, conf.paused)
+    remembered = [
+        (queue, dedup, seq, put_wall, window_s)
+        for queue, ids in state.dedup.items()
+        for dedup, (seq, put_wall, window_s) in ids.items()
+    ]
+    remembered.sort(key=itemgetter(3))
+    engine.restore_dedup(now, remembered, wall_offset)
     live: Iterable[Msg] = state.live.values()
     if state.reordered:  # a dead-letter or redrive moved some: sort by place in queue
         live = sorted(live, key=_order)
@@ -258,7 +273,8 @@ class DurableBackend:
             return
         size = self.log_bytes()
         totals = self.engine.totals()
-        live = totals["bytes"] + _RECORD_OVERHEAD * totals["messages"]
+        records = totals["messages"] + self.engine.dedup_totals()["dedup_ids"]
+        live = totals["bytes"] + _RECORD_OVERHEAD * records
         if size >= min_bytes and size > 2 * live:
             self.compact()
 
@@ -266,7 +282,12 @@ class DurableBackend:
         """Start a compaction now (if none is running) and return its task."""
         if self._compaction_task is None:
             compaction = Compaction(
-                self.directory, self.log, self.engine, self._journal.wall_offset, self._crash_at
+                self.directory,
+                self.log,
+                self.engine,
+                self._journal.wall_offset,
+                self.memory.now,
+                self._crash_at,
             )
             self._compaction = compaction
             self._compaction_task = asyncio.ensure_future(self._compact(compaction))

@@ -2,7 +2,8 @@
 
 Owns: one compaction run, in steps that each leave a recoverable directory:
   1. rotate: new records go to a fresh segment K; the ids of the live
-     messages are captured at that instant, on the event loop;
+     messages, the queues' settings and paused flags and the dedup ids still
+     in their window are captured at that instant, on the event loop;
   2. write ``snap-K.wqs.tmp`` in chunks (encoding on the loop between other
      work, writes and the fsync in a thread), then fsync it;
   3. rename it to ``snap-K.wqs`` and fsync the directory: from here on the
@@ -23,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
+from itertools import groupby
 
 from broker.durability import files
 from broker.durability import records as rec
-from broker.durability.journal import message_record
+from broker.durability.journal import message_record, queue_record
 from broker.durability.log import Log
 from broker.engine import Engine, Message
 
@@ -42,12 +45,14 @@ class Compaction:
         log: Log,
         engine: Engine,
         wall_offset: float,
+        clock: Callable[[], float],
         crash_at: str | None = None,
     ) -> None:
         self._dir = directory
         self._log = log
         self._engine = engine
         self._wall_offset = wall_offset
+        self._clock = clock  # the engine's clock (its dedup windows end on it)
         self._crash_at = crash_at
         self.segment = 0  # the segment K the snapshot starts
         self.snapshot_bytes = 0
@@ -69,6 +74,7 @@ class Compaction:
         engine, log = self._engine, self._log
         next_seq = engine.next_seq
         seqs = engine.live_seqs()  # ids only: compact messages have no object to hold
+        queue_state = self._queue_state()
         rotated = log.rotate()
         self.segment = k = log.segment
         self.appended_at_rotation = log.appended
@@ -77,10 +83,10 @@ class Compaction:
         self._step("rotated")
         f = await asyncio.to_thread(files.create_snapshot, self._dir, k)
         try:
-            first = rec.frame([rec.encode(rec.Meta(next_seq))])
+            first = rec.frame([rec.encode(rec.Meta(next_seq)), *queue_state])
             await asyncio.to_thread(f.write, first)
             self._step("partial")
-            size, records = len(first), 1
+            size, records = len(first), 1 + len(queue_state)
             lookup, encode, offset = engine.lookup, rec.encode, self._wall_offset
             for i in range(0, len(seqs), CHUNK):
                 if self.abandoned:
@@ -109,6 +115,19 @@ class Compaction:
         self._step("renamed")
         await asyncio.to_thread(self._cleanup, k)
         self._step("cleaned")
+
+    def _queue_state(self) -> list[bytes]:
+        """The encoded records of every queue's settings and paused flag, and of every
+        dedup id still in its window (one record per queue, first put and window)."""
+        engine, offset = self._engine, self._wall_offset
+        out = [rec.encode(queue_record(q)) for q in engine.configured_queues()]
+        remembered = engine.dedup_ids(self._clock())
+        for (queue, put_at, window_s), run in groupby(remembered, key=lambda r: (r[0], r[3], r[4])):
+            entries = list(run)
+            ids = [e[1] for e in entries]
+            seqs = [e[2] for e in entries]
+            out.append(rec.encode(rec.Dedup(queue, put_at + offset, window_s, ids, seqs)))
+        return out
 
     def _cleanup(self, k: int) -> None:
         files.remove(self._dir, files.list_files(self._dir).older_than(k))

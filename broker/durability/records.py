@@ -9,6 +9,9 @@ a corrupted length (so it is never mistaken for a torn tail); the crc catches a
 corrupted payload. A frame is the unit of atomicity: a torn frame is dropped whole.
 Every record carries absolute values (attempts, queue, order), so applying a
 record twice, or to a snapshot taken a little later, gives the same state.
+Old logs stay readable: a field added to an array-like record goes at its end
+with a default (``Msg.headers``), and new kinds of change get new tags
+(``Dedup``, ``QueueConf``, ``Drop``).
 Must never: do IO or read a clock (instants arrive as wall-clock seconds).
 """
 
@@ -43,6 +46,7 @@ class Msg(msgspec.Struct, array_like=True, tag=1, gc=False):
     due_wall: float = 0.0
     attempts: int = 0
     order: int = 0  # 0: same as seq
+    headers: dict[str, str] | None = None
 
 
 class Lease(msgspec.Struct, array_like=True, tag=2, gc=False):
@@ -82,6 +86,8 @@ class Redrive(msgspec.Struct, array_like=True, tag=6, gc=False):
 
 
 class Purge(msgspec.Struct, array_like=True, tag=7, gc=False):
+    """Messages deleted by PURGE or REMOVE."""
+
     seqs: list[int]
 
 
@@ -91,7 +97,37 @@ class Meta(msgspec.Struct, array_like=True, tag=8, gc=False):
     next_seq: int
 
 
-Record = Msg | Lease | Ack | Release | Dead | Redrive | Purge | Meta
+class Dedup(msgspec.Struct, array_like=True, tag=9, gc=False):
+    """Dedup ids first used in ``queue`` at ``put_wall``: ``ids[i]`` stored message
+    ``seqs[i]``; each is remembered until ``put_wall + window_s``."""
+
+    queue: str
+    put_wall: float
+    window_s: float
+    ids: list[str]
+    seqs: list[int]
+
+
+class QueueConf(msgspec.Struct, array_like=True, tag=10, gc=False):
+    """A queue's settings (None: the server's default) and paused flag, as they are now."""
+
+    queue: str
+    paused: bool = False
+    lease_s: float | None = None
+    max_attempts: int | None = None
+    max_length: int | None = None
+    rate: float | None = None
+    dedup_window_s: float | None = None
+
+
+class Drop(msgspec.Struct, array_like=True, tag=11, gc=False):
+    """A queue deleted (DELETE): its messages ``seqs``, settings, paused flag, dedup ids."""
+
+    queue: str
+    seqs: list[int]
+
+
+Record = Msg | Lease | Ack | Release | Dead | Redrive | Purge | Meta | Dedup | QueueConf | Drop
 
 _encoder = msgspec.msgpack.Encoder()
 encode: Final = _encoder.encode  # one record (unframed)

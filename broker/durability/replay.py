@@ -1,9 +1,11 @@
 """Replay: read log files back into the state they describe.
 
 Owns: walking the framed records of one file and folding them into
-``ReplayState``: the live messages by seq, and the highest sequence number ever
-used. Where the frames stop being readable before the end of the file, how the
-file ends (a torn tail or damage) is ``tail.py``'s rule; ``scan`` reports it.
+``ReplayState``: the live messages by seq, the queues' settings and paused
+flags, the dedup ids per queue (the last first use of each; the restore drops
+those past their window), and the highest sequence number ever used. Where the
+frames stop being readable before the end of the file, how the file ends (a torn
+tail or damage) is ``tail.py``'s rule; ``scan`` reports it.
 Must never: drop data silently. A torn tail or damage is reported to the caller
 (``store.py``), which decides what that file may end in.
 """
@@ -21,16 +23,22 @@ from broker.durability.records import (
     HEADER_SIZE,
     Ack,
     Dead,
+    Dedup,
+    Drop,
     Lease,
     Meta,
     Msg,
     Purge,
+    QueueConf,
     Record,
     Redrive,
     Release,
     decode_frame,
     length_ok,
 )
+
+#: a dedup id as the log remembers it: (seq of its message, first put at (wall), window)
+DedupEntry = tuple[int, float, float]
 
 
 class DurabilityError(Exception):
@@ -66,6 +74,8 @@ class Scan:
 @dataclass(slots=True)
 class ReplayState:
     live: dict[int, Msg] = field(default_factory=dict)
+    queues: dict[str, QueueConf] = field(default_factory=dict)  # settings, paused flags
+    dedup: dict[str, dict[str, DedupEntry]] = field(default_factory=dict)  # queue -> id ->
     hi: int = 0  # highest sequence number (id or order) any record used
     records: int = 0
     reordered: bool = False  # some message's order is not its seq: restore must sort
@@ -99,6 +109,22 @@ class ReplayState:
                 live.pop(seq, None)
         elif type(rec) is Meta:
             self.hi = max(self.hi, rec.next_seq - 1)
+        else:
+            self._apply_queue(rec)
+
+    def _apply_queue(self, rec: Record) -> None:
+        """The records of queue-level state: dedup ids, settings, a deleted queue."""
+        if type(rec) is Dedup:
+            ids = self.dedup.setdefault(rec.queue, {})
+            for dedup, seq in zip(rec.ids, rec.seqs, strict=True):
+                ids[dedup] = (seq, rec.put_wall, rec.window_s)
+        elif type(rec) is QueueConf:
+            self.queues[rec.queue] = rec
+        elif type(rec) is Drop:
+            for seq in rec.seqs:
+                self.live.pop(seq, None)
+            self.queues.pop(rec.queue, None)
+            self.dedup.pop(rec.queue, None)
 
     def _move(self, seq: int, queue: str, order: int, attempts: int) -> None:
         self.hi = max(self.hi, order)

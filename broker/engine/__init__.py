@@ -5,7 +5,15 @@ from broker.engine.ids import format_id, parse_id
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.message import STATE_NAMES, Message, State
 from broker.engine.queue import Queue
-from broker.engine.values import AckedRecord, AckResult, NewMessage, NewMessageFields
+from broker.engine.settings import Effective, Settings
+from broker.engine.values import (
+    AckedRecord,
+    AckResult,
+    Headers,
+    NewMessage,
+    NewMessageFields,
+    Picked,
+)
 from broker.engine.waiter import Delivery, Waiter
 from broker.protocol.names import DEAD_SUFFIX
 
@@ -15,13 +23,17 @@ __all__ = [
     "AckResult",
     "AckedRecord",
     "Delivery",
+    "Effective",
     "Engine",
+    "Headers",
     "Journal",
     "Message",
     "NewMessage",
     "NewMessageFields",
     "NullJournal",
+    "Picked",
     "Queue",
+    "Settings",
     "State",
     "Waiter",
     "format_id",

@@ -2,12 +2,16 @@
 
 Owns: what each of these does to the engine's state (protocol.md section 3):
 checking a PUT against the limits before anything changes (all or nothing,
-then intake.py stores the messages), leasing or parking a GET (to a connection,
-or with a receipt per message), and ending leases by ACK, NACK, TOUCH,
-UNLEASE (a delivery that never arrived) and disconnect. Every command that changed
-state ends with ``_settle``, so waiters see all of its changes at once.
+then intake.py stores the messages), a PUT's dedup ids (an id its queue
+remembers answers with the first message's id and stores nothing; dedup.py
+remembers them) and headers (``put_extended``), leasing or parking a GET (to
+a connection, or with a receipt per message; a paused or rate-limited queue
+leases what its gate allows, dispatch.py), and ending leases by ACK, NACK,
+TOUCH, UNLEASE (a delivery that never arrived) and disconnect. Every command
+that changed state ends with ``_settle``, so waiters see all of its changes at once.
 PUT, GET and ACK are the hot paths: their per-message loops keep their
-lookups in locals, and counters move once per batch.
+lookups in locals, and counters move once per batch. A PUT without dedup ids
+or headers never looks at either.
 Must never: format wire replies, raise anything but ``WonderQError``s for bad
 input, or leave a change half applied when it raises.
 """
@@ -19,17 +23,25 @@ from collections.abc import Callable, Iterable, Sequence
 from broker.engine.expiry import Expiry
 from broker.engine.intake import Intake
 from broker.engine.message import Message
-from broker.engine.values import AckResult, NewMessageFields
+from broker.engine.queue import Queue
+from broker.engine.values import AckResult, Headers, NewMessageFields
 from broker.errors import MemoryLimit, QueueFull, TooLarge
 
 
 class Commands(Expiry, Intake):
     # ---------------------------------------------------------------- producer
 
-    def put(self, now: float, queue_name: str, items: Sequence[NewMessageFields]) -> list[int]:
+    def put(
+        self,
+        now: float,
+        queue_name: str,
+        items: Sequence[NewMessageFields],
+        headers: Sequence[Headers | None] | None = None,
+    ) -> list[int]:
         """Store messages (all or nothing) and return their sequence numbers.
 
-        ``items`` are ``NewMessage``s, or plain tuples of the same five fields.
+        ``items`` are ``NewMessage``s, or plain tuples of the same five fields;
+        ``headers``, if given, holds each one's headers (None: none).
         """
         config = self.config
         q = self._queues.get(queue_name) or self.queue(queue_name)
@@ -41,24 +53,103 @@ class Commands(Expiry, Intake):
             if size > max_body:
                 raise TooLarge(f"body is {size} bytes; the limit (max-body) is {max_body}")
             total += size
-        if config.max_queue_length is not None and q.size + n > config.max_queue_length:
-            raise QueueFull(
-                f"queue {queue_name!r} holds {q.size} messages; "
-                f"the limit (max-queue-length) is {config.max_queue_length}"
-            )
+        if q.max_length is not None and q.size + n > q.max_length:
+            self._refuse_full(q)
         if config.max_memory is not None and self._tally.bytes + total > config.max_memory:
             raise MemoryLimit(
                 f"bodies held would reach {self._tally.bytes + total} bytes; "
                 f"the limit (max-memory) is {config.max_memory}"
             )
         first = self._next_seq
-        end = self._next_seq = self._store_new(q, now, first, items, total)
+        end = self._next_seq = self._store_new(q, now, first, items, total, headers)
         q.totals["put"] += n
-        self.journal.put(q, first, now, items)
+        if headers is None:
+            self.journal.put(q, first, now, items)
+        else:
+            self.journal.put(q, first, now, items, headers)
         if q.n_waiting:  # self._wake(q), inlined: the hot path
             self._woken[q] = None
         self._settle(now)
         return list(range(first, end))
+
+    def put_extended(
+        self,
+        now: float,
+        queue_name: str,
+        items: Sequence[NewMessageFields],
+        dedups: Sequence[str | None] | None,
+        headers: Sequence[Headers | None] | None,
+    ) -> tuple[list[int], list[int]]:
+        """``put`` with each item's dedup id and headers (None: none; either list may be
+        None). Returns each item's id and the indexes of the duplicates: items whose
+        dedup id the queue remembers (their id is the first message's) or that repeat
+        an earlier item's; these store nothing. The others are stored all or nothing.
+        """
+        q = self._queues.get(queue_name) or self.queue(queue_name)
+        if dedups is None:
+            return self._put_some(now, q, items, headers, range(len(items))), []
+        if len(items) == 1 and (only := dedups[0]) is not None:  # the commonest PUT of all
+            known = self._dedup.find(q, only, now)
+            if known is not None:
+                return [known], [0]
+            ids = self.put(now, queue_name, items, headers if headers and headers[0] else None)
+            self._remember(q, now, [(only, ids[0])])
+            return ids, []
+        ids = [0] * len(items)
+        fresh: list[int] = []
+        duplicates: list[int] = []
+        repeats: list[tuple[int, int]] = []  # (index, index of the earlier item it repeats)
+        first_of: dict[str, int] = {}  # dedup id -> index of its first item in this batch
+        for i, dedup in enumerate(dedups):
+            if dedup is None:
+                fresh.append(i)
+            elif (seq := self._dedup.find(q, dedup, now)) is not None:
+                ids[i] = seq
+                duplicates.append(i)
+            elif dedup in first_of:
+                repeats.append((i, first_of[dedup]))
+                duplicates.append(i)
+            else:
+                first_of[dedup] = i
+                fresh.append(i)
+        if fresh:
+            stored = self._put_some(now, q, items, headers, fresh)
+            for i, seq in zip(fresh, stored, strict=True):
+                ids[i] = seq
+            for i, j in repeats:
+                ids[i] = ids[j]
+            if first_of:
+                self._remember(q, now, [(dedup, ids[i]) for dedup, i in first_of.items()])
+        return ids, duplicates
+
+    def _remember(self, q: Queue, now: float, pairs: list[tuple[str, int]]) -> None:
+        """Dedup ids whose messages were just stored in ``q``, for its dedup window."""
+        self._dedup.add(q, now, q.dedup_window_s, pairs)
+        self.journal.remember(q, now, q.dedup_window_s, pairs)
+
+    def _put_some(
+        self,
+        now: float,
+        q: Queue,
+        items: Sequence[NewMessageFields],
+        headers: Sequence[Headers | None] | None,
+        chosen: Sequence[int],
+    ) -> list[int]:
+        """``put`` of the items at the indexes ``chosen`` (in order), with their headers."""
+        if len(chosen) < len(items):
+            items = [items[i] for i in chosen]
+            if headers is not None:
+                headers = [headers[i] for i in chosen]
+        if headers is not None and not any(headers):
+            headers = None
+        return self.put(now, q.name, items, headers)
+
+    @staticmethod
+    def _refuse_full(q: Queue) -> None:
+        named = "max_length" if q.settings.max_length is not None else "max-queue-length"
+        raise QueueFull(
+            f"queue {q.name!r} holds {q.size} messages; the limit ({named}) is {q.max_length}"
+        )
 
     # ---------------------------------------------------------------- consumer
 
@@ -68,16 +159,18 @@ class Commands(Expiry, Intake):
         queue_name: str,
         owner: object,
         max: int,
-        lease_s: float,
+        lease_s: float | None,
         wait_s: float = 0.0,
         token: object = None,
         receipts: Callable[[], object] | None = None,
     ) -> list[Message] | None:
-        """Lease up to ``max`` deliverable messages to ``owner``.
+        """Lease up to ``max`` deliverable messages to ``owner`` for ``lease_s`` (None:
+        the queue's lease setting).
 
-        Returns the leased messages, or None if none was deliverable and
-        ``wait_s`` > 0: then a waiter was registered, and its messages come
-        back later as a ``Delivery`` carrying ``token``.
+        Returns the leased messages, or None if none was deliverable (or none may be
+        delivered now: the queue is paused, or its rate limit has no whole token) and
+        ``wait_s`` > 0: then a waiter was registered, and its messages come back
+        later as a ``Delivery`` carrying ``token``.
 
         With ``receipts``, each message is leased instead to an owner of its own,
         ``receipts()``, made for that delivery (a receipt: the HTTP API's lease
@@ -85,11 +178,19 @@ class Commands(Expiry, Intake):
         message while the lease does, and ``disconnect(owner)`` leaves it alone.
         """
         q = self._queues.get(queue_name) or self.queue(queue_name)
+        if lease_s is None:
+            lease_s = q.lease_s
         if q.compact.n or q.fifo or q.heap:  # q.has_deliverable(), inlined: the hot path
-            return self._lease(q, owner, max, lease_s, now, receipts)
+            if not q.gated:
+                return self._lease(q, owner, max, lease_s, now, receipts)
+            allowed = self._allowed(q, now)
+            if allowed:
+                return self._lease_gated(q, owner, min(max, allowed), lease_s, now, receipts)
         if wait_s <= 0:
             return []
         self._park(q, owner, max, lease_s, now + wait_s, token, receipts)
+        if q.gated:
+            self._arm_bucket(q)
         return None
 
     def ack(self, now: float, owner: object, seq: int) -> None:
@@ -127,9 +228,10 @@ class Commands(Expiry, Intake):
         self._settle(now)
         return dead
 
-    def touch(self, now: float, owner: object, seq: int, lease_s: float) -> None:
+    def touch(self, now: float, owner: object, seq: int, lease_s: float | None) -> None:
+        """The lease ends ``lease_s`` from now (None: the queue's lease setting)."""
         msg = self._leased_by(owner, seq)
-        msg.due_at = now + lease_s
+        msg.due_at = now + (lease_s if lease_s is not None else msg.queue.lease_s)
         self._deadlines.push(msg.due_at, msg)
         self._settle(now)
 

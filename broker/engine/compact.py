@@ -11,9 +11,11 @@ so the head is the next to deliver and the oldest, and an id is found by
 bisection. ``CompactIndex`` says which queue holds the compact messages of
 each id range (runs of consecutive puts to one queue), so a lookup by id
 costs two bisections whatever the number of queues.
-A compact message leaves only from the head (its first lease) or all at once
-(PURGE clears the ready messages of its queue); nothing is removed from the
-middle, so there are no tombstones.
+A compact message leaves from the head (its first lease), all at once
+(PURGE clears the ready messages of its queue, DELETE the queue), or by name
+(REMOVE: ``discard`` rebuilds the arrays without them, once per request), or
+all of them as ``Message``s (``pop_run``) when their queue's ``max_attempts``
+setting changes, so there are no tombstones.
 A ``Message`` is built only when one leaves by ``pop`` or ``pop_run`` (its first lease);
 lookups get a snapshot from ``Queue.view``.
 Must never: hold a message that was ever leased, keyed, delayed or given a
@@ -163,6 +165,27 @@ class CompactFifo:
 
     def total_bytes(self) -> int:
         return sum(len(b) for b in self.bodies[self.head :] if b is not None)
+
+    def discard(self, doomed: set[int]) -> tuple[list[int], int]:
+        """Remove the messages whose ids are in ``doomed`` (one pass over the live ones);
+        returns the ids removed, in order, and their bodies' bytes."""
+        gone: list[int] = []
+        size = 0
+        seqs, put_ats = array("q"), array("d")
+        bodies: list[bytes | None] = []
+        for seq, body, put_at in self.items():
+            if seq in doomed:
+                gone.append(seq)
+                size += len(body)
+            else:
+                seqs.append(seq)
+                bodies.append(body)
+                put_ats.append(put_at)
+        if gone:
+            self.seqs, self.bodies, self.put_ats = seqs, bodies, put_ats
+            self.head = 0
+            self.n = len(seqs)
+        return gone, size
 
     def clear(self) -> None:
         self.seqs = array("q")

@@ -6,8 +6,9 @@ deadline leaves a stale entry that ``pop_due`` skips, because the owner of a
 deadline records the instant it currently wants (``due_at``) and the entry is
 live only while that still matches. The heap is rebuilt when stale entries
 outnumber live ones, so touching a lease forever cannot grow it without bound.
-The engine's entries are ``Timed``: a delayed ``Message``, a ``Waiter``, or a
-``LeaseBatch`` (the leases one GET granted, one entry for all); ``is_live``
+The engine's entries are ``Timed``: a delayed ``Message``, a ``Waiter``, a
+``LeaseBatch`` (the leases one GET granted, one entry for all), or a rate
+limit's ``Bucket`` (its next token, while consumers wait on it); ``is_live``
 says when such an entry still stands (see the engine's invariants).
 Must never: read the clock (callers pass ``now``).
 """
@@ -15,11 +16,13 @@ Must never: read the clock (callers pass ``now``).
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from itertools import count
 from typing import Generic, TypeVar
 
 from broker.engine.message import LEASED, READY, Message
+from broker.engine.rate import Bucket
 from broker.engine.waiter import Waiter
 
 T = TypeVar("T")
@@ -29,19 +32,31 @@ COMPACT_MIN = 1024  # entries kept before stale ones are looked for
 #: The messages one GET leased, with one deadline entry for all of them: a batch GET
 #: pushes one entry instead of 64, and a batch ACK leaves one stale entry, not 64.
 LeaseBatch = list[Message]
-Timed = Message | Waiter | LeaseBatch
+Timed = Message | Waiter | LeaseBatch | Bucket
 
 
 def is_live(item: Timed, at: float) -> bool:
     """Whether the engine's entry for ``item`` at ``at`` still stands: the item still
-    wants that instant, and is still a timed message or an active waiter."""
+    wants that instant, and is still a timed message, an active waiter, or a bucket
+    its queue waits on."""
     if type(item) is list:
         return _batch_is_live(item, at)
     if item.due_at != at:  # type: ignore[union-attr]
         return False
     if type(item) is Waiter:
         return item.active
+    if type(item) is Bucket:
+        return _bucket_is_live(item)
     return item.state != READY  # type: ignore[union-attr]
+
+
+def _bucket_is_live(bucket: Bucket) -> bool:
+    """Live while its queue waits on its next token; once not, the bucket forgets the
+    instant (so the engine arms it again when the queue waits again)."""
+    if bucket.wanted():
+        return True
+    bucket.due_at = math.nan
+    return False
 
 
 def _batch_is_live(batch: LeaseBatch, at: float) -> bool:

@@ -3,20 +3,27 @@
 Owns: a GET that found nothing and may wait (a ``Waiter`` on its queue, in
 arrival order, with a deadline), serving the waiters of every queue woken by
 a call once all of that call's changes are applied (``_settle``), ending waits
-(served, timed out, cancelled, owner gone, shutdown), and handing completed
-waits out as ``Delivery``s (``take_deliveries``). ``_settle`` also bounds the
-deadline heap and the compact index at the end of every call.
-Must never: call back into the server (it only returns deliveries), or serve
-a waiter in the middle of a call's changes.
+(served, timed out, cancelled, owner gone, queue deleted, shutdown), and
+handing completed waits out as ``Delivery``s (``take_deliveries``).
+Also a queue's gate (``_allowed``): a paused queue delivers nothing, and a
+rate-limited one at most the whole tokens of its bucket (rate.py); when
+waiters wait on a token, the bucket goes into the deadline heap at the
+instant the next one comes back (``_arm_bucket``), and that deadline wakes
+the queue. ``_settle`` also bounds the deadline heap and the compact index at
+the end of every call.
+Must never: call back into the server (it only returns deliveries), serve
+a waiter in the middle of a call's changes, or poll a bucket.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from broker.engine.compact import COLLECT_MIN
 from broker.engine.deadlines import COMPACT_MIN
 from broker.engine.leases import Leases
+from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.state import GONE
 from broker.engine.waiter import Delivery, Waiter
@@ -41,10 +48,12 @@ class Dispatch(Leases):
         self._owner_waiters.setdefault(owner, set()).add(waiter)
         self._deadlines.push(due_at, waiter)
 
-    def _serve_woken(self, now: float) -> None:
+    def _serve_woken(self, now: float, at: float | None = None) -> None:
+        """Serve the waiters of every woken queue (``at``: the instant whose deadlines
+        woke them, for the rate limits' tokens; leases start at ``now``)."""
         woken, self._woken = self._woken, {}
         for q in woken:
-            self._dispatch(q, now)
+            self._dispatch(q, now, now if at is None else at)
 
     def _settle(self, now: float) -> None:
         """End of a call that changed state: serve waiters, then bound the deadline heap
@@ -56,15 +65,64 @@ class Dispatch(Leases):
         if len(self._compact.firsts) > COLLECT_MIN:
             self._compact.collect()
 
-    def _dispatch(self, q: Queue, now: float) -> None:
-        """Serve waiting GETs of ``q`` in arrival order while messages are deliverable."""
+    def _dispatch(self, q: Queue, now: float, at: float) -> None:
+        """Serve waiting GETs of ``q`` in arrival order while messages are deliverable
+        and its gate lets them go (tokens counted at ``at``)."""
         while q.n_waiting and q.has_deliverable():
+            n = None  # no gate: each waiter takes its max
+            if q.gated:
+                n = self._allowed(q, at)
+                if not n:
+                    self._arm_bucket(q)
+                    return
             waiter = q.waiters.popleft()  # _end_wait may replace the deque: no alias
             if not waiter.active:
                 continue
             self._end_wait(waiter)
-            msgs = self._lease(q, waiter.owner, waiter.max, waiter.lease_s, now, waiter.receipts)
+            if n is None:
+                msgs = self._lease(
+                    q, waiter.owner, waiter.max, waiter.lease_s, now, waiter.receipts
+                )
+            else:
+                n = min(n, waiter.max)
+                msgs = self._lease_gated(q, waiter.owner, n, waiter.lease_s, now, waiter.receipts)
             self._deliveries.append(Delivery(waiter.token, waiter.owner, msgs))
+
+    def _lease_gated(
+        self,
+        q: Queue,
+        owner: object,
+        max: int,
+        lease_s: float,
+        now: float,
+        receipts: Callable[[], object] | None,
+    ) -> list[Message]:
+        """``_lease`` on a gated queue (``max`` within what ``_allowed`` said): each
+        delivery takes a token of its rate limit."""
+        msgs = self._lease(q, owner, max, lease_s, now, receipts)
+        if q.bucket is not None:
+            q.bucket.take(len(msgs))
+        return msgs
+
+    @staticmethod
+    def _allowed(q: Queue, now: float) -> int:
+        """How many messages a gated queue may deliver at ``now``: none while it is
+        paused, else the whole tokens of its rate limit."""
+        if q.paused:
+            return 0
+        assert q.bucket is not None, "a gated queue is paused or rate limited"
+        return q.bucket.whole(now)
+
+    def _arm_bucket(self, q: Queue) -> None:
+        """Waiters of ``q`` wait on its next token: a deadline at the instant it comes
+        back (once per instant; the bucket's ``whole`` was just asked)."""
+        bucket = q.bucket
+        if bucket is None or not bucket.wanted():
+            return
+        due = max(bucket.next_token_at(), math.nextafter(bucket.at, math.inf))
+        if bucket.due_at != due:
+            bucket.due_at = due
+            self._deadlines.push(due, bucket)
 
     def _end_wait(self, waiter: Waiter) -> None:
         waiter.active = False

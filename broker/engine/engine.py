@@ -6,10 +6,14 @@ class, ``Engine``, put together from one module per concept:
     registry; lifecycle.py: the allowed moves of a message between places and
     the one rule that keeps every counter (``Tally.move``);
   - intake.py: new messages joining a queue (compact, or as ``Message``s);
-    commands.py: PUT, GET, ACK, NACK, TOUCH, disconnect;
-    management.py: PURGE, REDRIVE; restore.py: messages read back after a restart;
+    commands.py: PUT (with dedup ids and headers), GET, ACK, NACK, TOUCH,
+    disconnect; dedup.py: the dedup ids, bounded broker-wide;
+    management.py: PURGE, REDRIVE, REMOVE, DELETE; controls.py: CONFIG, PAUSE,
+    RESUME (settings.py: a queue's settings; rate.py: its rate limit);
+    restore.py: messages, settings and dedup ids read back after a restart;
   - leases.py: leases granted and ended (ack, release, dead letter);
-    dispatch.py: waiting GETs; expiry.py: deadlines firing;
+    dispatch.py: waiting GETs, and a queue's gate (paused, rate limit);
+    expiry.py: deadlines firing;
   - views.py: lookups, PEEK, stats and totals (no change of state).
 Time is a parameter: every call that depends on time takes ``now`` (seconds
 on any monotonic scale) and ``next_deadline()`` says when the caller must next
@@ -27,7 +31,13 @@ Invariants (checked by the property tests):
   - at most one message per (queue, key) is leased, and a key's messages are
     delivered in put order (only the head of a key chain is deliverable);
   - after any call, a queue never has both an active waiter and a deliverable
-    message (waiters are served as soon as a message becomes deliverable);
+    message (waiters are served as soon as a message becomes deliverable),
+    unless it is paused, or its rate limit has no whole token and the deadline
+    heap holds its bucket at the instant the next one comes back;
+  - a rate-limited queue never delivers more than its bucket holds: at most
+    max(1, rate) at once, and ``rate`` per second after that;
+  - a PUT with a dedup id its queue remembers stores nothing; at most
+    ``max_dedup_ids`` ids are remembered over every queue;
   - waiters are served only once all of a call's changes are applied, so changes
     that happen together (a batch, a disconnect, every deadline of one instant)
     are seen at once: waiters get the best of them, and the journal sees each
@@ -50,10 +60,11 @@ Must never: import asyncio or sockets, read a clock, or format wire replies.
 from __future__ import annotations
 
 from broker.engine.commands import Commands
+from broker.engine.controls import Controls
 from broker.engine.management import Management
 from broker.engine.restore import Restore
 from broker.engine.views import Views
 
 
-class Engine(Commands, Management, Restore, Views):
+class Engine(Commands, Management, Controls, Restore, Views):
     """The engine: ``Engine(config, first_seq, journal)``; see the module docstring."""

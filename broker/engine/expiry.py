@@ -3,7 +3,8 @@
 Owns: ``next_deadline`` (when the caller must next call ``advance``) and
 ``advance(now)``, which handles every due instant in turn, as if it had been
 called at each: at one instant, leases expire and delays end (in queue
-order), then waiters are served, then the waits due then that got nothing end
+order) and rate limits get their token back, then waiters are served (tokens
+counted at that instant), then the waits due then that got nothing end
 empty. Lease expiries are counted per queue for the logs (``take_events``).
 Must never: read a clock (``now`` is passed in), or handle an instant before
 every earlier one is done.
@@ -11,10 +12,13 @@ every earlier one is done.
 
 from __future__ import annotations
 
+import math
+
 from broker.engine.deadlines import Timed, is_live
 from broker.engine.dispatch import Dispatch
 from broker.engine.lifecycle import DELAY_END
 from broker.engine.message import LEASED, READY, Message
+from broker.engine.rate import Bucket
 from broker.engine.state import GONE
 from broker.engine.waiter import Waiter
 
@@ -50,6 +54,9 @@ class Expiry(Dispatch):
                 msgs.extend(item)  # members no longer due at ``at`` are skipped below
             elif isinstance(item, Message):
                 msgs.append(item)
+            elif isinstance(item, Bucket):  # a token is back: its queue's waiters are served
+                item.due_at = math.nan
+                self._wake(item.queue)
         msgs.sort(key=lambda m: m.order)
         for msg in msgs:
             if not is_live(msg, at):
@@ -59,7 +66,7 @@ class Expiry(Dispatch):
                 self._release(msg, now, "expired", 0.0)
             else:
                 self._delay_ended(msg)
-        self._serve_woken(now)
+        self._serve_woken(now, at)
         for waiter in due:
             if isinstance(waiter, Waiter) and waiter.active:
                 self._end_empty(waiter)

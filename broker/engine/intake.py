@@ -4,9 +4,10 @@ Owns: storing new messages by the plain-message rule (``compact.is_plain``,
 and ``Queue.takes_compact`` for the queue): plain ones join the queue's
 compact fifo (no ``Message`` object), the others become ``Message``s that are
 delayed until their instant, or ready (deliverable, or held back behind an
-earlier message of their key). PUT stores a batch with ``_store_new``; a
-restart (restore.py) asks the same rule message by message and places the
-others with the same ``_place_new``.
+earlier message of their key). A message with headers is never plain: a batch
+that carries headers is stored as ``Message``s. PUT stores a batch with
+``_store_new``; a restart (restore.py) asks the same rule message by message
+and places the others with the same ``_place_new``.
 Must never: check limits (commands.py does, before anything changes), assign
 ids on its own, or tell the journal (its callers do, once per batch).
 """
@@ -21,21 +22,28 @@ from broker.engine.lifecycle import PUT, PUT_DELAYED, PUT_PLAIN
 from broker.engine.message import DELAYED, Message
 from broker.engine.queue import Queue
 from broker.engine.state import EngineState
-from broker.engine.values import NewMessageFields
+from broker.engine.values import Headers, NewMessageFields
 
 _body = itemgetter(0)  # of a NewMessageFields
 
 
 class Intake(EngineState):
     def _store_new(
-        self, q: Queue, now: float, seq: int, items: Sequence[NewMessageFields], total: int
+        self,
+        q: Queue,
+        now: float,
+        seq: int,
+        items: Sequence[NewMessageFields],
+        total: int,
+        headers: Sequence[Headers | None] | None = None,
     ) -> int:
-        """Store ``items`` (``total`` bytes of bodies) in ``q`` from id ``seq`` on; returns
-        the next free id. One loop per message, its lookups hoisted: a batch PUT runs
-        it 64 times or more, and plain messages join the compact fifo in one go."""
+        """Store ``items`` (``total`` bytes of bodies; ``headers``, if given, each one's)
+        in ``q`` from id ``seq`` on; returns the next free id. One loop per message, its
+        lookups hoisted: a batch PUT runs it 64 times or more, and plain messages join
+        the compact fifo in one go."""
         first = seq
         default = q.max_attempts
-        plain_ok = q.takes_compact(seq, now)  # for the whole batch: ids and time go up
+        plain_ok = headers is None and q.takes_compact(seq, now)  # ids and time go up
         n_plain = 0
         for body, key, delay_s, priority, max_attempts in items:
             if plain_ok and is_plain(key, delay_s, priority, max_attempts, default):
@@ -45,6 +53,8 @@ class Intake(EngineState):
             if max_attempts is None:
                 max_attempts = default
             msg = self._messages[seq] = Message(seq, q, body, key, priority, max_attempts, now)
+            if headers is not None:
+                msg.headers = headers[seq - first]
             seq += 1
             total -= len(body)
             self._place_new(q, msg, now + delay_s if delay_s > 0 else None)

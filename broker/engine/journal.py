@@ -20,22 +20,34 @@ if TYPE_CHECKING:
 
     from broker.engine.message import Message
     from broker.engine.queue import Queue
-    from broker.engine.values import NewMessageFields
+    from broker.engine.values import Headers, NewMessageFields
 
 
 class Journal(Protocol):
     def put(
-        self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessageFields]
+        self,
+        queue: Queue,
+        first_seq: int,
+        put_at: float,
+        items: Sequence[NewMessageFields],
+        headers: Sequence[Headers | None] | None = None,
     ) -> None:
         """New messages: ``items[i]`` got the id ``first_seq + i``, all put at ``put_at``.
 
         Each item is a ``NewMessage`` or a plain tuple of its five fields (body, key,
         delay_s, priority, max_attempts): read it by position, never by name.
+        ``headers``, when given, holds each item's headers (None: none).
 
         Each is READY, or DELAYED until ``put_at + delay_s`` if ``delay_s`` > 0; a
         ``max_attempts`` of None is ``queue.max_attempts``. Plain messages have no
         ``Message`` object yet (see compact.py), so the put is reported as asked.
         """
+
+    def remember(
+        self, queue: Queue, put_at: float, window_s: float, pairs: Sequence[tuple[str, int]]
+    ) -> None:
+        """Dedup ids first used at ``put_at``: (dedup id, seq of the message it stored),
+        remembered until ``put_at + window_s``. Reported after the ``put`` they stored."""
 
     def lease(self, msgs: list[Message]) -> None:
         """Messages delivered: their ``attempts`` went up by one."""
@@ -53,14 +65,31 @@ class Journal(Protocol):
         """Messages moved from the dead-letter queue ``source`` back to ``msg.queue``."""
 
     def purge(self, queue: Queue, seqs: list[int]) -> None:
-        """Messages of ``queue`` deleted by PURGE, in queue order."""
+        """Messages of ``queue`` deleted by PURGE (in queue order) or REMOVE (in turn)."""
+
+    def configure(self, queue: Queue) -> None:
+        """``queue.settings`` or ``queue.paused`` changed (both are reported as they are now)."""
+
+    def drop(self, queue: Queue, seqs: list[int]) -> None:
+        """``queue`` was deleted (DELETE) with its messages ``seqs``, its settings, its
+        paused flag and its dedup ids."""
 
 
 class NullJournal:
     """The in-memory journal: records nothing."""
 
     def put(
-        self, queue: Queue, first_seq: int, put_at: float, items: Sequence[NewMessageFields]
+        self,
+        queue: Queue,
+        first_seq: int,
+        put_at: float,
+        items: Sequence[NewMessageFields],
+        headers: Sequence[Headers | None] | None = None,
+    ) -> None:
+        pass
+
+    def remember(
+        self, queue: Queue, put_at: float, window_s: float, pairs: Sequence[tuple[str, int]]
     ) -> None:
         pass
 
@@ -80,4 +109,10 @@ class NullJournal:
         pass
 
     def purge(self, queue: Queue, seqs: list[int]) -> None:
+        pass
+
+    def configure(self, queue: Queue) -> None:
+        pass
+
+    def drop(self, queue: Queue, seqs: list[int]) -> None:
         pass

@@ -91,7 +91,7 @@ class Leases(EngineState):
             if seq in self._acked:
                 raise NotLeased(f"message {format_id(seq)} was acked already")
             if not self._holds_compact(seq):
-                raise NotFound(f"no message with id {format_id(seq)}")
+                raise NotFound(f"no message with id {format_id(seq)!r}")
         if msg is None or msg.state != LEASED or msg.owner != owner:
             raise NotLeased(f"message {format_id(seq)} is not leased by this connection")
         return msg
@@ -133,7 +133,7 @@ class Leases(EngineState):
             run_bytes += len(msg.body)
             q.totals["acked"] += 1
             if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
-                acked_queues[seq] = q
+                acked_queues[seq] = q if msg.attempts == 1 else (q, msg.attempts)
                 recent = q.acked
                 recent.append(seq)
                 if len(recent) > limit:

@@ -46,7 +46,7 @@ class Place(IntEnum):
     DELAYED = int(State.DELAYED)
     LEASED = int(State.LEASED)
     COMPACT = 3  # ready, never delivered, kept without a Message (compact.py)
-    OUT = 4  # not in this queue: not put yet, acked, purged, or moved to another queue
+    OUT = 4  # not in this queue: not put yet, acked, purged, removed, or moved to another queue
 
 
 #: The rule: the counters that count a message in each place (``q`` is its queue).
@@ -80,6 +80,13 @@ TABLE: Final[dict[str, tuple[Place, Place]]] = {
     "purge plain": (Place.COMPACT, Place.OUT),
     "purge": (Place.READY, Place.OUT),
     "purge delayed": (Place.DELAYED, Place.OUT),
+    # REMOVE of chosen messages (never a leased one), and DELETE of a whole queue
+    "remove plain": (Place.COMPACT, Place.OUT),
+    "remove": (Place.READY, Place.OUT),
+    "remove delayed": (Place.DELAYED, Place.OUT),
+    "remove leased": (Place.LEASED, Place.OUT),  # DELETE only: its holder loses it
+    "redrive delayed": (Place.DELAYED, Place.OUT),  # REDRIVE with ids: a delayed dead letter
+    "unpack": (Place.COMPACT, Place.READY),  # CONFIG changes max_attempts: they keep theirs
 }
 
 
@@ -143,3 +150,9 @@ ARRIVE: Final = compile_move("arrive")
 PURGE_PLAIN: Final = compile_move("purge plain")
 PURGE: Final = compile_move("purge")
 PURGE_DELAYED: Final = compile_move("purge delayed")
+REMOVE_PLAIN: Final = compile_move("remove plain")
+REMOVE: Final = compile_move("remove")
+REMOVE_DELAYED: Final = compile_move("remove delayed")
+REMOVE_LEASED: Final = compile_move("remove leased")
+REDRIVE_DELAYED: Final = compile_move("redrive delayed")
+UNPACK: Final = compile_move("unpack")

@@ -1,6 +1,7 @@
 """A message record and its lifecycle states.
 
-Owns: the per-message fields (compact, ``__slots__``) and the ``State`` enum.
+Owns: the per-message fields (compact, ``__slots__``; ``headers`` None when
+there are none) and the ``State`` enum.
 The moves between states, and the counters they keep, are the lifecycle
 table (lifecycle.py); a delivery adds one attempt, and a release with
 attempts >= max_attempts moves the message to ``<queue>.dead``.
@@ -37,6 +38,7 @@ class Message:
         "attempts",
         "body",
         "due_at",
+        "headers",
         "key",
         "key_next",
         "max_attempts",
@@ -72,6 +74,7 @@ class Message:
         self.due_at = 0.0  # lease deadline (LEASED) or end of delay (DELAYED)
         self.order = seq  # place in the queue; a released message keeps it
         self.key_next: Message | None = None  # next message of the same key
+        self.headers: dict[str, str] | None = None  # set after construction when it has some
 
     def __repr__(self) -> str:
         return (

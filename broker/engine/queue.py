@@ -11,6 +11,9 @@ turn has come). The next message is the smallest (priority, order) of the three 
 A keyed message is in none of them until it is the head of its key chain.
 Its counters (``n_ready``, ``n_delayed``, ``n_leased``, ``bytes``) follow
 its messages' places and change only by the moves of lifecycle.py.
+It also holds what the engine keeps per queue besides its messages: its
+settings (overrides, and the effective values of settings.py), whether it is
+paused, its rate limit's bucket (rate.py), and its dedup ids (dedup.py).
 Must never: decide lifecycle transitions or change its own counters (the
 engine does); it only orders.
 """
@@ -24,11 +27,13 @@ from typing import TYPE_CHECKING
 
 from broker.engine.compact import CompactFifo
 from broker.engine.message import READY, Message
+from broker.engine.settings import DEFAULT, Settings
 from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
+    from broker.engine.rate import Bucket
     from broker.engine.waiter import Waiter
 
 
@@ -37,18 +42,26 @@ class Queue:
         "_aged_n",
         "acked",
         "aged",
+        "bucket",
         "bytes",
         "chains",
         "compact",
+        "dedup",
+        "dedup_window_s",
         "fifo",
+        "gated",
         "heap",
         "is_dead",
+        "lease_s",
         "max_attempts",
+        "max_length",
         "n_delayed",
         "n_leased",
         "n_ready",
         "n_waiting",
         "name",
+        "paused",
+        "settings",
         "totals",
         "waiters",
     )
@@ -56,7 +69,17 @@ class Queue:
     def __init__(self, name: str, max_attempts: int) -> None:
         self.name = name
         self.is_dead = name.endswith(DEAD_SUFFIX)
-        self.max_attempts = max_attempts  # of the messages built from ``compact``
+        # of a message put without one, and of those built from ``compact``
+        self.max_attempts = max_attempts
+        # settings: the overrides, and the effective values (set by the engine, state.py)
+        self.settings: Settings = DEFAULT
+        self.lease_s = 0.0  # of a GET or TOUCH that names no lease
+        self.max_length: int | None = None  # None: no limit
+        self.dedup_window_s = 0.0
+        self.bucket: Bucket | None = None  # the rate limit, if any
+        self.paused = False
+        self.gated = False  # paused or rate limited: a GET asks before it leases
+        self.dedup: dict[str, tuple[int, float]] = {}  # dedup id -> (seq, expires_at)
         self.compact = CompactFifo()
         self.fifo: deque[Message] = deque()
         self.heap: list[tuple[int, int, Message]] = []
@@ -233,6 +256,30 @@ class Queue:
             return None
         chain[0] = nxt
         return nxt
+
+    def take_out(self, gone: Collection[Message]) -> list[Message]:
+        """Take chosen READY and DELAYED messages (with objects) out of the ready order and
+        their key chains (REMOVE, REDRIVE with ids): one pass over the ready order.
+
+        Returns the messages that now head their key chain and are READY: they were
+        held back, and the caller makes them deliverable.
+        """
+        doomed = set(gone)
+        if any(m.state == READY for m in doomed):
+            self.fifo = deque(m for m in self.fifo if m not in doomed)
+            self.heap = [e for e in self.heap if e[2] not in doomed]
+            heapq.heapify(self.heap)
+            self.aged = [e for e in self.aged if e[2] not in doomed]
+            heapq.heapify(self.aged)
+        keyed = [m for m in doomed if m.key is not None]
+        heads = {m.key: self.chains[m.key][0] for m in keyed if m.key is not None}
+        self.drop_from_chains(keyed)
+        freed: list[Message] = []
+        for key, head in heads.items():
+            chain = self.chains.get(key)
+            if chain is not None and chain[0] is not head and chain[0].state == READY:
+                freed.append(chain[0])
+        return freed
 
     def drop_from_chains(self, gone: Collection[Message]) -> None:
         """Remove many keyed messages from their chains at once.

@@ -2,13 +2,15 @@
 
 Owns: the engine's structures (declared once, here): the queues by name, the
 messages by id (compact ones through their index), the leases by owner, the
-waiting GETs by owner, the deadline heap, the recently acked ids, the counters
-(a ``Tally``, see lifecycle.py), and what one call produced and has not handed
-out yet (deliveries, woken queues, log events). Also the queue registry, the
-sequence numbers, and marking a queue whose waiters must be served.
+waiting GETs by owner, the deadline heap, the recently acked ids (with the
+attempts each took), the dedup ids (dedup.py), the counters (a ``Tally``, see
+lifecycle.py), and what one call produced and has not handed out yet
+(deliveries, woken queues, log events). Also the queue registry (a queue is
+created with the server's settings; ``_apply`` gives it others), the sequence
+numbers, and marking a queue whose waiters must be served.
 The engine's behaviour is in the modules that build on ``EngineState``, one
 concept each: intake.py, leases.py, dispatch.py, expiry.py, commands.py,
-management.py, restore.py, views.py; engine.py puts them together.
+management.py, controls.py, restore.py, views.py; engine.py puts them together.
 Must never: change a counter but by a move of the lifecycle table
 (lifecycle.py), import asyncio or sockets, or read a clock.
 """
@@ -16,14 +18,18 @@ Must never: change a counter but by a move of the lifecycle table
 from __future__ import annotations
 
 import math
+import sys
 
 from broker.config import Config
 from broker.engine.compact import CompactIndex
 from broker.engine.deadlines import DeadlineHeap, Timed, is_live
+from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
-from broker.engine.lifecycle import Tally
+from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
 from broker.engine.queue import Queue
+from broker.engine.rate import Bucket
+from broker.engine.settings import DEFAULT, Settings, effective
 from broker.engine.waiter import Delivery, Waiter
 
 GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
@@ -38,7 +44,10 @@ class EngineState:
         self._messages: dict[int, Message] = {}  # every message but the compact ones
         self._tally = Tally()
         self._compact = CompactIndex(self._tally.compact)
-        self._acked: dict[int, Queue] = {}
+        # seq -> its queue, or (its queue, deliveries it took) when it took more than one:
+        # the commonest ACK (of a first delivery) stores no tuple
+        self._acked: dict[int, Queue | tuple[Queue, int]] = {}
+        self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
         self._owned: dict[object, set[Message]] = {}
         self._owner_waiters: dict[object, set[Waiter]] = {}
         self._deadlines: DeadlineHeap[Timed] = DeadlineHeap(is_live, self._tally.timed)
@@ -56,7 +65,41 @@ class EngineState:
         q = self._queues.get(name)
         if q is None:
             q = self._queues[name] = Queue(name, self.config.max_attempts)
+            self._apply(q, DEFAULT, 0.0)
         return q
+
+    def _apply(self, q: Queue, settings: Settings, now: float) -> None:
+        """Give ``q`` these settings: its overrides, and the values it works with.
+
+        Compact messages take their ``max_attempts`` from the queue: before it
+        changes, the ones waiting get ``Message``s that keep the one they were put with.
+        """
+        values = effective(settings, self.config)
+        q.settings = settings
+        q.lease_s = values.lease_s
+        if values.max_attempts != q.max_attempts:
+            self._unpack(q)
+            q.max_attempts = values.max_attempts
+        q.max_length = values.max_length
+        q.dedup_window_s = values.dedup_window_s
+        rate, bucket = values.rate, q.bucket
+        if rate is None:
+            q.bucket = None
+        elif bucket is None:
+            q.bucket = Bucket(q, rate, now)
+        elif bucket.rate != rate:
+            q.bucket = bucket.resized(rate, now)
+        q.gated = q.paused or q.bucket is not None
+
+    def _unpack(self, q: Queue) -> None:
+        """Give every compact message of ``q`` a ``Message`` (ready, in its place)."""
+        n = q.compact.n
+        if n:
+            msgs = q.compact.pop_run(q, n, sys.maxsize)
+            UNPACK(self._tally, q, n, 0)
+            for msg in msgs:
+                self._messages[msg.seq] = msg
+                q.push_ready(msg)
 
     def find_queue(self, name: str) -> Queue | None:
         return self._queues.get(name)

@@ -2,8 +2,9 @@
 
 Owns: looking a message up by id (a snapshot if it is compact, or what INFO
 knows of one acked recently), PEEK, a queue's stats and the engine's totals
-(read from the lifecycle counters), what an owner holds, the ids of every
-message held (for a snapshot), and the log events counted since last asked.
+(read from the lifecycle counters), what an owner holds, what a snapshot
+writes (the ids of every message held, the queues with settings or paused,
+the dedup ids in their window), and the log events counted since last asked.
 Must never: change a message, a queue or a counter (``take_events`` only
 hands out and forgets what was counted), or read a clock.
 """
@@ -15,8 +16,10 @@ from array import array
 from collections.abc import Iterable
 from itertools import chain
 
+from broker.engine.dedup import Remembered
 from broker.engine.message import DELAYED, READY, Message, State
 from broker.engine.queue import Queue
+from broker.engine.settings import DEFAULT
 from broker.engine.state import EngineState
 from broker.engine.values import AckedRecord
 from broker.protocol.names import COUNTERS, DEAD_SUFFIX
@@ -28,9 +31,11 @@ class Views(EngineState):
         msg = self._messages.get(seq)
         if msg is not None:
             return msg
-        q = self._acked.get(seq)
-        if q is not None:
-            return AckedRecord(seq, q)
+        acked = self._acked.get(seq)
+        if isinstance(acked, tuple):
+            return AckedRecord(seq, *acked)
+        if acked is not None:
+            return AckedRecord(seq, acked, 1)
         q = self._compact.owner_of(seq)
         return q.view(seq) if q is not None else None
 
@@ -106,6 +111,7 @@ class Views(EngineState):
         }
         for name in COUNTERS:
             stats[name] = q.totals[name]
+        stats["paused"] = q.paused
         return stats
 
     def totals(self) -> dict[str, int]:
@@ -115,3 +121,15 @@ class Views(EngineState):
             "leased": sum(q.n_leased for q in self._queues.values()),
             "bytes": self._tally.bytes,
         }
+
+    def dedup_totals(self) -> dict[str, int]:
+        """Dedup ids remembered now, and those forgotten at the bound since start."""
+        return {"dedup_ids": self._dedup.n, "dedup_evicted": self._dedup.evicted}
+
+    def configured_queues(self) -> list[Queue]:
+        """The queues whose settings differ from the server's, or that are paused."""
+        return [q for q in self._queues.values() if q.paused or q.settings != DEFAULT]
+
+    def dedup_ids(self, now: float) -> list[Remembered]:
+        """Every dedup id still in its window (a snapshot writes them)."""
+        return list(self._dedup.live(now))

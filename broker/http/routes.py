@@ -44,6 +44,13 @@ _PUT_FIELDS: Final = (
 )
 _ID: Final = "18f3c2a1b0c4d"
 _RECEIPT: Final = "18f3c2a1b0c4d.2f41a3c9b7e1"
+_SETTINGS: Final[Mapping[str, Any]] = {
+    "lease": 30.0,
+    "max_attempts": 5,
+    "max_length": None,
+    "rate": None,
+    "dedup_window": 300.0,
+}
 _QUEUE_FIGURES: Final[Mapping[str, Any]] = {
     "ready": 1,
     "delayed": 0,
@@ -290,8 +297,10 @@ ROUTES: Final[tuple[Route, ...]] = (
         "queues",
         Shape(rq.Stats, path=("queue",), name="Queue"),
         ok={200: ep.QueueReply},
-        reply_examples={200: {"ok": True, "queue": _QUEUE_FIGURES}},
+        reply_examples={200: {"ok": True, "queue": {**_QUEUE_FIGURES, "settings": {"rate": 10.0}}}},
         errors=(ErrorCode.NOT_FOUND,),
+        description="With `paused` and `settings`: the settings that differ from the "
+        "server's defaults (all of them: `GET .../settings`).",
     ),
     Route(
         "peek",
@@ -326,10 +335,102 @@ ROUTES: Final[tuple[Route, ...]] = (
         "queues",
         Shape(rq.Redrive, path=("queue",), body=("ids",)),
         ok={200: rp.RedriveReply},
-        reply_examples={200: {"ok": True, "redriven": 2}},
+        reply_examples={200: {"ok": True, "redriven": 1, "leased": [], "not_found": []}},
         example={"ids": [_ID]},
         action=True,
-        description="Every ready message of `<queue>.dead`, or only those named in `ids`.",
+        description="Every ready message of `<queue>.dead`, or only those named in `ids` "
+        "(then the reply lists those that did not move: `leased` by a consumer of "
+        "`<queue>.dead`, or `not_found` in it), attempts reset.",
+    ),
+    Route(
+        "remove",
+        "POST",
+        "/v1/queues/{queue}/remove",
+        ep.op,
+        "Delete chosen ready or delayed messages (REMOVE)",
+        "queues",
+        Shape(rq.Remove, path=("queue",), body=("ids",)),
+        ok={200: rp.RemoveReply},
+        reply_examples={200: {"ok": True, "removed": 1, "leased": [], "not_found": []}},
+        example={"ids": [_ID]},
+        body_required=True,
+        errors=(ErrorCode.NOT_FOUND,),
+        action=True,
+        description="Each id in turn: removed, or listed under `leased` (a consumer holds it: "
+        "it is never removed this way) or `not_found`. A dead letter is removed by naming "
+        "`<queue>.dead`. 404 if the queue does not exist.",
+    ),
+    Route(
+        "pause",
+        "POST",
+        "/v1/queues/{queue}/pause",
+        ep.op,
+        "Stop delivering a queue's messages (PAUSE)",
+        "queues",
+        Shape(rq.Pause, path=("queue",)),
+        reply_examples={200: {"ok": True}},
+        action=True,
+        description="The queue still takes messages and keeps its leases; receives get "
+        "nothing (or wait) until it resumes. Creates the queue if needed.",
+    ),
+    Route(
+        "resume",
+        "POST",
+        "/v1/queues/{queue}/resume",
+        ep.op,
+        "Deliver a paused queue's messages again (RESUME)",
+        "queues",
+        Shape(rq.Resume, path=("queue",)),
+        reply_examples={200: {"ok": True}},
+        errors=(ErrorCode.NOT_FOUND,),
+        action=True,
+        description="Waiting receives are served at once. 404 if the queue does not exist.",
+    ),
+    Route(
+        "delete_queue",
+        "DELETE",
+        "/v1/queues/{queue}",
+        ep.op,
+        "Delete a queue and every message in it (DELETE)",
+        "queues",
+        Shape(rq.Delete, path=("queue",), query=("dead",)),
+        ok={200: rp.DeleteReply},
+        reply_examples={200: {"ok": True, "deleted": 3}},
+        errors=(ErrorCode.NOT_FOUND,),
+        action=True,
+        description="Ready, delayed and leased messages alike (`deleted` counts them), with "
+        "the queue's settings, paused flag and dedup ids; waiting receives get `[]`. "
+        "`<queue>.dead` stays unless `dead=true`. 404 if the queue does not exist.",
+    ),
+    Route(
+        "settings",
+        "GET",
+        "/v1/queues/{queue}/settings",
+        ep.op,
+        "A queue's settings (CONFIG)",
+        "queues",
+        Shape(rq.Configure, path=("queue",), name="ReadSettings"),
+        ok={200: rp.ConfigReply},
+        reply_examples={200: {"ok": True, "settings": _SETTINGS}},
+        errors=(ErrorCode.NOT_FOUND,),
+        description="The settings the queue works with (`null`: no limit).",
+    ),
+    Route(
+        "configure",
+        "PATCH",
+        "/v1/queues/{queue}/settings",
+        ep.op,
+        "Change a queue's settings (CONFIG)",
+        "queues",
+        Shape(rq.Configure, path=("queue",), body=rq.SETTING_FIELDS),
+        ok={200: rp.ConfigReply},
+        reply_examples={200: {"ok": True, "settings": {**_SETTINGS, "rate": 10.0}}},
+        example={"rate": 10, "lease": None},
+        errors=(ErrorCode.NOT_FOUND,),
+        action=True,
+        description="A field with a value sets it, `null` resets it to the server's default, "
+        "a field left out stays. Creates the queue if needed; an empty body only reads "
+        "(404 if the queue does not exist). Replies with every setting after the change.",
     ),
     Route(
         "stats",

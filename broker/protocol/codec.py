@@ -13,12 +13,13 @@ Must never: do IO, touch queue state, or raise for bad input (bad input is an
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import attrgetter
 from typing import Final
 
 import msgspec
 
 from broker.errors import BadJson, BadRequest, LineTooLong, UnknownOp, WonderQError
-from broker.protocol.bodies import body_problem
+from broker.protocol.bodies import body_problem, first_body_problem
 from broker.protocol.framing import TOO_LONG, Frame
 from broker.protocol.requests import (
     BATCH_FIELDS,
@@ -33,7 +34,6 @@ from broker.protocol.requests import (
     Peek,
     Purge,
     Put,
-    PutItem,
     Receive,
     Redrive,
     Remove,
@@ -46,6 +46,8 @@ from broker.protocol.requests import (
 from broker.protocol.shorthand import TOO_DEEP, to_json
 
 _decoder: Final = msgspec.json.Decoder(Request)
+_BODY: Final = attrgetter("body")
+_HEADERS: Final = attrgetter("headers")
 _loose_decoder: Final = msgspec.json.Decoder()
 _JSON_STARTS: Final = (b"{", b"[", b'"')
 _QUEUE_RULE: Final = "queue names are 1-200 characters of letters, digits, '_', '-', '.', ':'"
@@ -172,23 +174,27 @@ def _check_put(put: Put) -> str | None:
     has_batch = put.messages is not msgspec.UNSET
     if has_body == has_batch:
         return "PUT needs exactly one of `body` and `messages`"
-    if has_body:
-        return _check_message(put, "")
-    assert isinstance(put.messages, list)
-    if not put.messages:
-        return "`messages` must hold at least one message"
-    for i, item in enumerate(put.messages):
-        problem = _check_message(item, f"messages[{i}].")
+    if has_body:  # the commonest PUT: the body rule, inlined
+        problem = body_problem(bytes(put.body))  # type: ignore[arg-type]  # a Raw here
         if problem is not None:
-            return problem
+            return f"`body`: {problem}"
+        return None if put.headers is None else _check_headers(put.headers, "")
+    messages = put.messages
+    assert isinstance(messages, list)
+    if not messages:
+        return "`messages` must hold at least one message"
+    found = first_body_problem(list(map(_BODY, messages)))  # every body, in one scan
+    if found is not None:
+        return f"`messages[{found[0]}].body`: {found[1]}"
+    if any(map(_HEADERS, messages)):
+        for i, item in enumerate(messages):
+            problem = _check_headers(item.headers, f"messages[{i}].")
+            if problem is not None:
+                return problem
     return None
 
 
-def _check_message(item: Put | PutItem, where: str) -> str | None:
-    problem = body_problem(bytes(item.body))  # type: ignore[arg-type]  # a Raw here
-    if problem is not None:
-        return f"`{where}body`: {problem}"
-    headers = item.headers
+def _check_headers(headers: dict[str, str] | None, where: str) -> str | None:
     if headers:
         size = sum(len(k.encode()) + len(v.encode()) for k, v in headers.items())
         if size > HEADER_BYTES_MAX:

@@ -38,9 +38,10 @@ async def test_put_get_ack_info_stats_purge(server: Server) -> None:
     assert [msgspec.json.decode(line)["attempts"] for line in out.splitlines()] == [2, 2]
 
     out, _ = await wonderq("info", first, "--json", *port)
-    assert msgspec.json.decode(out) == {"id": first, "queue": "jobs", "state": "acked"}
+    acked = {"id": first, "queue": "jobs", "state": "acked", "attempts": 2}
+    assert msgspec.json.decode(out) == acked
     out, _ = await wonderq("info", first, *port)
-    assert out.split() == ["id", first, "queue", "jobs", "state", "acked"]
+    assert out.split() == ["id", first, "queue", "jobs", "state", "acked", "attempts", "2"]
 
     out, _ = await wonderq("stats", "jobs", "--json", *port)
     reply = msgspec.json.decode(out)

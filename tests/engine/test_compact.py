@@ -273,6 +273,7 @@ class Stored:
     due_wall: float = 0.0
     attempts: int = 0
     order: int = 0
+    headers: dict[str, str] | None = None
 
 
 def test_restored_plain_messages_are_compact_and_keep_their_order() -> None:

@@ -1,24 +1,17 @@
 """The engine against a deliberately naive reference model, driven by Hypothesis.
 
-The model keeps every message in one dict and answers every question by scanning
-it: a message is deliverable when it is ready and no earlier message of its key
-(any state) is left in its queue, and deliverable messages go out by (priority,
-order). Time is the model's ``now``; deadlines fire one instant at a time: at an
-instant, leases and delays due then are handled first (in queue order), then
-waiters are served, then the waits due then end empty.
-
-After every step the engine must equal the model exactly (messages, states,
-owners, attempts, deadlines, deliveries, stats, acked history) and a few rules
-are checked again on their own, in case the model shares a mistake with the
-engine.
+The model (tests/engine/model.py) keeps every message in one dict and answers
+every question by scanning it. After every step the engine must equal the model
+exactly (messages, states, owners, attempts, headers, deadlines, deliveries,
+stats, acked history, queue settings, paused flags and dedup ids) and a few
+rules are checked again on their own, in case the model shares a mistake with
+the engine.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -31,9 +24,12 @@ from hypothesis.stateful import (
 )
 
 from broker.config import Config
-from broker.engine import AckedRecord, AckResult, Engine, Message, NewMessage, State
-from broker.errors import MemoryLimit, NotFound, NotLeased, QueueFull, TooLarge, WonderQError
+from broker.engine import AckedRecord, Engine, Message, NewMessage, State
+from broker.errors import WonderQError
+from tests.engine.model import COUNTERS, QUEUES, ROUNDING, SETTING_NAMES, UNKNOWN_ID, Model
 from tests.engine.replay import ReplayJournal
+
+__all__ = ["COUNTERS", "QUEUES", "UNKNOWN_ID", "Model"]  # the TCP model test takes them here
 
 CONFIG = Config(
     max_attempts=2,
@@ -42,259 +38,22 @@ CONFIG = Config(
     max_memory=90,
     acked_history=3,
     max_reply_bytes=4,
+    dedup_window_s=2.0,
+    max_dedup_ids=4,
 )
-QUEUES = ("a", "b", "a.dead", "b.dead")
 OWNERS = (1, 2, 3)
 KEYS = (None, "k1", "k1", "k2")
-COUNTERS = (
-    "put",
-    "acked",
-    "nacked",
-    "expired",
-    "released_on_disconnect",
-    "dead_lettered",
-    "redriven",
-    "purged",
-)
-UNKNOWN_ID = 7  # below the engine's first id
-
-
-@dataclass
-class M:
-    id: int
-    queue: str
-    size: int
-    key: str | None
-    priority: int
-    max_attempts: int
-    order: int
-    put_at: float
-    state: State = State.READY
-    owner: int | None = None
-    due: float = 0.0
-    attempts: int = 0
-
-
-@dataclass
-class W:
-    token: int
-    owner: int
-    queue: str
-    max: int
-    lease_s: float
-    due: float
-
-
-@dataclass
-class Model:
-    config: Config
-    now: float = 0.0
-    msgs: dict[int, M] = field(default_factory=dict)
-    waiters: list[W] = field(default_factory=list)  # arrival order
-    acked: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    counters: dict[str, dict[str, int]] = field(
-        default_factory=lambda: defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
-    )
-    deliveries: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
-    last_order: int = 0
-
-    # --- questions, all answered by scanning everything
-    def new_order(self) -> int:
-        self.last_order += 1
-        return self.last_order
-
-    def in_queue(self, queue: str) -> list[M]:
-        return [m for m in self.msgs.values() if m.queue == queue]
-
-    def blocked(self, m: M) -> bool:
-        return m.key is not None and any(
-            o.queue == m.queue and o.key == m.key and o.order < m.order for o in self.msgs.values()
-        )
-
-    def deliverable(self, queue: str) -> list[M]:
-        ready = [m for m in self.in_queue(queue) if m.state == State.READY and not self.blocked(m)]
-        return sorted(ready, key=lambda m: (m.priority, m.order))
-
-    def dues(self) -> list[float]:
-        timed = [m.due for m in self.msgs.values() if m.state != State.READY]
-        return timed + [w.due for w in self.waiters]
-
-    def next_deadline(self) -> float | None:
-        return min(self.dues(), default=None)
-
-    def bytes(self) -> int:
-        return sum(m.size for m in self.msgs.values())
-
-    # --- changes
-    def lease(self, queue: str, owner: int, max: int, lease_s: float) -> list[int]:
-        out: list[int] = []
-        total = 0
-        for m in self.deliverable(queue):
-            if len(out) == max or total >= self.config.max_reply_bytes:
-                break
-            m.state, m.owner, m.due = State.LEASED, owner, self.now + lease_s
-            m.attempts += 1
-            out.append(m.id)
-            total += m.size
-        return out
-
-    def serve_waiters(self) -> None:
-        for w in list(self.waiters):
-            if self.deliverable(w.queue):
-                self.waiters.remove(w)
-                self.deliveries[w.token] = (w.owner, self.lease(w.queue, w.owner, w.max, w.lease_s))
-
-    def release(self, m: M, reason: str, delay_s: float) -> bool:
-        self.counters[m.queue][reason] += 1
-        m.owner = None
-        if m.attempts >= m.max_attempts and not m.queue.endswith(".dead"):
-            self.counters[m.queue]["dead_lettered"] += 1
-            m.queue += ".dead"
-            m.state = State.READY
-            m.order = self.new_order()
-            return True
-        if delay_s > 0:
-            m.state, m.due = State.DELAYED, self.now + delay_s
-        else:
-            m.state = State.READY
-        return False
-
-    def leased_by(self, owner: int, seq: int) -> M:
-        m = self.msgs.get(seq)
-        if m is None:
-            if any(seq in history for history in self.acked.values()):
-                raise NotLeased("acked already")
-            raise NotFound("")
-        if m.state != State.LEASED or m.owner != owner:
-            raise NotLeased("")
-        return m
-
-    def delete(self, m: M) -> None:
-        del self.msgs[m.id]
-        self.counters[m.queue]["acked"] += 1
-        history = self.acked[m.queue]
-        history.append(m.id)
-        del history[: max(0, len(history) - self.config.acked_history)]
-
-    # --- operations
-    def put(self, queue: str, items: list[NewMessage], ids: list[int]) -> None:
-        for item, seq in zip(items, ids, strict=True):
-            max_attempts = item.max_attempts or self.config.max_attempts
-            m = M(
-                seq,
-                queue,
-                len(item.body),
-                item.key,
-                item.priority,
-                max_attempts,
-                self.new_order(),
-                self.now,
-            )
-            if item.delay_s > 0:
-                m.state, m.due = State.DELAYED, self.now + item.delay_s
-            self.msgs[seq] = m
-        self.counters[queue]["put"] += len(items)
-        self.serve_waiters()
-
-    def put_error(self, queue: str, items: list[NewMessage]) -> type[WonderQError] | None:
-        config = self.config
-        if any(len(i.body) > config.max_body for i in items):
-            return TooLarge
-        assert config.max_queue_length is not None and config.max_memory is not None
-        if len(self.in_queue(queue)) + len(items) > config.max_queue_length:
-            return QueueFull
-        if self.bytes() + sum(len(i.body) for i in items) > config.max_memory:
-            return MemoryLimit
-        return None
-
-    def get(
-        self, queue: str, owner: int, max: int, lease_s: float, wait_s: float, token: int
-    ) -> list[int] | None:
-        if self.deliverable(queue):
-            return self.lease(queue, owner, max, lease_s)
-        if wait_s <= 0:
-            return []
-        self.waiters.append(W(token, owner, queue, max, lease_s, self.now + wait_s))
-        return None
-
-    def ack(self, owner: int, seq: int) -> None:
-        self.delete(self.leased_by(owner, seq))
-        self.serve_waiters()
-
-    def ack_many(self, owner: int, seqs: list[int]) -> AckResult:
-        result = AckResult(0, [], [])
-        for seq in seqs:
-            try:
-                self.delete(self.leased_by(owner, seq))
-                result.acked += 1
-            except NotFound:
-                result.not_found.append(seq)
-            except NotLeased:
-                result.not_leased.append(seq)
-        self.serve_waiters()
-        return result
-
-    def nack(self, owner: int, seq: int, delay_s: float) -> bool:
-        dead = self.release(self.leased_by(owner, seq), "nacked", delay_s)
-        self.serve_waiters()
-        return dead
-
-    def touch(self, owner: int, seq: int, lease_s: float) -> None:
-        self.leased_by(owner, seq).due = self.now + lease_s
-
-    def disconnect(self, owner: int) -> int:
-        self.waiters = [w for w in self.waiters if w.owner != owner]
-        mine = [m for m in self.msgs.values() if m.state == State.LEASED and m.owner == owner]
-        for m in sorted(mine, key=lambda m: m.order):
-            self.release(m, "released_on_disconnect", 0.0)
-        self.serve_waiters()
-        return len(mine)
-
-    def advance(self, now: float) -> None:
-        self.now = now
-        for _ in range(10_000):
-            due = [d for d in self.dues() if d <= now]
-            if not due:
-                return
-            at = min(due)
-            firing = [m for m in self.msgs.values() if m.state != State.READY and m.due == at]
-            for m in sorted(firing, key=lambda m: m.order):
-                if m.state == State.LEASED:
-                    self.release(m, "expired", 0.0)
-                else:
-                    m.state = State.READY
-            self.serve_waiters()
-            for w in [w for w in self.waiters if w.due == at]:
-                self.waiters.remove(w)
-                self.deliveries[w.token] = (w.owner, [])
-        raise AssertionError("advance did not settle")
-
-    def cancel_waits(self, owner: int, match: Callable[[object], bool]) -> int:
-        ended = [w for w in self.waiters if w.owner == owner and match(w.token)]
-        for w in ended:
-            self.waiters.remove(w)
-            self.deliveries[w.token] = (w.owner, [])
-        return len(ended)
-
-    def end_all_waits(self) -> None:
-        for w in self.waiters:
-            self.deliveries[w.token] = (w.owner, [])
-        self.waiters = []
-
-    def purge(self, queue: str) -> int:
-        victims = [m for m in self.in_queue(queue) if m.state != State.LEASED]
-        for m in victims:
-            del self.msgs[m.id]
-        self.counters[queue]["purged"] += len(victims)
-        return len(victims)
-
-    def redrive(self, queue: str) -> int:
-        moved = [m for m in self.in_queue(queue + ".dead") if m.state == State.READY]
-        for m in sorted(moved, key=lambda m: m.order):
-            m.queue, m.attempts, m.order = queue, 0, self.new_order()
-        self.counters[queue]["redriven"] += len(moved)
-        self.serve_waiters()
-        return len(moved)
+DEDUPS = (None, "d1", "d2", "d3", "d4", "d5")
+HEADERS = (None, None, {"trace": "t1"})
+#: values CONFIG may set (None resets); rates and instants are binary fractions, so the
+#: engine and the model count tokens exactly alike
+SETTING_VALUES: dict[str, tuple[Any, ...]] = {
+    "lease_s": (None, 1.0, 5.0),
+    "max_attempts": (None, 1, 3),
+    "max_length": (None, 2, 5),
+    "rate": (None, 0.5, 1.0, 2.0),
+    "dedup_window_s": (None, 1.0, 3.0),
+}
 
 
 item_strategy = st.builds(
@@ -308,7 +67,7 @@ item_strategy = st.builds(
     max_attempts=st.sampled_from([None, None, 1, 3]),
 )
 owners = st.sampled_from(OWNERS)
-leases = st.sampled_from([1.0, 2.0, 5.0])
+leases = st.sampled_from([1.0, 2.0, 5.0, None])  # None: the queue's lease
 waits = st.sampled_from([1.0, 3.0])
 
 
@@ -351,6 +110,7 @@ class EngineMachine(RuleBasedStateMachine):
     # nack, time) get several rules each and the rarer management calls share one.
 
     def do_put(self, queue: str, items: list[NewMessage]) -> None:
+        self.model.create(queue)  # even a PUT that is refused creates its queue
         expected = self.model.put_error(queue, items)
         try:
             ids = self.engine.put(self.model.now, queue, items)
@@ -370,11 +130,15 @@ class EngineMachine(RuleBasedStateMachine):
     def put_anywhere(self, queue: str, items: list[NewMessage]) -> None:
         self.do_put(queue, items)
 
-    def do_get(self, queue: str, owner: int, max: int, lease_s: float, wait_s: float) -> None:
+    def do_get(
+        self, queue: str, owner: int, max: int, lease_s: float | None, wait_s: float
+    ) -> None:
         token = self.next_token
         self.next_token += 1
         now = self.model.now
         got = self.engine.get(now, queue, owner, max, lease_s, wait_s=wait_s, token=token)
+        if lease_s is None:
+            lease_s = self.model.setting(queue, "lease_s")
         expected = self.model.get(queue, owner, max, lease_s, wait_s, token)
         if got is None or expected is None:
             assert got is None and expected is None
@@ -384,11 +148,11 @@ class EngineMachine(RuleBasedStateMachine):
         assert all(m.owner == owner and m.due_at == now + lease_s for m in got)
 
     @rule(owner=owners, max=st.integers(1, 3), lease_s=leases)
-    def get(self, owner: int, max: int, lease_s: float) -> None:
+    def get(self, owner: int, max: int, lease_s: float | None) -> None:
         self.do_get("a", owner, max, lease_s, 0.0)
 
     @rule(owner=owners, max=st.integers(1, 3), lease_s=leases, wait_s=waits)
-    def get_or_wait(self, owner: int, max: int, lease_s: float, wait_s: float) -> None:
+    def get_or_wait(self, owner: int, max: int, lease_s: float | None, wait_s: float) -> None:
         self.do_get("a", owner, max, lease_s, wait_s)
 
     @rule(
@@ -399,7 +163,7 @@ class EngineMachine(RuleBasedStateMachine):
         wait_s=st.sampled_from([0.0, 1.0, 3.0]),
     )
     def get_elsewhere(
-        self, queue: str, owner: int, max: int, lease_s: float, wait_s: float
+        self, queue: str, owner: int, max: int, lease_s: float | None, wait_s: float
     ) -> None:
         self.do_get(queue, owner, max, lease_s, wait_s)
 
@@ -420,7 +184,7 @@ class EngineMachine(RuleBasedStateMachine):
             assert dead is self.model.nack(owner, seq, delay_s)
 
     @rule(data=st.data(), lease_s=leases)
-    def touch_leased(self, data: st.DataObject, lease_s: float) -> None:
+    def touch_leased(self, data: st.DataObject, lease_s: float | None) -> None:
         picked = self.pick_leased(data)
         if picked is not None:
             owner, seq = picked
@@ -501,6 +265,117 @@ class EngineMachine(RuleBasedStateMachine):
             e.end_all_waits()
             model.end_all_waits()
 
+    @rule(
+        queue=st.sampled_from(["a", "a", "b", "a.dead"]),
+        items=st.lists(
+            st.tuples(item_strategy, st.sampled_from(DEDUPS), st.sampled_from(HEADERS)),
+            min_size=1,
+            max_size=3,
+        ),
+    )
+    def put_with_dedup_and_headers(
+        self, queue: str, items: list[tuple[NewMessage, str | None, dict[str, str] | None]]
+    ) -> None:
+        model, now = self.model, self.model.now
+        model.create(queue)
+        news = [i for i, _, _ in items]
+        dedups = [d for _, d, _ in items]
+        headers = [h for _, _, h in items]
+        known, duplicates, fresh = model.sort_dedup(queue, dedups)
+        expected = model.put_error(queue, [news[i] for i in fresh]) if fresh else None
+        try:
+            ids, dups = self.engine.put_extended(now, queue, news, dedups, headers)
+        except WonderQError as exc:
+            assert type(exc) is expected
+            return
+        assert expected is None and dups == duplicates
+        stored = [ids[i] for i in fresh]
+        assert not set(stored) & set(self.ids_ever)
+        self.ids_ever.extend(stored)
+        for i in duplicates:
+            want = known[i]
+            if want is None:  # repeats an earlier item of this batch
+                first = dedups.index(dedups[i])
+                want = ids[first]
+            assert ids[i] == want, (i, ids, known)
+        model.put(queue, [news[i] for i in fresh], stored, [headers[i] for i in fresh])
+        pairs = {dedups[i]: ids[i] for i in fresh if dedups[i] is not None}
+        model.remember(queue, [(d, seq) for d, seq in pairs.items() if d is not None])
+
+    @rule(
+        queue=st.sampled_from(["a", "a", "b", "a.dead", "nope"]),
+        name=st.sampled_from(SETTING_NAMES),
+        data=st.data(),
+        read=st.booleans(),
+    )
+    def configure(self, queue: str, name: str, data: st.DataObject, read: bool) -> None:
+        changes = {} if read else {name: data.draw(st.sampled_from(SETTING_VALUES[name]))}
+        self.do_configure(queue, changes)
+
+    @rule(rate=st.sampled_from(SETTING_VALUES["rate"][1:] * 2 + (None,)))
+    def limit_rate(self, rate: float | None) -> None:
+        """Rate limits on the busiest queue, often: waiters then wait on tokens."""
+        self.do_configure("a", {"rate": rate})
+
+    @rule(owner=owners, rate=st.sampled_from(SETTING_VALUES["rate"][1:]), wait_s=waits)
+    def rate_limited_consumers(self, owner: int, rate: float, wait_s: float) -> None:
+        """More messages than tokens, and consumers waiting on the next one."""
+        self.do_configure("a", {"rate": rate})
+        self.do_put("a", [NewMessage(b"x")] * 3)
+        self.do_get("a", owner, 3, None, 0.0)
+        self.do_get("a", owner, 1, None, wait_s)
+
+    def do_configure(self, queue: str, changes: dict[str, Any]) -> None:
+        self.outcome(
+            lambda: tuple(self.engine.configure(self.model.now, queue, changes)),
+            lambda: self.model.configure(queue, changes),
+        )
+
+    @rule(
+        op=st.sampled_from(["pause", "resume", "resume"]),
+        queue=st.sampled_from(["a", "a", "b", "a.dead", "nope"]),
+    )
+    def pause_or_resume(self, op: str, queue: str) -> None:
+        self.outcome(
+            lambda: getattr(self.engine, op)(self.model.now, queue),
+            lambda: getattr(self.model, op)(queue),
+        )
+
+    @rule(queue=st.sampled_from(["a", "b", "a.dead", "nope"]), dead=st.booleans())
+    def delete(self, queue: str, dead: bool) -> None:
+        self.outcome(
+            lambda: self.engine.delete(self.model.now, queue, dead),
+            lambda: self.model.delete_queue(queue, dead),
+        )
+        for name, event in list(self.events_seen):  # a deleted queue's counters start again
+            if name not in self.model.queues:
+                del self.events_seen[(name, event)]
+
+    @rule(
+        op=st.sampled_from(["remove", "redrive_ids"]),
+        queue=st.sampled_from(["a", "b", "a.dead", "nope"]),
+        data=st.data(),
+    )
+    def pick(self, op: str, queue: str, data: st.DataObject) -> None:
+        """REMOVE or REDRIVE with ids, the ids drawn from every id ever handed out."""
+        seqs = data.draw(st.lists(st.sampled_from(self.ids_ever), min_size=1, max_size=4))
+        self.outcome(
+            lambda: getattr(self.engine, op)(self.model.now, queue, seqs),
+            lambda: getattr(self.model, op)(queue, seqs),
+        )
+
+    def outcome(self, engine_call: Any, model_call: Any) -> None:
+        """Both calls return the same, or raise the same error."""
+        try:
+            expected: Any = model_call()
+        except WonderQError as exc:
+            expected = type(exc)
+        try:
+            got: Any = engine_call()
+        except WonderQError as exc:
+            got = type(exc)
+        assert got == expected
+
     # -------------------------------------------------------------- invariants
     @invariant()
     def deliveries_match(self) -> None:
@@ -527,6 +402,7 @@ class EngineMachine(RuleBasedStateMachine):
                 found.priority,
                 found.max_attempts,
                 len(found.body),
+                found.headers,
             )
             assert got == (
                 m.queue,
@@ -537,6 +413,7 @@ class EngineMachine(RuleBasedStateMachine):
                 m.priority,
                 m.max_attempts,
                 m.size,
+                m.headers,
             ), m
             if m.state != State.READY:
                 assert found.due_at == m.due, m
@@ -547,6 +424,7 @@ class EngineMachine(RuleBasedStateMachine):
             found = e.lookup(seq)
             if seq in remembered:
                 assert isinstance(found, AckedRecord) and found.queue.name == remembered[seq]
+                assert found.attempts == model.acked_attempts[seq]
             else:
                 assert found is None, seq
 
@@ -565,14 +443,19 @@ class EngineMachine(RuleBasedStateMachine):
                 "bytes": sum(m.size for m in mine),
                 **model.counters[name],
             }
+            assert (q is None) == (name not in model.queues), name
             if q is None:  # only "dead" can be non-zero for a queue never used itself
                 assert not any(v for k, v in expected.items() if k != "dead"), name
                 continue
+            expected["paused"] = model.queues[name].paused
+            assert tuple(e.settings_of(name)) == model.effective(name), name
             stats = e.queue_stats(q, model.now)
             assert {k: stats[k] for k in expected} == expected, name
             ready_at = [m.put_at for m in mine if m.state == State.READY]
             oldest = round(model.now - min(ready_at), 6) if ready_at else None
             assert stats["oldest_ready_age"] == oldest, name
+        assert {(q, d): seq for q, d, seq, _, _ in e.dedup_ids(model.now)} == model.live_dedup()
+        assert e.dedup_totals()["dedup_evicted"] == model.evicted
         totals = e.totals()
         assert totals["leased"] == sum(m.state == State.LEASED for m in model.msgs.values())
         assert totals["bytes"] == model.bytes()
@@ -581,7 +464,8 @@ class EngineMachine(RuleBasedStateMachine):
     @invariant()
     def rules_hold(self) -> None:
         """The rules again, checked on the engine's own records, not through the model."""
-        e = self.engine
+        e, now = self.engine, self.model.now
+        heap = e._deadlines.entries
         held = [e.lookup(seq) for seq in self.model.msgs]
         msgs = [m for m in held if isinstance(m, Message)]
         leased = [m for m in msgs if m.state == State.LEASED]
@@ -600,10 +484,17 @@ class EngineMachine(RuleBasedStateMachine):
         for m in msgs:
             if not m.queue.is_dead and m.state != State.LEASED:
                 assert m.attempts < m.max_attempts, m
-        # no waiter beside a deliverable message
+        # no waiter beside a deliverable message, unless the queue is paused or waits on
+        # its rate limit's next token, which the deadline heap then holds
         for name in e.queue_names():
             q = e.queue(name)
-            assert not (q.n_waiting and q.has_deliverable()), name
+            if not (q.n_waiting and q.has_deliverable()) or q.paused:
+                continue
+            bucket = q.bucket
+            assert bucket is not None, name
+            tokens = min(bucket.capacity, bucket.tokens + (now - bucket.at) * bucket.rate)
+            assert tokens + ROUNDING < 1, name
+            assert any(item is bucket and at == bucket.due_at for at, _, item in heap), name
 
     @invariant()
     def views_match(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +113,29 @@ async def test_serve_exits_1_naming_an_unreachable_redis() -> None:
         "-m", "broker", "serve", "--port", "0", "--backend", "redis://127.0.0.1:1"
     )
     assert code == 1 and "cannot use redis at redis://127.0.0.1:1" in err
+
+
+async def test_the_heartbeat_ends_on_leave_even_without_a_cancel() -> None:
+    """A cancel swallowed below the heartbeat (seen under uvloop) once left it beating,
+    and joining again, forever, so the backend's stop never returned."""
+    from broker.backend.redis.node import Node
+
+    calls: list[str] = []
+
+    async def call(args: list[Any]) -> Any:
+        calls.append(args[0])
+        return ["ok", []]
+
+    async def reap(dead: str, tags: list[str]) -> None:
+        raise AssertionError("nothing to reap")
+
+    node = Node("n1", 0.05, call, reap, lambda: "{}", lambda inc: None, lambda: 0.0)
+    await node.join()
+    beat = asyncio.get_running_loop().create_task(node.run())
+    for _ in range(100):  # bounded: a few beats at 10 ms
+        if calls.count("beat") >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await node.leave()  # no cancel: the flag alone ends it
+    await asyncio.wait_for(beat, timeout=2.0)
+    assert calls[0] == "join" and calls[-1] == "leave" and "beat" in calls

@@ -5,8 +5,10 @@ tests/engine/test_model.py drives the pure engine against a deliberately naive
 TCP, so what sits between a client and the engine is covered too: framing,
 the codec (JSON and shorthand), batches and pipelining, the backend's handlers
 and reply formatting, and connection close releasing leases. Leases are long
-(they never run out during a run) and there are no delays or waits, so the
-model's clock stays at 0 while the server's runs.
+(they never run out during a run), dedup windows too, and there are no delays,
+waits or rate limits, so the model's clock stays at 0 while the server's runs.
+The queue operations of issue 13 go through it as well: dedup ids and headers
+on PUT, CONFIG, PAUSE and RESUME, REMOVE, REDRIVE with ids, DELETE.
 
 Each client connection is one model owner. Message bodies are small JSON values;
 the model sees each body as the exact bytes the server stores (its encoding).
@@ -36,7 +38,7 @@ from broker.config import Config
 from broker.engine import NewMessage, State, format_id, parse_id
 from broker.errors import WonderQError
 from broker.server import Server
-from tests.engine.test_model import COUNTERS, QUEUES, UNKNOWN_ID, Model
+from tests.engine.model import COUNTERS, QUEUES, UNKNOWN_ID, Model
 from tests.support import LineClient
 
 T = TypeVar("T")
@@ -52,6 +54,7 @@ CONFIG = Config(
     max_memory=200,
     acked_history=3,
     max_reply_bytes=24,
+    max_dedup_ids=4,
 )
 OWNERS = (1, 2, 3)
 
@@ -67,6 +70,15 @@ items = st.tuples(
     st.sampled_from([0, 0, 0, -1, 1]),  # priority
     st.sampled_from([None, None, 1, 3]),  # max_attempts
 )
+extras = st.tuples(
+    st.sampled_from([None, "d1", "d2", "d3", "d4", "d5"]),  # dedup
+    st.sampled_from([None, None, {"traceparent": "00-ab-cd-01"}, {}]),  # headers ({}: none)
+)
+#: settings CONFIG may change here (no time-dependent one: the model's clock stays at 0)
+CONFIG_VALUES: dict[str, tuple[Any, ...]] = {
+    "max_attempts": (None, 1, 3),
+    "max_length": (None, 2, 5),
+}
 owners = st.sampled_from(OWNERS)
 put_queues = st.sampled_from(["a", "a", "a", "b", "a.dead"])
 get_queues = st.sampled_from(["a", "a", "b", "a.dead", "a.dead", "b.dead"])
@@ -129,10 +141,16 @@ class TcpMachine(RuleBasedStateMachine):
         assert reply["ok"] is False and reply["error"] == str(expected.code), (reply, expected)
         return True
 
-    def stored(self, queue: str, new: list[tuple[NewMessage, Any]], ids: list[str]) -> None:
+    def stored(
+        self,
+        queue: str,
+        new: list[tuple[NewMessage, Any]],
+        ids: list[str],
+        headers: list[dict[str, str] | None] | None = None,
+    ) -> None:
         seqs = [parse_id(i) for i in ids]
         assert all(s is not None for s in seqs)
-        self.model.put(queue, [n for n, _ in new], seqs)  # type: ignore[arg-type]
+        self.model.put(queue, [n for n, _ in new], seqs, headers)  # type: ignore[arg-type]
         for seq, (_, body) in zip(seqs, new, strict=True):
             assert seq not in self.ids_ever
             self.ids_ever.append(seq)  # type: ignore[arg-type]
@@ -144,6 +162,7 @@ class TcpMachine(RuleBasedStateMachine):
     def put(
         self, owner: int, queue: str, batch: list[tuple[Any, str | None, int, int | None]]
     ) -> None:
+        self.model.create(queue)
         new = [(_new(*item), item[0]) for item in batch]
         expected = self.model.put_error(queue, [n for n, _ in new])
         if len(batch) == 1:
@@ -158,9 +177,57 @@ class TcpMachine(RuleBasedStateMachine):
         if not self.expect_error(reply, expected):
             self.stored(queue, new, reply["ids"])
 
+    @rule(
+        owner=owners,
+        queue=put_queues,
+        batch=st.lists(st.tuples(items, extras), min_size=1, max_size=3),
+        single=st.booleans(),
+    )
+    def put_with_dedup_and_headers(
+        self,
+        owner: int,
+        queue: str,
+        batch: list[tuple[tuple[Any, str | None, int, int | None], tuple[Any, Any]]],
+        single: bool,
+    ) -> None:
+        model = self.model
+        model.create(queue)  # even a refused PUT creates its queue
+        batch = batch[:1] if single else batch
+        news = [(_new(*item), item[0]) for item, _ in batch]
+        dedups = [d for _, (d, _) in batch]
+        headers = [h or None for _, (_, h) in batch]
+        known, duplicates, fresh = model.sort_dedup(queue, dedups)
+        fresh_news = [news[i][0] for i in fresh]
+        expected = model.put_error(queue, fresh_news) if fresh else None
+        wire = [
+            {"body": item[0], **_fields(*item[1:])}
+            | ({"dedup": d} if d is not None else {})
+            | ({"headers": h} if h is not None else {})
+            for item, (d, h) in batch
+        ]
+        if single:
+            reply = self.call(owner, op="PUT", queue=queue, **wire[0])
+            got = [reply["id"]] if reply["ok"] else []
+            dups = [0] if reply.get("duplicate") else []
+            assert "duplicate" not in reply or reply["duplicate"] is True
+        else:
+            reply = self.call(owner, op="PUT", queue=queue, messages=wire)
+            got, dups = reply.get("ids", []), reply.get("duplicates", [])
+        if self.expect_error(reply, expected):
+            return
+        assert dups == duplicates
+        for i in duplicates:
+            want = known[i] if known[i] is not None else parse_id(got[dedups.index(dedups[i])])
+            assert parse_id(got[i]) == want, (got, known)
+        stored = [got[i] for i in fresh]
+        self.stored(queue, [news[i] for i in fresh], stored, [headers[i] for i in fresh])
+        pairs = {dedups[i]: parse_id(got[i]) for i in fresh if dedups[i] is not None}
+        model.remember(queue, [(d, s) for d, s in pairs.items() if d is not None and s])
+
     @rule(owner=owners, queue=put_queues, word=st.text("xyz", min_size=1, max_size=5))
     def put_shorthand(self, owner: int, queue: str, word: str) -> None:
         text = f"w{word} {word}"  # not JSON, so a string body
+        self.model.create(queue)
         new = [(_new(text, None, 0, None), text)]
         reply = self.line(owner, f"PUT {queue} {text}")
         if not self.expect_error(reply, self.model.put_error(queue, [new[0][0]])):
@@ -177,6 +244,7 @@ class TcpMachine(RuleBasedStateMachine):
         self.run(c.send_raw(data + b'{"op":"PING","rid":"end"}\n'))
         replies = [self.run(c.reply()) for _ in range(n + 1)]
         assert [r["rid"] for r in replies] == [f"p{i}" for i in range(n)] + ["end"]
+        self.model.create(queue)
         for i, reply in enumerate(replies[:n]):
             new = [(_new(i, None, 0, None), i)]
             if not self.expect_error(reply, self.model.put_error(queue, [new[0][0]])):
@@ -197,6 +265,7 @@ class TcpMachine(RuleBasedStateMachine):
             m = self.model.msgs[seq]
             want = {"id": format_id(seq), "queue": queue, "body": self.bodies[seq]}
             want |= {"attempts": m.attempts} | ({"key": m.key} if m.key is not None else {})
+            want |= {"headers": m.headers} if m.headers is not None else {}
             assert g == want
 
     def _leased_or_error(self, owner: int, seq: int) -> type[WonderQError] | None:
@@ -302,7 +371,13 @@ class TcpMachine(RuleBasedStateMachine):
             return
         got = reply["message"]
         if m is None:
-            assert got == {"id": format_id(seq), "queue": acked_in[0], "state": "acked"}
+            attempts = self.model.acked_attempts[seq]
+            assert got == {
+                "id": format_id(seq),
+                "queue": acked_in[0],
+                "state": "acked",
+                "attempts": attempts,
+            }
             return
         state = m.state.name.lower()
         if m.state == State.READY and m.queue.endswith(".dead"):
@@ -314,6 +389,84 @@ class TcpMachine(RuleBasedStateMachine):
             m.priority,
         )
         assert got["body"] == self.bodies[seq] and got.get("key") == m.key
+        assert got.get("headers") == m.headers
+
+    def same(self, reply: dict[str, Any], model_call: Any) -> Any:
+        """The model's result, after checking the reply failed as the model did (or not)."""
+        try:
+            result = model_call()
+        except WonderQError as exc:
+            self.expect_error(reply, type(exc))
+            return None
+        assert reply["ok"] is True, reply
+        return result
+
+    @rule(
+        owner=owners,
+        queue=st.sampled_from(["a", "b", "a.dead", "nope"]),
+        name=st.sampled_from(sorted(CONFIG_VALUES)),
+        data=st.data(),
+        read=st.booleans(),
+    )
+    def config(self, owner: int, queue: str, name: str, data: st.DataObject, read: bool) -> None:
+        value = data.draw(st.sampled_from(CONFIG_VALUES[name]))
+        changes = {} if read else {name: value}
+        reply = self.call(owner, op="CONFIG", queue=queue, **changes)
+        expected = self.same(reply, lambda: self.model.configure(queue, changes))
+        if expected is not None:
+            lease, attempts, length, rate, window = expected
+            assert reply["settings"] == {
+                "lease": lease,
+                "max_attempts": attempts,
+                "max_length": length,
+                "rate": rate,
+                "dedup_window": window,
+            }
+
+    @rule(
+        owner=owners,
+        op=st.sampled_from(["PAUSE", "RESUME"]),
+        queue=st.sampled_from(["a", "b", "nope"]),
+        shorthand=st.booleans(),
+    )
+    def pause_or_resume(self, owner: int, op: str, queue: str, shorthand: bool) -> None:
+        if shorthand:
+            reply = self.line(owner, f"{op} {queue}")
+        else:
+            reply = self.call(owner, op=op, queue=queue)
+        try:
+            getattr(self.model, op.lower())(queue)
+        except WonderQError as exc:
+            self.expect_error(reply, type(exc))
+            return
+        assert reply == {"ok": True}
+
+    @rule(owner=owners, queue=st.sampled_from(["a", "b", "a.dead", "nope"]), dead=st.booleans())
+    def delete(self, owner: int, queue: str, dead: bool) -> None:
+        reply = self.call(owner, op="DELETE", queue=queue, dead=dead)
+        deleted = self.same(reply, lambda: self.model.delete_queue(queue, dead))
+        if deleted is not None:
+            assert reply == {"ok": True, "deleted": deleted}
+
+    @rule(
+        owner=owners,
+        op=st.sampled_from(["REMOVE", "REDRIVE"]),
+        queue=st.sampled_from(["a", "b", "a.dead", "nope"]),
+        data=st.data(),
+    )
+    def pick(self, owner: int, op: str, queue: str, data: st.DataObject) -> None:
+        seqs = data.draw(st.lists(st.sampled_from(self.ids_ever), min_size=1, max_size=4))
+        reply = self.call(op=op, owner=owner, queue=queue, ids=[format_id(s) for s in seqs])
+        method = self.model.remove if op == "REMOVE" else self.model.redrive_ids
+        picked = self.same(reply, lambda: method(queue, seqs))
+        if picked is not None:
+            count = "removed" if op == "REMOVE" else "redriven"
+            assert reply == {
+                "ok": True,
+                count: picked.done,
+                "leased": [format_id(s) for s in picked.leased],
+                "not_found": [format_id(s) for s in picked.not_found],
+            }
 
     # ----------------------------------------------------------- invariants
 
@@ -334,10 +487,15 @@ class TcpMachine(RuleBasedStateMachine):
                 **{k: model.counters[name][k] for k in COUNTERS},
             }
             row = stats["queues"].get(name)
+            assert (row is None) == (name not in model.queues), name
             if row is None:
                 assert not any(expected.values()), name
                 continue
             assert {k: row[k] for k in expected} == expected, name
+            q = model.queues[name]
+            settings = {k: v for k, v in q.settings.items() if v is not None}
+            assert (row["paused"], row["settings"]) == (q.paused, settings), name
+        assert server["dedup_evicted"] == model.evicted
 
 
 def _run(examples: int, steps: int) -> None:

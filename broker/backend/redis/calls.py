@@ -133,7 +133,8 @@ class Calls:
         try:
             raw = await self._pipeline(tags, batch, node_ops)
             if any(_no_function(r) for r in raw):  # a shard lost the library: load it again,
-                await asyncio.wait_for(self._reload(), self.timeout_s)  # resend what failed
+                async with asyncio.timeout(self.timeout_s):  # resend what failed
+                    await self._reload()
                 redo_tags = [t for t, r in zip(tags, raw, strict=False) if _no_function(r)]
                 redo_node = [
                     op for op, r in zip(node_ops, raw[len(tags) :], strict=True) if _no_function(r)

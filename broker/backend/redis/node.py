@@ -57,6 +57,7 @@ class Node:
         self.inc = self._fresh()
         self._previous: str | None = None  # an incarnation of ours given up, not yet replaced
         self.serving = False  # joined, and not cut off
+        self.leaving = False  # set by leave(): the heartbeat ends and never joins again
         self._last_ok = 0.0
         self._reaping: set[asyncio.Task[None]] = set()
         self.reaped = 0  # incarnations this node reaped since start
@@ -96,11 +97,18 @@ class Node:
         )
 
     async def run(self) -> None:
-        """Heartbeat until cancelled."""
+        """Heartbeat until ``leave`` (or a cancel).
+
+        The flag, not only the cancel, ends it: a cancel that lands as a Redis reply
+        arrives can be swallowed below us (seen with uvloop: the loop then beat, and
+        joined again, forever, and the backend's stop never returned).
+        """
         interval = self.ttl_s / 5
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.leaving:
             await asyncio.sleep(interval)
+            if self.leaving:
+                return
             try:
                 if not self.serving:
                     await self.join()
@@ -155,6 +163,7 @@ class Node:
         )
 
     async def leave(self) -> None:
+        self.leaving = True
         for task in list(self._reaping):
             task.cancel()
         if self.serving:
