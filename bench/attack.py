@@ -8,7 +8,9 @@ shrinks or grows it), and prints one table: the row, what the attacker did,
 what it saw, the bystander's worst and median operation, and the broker's peak
 and final RSS. ``--src DIR`` runs the broker of another checkout (e.g. an
 export of main, for the figures before a change); ``--json`` prints every
-figure as JSON too.
+figure as JSON too. Rows 21-23 (the data directory) start their own brokers,
+several each (a restart is the attack), with no bystander: row 21 mounts a
+24 MiB tmpfs in a private mount namespace (``unshare --mount``, root).
 
 Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see README, "Security").
 Never run it against a broker you care about: it starts its own.
@@ -101,21 +103,36 @@ class Broker:
                 self.proc.wait(timeout=15)
 
 
-def start_broker(src: Path | None, *flags: str, token: str | None = None) -> Broker:
+def start_broker(
+    src: Path | None,
+    *flags: str,
+    token: str | None = None,
+    prefix: tuple[str, ...] = (),
+    log: Path | None = None,
+) -> Broker:
+    """A broker (``prefix`` runs it through a command that execs it: nsenter); its
+    stderr to ``log``, whose last line a failed start quotes."""
     env = {k: v for k, v in os.environ.items() if k != "WONDERQ_TOKEN"}
     if src is not None:
         env["PYTHONPATH"] = f"{src}:{src / 'clients' / 'python'}"
     if token is not None:
         env["WONDERQ_TOKEN"] = token
-    cmd = [sys.executable, "-m", "broker", "serve", "--port", "0", "--log-level", "ERROR"]
-    proc = subprocess.Popen(  # in src: ``-m`` puts the working directory first on the path
-        [*cmd, *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=src
-    )
+    cmd = [*prefix, sys.executable, "-m", "broker", "serve", "--port", "0"]
+    with open(log or os.devnull, "ab") as err:
+        proc = subprocess.Popen(  # in src: ``-m`` puts the working directory first on the path
+            [*cmd, "--log-level", "ERROR", *flags],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            cwd=src,
+        )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith(b"listening on "):
         proc.kill()
-        raise SystemExit(f"the broker did not start: {line!r}")
+        proc.wait()
+        said = log.read_text().strip().splitlines()[-1:] if log is not None else []
+        raise SystemExit(f"the broker did not start: {line!r} {' '.join(said)}")
     broker = Broker(proc, int(line.rsplit(b":", 1)[1]), token)
     broker.start_sampling()
     return broker
@@ -264,7 +281,6 @@ class Row:
     flags: tuple[str, ...] = ()
     token: bool = False
     needs_cert: bool = False
-    data_dir: bool = False
     saw: str = ""
     figures: dict[str, Any] = field(default_factory=dict)
 
@@ -615,56 +631,173 @@ def row_20(broker: Broker, r: Row, scale: float) -> None:
         r.saw = f"{n} queues: 5 scrapes, slowest {max(times, default=0):.1f} s"
 
 
-@row("21", "disk full under --fsync always", data_dir=True)
-def row_21(broker: Broker, r: Row, scale: float) -> None:
-    r.saw = "not run: needs a small filesystem of its own (a tmpfs mount)"
+# ------------------------------------- rows 21-23: the data dir (own brokers)
+
+#: rows that start their own brokers (several, or none that stays up): no bystander
+Standalone = Callable[[Row, Path, Path | None], None]  # (row, workdir, --src)
+STANDALONE: dict[str, tuple[Row, Standalone]] = {}
 
 
-@row("22", "LOCK as a symlink; log file modes", data_dir=True)
-def row_22(broker: Broker, r: Row, scale: float) -> None:
-    data = Path(r.figures["data_dir"])
+def standalone(number: str, did: str) -> Callable[[Standalone], Standalone]:
+    def register(attack: Standalone) -> Standalone:
+        STANDALONE[number] = (Row(number, did), attack)
+        return attack
+
+    return register
+
+
+def _try_start(
+    src: Path | None, log: Path, *flags: str, prefix: tuple[str, ...] = ()
+) -> Broker | str:
+    """A broker, or why it did not start (its error line, shortened)."""
+    try:
+        return start_broker(src, *flags, prefix=prefix, log=log)
+    except SystemExit as exc:
+        return str(exc).split("wonderq serve: ", 1)[-1][:160]
+
+
+def _put_each(broker: Broker, count: int, body: str = "b", batch: int = 1) -> int:
+    """PUT ``count`` messages, ``batch`` a request, until one is refused: how many got ok."""
+    done = 0
     with broker.client() as client:
-        client.call({"op": "PUT", "queue": "d", "body": 1})
-    modes = sorted({oct(p.stat().st_mode & 0o777) for p in data.iterdir() if p.is_file()})
-    victim = (data.parent / "victim").read_text().strip()
+        while done < count:
+            reply = client.call({"op": "PUT", "queue": "d", "messages": [{"body": body}] * batch})
+            if not reply.get("ok"):
+                break
+            done += batch
+    return done
+
+
+def _held(broker: Broker) -> int:
+    with broker.client() as client:
+        stats = client.call({"op": "STATS", "queue": "d"})
+    return int(stats.get("queues", {}).get("d", {}).get("ready", 0))
+
+
+_MOUNT = 'mount -t tmpfs -o "size=$1" tmpfs "$2" && echo ready && exec sleep 600'
+
+
+@contextlib.contextmanager
+def small_tmpfs(mountpoint: Path, size: int) -> Iterator[tuple[tuple[str, ...], Path] | None]:
+    """A tmpfs of ``size`` bytes in a private mount namespace (root): the prefix that
+    runs a command in it and the path this process reaches it by; None if not allowed."""
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "sh", "-c", _MOUNT, "sh", str(size), str(mountpoint)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert holder.stdout is not None
+    try:
+        if holder.stdout.readline() != b"ready\n":
+            yield None
+            return
+        seen = Path(f"/proc/{holder.pid}/root") / mountpoint.relative_to("/")
+        yield ("nsenter", "--target", str(holder.pid), "--mount", "--"), seen
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@standalone("21", "disk full under --fsync always, then 4 MiB freed and a restart")
+def row_21(r: Row, workdir: Path, src: Path | None) -> None:
+    mountpoint = workdir / "disk"
+    mountpoint.mkdir()
+    with small_tmpfs(mountpoint, 24 * MIB) as disk:
+        if disk is None:
+            r.saw = "not run: mounting a tmpfs in a mount namespace needs root (unshare -m)"
+            return
+        prefix, seen = disk
+        (seen / "filler").write_bytes(bytes(12 * MIB))
+        flags = ("--data-dir", str(mountpoint / "data"), "--fsync", "always", "--no-http")
+        broker = start_broker(src, *flags, prefix=prefix)
+        acked = _put_each(broker, 100_000, "x" * 1000, batch=50)
+        broker.stop()
+        os.truncate(seen / "filler", 8 * MIB)
+        broker_or_why = _try_start(src, workdir / "row21.log", *flags, prefix=prefix)
+        if isinstance(broker_or_why, str):
+            r.saw = f"{acked} PUTs, disk full; freed 4 MiB; the restart failed: {broker_or_why}"
+            return
+        broker = broker_or_why
+        more = _put_each(broker, 1000, "x" * 1000, batch=50)
+        free = os.statvfs(seen)
+        held = _held(broker)
+        broker.stop()
     r.saw = (
-        f"LOCK's target now holds {victim!r}; data dir {oct(data.stat().st_mode & 0o777)}, "
-        f"files {', '.join(modes)}"
+        f"{acked} PUTs of 1 KB ok, then disk full; freed 4 MiB and restarted: {more} of 1000 "
+        f"more PUTs ok, {held} held, {free.f_bavail * free.f_frsize // 1024} KiB left free"
     )
 
 
-@row("23", "log zeroed from the middle of the last segment to its end", data_dir=True)
-def row_23(broker: Broker, r: Row, scale: float) -> None:
-    data = Path(r.figures["data_dir"])
-    with broker.client() as client:
-        for i in range(2000):
-            client.call({"op": "PUT", "queue": "z", "body": i})
-    broker.stop()
-    segments = sorted(p for p in data.iterdir() if p.suffix == ".log" or "log" in p.name)
-    if not segments:
-        r.saw = "no log segment found"
-        return
-    last = max(segments, key=lambda p: p.stat().st_mtime)
-    size = last.stat().st_size
-    with open(last, "r+b") as f:
-        f.seek(size // 2)
-        f.write(b"\0" * (size - size // 2))
-    again = start_broker(r.figures.get("src"), "--data-dir", str(data))
+@standalone("22", "LOCK as a symlink; log file modes")
+def row_22(r: Row, workdir: Path, src: Path | None) -> None:
+    data = workdir / "data22"
+    old = os.umask(0o022)
     try:
-        with again.client() as client:
-            stats = client.call({"op": "STATS", "queue": "z"})
-        held = stats.get("queues", {}).get("z", {})
-        r.saw = f"2000 acknowledged; {held.get('ready', 0)} back after the restart"
-    except (OSError, ConnectionError) as exc:
-        r.saw = f"restart failed: {exc}"
+        broker = start_broker(src, "--data-dir", str(data))
     finally:
+        os.umask(old)
+    _put_each(broker, 1)
+    broker.stop()
+    modes = sorted({oct(p.stat().st_mode & 0o777) for p in data.iterdir() if p.is_file()})
+    victim = workdir / "victim"
+    victim.write_text("precious\n")
+    planted = workdir / "data22b"
+    planted.mkdir()
+    (planted / "LOCK").symlink_to(victim)
+    started = _try_start(src, workdir / "row22.log", "--data-dir", str(planted))
+    if isinstance(started, str):
+        lock = f"refused: {started}"
+    else:
+        started.stop()
+        lock = "started"
+    r.saw = (
+        f"data dir {oct(data.stat().st_mode & 0o777)}, files {', '.join(modes)}; LOCK a link: "
+        f"{lock}; its target now holds {victim.read_text().strip()!r}"
+    )
+
+
+@standalone("23", "log zeroed from the middle of the last segment to its end")
+def row_23(r: Row, workdir: Path, src: Path | None) -> None:
+    data = workdir / "data23"
+    broker = start_broker(src, "--data-dir", str(data))
+    acked = _put_each(broker, 2000)
+    broker.stop()
+    segment = max(data.glob("log-*.wql"))
+    size = segment.stat().st_size
+    with open(segment, "r+b") as f:
+        f.seek(size // 2)
+        f.write(bytes(size - size // 2))
+    log = workdir / "row23.log"
+    again = _try_start(src, log, "--data-dir", str(data))
+    if not isinstance(again, str):
+        held = _held(again)
         again.stop()
+        cut = segment.stat().st_size
+        r.saw = (
+            f"{acked} PUTs ok; zeroed from byte {size // 2}: started with {held} of them, "
+            f"segment truncated in place from {size} to {cut} bytes"
+        )
+        return
+    first = f"start refused: {again}"
+    broker = start_broker(src, "--data-dir", str(data), "--recover", log=log)
+    held = _held(broker)
+    broker.stop()
+    aside = [p.name for p in data.iterdir() if ".damaged-" in p.name]
+    r.saw = (
+        f"{acked} PUTs ok; zeroed from byte {size // 2}: {first}; with --recover: {held} "
+        f"back, the rest moved aside into {', '.join(aside)}"
+    )
 
 
 # ------------------------------------------------------------------ running
 
 
 def run_row(number: str, src: Path | None, scale: float, workdir: Path) -> Row:
+    if number in STANDALONE:
+        template, own = STANDALONE[number]
+        r = Row(**template.__dict__)
+        own(r, workdir, src)
+        return r
     template, attack = ATTACKS[number]
     r = Row(**{**template.__dict__, "figures": {"src": src}})
     flags = list(r.flags)
@@ -674,13 +807,6 @@ def run_row(number: str, src: Path | None, scale: float, workdir: Path) -> Row:
             r.saw = "not run: the openssl CLI is missing"
             return r
         flags += ["--tls-cert", str(made[0]), "--tls-key", str(made[1]), "--max-connections", "100"]
-    if r.data_dir:
-        data = Path(tempfile.mkdtemp(dir=workdir))
-        r.figures["data_dir"] = str(data)
-        flags += ["--data-dir", str(data)]
-        if number == "22":  # the lock file is a symlink to a file that must not change
-            (workdir / "victim").write_text("precious\n")
-            (data / "LOCK").symlink_to(workdir / "victim")
     metrics_port = None
     if number == "20":
         with socket.socket() as probe:
@@ -710,7 +836,8 @@ def run_row(number: str, src: Path | None, scale: float, workdir: Path) -> Row:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default=",".join(str(n) for n in ATTACKS), help="e.g. 8,15,16")
+    every = sorted([*ATTACKS, *STANDALONE], key=lambda n: (int(n.rstrip("b")), n))
+    parser.add_argument("--rows", default=",".join(every), help="e.g. 8,15,16")
     parser.add_argument("--scale", type=float, default=1.0, help="size of every attack (1.0)")
     parser.add_argument("--src", type=Path, default=None, help="run the broker of this checkout")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
@@ -720,13 +847,16 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="wonderq-attack-") as workdir:
         for number in args.rows.split(","):
-            print(f"... row {number}: {ATTACKS[number][0].did}", file=sys.stderr, flush=True)
+            did = (ATTACKS.get(number) or STANDALONE[number])[0].did
+            print(f"... row {number}: {did}", file=sys.stderr, flush=True)
             rows.append(run_row(number, args.src, args.scale, Path(workdir)))
     print(f"{'row':>4}  {'bystander worst/p50 ms':>22}  {'RSS start/peak/end MB':>21}  attack")
     for r in rows:
         f = r.figures
         seen = f"{f.get('worst_ms')}/{f.get('p50_ms')}" if f.get("worst_ms") is not None else "-"
         rss = f"{f.get('rss_start_mb')}/{f.get('rss_peak_mb')}/{f.get('rss_end_mb')}"
+        if f.get("rss_start_mb") is None:  # a row that ran its own brokers
+            rss = "-"
         print(f"{r.number:>4}  {seen:>22}  {rss:>21}  {r.did}: {r.saw}")
     if args.json:
         print(

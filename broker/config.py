@@ -310,6 +310,9 @@ class Config:
         kind=BYTES,
         bound=at_least(1, "byte"),
     )
+    #: (``serve --recover``, a switch) a damaged log does not stop the start: its damaged
+    #: bytes are moved aside and the start goes on without them (durability/store.py)
+    recover: bool = False
 
     @property
     def http_listen_port(self) -> int:
@@ -330,6 +333,8 @@ class Config:
             problem = named.setting.problem(value)
             if problem is not None:
                 raise ValueError(problem)
+        if self.recover and self.data_dir is None:
+            raise ValueError("recover needs --data-dir (it repairs a durable log)")
         if self.token is not None and auth_line_bytes(self.token) > self.max_line_unauthenticated:
             raise ValueError(
                 f"token must fit in an AUTH line of {self.max_line_unauthenticated} bytes "

@@ -59,6 +59,12 @@ def add_parser(sub: Any) -> None:
         "refuses every action sent by a browser",
     )
     p.add_argument(
+        "--recover",
+        action="store_true",
+        help="with --data-dir: start even if the log is damaged, moving the damaged bytes "
+        "aside (into <file>.damaged-<offset>) and going on without them",
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         default=None,
@@ -176,7 +182,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """The ``Config`` of the generated flags, the token from ``read_token``; ValueError if bad."""
     values = {named.name: getattr(args, named.name) for named in SETTINGS}
     return Config(
-        **{**values, "token": read_token(args)[0], "console_read_only": args.console_read_only}
+        **{
+            **values,
+            "token": read_token(args)[0],
+            "console_read_only": args.console_read_only,
+            "recover": args.recover,
+        }
     )
 
 

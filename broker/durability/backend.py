@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from operator import itemgetter
@@ -26,6 +25,7 @@ from typing import Any
 from broker.backend.base import Replies, ReplySink, StatsProvider
 from broker.backend.memory import Clock, MemoryBackend
 from broker.config import Config
+from broker.durability import files
 from broker.durability.commit import Commit
 from broker.durability.compaction import Compaction
 from broker.durability.journal import LogJournal
@@ -33,7 +33,7 @@ from broker.durability.lock import DirLock
 from broker.durability.log import FsyncPolicy, Log
 from broker.durability.loop_writer import LoopWriter
 from broker.durability.records import Msg
-from broker.durability.replay import ReplayState
+from broker.durability.replay import DurabilityError, ReplayState
 from broker.durability.store import recover
 from broker.durability.thread_writer import EVERYSEC_S, ThreadWriter
 from broker.engine import Engine, Settings
@@ -167,19 +167,22 @@ class DurableBackend:
 
     async def start(self) -> None:
         await self.memory.start()
-        os.makedirs(self.directory, exist_ok=True)
-        self._lock = DirLock(self.directory)
         try:
-            self._open()
-        except BaseException:
-            self._lock.release()
-            raise
+            files.prepare_directory(self.directory)
+            self._lock = DirLock(self.directory)
+            try:
+                self._open()
+            except BaseException:
+                self._lock.release()
+                raise
+        except OSError as exc:  # not a port problem: say which directory, and why
+            raise DurabilityError(f"cannot use data directory {self.directory}: {exc}") from exc
         self.memory.settle()  # arm the timer for restored delays
 
     def _open(self) -> None:
         started = time.perf_counter()
         # ``wonderq serve`` pauses the cyclic collector around this (broker/server/collector.py)
-        recovered = recover(self.directory)
+        recovered = recover(self.directory, go_on=self.config.recover)
         now = self.memory.now()
         self._journal.wall_offset = time.time() - now
         restore_into(self.engine, recovered.state, now, self._journal.wall_offset)

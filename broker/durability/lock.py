@@ -3,8 +3,12 @@
 Owns: the file ``LOCK`` in the data directory, held with ``fcntl.flock`` for
 the life of the process (the kernel drops it when the process dies, even by
 ``kill -9``, so a crash never leaves a stale lock). The holder's pid is written
-into it for the error message.
-Must never: wait for the lock (a second server fails at once).
+into it for the error message. It is opened as every file of the directory is
+(``files.open_private``): never through a symbolic link (a ``LOCK`` that is a
+link stops the start with an error naming it, and its target is not written),
+mode 0600.
+Must never: wait for the lock (a second server fails at once), or write
+through a link.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ import contextlib
 import fcntl
 import os
 
+from broker.durability import files
 from broker.durability.replay import DurabilityError
-
-LOCK_NAME = "LOCK"
 
 
 class DataDirLocked(DurabilityError):
@@ -24,8 +27,8 @@ class DataDirLocked(DurabilityError):
 
 class DirLock:
     def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, LOCK_NAME)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path = os.path.join(directory, files.LOCK_NAME)
+        self._fd = files.open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,16 +1,13 @@
 """Replay: read log files back into the state they describe.
 
-Owns: walking the framed records of one file, telling a torn tail (a crash
-mid-append: the file just stops, or ends in zeros, or its very last record
-fails its checksum, with nothing or only zeros after it: with ``--fsync always``
-a segment is zero-filled ahead of the data) from corruption (a bad length or checksum with more data
-after it), and folding records into ``ReplayState``: the live messages by seq,
-the queues' settings and paused flags, the dedup ids per queue (the last first
-use of each; the restore drops those past their window), and the highest
-sequence number ever used.
-Must never: drop data silently. A torn tail is reported to the caller, which
-decides whether that file may have one; corruption raises ``CorruptLog``
-naming the file and the offset.
+Owns: walking the framed records of one file and folding them into
+``ReplayState``: the live messages by seq, the queues' settings and paused
+flags, the dedup ids per queue (the last first use of each; the restore drops
+those past their window), and the highest sequence number ever used. Where the
+frames stop being readable before the end of the file, how the file ends (a torn
+tail or damage) is ``tail.py``'s rule; ``scan`` reports it.
+Must never: drop data silently. A torn tail or damage is reported to the caller
+(``store.py``), which decides what that file may end in.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from broker.durability import tail
 from broker.durability.records import (
     HEADER,
     HEADER_SIZE,
@@ -48,11 +46,16 @@ class DurabilityError(Exception):
 
 
 class CorruptLog(DurabilityError):
-    def __init__(self, path: str, offset: int, reason: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        offset: int,
+        reason: str,
+        advice: str = "Move the file aside or repair it by hand.",
+    ) -> None:
         super().__init__(
             f"corrupt log record in {path} at offset {offset}: {reason}; "
-            "refusing to start (data after this point would be lost). Move the file "
-            "aside or repair it by hand."
+            f"refusing to start (data after this point would be lost). {advice}"
         )
         self.path = path
         self.offset = offset
@@ -65,6 +68,7 @@ class Scan:
     records: int
     good_end: int  # offset just past the last intact record
     torn: str | None  # why the tail after ``good_end`` is a torn write, if it is one
+    damage: str | None = None  # what is wrong after ``good_end``, if it is damage
 
 
 @dataclass(slots=True)
@@ -146,25 +150,21 @@ def scan(data: bytes, path: str, state: ReplayState) -> Scan:
     try:
         while pos < end:
             if end - pos < HEADER_SIZE:
-                return Scan(n_records, pos, "incomplete frame header at end of file")
+                break
             length, check, crc = unpack(data, pos)
             if not length_ok(length, check):
-                if data.count(0, pos) == end - pos:
-                    return Scan(n_records, pos, "zero-filled tail")
-                raise CorruptLog(path, pos, f"bad frame length ({length} vs check {check})")
+                break
             start = pos + HEADER_SIZE
             stop = start + length
             if stop > end:
-                return Scan(n_records, pos, "last frame runs past the end of the file")
+                break
             payload = view[start:stop]
             if crc32(payload) != crc:
-                if stop == end or data.count(0, stop) == end - stop:  # zeros: filled ahead
-                    return Scan(n_records, pos, "checksum mismatch in the last frame")
-                raise CorruptLog(path, pos, "checksum mismatch")
+                break
             try:
                 batch = decode_frame(payload)
-            except msgspec.DecodeError as exc:
-                raise CorruptLog(path, pos, f"undecodable frame ({exc})") from None
+            except msgspec.DecodeError:
+                break
             hi = state.hi
             for rec in batch:
                 if type(rec) is Msg and not rec.order:  # the hot path, inlined
@@ -180,4 +180,7 @@ def scan(data: bytes, path: str, state: ReplayState) -> Scan:
             pos = stop
     finally:
         state.records += n_records
+    if pos < end:  # the frame at pos cannot be read: how does the file end?
+        ending = tail.classify(data, pos)
+        return Scan(n_records, pos, ending.torn, ending.damage)
     return Scan(n_records, pos, None)

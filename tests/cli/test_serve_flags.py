@@ -105,6 +105,7 @@ def test_each_flag_sets_its_own_field_and_no_other(named: Any) -> None:
         (["--host", "0.0.0.0", "--port", "0"], {"host": "0.0.0.0", "port": 0}),
         (["--lease", "2.5", "--idle-timeout", "1.5"], {"lease_s": 2.5, "idle_timeout_s": 1.5}),
         (["--data-dir", "/d", "--fsync", "always"], {"data_dir": "/d", "fsync": "always"}),
+        (["--data-dir", "/d", "--recover"], {"data_dir": "/d", "recover": True}),
         (["--token", "s3cret-s3cret-s3cret"], {"token": "s3cret-s3cret-s3cret"}),
         (
             ["--acked-history", "0", "--max-queue-length", "7"],
@@ -133,6 +134,7 @@ def test_flags_make_the_config(argv: list[str], expected: dict[str, Any]) -> Non
         (["--max-connections", "0"], "max-connections must be >= 1"),
         (["--idle-timeout", "-1"], "idle-timeout must be >= 0"),
         (["--compact-min", "0"], "compact-min must be >= 1 byte"),
+        (["--recover"], "recover needs --data-dir (it repairs a durable log)"),
         (
             ["--token", "x" * 4097],
             f"token must be 16-4096 characters (a shorter one can be guessed; {TOKEN_HOW})",

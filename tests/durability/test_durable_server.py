@@ -18,6 +18,7 @@ from broker.durability.backend import DurableBackend
 from broker.durability.files import segment_name
 from broker.durability.lock import DataDirLocked
 from broker.durability.replay import ReplayState, scan
+from broker.durability.tail import FILL_BYTE
 from broker.server import Server
 from tests.durability.broker_process import BrokerProcess
 from tests.support import LineClient
@@ -164,9 +165,9 @@ async def test_a_torn_tail_is_reported_and_truncated(tmp_path: Path) -> None:
             kept = (await c.call(op="PUT", queue="q", body="kept"))["id"]
         await broker.kill()
     segment = data / segment_name(1)
-    raw = segment.read_bytes()  # the data, then the zeros filled ahead of it (always)
+    raw = segment.read_bytes()  # the data, then the fill ahead of it (always)
     end = scan(raw, str(segment), ReplayState()).good_end
-    assert raw[end:].count(0) == len(raw) - end
+    assert raw[end:].count(FILL_BYTE) == len(raw) - end
     torn = rec.frame([rec.encode(rec.Ack(1))])[:-3]  # a write cut short by the crash
     segment.write_bytes(raw[:end] + torn + raw[end + len(torn) :])
     broker = await BrokerProcess.start(data, "--fsync", "always")

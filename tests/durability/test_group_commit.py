@@ -55,7 +55,7 @@ async def backend(tmp_path: Path) -> AsyncIterator[DurableBackend]:
 
 def spy_fdatasync(monkeypatch: pytest.MonkeyPatch, at_call: Callable[[], object]) -> list[object]:
     """Wrap os.fdatasync: each call on this (the loop's) thread records ``at_call()``
-    taken just before it runs (the thread that zero-fills the log ahead also fsyncs)."""
+    taken just before it runs (the thread that fills the log ahead also fsyncs)."""
     seen: list[object] = []
     real = os.fdatasync
     loop_thread = threading.get_ident()
@@ -212,7 +212,7 @@ async def test_a_failing_callback_is_reported_and_the_others_still_run() -> None
     assert [str(c["exception"]) for c in reported] == ["boom"]
 
 
-# ------------------------------------------------ zero-filled ahead (always)
+# ------------------------------------------------------ filled ahead (always)
 
 
 def data_end(path: Path) -> tuple[int, int]:
@@ -221,7 +221,7 @@ def data_end(path: Path) -> tuple[int, int]:
     return scan(raw, str(path), ReplayState()).good_end, len(raw)
 
 
-async def test_the_segment_is_filled_ahead_and_a_clean_stop_cuts_the_zeros(tmp_path: Path) -> None:
+async def test_the_segment_is_filled_ahead_and_a_clean_stop_cuts_the_fill(tmp_path: Path) -> None:
     b = DurableBackend(Config(port=0, data_dir=str(tmp_path), fsync="always"))
     await b.start()
     try:
@@ -237,7 +237,7 @@ async def test_the_segment_is_filled_ahead_and_a_clean_stop_cuts_the_zeros(tmp_p
     assert recover(str(tmp_path)).notes == []
 
 
-async def test_a_rotation_cuts_the_zeros_of_the_old_segment(backend: DurableBackend) -> None:
+async def test_a_rotation_cuts_the_fill_of_the_old_segment(backend: DurableBackend) -> None:
     owner = backend.open(Sink())
     result = backend.execute(owner, [put(1)])
     assert isinstance(result, Commit)

@@ -11,6 +11,9 @@ from broker.durability import records as rec
 from broker.durability.files import segment_name, snapshot_name
 from broker.durability.replay import CorruptLog, ReplayState, scan
 from broker.durability.store import recover
+from broker.durability.tail import FILL_BYTE
+
+FILL = bytes([FILL_BYTE])
 
 RECORDS: list[rec.Record] = [
     rec.Msg(10, "q", b'"a"', None, 0, 5, 1000.5),
@@ -74,10 +77,17 @@ def test_a_tail_cut_at_every_byte_offset_is_torn_and_keeps_every_whole_frame() -
         assert (result.torn is None) == (cut in whole or cut == 0), cut
 
 
-def test_a_zero_filled_tail_is_torn() -> None:
+def test_the_fill_ahead_of_the_data_is_torn_and_zeros_are_damage() -> None:
+    """With fsync always a segment is filled ahead with FILL_BYTE: never zeros."""
     data, _ = encoded()
+    result = scan(data + FILL * 100, "f", ReplayState())
+    assert result.torn == "the space filled ahead of the data" and result.good_end == len(data)
     result = scan(data + bytes(100), "f", ReplayState())
-    assert result.torn == "zero-filled tail" and result.good_end == len(data)
+    assert result.torn is None and result.good_end == len(data)
+    assert (
+        result.damage
+        == "bad frame length (0 vs check 0); then 88 bytes of zeros to the end of the file"
+    )
 
 
 def test_a_bad_checksum_in_the_last_record_is_torn() -> None:
@@ -88,31 +98,35 @@ def test_a_bad_checksum_in_the_last_record_is_torn() -> None:
     assert result.torn is not None and result.good_end == ends[-2]
 
 
-def test_a_bad_checksum_in_the_last_record_before_zeros_is_torn() -> None:
-    """With fsync always the segment is zero-filled ahead: a torn last frame has zeros after it."""
+def test_a_bad_checksum_in_the_last_record_before_the_fill_is_torn() -> None:
+    """With fsync always a torn last frame has the fill after it; anything else is damage."""
     data, ends = encoded()
-    broken = bytearray(data + bytes(4096))
+    broken = bytearray(data + FILL * 4096)
     broken[len(data) - 1] ^= 0xFF
     result = scan(bytes(broken), "f", ReplayState())
-    assert result.torn == "checksum mismatch in the last frame"
+    assert result.torn == "checksum mismatch in the last frame" and result.damage is None
     assert result.good_end == ends[-2]
-    broken[-1] = 1  # not only zeros after it: corruption, not a torn write
-    with pytest.raises(CorruptLog):
-        scan(bytes(broken), "f", ReplayState())
+    broken[-1] = 1  # not only fill after it: damage, not a torn write
+    result = scan(bytes(broken), "f", ReplayState())
+    assert result.torn is None and result.damage is not None
+    assert result.damage.startswith("checksum mismatch; then 4096 bytes that hold no intact frame")
 
 
 @pytest.mark.parametrize("index", range(len(FRAMES) - 1))
 @pytest.mark.parametrize("where", ["length", "check", "crc", "payload"])
-def test_corruption_in_the_middle_names_file_and_offset(index: int, where: str) -> None:
+def test_corruption_in_the_middle_is_damage_at_its_frame(index: int, where: str) -> None:
     data, ends = encoded()
     start = ends[index - 1] if index else 0
     at = {"length": start, "check": start + 5, "crc": start + 9, "payload": start + 13}[where]
     broken = bytearray(data)
     broken[at] ^= 0x40
-    with pytest.raises(CorruptLog) as info:
-        scan(bytes(broken), "/data/log-00000001.wql", ReplayState())
-    assert info.value.offset == start
-    assert "/data/log-00000001.wql" in str(info.value) and f"offset {start}" in str(info.value)
+    result = scan(bytes(broken), "/data/log-00000001.wql", ReplayState())
+    assert result.good_end == start and result.torn is None
+    assert result.damage is not None
+    if where in ("crc", "payload"):  # the header holds: the frames after it are found
+        later = FRAMES[index + 1 :]
+        frames = f"{len(later)} intact frames ({sum(len(f) for f in later)} records)"
+        assert frames in result.damage, result.damage
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -130,9 +144,9 @@ def test_recover_truncates_a_torn_tail_of_the_last_segment(tmp_path: Path) -> No
     assert recover(str(tmp_path)).notes == []  # the truncation is durable
 
 
-def test_recover_truncates_the_zeros_filled_ahead_of_the_last_segment(tmp_path: Path) -> None:
+def test_recover_truncates_the_fill_ahead_of_the_last_segment(tmp_path: Path) -> None:
     data, _ = encoded()
-    _write(tmp_path / segment_name(1), data + bytes(8192))  # after a kill -9
+    _write(tmp_path / segment_name(1), data + FILL * 8192)  # after a kill -9
     got = recover(str(tmp_path))
     assert len(got.notes) == 1 and "did not stop cleanly" in got.notes[0], got.notes
     assert (tmp_path / segment_name(1)).stat().st_size == len(data)

@@ -34,24 +34,36 @@ class BrokerProcess:
 
     @classmethod
     async def start(
-        cls, data_dir: Path, *args: str, env: dict[str, str] | None = None
+        cls,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
+        log: Path | None = None,
     ) -> BrokerProcess:
-        """A broker on ``data_dir``; its log goes next to the directory."""
-        log = data_dir.parent / f"{data_dir.name}-broker.log"
-        return await cls.start_with(log, "--data-dir", str(data_dir), *args, env=env)
+        """A broker on ``data_dir``; its log goes next to the directory (or to ``log``)."""
+        log = log or data_dir.parent / f"{data_dir.name}-broker.log"
+        return await cls.start_with(log, "--data-dir", str(data_dir), *args, env=env, prefix=prefix)
 
     @classmethod
     async def start_with(
-        cls, log: Path, *args: str, env: dict[str, str] | None = None, port: int = 0
+        cls,
+        log: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int = 0,
+        prefix: tuple[str, ...] = (),
     ) -> BrokerProcess:
         """A broker with ``args`` (in memory unless they name a data dir), stderr to ``log``.
 
         Returns once it listens; if it exits or says anything else first, it is
         stopped and the start fails with its log. ``port`` 0 is any free port.
+        ``prefix`` runs it through a command that execs it (the PID stays the
+        broker's), such as ``nsenter -t PID -m --``.
         """
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "broker", "serve", "--port", str(port), *args,
+                *prefix, sys.executable, "-m", "broker", "serve", "--port", str(port), *args,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
