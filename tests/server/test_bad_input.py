@@ -170,3 +170,12 @@ async def test_queue_names_over_tcp(server_factory: ServerFactory) -> None:
         reply = await c.call(op="GET", queue="naïve")
         assert reply["error"] == "bad_request" and "queue names are" in reply["message"]
         assert (await c.call(op="QUEUES"))["queues"] == ["q" * 200]
+
+
+async def test_help_answers_every_op_on_every_backend(server: Server) -> None:
+    from broker.protocol.requests import OPS
+
+    async with await LineClient.connect(server.port) as c:
+        reply = await c.call(op="HELP")
+        assert reply["ok"] is True and set(reply["ops"]) == OPS
+        assert set((await c.line("help"))["ops"]) == OPS

@@ -70,6 +70,7 @@ class Handlers:
             rq.Configure: self.configure,
             rq.Ping: self.ping,
             rq.Quit: self.ping,
+            rq.Help: self.help,
             rq.Cancel: self.cancel,
         }
 
@@ -531,6 +532,9 @@ class Handlers:
 
     def ping(self, owner: Owner, req: rq.Ping | rq.Quit, slot: Slot) -> rp.Reply:
         return rp.OK
+
+    def help(self, owner: Owner, req: rq.Help, slot: Slot) -> rp.Reply:
+        return rp.HELP
 
     # ---------------------------------------------------------------- waits
 
