@@ -70,7 +70,7 @@ class Calls:
     ) -> None:
         self._client = client
         self._function = function
-        self._node_function = node_function
+        self.node_function = node_function
         self._head = head  # [incarnation, test clock, defaults]: fresh per call
         self._on_reply = on_reply
         self._on_fenced = on_fenced
@@ -173,7 +173,7 @@ class Calls:
                 args.append(op.args)
             pipe.fcall(self._function, 1, wire.tag_key(tag), wire.encode([*head, args]), *bodies)
         for op in node_ops:
-            pipe.fcall(self._node_function, 1, wire.NODES_KEY, wire.encode([*op.args, test_now]))
+            pipe.fcall(self.node_function, 1, wire.NODES_KEY, wire.encode([*op.args, test_now]))
         self.calls += len(tags) + len(node_ops)
         self.pipelines += 1
         async with asyncio.timeout(self.timeout_s):
@@ -194,6 +194,12 @@ class Calls:
         for op, res in zip(ops, results, strict=True):
             op.done(res, bodies, None)
         self._on_reply(Reply(tag, wakes, deliveries, events, now_ms, bodies))
+
+
+def ignore(result: Any, bodies: list[bytes], error: WonderQError | None) -> None:
+    """The ``done`` of an op whose result nobody needs (a failure is only logged)."""
+    if error is not None:
+        log.debug("redis op failed: %s", error.message)
 
 
 def _fail(ops: list[Op], error: WonderQError) -> None:

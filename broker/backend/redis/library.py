@@ -18,7 +18,14 @@ from importlib.resources import files
 from typing import Final
 
 VERSION: Final = 1
-_PARTS: Final = ("core.lua", "lifecycle.lua", "ops.lua", "main.lua")
+_PARTS: Final = (
+    "core.lua",
+    "lifecycle.lua",
+    "messages.lua",
+    "queues.lua",
+    "owners.lua",
+    "main.lua",
+)
 
 
 def prefix(test_clock: bool) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from broker.config import Config
 from broker.errors import NotFound, NotLeased, QueueFull, WonderQError
 from broker.protocol import replies as rp
 from broker.protocol.names import DEAD_SUFFIX
@@ -26,6 +27,18 @@ NODES_KEY: Final = "wq:{nodes}"
 
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder().decode
+
+
+def defaults(config: Config) -> list[Any]:
+    """The node's defaults, as every call's head carries them to the library (``C.d``)."""
+    return [
+        config.lease_s * 1000,
+        config.max_attempts,
+        config.max_queue_length,
+        config.acked_history,
+        config.dedup_window_s,
+        config.max_dedup_ids,
+    ]
 
 
 def base_of(queue: str) -> str:
@@ -61,6 +74,11 @@ def split_id(text: str) -> tuple[str, str] | None:
     ):
         return None
     return tag, seq
+
+
+def failed(res: Any) -> bool:
+    """True if an op's result is the library's error (``{'e', code, ...}``)."""
+    return type(res) is list and res[0] == "e"
 
 
 def no_message(text: str) -> NotFound:

@@ -53,6 +53,15 @@ local function load(seq)
   return unpack(raw)
 end
 
+local function records(seqs)
+  local out = {}
+  for _, seq in ipairs(seqs) do
+    local r = load(seq)
+    if r then out[#out + 1] = {seq, r} end
+  end
+  return out
+end
+
 local function save(seq, r) call('HSET', C.T .. ':m', seq, pack(r)) end
 
 local function body_size(seq) return call('HSTRLEN', C.T .. ':b', seq) end
@@ -122,3 +131,6 @@ local function event(q, name)
   local key = q .. '\0' .. name
   C.events[key] = (C.events[key] or 0) + 1
 end
+
+-- the ops of a call by name (messages.lua, queues.lua, owners.lua add theirs)
+local ops = {}
