@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ServerFactory
 from tests.support import BrokerProcess, LineClient
 
@@ -11,6 +13,10 @@ LIMIT = 1000
 BODY = "m" * 98  # 100 bytes of raw JSON with its quotes
 
 
+@pytest.mark.memory_only(
+    "--max-memory does not apply to a Redis backend (serve refuses it): Redis's maxmemory "
+    "does, and a full Redis answers memory_limit (tests/redis/test_full_redis.py)"
+)
 async def test_memory_limit_refuses_new_bodies_and_keeps_stored_ones(
     server_factory: ServerFactory,
 ) -> None:

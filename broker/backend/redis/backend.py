@@ -18,6 +18,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import time
 from collections.abc import Callable, Sequence
 from itertools import count
 from typing import Any, Final
@@ -134,6 +135,7 @@ class RedisBackend:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stats_providers: list[StatsProvider] = []
         self._started_at = 0.0
+        self.started_wall = 0.0  # wall clock at start: tells one run from the next
         self.redis_offset_ms = 0.0  # Redis time minus this node's clock, from the last reply
         self._draining = False
         self.known_tags: set[str] = set()  # tags registered for this incarnation (reaping)
@@ -170,6 +172,7 @@ class RedisBackend:
 
         self._loop = asyncio.get_running_loop()
         self._started_at = self.now()
+        self.started_wall = round(time.time(), 3)
         where = self.target.describe()
         try:
             await self._load_library()

@@ -9,7 +9,9 @@ so a node's ops reach Redis in the order they were submitted. A call that gets
 no answer within ``timeout_s`` fails its ops with ``unavailable`` (they may or
 may not have been applied). If Redis lost the library (a restart without
 persistence, ``FUNCTION FLUSH``), it is loaded again and the calls resent (a
-missing function applied nothing).
+missing function applied nothing). A Redis at its ``maxmemory`` refuses
+the calls that store bodies: their PUTs get ``memory_limit`` and their other
+ops are resent to the function it allows (ACKs still drain a full Redis).
 Must never: block the loop, or hold an op's reply hostage to another tag's.
 """
 
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 from broker.backend.redis import wire
 from broker.errors import MemoryLimit, Unavailable, WonderQError
@@ -69,7 +71,8 @@ class Calls:
         timeout_s: float,
     ) -> None:
         self._client = client
-        self._function = function
+        self._function = function  # refused by a Redis at its maxmemory: calls with bodies
+        self._function_oom = function + "_oom"  # allowed there: the rest (they drain it)
         self.node_function = node_function
         self._head = head  # [incarnation, test clock, defaults]: fresh per call
         self._on_reply = on_reply
@@ -141,6 +144,8 @@ class Calls:
                 ]
                 again = iter(await self._pipeline(redo_tags, batch, redo_node))
                 raw = [next(again) if _no_function(r) else r for r in raw]
+            if any(_out_of_memory(r) for r in raw[: len(tags)]):
+                raw = await self._without_puts(tags, batch, raw)
         except (RedisError, OSError, TimeoutError) as exc:
             error = Unavailable(
                 f"redis unreachable: {_why(exc)}; the request may or may not have been applied"
@@ -155,6 +160,23 @@ class Calls:
                 op.done(None, [], _error_of(result))
             else:
                 op.done(wire.decode(result), [], None)
+
+    async def _without_puts(
+        self, tags: list[str], batch: dict[str, list[Op]], raw: list[Any]
+    ) -> list[Any]:
+        """Redis at its maxmemory refused calls that store bodies: their PUTs get
+        ``memory_limit``, their other ops go again (a refused call applied nothing)."""
+        redo: list[str] = []
+        for tag, result in zip(tags, raw, strict=False):
+            if _out_of_memory(result):
+                _fail([op for op in batch[tag] if op.bodies], _error_of(result))
+                batch[tag] = [op for op in batch[tag] if not op.bodies]
+                if batch[tag]:
+                    redo.append(tag)
+        if not redo:
+            return raw
+        again = dict(zip(redo, await self._pipeline(redo, batch, []), strict=True))
+        return [again.get(tag, r) for tag, r in zip(tags, raw, strict=False)] + raw[len(tags) :]
 
     async def _pipeline(
         self, tags: list[str], batch: dict[str, list[Op]], node_ops: list[Op]
@@ -171,7 +193,8 @@ class Calls:
                     op.args[op.body_at] = len(bodies) + 2  # ARGV[1] is the head
                     bodies.extend(op.bodies)
                 args.append(op.args)
-            pipe.fcall(self._function, 1, wire.tag_key(tag), wire.encode([*head, args]), *bodies)
+            function = self._function if bodies else self._function_oom
+            pipe.fcall(function, 1, wire.tag_key(tag), wire.encode([*head, args]), *bodies)
         for op in node_ops:
             pipe.fcall(self.node_function, 1, wire.NODES_KEY, wire.encode([*op.args, test_now]))
         self.calls += len(tags) + len(node_ops)
@@ -211,9 +234,13 @@ def _no_function(result: Any) -> bool:
     return isinstance(result, ResponseError) and "function not found" in str(result).lower()
 
 
+def _out_of_memory(result: Any) -> bool:
+    return isinstance(result, OutOfMemoryError)
+
+
 def _error_of(exc: BaseException) -> WonderQError:
     text = str(exc)
-    if text.startswith("OOM"):
+    if isinstance(exc, OutOfMemoryError):  # (redis-py takes the OOM code off the text)
         return MemoryLimit(f"redis is out of memory (maxmemory): {text}")
     return Unavailable(f"redis error: {text}; the request may or may not have been applied")
 

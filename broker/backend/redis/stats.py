@@ -12,7 +12,9 @@ deleted since it was listed.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import bisect
+import itertools
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from broker.backend.redis.backend import Owner, Slot
     from broker.backend.redis.handlers import Handlers
 
+_SCANS_MAX: Final = 64  # registry reads for one page (deleted names are skipped)
+_PAGES_MAX: Final = 10_000  # pages STATS' totals read: 10 million queues
+
 
 class Stats:
     def __init__(self, handlers: Handlers) -> None:
@@ -38,7 +43,7 @@ class Stats:
         return self.h.later(slot, self._stats(req))
 
     async def _stats(self, req: rq.Stats) -> rp.Reply:
-        names = await self.queue_names()
+        names = await self.all_names()  # the server section covers every queue
         results = await asyncio.gather(*(self.b.acall(wire.tag_of(q), ["stats", q]) for q in names))
         queues: dict[str, rp.QueueStats] = {}
         totals = {"queues": 0, "messages": 0, "leased": 0, "bytes": 0, "dedup_evicted": 0}
@@ -52,13 +57,19 @@ class Stats:
             totals["leased"] += stats.leased
             totals["bytes"] += stats.bytes
             totals["dedup_evicted"] += res[1][10]
+        after: str | None = None
         if req.queue is not None:
             if req.queue not in queues:
                 raise wire.no_queue(req.queue)
             queues = {req.queue: queues[req.queue]}
+        else:
+            limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
+            page, after = page_of(list(queues), req.prefix, req.cursor, limit)
+            queues = {name: queues[name] for name in page}
         server: dict[str, Any] = {
             "version": __version__,
             "uptime": round(self.b.now() - self.b._started_at, 3),
+            "started_at": self.b.started_wall,
         }
         server.update(totals)
         server.update(self.b.server_figures())
@@ -66,6 +77,8 @@ class Stats:
         reply = rp.StatsReply(server=server, queues=queues)
         if req.connections:
             reply.connections = await self._connections()
+        if after is not None:
+            reply.next = after
         return reply
 
     def _queue_stats(self, f: list[Any]) -> rp.QueueStats:
@@ -122,19 +135,78 @@ class Stats:
             for o in owners
         ]
 
-    async def queue_names(self) -> list[str]:
-        res = await self.b.anode(["queues", []])
-        names: list[str] = sorted(res[1])
+    async def names_page(
+        self, prefix: str, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Up to ``limit`` names of existing queues that start with ``prefix``, in order,
+        after ``after``; and the cursor of the next page (None: no more). The registry
+        may hold names of deleted queues: each is looked up, and skipped."""
+        if after is not None and after < prefix:
+            after = None
+        out: list[str] = []
+        for _ in range(_SCANS_MAX):
+            want = limit + 1 - len(out)
+            res = await self.b.anode(["names", prefix, after or False, want])
+            names: list[str] = res[1]
+            out.extend(await self._existing(names))
+            if len(names) < want or len(out) > limit:
+                break
+            after = names[-1]
+        else:  # a page of mostly deleted names: a short page, and where to go on
+            return out, after
+        return out[:limit], out[limit - 1] if len(out) > limit else None
+
+    async def all_names(self) -> list[str]:
+        """Every existing queue's name, in order."""
+        out: list[str] = []
+        after: str | None = None
+        for _ in range(_PAGES_MAX):
+            names, after = await self.names_page("", after, rq.LIST_LIMIT_MAX)
+            out.extend(names)
+            if after is None:
+                break
+        return out
+
+    async def _existing(self, names: list[str]) -> list[str]:
+        by_tag: dict[str, list[str]] = {}
+        for q in names:
+            by_tag.setdefault(wire.tag_of(q), []).append(q)
         results = await asyncio.gather(
-            *(self.b.acall(wire.tag_of(q), ["exists", [q]]) for q in names)
+            *(self.b.acall(t, ["exists", qs]) for t, qs in by_tag.items())
         )
-        return [q for q, (r, _) in zip(names, results, strict=True) if r[1][0]]
+        found = {
+            q
+            for qs, (res, _) in zip(by_tag.values(), results, strict=True)
+            for q, there in zip(qs, res[1], strict=True)
+            if there
+        }
+        return [q for q in names if q in found]
 
     def queues(self, owner: Owner, req: rq.Queues, slot: Slot) -> object:
-        async def names() -> rp.Reply:
-            return rp.QueuesReply(queues=await self.queue_names())
+        async def page() -> rp.Reply:
+            limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
+            names, after = await self.names_page(req.prefix, req.cursor, limit)
+            return rp.QueuesReply(queues=names, next=msgspec.UNSET if after is None else after)
 
-        return self.h.later(slot, names())
+        return self.h.later(slot, page())
+
+
+def page_of(
+    names: list[str], prefix: str, after: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """A STATS page of ``names`` (sorted): as ``names_page`` gives it, from a full list."""
+    if after is not None and after >= prefix:
+        start = bisect.bisect_right(names, after)
+    else:
+        start = bisect.bisect_left(names, prefix)
+    out: list[str] = []
+    for name in itertools.islice(names, start, None):
+        if not name.startswith(prefix):
+            return out, None
+        if len(out) == limit:
+            return out, out[-1]
+        out.append(name)
+    return out, None
 
 
 def non_default(config: Config, s: rp.QueueSettings) -> rp.QueueSettings:
