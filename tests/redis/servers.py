@@ -48,15 +48,6 @@ def ping(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def command(port: int, *args: str) -> bytes:
-    """One Redis command on the server at ``port`` (RESP over a raw socket); its reply's
-    first line."""
-    wire = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        s.sendall(wire.encode())
-        return s.recv(4096).split(b"\r\n", 1)[0]
-
-
 def flush(port: int) -> None:
     """FLUSHALL on the Redis at ``port`` (its functions stay loaded)."""
     with socket.create_connection(("127.0.0.1", port), timeout=2) as s:

@@ -10,9 +10,10 @@ import msgspec
 
 from broker.backend.redis.backend import RedisBackend
 from broker.backend.redis.target import parse
+from broker.bench.resp import command
 from broker.config import Config
 from broker.server import Server
-from tests.redis.servers import RedisServer, command
+from tests.redis.servers import RedisServer
 from tests.support import LineClient
 
 
@@ -31,7 +32,7 @@ async def test_a_full_redis_refuses_puts_and_still_drains(tmp_path: Path) -> Non
                 op="PUT", queue="jobs", messages=[{"body": i} for i in range(3)]
             )
             held = (await consumer.call(op="GET", queue="jobs", lease=600))["messages"]
-            assert command(redis.port, "CONFIG", "SET", "maxmemory", "1") == b"+OK"
+            assert command(redis.port, "CONFIG", "SET", "maxmemory", "1") == "OK"
             full = await producer.call(op="PUT", queue="jobs", body="more")
             assert full["error"] == "memory_limit" and "maxmemory" in full["message"], full
             # a PUT and an ACK in one write go out in one call: the ACK still applies
@@ -50,7 +51,7 @@ async def test_a_full_redis_refuses_puts_and_still_drains(tmp_path: Path) -> Non
                 ["beat", backend.node.id, backend.node.inc, backend.node.ttl_ms, "{}"]
             )
             assert beat[0] == "ok", beat
-            assert command(redis.port, "CONFIG", "SET", "maxmemory", "0") == b"+OK"
+            assert command(redis.port, "CONFIG", "SET", "maxmemory", "0") == "OK"
             assert (await producer.call(op="PUT", queue="jobs", body="again"))["ok"] is True
     finally:
         await server.close()

@@ -14,7 +14,6 @@ remembers its connections and their waits), block, or poll Redis for messages.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import socket
@@ -23,13 +22,16 @@ from collections.abc import Callable, Sequence
 from itertools import count
 from typing import Any, Final
 
+from redis.exceptions import RedisError
+
 from broker.backend.base import Replies, ReplySink, StartError, StatsProvider
 from broker.backend.memory import _log_events
 from broker.backend.redis import library, wire
 from broker.backend.redis.calls import Calls, Op, Reply, ignore
 from broker.backend.redis.events import Listener
 from broker.backend.redis.node import Node, node_info
-from broker.backend.redis.target import Target, client, plain_client
+from broker.backend.redis.shards import Shards
+from broker.backend.redis.target import Target, plain_client
 from broker.backend.redis.timers import Wait
 from broker.backend.redis.waits import Waits
 from broker.config import Config
@@ -113,7 +115,7 @@ class RedisBackend:
         self.timeout_s = timeout_s
         self._test_clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: Any = client(target, timeout_s)
+        self.shards = Shards(target, timeout_s)
         self._defaults = wire.defaults(config)
         self.calls = self._calls()
         self.node = Node(
@@ -144,7 +146,7 @@ class RedisBackend:
     def _calls(self) -> Calls:
         prefix = library.prefix(test_clock=self._test_clock is not None)
         return Calls(
-            self._client,
+            self.shards,
             prefix + "_call",
             prefix + "_node",
             self._head,
@@ -168,14 +170,14 @@ class RedisBackend:
         return self._loop.time()
 
     async def start(self) -> None:
-        from redis.exceptions import RedisError
-
         self._loop = asyncio.get_running_loop()
         self._started_at = self.now()
         self.started_wall = round(time.time(), 3)
         where = self.target.describe()
         try:
-            await self._load_library()
+            async with asyncio.timeout(max(5.0, 5 * self.timeout_s)):
+                await self.shards.load()
+                await self._load_library()
             self.spawn(self.listener.run())
             self.listener.follow(self._channel())
             async with asyncio.timeout(max(5.0, 5 * self.timeout_s)):
@@ -184,7 +186,7 @@ class RedisBackend:
         except (RedisError, OSError, TimeoutError, StartError) as exc:
             for task in list(self._tasks):
                 task.cancel()
-            await self._client.aclose()
+            await self.shards.close()
             if isinstance(exc, StartError):
                 raise
             why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
@@ -194,12 +196,14 @@ class RedisBackend:
 
     async def _load_library(self) -> None:
         """Load the library on every master (a Redis Cluster routes by key; a Function
-        must exist on each)."""
+        must exist on each, and its replicas get it from it)."""
         source = library.source(test_clock=self._test_clock is not None)
-        if self.target.cluster:
-            await self._client.function_load(source, replace=True, target_nodes="primaries")
-        else:
-            await self._client.function_load(source, replace=True)
+        masters = self.shards.masters()
+        if not masters:
+            raise StartError(f"no master serves slots at {self.target.describe()}")
+        await asyncio.gather(
+            *(self.shards.client(m).function_load(source, replace=True) for m in masters)
+        )
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -236,7 +240,7 @@ class RedisBackend:
             _, stuck = await asyncio.wait(list(self._tasks), timeout=2 * self.timeout_s)
             for task in stuck:
                 log.warning("redis backend task %s did not stop; left behind", task.get_name())
-        await self._client.aclose()
+        await self.shards.close()
 
     def add_stats_provider(self, provider: StatsProvider) -> None:
         self._stats_providers.append(provider)
@@ -397,21 +401,28 @@ class RedisBackend:
         return f"wq:wake:{self.node.inc}"
 
     def _pubsub_client(self, attempt: int) -> Any:
-        hosts = list(self.target.hosts)
-        if self.target.cluster:
-            with contextlib.suppress(Exception):  # topology unknown yet: the URL's hosts
-                hosts = [(n.host, n.port) for n in self._client.get_nodes()] or hosts
-        host, port = hosts[attempt % len(hosts)]
-        return plain_client(host, port, self.target, self.timeout_s)
+        """A client to subscribe on: any server (PUBLISH reaches every server of a
+        cluster), the next one after a link broke."""
+        servers = self.shards.servers()
+        host, _, port = servers[attempt % len(servers)].rpartition(":")
+        return plain_client(host, int(port), self.target, self.timeout_s)
 
     # ------------------------------------------------------------ membership
 
     async def _node_call(self, args: list[Any]) -> Any:
         test_now = self._test_clock() * 1000 if self._test_clock is not None else False
-        async with asyncio.timeout(self.timeout_s):
-            raw = await self._client.fcall(
-                self.calls.node_function, 1, wire.NODES_KEY, wire.encode([*args, test_now])
-            )
+        where = self.shards.of(wire.NODES_KEY)
+        if where is None:
+            self.shards.stale()
+            raise RedisError("no redis server serves the node registry now (a failover?)")
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                raw = await self.shards.client(where).fcall(
+                    self.calls.node_function, 1, wire.NODES_KEY, wire.encode([*args, test_now])
+                )
+        except (RedisError, OSError, TimeoutError):
+            self.shards.stale()
+            raise
         return wire.decode(raw)
 
     async def _reap(self, dead: str, tags: list[str]) -> None:
