@@ -5,7 +5,8 @@ cluster bus on another free port, ``--cluster-port``, so no port + 10000 must
 be free; ``cluster-require-full-coverage no`` as the README asks: the other
 masters keep serving while one fails over), joining them with ``redis-cli --cluster create ... --cluster-replicas
 1 --cluster-yes``, waiting (bounded) until every server says
-``cluster_state:ok``, telling masters from replicas and which master serves a
+``cluster_state:ok`` and every replica synced (``repl-diskless-sync-delay 0``:
+Redis would wait 5 s first, and a replica that never synced cannot take over), telling masters from replicas and which master serves a
 key, killing one server (SIGKILL, for failover tests), and stopping them all by
 the PIDs it started. The bench runs its cluster rows on it; the tests' session
 fixture is one too.
@@ -122,6 +123,7 @@ class LocalCluster:
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(self.node_timeout_ms),
             "--cluster-require-full-coverage", "no",
+            "--repl-diskless-sync-delay", "0",
             "--save", "",
             "--appendonly", "no",
             "--dir", str(workdir),
@@ -142,17 +144,34 @@ class LocalCluster:
                 raise ClusterError(f"redis-server on port {port} did not start")
             time.sleep(0.02)
 
-    def wait_ok(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Until every live server says ``cluster_state:ok`` and as many masters serve
-        slots as the cluster was made with (bounded)."""
+    def wait_ok(self, timeout_s: float = START_TIMEOUT_S, replicas: bool = True) -> None:
+        """Until every live server says ``cluster_state:ok``, as many masters serve slots
+        as the cluster was made with, and (``replicas``) every replica has synced with
+        its master: one that never did cannot take over (bounded)."""
         deadline = time.monotonic() + timeout_s
         while True:
             states = [self.state(s.port) for s in self.servers if s.alive]
-            if all(st == "ok" for st in states) and len(self.masters()) == self.size // 2:
+            if (
+                all(st == "ok" for st in states)
+                and len(self.masters()) == self.size // 2
+                and (not replicas or self._replicas_synced())
+            ):
                 return
             if time.monotonic() > deadline:
                 raise ClusterError(f"the cluster is not ok after {timeout_s:g} s: {states}")
             time.sleep(0.05)
+
+    def _replicas_synced(self) -> bool:
+        for s in self.servers:
+            if not s.alive:
+                continue
+            try:
+                fields = resp.info(s.port, "replication")
+            except (OSError, resp.RespError):
+                return False
+            if fields.get("role") == "slave" and fields.get("master_link_status") != "up":
+                return False
+        return True
 
     def state(self, port: int) -> str:
         try:

@@ -34,24 +34,41 @@ class Ledger:
     put_unknown: set[int] = field(default_factory=set)
     delivered: Counter[int] = field(default_factory=Counter)
     acked: set[int] = field(default_factory=set)
+    ack_unknown: set[int] = field(default_factory=set)  # ACK sent, no ok (maybe applied)
     redelivered_after_ack: set[int] = field(default_factory=set)
     acks_at: dict[str, list[float]] = field(default_factory=dict)  # queue -> instants
     errors: Counter[str] = field(default_factory=Counter)
     slow: list[tuple[str, float, float]] = field(default_factory=list)  # (op, sent at, took)
+    failures: list[tuple[float, str, str]] = field(default_factory=list)  # (at, queue, what)
+
+    def failed(self, queue: str, what: str) -> None:
+        self.errors[what] += 1
+        if len(self.failures) < 5000:
+            self.failures.append((time.monotonic(), queue, what))
 
     def lost(self) -> set[int]:
         return {b for b in self.put_ok if b not in self.delivered}
 
+    def unsettled(self) -> set[int]:
+        """PUTs answered ok, delivered, neither acked with ok nor with an ACK that may
+        have applied: a consumer should still get them."""
+        return {
+            b
+            for b in self.put_ok
+            if b in self.delivered and b not in self.acked and b not in self.ack_unknown
+        }
+
     def duplicates(self) -> int:
         return sum(n - 1 for n in self.delivered.values() if n > 1)
 
-    def pauses_s(self, since: float) -> dict[str, float]:
-        """Per queue, the longest time it went without a successful ACK after ``since``
-        (the fault), counted from its last ACK before it (inf: none after it)."""
+    def pauses_s(self, since: float, until: float) -> dict[str, float]:
+        """Per queue, the longest time it went without a successful ACK between ``since``
+        (the fault) and ``until`` (the end of the load), counted from its last ACK before
+        ``since`` (inf: none in between)."""
         out = {}
         for queue, instants in self.acks_at.items():
             before = [t for t in instants if t <= since]
-            after = [t for t in instants if t > since]
+            after = [t for t in instants if since < t <= until]
             last = before[-1] if before else since
             gaps = [b - a for a, b in zip([last, *after], after, strict=False)]
             out[queue] = max(gaps) if gaps else float("inf")
@@ -64,6 +81,7 @@ class Load:
         self.queues = queues
         self.ledger = ledger
         self.putting = True
+        self.stopped_at = 0.0  # when drain() stopped the producers
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -73,12 +91,20 @@ class Load:
             self._tasks.append(loop.create_task(self._produce(i, q)))
             self._tasks.append(loop.create_task(self._consume(i, q)))
 
-    async def drain(self, timeout_s: float) -> None:
-        """Stop putting; wait (bounded) until every PUT answered ok was acked."""
+    async def drain(self, timeout_s: float, lease_s: float) -> None:
+        """Stop putting; wait (bounded) until every PUT answered ok was acked (or its
+        ACK's outcome is unknown), or, once the leases a failed GET may still hold ran
+        out (``lease_s``), was never delivered (lost)."""
         self.putting = False
-        deadline = time.monotonic() + timeout_s
+        self.stopped_at = time.monotonic()
+        deadline = self.stopped_at + timeout_s
         while time.monotonic() < deadline:
-            if all(b in self.ledger.acked for b in self.ledger.put_ok):
+            done = self.ledger.acked | self.ledger.ack_unknown
+            left = [b for b in self.ledger.put_ok if b not in done]
+            if not left:
+                break
+            expired = time.monotonic() > self.stopped_at + lease_s + 1.0
+            if expired and all(b not in self.ledger.delivered for b in left):
                 break
             await asyncio.sleep(0.1)
         for task in self._tasks:
@@ -106,10 +132,10 @@ class Load:
                             self.ledger.put_ok[body] = queue
                         else:
                             self.ledger.put_unknown.add(body)
-                            self.ledger.errors[reply.get("error", "?")] += 1
+                            self.ledger.failed(queue, "PUT " + reply.get("error", "?"))
                             await asyncio.sleep(RECONNECT_S)  # as a client backs off
             except (OSError, TimeoutError, EOFError, ValueError):
-                self.ledger.errors["put connection"] += 1
+                self.ledger.failed(queue, "put connection")
             attempt += 1
             await asyncio.sleep(RECONNECT_S)
 
@@ -121,14 +147,14 @@ class Load:
                     while True:
                         await self._take(c, queue)
             except (OSError, TimeoutError, EOFError, ValueError):
-                self.ledger.errors["get connection"] += 1
+                self.ledger.failed(queue, "get connection")
             attempt += 1
             await asyncio.sleep(RECONNECT_S)
 
     async def _take(self, c: LineClient, queue: str) -> None:
         got = await _ask(c, self.ledger, op="GET", queue=queue, max=16, wait=0.5)
         if not got.get("ok"):
-            self.ledger.errors[got.get("error", "?")] += 1
+            self.ledger.failed(queue, "GET " + got.get("error", "?"))
             await asyncio.sleep(RECONNECT_S)
             return
         bodies = {m["id"]: m["body"] for m in got["messages"]}
@@ -138,10 +164,12 @@ class Load:
             self.ledger.delivered[body] += 1
         if not bodies:
             return
+        self.ledger.ack_unknown.update(bodies.values())  # until the reply says
         acked = await _ask(c, self.ledger, op="ACK", ids=list(bodies))
         if not acked.get("ok"):
-            self.ledger.errors[acked.get("error", "?")] += 1
+            self.ledger.failed(queue, "ACK " + acked.get("error", "?"))
             return
+        self.ledger.ack_unknown.difference_update(bodies.values())
         failed = set(acked["not_leased"]) | set(acked["not_found"])
         now = time.monotonic()
         for mid, body in bodies.items():
@@ -161,13 +189,14 @@ async def _ask(c: LineClient, ledger: Ledger, **request: Any) -> dict[str, Any]:
     return reply
 
 
-def summary(ledger: Ledger, since: float) -> dict[str, Any]:
+def summary(ledger: Ledger, since: float, until: float) -> dict[str, Any]:
     return {
         "put_ok": len(ledger.put_ok),
         "put_unknown": len(ledger.put_unknown),
         "lost": len(ledger.lost()),
         "duplicates": ledger.duplicates(),
         "redelivered_after_ack": len(ledger.redelivered_after_ack),
-        "pause_s": sorted(round(p, 2) for p in ledger.pauses_s(since).values()),
+        "ack_unknown": len(ledger.ack_unknown),
+        "pause_s": sorted(round(p, 2) for p in ledger.pauses_s(since, until).values()),
         "errors": dict(ledger.errors),
     }

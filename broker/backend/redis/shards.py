@@ -98,8 +98,8 @@ class Shards:
         try:
             await asyncio.sleep(delay)
             await self._read_map()
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.debug("cannot read the cluster's slot map: %s", exc)
+        except (RedisError, OSError, TimeoutError, ValueError, IndexError) as exc:
+            log.warning("cannot read the cluster's slot map: %s", exc)
         finally:
             self._refresh = None
             self._refreshed_at = asyncio.get_running_loop().time()
