@@ -150,8 +150,14 @@ def add_parser(sub: Any) -> None:
         "--compare",
         type=_csv(procs.PEERS),
         default=[],
-        help="peers to run too: floor,beanstalkd,redis (a peer not installed is skipped "
-        "with a note)",
+        help="peers to run too: floor,beanstalkd,redis,http (http: WonderQ over its HTTP "
+        "API; a peer not installed is skipped with a note)",
+    )
+    p.add_argument(
+        "--http",
+        action="store_true",
+        help="also run WonderQ over its HTTP API (receive max K, batch ack by receipts, "
+        "keep-alive): shorthand for adding http to --compare",
     )
     p.add_argument(
         "--procs",
@@ -267,7 +273,8 @@ async def _one(
 async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], list[str]]:
     notes: list[str] = []
     peers = []
-    for peer in args.compare:
+    wanted = [*args.compare, *(["http"] if args.http and "http" not in args.compare else [])]
+    for peer in wanted:
         if procs.installed(peer) is None:
             notes.append(f"{peer}: skipped, its server is not installed")
         elif args.durable and not procs.SERVERS[peer].durable:
