@@ -95,6 +95,14 @@ def add_parser(sub: Any) -> None:
         description="Benchmark WonderQ; with --compare, the same workload against the floor "
         "(a bare Python server: this stack's least cost per request), beanstalkd and Redis.",
     )
+    _workload_flags(p)
+    _peer_flags(p)
+    _run_flags(p)
+    p.set_defaults(run=run)
+
+
+def _workload_flags(p: Any) -> None:
+    """What one run does: its modes, sizes, connections and load."""
     p.add_argument(
         "--mode",
         type=_csv(MODES),
@@ -146,6 +154,10 @@ def add_parser(sub: Any) -> None:
         default=1_000_000,
         help="messages queued by fill mode (default 1000000)",
     )
+
+
+def _peer_flags(p: Any) -> None:
+    """What runs next to WonderQ, and how (durable, with a background state)."""
     p.add_argument(
         "--compare",
         type=_csv(procs.PEERS),
@@ -180,6 +192,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--flat", action="store_true", help=f"shorthand for --background {FLAT_DEFAULTS}"
     )
+
+
+def _run_flags(p: Any) -> None:
+    """Where the WonderQ under test runs, trials, limits and the output."""
     add_target_flags(p, what="a WonderQ already running, instead of starting one per run")
     p.add_argument(
         "--server-pid",
@@ -199,7 +215,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
-    p.set_defaults(run=run)
 
 
 def _plans(args: argparse.Namespace) -> list[Plan]:
