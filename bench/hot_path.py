@@ -26,7 +26,8 @@ import pstats
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+
+from connection_micro import RecordingTransport  # this script's directory
 
 from broker.bench.floor import Floor, _State
 from broker.config import Config
@@ -40,15 +41,12 @@ GET = b'{"op":"GET","queue":"bench","max":1,"wait":1}\n'
 _ID = re.compile(rb'"id":"([^"]+)"')
 
 
-class Recorder:
-    """A transport that keeps what is written (to read the ids back) and counts nothing else."""
+class Recorder(RecordingTransport):
+    """connection_micro's transport, keeping what is written (to read the ids back)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.out: list[bytes] = []
-        self.reading = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 5555) if name == "peername" else default
 
     def write(self, data: bytes) -> None:
         self.out.append(data)
@@ -57,33 +55,6 @@ class Recorder:
         data = b"".join(self.out)
         self.out.clear()
         return data
-
-    def is_closing(self) -> bool:
-        return False
-
-    def is_reading(self) -> bool:
-        return self.reading
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def set_write_buffer_limits(self, high: int, low: int) -> None:
-        pass
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
 
 
 Feed = Callable[[bytes, Recorder], None]
