@@ -205,7 +205,7 @@ class Handlers:
                 by_tag.setdefault(parts[0], []).append((text, parts[1]))
         tags = list(by_tag)
         results = await asyncio.gather(
-            *(self.b.acall(t, ["ack", owner.token, [s for _, s in by_tag[t]]]) for t in tags)
+            *(self.b.call_future(t, ["ack", owner.token, [s for _, s in by_tag[t]]]) for t in tags)
         )
         statuses: dict[str, list[int]] = {}  # id -> its statuses, in the order it was given
         for tag, (res, _) in zip(tags, results, strict=True):

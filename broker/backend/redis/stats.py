@@ -12,13 +12,12 @@ deleted since it was listed.
 from __future__ import annotations
 
 import asyncio
-import bisect
-import itertools
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from broker import __version__
+from broker.backend.names import page_of
 from broker.backend.redis import wire
 from broker.config import Config
 from broker.protocol import replies as rp
@@ -43,8 +42,10 @@ class Stats:
         return self.h.later(slot, self._stats(req))
 
     async def _stats(self, req: rq.Stats) -> rp.Reply:
-        names = await self.all_names()  # the server section covers every queue
-        results = await asyncio.gather(*(self.b.acall(wire.tag_of(q), ["stats", q]) for q in names))
+        names = await self.registered()  # a queue gone since: its stats call fails, skipped
+        results = await asyncio.gather(
+            *(self.b.call_future(wire.tag_of(q), ["stats", q]) for q in names)
+        )
         queues: dict[str, rp.QueueStats] = {}
         totals = {"queues": 0, "messages": 0, "leased": 0, "bytes": 0, "dedup_evicted": 0}
         for name, (res, _) in zip(names, results, strict=True):
@@ -120,7 +121,7 @@ class Stats:
             for tag in o.tags:
                 by_tag.setdefault(tag, []).append(o.token)
         results = await asyncio.gather(
-            *(self.b.acall(t, ["counts", tokens]) for t, tokens in by_tag.items())
+            *(self.b.call_future(t, ["counts", tokens]) for t, tokens in by_tag.items())
         )
         for (_tag, tokens), (res, _) in zip(by_tag.items(), results, strict=True):
             for token, n in zip(tokens, res[1], strict=True):
@@ -156,15 +157,16 @@ class Stats:
             return out, after
         return out[:limit], out[limit - 1] if len(out) > limit else None
 
-    async def all_names(self) -> list[str]:
-        """Every existing queue's name, in order."""
+    async def registered(self) -> list[str]:
+        """Every name the registry holds, in order (some queues may be gone since)."""
         out: list[str] = []
-        after: str | None = None
+        after: str | bool = False
         for _ in range(_PAGES_MAX):
-            names, after = await self.names_page("", after, rq.LIST_LIMIT_MAX)
-            out.extend(names)
-            if after is None:
+            res = await self.b.anode(["names", "", after, rq.LIST_LIMIT_MAX])
+            out.extend(res[1])
+            if len(res[1]) < rq.LIST_LIMIT_MAX:
                 break
+            after = res[1][-1]
         return out
 
     async def _existing(self, names: list[str]) -> list[str]:
@@ -172,7 +174,7 @@ class Stats:
         for q in names:
             by_tag.setdefault(wire.tag_of(q), []).append(q)
         results = await asyncio.gather(
-            *(self.b.acall(t, ["exists", qs]) for t, qs in by_tag.items())
+            *(self.b.call_future(t, ["exists", qs]) for t, qs in by_tag.items())
         )
         found = {
             q
@@ -189,24 +191,6 @@ class Stats:
             return rp.QueuesReply(queues=names, next=msgspec.UNSET if after is None else after)
 
         return self.h.later(slot, page())
-
-
-def page_of(
-    names: list[str], prefix: str, after: str | None, limit: int
-) -> tuple[list[str], str | None]:
-    """A STATS page of ``names`` (sorted): as ``names_page`` gives it, from a full list."""
-    if after is not None and after >= prefix:
-        start = bisect.bisect_right(names, after)
-    else:
-        start = bisect.bisect_left(names, prefix)
-    out: list[str] = []
-    for name in itertools.islice(names, start, None):
-        if not name.startswith(prefix):
-            return out, None
-        if len(out) == limit:
-            return out, out[-1]
-        out.append(name)
-    return out, None
 
 
 def non_default(config: Config, s: rp.QueueSettings) -> rp.QueueSettings:
