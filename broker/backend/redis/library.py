@@ -21,9 +21,10 @@ from functools import cache
 from importlib.resources import files
 from typing import Final
 
-VERSION: Final = 2
+VERSION: Final = 3
 _PARTS: Final = (
     "core.lua",
+    "store.lua",
     "lifecycle.lua",
     "messages.lua",
     "queues.lua",

@@ -10,6 +10,7 @@ local function run(keys, args)
   local head = unpack(args[1])
   begin(keys, args, head)
   if call('ZSCORE', C.T .. ':dead', C.inc) then return {pack({'fenced'})} end
+  prefetch(head[4])
   local results = {}
   for i, o in ipairs(head[4]) do
     results[i] = ops[o[1]](o)
@@ -22,8 +23,11 @@ local function run(keys, args)
     local q, name = key:match('^(.*)%z(.*)$')
     events[#events + 1] = {q, name, n}
   end
+  local bodies = reply_bodies()
+  store_remote()
+  store_flush()
   local out = {pack({results, wakes, C.deliveries, events, C.now})}
-  for _, b in ipairs(C.bodies) do out[#out + 1] = b end
+  for _, b in ipairs(bodies) do out[#out + 1] = b end
   return out
 end
 

@@ -3,18 +3,13 @@
 -- or {'e', code, ...} (the node words the error message). Dispatching waiters and the
 -- per-queue figures are the call's end (finish).
 
-local function body_out(seq)
-  C.bodies[#C.bodies + 1] = call('HGET', C.T .. ':b', seq)
-  return #C.bodies
-end
-
 local function msgs_out(msgs)
-  for _, m in ipairs(msgs) do m[6] = body_out(m[1]) end
+  for _, m in ipairs(msgs) do m[6] = body_ref(m[1], m[6]) end
   return msgs
 end
 
 local function default_lease(q)
-  local s = setting(q, 'lease')
+  local s = setting(q, 's_lease')
   if s then return s * 1000 end
   return C.d[1]
 end
@@ -32,7 +27,7 @@ end
 -- 0 leased by owner, 1 acked already, 2 not leased by owner, 3 not found
 local function lease_status(seq, r, owner)
   if not r then
-    if call('HEXISTS', C.T .. ':ack', seq) == 1 then return 1 end
+    if acked(seq) then return 1 end
     return 3
   end
   if r[F_ST] ~= 'l' or r[F_OWN] ~= owner then return 2 end
@@ -44,7 +39,7 @@ end
 ops.put = function(o)
   local q, items, bi = o[2], o[3], o[4]
   settle(q)
-  local xk, xz = qk(q) .. ':x', qk(q) .. ':X'
+  local xk, xz = qk(q, ':x'), qk(q, ':X')
   local ids, dups, first_of, n_new = {}, {}, {}, 0
   for i, it in ipairs(items) do
     local dd = it[5]
@@ -62,33 +57,37 @@ ops.put = function(o)
       if dd then first_of[dd] = i end
     end
   end
-  local limit = setting(q, 'mlen')
+  local limit = setting(q, 's_mlen')
   local by_setting = limit ~= nil
   if not limit then limit = C.d[3] end
-  local held = size(q)
-  if limit and held + n_new > limit then return {'e', 'queue_full', held, limit, by_setting} end
+  if limit then
+    local held = size(q)
+    if held + n_new > limit then return {'e', 'queue_full', held, limit, by_setting} end
+  end
   -- checked: now write
   create(q)
   local order = next_order(n_new)
-  local matt = setting(q, 'matt') or C.d[2]
-  local window = (setting(q, 'dwin') or C.d[5]) * 1000
-  local total = 0
+  local matt = setting(q, 's_matt') or C.d[2]
+  local window = (setting(q, 's_dwin') or C.d[5]) * 1000
+  local total, deduped = 0, false
+  local dk = qk(q, ':d')
   for i, it in ipairs(items) do
     if type(ids[i]) == 'number' then ids[i] = ids[ids[i]] end
     if not ids[i] then
       local seq = fmt('%x', order)
       local body = C.args[bi + i - 1]
+      local inline = #body <= BODY_INLINE_MAX
       local r = {q, 'r', 0, it[4] or matt, it[3], C.now, 0, false, it[1] or false, order,
-        it[6] or false}
+        it[6] or false, #body, inline and body, false, false}
       order = order + 1
-      call('HSET', C.T .. ':b', seq, body)
+      if not inline then body_add(seq, body) end
       total = total + #body
       local head = true
       if r[F_KEY] then head = chain_append(q, seq, r[F_KEY]) end
       if it[2] > 0 then
         r[F_ST] = 'd'
         r[F_DUE] = C.now + it[2]
-        call('ZADD', qk(q) .. ':d', n2s(r[F_DUE]), seq)
+        zadd(dk, r[F_DUE], seq)
         bump(q, 'nd', 1)
       else
         admit(q, seq, r, head)
@@ -98,19 +97,21 @@ ops.put = function(o)
       if it[5] then
         call('HSET', xk, it[5], seq)
         call('ZADD', xz, n2s(C.now + window), it[5])
+        deduped = true
       end
     end
   end
-  -- dedup ids: the expired ones go, and at most max-dedup-ids stay
-  for _, dd in ipairs(call('ZRANGEBYSCORE', xz, '-inf', n2s(C.now), 'LIMIT', 0, 100)) do
-    call('ZREM', xz, dd)
-    call('HDEL', xk, dd)
-  end
-  local over = call('ZCARD', xz) - C.d[6]
-  if over > 0 then
-    local gone = call('ZPOPMIN', xz, over)
-    for j = 1, #gone, 2 do call('HDEL', xk, gone[j]) end
-    bump(q, 'dedup_evicted', over)
+  if deduped then -- dedup ids: the expired ones go, and at most max-dedup-ids stay
+    for _, dd in ipairs(call('ZRANGEBYSCORE', xz, '-inf', n2s(C.now), 'LIMIT', 0, 100)) do
+      call('ZREM', xz, dd)
+      call('HDEL', xk, dd)
+    end
+    local over = call('ZCARD', xz) - C.d[6]
+    if over > 0 then
+      local gone = call('ZPOPMIN', xz, over)
+      for j = 1, #gone, 2 do call('HDEL', xk, gone[j]) end
+      bump(q, 'dedup_evicted', over)
+    end
   end
   bump(q, 'put', n_new)
   bump(q, 'by', total)
@@ -122,9 +123,8 @@ ops.get = function(o)
   local q, owner, max = o[2], o[3], o[4]
   settle(q)
   local lease_ms = o[5] or default_lease(q)
-  if allowance(q, 1) > 0 then
-    return {'ok', msgs_out(lease_from(q, owner, max, lease_ms, o[7]))}
-  end
+  local n, tk = allowance(q, max)
+  if n > 0 then return {'ok', msgs_out(lease_some(q, owner, n, tk, lease_ms, o[7]))} end
   if not o[6] then return {'ok', {}} end
   add_waiter(q, o[6], owner, max, lease_ms, o[7])
   return {'wait'}
@@ -134,24 +134,21 @@ end
 ops.ack = function(o)
   local owner, out = o[2], {}
   local hist = C.d[4]
+  load_all(o[3])
   for i, seq in ipairs(o[3]) do
     local r = current(seq)
     local status = lease_status(seq, r, owner)
     out[i] = status
     if status == 0 then
       local q = r[F_Q]
-      local sz = body_size(seq)
-      forget(seq)
-      call('ZREM', qk(q) .. ':l', seq)
-      call('SREM', C.T .. ':o:' .. owner, seq)
+      local sz = body_size(seq, r)
+      forget(seq, r)
+      zrem(qk(q, ':l'), seq)
+      srem(owned_key(owner), seq)
       bump(q, 'nl', -1)
       bump(q, 'by', -sz)
       bump(q, 'acked', 1)
-      if hist > 0 then -- remembered, so a late ACK or INFO can say "acked"
-        call('HSET', C.T .. ':ack', seq, pack({q, r[F_ATT]}))
-        local al = qk(q) .. ':al'
-        if call('RPUSH', al, seq) > hist then call('HDEL', C.T .. ':ack', call('LPOP', al)) end
-      end
+      if hist > 0 then ack_note(q, seq, r[F_ATT]) end -- a late ACK or INFO says "acked"
       if r[F_KEY] then chain_remove(q, seq, r[F_KEY]) end
     end
   end
@@ -174,7 +171,7 @@ ops.touch = function(o)
   local status = lease_status(seq, r, o[2])
   if status ~= 0 then return {'e', 'lease', status} end
   r[F_DUE] = C.now + o[4]
-  call('ZADD', qk(r[F_Q]) .. ':l', n2s(r[F_DUE]), seq)
+  zadd(qk(r[F_Q], ':l'), r[F_DUE], seq)
   save(seq, r)
   return {'ok'}
 end
@@ -187,7 +184,7 @@ local function view(seq, r, with_holder)
   local holder = false
   if with_holder and r[F_ST] == 'l' then holder = r[F_OWN] end
   return {seq, r[F_Q], state, r[F_ATT], r[F_MAXATT], r[F_PRIO], C.now - r[F_PUT],
-    body_out(seq), r[F_KEY] or false, r[F_HDR] or false, left, holder}
+    body_ref(seq, r[F_BODY] or false), r[F_KEY] or false, r[F_HDR] or false, left, holder}
 end
 
 -- {'info', id}
@@ -195,7 +192,7 @@ ops.info = function(o)
   local seq = o[2]
   local r = current(seq)
   if r then return {'ok', view(seq, r)} end
-  local acked = call('HGET', C.T .. ':ack', seq)
-  if acked then return {'acked', unpack(acked)} end
+  local done = acked(seq)
+  if done then return {'acked', unpack(done)} end
   return {'e', 'not_found'}
 end

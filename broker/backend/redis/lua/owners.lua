@@ -6,8 +6,8 @@
 ops.tick = function(o)
   local q = o[2]
   settle(q)
-  local told = tonumber(call('HGET', qk(q) .. ':h', 'wake'))
-  if told and told <= C.now then call('HDEL', qk(q) .. ':h', 'wake') end
+  local told = tonumber(hf(q, 'wake'))
+  if told and told <= C.now then hdel(q, 'wake') end
   wake(q)
   touch(q)
   return {'ok'}
@@ -19,7 +19,7 @@ ops.unwait = function(o)
   local q, wid = o[2], o[3]
   local raw = call('HGET', C.T .. ':w', wid)
   if raw then
-    call('LREM', qk(q) .. ':w', 1, wid)
+    call('LREM', qk(q, ':w'), 1, wid)
     drop_waiter(q, wid, unpack(raw))
     return {'gone'}
   end
@@ -34,8 +34,8 @@ end
 
 -- release every lease of owner (sorted in queue order); how many
 local function release_owner(owner)
-  local ok = C.T .. ':o:' .. owner
-  local held = records(call('SMEMBERS', ok))
+  local ok = owned_key(owner)
+  local held = records(call('SMEMBERS', sread(ok)))
   table.sort(held, function(a, b) return a[2][F_ORD] < b[2][F_ORD] end)
   local n = 0
   for _, item in ipairs(held) do
@@ -46,8 +46,9 @@ local function release_owner(owner)
       n = n + 1
     end
   end
+  drop_buffered(ok)
   call('DEL', ok)
-  call('SREM', C.T .. ':os:' .. owner_inc(owner), owner)
+  srem(owners_key(owner), owner)
   return n
 end
 
@@ -55,7 +56,7 @@ local function forget_waiter(wid)
   local raw = call('HGET', C.T .. ':w', wid)
   if raw then
     local w = unpack(raw)
-    call('LREM', qk(w[1]) .. ':w', 1, wid)
+    call('LREM', qk(w[1], ':w'), 1, wid)
     drop_waiter(w[1], wid, w)
   end
 end
@@ -85,12 +86,13 @@ ops.reap = function(o)
   call('ZADD', C.T .. ':dead', n2s(C.now), inc)
   call('ZREMRANGEBYSCORE', C.T .. ':dead', '-inf', n2s(C.now - 86400000))
   local n = 0
-  for _, owner in ipairs(call('SMEMBERS', C.T .. ':os:' .. inc)) do
+  for _, owner in ipairs(call('SMEMBERS', sread(C.T .. ':os:' .. inc))) do
     n = n + release_owner(owner)
   end
   local wi = C.T .. ':wi:' .. inc
   local waits = call('HKEYS', wi)
   for _, wid in ipairs(waits) do forget_waiter(wid) end
+  drop_buffered(C.T .. ':os:' .. inc)
   call('DEL', wi, C.T .. ':dlv:' .. inc, C.T .. ':os:' .. inc)
   return {'ok', n, #waits}
 end
@@ -98,6 +100,6 @@ end
 -- {'counts', owners}: leases each owner holds
 ops.counts = function(o)
   local out = {}
-  for i, owner in ipairs(o[2]) do out[i] = call('SCARD', C.T .. ':o:' .. owner) end
+  for i, owner in ipairs(o[2]) do out[i] = call('SCARD', sread(owned_key(owner))) end
   return {'ok', out}
 end

@@ -18,7 +18,7 @@ end
 
 -- the first `limit` of a deadline zset, ties in queue order
 local function soonest(key, limit)
-  local head = call('ZRANGE', key, 0, limit - 1, 'WITHSCORES')
+  local head = zhead(key, limit)
   if #head == 0 then return {} end
   local seqs, seen = {}, {}
   for j = 1, #head, 2 do seqs[#seqs + 1] = head[j]; seen[head[j]] = true end
@@ -39,14 +39,16 @@ ops.peek = function(o)
   local found, total = {}, 0
   if state == 'delayed' or state == 'leased' then
     local key = qk(q) .. (state == 'delayed' and ':d' or ':l')
-    total = call('ZCARD', key)
+    total = zcount(key)
     found = soonest(key, limit)
   else
-    local seqs = call('ZRANGE', qk(q) .. ':a', 0, -1)
+    local seqs = ready_ids(q)
     total = #seqs
     if not state then
       for _, kind in ipairs({':d', ':l'}) do
-        for _, seq in ipairs(call('ZRANGE', qk(q) .. kind, 0, -1)) do seqs[#seqs + 1] = seq end
+        for _, seq in ipairs(zall(qk(q, kind))) do
+          seqs[#seqs + 1] = seq
+        end
       end
       total = #seqs
     end
@@ -56,7 +58,7 @@ ops.peek = function(o)
   local out = {}
   for _, item in ipairs(found) do
     if #out >= limit then break end
-    local sz = body_size(item[1])
+    local sz = body_size(item[1], item[2])
     if #out > 0 and budget < sz then break end
     budget = budget - sz
     out[#out + 1] = view(item[1], item[2], true)
@@ -65,9 +67,8 @@ ops.peek = function(o)
 end
 
 local function settings_of(q)
-  local v = call('HMGET', qk(q) .. ':h', 's_lease', 's_matt', 's_mlen', 's_rate', 's_dwin')
   local out = {}
-  for i = 1, 5 do out[i] = tonumber(v[i]) or false end
+  for i, name in ipairs(SETTINGS) do out[i] = setting(q, 's_' .. name) or false end
   return out
 end
 
@@ -76,13 +77,11 @@ ops.stats = function(o)
   local q = o[2]
   if not exists(q) then return {'e', 'no_queue'} end
   settle(q)
-  flush_meta()
-  local h = qk(q) .. ':h'
   local dead = 0
   if exists(q .. DEAD) then dead = size(q .. DEAD) end
-  local oldest = call('ZRANGE', qk(q) .. ':a', 0, 0, 'WITHSCORES')
+  local oldest = oldest_ready(q)
   local age = false
-  if oldest[2] then age = C.now - tonumber(oldest[2]) end
+  if oldest then age = C.now - oldest end
   local counters = {}
   for i, name in ipairs(COUNTERS) do counters[i] = figure(q, name) end
   return {'ok', {figure(q, 'nr'), figure(q, 'nd'), figure(q, 'nl'), dead, figure(q, 'nw'),
@@ -99,30 +98,39 @@ end
 -- take a READY or DELAYED message out of its queue (and its record with it if `drop`)
 local function unqueue(q, seq, r)
   if r[F_ST] == 'r' then
-    call('ZREM', qk(q) .. ':a', seq)
-    call('ZREM', qk(q) .. ':r', member(r, seq))
+    remove_deliverable(q, seq, r)
+    aged_drop(q, seq, r)
     bump(q, 'nr', -1)
   else
-    call('ZREM', qk(q) .. ':d', seq)
+    zrem(qk(q, ':d'), seq)
     bump(q, 'nd', -1)
   end
   if r[F_KEY] then chain_remove(q, seq, r[F_KEY]) end
-  local sz = body_size(seq)
+  local sz = body_size(seq, r)
   bump(q, 'by', -sz)
   return sz
 end
 
--- {'purge', q}
+-- {'purge', q}: every READY and DELAYED message goes (the keys that hold them, whole)
 ops.purge = function(o)
   local q = o[2]
   if not exists(q) then return {'ok', 0} end
   settle(q)
-  local victims = call('ZRANGE', qk(q) .. ':a', 0, -1)
-  for _, seq in ipairs(call('ZRANGE', qk(q) .. ':d', 0, -1)) do victims[#victims + 1] = seq end
+  local k = qk(q)
+  local victims = ready_ids(q)
+  for _, seq in ipairs(zall(k .. ':d')) do victims[#victims + 1] = seq end
+  local size = 0
   for _, item in ipairs(records(victims)) do
-    unqueue(q, item[1], item[2])
-    forget(item[1])
+    local r = item[2]
+    size = size + body_size(item[1], r)
+    if r[F_KEY] then call('LREM', k .. ':c:' .. r[F_KEY], 1, item[1]) end
+    forget(item[1], r)
   end
+  for _, kind in ipairs({':f', ':r', ':a', ':d'}) do drop_buffered(k .. kind) end
+  fifo_drop(q)
+  call('DEL', k .. ':f', k .. ':r', k .. ':a', k .. ':d')
+  for _, field in ipairs({'nr', 'nd', 'nf', 'nh'}) do bump(q, field, -figure(q, field)) end
+  bump(q, 'by', -size)
   bump(q, 'purged', #victims)
   return {'ok', #victims}
 end
@@ -142,7 +150,7 @@ ops.redrive = function(o)
         else moved[#moved + 1] = {seq, r} end
       end
     else
-      moved = records(call('ZRANGE', qk(src) .. ':a', 0, -1))
+      moved = records(ready_ids(src))
       table.sort(moved, function(a, b) return a[2][F_ORD] < b[2][F_ORD] end)
     end
     create(q)
@@ -171,7 +179,7 @@ ops.remove = function(o)
     elseif r[F_ST] == 'l' then leased[#leased + 1] = seq
     else
       unqueue(q, seq, r)
-      forget(seq)
+      forget(seq, r)
       removed = removed + 1
     end
   end
@@ -182,15 +190,18 @@ end
 local function drop_queue(q)
   local k = qk(q)
   local n = 0
-  for _, kind in ipairs({':a', ':d', ':l'}) do
-    for _, item in ipairs(records(call('ZRANGE', k .. kind, 0, -1))) do
-      local seq, r = item[1], item[2]
-      if r[F_KEY] then call('DEL', k .. ':c:' .. r[F_KEY]) end
-      if r[F_ST] == 'l' then call('SREM', C.T .. ':o:' .. r[F_OWN], seq) end
-      forget(seq)
-      n = n + 1
-    end
+  local seqs = ready_ids(q)
+  for _, kind in ipairs({':d', ':l'}) do
+    for _, seq in ipairs(zall(k .. kind)) do seqs[#seqs + 1] = seq end
   end
+  for _, item in ipairs(records(seqs)) do
+    local seq, r = item[1], item[2]
+    if r[F_KEY] then call('DEL', k .. ':c:' .. r[F_KEY]) end
+    if r[F_ST] == 'l' then srem(owned_key(r[F_OWN]), seq) end
+    forget(seq, r)
+    n = n + 1
+  end
+  acks_flush()
   for _, seq in ipairs(call('LRANGE', k .. ':al', 0, -1)) do call('HDEL', C.T .. ':ack', seq) end
   for _, wid in ipairs(call('LRANGE', k .. ':w', 0, -1)) do
     local raw = call('HGET', C.T .. ':w', wid)
@@ -200,8 +211,11 @@ local function drop_queue(q)
       deliver(w[5], wid, {})
     end
   end
-  call('DEL', k .. ':h', k .. ':r', k .. ':a', k .. ':d', k .. ':l', k .. ':w', k .. ':wn',
-    k .. ':x', k .. ':X', k .. ':al')
+  for _, kind in ipairs({':r', ':a', ':d', ':l'}) do drop_buffered(k .. kind) end
+  fifo_drop(q)
+  call('DEL', k .. ':h', k .. ':f', k .. ':r', k .. ':a', k .. ':d', k .. ':l', k .. ':w',
+    k .. ':wn', k .. ':x', k .. ':X', k .. ':al')
+  C.h[q] = nil
   C.meta[q] = nil
   C.settled[q] = nil
   return n
@@ -218,7 +232,7 @@ end
 
 ops.pause = function(o)
   create(o[2])
-  call('HSET', qk(o[2]) .. ':h', 'paused', '1')
+  hset(o[2], 'paused', '1')
   return {'ok'}
 end
 
@@ -226,7 +240,7 @@ ops.resume = function(o)
   local q = o[2]
   if not exists(q) then return {'e', 'no_queue'} end
   settle(q)
-  call('HDEL', qk(q) .. ':h', 'paused')
+  hdel(q, 'paused')
   wake(q)
   return {'ok'}
 end
@@ -234,7 +248,6 @@ end
 -- {'config', q, changes}: name -> value, or false to reset it
 ops.config = function(o)
   local q, changes = o[2], o[3]
-  local h = qk(q) .. ':h'
   if next(changes) == nil then
     if not exists(q) then return {'e', 'no_queue'} end
     return {'ok', settings_of(q)}
@@ -245,15 +258,17 @@ ops.config = function(o)
     local tk = bucket(q)
     if changes.rate then
       local cap = math.max(1, changes.rate)
-      call('HSET', h, 'tk', n2s(math.min(cap, tk or cap)), 'tkt', n2s(C.now))
+      hset(q, 'tk', n2s(math.min(cap, tk or cap)))
+      hset(q, 'tkt', n2s(C.now))
     else
-      call('HDEL', h, 'tk', 'tkt')
+      hdel(q, 'tk')
+      hdel(q, 'tkt')
     end
   end
   for _, name in ipairs(SETTINGS) do
     local v = changes[name]
-    if v then call('HSET', h, 's_' .. name, n2s(v))
-    elseif v == false then call('HDEL', h, 's_' .. name) end
+    if v then hset(q, 's_' .. name, n2s(v))
+    elseif v == false then hdel(q, 's_' .. name) end
   end
   wake(q)
   return {'ok', settings_of(q)}
