@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
+from broker.bench import resp
+
 HOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
@@ -70,7 +72,9 @@ class BrokerProcess(Measured):
     notes: list[str] = field(default_factory=list)
 
     def store_cpu_s(self) -> float | None:
-        return self.cpu_s() if self.name == "redis" else None  # Redis is its own store
+        if self.name != "redis":
+            return None
+        return resp.cpu_s(self.port)  # Redis is its own store: its own count, to the us
 
     def stop(self) -> None:
         """Stop the process we started (by its PID) and remove its data dir."""

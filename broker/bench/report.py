@@ -110,7 +110,6 @@ _MEDIAN_FIELDS = (
     "delivered_per_s",
     "acked_per_s",
     "server_cpu_us_per_msg",
-    "store_cpu_us_per_msg",
     "server_cpu_pct",
     "client_cpu_us_per_msg",
     "client_cpu_max_pct",
@@ -149,6 +148,8 @@ def summarize(results: list[Result]) -> list[Result]:
         }
         per_msg = [r.rss_bytes_per_msg for r in measured if r.rss_bytes_per_msg is not None]
         row.rss_bytes_per_msg = _median(per_msg) if per_msg else None
+        store = [r.store_cpu_us_per_msg for r in measured if r.store_cpu_us_per_msg is not None]
+        row.store_cpu_us_per_msg = _median(store) if store else None
         row.exactly_once = all(r.exactly_once for r in runs)
         for name in ("delivered_once", "duplicates", "missing", "acked"):
             setattr(row, name, sum(getattr(r, name) for r in runs))

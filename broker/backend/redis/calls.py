@@ -3,12 +3,12 @@
 Owns: the path from an op to Redis and back. Ops submitted during one loop
 iteration are grouped by hash tag; each tag's ops become one call of the
 library (one atomic function run for the whole group), and every call of the
-iteration bound for one Redis server goes out in one pipeline: one *lane* per
-server (a single Redis has one; a Redis Cluster one per master, as the
-client's slot map says), so a master that fails over holds up its own tags
-only. One pipeline per lane is in flight at a time: ops submitted meanwhile
-wait and go out together in the next one (group commit), so a node's ops on a
-tag reach Redis in the order they were submitted. A call that gets
+iteration bound for one Redis server goes out in one batch: one *lane* per
+server (a single Redis has one; a Redis Cluster one per master, as the slot
+map says), so a master that fails over holds up its own tags only. A lane
+writes each batch on its link (``link.py``) at once, whether or not the ones
+before it were answered: one connection runs them in order, so a node's ops
+on a tag reach Redis in the order they were submitted. A call that gets
 no answer within ``timeout_s`` fails its ops with ``unavailable`` (they may or
 may not have been applied). If Redis lost the library (a restart without
 persistence, ``FUNCTION FLUSH``), it is loaded again and the calls resent (a
@@ -37,6 +37,7 @@ from redis.exceptions import (
 )
 
 from broker.backend.redis import wire
+from broker.backend.redis.link import Link
 from broker.backend.redis.shards import Shards
 from broker.errors import MemoryLimit, Unavailable, WonderQError
 
@@ -70,18 +71,19 @@ class Reply:
 
 
 class Lane:
-    """The ops bound for one Redis server, and its one pipeline in flight."""
+    """The ops bound for one Redis server, and its batches in flight on its link."""
 
-    __slots__ = ("inflight", "name", "node_ops", "pending")
+    __slots__ = ("name", "node_ops", "opening", "pending", "tasks")
 
     def __init__(self, name: str) -> None:
-        self.name = name  # host:port of the server (as the cluster client names it)
+        self.name = name  # host:port of the server
         self.pending: dict[str, list[Op]] = {}  # tag -> its ops, in submission order
         self.node_ops: list[Op] = []  # ops of the node registry, one call each
-        self.inflight: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()  # batches awaiting their replies
+        self.opening: asyncio.Task[None] | None = None  # its link being opened
 
     def idle(self) -> bool:
-        return not self.pending and not self.node_ops and self.inflight is None
+        return not (self.pending or self.node_ops or self.tasks or self.opening)
 
 
 class Fenced(Unavailable):
@@ -148,7 +150,7 @@ class Calls:
         self._schedule(lane)
 
     def _schedule(self, lane: Lane) -> None:
-        if not self._scheduled and lane.inflight is None:
+        if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -158,7 +160,11 @@ class Calls:
     async def wait_idle(self) -> None:
         """Until every op submitted so far has its result."""
         while not self.idle():
-            busy = {lane.inflight for lane in self._lanes.values() if lane.inflight is not None}
+            busy: set[asyncio.Task[None]] = set()
+            for lane in self._lanes.values():
+                busy |= lane.tasks
+                if lane.opening is not None:
+                    busy.add(lane.opening)
             if busy:
                 await asyncio.wait(busy)
             await asyncio.sleep(0)  # the tasks' callbacks run, or the flush is scheduled
@@ -169,25 +175,63 @@ class Calls:
             self._start(lane)
 
     def _start(self, lane: Lane) -> None:
-        if (not lane.pending and not lane.node_ops) or lane.inflight is not None:
+        """Write the lane's pending ops on its link now (one batch; the ones before it
+        may still be in flight), or open the link first."""
+        if (not lane.pending and not lane.node_ops) or lane.opening is not None:
+            return
+        link = self.shards.link(lane.name)
+        if link is None:
+            lane.opening = asyncio.get_running_loop().create_task(self._open(lane))
             return
         batch, lane.pending = lane.pending, {}
         node_ops, lane.node_ops = lane.node_ops, []
-        task = asyncio.get_running_loop().create_task(self._send(lane, batch, node_ops))
-        lane.inflight = task
-        task.add_done_callback(lambda done: self._sent(lane, done))
+        tags = list(batch)
+        sent = link.send(self._commands(tags, batch, node_ops))
+        task = asyncio.get_running_loop().create_task(
+            self._receive(link, tags, batch, node_ops, sent)
+        )
+        lane.tasks.add(task)
+        task.add_done_callback(lambda done: self._received(lane, done))
 
-    def _sent(self, lane: Lane, task: asyncio.Task[None]) -> None:
-        lane.inflight = None
+    def _received(self, lane: Lane, task: asyncio.Task[None]) -> None:
+        lane.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("redis call failed", exc_info=task.exception())
+
+    async def _open(self, lane: Lane) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.shards.open_link(lane.name)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.shards.stale()
+            error = Unavailable(f"redis unreachable: {_why(exc)}; the request was not applied")
+            ops = [op for ops in lane.pending.values() for op in ops] + lane.node_ops
+            lane.pending, lane.node_ops = {}, []
+            _fail(ops, error)
+        finally:
+            lane.opening = None
         self._start(lane)
 
-    async def _send(self, lane: Lane, batch: dict[str, list[Op]], node_ops: list[Op]) -> None:
-        tags = list(batch)
-        where = lane.name
+    async def _roundtrip(self, link: Link, sent: asyncio.Future[list[Any]]) -> list[Any]:
+        """The replies of a batch sent on ``link``; past the timeout the link is closed
+        (what is in flight on it fails too: a stalled link must not pile up calls)."""
         try:
-            raw = await self._pipeline(where, tags, batch, node_ops)
+            async with asyncio.timeout(self.timeout_s):
+                return await sent
+        except TimeoutError:
+            link.close()
+            raise
+
+    async def _receive(
+        self,
+        link: Link,
+        tags: list[str],
+        batch: dict[str, list[Op]],
+        node_ops: list[Op],
+        sent: asyncio.Future[list[Any]],
+    ) -> None:
+        try:
+            raw = await self._roundtrip(link, sent)
             if any(_no_function(r) for r in raw):  # a shard lost the library: load it again,
                 async with asyncio.timeout(self.timeout_s):  # resend what failed
                     await self._reload()
@@ -195,10 +239,11 @@ class Calls:
                 redo_node = [
                     op for op, r in zip(node_ops, raw[len(tags) :], strict=True) if _no_function(r)
                 ]
-                again = iter(await self._pipeline(where, redo_tags, batch, redo_node))
+                resent = link.send(self._commands(redo_tags, batch, redo_node))
+                again = iter(await self._roundtrip(link, resent))
                 raw = [next(again) if _no_function(r) else r for r in raw]
             if any(_out_of_memory(r) for r in raw[: len(tags)]):
-                raw = await self._without_puts(where, tags, batch, raw)
+                raw = await self._without_puts(link, tags, batch, raw)
         except (RedisError, OSError, TimeoutError) as exc:
             self.shards.stale()
             error = Unavailable(
@@ -234,7 +279,7 @@ class Calls:
         return True
 
     async def _without_puts(
-        self, where: str, tags: list[str], batch: dict[str, list[Op]], raw: list[Any]
+        self, link: Link, tags: list[str], batch: dict[str, list[Op]], raw: list[Any]
     ) -> list[Any]:
         """Redis at its maxmemory refused calls that store bodies: their PUTs get
         ``memory_limit``, their other ops go again (a refused call applied nothing)."""
@@ -247,33 +292,36 @@ class Calls:
                     redo.append(tag)
         if not redo:
             return raw
-        again = dict(zip(redo, await self._pipeline(where, redo, batch, []), strict=True))
+        resent = link.send(self._commands(redo, batch, []))
+        again = dict(zip(redo, await self._roundtrip(link, resent), strict=True))
         return [again.get(tag, r) for tag, r in zip(tags, raw, strict=False)] + raw[len(tags) :]
 
-    async def _pipeline(
-        self, where: str, tags: list[str], batch: dict[str, list[Op]], node_ops: list[Op]
-    ) -> list[Any]:
+    def _commands(
+        self, tags: list[str], batch: dict[str, list[Op]], node_ops: list[Op]
+    ) -> list[list[Any]]:
+        """One library call per tag (its ops' bodies after the head), one per registry op."""
         head = self._head()
         test_now = head[1]
-        pipe = self.shards.client(where).pipeline(transaction=False)
+        out: list[list[Any]] = []
         for tag in tags:
-            ops = batch[tag]
             args: list[Any] = []
             bodies: list[bytes] = []
-            for op in ops:
+            for op in batch[tag]:
                 if op.bodies:
                     op.args[op.body_at] = len(bodies) + 2  # ARGV[1] is the head
                     bodies.extend(op.bodies)
                 args.append(op.args)
             function = self._function if bodies else self._function_oom
-            pipe.fcall(function, 1, wire.tag_key(tag), wire.encode([*head, args]), *bodies)
+            out.append(
+                ["FCALL", function, 1, wire.tag_key(tag), wire.encode([*head, args]), *bodies]
+            )
         for op in node_ops:
-            pipe.fcall(self.node_function, 1, wire.NODES_KEY, wire.encode([*op.args, test_now]))
-        self.calls += len(tags) + len(node_ops)
+            out.append(
+                ["FCALL", self.node_function, 1, wire.NODES_KEY, wire.encode([*op.args, test_now])]
+            )
+        self.calls += len(out)
         self.pipelines += 1
-        async with asyncio.timeout(self.timeout_s):
-            result: list[Any] = await pipe.execute(raise_on_error=False)
-        return result
+        return out
 
     def _settle(self, tag: str, ops: list[Op], result: Any) -> None:
         if isinstance(result, BaseException):

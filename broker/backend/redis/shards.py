@@ -1,6 +1,7 @@
 """Which Redis server holds a key: one Redis, or the masters of a Redis Cluster.
 
-Owns: a plain redis-py asyncio client per server (``host:port``), and for a
+Owns: a plain redis-py asyncio client and a pipelined link per server
+(``host:port``; the link carries the library's calls), and for a
 Redis Cluster the slot map (``CLUSTER SLOTS``, asked of any server that
 answers: the URL's, then every one seen since), read at start and again, in
 the background and at most every ``REFRESH_S``, whenever a call met a server
@@ -23,6 +24,7 @@ from typing import Any, Final
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
+from broker.backend.redis.link import Link
 from broker.backend.redis.target import Target, plain_client
 
 log = logging.getLogger("wonderq.redis")
@@ -41,6 +43,7 @@ class Shards:
         self.timeout_s = timeout_s
         self.cluster = target.cluster
         self._clients: dict[str, Any] = {}
+        self._links: dict[str, Link] = {}
         self._known = [address(h, p) for h, p in target.hosts]  # servers to ask the map
         self._slots: list[str | None] = [None] * SLOTS
         self._masters: list[str] = [] if self.cluster else self._known[:1]
@@ -65,6 +68,21 @@ class Shards:
                 host, int(port), self.target, self.timeout_s
             )
         return found
+
+    def link(self, where: str) -> Link | None:
+        """The pipelined link to the server at ``where``, if one is open and usable."""
+        found = self._links.get(where)
+        return found if found is not None and found.usable else None
+
+    async def open_link(self, where: str) -> Link:
+        """Open a link to ``where`` (the caller bounds the time)."""
+        host, _, port = where.rpartition(":")
+        link = await Link.open(host, int(port), self.target)
+        old = self._links.get(where)
+        if old is not None:
+            old.close()
+        self._links[where] = link
+        return link
 
     def masters(self) -> list[str]:
         """Every server that holds queues (a cluster's masters, as the map says)."""
@@ -143,6 +161,9 @@ class Shards:
         for c in self._clients.values():
             await c.aclose()
         self._clients.clear()
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
 
 
 def _text(value: Any) -> str:
