@@ -393,9 +393,13 @@ class RedisBackend:
         for queue, at_ms in reply.wakes:
             self.waits.tick_at(reply.tag, queue, at_ms)
         if reply.deliveries:
-            self.waits.take_deliveries(reply.tag, reply.deliveries, reply.bodies)
+            self.waits.take_deliveries(reply.tag, reply.deliveries, reply.bodies, reply.now_ms)
         if reply.events:
             _log_events({(q, name): n for q, name, n in reply.events})
+
+    def redis_now_ms(self) -> float:
+        """Redis's time now, as this node estimates it from its last reply."""
+        return self.now() * 1000 + self.redis_offset_ms
 
     def fire_due(self) -> None:
         """Run the node's due deadlines now (with a test clock, after moving it)."""

@@ -1,7 +1,7 @@
 """The op handlers of the Redis backend: a request in, library ops out, a reply back.
 
 Owns: the dict from request type to handler (queue management in ``manage.py``,
-STATS and QUEUES in ``stats.py``), the plumbing they share (an op whose reply
+STATS and QUEUES in ``stats.py``, the HTTP API's receipts in ``receipts.py``), the plumbing they share (an op whose reply
 fills its slot when Redis answers; a reply that needs several ops), and the
 message requests themselves: checking what the library cannot (limits of this
 node's config, id formats), building their ops, and turning the library's
@@ -22,6 +22,7 @@ import msgspec
 from broker.backend.redis import wire
 from broker.backend.redis.calls import Op
 from broker.backend.redis.manage import Manage
+from broker.backend.redis.receipts import Receipts
 from broker.backend.redis.stats import Stats
 from broker.errors import BadRequest, TooLarge, UnknownOp, WonderQError
 from broker.protocol import replies as rp
@@ -42,6 +43,7 @@ class Handlers:
         self.PENDING = PENDING
         stats = Stats(self)
         manage = Manage(self)
+        receipts = Receipts(self)
         self._table: dict[type, Callable[[Owner, Any, Slot], Any]] = {
             rq.Put: self.put,
             rq.Get: self.get,
@@ -59,6 +61,11 @@ class Handlers:
             rq.Pause: manage.pause,
             rq.Resume: manage.resume,
             rq.Configure: manage.configure,
+            rq.Receive: receipts.receive,
+            rq.AckReceipts: receipts.ack,
+            rq.NackReceipts: receipts.nack,
+            rq.TouchReceipts: receipts.touch,
+            rq.ReleaseReceipts: receipts.release,
             rq.Ping: self.ping,
             rq.Quit: self.ping,
             rq.Help: self.help,

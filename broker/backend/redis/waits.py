@@ -37,7 +37,7 @@ class Waits:
         self.get_wait = Histogram(WAIT_BOUNDS_S)  # how long GETs waited (the metrics read it)
         self._wid_n = count(1)
 
-    def new(self, owner: Owner, request: rq.Get, tag: str) -> Wait:
+    def new(self, owner: Owner, request: rq.Get | rq.Receive, tag: str) -> Wait:
         now = self.b.now()
         wid = f"{self.b.node.inc}.{next(self._wid_n)}"
         wait = Wait(wid, owner, request, tag, now, now + request.wait)
@@ -51,28 +51,42 @@ class Waits:
         self.by_wid.pop(wait.wid, None)
         wait.owner.waits.pop(wait.wid, None)
 
-    def answer(self, wait: Wait, msgs: list[rp.Delivered]) -> None:
+    def answer(self, wait: Wait, items: list[Any], bodies: list[bytes], now_ms: float) -> None:
+        """Reply to a wait with the library's views of its messages (none: empty)."""
         self.forget(wait)
         owner = wait.owner
-        for m in msgs:
-            owner.leased.add(m.id)
         self.get_wait.observe(max(0.0, self.b.now() - wait.since))
-        reply = rp.GetReply(messages=msgs) if msgs else rp.EMPTY_GET
+        reply: rp.Reply
+        if wait.receipts:  # leased to receipts, not to the connection
+            received = [wire.received(wait.tag, m, bodies, now_ms) for m in items]
+            reply = rp.ReceiveReply(messages=received)
+        else:
+            msgs = [wire.delivered(wait.tag, m, bodies) for m in items]
+            owner.leased.update(m.id for m in msgs)
+            reply = rp.GetReply(messages=msgs) if msgs else rp.EMPTY_GET
         if owner.sink is not None:
             owner.sink.deliver(wait.request, reply)
 
-    def take_deliveries(self, tag: str, deliveries: list[Any], bodies: list[bytes]) -> None:
-        for wid, msgs in deliveries:
+    def take_deliveries(
+        self, tag: str, deliveries: list[Any], bodies: list[bytes], now_ms: float
+    ) -> None:
+        for wid, items in deliveries:
             wait = self.by_wid.pop(wid, None)
-            if wait is None:  # its connection closed: the close op releases the leases
+            if wait is not None:
+                self.answer(wait, items, bodies, now_ms)
                 continue
-            self.answer(wait, [wire.delivered(tag, m, bodies) for m in msgs])
+            # its connection closed: the close op releases the leases it owns; receipts
+            # it never handed out are given back here, their attempts not counted
+            for m in items:
+                if m[6]:
+                    owner = wire.receipt_owner(int(m[6], 16))
+                    self.b.calls.submit(tag, Op(["unlease", owner, m[0]], [], ignore))
 
     def end(self, wait: Wait) -> None:
         """End a waiting GET now, empty (a stop); Redis forgets it with an unwait op."""
         if not wait.waiting:
             return
-        self.answer(wait, [])
+        self.answer(wait, [], [], 0.0)
         # if it was served meanwhile, its connection's close releases those leases
         self.b.calls.submit(wait.tag, Op(["unwait", wait.queue, wait.wid], [], ignore))
 
@@ -86,10 +100,10 @@ class Waits:
         """End a waiting GET in Redis; True if it was still waiting (answered empty now)."""
         res, _ = await self.b.acall(wait.tag, ["unwait", wait.queue, wait.wid])
         if res[0] == "gone":
-            self.answer(wait, [])
+            self.answer(wait, [], [], 0.0)
             return True
         if res[0] == "dlv" and wait.waiting:  # served meanwhile: those messages are its reply
-            self.answer(wait, [wire.delivered(wait.tag, m, []) for m in res[1]])
+            self.answer(wait, res[1], [], self.b.redis_now_ms())
         return False
 
     def _expire(self, wait: Wait) -> None:
@@ -113,7 +127,7 @@ class Waits:
 
         def done(result: Any, bodies: list[bytes], error: WonderQError | None) -> None:
             if error is None:
-                self.take_deliveries(tag, result[1], [])
+                self.take_deliveries(tag, result[1], [], self.b.redis_now_ms())
 
         self.b.calls.submit(tag, Op(["collect"], [], done))
 

@@ -21,10 +21,11 @@ local DEAD = '.dead'
 
 -- record fields (one msgpack array per message in the hash <T>:m): F_SZ the body's
 -- size, F_BODY the body when it is short (else it is in the hash <T>:b), F_IN and
--- F_AGED where a READY message is (store.lua)
+-- F_AGED where a READY message is (store.lua), F_PEER the HTTP client a message
+-- received over the HTTP API was leased to
 local F_Q, F_ST, F_ATT, F_MAXATT, F_PRIO, F_PUT, F_DUE, F_OWN, F_KEY, F_ORD, F_HDR =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
-local F_SZ, F_BODY, F_IN, F_AGED = 12, 13, 14, 15
+local F_SZ, F_BODY, F_IN, F_AGED, F_PEER = 12, 13, 14, 15, 16
 local BODY_INLINE_MAX = 1024 -- longer bodies live in <T>:b (a lease rewrites the record)
 
 local C = nil -- the call's context (reset by begin())
@@ -70,6 +71,10 @@ local function begin(keys, args, head)
 end
 
 local function owner_inc(owner) return owner:match('^([^/]+)') end
+
+-- a receipt's owner ('~' and a nonce: the lease of one delivery over HTTP) belongs to
+-- no connection and no node: no owner sets, never released by a close or a reaping
+local function is_receipt(owner) return owner:byte(1) == 126 end
 
 -- the key of the set of an incarnation's owners that hold leases (made once a call)
 local function owners_key(owner)

@@ -80,13 +80,15 @@ local function allowance(q, max)
 end
 
 -- lease up to n deliverable messages of q to owner (n and the rate limit's tokens tk
--- from allowance); a list of delivered views
-local function lease_some(q, owner, n, tk, lease_ms, budget)
+-- from allowance), or, with peer (an HTTP client), each to a receipt of its own; a
+-- list of delivered views {id, queue, attempts, key, headers, body, receipt nonce, due}
+local function lease_some(q, owner, n, tk, lease_ms, budget, peer)
   local out = {}
   local seqs = take_deliverable(q, n)
   load_all(seqs)
   local due = C.now + lease_ms
-  local owned, lk = owned_key(owner), qk(q, ':l')
+  local lk = qk(q, ':l')
+  local owned = not peer and owned_key(owner)
   for _, seq in ipairs(seqs) do
     local r = C.rec[seq]
     r[F_IN] = false
@@ -95,31 +97,39 @@ local function lease_some(q, owner, n, tk, lease_ms, budget)
       save(seq, r)
     else
       aged_drop(q, seq, r)
+      local nonce = false
       r[F_ST] = 'l'
-      r[F_OWN] = owner
+      if peer then
+        nonce = fmt('%x', next_order(1))
+        r[F_OWN] = '~' .. nonce
+        r[F_PEER] = peer
+      else
+        r[F_OWN] = owner
+        sadd(owned, seq)
+      end
       r[F_ATT] = r[F_ATT] + 1
       r[F_DUE] = due
       save(seq, r)
       zadd(lk, due, seq)
-      sadd(owned, seq)
       budget = budget - body_size(seq, r)
-      out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false, r[F_BODY] or false}
+      out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false,
+        r[F_BODY] or false, nonce, due}
     end
   end
   if #out > 0 then
     bump(q, 'nr', -#out)
     bump(q, 'nl', #out)
-    sadd(owners_key(owner), owner)
+    if not peer then sadd(owners_key(owner), owner) end
     if tk then take_tokens(q, tk, #out) end
   end
   return out
 end
 
 -- lease up to max deliverable messages of q to owner; a list of delivered views
-local function lease_from(q, owner, max, lease_ms, budget)
+local function lease_from(q, owner, max, lease_ms, budget, peer)
   local n, tk = allowance(q, max)
   if n <= 0 then return {} end
-  return lease_some(q, owner, n, tk, lease_ms, budget)
+  return lease_some(q, owner, n, tk, lease_ms, budget, peer)
 end
 
 local enqueue_moved
@@ -150,7 +160,7 @@ local function release(q, seq, r, reason, delay_ms)
   bump(q, reason, 1)
   bump(q, 'nl', -1)
   zrem(qk(q, ':l'), seq)
-  srem(owned_key(r[F_OWN]), seq)
+  if not is_receipt(r[F_OWN]) then srem(owned_key(r[F_OWN]), seq) end
   r[F_OWN] = false
   if r[F_ATT] >= r[F_MAXATT] and not is_dead(q) then
     dead_letter(q, seq, r)
@@ -189,10 +199,10 @@ local function drop_waiter(q, wid, w)
   if call('HINCRBY', qk(q, ':wn'), w[5], -1) <= 0 then call('HDEL', qk(q, ':wn'), w[5]) end
 end
 
-local function add_waiter(q, wid, owner, max, lease_ms, budget)
+local function add_waiter(q, wid, owner, max, lease_ms, budget, peer)
   local inc = owner_inc(owner)
   call('RPUSH', qk(q, ':w'), wid)
-  call('HSET', C.T .. ':w', wid, pack({q, owner, max, lease_ms, inc, budget}))
+  call('HSET', C.T .. ':w', wid, pack({q, owner, max, lease_ms, inc, budget, peer or false}))
   call('HSET', C.T .. ':wi:' .. inc, wid, q)
   call('HINCRBY', qk(q, ':wn'), inc, 1)
   bump(q, 'nw', 1)
@@ -208,7 +218,7 @@ local function dispatch(q)
     if raw then
       local w = unpack(raw)
       drop_waiter(q, wid, w)
-      deliver(w[5], wid, lease_from(q, w[2], w[3], w[4], w[6]))
+      deliver(w[5], wid, lease_from(q, w[2], w[3], w[4], w[6], w[7]))
     end
   end
 end

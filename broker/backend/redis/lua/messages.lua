@@ -78,7 +78,7 @@ ops.put = function(o)
       local body = C.args[bi + i - 1]
       local inline = #body <= BODY_INLINE_MAX
       local r = {q, 'r', 0, it[4] or matt, it[3], C.now, 0, false, it[1] or false, order,
-        it[6] or false, #body, inline and body, false, false}
+        it[6] or false, #body, inline and body, false, false, false}
       order = order + 1
       if not inline then body_add(seq, body) end
       total = total + #body
@@ -118,24 +118,29 @@ ops.put = function(o)
   return {'ok', ids, dups}
 end
 
--- {'get', q, owner, max, lease_ms|false, waiter id|false, budget}
+-- {'get', q, owner, max, lease_ms|false, waiter id|false, budget, peer|false}: with a
+-- peer (RECEIVE over HTTP), each message is leased to a receipt of its own
 ops.get = function(o)
-  local q, owner, max = o[2], o[3], o[4]
+  local q, owner, max, peer = o[2], o[3], o[4], o[8]
   settle(q)
   local lease_ms = o[5] or default_lease(q)
   local n, tk = allowance(q, max)
-  if n > 0 then return {'ok', msgs_out(lease_some(q, owner, n, tk, lease_ms, o[7]))} end
-  if not o[6] then return {'ok', {}} end
-  add_waiter(q, o[6], owner, max, lease_ms, o[7])
+  if n > 0 then
+    return {'ok', msgs_out(lease_some(q, owner, n, tk, lease_ms, o[7], peer)), C.now}
+  end
+  if not o[6] then return {'ok', {}, C.now} end
+  add_waiter(q, o[6], owner, max, lease_ms, o[7], peer)
   return {'wait'}
 end
 
--- {'ack', owner, ids}: a status per id (see lease_status)
+-- {'ack', owner, ids, owners|nil}: a status per id (see lease_status); with owners,
+-- id i is acked by owners[i] (receipts)
 ops.ack = function(o)
-  local owner, out = o[2], {}
+  local out, owners = {}, o[4]
   local hist = C.d[4]
   load_all(o[3])
   for i, seq in ipairs(o[3]) do
+    local owner = owners and owners[i] or o[2]
     local r = current(seq)
     local status = lease_status(seq, r, owner)
     out[i] = status
@@ -144,7 +149,7 @@ ops.ack = function(o)
       local sz = body_size(seq, r)
       forget(seq, r)
       zrem(qk(q, ':l'), seq)
-      srem(owned_key(owner), seq)
+      if not owners then srem(owned_key(owner), seq) end
       bump(q, 'nl', -1)
       bump(q, 'by', -sz)
       bump(q, 'acked', 1)
@@ -162,6 +167,18 @@ ops.nack = function(o)
   local status = lease_status(seq, r, o[2])
   if status ~= 0 then return {'e', 'lease', status} end
   return {'ok', release(r[F_Q], seq, r, 'nacked', o[4])}
+end
+
+-- {'unlease', owner, id}: a delivery that never reached its HTTP client: the message
+-- is ready again, its attempt not counted
+ops.unlease = function(o)
+  local seq = o[3]
+  local r = current(seq)
+  local status = lease_status(seq, r, o[2])
+  if status ~= 0 then return {'e', 'lease', status} end
+  r[F_ATT] = r[F_ATT] - 1
+  release(r[F_Q], seq, r, 'released_on_disconnect', 0)
+  return {'ok'}
 end
 
 -- {'touch', owner, id, lease_ms}
@@ -182,7 +199,10 @@ local function view(seq, r, with_holder)
   local left = false
   if r[F_ST] ~= 'r' then left = math.max(0, r[F_DUE] - C.now) end
   local holder = false
-  if with_holder and r[F_ST] == 'l' then holder = r[F_OWN] end
+  if with_holder and r[F_ST] == 'l' then
+    holder = r[F_OWN]
+    if is_receipt(holder) then holder = r[F_PEER] or false end
+  end
   return {seq, r[F_Q], state, r[F_ATT], r[F_MAXATT], r[F_PRIO], C.now - r[F_PUT],
     body_ref(seq, r[F_BODY] or false), r[F_KEY] or false, r[F_HDR] or false, left, holder}
 end
