@@ -141,13 +141,12 @@ class Spy:
         if isinstance(result, list):
             self._seen(requests, result)
         else:  # a backend that answers later (Redis): when it does
-            result.add_done_callback(
-                lambda done: (
-                    done.cancelled()
-                    or done.exception() is not None
-                    or self._seen(requests, done.result())
-                )
-            )
+
+            def answered(done: Any) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._seen(requests, done.result())
+
+            result.add_done_callback(answered)
         return result
 
     def _seen(self, requests: Sequence[Any], replies: Sequence[Any]) -> None:
