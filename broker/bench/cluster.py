@@ -6,7 +6,8 @@ be free; ``cluster-require-full-coverage no`` as the README asks: the other
 masters keep serving while one fails over), joining them with ``redis-cli --cluster create ... --cluster-replicas
 1 --cluster-yes``, waiting (bounded) until every server says
 ``cluster_state:ok`` and every replica synced (``repl-diskless-sync-delay 0``:
-Redis would wait 5 s first, and a replica that never synced cannot take over), telling masters from replicas and which master serves a
+Redis would wait 5 s first, and a replica that never synced cannot take over),
+moving a slot to another master (a reshard, for tests of MOVED), telling masters from replicas and which master serves a
 key, killing one server (SIGKILL, for failover tests), and stopping them all by
 the PIDs it started. The bench runs its cluster rows on it; the tests' session
 fixture is one too.
@@ -210,6 +211,25 @@ class LocalCluster:
                 continue
             return port
         raise ClusterError(f"no live master serves {key!r}")
+
+    def move_slot(self, key: str, to_port: int) -> None:
+        """Move ``key``'s slot, and every key in it, to the master on ``to_port``, as
+        ``redis-cli --cluster reshard`` does (IMPORTING, MIGRATING, MIGRATE, NODE)."""
+        src = self.master_of(key)
+        if src == to_port:
+            return
+        slot = str(resp.command(src, "CLUSTER", "KEYSLOT", key))
+        src_id = str(resp.command(src, "CLUSTER", "MYID"))
+        dst_id = str(resp.command(to_port, "CLUSTER", "MYID"))
+        resp.command(to_port, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        resp.command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        for _ in range(10_000):  # bounded: 100 keys a round
+            keys = resp.command(src, "CLUSTER", "GETKEYSINSLOT", slot, "100")
+            if not keys:
+                break
+            resp.command(src, "MIGRATE", resp.HOST, str(to_port), "", "0", "5000", "KEYS", *keys)
+        for port in self.masters():
+            resp.command(port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     def kill(self, port: int) -> None:
         """SIGKILL the server on ``port`` (a failover test's fault)."""
