@@ -1,16 +1,17 @@
-"""A Redis Cluster on loopback: 3 masters and 3 replicas, started and stopped by PID.
+"""A Redis Cluster on loopback: 3 masters (and a replica each), started and stopped by PID.
 
-Owns: starting six ``redis-server --cluster-enabled yes`` on free ports (each
+Owns: starting ``redis-server --cluster-enabled yes`` on free ports (each
 cluster bus on another free port, ``--cluster-port``, so no port + 10000 must
 be free; ``cluster-require-full-coverage no`` as the README asks: the other
-masters keep serving while one fails over), joining them with ``redis-cli --cluster create ... --cluster-replicas
-1 --cluster-yes``, waiting (bounded) until every server says
-``cluster_state:ok`` and every replica synced (``repl-diskless-sync-delay 0``:
-Redis would wait 5 s first, and a replica that never synced cannot take over),
-moving a slot to another master (a reshard, for tests of MOVED), telling masters from replicas and which master serves a
+masters keep serving while one fails over), joining them with ``redis-cli
+--cluster create ... --cluster-replicas N --cluster-yes``, waiting (bounded)
+until every server says ``cluster_state:ok`` and every replica synced
+(``repl-diskless-sync-delay 0``: Redis would wait 5 s first, and a replica that
+never synced cannot take over), moving a slot to another master (a reshard,
+for tests of MOVED), telling masters from replicas and which master serves a
 key, killing one server (SIGKILL, for failover tests), and stopping them all by
-the PIDs it started. The bench runs its cluster rows on it; the tests' session
-fixture is one too.
+the PIDs it started. The tests' session fixture is one with replicas; the
+bench's cluster rows run on one without (as its single Redis has none).
 Must never: bind anything but 127.0.0.1, leave a server running after
 ``stop()``, or wait without a bound.
 """
@@ -63,6 +64,7 @@ class LocalCluster:
         self,
         workdir: Path | None = None,
         masters: int = 3,
+        replicas: int = 1,
         node_timeout_ms: int = NODE_TIMEOUT_MS,
         extra: tuple[str, ...] = (),
     ) -> None:
@@ -72,7 +74,9 @@ class LocalCluster:
         self.binary, self.cli = binary, cli
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="wonderq-cluster-"))
-        self.size = 2 * masters
+        self.n_masters = masters
+        self.replicas = replicas
+        self.size = masters * (1 + replicas)
         self.node_timeout_ms = node_timeout_ms
         self.extra = extra
         self.servers: list[Server] = []
@@ -98,7 +102,7 @@ class LocalCluster:
                     "create",
                     *hosts,
                     "--cluster-replicas",
-                    "1",
+                    str(self.replicas),
                     "--cluster-yes",
                 ],
                 check=True,
@@ -154,7 +158,7 @@ class LocalCluster:
             states = [self.state(s.port) for s in self.servers if s.alive]
             if (
                 all(st == "ok" for st in states)
-                and len(self.masters()) == self.size // 2
+                and len(self.masters()) == self.n_masters
                 and (not replicas or self._replicas_synced())
             ):
                 return
