@@ -2,9 +2,9 @@
 
 Owns: what the bench can run (``SERVERS``: each server's command line in memory
 and durable flavours, and the adapter that speaks to it: WonderQ, the floor,
-beanstalkd, Redis), waiting until it accepts connections, reading its CPU time
-and resident memory from ``/proc/PID``, and stopping it (SIGTERM, then SIGKILL)
-by the PID it started, never by name. Another flavour of server (WonderQ over
+beanstalkd, Redis, and WonderQ over its HTTP API), waiting until it accepts
+connections, reading its CPU time and resident memory from ``/proc/PID``, and
+stopping it (SIGTERM, then SIGKILL) by the PID it started, never by name. Another flavour of server (WonderQ over
 another backend, say) is one more entry in ``SERVERS``.
 Must never: bind anything but 127.0.0.1, or leave a process running on return.
 """
@@ -27,7 +27,7 @@ from typing import IO, Final
 HOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
-PEERS: Final = ("floor", "beanstalkd", "redis")
+PEERS: Final = ("floor", "beanstalkd", "redis", "http")
 BROKERS: Final = ("wonderq", *PEERS)
 FSYNC_MODES: Final = ("always", "everysec")
 
@@ -139,6 +139,13 @@ def _wonderq(binary: str, port: int, fsync: str | None, data_dir: Path | None) -
     return cmd
 
 
+def _wonderq_http(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
+    """WonderQ with its HTTP API on ``port`` (the load speaks HTTP; TCP on another port)."""
+    cmd = _wonderq(binary, free_port(), fsync, data_dir)
+    cmd[cmd.index("--no-http")] = "--http-port"
+    return [*cmd, str(port)]
+
+
 def _floor(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
     return [sys.executable, "-P", "-m", "broker.bench.floor", str(port)]
 
@@ -175,6 +182,7 @@ SERVERS: Final[dict[str, Server]] = {
     "floor": Server("wonderq", _floor, durable=False),
     "beanstalkd": Server("beanstalkd", _beanstalkd, binary="beanstalkd"),
     "redis": Server("redis", _redis, binary="redis-server"),
+    "http": Server("http", _wonderq_http),  # WonderQ again, over its HTTP API
 }
 
 

@@ -201,22 +201,26 @@ def _goal_text(goal: float, most: bool, times: bool) -> str:
     return f"{'<=' if most else '>='} " + (f"{goal:.1f}x" if times else f"{goal:g}")
 
 
-def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
-    """Each target of the performance issue this run measured: figure, goal, reached.
+Figure = Callable[[int], float | None]  # a trial's number -> its figure (None: not run)
 
-    Ratios are taken within each trial (side by side), then their median is judged.
-    """
-    out: list[dict[str, Any]] = []
-    several = len(_trials(results)) > 1
+
+class _Judge:
+    """Targets judged over a run's trials: each figure's median against its goal."""
+
+    def __init__(self, results: list[Result]) -> None:
+        self.results = results
+        self.several = len(_trials(results)) > 1
+        self.rows: list[dict[str, Any]] = []
 
     def add(
+        self,
         name: str,
-        figure: Callable[[int], float | None],
+        figure: Figure,
         goal: float,
         most: bool = False,  # the figure must be at most the goal (else at least)
         times: bool = True,  # the goal is a ratio ("1.0x")
     ) -> None:
-        measured = _over_trials(results, figure)
+        measured = _over_trials(self.results, figure)
         if measured is None:
             return
         median, trials = measured
@@ -226,29 +230,37 @@ def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
             "goal": _goal_text(goal, most, times),
             "reached": median <= goal if most else median >= goal,
         }
-        if several:
+        if self.several:
             row["trials"] = [round(v, 3) for v in trials]
-        out.append(row)
+        self.rows.append(row)
 
     def ratio(
-        mine: str, theirs: str, mode: str, background: str = "", pick: str = "acked_per_s"
-    ) -> Callable[[int], float | None]:
+        self, mine: str, theirs: str, mode: str, background: str = "", pick: str = "acked_per_s"
+    ) -> Figure:
         def per_trial(t: int) -> float | None:
-            a = _find(results, mine, mode, background, t)
-            b = _find(results, theirs, mode, "", t)
+            a = _find(self.results, mine, mode, background, t)
+            b = _find(self.results, theirs, mode, "", t)
             if a is None or b is None or not getattr(b, pick):
                 return None
             return float(getattr(a, pick) / getattr(b, pick))
 
         return per_trial
 
-    def mine(mode: str, pick: Callable[[Result], float | None]) -> Callable[[int], float | None]:
+    def mine(self, mode: str, pick: Callable[[Result], float | None]) -> Figure:
         def per_trial(t: int) -> float | None:
-            r = _find(results, "wonderq", mode, "", t)
+            r = _find(self.results, "wonderq", mode, "", t)
             return None if r is None else pick(r)
 
         return per_trial
 
+
+def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
+    """Each target of the performance issue this run measured: figure, goal, reached.
+
+    Ratios are taken within each trial (side by side), then their median is judged.
+    """
+    judge = _Judge(results)
+    add, ratio, mine = judge.add, judge.ratio, judge.mine
     if durable:
         prefix = f"durable {durable} "
         add(f"{prefix}rr: WonderQ / beanstalkd", ratio("wonderq", "beanstalkd", "rr"), 3.0)
@@ -272,7 +284,7 @@ def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
             seen.add((r.mode, r.background))
             flat = ratio("wonderq", "wonderq", r.mode, r.background)
             add(f"{r.mode} with {r.background}: / empty", flat, 0.8)
-    return out
+    return judge.rows
 
 
 def targets_table(rows: list[dict[str, Any]]) -> str:

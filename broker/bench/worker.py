@@ -23,6 +23,7 @@ import msgspec
 import uvloop
 
 from broker.bench.adapters import ADAPTERS, Adapter
+from broker.bench.http import Http
 from broker.bench.where import Where, connect
 from broker.bench.workloads import QUEUE, Consumer, Load, Plan, Producer, Share, Tally, producers_of
 
@@ -81,7 +82,7 @@ def _say(frame: Frame) -> None:
 
 
 async def _connect(adapter: str, where: Where, sink: Any, slot: int) -> Adapter:
-    cls = ADAPTERS[adapter]
+    cls = Http if adapter == Http.name else ADAPTERS[adapter]
     conn = await connect(where, lambda: cls(sink, QUEUE, slot))
     sink.conn = conn
     return conn

@@ -95,6 +95,14 @@ def add_parser(sub: Any) -> None:
         description="Benchmark WonderQ; with --compare, the same workload against the floor "
         "(a bare Python server: this stack's least cost per request), beanstalkd and Redis.",
     )
+    _workload_flags(p)
+    _peer_flags(p)
+    _run_flags(p)
+    p.set_defaults(run=run)
+
+
+def _workload_flags(p: Any) -> None:
+    """What one run does: its modes, sizes, connections and load."""
     p.add_argument(
         "--mode",
         type=_csv(MODES),
@@ -146,12 +154,22 @@ def add_parser(sub: Any) -> None:
         default=1_000_000,
         help="messages queued by fill mode (default 1000000)",
     )
+
+
+def _peer_flags(p: Any) -> None:
+    """What runs next to WonderQ, and how (durable, with a background state)."""
     p.add_argument(
         "--compare",
         type=_csv(procs.PEERS),
         default=[],
-        help="peers to run too: floor,beanstalkd,redis (a peer not installed is skipped "
-        "with a note)",
+        help="peers to run too: floor,beanstalkd,redis,http (http: WonderQ over its HTTP "
+        "API; a peer not installed is skipped with a note)",
+    )
+    p.add_argument(
+        "--http",
+        action="store_true",
+        help="also run WonderQ over its HTTP API (receive max K, batch ack by receipts, "
+        "keep-alive): shorthand for adding http to --compare",
     )
     p.add_argument(
         "--procs",
@@ -174,6 +192,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--flat", action="store_true", help=f"shorthand for --background {FLAT_DEFAULTS}"
     )
+
+
+def _run_flags(p: Any) -> None:
+    """Where the WonderQ under test runs, trials, limits and the output."""
     add_target_flags(p, what="a WonderQ already running, instead of starting one per run")
     p.add_argument(
         "--server-pid",
@@ -193,7 +215,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
-    p.set_defaults(run=run)
 
 
 def _plans(args: argparse.Namespace) -> list[Plan]:
@@ -267,7 +288,8 @@ async def _one(
 async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], list[str]]:
     notes: list[str] = []
     peers = []
-    for peer in args.compare:
+    wanted = [*args.compare, *(["http"] if args.http and "http" not in args.compare else [])]
+    for peer in wanted:
         if procs.installed(peer) is None:
             notes.append(f"{peer}: skipped, its server is not installed")
         elif args.durable and not procs.SERVERS[peer].durable:

@@ -123,6 +123,7 @@ def test_every_mode_runs_against_each_peer_and_accounts_for_every_message(peer: 
             "floor": [],
             "beanstalkd": ["rr: WonderQ / beanstalkd"],
             "redis": ["pipe: WonderQ / redis", "batch: WonderQ / redis"],
+            "http": [],
         }[peer],
     }
     assert wanted <= {t["target"] for t in doc["targets"]}
@@ -212,3 +213,12 @@ def test_a_run_past_its_deadline_fails_and_stops_its_load() -> None:
     for result in results:
         assert not result["exactly_once"]
         assert result["notes"] == ["failed: timed out after 0.5s"]
+
+
+def test_http_flag_runs_wonderq_over_its_http_api_next_to_tcp() -> None:
+    rc, doc, err = bench("-n", "256", "-K", "64", "--mode", "batch", "--http")
+    assert rc == 0, err
+    results = doc["results"]
+    assert [r["broker"] for r in results] == ["wonderq", "http"]
+    for result in results:
+        check_exactly_once(result)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ServerFactory
 from tests.support import BrokerProcess, LineClient
 
@@ -11,6 +13,9 @@ LIMIT = 1000
 BODY = "m" * 98  # 100 bytes of raw JSON with its quotes
 
 
+@pytest.mark.memory_only(
+    "serve refuses --max-memory with a Redis backend: Redis's maxmemory bounds it"
+)
 async def test_memory_limit_refuses_new_bodies_and_keeps_stored_ones(
     server_factory: ServerFactory,
 ) -> None:

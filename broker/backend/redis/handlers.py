@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from broker import __version__
+from broker.backend.names import page_of
 from broker.backend.redis import wire
 from broker.backend.redis.calls import Op
 from broker.backend.redis.timers import Wait
@@ -314,10 +315,14 @@ class Handlers:
             totals["leased"] += stats.leased
             totals["bytes"] += stats.bytes
             totals["dedup_evicted"] += res[1][10]
+        after: str | None = None
         if req.queue is not None:
             if req.queue not in queues:
                 raise wire.no_queue(req.queue)
             queues = {req.queue: queues[req.queue]}
+        else:  # the totals above count every queue; the reply lists one page
+            page, after = self._page(list(queues), req)
+            queues = {name: queues[name] for name in page}
         server: dict[str, Any] = {
             "version": __version__,
             "uptime": round(self.b.now() - self.b._started_at, 3),
@@ -328,7 +333,15 @@ class Handlers:
         reply = rp.StatsReply(server=server, queues=queues)
         if req.connections:
             reply.connections = await self._connections()
+        if after is not None:
+            reply.next = after
         return reply
+
+    @staticmethod
+    def _page(names: list[str], req: rq.Stats | rq.Queues) -> tuple[list[str], str | None]:
+        """A STATS or QUEUES page of the sorted ``names``, and the next page's cursor."""
+        limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
+        return page_of(names, req.prefix, req.cursor, limit)
 
     def _queue_stats(self, f: list[Any]) -> rp.QueueStats:
         ready, delayed, leased, dead, waiting, size, age, counters, paused, values, _ = f
@@ -422,7 +435,11 @@ class Handlers:
 
     def queues(self, owner: Owner, req: rq.Queues, slot: Slot) -> object:
         async def names() -> rp.Reply:
-            return rp.QueuesReply(queues=await self._queue_names())
+            page, after = self._page(await self._queue_names(), req)
+            reply = rp.QueuesReply(queues=page)
+            if after is not None:
+                reply.next = after
+            return reply
 
         return self._async(slot, names())
 
