@@ -21,7 +21,7 @@ import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import pytest
 from tests.cli.test_top import Terminal
 from tests.cli.test_top import run as run_quietly
 from tests.clients.test_client_readme import snippet
-from tests.support import LineClient, clean_env, require_tool, run
+from tests.support import LineClient, require_tool, run, started
 from tests.test_protocol_doc import PLACEHOLDER, ROOT, matches, substitute
 
 README = ROOT / "README.md"
@@ -120,27 +120,19 @@ async def make_serve(clone: Path) -> AsyncIterator[Broker]:
     assert argv[:2] == [".venv/bin/wonderq", "serve"], argv
     log = clone.parent / "broker.log"
     with log.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=clone, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=err, env=clean_env(),
-        )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(T):
-            printed = [(await proc.stdout.readline()).decode().rstrip("\n") for _ in range(4)]
-        listening, http, *hint = printed
-        assert listening.startswith("listening on 127.0.0.1:"), (printed, log.read_text())
-        assert http.startswith("http on 127.0.0.1:"), printed
-        port, http_port = (int(line.rsplit(":", 1)[1]) for line in (listening, http))
-        yield Broker(proc, port, http_port, hint)
-        proc.send_signal(signal.SIGINT)
-        async with asyncio.timeout(T):
-            assert await proc.wait() == 0, log.read_text()
-        assert "Traceback" not in log.read_text()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        async with started(*argv, cwd=clone, stderr=err) as proc:
+            assert proc.stdout is not None
+            async with asyncio.timeout(T):
+                printed = [(await proc.stdout.readline()).decode().rstrip("\n") for _ in range(4)]
+            listening, http, *hint = printed
+            assert listening.startswith("listening on 127.0.0.1:"), (printed, log.read_text())
+            assert http.startswith("http on 127.0.0.1:"), printed
+            port, http_port = (int(line.rsplit(":", 1)[1]) for line in (listening, http))
+            yield Broker(proc, port, http_port, hint)
+            proc.send_signal(signal.SIGINT)
+            async with asyncio.timeout(T):
+                assert await proc.wait() == 0, log.read_text()
+            assert "Traceback" not in log.read_text()
 
 
 async def bash(line: str, cwd: Path, broker: Broker, env: dict[str, str] | None = None) -> str:
@@ -197,23 +189,13 @@ def save(text: str, names: tuple[str, ...], where: Path, broker: Broker) -> None
         (where / name).write_text(broker.on_ports(code))
 
 
-@asynccontextmanager
-async def running(
+def running(
     line: str, cwd: Path, broker: Broker
-) -> AsyncIterator[asyncio.subprocess.Process]:
+) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
     """A long-running command line as pasted (``exec``: the process is the program, which
     gets the Ctrl-C); killed on the way out if it is still running."""
-    proc = await asyncio.create_subprocess_exec(
-        "bash", "-c", f"exec {broker.on_ports(line)}", cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=clean_env({"WONDERQ_PORT": str(broker.port)}),
-    )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    exec_line = f"exec {broker.on_ports(line)}"
+    return started("bash", "-c", exec_line, cwd=cwd, env={"WONDERQ_PORT": str(broker.port)})
 
 
 async def lines_until(proc: asyncio.subprocess.Process, count: int) -> list[str]:
