@@ -28,6 +28,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from broker.cli import SUBCOMMANDS, build_parser
+from tests.cli.test_registration import subparsers
 from tests.cli.test_top import Terminal
 from tests.cli.test_top import run as run_quietly
 from tests.clients.test_client_readme import snippet
@@ -378,6 +380,22 @@ async def test_step_7_node_producer_and_worker_saved_as_mjs_and_run(clone: Path)
             assert await ctrl_c(proc) == ""
         emails = await stats_of(broker, "emails")
         assert (emails["acked"], emails["ready"], emails["leased"]) == (1, 0, 0)
+
+
+# ---------------------------------------------------------------------- Commands
+
+
+def test_every_flag_the_commands_table_shows_is_its_command_s() -> None:
+    rows = re.findall(r"^\| (.*?) \| .* \|$", section("Commands"), re.M)
+    seen = set()
+    for cell in rows:
+        for name, usage in re.findall(r"`wonderq (\w+)([^`]*)`", cell):
+            parser = subparsers(build_parser(name)).choices[name]
+            known = {s for action in parser._actions for s in action.option_strings}
+            shown = set(re.findall(r"--[a-z-]+", usage))
+            assert shown <= known, (name, shown - known)
+            seen.add(name)
+    assert seen == set(SUBCOMMANDS)
 
 
 # ---------------------------------------------------------------------- Clients
