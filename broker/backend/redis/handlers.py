@@ -217,7 +217,7 @@ class Handlers:
                 by_tag.setdefault(parts[0], []).append((text, parts[1]))
         tags = list(by_tag)
         results = await asyncio.gather(
-            *(self.b.acall(t, ["ack", owner.token, [s for _, s in by_tag[t]]]) for t in tags)
+            *(self.b.call_future(t, ["ack", owner.token, [s for _, s in by_tag[t]]]) for t in tags)
         )
         statuses: dict[str, list[int]] = {}  # id -> its statuses, in the order it was given
         for tag, (res, _) in zip(tags, results, strict=True):
@@ -301,8 +301,10 @@ class Handlers:
         return self._async(slot, self._stats(req))
 
     async def _stats(self, req: rq.Stats) -> rp.Reply:
-        names = await self._queue_names()
-        results = await asyncio.gather(*(self.b.acall(wire.tag_of(q), ["stats", q]) for q in names))
+        names = await self._registered()  # a queue gone since: its stats call fails, skipped
+        results = await asyncio.gather(
+            *(self.b.call_future(wire.tag_of(q), ["stats", q]) for q in names)
+        )
         queues: dict[str, rp.QueueStats] = {}
         totals = {"queues": 0, "messages": 0, "leased": 0, "bytes": 0, "dedup_evicted": 0}
         for name, (res, _) in zip(names, results, strict=True):
@@ -410,7 +412,7 @@ class Handlers:
             for tag in o.tags:
                 by_tag.setdefault(tag, []).append(o.token)
         results = await asyncio.gather(
-            *(self.b.acall(t, ["counts", tokens]) for t, tokens in by_tag.items())
+            *(self.b.call_future(t, ["counts", tokens]) for t, tokens in by_tag.items())
         )
         for (_tag, tokens), (res, _) in zip(by_tag.items(), results, strict=True):
             for token, n in zip(tokens, res[1], strict=True):
@@ -425,11 +427,15 @@ class Handlers:
             for o in owners
         ]
 
-    async def _queue_names(self) -> list[str]:
+    async def _registered(self) -> list[str]:
+        """The queue names the registry holds, sorted (some may be gone since)."""
         res = await self.b.anode(["queues", []])
-        names: list[str] = sorted(res[1])
+        return sorted(res[1])
+
+    async def _queue_names(self) -> list[str]:
+        names = await self._registered()
         results = await asyncio.gather(
-            *(self.b.acall(wire.tag_of(q), ["exists", [q]]) for q in names)
+            *(self.b.call_future(wire.tag_of(q), ["exists", [q]]) for q in names)
         )
         return [q for q, (r, _) in zip(names, results, strict=True) if r[1][0]]
 
