@@ -23,6 +23,7 @@ from broker.config import Config
 from broker.http import HttpApi
 from broker.protocol.requests import Receive
 from broker.server import Server
+from tests.conftest import backend_for
 
 TIMEOUT_S = 10.0
 _specs: dict[bytes, OpenAPI] = {}
@@ -135,11 +136,21 @@ class Spy:
 
     def execute(self, owner: object, requests: Sequence[Any]) -> Any:
         result = self._backend.execute(owner, requests)
-        if isinstance(result, list) and any(
-            type(r) is Receive and reply is None for r, reply in zip(requests, result, strict=True)
+        if isinstance(result, list):
+            self._seen(requests, result)
+        else:  # a backend that answers later (Redis): the receive waits if its reply is None
+            result.add_done_callback(
+                lambda done: done.cancelled()
+                or done.exception() is not None
+                or self._seen(requests, done.result())
+            )
+        return result
+
+    def _seen(self, requests: Sequence[Any], replies: Sequence[Any]) -> None:
+        if any(
+            type(r) is Receive and reply is None for r, reply in zip(requests, replies, strict=True)
         ):
             self.waiting.set()
-        return result
 
     def close(self, owner: object) -> None:
         self._backend.close(owner)
@@ -165,7 +176,7 @@ async def running_broker(
 ) -> AsyncIterator[Broker]:
     """A TCP server and its HTTP API on free loopback ports, stopped gracefully after."""
     config = Config(**{"host": "127.0.0.1", "port": 0, "http_port": 0, **overrides})
-    server = Server(config, ssl=ssl_context)
+    server = Server(config, backend_for(config), ssl=ssl_context)
     spy = Spy(server.backend)
     api = HttpApi(config, spy, ssl=ssl_context)
     server.add_frontend(api)

@@ -29,6 +29,7 @@ from broker.backend.redis import library, wire
 from broker.backend.redis.calls import Calls, Op, Reply
 from broker.backend.redis.events import Listener
 from broker.backend.redis.node import Node, node_info
+from broker.backend.redis.receipts import ReceiveWait
 from broker.backend.redis.target import Target, client, plain_client
 from broker.backend.redis.timers import Timers, Wait
 from broker.config import Config
@@ -262,6 +263,9 @@ class RedisBackend:
         self._owners.pop(owner, None)
         by_tag: dict[str, list[str]] = {tag: [] for tag in owner.tags}
         for wait in owner.waits.values():
+            if isinstance(wait, ReceiveWait):  # what it got meanwhile goes to its sink
+                self.handlers.receipts.end(wait)
+                continue
             wait.waiting = False
             self.waits.pop(wait.wid, None)
             by_tag.setdefault(wait.tag, []).append(wait.wid)
@@ -409,17 +413,22 @@ class RedisBackend:
         self.waits.pop(wait.wid, None)
         owner = wait.owner
         owner.waits.pop(wait.wid, None)
-        for m in msgs:
-            owner.leased.add(m.id)
         self.get_wait.observe(max(0.0, self.now() - wait.since))
-        reply = rp.GetReply(messages=msgs) if msgs else rp.EMPTY_GET
+        reply: rp.Reply
+        if isinstance(wait, ReceiveWait):
+            reply = wait.reply(msgs)  # leased to receipts, not to the owner
+        else:
+            owner.leased.update(m.id for m in msgs)
+            reply = rp.GetReply(messages=msgs) if msgs else rp.EMPTY_GET
         if owner.sink is not None:
             owner.sink.deliver(wait.request, reply)
 
-    def new_wait(self, owner: Owner, request: rq.Get, tag: str) -> Wait:
+    def new_wait(
+        self, owner: Owner, request: rq.Get | rq.Receive, tag: str, kind: type[Wait] = Wait
+    ) -> Wait:
         now = self.now()
         wid = f"{self.node.inc}.{next(self._wid_n)}"
-        wait = Wait(wid, owner, request, tag, now, now + request.wait)
+        wait = kind(wid, owner, request, tag, now, now + request.wait)
         self.waits[wid] = wait
         owner.waits[wid] = wait
         return wait
@@ -506,6 +515,8 @@ class RedisBackend:
     def _cut_off(self, old_inc: str) -> None:
         """Close every client connection (their leases are reaped with the incarnation)."""
         for wait in list(self.waits.values()):
+            if isinstance(wait, ReceiveWait):  # an HTTP receive has no connection to close
+                self._answer(wait, [])
             wait.waiting = False
         self.waits.clear()
         self.known_tags.clear()

@@ -20,6 +20,7 @@ from broker import __version__
 from broker.backend.names import page_of
 from broker.backend.redis import wire
 from broker.backend.redis.calls import Op
+from broker.backend.redis.receipts import ReceiptHandlers
 from broker.backend.redis.timers import Wait
 from broker.errors import BadRequest, TooLarge, UnknownOp, WonderQError
 from broker.protocol import replies as rp
@@ -74,6 +75,8 @@ class Handlers:
             rq.Help: self.help,
             rq.Cancel: self.cancel,
         }
+        self.receipts = ReceiptHandlers(self)
+        self.receipts.register(self._table)
 
     def handle(self, owner: Owner, request: rq.AnyRequest, slot: Slot) -> Any:
         handler = self._table.get(type(request))

@@ -17,8 +17,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Final
 
-VERSION: Final = 1
-_PARTS: Final = ("core.lua", "lifecycle.lua", "ops.lua", "main.lua")
+VERSION: Final = 2
+_PARTS: Final = ("core.lua", "lifecycle.lua", "ops.lua", "receipts.lua", "main.lua")
 
 
 def prefix(test_clock: bool) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from broker.protocol.requests import Get
+from broker.protocol.requests import Get, Receive
 
 
 class Wait:
@@ -28,7 +28,7 @@ class Wait:
     __slots__ = ("due_at", "owner", "queue", "request", "since", "tag", "waiting", "wid")
 
     def __init__(
-        self, wid: str, owner: Any, request: Get, tag: str, since: float, due_at: float
+        self, wid: str, owner: Any, request: Get | Receive, tag: str, since: float, due_at: float
     ) -> None:
         self.wid = wid
         self.owner = owner

@@ -73,6 +73,10 @@ end
 
 local function owner_inc(owner) return owner:match('^([^/]+)') end
 
+-- an owner that is a receipt's (the HTTP API: '~<nonce>', see receipts.lua) belongs
+-- to no node: no reaping or close releases it, only its deadline, an ACK or a NACK
+local function is_receipt(owner) return owner:byte(1) == 126 end
+
 -- per-queue figures: deltas summed in the call, written once at its end ---
 
 local function touch(q)

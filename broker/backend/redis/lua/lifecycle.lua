@@ -118,7 +118,7 @@ local function lease_from(q, owner, max, lease_ms, budget)
   if #out > 0 then
     bump(q, 'nr', -#out)
     bump(q, 'nl', #out)
-    call('SADD', C.T .. ':os:' .. owner_inc(owner), owner)
+    if not is_receipt(owner) then call('SADD', C.T .. ':os:' .. owner_inc(owner), owner) end
     if tk then take_tokens(q, tk, #out) end
   end
   return out
@@ -194,7 +194,7 @@ local function drop_waiter(q, wid, w)
 end
 
 local function add_waiter(q, wid, owner, max, lease_ms, budget)
-  local inc = owner_inc(owner)
+  local inc = is_receipt(owner) and C.inc or owner_inc(owner)
   call('RPUSH', qk(q) .. ':w', wid)
   call('HSET', C.T .. ':w', wid, pack({q, owner, max, lease_ms, inc, budget}))
   call('HSET', C.T .. ':wi:' .. inc, wid, q)
