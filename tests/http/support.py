@@ -140,9 +140,11 @@ class Spy:
             self._seen(requests, result)
         else:  # a backend that answers later (Redis): the receive waits if its reply is None
             result.add_done_callback(
-                lambda done: done.cancelled()
-                or done.exception() is not None
-                or self._seen(requests, done.result())
+                lambda done: (
+                    done.cancelled()
+                    or done.exception() is not None
+                    or self._seen(requests, done.result())
+                )
             )
         return result
 

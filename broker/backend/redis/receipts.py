@@ -3,9 +3,9 @@
 Owns: the handlers of ``Receive``, ``AckReceipts``, ``NackReceipts``,
 ``TouchReceipts`` and ``ReleaseReceipts`` (registered into the op table of
 ``handlers.py``), and ``ReceiveWait``, a waiting receive of this node. Each
-receive leases its messages to an owner of its own, ``~<nonce>`` (a fresh
-random nonce, tied to no connection and no node, so only the lease's
-deadline, an ACK or a NACK ends it); each message's receipt is
+receive leases its messages to an owner of its own, ``~<nonce>/<peer>`` (a
+fresh random nonce, tied to no connection and no node, so only the lease's
+deadline, an ACK or a NACK ends it; the peer is for PEEK); each message's receipt is
 ``<id>.<nonce>`` (``broker/protocol/receipts.py``), from which any node
 rebuilds the owner, and whose id routes it to its shard as an ACK's does. Each
 receipt is handled on its own, as in memory (``broker/backend/receipts.py``):
@@ -43,8 +43,13 @@ _ACKED, _NOT_LEASED, _NOT_FOUND = 1, 2, 3
 
 
 def owner_of(nonce: int) -> str:
-    """The library's lease owner of a receive (``~`` is in no node id: no node holds it)."""
+    """How a receipt names its lease's owner (``~`` is in no node id: no node holds it)."""
     return f"~{nonce:x}"
+
+
+def holder_of(nonce: int, peer: str) -> str:
+    """The owner a receive leases to: ``owner_of`` and the client's address (PEEK's holder)."""
+    return f"{owner_of(nonce)}/{peer}"
 
 
 class ReceiveWait(Wait):
@@ -148,7 +153,7 @@ class ReceiptHandlers:
         args = [
             "receive",
             req.queue,
-            owner_of(nonce),
+            holder_of(nonce, owner.peer),
             req.max,
             lease,
             wid,

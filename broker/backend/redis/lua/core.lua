@@ -73,9 +73,14 @@ end
 
 local function owner_inc(owner) return owner:match('^([^/]+)') end
 
--- an owner that is a receipt's (the HTTP API: '~<nonce>', see receipts.lua) belongs
--- to no node: no reaping or close releases it, only its deadline, an ACK or a NACK
+-- an owner that is a receipt's (the HTTP API, see receipts.lua) belongs to no node:
+-- no reaping or close releases it, only its deadline, an ACK or a NACK. Its lease is
+-- held by '~<nonce>/<peer>' (PEEK shows the peer) and named by '~<nonce>' alone.
 local function is_receipt(owner) return owner:byte(1) == 126 end
+
+local function held_by(holder, owner)
+  return holder == owner or (is_receipt(owner) and holder:sub(1, #owner + 1) == owner .. '/')
+end
 
 -- per-queue figures: deltas summed in the call, written once at its end ---
 

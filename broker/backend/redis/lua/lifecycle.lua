@@ -93,7 +93,7 @@ local function lease_from(q, owner, max, lease_ms, budget)
   local rk, lk = qk(q) .. ':r', qk(q) .. ':l'
   local popped = call('ZPOPMIN', rk, n)
   local due = C.now + lease_ms
-  local owned = C.T .. ':o:' .. owner
+  local owned = (not is_receipt(owner)) and (C.T .. ':o:' .. owner) -- receipts: no set
   local i = 1
   while i < #popped do
     local mem = popped[i]
@@ -109,7 +109,7 @@ local function lease_from(q, owner, max, lease_ms, budget)
       save(seq, r)
       call('ZADD', lk, n2s(due), seq)
       call('ZREM', qk(q) .. ':a', seq)
-      call('SADD', owned, seq)
+      if owned then call('SADD', owned, seq) end
       budget = budget - body_size(seq)
       out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false, seq}
     end
@@ -118,7 +118,7 @@ local function lease_from(q, owner, max, lease_ms, budget)
   if #out > 0 then
     bump(q, 'nr', -#out)
     bump(q, 'nl', #out)
-    if not is_receipt(owner) then call('SADD', C.T .. ':os:' .. owner_inc(owner), owner) end
+    if owned then call('SADD', C.T .. ':os:' .. owner_inc(owner), owner) end
     if tk then take_tokens(q, tk, #out) end
   end
   return out

@@ -39,7 +39,7 @@ local function lease_status(seq, r, owner)
     if call('HEXISTS', C.T .. ':ack', seq) == 1 then return 1 end
     return 3
   end
-  if r[F_ST] ~= 'l' or r[F_OWN] ~= owner then return 2 end
+  if r[F_ST] ~= 'l' or not held_by(r[F_OWN], owner) then return 2 end
   return 0
 end
 

@@ -1,9 +1,9 @@
 -- receipts.lua: the HTTP API's receives, whose messages are leased to a receipt.
 --
--- A receive leases to an owner of its own, '~<nonce>' (is_receipt): no node
--- holds it, so neither a node's reaping nor a connection's close releases its
+-- A receive leases to an owner of its own, '~<nonce>/<peer>' (is_receipt): no
+-- node holds it, so neither a node's reaping nor a connection's close releases its
 -- leases; its waiting form is still served on the caller's node. ACK, NACK and
--- TOUCH by receipt are the ordinary ops with that owner.
+-- TOUCH by receipt are the ordinary ops with the owner '~<nonce>' (held_by).
 -- Must never: write before every id of an op is checked (unlease checks each
 -- id on its own, as ack does: one status per id).
 
