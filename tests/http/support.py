@@ -139,14 +139,12 @@ class Spy:
         if isinstance(result, list):
             self._seen(requests, result)
         else:  # a backend that answers later (Redis): the receive waits if its reply is None
-            result.add_done_callback(
-                lambda done: (
-                    done.cancelled()
-                    or done.exception() is not None
-                    or self._seen(requests, done.result())
-                )
-            )
+            result.add_done_callback(lambda done: self._done(requests, done))
         return result
+
+    def _done(self, requests: Sequence[Any], done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            self._seen(requests, done.result())
 
     def _seen(self, requests: Sequence[Any], replies: Sequence[Any]) -> None:
         if any(

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
+
 from broker.http.longpoll import Poll
 from broker.protocol.replies import ReceiveReply
-from broker.protocol.requests import Receive
+from broker.protocol.requests import Put, Receive
 from tests.http.support import TIMEOUT_S, Broker, Client
 from tests.support import LineClient
 
@@ -202,3 +204,31 @@ async def test_http_and_tcp_consumers_never_hold_the_same_message(
     assert len(seen_http) + len(seen_tcp) == len(ids)  # each delivered exactly once
     assert set(seen_http) | set(seen_tcp) == ids
     assert seen_http and seen_tcp
+
+
+async def test_a_delivery_made_as_the_long_polls_client_leaves_is_released_unattempted(
+    broker: Broker, api: Client
+) -> None:
+    """The PUT that serves a waiting receive and the client's leaving reach the backend
+    together: the messages delivered for it come back ready, their attempt not counted
+    (on Redis the PUT's call serves the wait while the wait's end is still on its way)."""
+    await created(api, "jobs")
+    poll = Poll(broker.api, "gone")
+    owner = broker.spy.open(poll)
+    poll.start(broker.spy.execute(owner, [Receive(queue="jobs", wait=20)]))
+    async with asyncio.timeout(TIMEOUT_S):
+        await broker.spy.waiting.wait()
+    body = msgspec.Raw(b'"late"')
+    put_result = broker.spy.execute(broker.api.owner, [Put(queue="jobs", body=body)])
+    poll.abandon()  # the client leaves in the same loop iteration
+    broker.spy.close(owner)
+    async with asyncio.timeout(TIMEOUT_S):
+        replies = put_result if isinstance(put_result, list) else await put_result
+        await asyncio.gather(*broker.api._releasing)
+    msg_id = replies[0].id
+    message = await info(api, msg_id)
+    assert (message["state"], message["attempts"]) == ("ready", 0)
+    queue = (await api.get("/v1/queues/jobs")).json["queue"]
+    assert (queue["released_on_disconnect"], queue["waiting_consumers"]) == (1, 0)
+    (got,) = await receive(api, "jobs")
+    assert (got["id"], got["attempts"]) == (msg_id, 1)
