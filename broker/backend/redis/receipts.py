@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from broker.backend.receipts import Outcome
 from broker.backend.redis import wire
 from broker.backend.redis.timers import Wait
 from broker.errors import BadRequest, WonderQError
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     from broker.backend.redis.handlers import Handlers
 
 _NONCE_BITS: Final = 64  # a receipt's nonce is at most 16 hex digits
-#: lease statuses the library reports (see ``wire.lease_error``)
-_ACKED, _NOT_LEASED, _NOT_FOUND = 1, 2, 3
+#: the lease status of an id the library does not hold (see ``wire.lease_error``)
+_NOT_FOUND: Final = 3
 
 
 def owner_of(nonce: int) -> str:
@@ -97,26 +98,16 @@ class _Item:
         self.owner = owner
 
 
-class _Outcome:
-    """Receipts sorted by what happened to each, in the order they were given."""
-
-    __slots__ = ("done", "flagged", "not_found", "not_leased")
-
-    def __init__(self) -> None:
-        self.done = 0
-        self.flagged: list[str] = []  # done, and the op said so (a NACK that dead-lettered)
-        self.not_leased: list[str] = []
-        self.not_found: list[str] = []
-
-    def add(self, text: str, status: int, flagged: bool = False) -> None:
-        if status == 0:
-            self.done += 1
-            if flagged:
-                self.flagged.append(text)
-        elif status == _NOT_FOUND:
-            self.not_found.append(text)
-        else:  # acked already, or leased to another delivery: stale
-            self.not_leased.append(text)
+def _sort(out: Outcome, text: str, status: int, flagged: bool = False) -> None:
+    """Count a receipt's status (see ``wire.lease_error``) into ``out``."""
+    if status == 0:
+        out.done += 1
+        if flagged:
+            out.flagged.append(text)
+    elif status == _NOT_FOUND:
+        out.not_found.append(text)
+    else:  # acked already, or leased to another delivery: stale
+        out.not_leased.append(text)
 
 
 class ReceiptHandlers:
@@ -220,9 +211,9 @@ class ReceiptHandlers:
 
     def ack(self, owner: Owner, req: rq.AckReceipts, slot: Slot) -> object:
         def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = _Outcome()
+            out = Outcome()
             for item, res in zip(items, results, strict=True):
-                out.add(item.text, res[1][0])
+                _sort(out, item.text, res[1][0])
             return rp.AckReceiptsReply(
                 acked=out.done, not_leased=out.not_leased, not_found=out.not_found + unreadable
             )
@@ -233,13 +224,13 @@ class ReceiptHandlers:
         delay_ms = req.delay * 1000
 
         def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = _Outcome()
+            out = Outcome()
             out.not_found.extend(unreadable)
             for item, res in zip(items, results, strict=True):
                 if res[0] == "e":
-                    out.add(item.text, res[2])
+                    _sort(out, item.text, res[2])
                 else:
-                    out.add(item.text, 0, flagged=bool(res[1]))
+                    _sort(out, item.text, 0, flagged=bool(res[1]))
             return rp.NackReceiptsReply(
                 nacked=out.done,
                 not_leased=out.not_leased,
@@ -253,10 +244,10 @@ class ReceiptHandlers:
         lease_ms = (req.lease if req.lease is not None else self.config.lease_s) * 1000
 
         def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = _Outcome()
+            out = Outcome()
             out.not_found.extend(unreadable)
             for item, res in zip(items, results, strict=True):
-                out.add(item.text, res[2] if res[0] == "e" else 0)
+                _sort(out, item.text, res[2] if res[0] == "e" else 0)
             return rp.TouchReceiptsReply(
                 touched=out.done, not_leased=out.not_leased, not_found=out.not_found
             )
@@ -265,9 +256,9 @@ class ReceiptHandlers:
 
     def release(self, owner: Owner, req: rq.ReleaseReceipts, slot: Slot) -> object:
         def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = _Outcome()
+            out = Outcome()
             for item, res in zip(items, results, strict=True):
-                out.add(item.text, res[1][0])
+                _sort(out, item.text, res[1][0])
             return rp.ReleaseReceiptsReply(released=out.done)
 
         return self._run(slot, req.receipts, lambda i: ["unlease", i.owner, [i.seq]], finish)
