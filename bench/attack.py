@@ -12,7 +12,7 @@ figure as JSON too. Rows 21-23 (the data directory) start their own brokers,
 several each (a restart is the attack), with no bystander: row 21 mounts a
 24 MiB tmpfs in a private mount namespace (``unshare --mount``, root).
 
-Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see README, "Security").
+Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see docs/security.md).
 Never run it against a broker you care about: it starts its own.
 """
 

@@ -288,7 +288,7 @@ class Config:
         "memory",
         "backend",
         "memory, or the URL of the Redis all nodes share: redis://HOST:PORT[/DB], rediss:// "
-        "with TLS, or a Redis Cluster's (README: Scale out; needs the 'redis' extra)",
+        "with TLS, or a Redis Cluster's (docs/scale-out.md; needs the 'redis' extra)",
         kind=TEXT,
         metavar="URL",
     )

@@ -102,8 +102,9 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
         help="measure throughput, latency, CPU and memory (optionally against beanstalkd and Redis)",
-        description="Benchmark WonderQ; with --compare, the same workload against the floor "
-        "(a bare Python server: this stack's least cost per request), beanstalkd and Redis.",
+        description="WonderQ alone by default; --compare runs the same workload against the "
+        "floor (a bare Python server: this stack's least cost per request), beanstalkd and "
+        "Redis, and --port against a WonderQ already running.",
     )
     _workload_flags(p)
     _peer_flags(p)
