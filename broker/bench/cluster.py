@@ -166,17 +166,25 @@ class LocalCluster:
                 raise ClusterError(f"the cluster is not ok after {timeout_s:g} s: {states}")
             time.sleep(0.05)
 
-    def _replicas_synced(self) -> bool:
+    def _roles(self) -> list[tuple[int, dict[str, str]]]:
+        """(port, INFO replication) of every live server that answers."""
+        out = []
         for s in self.servers:
             if not s.alive:
                 continue
             try:
-                fields = resp.info(s.port, "replication")
+                out.append((s.port, resp.info(s.port, "replication")))
             except (OSError, resp.RespError):
-                return False
-            if fields.get("role") == "slave" and fields.get("master_link_status") != "up":
-                return False
-        return True
+                continue
+        return out
+
+    def _replicas_synced(self) -> bool:
+        roles = self._roles()
+        return len(roles) == sum(s.alive for s in self.servers) and all(
+            fields.get("master_link_status") == "up"
+            for _, fields in roles
+            if fields.get("role") == "slave"
+        )
 
     def state(self, port: int) -> str:
         try:
@@ -186,17 +194,11 @@ class LocalCluster:
 
     def masters(self) -> list[int]:
         """The ports of the live masters that serve slots."""
-        out = []
-        for s in self.servers:
-            if not s.alive:
-                continue
-            try:
-                fields = resp.info(s.port, "replication")
-            except (OSError, resp.RespError):
-                continue
-            if fields.get("role") == "master" and self._serves_slots(s.port):
-                out.append(s.port)
-        return out
+        return [
+            port
+            for port, fields in self._roles()
+            if fields.get("role") == "master" and self._serves_slots(port)
+        ]
 
     def _serves_slots(self, port: int) -> bool:
         myself = str(resp.command(port, "CLUSTER", "MYID"))
