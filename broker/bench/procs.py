@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
+from broker.bench import resp
+
 HOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
@@ -55,6 +57,11 @@ class Measured:
         """Resident set size now (from /proc/PID/statm)."""
         return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE
 
+    def store_cpu_s(self) -> float | None:
+        """CPU seconds used so far by the store that holds the queues (Redis), or None
+        when the broker holds them itself."""
+        return None
+
 
 @dataclass
 class BrokerProcess(Measured):
@@ -63,6 +70,11 @@ class BrokerProcess(Measured):
     proc: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+    def store_cpu_s(self) -> float | None:
+        if self.name != "redis":
+            return None
+        return resp.cpu_s(self.port)  # Redis is its own store: its own count, to the us
 
     def stop(self) -> None:
         """Stop the process we started (by its PID) and remove its data dir."""
@@ -114,12 +126,12 @@ def _wait_accepting(proc: subprocess.Popen[bytes], port: int, name: str, errors:
 #: ``python -m broker`` as this interpreter installed it: ``-P`` keeps the current
 #: directory off ``sys.path``, so a bench run from another checkout's directory
 #: still starts this installation's broker, not that checkout's.
-_WONDERQ: Final = (sys.executable, "-P", "-m", "broker")
+WONDERQ: Final = (sys.executable, "-P", "-m", "broker")
 
 
 def wonderq_supports_durability() -> bool:
     out = subprocess.run(
-        [*_WONDERQ, "serve", "--help"],
+        [*WONDERQ, "serve", "--help"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -132,7 +144,7 @@ Command = Callable[[str, int, str | None, Path | None], list[str]]
 
 
 def _wonderq(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
-    cmd = [*_WONDERQ, "serve", "--host", HOST, "--port", str(port), "--log-level", "WARNING"]
+    cmd = [*WONDERQ, "serve", "--host", HOST, "--port", str(port), "--log-level", "WARNING"]
     cmd.append("--no-http")  # the TCP protocol only (the HTTP API would take a fixed port)
     if fsync is not None:
         cmd += ["--data-dir", str(data_dir), "--fsync", fsync]
@@ -200,7 +212,12 @@ def start(name: str, *, fsync: str | None = None) -> BrokerProcess:
         raise BenchError(f"{name} has no durable log")
     data_dir = Path(tempfile.mkdtemp(prefix=f"wonderq-bench-{name}-")) if fsync else None
     port = free_port()
-    cmd = SERVERS[name].command(binary, port, fsync, data_dir)
+    return spawn(name, SERVERS[name].command(binary, port, fsync, data_dir), port, data_dir)
+
+
+def spawn(name: str, cmd: list[str], port: int, data_dir: Path | None = None) -> BrokerProcess:
+    """Run ``cmd`` (a server that will listen on ``port``) and wait until it accepts
+    connections; stopped by its PID if it does not."""
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors

@@ -86,6 +86,10 @@ async def test_a_queue_name_in_the_path_is_checked_as_over_tcp(api: Client) -> N
     assert got.status == 400 and "$.queue" in got.json["message"]
 
 
+@pytest.mark.memory_only(
+    "--max-memory does not apply to a Redis backend (serve refuses it); a full Redis's "
+    "memory_limit is tests/redis/test_full_redis.py's"
+)
 async def test_limits_of_the_broker_have_their_statuses() -> None:
     async with (
         running_broker(max_body=8, max_queue_length=1) as broker,

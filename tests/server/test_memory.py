@@ -14,7 +14,8 @@ BODY = "m" * 98  # 100 bytes of raw JSON with its quotes
 
 
 @pytest.mark.memory_only(
-    "serve refuses --max-memory with a Redis backend: Redis's maxmemory bounds it"
+    "--max-memory does not apply to a Redis backend (serve refuses it): Redis's maxmemory "
+    "does, and a full Redis answers memory_limit (tests/redis/test_full_redis.py)"
 )
 async def test_memory_limit_refuses_new_bodies_and_keeps_stored_ones(
     server_factory: ServerFactory,

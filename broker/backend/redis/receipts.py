@@ -1,190 +1,78 @@
-"""Leases owned by receipts on the Redis backend: the HTTP API's requests.
+"""The HTTP API's receipts on the Redis backend: RECEIVE and the receipt requests.
 
-Owns: the handlers of ``Receive``, ``AckReceipts``, ``NackReceipts``,
-``TouchReceipts`` and ``ReleaseReceipts`` (registered into the op table of
-``handlers.py``), and ``ReceiveWait``, a waiting receive of this node. Each
-receive leases its messages to an owner of its own, ``~<nonce>/<peer>`` (a
-fresh random nonce, tied to no connection and no node, so only the lease's
-deadline, an ACK or a NACK ends it; the peer is for PEEK); each message's receipt is
-``<id>.<nonce>`` (``broker/protocol/receipts.py``), from which any node
-rebuilds the owner, and whose id routes it to its shard as an ACK's does. Each
-receipt is handled on its own, as in memory (``broker/backend/receipts.py``):
-a stale receipt (the message was delivered again since, to another nonce)
-changes nothing and is listed under ``not_leased``.
-A waiting receive whose client went away is ended with ``unwait``: a delivery
-made meanwhile still reaches its sink (``Poll``), which gives it back with
-``ReleaseReceipts`` (ready again, the attempt not counted).
-Must never: lease a receipt's message to a connection's owner token, or drop a
-delivery made for a receive (each reaches its sink, to be written or released).
+Owns: RECEIVE (a GET whose messages the library leases each to a receipt of its
+own: the owner ``~<nonce>``, the nonce a fresh number of the queue's tag, so a
+receipt works on every node and no connection's close or node's reaping ends
+its lease; the HTTP client's address is kept for PEEK's holder), and
+ACK_RECEIPTS, NACK_RECEIPTS, TOUCH_RECEIPTS and RELEASE_RECEIPTS: each receipt
+read back into the id it names and its owner, and handled on its own, with the
+in-memory backend's replies (a stale receipt is ``not_leased``, one that names
+no message ``not_found``).
+Must never: settle a lease with a receipt other than its own, or let a receipt
+of one node's making depend on that node.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from broker.backend.receipts import Outcome
 from broker.backend.redis import wire
-from broker.backend.redis.timers import Wait
 from broker.errors import BadRequest, WonderQError
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
-from broker.protocol.receipts import format_receipt, parse_receipt
+from broker.protocol.receipts import parse_receipt
 
 if TYPE_CHECKING:
     from broker.backend.redis.backend import Owner, Slot
     from broker.backend.redis.handlers import Handlers
 
-_NONCE_BITS: Final = 64  # a receipt's nonce is at most 16 hex digits
-#: the lease status of an id the library does not hold (see ``wire.lease_error``)
-_NOT_FOUND: Final = 3
+#: a readable receipt: (its text, its message's tag, id sequence, lease owner)
+Named = tuple[str, str, str, str]
 
 
-def owner_of(nonce: int) -> str:
-    """How a receipt names its lease's owner (``~`` is in no node id: no node holds it)."""
-    return f"~{nonce:x}"
-
-
-def holder_of(nonce: int, peer: str) -> str:
-    """The owner a receive leases to: ``owner_of`` and the client's address (PEEK's holder)."""
-    return f"{owner_of(nonce)}/{peer}"
-
-
-class ReceiveWait(Wait):
-    """A waiting receive: its messages go to receipts with its nonce."""
-
-    __slots__ = ("lease_s", "nonce")
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.nonce = 0
-        self.lease_s = 0.0  # the lease its messages get (the library says, when it waits)
-
-    def reply(self, msgs: list[rp.Delivered]) -> rp.ReceiveReply:
-        return received(msgs, self.nonce, self.lease_s)
-
-
-def received(msgs: list[rp.Delivered], nonce: int, lease_s: float) -> rp.ReceiveReply:
-    """The reply to a receive: each message with its receipt and its lease's length."""
-    return rp.ReceiveReply(
-        messages=[
-            rp.Received(
-                id=m.id,
-                queue=m.queue,
-                body=m.body,
-                attempts=m.attempts,
-                key=m.key,
-                headers=m.headers,
-                receipt=format_receipt(m.id, nonce),
-                lease_left=lease_s,
-            )
-            for m in msgs
-        ]
-    )
-
-
-class _Item:
-    """One readable receipt: its text, shard, message and owner."""
-
-    __slots__ = ("owner", "seq", "tag", "text")
-
-    def __init__(self, text: str, tag: str, seq: str, owner: str) -> None:
-        self.text = text
-        self.tag = tag
-        self.seq = seq
-        self.owner = owner
-
-
-def _sort(out: Outcome, text: str, status: int, flagged: bool = False) -> None:
-    """Count a receipt's status (see ``wire.lease_error``) into ``out``."""
-    if status == 0:
-        out.done += 1
-        if flagged:
-            out.flagged.append(text)
-    elif status == _NOT_FOUND:
-        out.not_found.append(text)
-    else:  # acked already, or leased to another delivery: stale
-        out.not_leased.append(text)
-
-
-class ReceiptHandlers:
-    """The receipt requests on Redis; ``register`` adds them to the op table."""
-
+class Receipts:
     def __init__(self, handlers: Handlers) -> None:
         self.h = handlers
         self.b = handlers.b
         self.config = handlers.config
 
-    def register(self, table: dict[type, Callable[[Owner, Any, Slot], Any]]) -> None:
-        table[rq.Receive] = self.receive
-        table[rq.AckReceipts] = self.ack
-        table[rq.NackReceipts] = self.nack
-        table[rq.TouchReceipts] = self.touch
-        table[rq.ReleaseReceipts] = self.release
-
-    # -------------------------------------------------------------- receive
-
     def receive(self, owner: Owner, req: rq.Receive, slot: Slot) -> object:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         tag = wire.tag_of(req.queue)
-        self.b.register(tag)  # its wait, if it waits, is this incarnation's (reaping)
-        nonce = secrets.randbits(_NONCE_BITS)
-        wait: ReceiveWait | None = None
-        if req.wait > 0:
-            made = self.b.new_wait(owner, req, tag, ReceiveWait)
-            assert isinstance(made, ReceiveWait)
-            wait = made
-            wait.nonce = nonce
+        self.b.register(tag)
+        owner.tags.add(tag)
+        wait = self.b.waits.new(owner, req, tag) if req.wait > 0 else None
         lease = req.lease * 1000 if req.lease is not None else False
         wid = wait.wid if wait is not None else False
         args = [
-            "receive",
-            req.queue,
-            holder_of(nonce, owner.peer),
-            req.max,
-            lease,
-            wid,
-            self.config.max_reply_bytes,
-        ]
+            "get", req.queue, owner.token, req.max, lease, wid,
+            self.config.max_reply_bytes, owner.peer,
+        ]  # fmt: skip
 
         def convert(res: Any, bodies: list[bytes]) -> rp.Reply | None:
             if res[0] == "wait":
                 assert wait is not None
-                wait.lease_s = res[1] / 1000
                 if wait.waiting:  # (unless a later op of the same call served it)
-                    self.b.timers.add_wait(wait)
+                    self.b.waits.timers.add_wait(wait)
                 return None
             if wait is not None:
-                wait.waiting = False
-                self.b.waits.pop(wait.wid, None)
-                owner.waits.pop(wait.wid, None)
-            msgs = [wire.delivered(tag, m, bodies) for m in res[1]]
-            return received(msgs, nonce, res[2] / 1000)
+                self.b.waits.forget(wait)
+            return rp.ReceiveReply(messages=[wire.received(tag, m, bodies, res[2]) for m in res[1]])
 
-        return self.h._op(tag, args, slot, convert)
+        return self.h.op(tag, args, slot, convert)
 
-    def end(self, wait: ReceiveWait) -> None:
-        """The receive's client went away: end its wait in Redis. A delivery made
-        meanwhile still reaches the receive's sink (which releases it): the wait stays
-        known to this node until the library says what became of it."""
+    # ------------------------------------------------------------ by receipt
 
-        async def run() -> None:
-            # Redis unreachable: the wait's own deadline ends it later (expire_wait)
-            with contextlib.suppress(WonderQError):
-                await self.h._unwait(wait)
-
-        self.b._spawn(run())
-
-    # ------------------------------------------------------------- by receipt
-
-    def _parsed(self, receipts: list[str]) -> tuple[list[_Item], list[str]]:
-        """The readable receipts, in order, and the others (they name no message)."""
-        self.h._max_batch(len(receipts), "receipts")
-        items: list[_Item] = []
+    def _named(self, receipts: list[str]) -> tuple[list[Named], list[str]]:
+        """The readable receipts (in order) and the others."""
+        if len(receipts) > self.config.max_batch:
+            raise BadRequest(
+                f"`receipts` holds {len(receipts)} receipts; "
+                f"the limit (max-batch) is {self.config.max_batch}"
+            )
+        named: list[Named] = []
         unreadable: list[str] = []
         for text in receipts:
             parsed = parse_receipt(text)
@@ -192,76 +80,97 @@ class ReceiptHandlers:
             if parsed is None or parts is None:
                 unreadable.append(text)
             else:
-                items.append(_Item(text, parts[0], parts[1], owner_of(parsed[1])))
-        return items, unreadable
-
-    def _run(
-        self, slot: Slot, receipts: list[str], op: Callable[[_Item], list[Any]], finish: Finish
-    ) -> object:
-        """``op(item)`` for each readable receipt, all submitted now (one library call per
-        shard), then ``finish`` with the items, their results and the unreadable ones."""
-        items, unreadable = self._parsed(receipts)
-        futures = [self.b.call_future(item.tag, op(item)) for item in items]
-
-        async def run() -> rp.Reply:
-            results = await asyncio.gather(*futures)
-            return finish(items, [res for res, _ in results], unreadable)
-
-        return self.h._async(slot, run())
+                named.append((text, parts[0], parts[1], wire.receipt_owner(parsed[1])))
+        return named, unreadable
 
     def ack(self, owner: Owner, req: rq.AckReceipts, slot: Slot) -> object:
-        def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = Outcome()
-            for item, res in zip(items, results, strict=True):
-                _sort(out, item.text, res[1][0])
-            return rp.AckReceiptsReply(
-                acked=out.done, not_leased=out.not_leased, not_found=out.not_found + unreadable
-            )
+        named, unreadable = self._named(req.receipts)
 
-        return self._run(slot, req.receipts, lambda i: ["ack", i.owner, [i.seq]], finish)
+        async def run() -> rp.Reply:
+            by_tag: dict[str, list[Named]] = {}
+            for n in named:
+                by_tag.setdefault(n[1], []).append(n)
+            results = await asyncio.gather(
+                *(
+                    self.b.call_future(t, ["ack", False, [n[2] for n in ns], [n[3] for n in ns]])
+                    for t, ns in by_tag.items()
+                )
+            )
+            status = {}
+            for ns, (res, _) in zip(by_tag.values(), results, strict=True):
+                for n, st in zip(ns, res[1], strict=True):
+                    status[n[0]] = st
+            acked = sum(1 for n in named if status[n[0]] == 0)
+            not_leased = [n[0] for n in named if status[n[0]] in (1, 2)]
+            not_found = [n[0] for n in named if status[n[0]] == 3] + unreadable
+            return rp.AckReceiptsReply(acked=acked, not_leased=not_leased, not_found=not_found)
+
+        return self.h.later(slot, run())
+
+    async def _each(self, named: list[Named], op: list[Any]) -> list[Any]:
+        """``op`` (an op of the library, the owner and id put in) for each receipt: its
+        result, or the error that refused it."""
+
+        def args(n: Named) -> list[Any]:
+            return [op[0], n[3], n[2], *op[1:]]
+
+        results: list[Any] = await asyncio.gather(
+            *(self.b.call_future(n[1], args(n)) for n in named), return_exceptions=True
+        )
+        return results
+
+    @staticmethod
+    def _sorted(
+        named: list[Named], unreadable: list[str], results: list[Any]
+    ) -> tuple[list[tuple[Named, Any]], list[str], list[str]]:
+        """(done with its result, not_leased, not_found); an outage fails the request."""
+        done: list[tuple[Named, Any]] = []
+        not_leased: list[str] = []
+        not_found = list(unreadable)
+        for n, got in zip(named, results, strict=True):
+            if isinstance(got, WonderQError):
+                raise got
+            res = got[0]
+            if not wire.failed(res):
+                done.append((n, res))
+            elif res[2] == 3:  # (see the library's lease_status)
+                not_found.append(n[0])
+            else:  # acked already, or leased to another receipt since
+                not_leased.append(n[0])
+        return done, not_leased, not_found
 
     def nack(self, owner: Owner, req: rq.NackReceipts, slot: Slot) -> object:
-        delay_ms = req.delay * 1000
+        named, unreadable = self._named(req.receipts)
 
-        def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = Outcome()
-            out.not_found.extend(unreadable)
-            for item, res in zip(items, results, strict=True):
-                if res[0] == "e":
-                    _sort(out, item.text, res[2])
-                else:
-                    _sort(out, item.text, 0, flagged=bool(res[1]))
+        async def run() -> rp.Reply:
+            results = await self._each(named, ["nack", req.delay * 1000])
+            done, not_leased, not_found = self._sorted(named, unreadable, results)
+            dead = [n[0] for n, res in done if res[1]]
             return rp.NackReceiptsReply(
-                nacked=out.done,
-                not_leased=out.not_leased,
-                not_found=out.not_found,
-                dead=out.flagged,
+                nacked=len(done), not_leased=not_leased, not_found=not_found, dead=dead
             )
 
-        return self._run(slot, req.receipts, lambda i: ["nack", i.owner, i.seq, delay_ms], finish)
+        return self.h.later(slot, run())
 
     def touch(self, owner: Owner, req: rq.TouchReceipts, slot: Slot) -> object:
-        lease_ms = (req.lease if req.lease is not None else self.config.lease_s) * 1000
+        named, unreadable = self._named(req.receipts)
+        lease = req.lease if req.lease is not None else self.config.lease_s
 
-        def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = Outcome()
-            out.not_found.extend(unreadable)
-            for item, res in zip(items, results, strict=True):
-                _sort(out, item.text, res[2] if res[0] == "e" else 0)
+        async def run() -> rp.Reply:
+            results = await self._each(named, ["touch", lease * 1000])
+            done, not_leased, not_found = self._sorted(named, unreadable, results)
             return rp.TouchReceiptsReply(
-                touched=out.done, not_leased=out.not_leased, not_found=out.not_found
+                touched=len(done), not_leased=not_leased, not_found=not_found
             )
 
-        return self._run(slot, req.receipts, lambda i: ["touch", i.owner, i.seq, lease_ms], finish)
+        return self.h.later(slot, run())
 
     def release(self, owner: Owner, req: rq.ReleaseReceipts, slot: Slot) -> object:
-        def finish(items: list[_Item], results: list[Any], unreadable: list[str]) -> rp.Reply:
-            out = Outcome()
-            for item, res in zip(items, results, strict=True):
-                _sort(out, item.text, res[1][0])
-            return rp.ReleaseReceiptsReply(released=out.done)
+        named, unreadable = self._named(req.receipts)
 
-        return self._run(slot, req.receipts, lambda i: ["unlease", i.owner, [i.seq]], finish)
+        async def run() -> rp.Reply:
+            results = await self._each(named, ["unlease"])
+            done, _, _ = self._sorted(named, unreadable, results)
+            return rp.ReleaseReceiptsReply(released=len(done))
 
-
-Finish = Callable[[list[_Item], list[Any], list[str]], rp.Reply]
+        return self.h.later(slot, run())
