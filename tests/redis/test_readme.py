@@ -33,12 +33,12 @@ def blocks() -> list[str]:
     """The two shell blocks of the Scale out section (wherever it lives)."""
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = doc.read_text(encoding="utf-8")
-        match = re.search(r"^## Scale out.*?\n(.*?)(?=^## )", text, re.M | re.S)
+        match = re.search(r"^##? Scale out.*?\n(.*?)(?=^## )", text, re.M | re.S)
         if match:
             found = re.findall(r"^```\n(.*?)^```", match.group(1), re.M | re.S)
             assert len(found) >= 2, "Scale out lost its two command blocks"
             return found[:2]
-    raise AssertionError("no '## Scale out' section in README.md or docs/")
+    raise AssertionError("no 'Scale out' section in README.md or docs/")
 
 
 def shifted(block: str, ports: dict[int, tuple[int, ...]]) -> str:

@@ -140,6 +140,8 @@ ops.redrive = function(o)
   local q, ids = o[2], o[3]
   local src = q .. DEAD
   local moved, leased, missing = {}, {}, {}
+  -- q's leases past their deadline first: a last attempt among them is a dead letter now
+  if exists(q) then settle(q) end
   if exists(src) then
     settle(src)
     if ids then
