@@ -24,7 +24,7 @@ from itertools import count
 from typing import Any, Final
 
 from broker.backend.base import Replies, ReplySink, StartError, StatsProvider
-from broker.backend.memory import _log_events
+from broker.backend.memory import log_events
 from broker.backend.redis import library, wire
 from broker.backend.redis.calls import Calls, Op, Reply
 from broker.backend.redis.events import Listener
@@ -384,7 +384,7 @@ class RedisBackend:
         if reply.deliveries:
             self.take_deliveries(reply.tag, reply.deliveries, reply.bodies)
         if reply.events:
-            _log_events({(q, name): n for q, name, n in reply.events})
+            log_events({(q, name): n for q, name, n in reply.events})
 
     def tick_at(self, tag: str, queue: str, at_ms: float) -> None:
         """Ask Redis to fire ``queue``'s due items at Redis time ``at_ms`` (if we wait there)."""
