@@ -309,7 +309,27 @@ def row_1(broker: Broker, r: Row, scale: float) -> None:
         r.saw = f"{n} GETs in {elapsed:.1f} s; {queues} queues held"
 
 
-@row("2", "STATS and QUEUES with many queues")
+@row("1b", "PUT, GET and ACK of one message on each of N new names (empty queues left)")
+def row_1b(broker: Broker, r: Row, scale: float) -> None:
+    n = int(150_000 * scale)
+    refused = 0
+    with broker.client() as client:
+        for start in range(0, n, 500):
+            names = [f"e{i}" for i in range(start, min(n, start + 500))]
+            puts = pipeline(
+                client, [b'{"op":"PUT","queue":"%s","body":1}\n' % q.encode() for q in names], 500
+            )
+            refused += sum(not p.get("ok") for p in puts)
+            got = pipeline(
+                client, [b'{"op":"GET","queue":"%s"}\n' % q.encode() for q in names], 500
+            )
+            ids = [m["id"] for g in got for m in g.get("messages", [])]
+            if ids:
+                client.call({"op": "ACK", "ids": ids})
+        queues = client.call({"op": "STATS", "queue": "bystander"})["server"]["queues"]
+    r.saw = f"{n} names: {n - refused} PUTs ok, {refused} refused; {queues} queues held"
+
+
 def row_2(broker: Broker, r: Row, scale: float) -> None:
     n = int(200_000 * scale)
     with broker.client() as client:

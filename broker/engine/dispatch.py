@@ -1,7 +1,7 @@
 """Waiting GETs: parking them, serving them as messages become deliverable, ending them.
 
-Owns: a GET that found nothing and may wait (a ``Waiter`` on its queue, in
-arrival order, with a deadline), serving the waiters of every queue woken by
+Owns: a GET that found nothing and may wait (a ``Waiter`` on its queue, or
+on the lobby of a name with no queue, in arrival order, with a deadline), serving the waiters of every queue woken by
 a call once all of that call's changes are applied (``_settle``), ending waits
 (served, timed out, cancelled, owner gone, queue deleted, shutdown), and
 handing completed waits out as ``Delivery``s (``take_deliveries``).
@@ -26,13 +26,20 @@ from broker.engine.leases import Leases
 from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.state import GONE
-from broker.engine.waiter import Delivery, Waiter
+from broker.engine.waiter import Delivery, Lobby, Waiter
 
 
 class Dispatch(Leases):
+    def _lobby(self, name: str) -> Lobby:
+        """Where waiting GETs on ``name``, which has no queue, wait (made by the first)."""
+        lobby = self._lobbies.get(name)
+        if lobby is None:
+            lobby = self._lobbies[name] = Lobby(name)
+        return lobby
+
     def _park(
         self,
-        q: Queue,
+        q: Queue | Lobby,
         owner: object,
         max: int,
         lease_s: float,
@@ -40,7 +47,8 @@ class Dispatch(Leases):
         token: object,
         receipts: Callable[[], object] | None,
     ) -> None:
-        """Register a waiting GET on ``q``, until ``due_at``."""
+        """Register a waiting GET on ``q`` (or the lobby of a name with no queue), until
+        ``due_at``."""
         waiter = Waiter(token, owner, q, max, lease_s, due_at, receipts)
         q.waiters.append(waiter)
         q.n_waiting += 1
@@ -137,6 +145,8 @@ class Dispatch(Leases):
                 del self._owner_waiters[waiter.owner]
         if len(q.waiters) > 2 * q.n_waiting + 32:
             q.waiters = type(q.waiters)(w for w in q.waiters if w.active)
+        if not q.n_waiting and type(q) is Lobby and self._lobbies.get(q.name) is q:
+            del self._lobbies[q.name]  # its last waiter: a lobby holds active waiters only
 
     def _end_empty(self, waiter: Waiter) -> None:
         """End a wait that got nothing: its GET is answered with no messages."""

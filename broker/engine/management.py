@@ -90,6 +90,9 @@ class Management(Dispatch):
             return 0
         assert not src.compact.n, "a dead-letter queue holds no compact message"
         moved = [m for m in self._objects_of(src) if m.state == READY]
+        if not moved:
+            return 0  # (and ``queue`` is not made)
+        self.create(queue_name)  # before any change: refused past max-queues
         src.drop_from_chains([m for m in moved if m.key is not None])
         src.clear_ready()  # every READY message of src moves
         self._move_back(now, src, queue_name, moved)
@@ -103,12 +106,17 @@ class Management(Dispatch):
             return Picked(0, [], list(seqs))
         moved, plain, out = self._pick(src, seqs)
         assert not plain, "a dead-letter queue holds no compact message"
+        if moved:
+            self.create(queue_name)  # before any change: refused past max-queues
         self._free_heads(src, src.take_out(moved))
         self._move_back(now, src, queue_name, moved)
         return out
 
     def _move_back(self, now: float, src: Queue, queue_name: str, moved: list[Message]) -> None:
         """Append ``moved`` (taken out of ``src``'s order) to ``queue_name``, in their order."""
+        if not moved:
+            self._settle(now)
+            return
         moved.sort(key=lambda m: m.order)
         dst = self.queue(queue_name)
         for msg in moved:
@@ -118,9 +126,8 @@ class Management(Dispatch):
             msg.due_at = GONE  # a delayed one is ready at once
             self._enqueue_moved(msg, dst)
         dst.totals["redriven"] += len(moved)
-        if moved:
-            self.journal.redrive(moved, src)
-            self._wake(dst)
+        self.journal.redrive(moved, src)
+        self._wake(dst)
         self._settle(now)
 
     def remove(self, now: float, queue_name: str, seqs: Sequence[int]) -> Picked:

@@ -13,7 +13,8 @@ Its counters (``n_ready``, ``n_delayed``, ``n_leased``, ``bytes``) follow
 its messages' places and change only by the moves of lifecycle.py.
 It also holds what the engine keeps per queue besides its messages: its
 settings (overrides, and the effective values of settings.py), whether it is
-paused, its rate limit's bucket (rate.py), and its dedup ids (dedup.py).
+paused, its rate limit's bucket (rate.py), its dedup ids (dedup.py), and
+whether it was idle when last looked at (forgetting.py).
 Must never: decide lifecycle transitions or change its own counters (the
 engine does); it only orders.
 """
@@ -51,6 +52,7 @@ class Queue:
         "fifo",
         "gated",
         "heap",
+        "idle_mark",
         "is_dead",
         "lease_s",
         "max_attempts",
@@ -99,6 +101,8 @@ class Queue:
         # an entry whose message is no longer READY in this queue is dropped on sight.
         self.aged: list[tuple[float, int, Message]] = []
         self._aged_n = count()
+        # forgetting.py: its counters summed when last seen idle (-1: not idle then)
+        self.idle_mark = -1
 
     @property
     def size(self) -> int:

@@ -8,6 +8,11 @@ lifecycle.py), and what one call produced and has not handed out yet
 (deliveries, woken queues, log events). Also the queue registry (a queue is
 created with the server's settings; ``_apply`` gives it others), the sequence
 numbers, and marking a queue whose waiters must be served.
+A queue is made only by what stores something in it (``create``: a PUT,
+CONFIG or PAUSE, limited to ``max-queues``; ``queue``: a dead letter, a
+redrive or a restart, never refused, so nothing held is lost); waiting GETs on
+a name with no queue wait in its ``Lobby`` (waiter.py), which the queue made
+under that name takes over. Forgetting idle queues is forgetting.py.
 The engine's behaviour is in the modules that build on ``EngineState``, one
 concept each: intake.py, leases.py, dispatch.py, expiry.py, commands.py,
 management.py, controls.py, restore.py, views.py; engine.py puts them together.
@@ -30,7 +35,8 @@ from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.rate import Bucket
 from broker.engine.settings import DEFAULT, Settings, effective
-from broker.engine.waiter import Delivery, Waiter
+from broker.engine.waiter import Delivery, Lobby, Waiter
+from broker.errors import MemoryLimit
 
 GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
 
@@ -50,6 +56,8 @@ class EngineState:
         self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
         self._owned: dict[object, set[Message]] = {}
         self._owner_waiters: dict[object, set[Waiter]] = {}
+        # waiting GETs on names with no queue (each lobby holds at least one active waiter)
+        self._lobbies: dict[str, Lobby] = {}
         self._deadlines: DeadlineHeap[Timed] = DeadlineHeap(is_live, self._tally.timed)
         self._deliveries: list[Delivery] = []
         # queues where a message became deliverable while waiters wait; served by
@@ -57,15 +65,47 @@ class EngineState:
         self._woken: dict[Queue, None] = {}
         # (queue name, "expired" | "dead_lettered") -> count since take_events(); for logs
         self._events: dict[tuple[str, str], int] = {}
+        # forgetting.py: the names of this pass over the queues, how many were looked at,
+        # when it began; and how many queues were forgotten since start
+        self._sweep_names: list[str] = []
+        self._sweep_done = 0
+        self._sweep_from = -math.inf
+        self.forgotten = 0
 
     # ------------------------------------------------------------------ queues
 
     def queue(self, name: str) -> Queue:
-        """The queue called ``name``, created on first use."""
+        """The queue called ``name``, made if needed past any limit: for what must not
+        be refused (a dead letter, a redrive's messages, a restart)."""
         q = self._queues.get(name)
         if q is None:
-            q = self._queues[name] = Queue(name, self.config.max_attempts)
-            self._apply(q, DEFAULT, 0.0)
+            q = self._make(name)
+        return q
+
+    def create(self, name: str) -> Queue:
+        """The queue called ``name``, made if needed for a request that stores something
+        in it (PUT, CONFIG, PAUSE): ``MemoryLimit`` past ``max-queues``."""
+        q = self._queues.get(name)
+        if q is None:
+            limit = self.config.max_queues
+            if len(self._queues) >= limit:
+                raise MemoryLimit(
+                    f"the broker holds {len(self._queues)} queues; the limit (max-queues) is "
+                    f"{limit}: queue {name!r} cannot be made until one is deleted or forgotten"
+                )
+            q = self._make(name)
+        return q
+
+    def _make(self, name: str) -> Queue:
+        q = self._queues[name] = Queue(name, self.config.max_attempts)
+        self._apply(q, DEFAULT, 0.0)
+        lobby = self._lobbies.pop(name, None)
+        if lobby is not None:  # waiting GETs on this name: the new queue's, in their order
+            q.waiters.extend(w for w in lobby.waiters if w.active)
+            for waiter in q.waiters:
+                waiter.queue = q
+            q.n_waiting = lobby.n_waiting
+            self._wake(q)
         return q
 
     def _apply(self, q: Queue, settings: Settings, now: float) -> None:

@@ -65,6 +65,11 @@ class Views(EngineState):
             return heapq.nsmallest(limit, msgs, key=lambda m: (m.priority, m.order))
         return heapq.nsmallest(limit, msgs, key=lambda m: (m.due_at, m.order))
 
+    def waiting_on(self, name: str) -> int:
+        """Waiting GETs on ``name``: on its queue, or on its lobby if it has none."""
+        holder = self._queues.get(name) or self._lobbies.get(name)
+        return holder.n_waiting if holder is not None else 0
+
     def holds(self, owner: object) -> bool:
         """True while ``owner`` holds a lease or has a GET waiting."""
         return bool(self._owned.get(owner)) or bool(self._owner_waiters.get(owner))

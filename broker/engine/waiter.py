@@ -1,12 +1,17 @@
 """A waiting GET: a consumer parked on a queue until a message is deliverable.
 
-Owns: the record of one waiting GET. The engine serves waiters of a queue in
-arrival order and reports each completed wait as a ``Delivery``.
+Owns: the record of one waiting GET, and the ``Lobby`` where waiting GETs on a
+queue that does not exist wait by its name (a GET never creates a queue: a
+lobby holds only its waiters, is made by the first and goes with the last,
+and a queue made under that name takes them over, in their order). The
+engine serves waiters of a queue in arrival order and reports each completed
+wait as a ``Delivery``.
 Must never: call back into the server; the engine only returns deliveries.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,6 +22,17 @@ if TYPE_CHECKING:
     from broker.engine.queue import Queue
 
 
+class Lobby:
+    """Waiting GETs on the name of a queue that does not exist (yet), in arrival order."""
+
+    __slots__ = ("n_waiting", "name", "waiters")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.waiters: deque[Waiter] = deque()
+        self.n_waiting = 0  # active waiters (ended ones leave the deque lazily)
+
+
 class Waiter:
     __slots__ = ("active", "due_at", "lease_s", "max", "owner", "queue", "receipts", "token")
 
@@ -24,7 +40,7 @@ class Waiter:
         self,
         token: object,
         owner: object,
-        queue: Queue,
+        queue: Queue | Lobby,
         max: int,
         lease_s: float,
         due_at: float,

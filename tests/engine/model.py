@@ -359,7 +359,6 @@ class Model:
         wait_s: float,
         token: int,
     ) -> list[int] | None:
-        self.create(queue)
         lease_s = self.setting(queue, "lease_s") if lease_s is None else lease_s
         if self.deliverable(queue):
             allowed = self.allowed(queue, self.now)
@@ -452,6 +451,8 @@ class Model:
         return self.move_back(queue, moved)
 
     def move_back(self, queue: str, moved: list[M]) -> int:
+        if not moved:
+            return 0  # makes no queue
         self.create(queue)
         for m in sorted(moved, key=lambda m: m.order):
             m.queue, m.attempts, m.order = queue, 0, self.new_order()

@@ -171,14 +171,18 @@ def test_oldest_ready_age_of_a_plain_fifo_queue() -> None:
     assert stats(e, "q", 15)["oldest_ready_age"] is None
 
 
-def test_queue_names_are_sorted_and_queues_are_created_on_first_use() -> None:
+def test_queue_names_are_sorted_and_only_what_stores_makes_a_queue() -> None:
     e = make_engine()
     assert e.queue_names() == []
     put(e, "b", "x")
     get(e, "a")
-    assert e.queue_names() == ["a", "b"]
-    assert e.find_queue("c") is None
-    assert e.totals()["queues"] == 2
+    assert e.get(0.0, "w", "A", 1, 30.0, 5.0, token="t") is None  # waits in w's lobby
+    assert e.peek("p", None, 10) == [] and e.purge(0.0, "p") == 0 and e.redrive(0.0, "p") == 0
+    e.configure(0.0, "c", {"lease_s": 5.0})
+    e.pause(0.0, "d")
+    assert e.queue_names() == ["b", "c", "d"]
+    assert e.find_queue("a") is None and e.find_queue("w") is None
+    assert e.totals()["queues"] == 3
 
 
 def test_touching_one_lease_many_times_keeps_the_deadline_heap_bounded() -> None:

@@ -110,7 +110,6 @@ class EngineMachine(RuleBasedStateMachine):
     # nack, time) get several rules each and the rarer management calls share one.
 
     def do_put(self, queue: str, items: list[NewMessage]) -> None:
-        self.model.create(queue)  # even a PUT that is refused creates its queue
         expected = self.model.put_error(queue, items)
         try:
             ids = self.engine.put(self.model.now, queue, items)
@@ -277,7 +276,6 @@ class EngineMachine(RuleBasedStateMachine):
         self, queue: str, items: list[tuple[NewMessage, str | None, dict[str, str] | None]]
     ) -> None:
         model, now = self.model, self.model.now
-        model.create(queue)
         news = [i for i, _, _ in items]
         dedups = [d for _, d, _ in items]
         headers = [h for _, _, h in items]
@@ -444,8 +442,11 @@ class EngineMachine(RuleBasedStateMachine):
                 **model.counters[name],
             }
             assert (q is None) == (name not in model.queues), name
-            if q is None:  # only "dead" can be non-zero for a queue never used itself
-                assert not any(v for k, v in expected.items() if k != "dead"), name
+            assert e.waiting_on(name) == expected["waiting_consumers"], name
+            if q is None:  # only "dead" and waiters (its lobby) for a queue never stored in
+                assert not any(
+                    v for k, v in expected.items() if k not in ("dead", "waiting_consumers")
+                ), name
                 continue
             expected["paused"] = model.queues[name].paused
             assert tuple(e.settings_of(name)) == model.effective(name), name

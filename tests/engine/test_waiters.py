@@ -41,21 +41,21 @@ def test_get_with_wait_returns_at_once_when_something_is_deliverable() -> None:
     put(e, "q", "m")
     assert bodies(e.get(0, "q", "A", 1, 30, wait_s=10, token="t")) == ["m"]
     assert e.take_deliveries() == []
-    assert stats(e, "q")["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
 
 
 def test_get_without_wait_never_registers_a_waiter() -> None:
     e = make_engine()
     assert e.get(0, "q", "A", 1, 30) == []
     assert e.get(0, "q", "A", 1, 30, wait_s=0) == []
-    assert stats(e, "q")["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
     assert e.next_deadline() is None
 
 
 def test_a_put_wakes_a_waiter_and_leases_to_it() -> None:
     e = make_engine()
     wait(e, "q", "W", "t", lease_s=7, now=1)
-    assert stats(e, "q", 1)["waiting_consumers"] == 1
+    assert e.waiting_on("q") == 1
     assert e.next_deadline() == 11
     seq = put_one(e, "q", "m", now=2)
     (d,) = e.take_deliveries()
@@ -63,7 +63,7 @@ def test_a_put_wakes_a_waiter_and_leases_to_it() -> None:
     msg = d.messages[0]
     assert (msg.state, msg.owner, msg.attempts, msg.due_at) == (State.LEASED, "W", 1, 9)
     assert e.take_deliveries() == []  # taken once
-    assert stats(e, "q", 2)["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
     assert e.next_deadline() == 9  # the wait's own deadline is gone
     e.ack(3, "W", seq)
 
@@ -75,7 +75,7 @@ def test_waiters_are_served_in_arrival_order_each_up_to_its_max() -> None:
     wait(e, "q", "W3", "t3", max=5)
     put(e, "q", "a", "b", "c")
     assert served(e) == {"t1": ["a", "b"], "t2": ["c"]}
-    assert stats(e, "q")["waiting_consumers"] == 1
+    assert e.waiting_on("q") == 1
     put(e, "q", "d")
     assert served(e) == {"t3": ["d"]}
 
@@ -97,7 +97,7 @@ def test_a_waiter_on_another_queue_is_not_woken() -> None:
     wait(e, "q1", "W", "t")
     put(e, "q2", "m")
     assert e.take_deliveries() == []
-    assert stats(e, "q1")["waiting_consumers"] == 1
+    assert e.waiting_on("q1") == 1
 
 
 def test_a_nack_wakes_a_waiter() -> None:
@@ -176,7 +176,7 @@ def test_a_wait_times_out_with_an_empty_delivery() -> None:
     assert e.take_deliveries() == []
     e.advance(15)
     assert e.take_deliveries() == [Delivery("t", "W", [])]
-    assert stats(e, "q", 15)["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
     assert e.next_deadline() is None
     put(e, "q", "m", now=16)
     assert e.take_deliveries() == []
@@ -224,7 +224,7 @@ def test_end_all_waits_completes_every_waiter_empty() -> None:
     wait(e, "q2", "A", "t3")
     e.end_all_waits()
     assert served(e) == {"t1": [], "t2": [], "t3": []}
-    assert stats(e, "q1")["waiting_consumers"] == 0
+    assert e.waiting_on("q1") == 0
     assert e.next_deadline() is None
     put(e, "q1", "m")
     assert e.take_deliveries() == []
@@ -267,8 +267,8 @@ def test_cancel_waits_ends_only_the_owners_matching_waits() -> None:
     assert e.cancel_waits("A", lambda token: token in ("a1", "a3")) == 2
     ended = sorted((d.token, d.owner, d.messages) for d in e.take_deliveries())
     assert ended == [("a1", "A", []), ("a3", "A", [])]
-    assert stats(e, "q")["waiting_consumers"] == 2
-    assert stats(e, "q2")["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 2
+    assert e.waiting_on("q2") == 0
     assert e.cancel_waits("A", lambda token: False) == 0
     assert e.cancel_waits("nobody", lambda token: True) == 0
     put(e, "q", "m1", "m2", now=1)

@@ -1,7 +1,8 @@
 """The in-memory backend: the pure engine, its one timer, and what reaches a connection.
 
 Owns: the clock and the single timer (armed at the engine's next deadline,
-never one timer per message), running each request through its handler
+never one timer per message), a periodic timer that lets the engine forget
+idle queues (``forget_idle``, ten times a pass), running each request through its handler
 (handlers.py: a dict from request type to handler, typed replies out; the
 protocol layer encodes them), delivering completed waiting GETs to their
 connections, and what the backend knows of its connections (owners.py).
@@ -57,6 +58,9 @@ class MemoryBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        # the forgetting of idle queues: ten looks per pass of forget_after_s, at most 1 s apart
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_every_s = min(1.0, config.forget_after_s / 10)
         self.started_at = 0.0
         self.started_wall = 0.0  # wall clock at start: tells one run from the next
         self._owner_ids = count(1)
@@ -80,6 +84,7 @@ class MemoryBackend:
         self._loop = asyncio.get_running_loop()
         self.started_at = self.now()
         self.started_wall = round(time.time(), 3)
+        self._sweep = self._loop.call_later(self._sweep_every_s, self._on_sweep)
 
     async def drain(self) -> None:
         self._draining = True
@@ -92,6 +97,9 @@ class MemoryBackend:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
 
     def add_stats_provider(self, provider: StatsProvider) -> None:
         self.stats_providers.append(provider)
@@ -194,6 +202,11 @@ class MemoryBackend:
         assert loop is not None
         self._timer_at = at
         self._timer = loop.call_at(at, self._on_timer)
+
+    def _on_sweep(self) -> None:
+        self.engine.forget_idle(self.now())
+        assert self._loop is not None
+        self._sweep = self._loop.call_later(self._sweep_every_s, self._on_sweep)
 
     def _on_timer(self) -> None:
         self._timer = None

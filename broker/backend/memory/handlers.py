@@ -240,6 +240,7 @@ class Handlers:
             "started_at": self.b.started_wall,
         }
         server.update(self.engine.totals())
+        server["forgotten_queues"] = self.engine.forgotten
         server.update(self.engine.dedup_totals())
         for provider in self.b.stats_providers:
             server.update(provider())

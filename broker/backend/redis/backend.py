@@ -123,6 +123,7 @@ class RedisBackend:
             config.acked_history,
             config.dedup_window_s,
             config.max_dedup_ids,
+            config.forget_after_s * 1000,  # an idle queue is forgotten this long after
         ]
         self.calls = Calls(
             self._client,

@@ -17,7 +17,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Final
 
-VERSION: Final = 1
+VERSION: Final = 2
 _PARTS: Final = ("core.lua", "lifecycle.lua", "ops.lua", "main.lua")
 
 

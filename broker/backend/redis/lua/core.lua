@@ -39,7 +39,7 @@ local function begin(keys, args, head)
   -- head: {inc, test_now|false, defaults, ops}
   C = {
     T = keys[1], args = args, inc = head[1], now = clock(head[2]), d = head[3],
-    meta = {}, settled = {}, woken = {}, touched = {}, touched_list = {},
+    meta = {}, settled = {}, woken = {}, touched = {}, touched_list = {}, emptied = {},
     bodies = {}, deliveries = {}, publish = {}, events = {},
   }
   return C
@@ -87,6 +87,7 @@ local function bump(q, field, n)
   if not m then m = {}; C.meta[q] = m end
   m[field] = (m[field] or 0) + n
   touch(q)
+  if n < 0 then C.emptied[q] = true end -- it may be idle now: finish() looks
 end
 
 local function figure(q, field)
@@ -108,8 +109,11 @@ end
 
 local function exists(q) return call('HEXISTS', qk(q) .. ':h', 'ex') == 1 end
 
+-- a queue exists while its :h has 'ex'; made by what stores in it (never by a GET)
 local function create(q)
-  call('HSETNX', qk(q) .. ':h', 'ex', '1')
+  local h = qk(q) .. ':h'
+  call('HSETNX', h, 'ex', '1')
+  call('PERSIST', h) -- it was idle, and would have been forgotten
   touch(q)
 end
 

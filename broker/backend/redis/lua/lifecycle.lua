@@ -195,6 +195,7 @@ end
 
 local function add_waiter(q, wid, owner, max, lease_ms, budget)
   local inc = owner_inc(owner)
+  call('PERSIST', qk(q) .. ':h') -- an idle queue with a waiter is not forgotten
   call('RPUSH', qk(q) .. ':w', wid)
   call('HSET', C.T .. ':w', wid, pack({q, owner, max, lease_ms, inc, budget}))
   call('HSET', C.T .. ':wi:' .. inc, wid, q)
@@ -289,6 +290,31 @@ local function next_deadline(q)
   return nd
 end
 
+-- forgetting: a queue that may have become idle in this call (something left it) is
+-- forgotten forget_ms later (C.d[7]) unless something makes it busy first (create and
+-- add_waiter remove the expiry): its :h (existence, counters) expires, with its dedup
+-- keys once their last id is past its window; its acked list stays (it bounds the acked
+-- records of the tag, at most acked-history per queue). The :h of a name without a
+-- queue holds only its waiting GETs' count: it goes with the last of them.
+local function forget_later(q)
+  local k = qk(q)
+  local f = call('HMGET', k .. ':h', 'ex', 'nw', 'nr', 'nd', 'nl', 'paused',
+    's_lease', 's_matt', 's_mlen', 's_rate', 's_dwin')
+  if (tonumber(f[2]) or 0) > 0 then return end -- waiting GETs
+  if not f[1] then call('DEL', k .. ':h'); return end -- no queue, and no waiter left
+  for i = 3, 5 do if (tonumber(f[i]) or 0) > 0 then return end end
+  for i = 6, 11 do if f[i] then return end end
+  local ttl = C.d[7]
+  local last = call('ZRANGE', k .. ':X', -1, -1, 'WITHSCORES')
+  if last[2] then ttl = math.max(ttl, tonumber(last[2]) - C.now + C.d[7]) end
+  ttl = math.max(1, math.floor(ttl))
+  call('PEXPIRE', k .. ':h', ttl)
+  if last[2] then
+    call('PEXPIRE', k .. ':x', ttl)
+    call('PEXPIRE', k .. ':X', ttl)
+  end
+end
+
 -- the end of a call: nodes with waiting GETs on a queue learn its next deadline
 -- (the caller in its reply, the others on their channel when it moved earlier)
 local function finish()
@@ -319,5 +345,6 @@ local function finish()
   for inc in pairs(C.publish) do
     redis.call('PUBLISH', 'wq:wake:' .. inc, 'd ' .. C.T)
   end
+  for q in pairs(C.emptied) do forget_later(q) end
   return wakes
 end

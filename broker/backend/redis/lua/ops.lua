@@ -353,7 +353,7 @@ ops.redrive = function(o)
       moved = records(call('ZRANGE', qk(src) .. ':a', 0, -1))
       table.sort(moved, function(a, b) return a[2][F_ORD] < b[2][F_ORD] end)
     end
-    create(q)
+    if #moved > 0 then create(q) end -- a REDRIVE with nothing to move makes no queue
     for _, item in ipairs(moved) do
       local seq, r = item[1], item[2]
       local sz = unqueue(src, seq, r)
@@ -436,6 +436,7 @@ ops.resume = function(o)
   settle(q)
   call('HDEL', qk(q) .. ':h', 'paused')
   wake(q)
+  C.emptied[q] = true -- idle now, perhaps
   return {'ok'}
 end
 
@@ -461,7 +462,7 @@ ops.config = function(o)
   for _, name in ipairs(SETTINGS) do
     local v = changes[name]
     if v then call('HSET', h, 's_' .. name, n2s(v))
-    elseif v == false then call('HDEL', h, 's_' .. name) end
+    elseif v == false then call('HDEL', h, 's_' .. name); C.emptied[q] = true end
   end
   wake(q)
   return {'ok', settings_of(q)}
