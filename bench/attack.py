@@ -368,6 +368,7 @@ def row_3(broker: Broker, r: Row, scale: float) -> None:
 @row("4", "acked history over 300 queues")
 def row_4(broker: Broker, r: Row, scale: float) -> None:
     per_queue = int(3000 * scale)
+    acked: list[str] = []
     with broker.client() as client:
         for q in range(300):
             queue = f"h{q}"
@@ -375,9 +376,17 @@ def row_4(broker: Broker, r: Row, scale: float) -> None:
                 size = min(1000, per_queue - start)
                 client.call({"op": "PUT", "queue": queue, "messages": [{"body": 1}] * size})
                 got = client.call({"op": "GET", "queue": queue, "max": size})
-                client.call({"op": "ACK", "ids": [m["id"] for m in got["messages"]]})
+                ids = [m["id"] for m in got["messages"]]
+                client.call({"op": "ACK", "ids": ids})
+                acked.extend(ids[:1])
         held = client.call({"op": "STATS", "queue": "h0"})["server"]["messages"]
-        r.saw = f"{300 * per_queue} put, got and acked; STATS says {held} messages held"
+        known = sum(
+            client.call({"op": "INFO", "id": i}).get("ok", False) for i in acked[::-1][:1000]
+        )
+        r.saw = (
+            f"{300 * per_queue} put, got and acked; STATS says {held} messages held; "
+            f"INFO still knows {known} of the last 1000 batches' first ids"
+        )
 
 
 @row("5", "100k waiting GETs on one connection, then 300 pipelined CANCELs")

@@ -202,7 +202,10 @@ class Config:
         unset="unlimited",
     )
     acked_history: int = setting(
-        10_000, "acked-history", "acked ids INFO remembers per queue", bound=at_least(0)
+        100_000,
+        "acked-history",
+        "acked ids INFO remembers (in all, the oldest go first; with a Redis backend, per queue)",
+        bound=at_least(0),
     )
     dedup_window_s: float = setting(
         300.0,

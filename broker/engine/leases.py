@@ -2,7 +2,8 @@
 
 Owns: granting leases on a queue's next deliverable messages, finding the
 lease an owner holds on an id (or saying why it does not), deleting acked
-messages (and remembering them for INFO), putting a released message back
+messages (and remembering them for INFO: the acked history, bounded over
+every queue), putting a released message back
 (ready, or delayed), moving a message that used its last attempt to
 ``<queue>.dead``, and letting the next message of a key go once its head
 leaves. Every state change here moves its counters by a row of the lifecycle
@@ -88,7 +89,7 @@ class Leases(EngineState):
         """The message ``seq``, if ``owner`` holds its lease; else raise, naming why."""
         msg = self._messages.get(seq)
         if msg is None:
-            if seq in self._acked:
+            if self._acked_record(seq) is not None:
                 raise NotLeased(f"message {format_id(seq)} was acked already")
             if not self._holds_compact(seq):
                 raise NotFound(f"no message with id {format_id(seq)!r}")
@@ -104,7 +105,8 @@ class Leases(EngineState):
         more. Returns how many were acked.
         """
         messages = self._messages
-        acked_queues = self._acked
+        history = self._acked
+        remember = self._acked_order.append
         owned = self._owned.get(owner)
         journal_ack = self.journal.ack
         limit = self.config.acked_history
@@ -114,7 +116,11 @@ class Leases(EngineState):
             msg = messages.get(seq)
             if msg is None or msg.state != LEASED or msg.owner != owner:
                 if result is not None:
-                    if msg is not None or seq in acked_queues or self._holds_compact(seq):
+                    if (
+                        msg is not None
+                        or self._acked_record(seq) is not None
+                        or self._holds_compact(seq)
+                    ):
                         result.not_leased.append(seq)
                     else:
                         result.not_found.append(seq)
@@ -133,17 +139,19 @@ class Leases(EngineState):
             run_bytes += len(msg.body)
             q.totals["acked"] += 1
             if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
-                acked_queues[seq] = q if msg.attempts == 1 else (q, msg.attempts)
-                recent = q.acked
-                recent.append(seq)
-                if len(recent) > limit:
-                    acked_queues.pop(recent.popleft(), None)
+                history[seq] = q.acked_in if msg.attempts == 1 else (q.acked_in, msg.attempts)
+                remember(seq)
             journal_ack(msg)
             if msg.key is not None:
                 self._unblock_key(q, msg)
             acked += 1
         if run_q is not None:
             ACK(self._tally, run_q, run, run_bytes)
+        order = self._acked_order
+        if len(order) > limit:  # the history's one bound, over every queue: oldest first
+            forget = history.pop
+            for _ in range(len(order) - limit):
+                forget(order.popleft(), None)
         return acked
 
     def _unblock_key(self, q: Queue, msg: Message) -> None:

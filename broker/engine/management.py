@@ -211,8 +211,7 @@ class Management(Dispatch):
                     owned.discard(msg)
                 msg.owner = None
             msg.due_at = GONE
-        for seq in q.acked:
-            self._acked.pop(seq, None)
+        q.acked_in.deleted = True  # INFO of an id acked in it says not_found from now on
         self._dedup.forget_queue(q)
         if q.bucket is not None:
             q.bucket.due_at = math.nan

@@ -14,7 +14,8 @@ its messages' places and change only by the moves of lifecycle.py.
 It also holds what the engine keeps per queue besides its messages: its
 settings (overrides, and the effective values of settings.py), whether it is
 paused, its rate limit's bucket (rate.py), its dedup ids (dedup.py), and
-whether it was idle when last looked at (forgetting.py).
+whether it was idle when last looked at (forgetting.py). ``AckedIn`` is what
+the engine's acked history keeps of it.
 Must never: decide lifecycle transitions or change its own counters (the
 engine does); it only orders.
 """
@@ -38,10 +39,22 @@ if TYPE_CHECKING:
     from broker.engine.waiter import Waiter
 
 
+class AckedIn:
+    """The queue a message was acked in, as the acked history keeps it: its name, and
+    whether it was deleted since. Shared by every id acked in one queue (made again,
+    a queue gets a new one), and light: the history outlives a forgotten queue."""
+
+    __slots__ = ("deleted", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.deleted = False
+
+
 class Queue:
     __slots__ = (
         "_aged_n",
-        "acked",
+        "acked_in",
         "aged",
         "bucket",
         "bytes",
@@ -95,7 +108,7 @@ class Queue:
         self.n_leased = 0
         self.bytes = 0
         self.totals = dict.fromkeys(COUNTERS, 0)
-        self.acked: deque[int] = deque()  # recently acked seqs, oldest first
+        self.acked_in = AckedIn(name)  # what the acked history keeps of this queue
         # READY messages outside the fifo (in ``heap``, or held back by their key),
         # by put time, for the age of the oldest ready message; lazily cleaned:
         # an entry whose message is no longer READY in this queue is dropped on sight.

@@ -2,8 +2,9 @@
 
 Owns: the engine's structures (declared once, here): the queues by name, the
 messages by id (compact ones through their index), the leases by owner, the
-waiting GETs by owner, the deadline heap, the recently acked ids (with the
-attempts each took), the dedup ids (dedup.py), the counters (a ``Tally``, see
+waiting GETs by owner, the deadline heap, the recently acked ids (the acked
+history: at most ``acked_history`` over every queue, with the attempts each
+took), the dedup ids (dedup.py), the counters (a ``Tally``, see
 lifecycle.py), and what one call produced and has not handed out yet
 (deliveries, woken queues, log events). Also the queue registry (a queue is
 created with the server's settings; ``_apply`` gives it others), the sequence
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import deque
 
 from broker.config import Config
 from broker.engine.compact import CompactIndex
@@ -32,7 +34,7 @@ from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
-from broker.engine.queue import Queue
+from broker.engine.queue import AckedIn, Queue
 from broker.engine.rate import Bucket
 from broker.engine.settings import DEFAULT, Settings, effective
 from broker.engine.waiter import Delivery, Lobby, Waiter
@@ -50,9 +52,11 @@ class EngineState:
         self._messages: dict[int, Message] = {}  # every message but the compact ones
         self._tally = Tally()
         self._compact = CompactIndex(self._tally.compact)
-        # seq -> its queue, or (its queue, deliveries it took) when it took more than one:
-        # the commonest ACK (of a first delivery) stores no tuple
-        self._acked: dict[int, Queue | tuple[Queue, int]] = {}
+        # the acked history: seq -> the queue it was acked in, or (that, deliveries it took)
+        # when it took more than one (the commonest ACK, of a first delivery, stores no
+        # tuple); at most acked_history ids over every queue, the oldest go first
+        self._acked: dict[int, AckedIn | tuple[AckedIn, int]] = {}
+        self._acked_order: deque[int] = deque()  # the same ids, in the order they were acked
         self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
         self._owned: dict[object, set[Message]] = {}
         self._owner_waiters: dict[object, set[Waiter]] = {}
@@ -173,6 +177,16 @@ class EngineState:
     def _count_event(self, q: Queue, event: str) -> None:
         key = (q.name, event)
         self._events[key] = self._events.get(key, 0) + 1
+
+    def _acked_record(self, seq: int) -> tuple[str, int] | None:
+        """(queue name, deliveries it took) of ``seq`` if the acked history holds it and
+        its queue was not deleted since."""
+        record = self._acked.get(seq)
+        if record is None:
+            return None
+        where, attempts = record if type(record) is tuple else (record, 1)
+        assert isinstance(where, AckedIn)
+        return None if where.deleted else (where.name, attempts)
 
     def _holds_compact(self, seq: int) -> bool:
         q = self._compact.owner_of(seq)

@@ -31,11 +31,9 @@ class Views(EngineState):
         msg = self._messages.get(seq)
         if msg is not None:
             return msg
-        acked = self._acked.get(seq)
-        if isinstance(acked, tuple):
-            return AckedRecord(seq, *acked)
+        acked = self._acked_record(seq)
         if acked is not None:
-            return AckedRecord(seq, acked, 1)
+            return AckedRecord(seq, *acked)
         q = self._compact.owner_of(seq)
         return q.view(seq) if q is not None else None
 

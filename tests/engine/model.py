@@ -128,7 +128,10 @@ class Model:
     now: float = 0.0
     msgs: dict[int, M] = field(default_factory=dict)
     waiters: list[W] = field(default_factory=list)  # arrival order
-    acked: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # the acked history: seq -> its queue, for ids INFO may say "acked" of; ``acked_order``
+    # holds every id acked, in order, at most acked_history (a deleted queue's stay there)
+    acked: dict[int, str] = field(default_factory=dict)
+    acked_order: list[int] = field(default_factory=list)
     acked_attempts: dict[int, int] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
@@ -260,7 +263,7 @@ class Model:
     def leased_by(self, owner: int, seq: int) -> M:
         m = self.msgs.get(seq)
         if m is None:
-            if any(seq in history for history in self.acked.values()):
+            if seq in self.acked:
                 raise NotLeased("acked already")
             raise NotFound("")
         if m.state != State.LEASED or m.owner != owner:
@@ -270,10 +273,12 @@ class Model:
     def delete(self, m: M) -> None:
         del self.msgs[m.id]
         self.counters[m.queue]["acked"] += 1
-        history = self.acked[m.queue]
-        history.append(m.id)
-        self.acked_attempts[m.id] = m.attempts
-        del history[: max(0, len(history) - self.config.acked_history)]
+        if self.config.acked_history:
+            self.acked[m.id] = m.queue
+            self.acked_attempts[m.id] = m.attempts
+            self.acked_order.append(m.id)
+        while len(self.acked_order) > self.config.acked_history:  # one bound for all queues
+            self.acked.pop(self.acked_order.pop(0), None)
 
     # --- operations
     def put(
@@ -503,8 +508,8 @@ class Model:
             del self.msgs[m.id]
         for w in [w for w in self.waiters if w.queue == queue]:
             self.end_empty(w)
-        for seq in self.acked.pop(queue, []):
-            self.acked_attempts.pop(seq, None)
+        for seq in [seq for seq, q in self.acked.items() if q == queue]:
+            del self.acked[seq]  # (its place in acked_order stays taken)
         self.counters.pop(queue, None)
         del self.queues[queue]
         for key in [k for k in self.dedup if k[0] == queue]:

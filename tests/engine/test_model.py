@@ -415,13 +415,13 @@ class EngineMachine(RuleBasedStateMachine):
             ), m
             if m.state != State.READY:
                 assert found.due_at == m.due, m
-        remembered = {seq: q for q, seqs in model.acked.items() for seq in seqs}
+        remembered = model.acked
         for seq in self.ids_ever:
             if seq in model.msgs:
                 continue
             found = e.lookup(seq)
             if seq in remembered:
-                assert isinstance(found, AckedRecord) and found.queue.name == remembered[seq]
+                assert isinstance(found, AckedRecord) and found.queue == remembered[seq]
                 assert found.attempts == model.acked_attempts[seq]
             else:
                 assert found is None, seq

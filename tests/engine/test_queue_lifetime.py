@@ -133,7 +133,7 @@ def test_an_idle_queue_is_forgotten_after_one_to_two_passes_and_a_new_one_starts
     assert sum(forgot) == 1 and e.find_queue("q") is None and e.forgotten == 1
     assert 10 <= forgot.index(1) <= 20  # at the second look: a pass or more after the first
     found = e.lookup(seq)  # the acked history keeps the queue's name
-    assert isinstance(found, AckedRecord) and found.queue.name == "q"
+    assert isinstance(found, AckedRecord) and found.queue == "q"
     put(e, "q", "again")
     assert e.queue_stats(e.find_queue("q"), 0.0)["put"] == 1  # type: ignore[arg-type]
 

@@ -361,7 +361,7 @@ class TcpMachine(RuleBasedStateMachine):
         seq = data.draw(st.sampled_from(self.ids_ever))
         reply = self.call(owner, op="INFO", id=format_id(seq))
         m = self.model.msgs.get(seq)
-        acked_in = [q for q, history in self.model.acked.items() if seq in history]
+        acked_in = [self.model.acked[seq]] if seq in self.model.acked else []
         if m is None and not acked_in:
             assert reply["error"] == "not_found", reply
             return

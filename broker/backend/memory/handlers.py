@@ -191,7 +191,7 @@ class Handlers:
             raise NotFound(f"no message with id {req.id!r}")
         if isinstance(found, AckedRecord):
             acked = rp.MessageView(
-                id=req.id, queue=found.queue.name, state="acked", attempts=found.attempts
+                id=req.id, queue=found.queue, state="acked", attempts=found.attempts
             )
             return rp.InfoReply(message=acked)
         return rp.InfoReply(message=views.describe(found, now))
