@@ -193,6 +193,12 @@ class Config:
         1000, "max-batch", "messages in one batch PUT or ids in one ACK", bound=at_least(1)
     )
     max_get: int = setting(1000, "max-get", "largest `max` of one GET", bound=at_least(1))
+    max_waiting: int = setting(
+        1000,
+        "max-waiting",
+        "waiting GETs one connection may have at once; a GET with `wait` past it gets bad_request",
+        bound=at_least(1),
+    )
     max_memory: int | None = setting(
         None,
         "max-memory",

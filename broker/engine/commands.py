@@ -20,7 +20,7 @@ input, or leave a change half applied when it raises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from broker.engine.expiry import Expiry
 from broker.engine.intake import Intake
@@ -171,6 +171,7 @@ class Commands(Expiry, Intake):
         wait_s: float = 0.0,
         token: object = None,
         receipts: Callable[[], object] | None = None,
+        cancel_key: Hashable = None,
     ) -> list[Message] | None:
         """Lease up to ``max`` deliverable messages to ``owner`` for ``lease_s`` (None:
         the queue's lease setting).
@@ -178,20 +179,23 @@ class Commands(Expiry, Intake):
         Returns the leased messages, or None if none was deliverable (or none may be
         delivered now: the queue is paused, or its rate limit has no whole token) and
         ``wait_s`` > 0: then a waiter was registered, and its messages come back
-        later as a ``Delivery`` carrying ``token``.
+        later as a ``Delivery`` carrying ``token`` (``cancel_waits(owner, cancel_key)``
+        ends it early). With ``wait_s`` > 0, an owner that has ``max-waiting`` waiting
+        GETs already is refused (``BadRequest``) before anything else, messages or not.
 
         With ``receipts``, each message is leased instead to an owner of its own,
         ``receipts()``, made for that delivery (a receipt: the HTTP API's lease
         owner). The engine keeps no state for such an owner: it lives in the
         message while the lease does, and ``disconnect(owner)`` leaves it alone.
         """
+        if wait_s > 0:
+            self._may_wait(owner)
         q = self._queues.get(queue_name)
         if q is None:  # a GET makes no queue: a waiting one waits in the name's lobby
             if wait_s > 0:
                 lease = self.config.lease_s if lease_s is None else lease_s
-                self._park(
-                    self._lobby(queue_name), owner, max, lease, now + wait_s, token, receipts
-                )
+                lobby = self._lobby(queue_name)
+                self._park(lobby, owner, max, lease, now + wait_s, token, receipts, cancel_key)
                 return None
             return []
         if lease_s is None:
@@ -204,7 +208,7 @@ class Commands(Expiry, Intake):
                 return self._lease_gated(q, owner, min(max, allowed), lease_s, now, receipts)
         if wait_s <= 0:
             return []
-        self._park(q, owner, max, lease_s, now + wait_s, token, receipts)
+        self._park(q, owner, max, lease_s, now + wait_s, token, receipts, cancel_key)
         if q.gated:
             self._arm_bucket(q)
         return None
@@ -261,7 +265,8 @@ class Commands(Expiry, Intake):
 
     def disconnect(self, now: float, owner: object) -> int:
         """The owner is gone: release all its leases at once and drop its waiters."""
-        for waiter in self._owner_waiters.pop(owner, ()):
+        waits = self._owner_waiters.pop(owner, None)
+        for waiter in waits.all() if waits is not None else ():
             self._end_wait(waiter)
         owned = self._owned.pop(owner, None) or set()
         for msg in sorted(owned, key=lambda m: m.order):

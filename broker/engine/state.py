@@ -37,7 +37,7 @@ from broker.engine.message import Message
 from broker.engine.queue import AckedIn, Queue
 from broker.engine.rate import Bucket
 from broker.engine.settings import DEFAULT, Settings, effective
-from broker.engine.waiter import Delivery, Lobby, Waiter
+from broker.engine.waiter import Delivery, Lobby, OwnerWaits
 from broker.errors import MemoryLimit
 
 GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
@@ -59,7 +59,7 @@ class EngineState:
         self._acked_order: deque[int] = deque()  # the same ids, in the order they were acked
         self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
         self._owned: dict[object, set[Message]] = {}
-        self._owner_waiters: dict[object, set[Waiter]] = {}
+        self._owner_waiters: dict[object, OwnerWaits] = {}
         # waiting GETs on names with no queue (each lobby holds at least one active waiter)
         self._lobbies: dict[str, Lobby] = {}
         self._deadlines: DeadlineHeap[Timed] = DeadlineHeap(is_live, self._tally.timed)

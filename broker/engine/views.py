@@ -78,7 +78,8 @@ class Views(EngineState):
 
     def waits_of(self, owner: object) -> int:
         """How many waiting GETs ``owner`` has."""
-        return len(self._owner_waiters.get(owner, ()))
+        waits = self._owner_waiters.get(owner)
+        return waits.n if waits is not None else 0
 
     def take_events(self) -> dict[tuple[str, str], int]:
         """Lease expiries and dead letters since the last call, per (queue, event).

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -427,8 +427,9 @@ class Model:
                 self.deliveries[w.token] = (w.owner, [])
         raise AssertionError("advance did not settle")
 
-    def cancel_waits(self, owner: int, match: Callable[[object], bool]) -> int:
-        ended = [w for w in self.waiters if w.owner == owner and match(w.token)]
+    def cancel_waits(self, owner: int, parity: int) -> int:
+        """End the owner's waits whose token has this parity (their key in the engine)."""
+        ended = [w for w in self.waiters if w.owner == owner and w.token % 2 == parity]
         for w in ended:
             self.end_empty(w)
         return len(ended)

@@ -64,9 +64,9 @@ def test_a_wait_that_runs_out_on_no_queue_leaves_nothing() -> None:
 
 def test_lobby_waiters_cancelled_or_gone_with_their_owner_leave_nothing() -> None:
     e = make_engine()
-    assert e.get(0.0, "q", "A", 1, 5.0, 10.0, token="a") is None
-    assert e.get(0.0, "q", "B", 1, 5.0, 10.0, token="b") is None
-    assert e.cancel_waits("A", lambda token: token == "a") == 1
+    assert e.get(0.0, "q", "A", 1, 5.0, 10.0, token="a", cancel_key="a") is None
+    assert e.get(0.0, "q", "B", 1, 5.0, 10.0, token="b", cancel_key="b") is None
+    assert e.cancel_waits("A", "a") == 1
     e.disconnect(0.0, "B")
     assert no_lobby(e) and e.waiting_on("q") == 0
 

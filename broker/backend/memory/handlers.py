@@ -142,8 +142,13 @@ class Handlers:
     def get(self, owner: object, req: rq.Get, now: float) -> rp.GetReply | None:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
-        token = Wait(req, now) if req.wait > 0 else None  # only a waiting GET needs one
-        msgs = self.engine.get(now, req.queue, owner, req.max, req.lease, req.wait, token=token)
+        if req.wait > 0:  # a token for its reply, and its rid for a CANCEL
+            wait = Wait(req, now)
+            msgs = self.engine.get(
+                now, req.queue, owner, req.max, req.lease, req.wait, wait, None, req.rid
+            )
+        else:
+            msgs = self.engine.get(now, req.queue, owner, req.max, req.lease)
         if msgs is None:
             return None
         return views.get_reply(msgs)
@@ -175,10 +180,7 @@ class Handlers:
         return rp.OK
 
     def cancel(self, owner: object, req: rq.Cancel, now: float) -> rp.CancelReply:
-        def is_target(token: object) -> bool:
-            return isinstance(token, Wait) and token.request.rid == req.get
-
-        return rp.CancelReply(cancelled=self.engine.cancel_waits(owner, is_target))
+        return rp.CancelReply(cancelled=self.engine.cancel_waits(owner, req.get))
 
     def ping(self, owner: object, req: rq.Ping | rq.Quit, now: float) -> rp.Ok:
         return rp.OK

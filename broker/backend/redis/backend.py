@@ -30,7 +30,7 @@ from broker.backend.redis.calls import Calls, Op, Reply
 from broker.backend.redis.events import Listener
 from broker.backend.redis.node import Node, node_info
 from broker.backend.redis.target import Target, client, plain_client
-from broker.backend.redis.timers import Timers, Wait
+from broker.backend.redis.timers import OwnerWaits, Timers, Wait
 from broker.config import Config
 from broker.errors import ShuttingDown, Unavailable, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
@@ -54,7 +54,7 @@ class Owner:
         self.sink = sink
         self.tags: set[str] = set()  # tags where it may hold leases or waits
         self.leased: set[str] = set()  # ids it was given and has not acked or nacked
-        self.waits: dict[str, Wait] = {}  # its waiting GETs by waiter id
+        self.waits = OwnerWaits()  # its waiting GETs by waiter id (and by rid)
 
     @property
     def peer(self) -> str:
