@@ -268,7 +268,10 @@ class Commands(Expiry, Intake):
         waits = self._owner_waiters.pop(owner, None)
         for waiter in waits.all() if waits is not None else ():
             self._end_wait(waiter)
-        owned = self._owned.pop(owner, None) or set()
+        by_queue = self._owned.pop(owner, None) or {}
+        owned = [m for leases in by_queue.values() for m in leases]
+        for q in by_queue:
+            q.holders.pop(owner, None)
         for msg in sorted(owned, key=lambda m: m.order):
             self._release(msg, now, "released_on_disconnect", 0.0)
         self._settle(now)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
+from typing import Final
 
 from broker.config import Config
 from broker.engine.compact import CompactIndex
@@ -34,13 +35,16 @@ from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
-from broker.engine.queue import AckedIn, Queue
+from broker.engine.queue import RECEIPTS, AckedIn, Queue
 from broker.engine.rate import Bucket
 from broker.engine.settings import DEFAULT, Settings, effective
 from broker.engine.waiter import Delivery, Lobby, OwnerWaits
 from broker.errors import MemoryLimit
 
 GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
+#: the queue of a message deleted while lazily cleaned structures may still hold it (a
+#: queue's aged list drops an entry whose message is no longer its own)
+NOWHERE: Final = Queue("", 1)
 
 
 class EngineState:
@@ -58,7 +62,10 @@ class EngineState:
         self._acked: dict[int, AckedIn | tuple[AckedIn, int]] = {}
         self._acked_order: deque[int] = deque()  # the same ids, in the order they were acked
         self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
-        self._owned: dict[object, set[Message]] = {}
+        # lease owner -> queue -> the messages it holds leased there (the same set is the
+        # queue's ``holders[owner]``, possibly empty: _let_go); receipts are not owners
+        # here (Queue.holders only)
+        self._owned: dict[object, dict[Queue, set[Message]]] = {}
         self._owner_waiters: dict[object, OwnerWaits] = {}
         # waiting GETs on names with no queue (each lobby holds at least one active waiter)
         self._lobbies: dict[str, Lobby] = {}
@@ -187,6 +194,26 @@ class EngineState:
         where, attempts = record if type(record) is tuple else (record, 1)
         assert isinstance(where, AckedIn)
         return None if where.deleted else (where.name, attempts)
+
+    def _leases_in(self, q: Queue, owner: object) -> set[Message] | None:
+        """The set of ``owner``'s leased messages in ``q`` (a receipt's: the queue's set
+        for receipts), if there is one."""
+        by_queue = self._owned.get(owner)
+        if by_queue is not None:
+            return by_queue.get(q)
+        return q.holders.get(RECEIPTS)
+
+    def _let_go(self, q: Queue) -> None:
+        """``q`` goes (deleted or forgotten): its lease owners' sets for it go too. (A set
+        that empties stays until then, or until its owner leaves: a consumer that leases
+        and acks one message at a time does not make and drop one each time.)"""
+        for owner in q.holders:
+            by_queue = self._owned.get(owner)
+            if by_queue is not None:
+                by_queue.pop(q, None)
+                if not by_queue:
+                    del self._owned[owner]
+        q.holders.clear()
 
     def _holds_compact(self, seq: int) -> bool:
         q = self._compact.owner_of(seq)

@@ -453,14 +453,21 @@ class Model:
     def redrive(self, queue: str) -> int:
         if queue + ".dead" not in self.queues:
             return 0
-        moved = [m for m in self.in_queue(queue + ".dead") if m.state == State.READY]
-        return self.move_back(queue, moved)
+        src = queue + ".dead"
+        moved: list[M] = []
+        while deliverable := self.deliverable(src):  # in delivery order, each freeing its key
+            moved.append(deliverable[0])
+            deliverable[0].queue = "\0moving"
+        held = [m for m in self.in_queue(src) if m.state == State.READY]  # behind their key
+        moved += sorted(held, key=lambda m: (m.priority, m.order))
+        return self.move_back(queue, moved, in_order=True)
 
-    def move_back(self, queue: str, moved: list[M]) -> int:
+    def move_back(self, queue: str, moved: list[M], in_order: bool = False) -> int:
+        """Move ``moved`` to the end of ``queue``: in their order there, or as given."""
         if not moved:
             return 0  # makes no queue
         self.create(queue)
-        for m in sorted(moved, key=lambda m: m.order):
+        for m in moved if in_order else sorted(moved, key=lambda m: m.order):
             m.queue, m.attempts, m.order = queue, 0, self.new_order()
             m.state = State.READY
         self.counters[queue]["redriven"] += len(moved)

@@ -468,7 +468,13 @@ class EngineMachine(RuleBasedStateMachine):
         msgs = [m for m in held if isinstance(m, Message)]
         leased = [m for m in msgs if m.state == State.LEASED]
         # one owner per lease, and the engine's owner index agrees
-        owned = [(owner, m.seq) for owner, ms in e._owned.items() for m in ms]
+        owned = [
+            (owner, m.seq)
+            for owner, by_queue in e._owned.items()
+            for q, ms in by_queue.items()
+            for m in ms
+            if m.queue is q and q.holders[owner] is ms  # each set is its queue's too
+        ]
         assert sorted(owned, key=repr) == sorted(((m.owner, m.seq) for m in leased), key=repr)
         # at most one leased message per (queue, key), and it heads its key
         for m in leased:

@@ -216,12 +216,12 @@ async def test_a_lease_past_its_deadline_is_expired_before_the_next_request() ->
     await backend.start()
     try:
         owner = backend.open(_NullSink())
-        [put] = backend.execute(owner, [rq.Put(queue="q", body=msgspec.Raw(b"1"))])
+        [put] = backend.execute(owner, [rq.Put(queue="q", body=msgspec.Raw(b"1"))])  # type: ignore[misc]
         assert put is not None
         backend.execute(owner, [rq.Get(queue="q", lease=5.0)])
         clock[0] = 5.0  # the deadline; the loop timer has not run (it is armed on the loop)
         assert isinstance(put, PutReply)
-        [ack] = backend.execute(owner, [rq.Ack(id=put.id)])
+        [ack] = backend.execute(owner, [rq.Ack(id=put.id)])  # type: ignore[misc]
         assert isinstance(ack, ErrorReply) and ack.error == "not_leased"
     finally:
         await backend.stop()

@@ -5,7 +5,8 @@ never one timer per message), a periodic timer that lets the engine forget
 idle queues (``forget_idle``, ten times a pass), running each request through its handler
 (handlers.py: a dict from request type to handler, typed replies out; the
 protocol layer encodes them), delivering completed waiting GETs to their
-connections, and what the backend knows of its connections (owners.py).
+connections, what the backend knows of its connections (owners.py), and
+running long PURGE and REDRIVE a slice at a time (slices.py).
 Every state change goes through the engine, which reports it to its
 ``Journal``. It logs what the engine reports (lease expiries, dead letters,
 leases released by a disconnect) and times waiting GETs (``get_wait``, read
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
 from typing import Final
 
@@ -26,10 +27,12 @@ from broker.backend.base import Replies, ReplySink, StatsProvider
 from broker.backend.memory import views
 from broker.backend.memory.handlers import Handlers
 from broker.backend.memory.owners import Owner, Wait
+from broker.backend.memory.slices import Batch, GoesOn, Running, run_slice
 from broker.backend.names import QueueIndex
 from broker.backend.receipts import ReceiptOps, received
 from broker.config import Config
 from broker.engine import DEAD_SUFFIX, Engine, Journal
+from broker.engine.sliced import Sliced
 from broker.errors import ShuttingDown, UnknownOp, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import replies as rp
@@ -71,6 +74,8 @@ class MemoryBackend:
         self.get_wait = Histogram(WAIT_BOUNDS_S)
         self.names = QueueIndex()  # the queues' names in order, for pages of STATS and QUEUES
         self._handlers = Handlers(self).table
+        # batches waiting on a sliced job, and the handle of their job's next slice
+        self._batches: dict[Batch, asyncio.Handle] = {}
 
     # -------------------------------------------------------------- lifecycle
 
@@ -94,6 +99,10 @@ class MemoryBackend:
     async def stop(self) -> None:
         if not self._draining:
             await self.drain()
+        for batch, handle in self._batches.items():  # jobs still running: never answered
+            handle.cancel()
+            batch.future.cancel()
+        self._batches.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -131,11 +140,16 @@ class MemoryBackend:
 
     # -------------------------------------------------------------- execution
 
-    def execute(self, owner: object, requests: Sequence[rq.AnyRequest]) -> Replies:
+    def execute(
+        self, owner: object, requests: Sequence[rq.AnyRequest]
+    ) -> Replies | Awaitable[Replies]:
+        """Each request's reply, in order; an awaitable of them when one of them is a
+        PURGE or REDRIVE that goes on in slices (slices.py): the rest wait for it."""
         if self._draining:
             raise ShuttingDown(_NOT_APPLIED)
         now = self.now()
         self._catch_up(now)
+        # _run's loop, inlined: the hot path pays no extra call (continuations use _run)
         handlers = self._handlers
         replies: Replies = []
         append = replies.append
@@ -147,8 +161,70 @@ class MemoryBackend:
                 append(handler(owner, request, now))
             except WonderQError as exc:
                 append(rp.error_reply(exc))
+            except GoesOn as going_on:
+                return self._goes_on(owner, requests, replies, going_on.running)
         self._after_change()
         return replies
+
+    def _goes_on(
+        self, owner: object, requests: Sequence[rq.AnyRequest], replies: Replies, running: Running
+    ) -> Awaitable[Replies]:
+        """A job of this batch goes on in slices: the rest of the batch waits for it."""
+        self._after_change()
+        assert self._loop is not None
+        batch = Batch(owner, requests, replies, running, self._loop.create_future())
+        self._batches[batch] = self._loop.call_soon(self._next_slice, batch)
+        return batch.future
+
+    def _run(
+        self, owner: object, requests: Sequence[rq.AnyRequest], replies: Replies, now: float
+    ) -> Running | None:
+        """Append each request's reply to ``replies``; stop at a job that goes on in
+        slices (its ``Running``: raised by its handler, so the loop checks nothing more)."""
+        handlers = self._handlers
+        append = replies.append
+        for request in requests:
+            try:
+                handler = handlers.get(type(request))
+                if handler is None:
+                    raise UnknownOp(f"{type(request).__name__} is not served by this backend")
+                append(handler(owner, request, now))
+            except WonderQError as exc:
+                append(rp.error_reply(exc))
+            except GoesOn as going_on:
+                return going_on.running
+        return None
+
+    def sliced(self, job: Sliced, now: float, reply: Callable[[], rp.Reply]) -> rp.Reply:
+        """A job's first slice, now: its reply if that finished it, else ``GoesOn``."""
+        if run_slice(job, now):
+            return reply()
+        raise GoesOn(Running(job, reply))
+
+    def _next_slice(self, batch: Batch) -> None:
+        """The next slice of the job that holds ``batch``; once it ends, the rest of the batch."""
+        running = batch.running
+        assert running is not None and self._loop is not None
+        now = self.now()
+        self._catch_up(now)
+        if run_slice(running.job, now):
+            batch.replies[batch.slot] = running.reply()
+            rest = batch.requests[batch.slot + 1 :]
+            batch.running = None
+            if self._draining:  # the server began to stop meanwhile: the rest is not applied
+                batch.replies.extend([rp.error_reply(ShuttingDown(_NOT_APPLIED))] * len(rest))
+            elif not batch.future.cancelled():  # (cancelled: its connection is gone)
+                batch.running = self._run(batch.owner, rest, batch.replies, now)
+                if batch.running is not None:  # another job in the same batch
+                    batch.slot = len(batch.replies)
+                    batch.replies.append(None)
+        self._after_change()
+        if batch.running is not None:
+            self._batches[batch] = self._loop.call_soon(self._next_slice, batch)
+            return
+        del self._batches[batch]
+        if not batch.future.done():
+            batch.future.set_result(batch.replies)
 
     def settle(self) -> None:
         """Deliver completed waiting GETs and re-arm the timer, after the engine

@@ -4,7 +4,8 @@ Owns: one handler per request type (``Handlers.table``, a dict from type to
 handler): checking what the engine leaves to the backend (``max-get``,
 ``max-batch`` of ids, id formats), calling the engine with the request's
 values and ``now``, and building the reply (views.py). A handler returns a
-reply, or ``None`` for a GET now waiting (its reply is delivered later).
+reply, or ``None`` for a GET now waiting (its reply is delivered later); a
+PURGE or REDRIVE that goes on in slices raises ``GoesOn`` (slices.py).
 Must never: read the clock (``now`` is passed in), touch a connection, or
 encode wire bytes.
 """
@@ -289,12 +290,14 @@ class Handlers:
 
     # ------------------------------------------------------------------ manage
 
-    def purge(self, owner: object, req: rq.Purge, now: float) -> rp.PurgeReply:
-        return rp.PurgeReply(purged=self.engine.purge(now, req.queue))
+    def purge(self, owner: object, req: rq.Purge, now: float) -> rp.Reply:
+        job = self.engine.purging(req.queue)
+        return self.b.sliced(job, now, lambda: rp.PurgeReply(purged=job.count))
 
-    def redrive(self, owner: object, req: rq.Redrive, now: float) -> rp.RedriveReply:
+    def redrive(self, owner: object, req: rq.Redrive, now: float) -> rp.Reply:
         if req.ids is None:
-            return rp.RedriveReply(redriven=self.engine.redrive(now, req.queue))
+            job = self.engine.redriving(req.queue)
+            return self.b.sliced(job, now, lambda: rp.RedriveReply(redriven=job.count))
         seqs, unparsable = self._named(req.ids)
         picked = self.engine.redrive_ids(now, req.queue, seqs)
         return rp.RedriveReply(
