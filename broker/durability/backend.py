@@ -247,6 +247,23 @@ class DurableBackend:
             raise Unavailable(f"the durable log cannot be written ({wal.failure})")
         before = wal.appended
         replies = self.memory.execute(owner, requests)
+        if not isinstance(replies, list):  # a PURGE or REDRIVE goes on in slices
+            return self._after_slices(owner, replies)
+        return self._durable(owner, replies, before)
+
+    async def _after_slices(self, owner: object, pending: Awaitable[Replies]) -> Replies:
+        """A batch whose replies came after a sliced job: held as any other, once all in."""
+        replies = await pending
+        after = self._durable(owner, replies, -1)
+        return after if isinstance(after, list) else await after
+
+    def _durable(
+        self, owner: object, replies: Replies, before: int
+    ) -> Replies | Awaitable[Replies]:
+        """``replies``, or an awaitable of them once what they changed is durable (under
+        ``always``) or the log's backlog is low enough; ``before``: the log's appended
+        bytes when the batch began (-1: unknown, the batch may have changed state)."""
+        wal = self.log
         if wal.appended == before:
             held = self._held.get(owner)
             if held is not None and held.pending:  # answer after the held GET replies

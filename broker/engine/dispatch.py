@@ -1,9 +1,10 @@
 """Waiting GETs: parking them, serving them as messages become deliverable, ending them.
 
-Owns: a GET that found nothing and may wait (a ``Waiter`` on its queue, in
-arrival order, with a deadline), serving the waiters of every queue woken by
+Owns: a GET that found nothing and may wait (a ``Waiter`` on its queue, or
+on the lobby of a name with no queue, in arrival order, with a deadline), serving the waiters of every queue woken by
 a call once all of that call's changes are applied (``_settle``), ending waits
-(served, timed out, cancelled, owner gone, queue deleted, shutdown), and
+(served, timed out, cancelled by the key it was parked with, owner gone,
+queue deleted, shutdown), at most ``max-waiting`` per owner, and
 handing completed waits out as ``Delivery``s (``take_deliveries``).
 Also a queue's gate (``_allowed``): a paused queue delivers nothing, and a
 rate-limited one at most the whole tokens of its bucket (rate.py); when
@@ -18,7 +19,7 @@ a waiter in the middle of a call's changes, or poll a bucket.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from broker.engine.compact import COLLECT_MIN
 from broker.engine.deadlines import COMPACT_MIN
@@ -26,27 +27,50 @@ from broker.engine.leases import Leases
 from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.state import GONE
-from broker.engine.waiter import Delivery, Waiter
+from broker.engine.waiter import Delivery, Lobby, OwnerWaits, Waiter
+from broker.errors import BadRequest
 
 
 class Dispatch(Leases):
+    def _lobby(self, name: str) -> Lobby:
+        """Where waiting GETs on ``name``, which has no queue, wait (made by the first)."""
+        lobby = self._lobbies.get(name)
+        if lobby is None:
+            lobby = self._lobbies[name] = Lobby(name)
+        return lobby
+
     def _park(
         self,
-        q: Queue,
+        q: Queue | Lobby,
         owner: object,
         max: int,
         lease_s: float,
         due_at: float,
         token: object,
         receipts: Callable[[], object] | None,
+        key: Hashable = None,
     ) -> None:
-        """Register a waiting GET on ``q``, until ``due_at``."""
-        waiter = Waiter(token, owner, q, max, lease_s, due_at, receipts)
+        """Register a waiting GET on ``q`` (or the lobby of a name with no queue), until
+        ``due_at`` (``key``: what a cancel names it by). The caller checked ``_may_wait``."""
+        waiter = Waiter(token, owner, q, max, lease_s, due_at, receipts, key)
         q.waiters.append(waiter)
         q.n_waiting += 1
         self._tally.waiting += 1
-        self._owner_waiters.setdefault(owner, set()).add(waiter)
+        waits = self._owner_waiters.get(owner)
+        if waits is None:
+            waits = self._owner_waiters[owner] = OwnerWaits()
+        waits.add(waiter)
         self._deadlines.push(due_at, waiter)
+
+    def _may_wait(self, owner: object) -> None:
+        """Refuse a waiting GET from an owner that has ``max-waiting`` already."""
+        waits = self._owner_waiters.get(owner)
+        limit = self.config.max_waiting
+        if waits is not None and waits.n >= limit:
+            raise BadRequest(
+                f"this connection has {waits.n} waiting GETs; the limit (max-waiting) is "
+                f"{limit}: CANCEL one, or wait for one to end"
+            )
 
     def _serve_woken(self, now: float, at: float | None = None) -> None:
         """Serve the waiters of every woken queue (``at``: the instant whose deadlines
@@ -133,30 +157,35 @@ class Dispatch(Leases):
         mine = self._owner_waiters.get(waiter.owner)
         if mine is not None:
             mine.discard(waiter)
-            if not mine:
+            if not mine.n:
                 del self._owner_waiters[waiter.owner]
         if len(q.waiters) > 2 * q.n_waiting + 32:
             q.waiters = type(q.waiters)(w for w in q.waiters if w.active)
+        if not q.n_waiting and type(q) is Lobby and self._lobbies.get(q.name) is q:
+            del self._lobbies[q.name]  # its last waiter: a lobby holds active waiters only
 
     def _end_empty(self, waiter: Waiter) -> None:
         """End a wait that got nothing: its GET is answered with no messages."""
         self._end_wait(waiter)
         self._deliveries.append(Delivery(waiter.token, waiter.owner, []))
 
-    def cancel_waits(self, owner: object, match: Callable[[object], bool]) -> int:
-        """End the owner's waiting GETs whose token ``match``es; each yields an empty Delivery."""
-        ended = 0
-        for waiter in list(self._owner_waiters.get(owner, ())):
-            if match(waiter.token):
-                self._end_empty(waiter)
-                ended += 1
-        self._deadlines.compact()
-        return ended
+    def cancel_waits(self, owner: object, key: Hashable) -> int:
+        """End the owner's waiting GETs parked with ``key`` (in O(them), whatever else
+        it waits on); each yields an empty Delivery. How many ended."""
+        waits = self._owner_waiters.get(owner)
+        if waits is None:
+            return 0
+        ended = waits.keyed(key)
+        for waiter in ended:
+            self._end_empty(waiter)
+        if len(self._deadlines.entries) > COMPACT_MIN:
+            self._deadlines.compact()
+        return len(ended)
 
     def end_all_waits(self) -> None:
         """Complete every waiting GET with no messages (server shutdown)."""
-        for waiters in list(self._owner_waiters.values()):
-            for waiter in list(waiters):
+        for waits in list(self._owner_waiters.values()):
+            for waiter in waits.all():
                 self._end_empty(waiter)
         self._deadlines.compact()
 

@@ -61,10 +61,11 @@ from __future__ import annotations
 
 from broker.engine.commands import Commands
 from broker.engine.controls import Controls
+from broker.engine.forgetting import Forgetting
 from broker.engine.management import Management
 from broker.engine.restore import Restore
 from broker.engine.views import Views
 
 
-class Engine(Commands, Management, Controls, Restore, Views):
+class Engine(Commands, Management, Controls, Restore, Views, Forgetting):
     """The engine: ``Engine(config, first_seq, journal)``; see the module docstring."""

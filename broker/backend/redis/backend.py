@@ -25,14 +25,14 @@ from typing import Any, Final
 from redis.exceptions import RedisError
 
 from broker.backend.base import Replies, ReplySink, StartError, StatsProvider
-from broker.backend.memory import _log_events
+from broker.backend.memory import log_events
 from broker.backend.redis import library, wire
 from broker.backend.redis.calls import Calls, Op, Reply, ignore
 from broker.backend.redis.events import Listener
 from broker.backend.redis.node import Node, node_info
 from broker.backend.redis.shards import Shards
 from broker.backend.redis.target import Target, plain_client
-from broker.backend.redis.timers import Wait
+from broker.backend.redis.timers import OwnerWaits
 from broker.backend.redis.waits import Waits
 from broker.config import Config
 from broker.errors import ShuttingDown, Unavailable, WonderQError
@@ -57,7 +57,7 @@ class Owner:
         self.sink = sink
         self.tags: set[str] = set()  # tags where it may hold leases or waits
         self.leased: set[str] = set()  # ids it was given and has not acked or nacked
-        self.waits: dict[str, Wait] = {}  # its waiting GETs by waiter id
+        self.waits = OwnerWaits()  # its waiting GETs by waiter id (and by rid)
 
     @property
     def peer(self) -> str:
@@ -395,7 +395,7 @@ class RedisBackend:
         if reply.deliveries:
             self.waits.take_deliveries(reply.tag, reply.deliveries, reply.bodies, reply.now_ms)
         if reply.events:
-            _log_events({(q, name): n for q, name, n in reply.events})
+            log_events({(q, name): n for q, name, n in reply.events})
 
     def redis_now_ms(self) -> float:
         """Redis's time now, as this node estimates it from its last reply."""
