@@ -112,7 +112,6 @@ async def created(api: Client, queue: str) -> None:
 
 
 async def test_a_long_poll_is_woken_by_a_put(broker: Broker, api: Client) -> None:
-    await created(api, "mail")
     waiting = asyncio.create_task(receive(api, "mail", wait=20, max=5))
     async with asyncio.timeout(TIMEOUT_S):
         await broker.spy.waiting.wait()

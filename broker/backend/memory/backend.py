@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
 from typing import Final
 
+import broker.backend.memory.views as views
 from broker.backend.base import Replies, ReplySink, StatsProvider
-from broker.backend.memory import views
 from broker.backend.memory.handlers import Handlers
 from broker.backend.memory.owners import Owner, Wait
 from broker.backend.memory.slices import Batch, GoesOn, Running, run_slice

@@ -155,14 +155,16 @@ ops.redrive = function(o)
       moved = records(ready_ids(src))
       table.sort(moved, function(a, b) return a[2][F_ORD] < b[2][F_ORD] end)
     end
-    create(q)
-    for _, item in ipairs(moved) do
-      local seq, r = item[1], item[2]
-      local sz = unqueue(src, seq, r)
-      r[F_ATT] = 0
-      enqueue_moved(seq, r, q, sz)
+    if #moved > 0 then -- a REDRIVE with nothing to move makes no queue (protocol.md 3)
+      create(q)
+      for _, item in ipairs(moved) do
+        local seq, r = item[1], item[2]
+        local sz = unqueue(src, seq, r)
+        r[F_ATT] = 0
+        enqueue_moved(seq, r, q, sz)
+      end
+      bump(q, 'redriven', #moved)
     end
-    bump(q, 'redriven', #moved)
   elseif ids then
     missing = ids
   end
