@@ -42,3 +42,19 @@ async def test_purge_redrive_and_peek_among_many_answer_in_order(server: Server)
         assert replies[2]["queues"]["big"]["ready"] == 1  # only what came after the PURGE
         assert replies[3]["redriven"] == 2000
         assert replies[4]["queues"]["back"]["ready"] == 2000
+
+
+async def test_no_get_or_peek_reply_holds_more_than_a_mib_of_bodies_and_headers(
+    server: Server,
+) -> None:
+    async with await LineClient.connect(server.port) as c:
+        headers = {"h": "v" * 4000}
+        for _ in range(4):
+            batch = [{"body": "b", "headers": headers}] * 100
+            assert (await c.call(op="PUT", queue="h", messages=batch))["ok"] is True
+        for request in ({"op": "GET", "queue": "h", "max": 1000}, {"op": "PEEK", "queue": "h"}):
+            if request["op"] == "PEEK":
+                request["limit"] = 1000
+            await c.send(**request)
+            line = await c.reader.readline()
+            assert 900_000 < len(line) < 1.1 * 1024 * 1024, len(line)  # not 400 x 4 kB

@@ -57,6 +57,15 @@ local function save(seq, r) call('HSET', C.T .. ':m', seq, pack(r)) end
 
 local function body_size(seq) return call('HSTRLEN', C.T .. ':b', seq) end
 
+-- what a message takes of a reply's budget: its body and its headers (as the engine)
+local function reply_size(seq, r)
+  local n = body_size(seq)
+  if r[F_HDR] then
+    for name, value in pairs(r[F_HDR]) do n = n + #name + #value + 6 end
+  end
+  return n
+end
+
 local function forget(seq)
   call('HDEL', C.T .. ':m', seq)
   call('HDEL', C.T .. ':b', seq)

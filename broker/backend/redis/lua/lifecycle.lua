@@ -110,7 +110,7 @@ local function lease_from(q, owner, max, lease_ms, budget)
       call('ZADD', lk, n2s(due), seq)
       call('ZREM', qk(q) .. ':a', seq)
       call('SADD', owned, seq)
-      budget = budget - body_size(seq)
+      budget = budget - reply_size(seq, r)
       out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false, seq}
     end
     i = i + 2
