@@ -52,9 +52,11 @@ async def test_no_get_or_peek_reply_holds_more_than_a_mib_of_bodies_and_headers(
         for _ in range(4):
             batch = [{"body": "b", "headers": headers}] * 100
             assert (await c.call(op="PUT", queue="h", messages=batch))["ok"] is True
-        for request in ({"op": "GET", "queue": "h", "max": 1000}, {"op": "PEEK", "queue": "h"}):
-            if request["op"] == "PEEK":
-                request["limit"] = 1000
+        requests: list[dict[str, Any]] = [
+            {"op": "GET", "queue": "h", "max": 1000},
+            {"op": "PEEK", "queue": "h", "limit": 1000},
+        ]
+        for request in requests:
             await c.send(**request)
             line = await c.reader.readline()
             assert 900_000 < len(line) < 1.1 * 1024 * 1024, len(line)  # not 400 x 4 kB
