@@ -488,7 +488,12 @@ def row_10(broker: Broker, r: Row, scale: float) -> None:
     time.sleep(0.5)
     fill(broker.port, broker.token, "nr", n, body="x" * 100)
     time.sleep(1)
-    r.saw = f"{n} messages of 100 bytes put while it reads nothing"
+    with broker.client() as client:
+        figures = client.call({"op": "STATS", "queue": "nr"})["queues"]["nr"]
+    r.saw = (
+        f"{n} messages of 100 bytes put while it reads nothing: {figures['leased']} "
+        f"went to its waiting GETs, {figures['ready']} stayed ready"
+    )
     reader.close()
 
 

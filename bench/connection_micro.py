@@ -58,6 +58,9 @@ class RecordingTransport:
     def resume_reading(self) -> None:
         self.reading = True
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # written at once
+
     def set_write_buffer_limits(self, high: int, low: int) -> None:
         pass
 

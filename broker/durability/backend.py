@@ -68,12 +68,13 @@ class _CommitSink:
     connection while one is held, waits behind the held ones (``pending``).
     """
 
-    __slots__ = ("_backend", "_sink", "pending")
+    __slots__ = ("_backend", "_sink", "pending", "room")
 
     def __init__(self, sink: ReplySink, backend: DurableBackend) -> None:
         self._sink = sink
         self._backend = backend
         self.pending = 0
+        self.room = getattr(sink, "room", None)  # the connection's, passed on
 
     def deliver(self, request: rq.AnyRequest, reply: Reply) -> None:
         wal = self._backend.log
@@ -238,6 +239,9 @@ class DurableBackend:
 
     def holds(self, owner: object) -> bool:
         return self.memory.holds(owner)
+
+    def writable(self, owner: object) -> None:
+        self.memory.writable(owner)
 
     def execute(
         self, owner: object, requests: Sequence[rq.AnyRequest]

@@ -268,6 +268,7 @@ class Commands(Expiry, Intake):
         waits = self._owner_waiters.pop(owner, None)
         for waiter in waits.all() if waits is not None else ():
             self._end_wait(waiter)
+        self._room.pop(owner, None)
         by_queue = self._owned.pop(owner, None) or {}
         owned = [m for leases in by_queue.values() for m in leases]
         for q in by_queue:

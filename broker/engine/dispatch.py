@@ -6,6 +6,9 @@ a call once all of that call's changes are applied (``_settle``), ending waits
 (served, timed out, cancelled by the key it was parked with, owner gone,
 queue deleted, shutdown), at most ``max-waiting`` per owner, and
 handing completed waits out as ``Delivery``s (``take_deliveries``).
+A waiting GET whose owner has no room for its reply (``set_room``: the
+backend's connection is above its write high-water mark) is passed over and
+keeps its place; the messages stay ready for other consumers.
 Also a queue's gate (``_allowed``): a paused queue delivers nothing, and a
 rate-limited one at most the whole tokens of its bucket (rate.py); when
 waiters wait on a token, the bucket goes into the deadline heap at the
@@ -20,15 +23,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
+from typing import Final
 
 from broker.engine.compact import COLLECT_MIN
 from broker.engine.deadlines import COMPACT_MIN
 from broker.engine.leases import Leases
-from broker.engine.message import Message
+from broker.engine.message import Message, headers_bytes
 from broker.engine.queue import Queue
 from broker.engine.state import GONE
 from broker.engine.waiter import Delivery, Lobby, OwnerWaits, Waiter
 from broker.errors import BadRequest
+
+#: what one message adds to a delivery's reply besides its body and headers: the id,
+#: queue, attempts and key fields (a key is at most 256 characters)
+REPLY_OVERHEAD: Final = 96
+
+
+def delivery_bytes(msgs: list[Message]) -> int:
+    """About how big a reply carrying ``msgs`` is (bodies, headers, the fields)."""
+    return sum(len(m.body) + REPLY_OVERHEAD + headers_bytes(m) for m in msgs)
 
 
 class Dispatch(Leases):
@@ -91,16 +104,23 @@ class Dispatch(Leases):
 
     def _dispatch(self, q: Queue, now: float, at: float) -> None:
         """Serve waiting GETs of ``q`` in arrival order while messages are deliverable
-        and its gate lets them go (tokens counted at ``at``)."""
-        while q.n_waiting and q.has_deliverable():
+        and its gate lets them go (tokens counted at ``at``). A waiter whose owner has
+        no room (``set_room``) keeps its place and waits: the messages stay for others."""
+        skipped: list[Waiter] = []
+        rooms = self._room
+        while q.n_waiting > len(skipped) and q.has_deliverable():
             n = None  # no gate: each waiter takes its max
             if q.gated:
                 n = self._allowed(q, at)
                 if not n:
                     self._arm_bucket(q)
-                    return
+                    break
             waiter = q.waiters.popleft()  # _end_wait may replace the deque: no alias
             if not waiter.active:
+                continue
+            room = rooms.get(waiter.owner) if rooms else None
+            if room is not None and room <= 0:
+                skipped.append(waiter)
                 continue
             self._end_wait(waiter)
             if n is None:
@@ -110,7 +130,28 @@ class Dispatch(Leases):
             else:
                 n = min(n, waiter.max)
                 msgs = self._lease_gated(q, waiter.owner, n, waiter.lease_s, now, waiter.receipts)
+            if room is not None:
+                rooms[waiter.owner] = room - delivery_bytes(msgs)
             self._deliveries.append(Delivery(waiter.token, waiter.owner, msgs))
+        if skipped:
+            q.waiters.extendleft(reversed(skipped))
+
+    def set_room(self, now: float, owner: object, room: int | None) -> None:
+        """How many bytes of deliveries ``owner`` can take now (None: no limit; the
+        backend says so as its connection's write buffer fills and drains). Each
+        delivery to it takes ``delivery_bytes`` off; at 0 or less its waiting GETs are
+        passed over (they keep their place) until room comes back."""
+        had = self._room.get(owner)
+        if room is None:
+            self._room.pop(owner, None)
+        else:
+            self._room[owner] = room
+        if had is not None and had <= 0 and (room is None or room > 0):
+            waits = self._owner_waiters.get(owner)
+            for waiter in waits.all() if waits is not None else ():
+                if type(waiter.queue) is Queue:
+                    self._wake(waiter.queue)
+            self._settle(now)
 
     def _lease_gated(
         self,

@@ -33,7 +33,8 @@ Invariants (checked by the property tests):
   - after any call, a queue never has both an active waiter and a deliverable
     message (waiters are served as soon as a message becomes deliverable),
     unless it is paused, or its rate limit has no whole token and the deadline
-    heap holds its bucket at the instant the next one comes back;
+    heap holds its bucket at the instant the next one comes back, or the
+    waiter's owner has no room for more deliveries (``set_room``);
   - a rate-limited queue never delivers more than its bucket holds: at most
     max(1, rate) at once, and ``rate`` per second after that;
   - a PUT with a dedup id its queue remembers stores nothing; at most

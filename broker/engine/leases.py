@@ -26,7 +26,7 @@ from broker.engine.lifecycle import (
     RELEASE,
     RELEASE_DELAYED,
 )
-from broker.engine.message import DELAYED, LEASED, READY, Message
+from broker.engine.message import DELAYED, LEASED, READY, Message, headers_bytes
 from broker.engine.queue import RECEIPTS, Queue
 from broker.engine.state import GONE, EngineState
 from broker.engine.values import AckResult
@@ -46,7 +46,7 @@ class Leases(EngineState):
     ) -> list[Message]:
         """Lease up to ``max`` deliverable messages of ``q`` to ``owner`` (or each to a
         receipt of its own, see ``get``), until ``now + lease_s``, within the reply's
-        byte budget (at least one)."""
+        byte budget of bodies and headers (at least one)."""
         out: list[Message] = []
         if receipts is None:
             by_queue = self._owned.get(owner)
@@ -77,6 +77,8 @@ class Leases(EngineState):
                 own(msg)
                 append(msg)
                 budget -= len(msg.body)
+                if msg.headers is not None:  # (a reply carries them too)
+                    budget -= headers_bytes(msg)
             if budget <= 0:
                 break
         n = len(out)

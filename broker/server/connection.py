@@ -180,10 +180,22 @@ class Connection(Batches, Stopping, asyncio.Protocol):
     def pause_writing(self) -> None:
         self._paused_for_write = True
         self._update_reading()
+        if self.opened:
+            self._backend.writable(self.owner)  # no room: its waiting GETs are passed over
 
     def resume_writing(self) -> None:
         self._paused_for_write = False
+        if self.opened:
+            self._backend.writable(self.owner)
         self._run_pending()
+
+    def room(self) -> int:
+        """Bytes of replies this connection can take before its write buffer passes the
+        high-water mark (0 or less: none)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return 0
+        return self._server.config.write_high_water - transport.get_write_buffer_size()
 
     def _update_reading(self) -> None:
         transport = self.transport

@@ -227,7 +227,7 @@ class Model:
             m.state, m.owner, m.due = State.LEASED, owner, self.now + lease_s
             m.attempts += 1
             out.append(m.id)
-            total += m.size
+            total += m.size + sum(len(k) + len(v) + 6 for k, v in (m.headers or {}).items())
         bucket = self.queues[queue].bucket
         if bucket is not None:
             bucket.tokens -= len(out)

@@ -354,3 +354,38 @@ def test_max_waiting_refuses_one_more_waiting_get_naming_the_limit() -> None:
     assert served(e) == {"a1": ["for a1"]}
     wait(e, "q", "A", "a4")  # one ended: room again
     assert e.waits_of("A") == 2 and e.waits_of("B") == 1
+
+
+def test_a_waiter_whose_owner_has_no_room_is_passed_over_and_keeps_its_place() -> None:
+    e = make_engine()
+    wait(e, "q", "FULL", "f1")
+    wait(e, "q", "FULL", "f2")
+    wait(e, "q", "OK", "ok")
+    e.set_room(0, "FULL", 0)  # its connection's write buffer is past the high-water mark
+    put(e, "q", "m1", "m2")
+    assert served(e) == {"ok": ["m1"]}
+    assert stats(e, "q")["ready"] == 1  # m2 stays ready for another consumer
+    assert bodies(e.get(0, "q", "OTHER", 1, 30)) == ["m2"]
+    e.set_room(1, "FULL", 10_000)  # drained: its waiters go on, in their order
+    put(e, "q", "m3", "m4", now=2)
+    assert served(e) == {"f1": ["m3"], "f2": ["m4"]}
+
+
+def test_deliveries_take_room_off_and_stop_at_none() -> None:
+    e = make_engine()
+    for token in ("a", "b", "c"):
+        wait(e, "q", "R", token, max=5)
+    e.set_room(0, "R", 700)  # one delivery of 5 x 100-byte bodies (plus overhead) uses it up
+    put(e, "q", *["x" * 100] * 12)
+    assert served(e) == {"a": ["x" * 100] * 5}
+    assert stats(e, "q")["ready"] == 7 and e.waits_of("R") == 2
+    e.set_room(0, "R", None)  # no limit: a connection that does not say
+    assert served(e) == {"b": ["x" * 100] * 5, "c": ["x" * 100] * 2}
+
+
+def test_a_get_reply_holds_at_most_max_reply_bytes_of_bodies_and_headers() -> None:
+    e = make_engine(max_reply_bytes=20_000)
+    headers = {"h": "v" * 4000}
+    e.put_extended(0, "q", [new("b")] * 50, None, [headers] * 50)
+    got = e.get(0, "q", "A", 50, 30)
+    assert got is not None and len(got) == 5  # 4 KB of headers each: 20 KB

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from broker.server import Server
 from tests.support import LineClient
 
@@ -42,3 +44,22 @@ async def test_purge_redrive_and_peek_among_many_answer_in_order(server: Server)
         assert replies[2]["queues"]["big"]["ready"] == 1  # only what came after the PURGE
         assert replies[3]["redriven"] == 2000
         assert replies[4]["queues"]["back"]["ready"] == 2000
+
+
+@pytest.mark.memory_only("Redis counts bodies, not yet headers, against a reply's 1 MiB")
+async def test_no_get_or_peek_reply_holds_more_than_a_mib_of_bodies_and_headers(
+    server: Server,
+) -> None:
+    async with await LineClient.connect(server.port) as c:
+        headers = {"h": "v" * 4000}
+        for _ in range(4):
+            batch = [{"body": "b", "headers": headers}] * 100
+            assert (await c.call(op="PUT", queue="h", messages=batch))["ok"] is True
+        requests: list[dict[str, Any]] = [
+            {"op": "GET", "queue": "h", "max": 1000},
+            {"op": "PEEK", "queue": "h", "limit": 1000},
+        ]
+        for request in requests:
+            await c.send(**request)
+            line = await c.reader.readline()
+            assert 900_000 < len(line) < 1.1 * 1024 * 1024, len(line)  # not 400 x 4 kB

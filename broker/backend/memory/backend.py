@@ -116,6 +116,8 @@ class MemoryBackend:
     def open(self, sink: ReplySink) -> object:
         owner = Owner(next(self._owner_ids), sink)
         self.owners[owner] = None
+        if owner.room is not None:
+            self.engine.set_room(self.now(), owner, owner.room())
         return owner
 
     def close(self, owner: object) -> None:
@@ -252,21 +254,39 @@ class MemoryBackend:
             log_events(events)
 
     def _flush_deliveries(self) -> None:
-        deliveries = self.engine.take_deliveries()
+        """Write completed waiting GETs to their connections, and tell the engine how much
+        room each one has left (which may complete more: written in the same loop)."""
+        engine = self.engine
+        deliveries = engine.take_deliveries()
         if not deliveries:
             return
         now = self.now()
-        for delivery in deliveries:
-            token = delivery.token
-            assert isinstance(token, Wait)
-            request, waiting_since = token
-            owner = delivery.owner
-            assert isinstance(owner, Owner)
-            self.get_wait.observe(float(now - waiting_since))
-            if type(request) is rq.Receive:
-                owner.sink.deliver(request, received(delivery.messages, now))
-            else:
-                owner.sink.deliver(request, views.get_reply(delivery.messages))
+        while deliveries:
+            written: dict[Owner, None] = {}
+            for delivery in deliveries:
+                token = delivery.token
+                assert isinstance(token, Wait)
+                request, waiting_since = token
+                owner = delivery.owner
+                assert isinstance(owner, Owner)
+                self.get_wait.observe(float(now - waiting_since))
+                if type(request) is rq.Receive:
+                    owner.sink.deliver(request, received(delivery.messages, now))
+                else:
+                    owner.sink.deliver(request, views.get_reply(delivery.messages))
+                if owner.room is not None:
+                    written[owner] = None
+            for owner in written:  # the room its writes left (the engine only estimated)
+                assert owner.room is not None
+                engine.set_room(now, owner, owner.room())
+            deliveries = engine.take_deliveries()
+
+    def writable(self, owner: object) -> None:
+        """``owner``'s connection passed its write high-water mark, or drained below its
+        low one: its room changed (a waiting GET is served only with room)."""
+        if isinstance(owner, Owner) and owner.room is not None:
+            self.engine.set_room(self.now(), owner, owner.room())
+            self._after_change()
 
     def _arm_timer(self) -> None:
         at = self.engine.next_deadline()

@@ -31,6 +31,7 @@ from broker.engine import (
     parse_id,
 )
 from broker.engine.ids import parse_ids
+from broker.engine.message import headers_bytes
 from broker.errors import BadRequest, NotFound
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
@@ -269,9 +270,10 @@ class Handlers:
         out: list[rp.MessageView] = []
         budget = self.config.max_reply_bytes
         for msg in msgs:
-            if out and budget < len(msg.body):
-                break  # like GET: at least one message, then at most max_reply_bytes of bodies
-            budget -= len(msg.body)
+            size = len(msg.body) + headers_bytes(msg)
+            if out and budget < size:
+                break  # like GET: at least one message, then max_reply_bytes of bodies and headers
+            budget -= size
             seen = views.describe(msg, now)
             if isinstance(msg.owner, Owner | Receipt):
                 seen.holder = msg.owner.peer

@@ -9,6 +9,7 @@ through its sink.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from broker.backend.base import ReplySink
@@ -23,13 +24,15 @@ class Wait(NamedTuple):
 
 
 class Owner:
-    """The opaque lease-owner token of one connection."""
+    """The opaque lease-owner token of one connection; ``room``, if its sink says, the
+    bytes its connection can take before its write buffer passes the high-water mark."""
 
-    __slots__ = ("n", "sink")
+    __slots__ = ("n", "room", "sink")
 
     def __init__(self, n: int, sink: ReplySink) -> None:
         self.n = n
         self.sink = sink
+        self.room: Callable[[], int] | None = getattr(sink, "room", None)
 
     def __repr__(self) -> str:
         return f"Owner#{self.n}"

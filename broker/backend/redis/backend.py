@@ -292,6 +292,10 @@ class RedisBackend:
 
         self.calls.submit(tag, Op(["close", owner.token, wids], [], done))
 
+    def writable(self, owner: object) -> None:
+        """(Waiting GETs are served in Redis, by whichever node's call makes a message
+        deliverable: this backend does not hold them back for a full write buffer.)"""
+
     def holds(self, owner: object) -> bool:
         return isinstance(owner, Owner) and bool(owner.leased or owner.waits)
 
