@@ -235,10 +235,14 @@ def bystander(broker: Broker) -> Iterator[dict[str, Any]]:
             proc.kill()
 
 
-def fill(port: int, token: str | None, queue: str, count: int, body: str = "x") -> None:
-    """``count`` messages into ``queue``, 1000 a request, pipelined 16 deep."""
+def fill(
+    port: int, token: str | None, queue: str, count: int, body: str = "x", **fields: Any
+) -> None:
+    """``count`` messages into ``queue`` (each with ``fields``), 1000 a request, pipelined
+    16 deep."""
     client = Client(port, token)
-    batch = json.dumps({"op": "PUT", "queue": queue, "messages": [{"body": body}] * 1000})
+    message = {"body": body, **fields}
+    batch = json.dumps({"op": "PUT", "queue": queue, "messages": [message] * 1000})
     line = batch.encode() + b"\n"
     sent = 0
     while sent < count:
@@ -309,7 +313,27 @@ def row_1(broker: Broker, r: Row, scale: float) -> None:
         r.saw = f"{n} GETs in {elapsed:.1f} s; {queues} queues held"
 
 
-@row("2", "STATS and QUEUES with many queues")
+@row("1b", "PUT, GET and ACK of one message on each of N new names (empty queues left)")
+def row_1b(broker: Broker, r: Row, scale: float) -> None:
+    n = int(150_000 * scale)
+    refused = 0
+    with broker.client() as client:
+        for start in range(0, n, 500):
+            names = [f"e{i}" for i in range(start, min(n, start + 500))]
+            puts = pipeline(
+                client, [b'{"op":"PUT","queue":"%s","body":1}\n' % q.encode() for q in names], 500
+            )
+            refused += sum(not p.get("ok") for p in puts)
+            got = pipeline(
+                client, [b'{"op":"GET","queue":"%s"}\n' % q.encode() for q in names], 500
+            )
+            ids = [m["id"] for g in got for m in g.get("messages", [])]
+            if ids:
+                client.call({"op": "ACK", "ids": ids})
+        queues = client.call({"op": "STATS", "queue": "bystander"})["server"]["queues"]
+    r.saw = f"{n} names: {n - refused} PUTs ok, {refused} refused; {queues} queues held"
+
+
 def row_2(broker: Broker, r: Row, scale: float) -> None:
     n = int(200_000 * scale)
     with broker.client() as client:
@@ -348,6 +372,7 @@ def row_3(broker: Broker, r: Row, scale: float) -> None:
 @row("4", "acked history over 300 queues")
 def row_4(broker: Broker, r: Row, scale: float) -> None:
     per_queue = int(3000 * scale)
+    acked: list[str] = []
     with broker.client() as client:
         for q in range(300):
             queue = f"h{q}"
@@ -355,30 +380,67 @@ def row_4(broker: Broker, r: Row, scale: float) -> None:
                 size = min(1000, per_queue - start)
                 client.call({"op": "PUT", "queue": queue, "messages": [{"body": 1}] * size})
                 got = client.call({"op": "GET", "queue": queue, "max": size})
-                client.call({"op": "ACK", "ids": [m["id"] for m in got["messages"]]})
+                ids = [m["id"] for m in got["messages"]]
+                client.call({"op": "ACK", "ids": ids})
+                acked.extend(ids[:1])
         held = client.call({"op": "STATS", "queue": "h0"})["server"]["messages"]
-        r.saw = f"{300 * per_queue} put, got and acked; STATS says {held} messages held"
+        known = sum(
+            client.call({"op": "INFO", "id": i}).get("ok", False) for i in acked[::-1][:1000]
+        )
+        r.saw = (
+            f"{300 * per_queue} put, got and acked; STATS says {held} messages held; "
+            f"INFO still knows {known} of the last 1000 batches' first ids"
+        )
 
 
 @row("5", "100k waiting GETs on one connection, then 300 pipelined CANCELs")
 def row_5(broker: Broker, r: Row, scale: float) -> None:
-    n = int(100_000 * scale)
+    _waits_then_cancels(broker, r, int(100_000 * scale))
+
+
+@row("5b", "the same with --max-waiting 100000 (CANCEL's own cost)", "--max-waiting", "100000")
+def row_5b(broker: Broker, r: Row, scale: float) -> None:
+    _waits_then_cancels(broker, r, int(100_000 * scale))
+
+
+def _waits_then_cancels(broker: Broker, r: Row, n: int) -> None:
     with broker.client() as client:
+        counted = {"refused": 0}
+
+        def read_until_ping() -> None:  # the refused GETs are answered at once
+            while client.reply().get("rid") != "p":
+                counted["refused"] += 1
+
+        reader = threading.Thread(target=read_until_ping, daemon=True)
+        reader.start()
         client.send(
             b"".join(b'{"op":"GET","queue":"w","wait":3000,"rid":%d}\n' % i for i in range(n))
         )
-        client.call({"op": "PING"})  # every GET is waiting once this is answered
+        client.send(b'{"op":"PING","rid":"p"}\n')  # every GET is in once this is answered
+        reader.join(timeout=120)
+        refused = counted["refused"]
+        cancels = 300
         t0 = time.perf_counter()
-        client.send(b"".join(b'{"op":"CANCEL","get":%d}\n' % i for i in range(300)))
-        for _ in range(600):  # each CANCEL: the GET's empty reply, then its own
-            client.reply()
-        r.saw = f"{n} GETs waiting; 300 CANCELs took {time.perf_counter() - t0:.2f} s"
+        client.send(b"".join(b'{"op":"CANCEL","get":%d}\n' % i for i in range(cancels)))
+        ended = answered = 0
+        while answered < cancels:  # each CANCEL's own reply, and the GETs they ended
+            reply = client.reply()
+            if "cancelled" in reply:
+                answered += 1
+                ended += reply["cancelled"]
+        took = time.perf_counter() - t0
+        r.saw = (
+            f"{n} GETs sent: {n - refused} waiting, {refused} refused; {cancels} CANCELs "
+            f"({ended} ended one) took {took:.2f} s"
+        )
 
 
-@row("7", "200 pipelined PEEKs of a 1-message queue, then a PURGE, with many messages held")
+@row("7", "200 pipelined PEEKs of a 1-message queue, then PURGE and REDRIVE, with many held")
 def row_7(broker: Broker, r: Row, scale: float) -> None:
     n = int(1_000_000 * scale)
-    fill(broker.port, broker.token, "big", n)
+    # priority 1: each message is an object (plain ones are kept compact, never scanned)
+    fill(broker.port, broker.token, "big", n, priority=1)
+    fill(broker.port, broker.token, "back.dead", n // 2)  # dead letters, to REDRIVE
     with broker.client() as client:
         client.call({"op": "PUT", "queue": "small", "body": 1})
         t0 = time.perf_counter()
@@ -386,8 +448,12 @@ def row_7(broker: Broker, r: Row, scale: float) -> None:
         peeks = time.perf_counter() - t0
         t0 = time.perf_counter()
         purged = client.call({"op": "PURGE", "queue": "big"})
+        purge_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        moved = client.call({"op": "REDRIVE", "queue": "back"})
         r.saw = (
-            f"{n} held: 200 PEEKs {peeks:.2f} s; PURGE of {purged.get('purged')} "
+            f"{n + n // 2} held: 200 PEEKs {peeks:.2f} s; PURGE of {purged.get('purged')} "
+            f"{purge_s:.2f} s; REDRIVE of {moved.get('redriven')} "
             f"{time.perf_counter() - t0:.2f} s"
         )
 
@@ -422,7 +488,12 @@ def row_10(broker: Broker, r: Row, scale: float) -> None:
     time.sleep(0.5)
     fill(broker.port, broker.token, "nr", n, body="x" * 100)
     time.sleep(1)
-    r.saw = f"{n} messages of 100 bytes put while it reads nothing"
+    with broker.client() as client:
+        figures = client.call({"op": "STATS", "queue": "nr"})["queues"]["nr"]
+    r.saw = (
+        f"{n} messages of 100 bytes put while it reads nothing: {figures['leased']} "
+        f"went to its waiting GETs, {figures['ready']} stayed ready"
+    )
     reader.close()
 
 

@@ -25,6 +25,7 @@ TOKEN_HOW = 'make one with: python -c "import secrets; print(secrets.token_urlsa
 TOKEN_ENV = "WONDERQ_TOKEN"  # where serve and the client commands read a token from
 FSYNC_POLICIES = ("always", "everysec", "no")
 HTTP_PORT = 7879  # the HTTP API's default port
+MAX_QUEUES_DEFAULT = 100_000  # (serve refuses another value with a Redis backend)
 DEDUP_WINDOW_MAX_S = 86_400.0  # the longest dedup window (protocol/requests.py says the same)
 NODE_ID_CHARS: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-:."
@@ -189,10 +190,23 @@ class Config:
     max_queue_length: int | None = setting(
         None, "max-queue-length", "messages a queue may hold", bound=at_least(1), unset="unlimited"
     )
+    max_queues: int = setting(
+        MAX_QUEUES_DEFAULT,
+        "max-queues",
+        "queues held at once; a PUT, CONFIG or PAUSE that would make one more gets "
+        "memory_limit (an empty, idle queue with default settings is forgotten)",
+        bound=at_least(1),
+    )
     max_batch: int = setting(
         1000, "max-batch", "messages in one batch PUT or ids in one ACK", bound=at_least(1)
     )
     max_get: int = setting(1000, "max-get", "largest `max` of one GET", bound=at_least(1))
+    max_waiting: int = setting(
+        1000,
+        "max-waiting",
+        "waiting GETs one connection may have at once; a GET with `wait` past it gets bad_request",
+        bound=at_least(1),
+    )
     max_memory: int | None = setting(
         None,
         "max-memory",
@@ -202,7 +216,10 @@ class Config:
         unset="unlimited",
     )
     acked_history: int = setting(
-        10_000, "acked-history", "acked ids INFO remembers per queue", bound=at_least(0)
+        100_000,
+        "acked-history",
+        "acked ids INFO remembers (in all, the oldest go first; with a Redis backend, per queue)",
+        bound=at_least(0),
     )
     dedup_window_s: float = setting(
         300.0,
@@ -234,6 +251,9 @@ class Config:
         bound=at_least(64, "bytes"),
     )
     # (not settable from the command line: no Setting)
+    #: an empty queue with default settings, no leases and no waiting GETs is forgotten
+    #: once it stayed so this long (in memory: between one and two times this)
+    forget_after_s: float = 60.0
     #: longest line before a connection has authenticated (with a token): an AUTH line fits
     max_line_unauthenticated: int = 8 * KIB
     #: `serve --console-read-only`: the web console shows no action, and the HTTP API

@@ -34,7 +34,11 @@ class StartError(Exception):
 class ReplySink(Protocol):
     """What a backend may do to a connection: complete one of its waiting GETs.
 
-    A sink MAY also have ``peer`` (its address) and ``requests_served``, which
+    A sink MAY have ``room()``: how many bytes of replies its connection can take
+    now, before its write buffer passes the high-water mark (the in-memory backend
+    then serves its waiting GETs only while it has room; ``Backend.writable`` says
+    when it changed). A sink MAY also have ``peer`` (its address) and
+    ``requests_served``, which
     ``STATS {"connections": true}`` and ``PEEK``'s lease holder report; a
     backend reads them with ``getattr`` and a default, so a wrapping sink that
     does not forward them only loses those figures. It MAY have ``close()``: a
@@ -51,6 +55,11 @@ class Backend(Protocol):
 
     def close(self, owner: object) -> None:
         """The connection is gone: release its leases and drop its waiting GETs at once."""
+
+    def writable(self, owner: object) -> None:
+        """The connection's write buffer passed its high-water mark, or drained below
+        its low one (its sink's ``room()`` says how many bytes it can take now): a
+        backend serves a waiting GET only to a connection with room."""
 
     def holds(self, owner: object) -> bool:
         """True while the connection holds a lease or has a GET waiting (it is not idle)."""

@@ -33,7 +33,7 @@ from broker import __version__, logs
 from broker.backend.base import Backend, StartError
 from broker.cli import welcome
 from broker.cli.tokens import read_token
-from broker.config import SETTINGS, TOKEN_ENV, Config, NamedSetting
+from broker.config import MAX_QUEUES_DEFAULT, SETTINGS, TOKEN_ENV, Config, NamedSetting
 from broker.durability.replay import DurabilityError
 from broker.http import HttpApi
 from broker.server import Server, collector
@@ -273,6 +273,11 @@ def _redis_backend(config: Config) -> Backend:
             "--max-memory does not apply to a Redis backend: set Redis's maxmemory "
             "(with maxmemory-policy noeviction); a full Redis answers memory_limit"
         )
+    if config.max_queues != MAX_QUEUES_DEFAULT:
+        raise ValueError(
+            "--max-queues does not apply to a Redis backend: its queues live in Redis, "
+            "bounded by Redis's maxmemory (an idle queue's keys expire there)"
+        )
     try:
         require_tools("--backend " + config.backend.split("://")[0] + "://", "redis", "hiredis")
     except ToolsMissing:
@@ -324,6 +329,7 @@ async def serve(
         frozen = collector.freeze_survivors()
         log.debug("froze %d startup objects out of the collector's reach", frozen)
         collector.space_young_collections()
+        collector.freeze_after_slow_collections()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _stop_on, server, sig)

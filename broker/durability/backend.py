@@ -68,12 +68,13 @@ class _CommitSink:
     connection while one is held, waits behind the held ones (``pending``).
     """
 
-    __slots__ = ("_backend", "_sink", "pending")
+    __slots__ = ("_backend", "_sink", "pending", "room")
 
     def __init__(self, sink: ReplySink, backend: DurableBackend) -> None:
         self._sink = sink
         self._backend = backend
         self.pending = 0
+        self.room = getattr(sink, "room", None)  # the connection's, passed on
 
     def deliver(self, request: rq.AnyRequest, reply: Reply) -> None:
         wal = self._backend.log
@@ -239,6 +240,9 @@ class DurableBackend:
     def holds(self, owner: object) -> bool:
         return self.memory.holds(owner)
 
+    def writable(self, owner: object) -> None:
+        self.memory.writable(owner)
+
     def execute(
         self, owner: object, requests: Sequence[rq.AnyRequest]
     ) -> Replies | Awaitable[Replies]:
@@ -247,6 +251,23 @@ class DurableBackend:
             raise Unavailable(f"the durable log cannot be written ({wal.failure})")
         before = wal.appended
         replies = self.memory.execute(owner, requests)
+        if not isinstance(replies, list):  # a PURGE or REDRIVE goes on in slices
+            return self._after_slices(owner, replies)
+        return self._durable(owner, replies, before)
+
+    async def _after_slices(self, owner: object, pending: Awaitable[Replies]) -> Replies:
+        """A batch whose replies came after a sliced job: held as any other, once all in."""
+        replies = await pending
+        after = self._durable(owner, replies, -1)
+        return after if isinstance(after, list) else await after
+
+    def _durable(
+        self, owner: object, replies: Replies, before: int
+    ) -> Replies | Awaitable[Replies]:
+        """``replies``, or an awaitable of them once what they changed is durable (under
+        ``always``) or the log's backlog is low enough; ``before``: the log's appended
+        bytes when the batch began (-1: unknown, the batch may have changed state)."""
+        wal = self.log
         if wal.appended == before:
             held = self._held.get(owner)
             if held is not None and held.pending:  # answer after the held GET replies

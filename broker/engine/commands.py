@@ -9,6 +9,8 @@ a connection, or with a receipt per message; a paused or rate-limited queue
 leases what its gate allows, dispatch.py), and ending leases by ACK, NACK,
 TOUCH, UNLEASE (a delivery that never arrived) and disconnect. Every command
 that changed state ends with ``_settle``, so waiters see all of its changes at once.
+Only a PUT that stores makes its queue (checked first, so a refused one makes
+none); a GET never does (a waiting one waits in the name's lobby, state.py).
 PUT, GET and ACK are the hot paths: their per-message loops keep their
 lookups in locals, and counters move once per batch. A PUT without dedup ids
 or headers never looks at either.
@@ -18,7 +20,7 @@ input, or leave a change half applied when it raises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from broker.engine.expiry import Expiry
 from broker.engine.intake import Intake
@@ -44,7 +46,7 @@ class Commands(Expiry, Intake):
         ``headers``, if given, holds each one's headers (None: none).
         """
         config = self.config
-        q = self._queues.get(queue_name) or self.queue(queue_name)
+        q = self._queues.get(queue_name)
         n = len(items)
         total = 0
         max_body = config.max_body
@@ -53,13 +55,19 @@ class Commands(Expiry, Intake):
             if size > max_body:
                 raise TooLarge(f"body is {size} bytes; the limit (max-body) is {max_body}")
             total += size
-        if q.max_length is not None and q.size + n > q.max_length:
-            self._refuse_full(q)
+        if q is None:  # a refused PUT makes no queue: the checks come first
+            max_length = config.max_queue_length
+            if max_length is not None and n > max_length:
+                self._refuse_full(queue_name, 0, max_length, False)
+        elif q.max_length is not None and q.size + n > q.max_length:
+            self._refuse_full(q.name, q.size, q.max_length, q.settings.max_length is not None)
         if config.max_memory is not None and self._tally.bytes + total > config.max_memory:
             raise MemoryLimit(
                 f"bodies held would reach {self._tally.bytes + total} bytes; "
                 f"the limit (max-memory) is {config.max_memory}"
             )
+        if q is None:
+            q = self.create(queue_name)
         first = self._next_seq
         end = self._next_seq = self._store_new(q, now, first, items, total, headers)
         q.totals["put"] += n
@@ -85,15 +93,16 @@ class Commands(Expiry, Intake):
         dedup id the queue remembers (their id is the first message's) or that repeat
         an earlier item's; these store nothing. The others are stored all or nothing.
         """
-        q = self._queues.get(queue_name) or self.queue(queue_name)
+        q = self._queues.get(queue_name)
         if dedups is None:
-            return self._put_some(now, q, items, headers, range(len(items))), []
+            return self._put_some(now, queue_name, items, headers, range(len(items))), []
+        # (no queue: no dedup id is remembered, and ``put`` makes it if it stores)
         if len(items) == 1 and (only := dedups[0]) is not None:  # the commonest PUT of all
-            known = self._dedup.find(q, only, now)
+            known = None if q is None else self._dedup.find(q, only, now)
             if known is not None:
                 return [known], [0]
             ids = self.put(now, queue_name, items, headers if headers and headers[0] else None)
-            self._remember(q, now, [(only, ids[0])])
+            self._remember(self._queues[queue_name], now, [(only, ids[0])])
             return ids, []
         ids = [0] * len(items)
         fresh: list[int] = []
@@ -103,7 +112,7 @@ class Commands(Expiry, Intake):
         for i, dedup in enumerate(dedups):
             if dedup is None:
                 fresh.append(i)
-            elif (seq := self._dedup.find(q, dedup, now)) is not None:
+            elif q is not None and (seq := self._dedup.find(q, dedup, now)) is not None:
                 ids[i] = seq
                 duplicates.append(i)
             elif dedup in first_of:
@@ -113,13 +122,14 @@ class Commands(Expiry, Intake):
                 first_of[dedup] = i
                 fresh.append(i)
         if fresh:
-            stored = self._put_some(now, q, items, headers, fresh)
+            stored = self._put_some(now, queue_name, items, headers, fresh)
             for i, seq in zip(fresh, stored, strict=True):
                 ids[i] = seq
             for i, j in repeats:
                 ids[i] = ids[j]
             if first_of:
-                self._remember(q, now, [(dedup, ids[i]) for dedup, i in first_of.items()])
+                pairs = [(dedup, ids[i]) for dedup, i in first_of.items()]
+                self._remember(self._queues[queue_name], now, pairs)
         return ids, duplicates
 
     def _remember(self, q: Queue, now: float, pairs: list[tuple[str, int]]) -> None:
@@ -130,7 +140,7 @@ class Commands(Expiry, Intake):
     def _put_some(
         self,
         now: float,
-        q: Queue,
+        queue_name: str,
         items: Sequence[NewMessageFields],
         headers: Sequence[Headers | None] | None,
         chosen: Sequence[int],
@@ -142,14 +152,12 @@ class Commands(Expiry, Intake):
                 headers = [headers[i] for i in chosen]
         if headers is not None and not any(headers):
             headers = None
-        return self.put(now, q.name, items, headers)
+        return self.put(now, queue_name, items, headers)
 
     @staticmethod
-    def _refuse_full(q: Queue) -> None:
-        named = "max_length" if q.settings.max_length is not None else "max-queue-length"
-        raise QueueFull(
-            f"queue {q.name!r} holds {q.size} messages; the limit ({named}) is {q.max_length}"
-        )
+    def _refuse_full(name: str, size: int, limit: int, by_setting: bool) -> None:
+        named = "max_length" if by_setting else "max-queue-length"
+        raise QueueFull(f"queue {name!r} holds {size} messages; the limit ({named}) is {limit}")
 
     # ---------------------------------------------------------------- consumer
 
@@ -163,6 +171,7 @@ class Commands(Expiry, Intake):
         wait_s: float = 0.0,
         token: object = None,
         receipts: Callable[[], object] | None = None,
+        cancel_key: Hashable = None,
     ) -> list[Message] | None:
         """Lease up to ``max`` deliverable messages to ``owner`` for ``lease_s`` (None:
         the queue's lease setting).
@@ -170,14 +179,25 @@ class Commands(Expiry, Intake):
         Returns the leased messages, or None if none was deliverable (or none may be
         delivered now: the queue is paused, or its rate limit has no whole token) and
         ``wait_s`` > 0: then a waiter was registered, and its messages come back
-        later as a ``Delivery`` carrying ``token``.
+        later as a ``Delivery`` carrying ``token`` (``cancel_waits(owner, cancel_key)``
+        ends it early). With ``wait_s`` > 0, an owner that has ``max-waiting`` waiting
+        GETs already is refused (``BadRequest``) before anything else, messages or not.
 
         With ``receipts``, each message is leased instead to an owner of its own,
         ``receipts()``, made for that delivery (a receipt: the HTTP API's lease
         owner). The engine keeps no state for such an owner: it lives in the
         message while the lease does, and ``disconnect(owner)`` leaves it alone.
         """
-        q = self._queues.get(queue_name) or self.queue(queue_name)
+        if wait_s > 0:
+            self._may_wait(owner)
+        q = self._queues.get(queue_name)
+        if q is None:  # a GET makes no queue: a waiting one waits in the name's lobby
+            if wait_s > 0:
+                lease = self.config.lease_s if lease_s is None else lease_s
+                lobby = self._lobby(queue_name)
+                self._park(lobby, owner, max, lease, now + wait_s, token, receipts, cancel_key)
+                return None
+            return []
         if lease_s is None:
             lease_s = q.lease_s
         if q.compact.n or q.fifo or q.heap:  # q.has_deliverable(), inlined: the hot path
@@ -188,7 +208,7 @@ class Commands(Expiry, Intake):
                 return self._lease_gated(q, owner, min(max, allowed), lease_s, now, receipts)
         if wait_s <= 0:
             return []
-        self._park(q, owner, max, lease_s, now + wait_s, token, receipts)
+        self._park(q, owner, max, lease_s, now + wait_s, token, receipts, cancel_key)
         if q.gated:
             self._arm_bucket(q)
         return None
@@ -245,9 +265,14 @@ class Commands(Expiry, Intake):
 
     def disconnect(self, now: float, owner: object) -> int:
         """The owner is gone: release all its leases at once and drop its waiters."""
-        for waiter in self._owner_waiters.pop(owner, ()):
+        waits = self._owner_waiters.pop(owner, None)
+        for waiter in waits.all() if waits is not None else ():
             self._end_wait(waiter)
-        owned = self._owned.pop(owner, None) or set()
+        self._room.pop(owner, None)
+        by_queue = self._owned.pop(owner, None) or {}
+        owned = [m for leases in by_queue.values() for m in leases]
+        for q in by_queue:
+            q.holders.pop(owner, None)
         for msg in sorted(owned, key=lambda m: m.order):
             self._release(msg, now, "released_on_disconnect", 0.0)
         self._settle(now)

@@ -11,8 +11,8 @@ so the head is the next to deliver and the oldest, and an id is found by
 bisection. ``CompactIndex`` says which queue holds the compact messages of
 each id range (runs of consecutive puts to one queue), so a lookup by id
 costs two bisections whatever the number of queues.
-A compact message leaves from the head (its first lease), all at once
-(PURGE clears the ready messages of its queue, DELETE the queue), or by name
+A compact message leaves from the head (its first lease, or a PURGE, a slice
+at a time), all at once (DELETE of its queue), or by name
 (REMOVE: ``discard`` rebuilds the arrays without them, once per request), or
 all of them as ``Message``s (``pop_run``) when their queue's ``max_attempts``
 setting changes, so there are no tombstones.
@@ -108,6 +108,19 @@ class CompactFifo:
             self.head = 0
         else:
             self.head = end
+
+    def drop_head(self, k: int, below: int) -> tuple[array[int], int]:
+        """Remove up to ``k`` messages from the head whose ids are below ``below`` (a
+        sliced PURGE); their ids, and their bodies' bytes."""
+        i = self.head
+        end = min(i + k, bisect_left(self.seqs, below, i))
+        if end <= i:
+            return array("q"), 0
+        seqs = self.seqs[i:end]
+        size = sum(map(len, self.bodies[i:end]))  # type: ignore[arg-type]
+        self.bodies[i:end] = [None] * (end - i)
+        self._popped_to(end)
+        return seqs, size
 
     def run_before(self, order: int) -> int:
         """How many messages from the head have an id below ``order``."""

@@ -34,7 +34,7 @@ class Controls(Dispatch):
         Without changes, only reads them (``settings_of``)."""
         if not changes:
             return self.settings_of(queue_name)
-        q = self.queue(queue_name)
+        q = self.create(queue_name)
         settings = q.settings.changed(changes)
         if settings != q.settings:
             self._apply(q, settings, now)
@@ -45,7 +45,7 @@ class Controls(Dispatch):
 
     def pause(self, now: float, queue_name: str) -> None:
         """Stop a queue's deliveries (creating it if needed); pausing again changes nothing."""
-        q = self.queue(queue_name)
+        q = self.create(queue_name)
         if not q.paused:
             self._set_paused(q, True)
 

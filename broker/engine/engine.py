@@ -33,7 +33,8 @@ Invariants (checked by the property tests):
   - after any call, a queue never has both an active waiter and a deliverable
     message (waiters are served as soon as a message becomes deliverable),
     unless it is paused, or its rate limit has no whole token and the deadline
-    heap holds its bucket at the instant the next one comes back;
+    heap holds its bucket at the instant the next one comes back, or the
+    waiter's owner has no room for more deliveries (``set_room``);
   - a rate-limited queue never delivers more than its bucket holds: at most
     max(1, rate) at once, and ``rate`` per second after that;
   - a PUT with a dedup id its queue remembers stores nothing; at most
@@ -61,10 +62,11 @@ from __future__ import annotations
 
 from broker.engine.commands import Commands
 from broker.engine.controls import Controls
+from broker.engine.forgetting import Forgetting
 from broker.engine.management import Management
 from broker.engine.restore import Restore
 from broker.engine.views import Views
 
 
-class Engine(Commands, Management, Controls, Restore, Views):
+class Engine(Commands, Management, Controls, Restore, Views, Forgetting):
     """The engine: ``Engine(config, first_seq, journal)``; see the module docstring."""

@@ -73,6 +73,7 @@ class Expiry(Dispatch):
 
     def _delay_ended(self, msg: Message) -> None:
         q = msg.queue
+        q.delayed.discard(msg)
         msg.state = READY
         msg.due_at = GONE
         DELAY_END(self._tally, q, 1, 0)

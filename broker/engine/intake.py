@@ -81,6 +81,7 @@ class Intake(EngineState):
         if due_at is not None:
             PUT_DELAYED(self._tally, q, 1, len(msg.body))
             msg.state = DELAYED
+            q.delayed.add(msg)
             msg.due_at = due_at
             self._deadlines.push(due_at, msg)
         else:

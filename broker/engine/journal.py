@@ -65,7 +65,8 @@ class Journal(Protocol):
         """Messages moved from the dead-letter queue ``source`` back to ``msg.queue``."""
 
     def purge(self, queue: Queue, seqs: list[int]) -> None:
-        """Messages of ``queue`` deleted by PURGE (in queue order) or REMOVE (in turn)."""
+        """Messages of ``queue`` deleted by PURGE (a slice of them at a time, in the order
+        it deleted them) or REMOVE (in turn)."""
 
     def configure(self, queue: Queue) -> None:
         """``queue.settings`` or ``queue.paused`` changed (both are reported as they are now)."""

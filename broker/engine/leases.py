@@ -2,7 +2,8 @@
 
 Owns: granting leases on a queue's next deliverable messages, finding the
 lease an owner holds on an id (or saying why it does not), deleting acked
-messages (and remembering them for INFO), putting a released message back
+messages (and remembering them for INFO: the acked history, bounded over
+every queue), putting a released message back
 (ready, or delayed), moving a message that used its last attempt to
 ``<queue>.dead``, and letting the next message of a key go once its head
 leaves. Every state change here moves its counters by a row of the lifecycle
@@ -25,8 +26,8 @@ from broker.engine.lifecycle import (
     RELEASE,
     RELEASE_DELAYED,
 )
-from broker.engine.message import DELAYED, LEASED, READY, Message
-from broker.engine.queue import Queue
+from broker.engine.message import DELAYED, LEASED, READY, Message, headers_bytes
+from broker.engine.queue import RECEIPTS, Queue
 from broker.engine.state import GONE, EngineState
 from broker.engine.values import AckResult
 from broker.errors import NotFound, NotLeased
@@ -45,12 +46,17 @@ class Leases(EngineState):
     ) -> list[Message]:
         """Lease up to ``max`` deliverable messages of ``q`` to ``owner`` (or each to a
         receipt of its own, see ``get``), until ``now + lease_s``, within the reply's
-        byte budget (at least one)."""
+        byte budget of bodies and headers (at least one)."""
         out: list[Message] = []
-        # receipts are not tracked: their messages go into a set thrown away
-        owned = set() if receipts is not None else self._owned.get(owner)
-        if owned is None:
-            owned = self._owned[owner] = set()
+        if receipts is None:
+            by_queue = self._owned.get(owner)
+            if by_queue is None:
+                by_queue = self._owned[owner] = {}
+            owned = by_queue.get(q)
+            if owned is None:
+                owned = by_queue[q] = q.holders[owner] = set()
+        else:  # receipts are not tracked as owners: their queue keeps one set for them all
+            owned = q.holders.get(RECEIPTS) or q.holders.setdefault(RECEIPTS, set())
         due = now + lease_s
         budget = self.config.max_reply_bytes
         messages = self._messages
@@ -71,6 +77,8 @@ class Leases(EngineState):
                 own(msg)
                 append(msg)
                 budget -= len(msg.body)
+                if msg.headers is not None:  # (a reply carries them too)
+                    budget -= headers_bytes(msg)
             if budget <= 0:
                 break
         n = len(out)
@@ -88,7 +96,7 @@ class Leases(EngineState):
         """The message ``seq``, if ``owner`` holds its lease; else raise, naming why."""
         msg = self._messages.get(seq)
         if msg is None:
-            if seq in self._acked:
+            if self._acked_record(seq) is not None:
                 raise NotLeased(f"message {format_id(seq)} was acked already")
             if not self._holds_compact(seq):
                 raise NotFound(f"no message with id {format_id(seq)!r}")
@@ -104,40 +112,42 @@ class Leases(EngineState):
         more. Returns how many were acked.
         """
         messages = self._messages
-        acked_queues = self._acked
-        owned = self._owned.get(owner)
+        history = self._acked
+        order = self._acked_order
+        remember = order.append
+        by_queue = self._owned.get(owner)  # None: a receipt (its queue's set for receipts)
+        owned: set[Message] | None = None  # the owner's leases in the run's queue
         journal_ack = self.journal.ack
         limit = self.config.acked_history
+        room = limit - len(order)  # ids the history takes before the oldest must go
         acked = run = run_bytes = 0
         run_q: Queue | None = None
         for seq in seqs:
             msg = messages.get(seq)
             if msg is None or msg.state != LEASED or msg.owner != owner:
                 if result is not None:
-                    if msg is not None or seq in acked_queues or self._holds_compact(seq):
-                        result.not_leased.append(seq)
-                    else:
-                        result.not_found.append(seq)
+                    self._refused(seq, msg, result)
                 continue
             q = msg.queue
             del messages[seq]
-            if owned is not None:  # None for a receipt
-                owned.discard(msg)
-            msg.owner = None
-            msg.due_at = GONE
             if q is not run_q:
                 if run_q is not None:
                     ACK(self._tally, run_q, run, run_bytes)
                 run_q, run, run_bytes = q, 0, 0
+                owned = by_queue.get(q) if by_queue is not None else q.holders.get(RECEIPTS)
+            if owned is not None:
+                owned.discard(msg)
+            msg.owner = None
+            msg.due_at = GONE
             run += 1
             run_bytes += len(msg.body)
             q.totals["acked"] += 1
             if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
-                acked_queues[seq] = q if msg.attempts == 1 else (q, msg.attempts)
-                recent = q.acked
-                recent.append(seq)
-                if len(recent) > limit:
-                    acked_queues.pop(recent.popleft(), None)
+                history[seq] = q.acked_in if msg.attempts == 1 else (q.acked_in, msg.attempts)
+                remember(seq)
+                room -= 1
+                if room < 0:  # one bound over every queue: the oldest goes
+                    history.pop(order.popleft(), None)
             journal_ack(msg)
             if msg.key is not None:
                 self._unblock_key(q, msg)
@@ -145,6 +155,14 @@ class Leases(EngineState):
         if run_q is not None:
             ACK(self._tally, run_q, run, run_bytes)
         return acked
+
+    def _refused(self, seq: int, msg: Message | None, result: AckResult) -> None:
+        """Why an ACK of ``seq`` acked nothing: a message that exists (or was acked) is not
+        leased by this owner; any other id is not found."""
+        if msg is not None or self._acked_record(seq) is not None or self._holds_compact(seq):
+            result.not_leased.append(seq)
+        else:
+            result.not_found.append(seq)
 
     def _unblock_key(self, q: Queue, msg: Message) -> None:
         """``msg`` (head of its key chain) leaves; the next of its key may now be delivered."""
@@ -158,7 +176,7 @@ class Leases(EngineState):
         delayed, or to the dead-letter queue once out of attempts. True if dead-lettered."""
         q = msg.queue
         q.totals[reason] += 1
-        owned = self._owned.get(msg.owner)
+        owned = self._leases_in(q, msg.owner)
         if owned is not None:
             owned.discard(msg)
         msg.owner = None
@@ -168,6 +186,7 @@ class Leases(EngineState):
             return True
         if delay_s > 0:
             msg.state = DELAYED
+            q.delayed.add(msg)
             msg.due_at = now + delay_s
             self._deadlines.push(msg.due_at, msg)
             RELEASE_DELAYED(self._tally, q, 1, 0)

@@ -7,8 +7,10 @@ named, delayed ones too); deleting named ready or delayed messages (REMOVE:
 a leased one is reported, never removed, since its holder may be working on
 it); and deleting a whole queue (DELETE: every message, ready, delayed or
 leased, its waiting GETs answered empty, its acked history, settings, paused
-flag and dedup ids, and ``<queue>.dead`` only when asked). Each is linear in
-the messages held (PURGE, DELETE) or in the queue's ready ones (REMOVE and
+flag and dedup ids, and ``<queue>.dead`` only when asked). PURGE and REDRIVE
+of a whole queue are jobs that may run a slice at a time (``purging``,
+``redriving``: sliced.py); ``purge`` and ``redrive`` run them to the end.
+Each costs what its queue holds, never what the engine holds (REMOVE and
 REDRIVE with ids rebuild its ready order once per request), reports to the
 journal, and moves counters by rows of the lifecycle table (lifecycle.py).
 Must never: remove a leased message but by DELETE of its queue, or read a clock.
@@ -16,15 +18,11 @@ Must never: remove a leased message but by DELETE of its queue, or read a clock.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
 
 from broker.engine.dispatch import Dispatch
 from broker.engine.lifecycle import (
-    PURGE,
-    PURGE_DELAYED,
-    PURGE_PLAIN,
     REDRIVE,
     REDRIVE_DELAYED,
     REMOVE,
@@ -34,6 +32,7 @@ from broker.engine.lifecycle import (
 )
 from broker.engine.message import DELAYED, LEASED, READY, Message
 from broker.engine.queue import Queue
+from broker.engine.sliced import WHOLE, Purge, Redrive
 from broker.engine.state import GONE
 from broker.engine.values import Picked
 from broker.errors import NotFound
@@ -43,57 +42,38 @@ _REMOVE_ROWS = {READY: REMOVE, DELAYED: REMOVE_DELAYED, LEASED: REMOVE_LEASED}
 
 
 class Management(Dispatch):
-    def _objects_of(self, q: Queue) -> list[Message]:
-        """The messages of ``q`` that have objects, in queue order (O(all messages))."""
-        msgs = [m for m in self._messages.values() if m.queue is q]
-        msgs.sort(key=lambda m: (m.priority, m.order))
-        return msgs
-
     def _existing(self, queue_name: str) -> Queue:
         q = self._queues.get(queue_name)
         if q is None:
             raise NotFound(f"no queue named {queue_name!r}")
         return q
 
+    def purging(self, queue_name: str) -> Purge:
+        """A PURGE of ``queue_name`` to run a slice at a time (sliced.py): its ready and
+        delayed messages go, leased ones stay. Nothing changes until its first step."""
+        return Purge(self, self._queues.get(queue_name))
+
     def purge(self, now: float, queue_name: str) -> int:
-        """Delete the ready and delayed messages of a queue; leased ones stay."""
-        q = self._queues.get(queue_name)
-        if q is None:
-            return 0
-        victims = [m for m in self._objects_of(q) if m.state != LEASED]
-        compact = q.compact
-        n_plain = compact.n
-        plain_seqs = compact.live_seqs()
-        tally = self._tally
-        PURGE_PLAIN(tally, q, n_plain, compact.total_bytes())
-        for msg in victims:
-            del self._messages[msg.seq]
-            purge = PURGE_DELAYED if msg.state == DELAYED else PURGE
-            purge(tally, q, 1, len(msg.body))
-            msg.due_at = GONE
-        q.drop_from_chains([m for m in victims if m.key is not None])
-        q.clear_ready()  # every READY message was a victim
-        purged = len(victims) + n_plain
-        q.totals["purged"] += purged
-        if purged:
-            in_order = heapq.merge(
-                ((m.priority, m.order, m.seq) for m in victims), ((0, s, s) for s in plain_seqs)
-            )
-            self.journal.purge(q, [e[2] for e in in_order])
-        self._settle(now)
-        return purged
+        """PURGE at once (``purging`` run to its end): how many messages went."""
+        job = self.purging(queue_name)
+        job.step(now, WHOLE)
+        return job.count
+
+    def redriving(self, queue_name: str) -> Redrive:
+        """A REDRIVE of ``<queue_name>.dead`` into ``queue_name``, to run a slice at a time:
+        its ready messages move, attempts reset. ``queue_name`` is made now if there is
+        anything to move (``MemoryLimit`` past max-queues, before anything moves)."""
+        src = self._queues.get(queue_name + DEAD_SUFFIX)
+        if src is None or not src.n_ready:
+            return Redrive(self, None, None)  # nothing ready: no queue is made
+        assert not src.compact.n, "a dead-letter queue holds no compact message"
+        return Redrive(self, src, self.create(queue_name))
 
     def redrive(self, now: float, queue_name: str) -> int:
-        """Move every ready message of ``<queue>.dead`` back to ``queue``, attempts reset."""
-        src = self._queues.get(queue_name + DEAD_SUFFIX)
-        if src is None:
-            return 0
-        assert not src.compact.n, "a dead-letter queue holds no compact message"
-        moved = [m for m in self._objects_of(src) if m.state == READY]
-        src.drop_from_chains([m for m in moved if m.key is not None])
-        src.clear_ready()  # every READY message of src moves
-        self._move_back(now, src, queue_name, moved)
-        return len(moved)
+        """REDRIVE at once (``redriving`` run to its end): how many messages moved."""
+        job = self.redriving(queue_name)
+        job.step(now, WHOLE)
+        return job.count
 
     def redrive_ids(self, now: float, queue_name: str, seqs: Sequence[int]) -> Picked:
         """Move the named messages of ``<queue>.dead`` back to ``queue`` (ready or delayed
@@ -103,24 +83,31 @@ class Management(Dispatch):
             return Picked(0, [], list(seqs))
         moved, plain, out = self._pick(src, seqs)
         assert not plain, "a dead-letter queue holds no compact message"
+        if moved:
+            self.create(queue_name)  # before any change: refused past max-queues
         self._free_heads(src, src.take_out(moved))
         self._move_back(now, src, queue_name, moved)
         return out
 
     def _move_back(self, now: float, src: Queue, queue_name: str, moved: list[Message]) -> None:
         """Append ``moved`` (taken out of ``src``'s order) to ``queue_name``, in their order."""
+        if not moved:
+            self._settle(now)
+            return
         moved.sort(key=lambda m: m.order)
         dst = self.queue(queue_name)
         for msg in moved:
-            redrive = REDRIVE if msg.state == READY else REDRIVE_DELAYED
-            redrive(self._tally, src, 1, len(msg.body))
+            if msg.state == READY:
+                REDRIVE(self._tally, src, 1, len(msg.body))
+            else:
+                src.delayed.discard(msg)
+                REDRIVE_DELAYED(self._tally, src, 1, len(msg.body))
             msg.attempts = 0
             msg.due_at = GONE  # a delayed one is ready at once
             self._enqueue_moved(msg, dst)
         dst.totals["redriven"] += len(moved)
-        if moved:
-            self.journal.redrive(moved, src)
-            self._wake(dst)
+        self.journal.redrive(moved, src)
+        self._wake(dst)
         self._settle(now)
 
     def remove(self, now: float, queue_name: str, seqs: Sequence[int]) -> Picked:
@@ -135,6 +122,8 @@ class Management(Dispatch):
         for msg in msgs:
             del self._messages[msg.seq]
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
+            if msg.state == DELAYED:
+                q.delayed.discard(msg)
         self._free_heads(q, q.take_out(msgs))
         for msg in msgs:
             msg.due_at = GONE
@@ -191,27 +180,24 @@ class Management(Dispatch):
         for waiter in list(q.waiters):
             if waiter.active:
                 self._end_empty(waiter)
-        msgs = self._objects_of(q)
+        msgs = q.objects()
         tally = self._tally
         plain_seqs = list(q.compact.live_seqs())
         REMOVE_PLAIN(tally, q, len(plain_seqs), q.compact.total_bytes())
+        self._let_go(q)  # its leases: their owners hold them no more
         for msg in msgs:
             del self._messages[msg.seq]
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
-            if msg.state == LEASED:
-                owned = self._owned.get(msg.owner)
-                if owned is not None:
-                    owned.discard(msg)
-                msg.owner = None
+            msg.owner = None
             msg.due_at = GONE
-        for seq in q.acked:
-            self._acked.pop(seq, None)
+        q.acked_in.deleted = True  # INFO of an id acked in it says not_found from now on
         self._dedup.forget_queue(q)
         if q.bucket is not None:
             q.bucket.due_at = math.nan
             q.bucket = None
         q.clear_ready()
         q.chains.clear()
+        q.delayed.clear()
         del self._queues[q.name]
         self._woken.pop(q, None)
         self.journal.drop(q, plain_seqs + [m.seq for m in msgs])

@@ -81,3 +81,11 @@ class Message:
             f"Message(seq={self.seq}, queue={self.queue.name!r}, state={self.state.name}, "
             f"key={self.key!r}, attempts={self.attempts})"
         )
+
+
+def headers_bytes(msg: Message) -> int:
+    """About what a message's headers take in a reply (0 without headers)."""
+    headers = msg.headers
+    if headers is None:
+        return 0
+    return sum(len(name) + len(value) + 6 for name, value in headers.items())

@@ -9,11 +9,16 @@ other priority-0 messages in order (O(1) push and pop); and ``heap``, a heap of
 released messages going back to their original place, keyed messages whose
 turn has come). The next message is the smallest (priority, order) of the three heads.
 A keyed message is in none of them until it is the head of its key chain.
+Its delayed messages are kept in a set (``delayed``) and its leased ones in a
+set per lease owner (``holders``), so that everything it holds can be found
+without a pass over the engine's messages.
 Its counters (``n_ready``, ``n_delayed``, ``n_leased``, ``bytes``) follow
 its messages' places and change only by the moves of lifecycle.py.
 It also holds what the engine keeps per queue besides its messages: its
 settings (overrides, and the effective values of settings.py), whether it is
-paused, its rate limit's bucket (rate.py), and its dedup ids (dedup.py).
+paused, its rate limit's bucket (rate.py), its dedup ids (dedup.py), and
+whether it was idle when last looked at (forgetting.py). ``AckedIn`` is what
+the engine's acked history keeps of it.
 Must never: decide lifecycle transitions or change its own counters (the
 engine does); it only orders.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from itertools import count
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from broker.engine.compact import CompactFifo
 from broker.engine.message import READY, Message
@@ -37,10 +42,27 @@ if TYPE_CHECKING:
     from broker.engine.waiter import Waiter
 
 
+#: the lease owner under which a queue keeps the messages leased to receipts (each
+#: receipt is an owner of its own, which the engine does not track)
+RECEIPTS: Final = "(receipts)"
+
+
+class AckedIn:
+    """The queue a message was acked in, as the acked history keeps it: its name, and
+    whether it was deleted since. Shared by every id acked in one queue (made again,
+    a queue gets a new one), and light: the history outlives a forgotten queue."""
+
+    __slots__ = ("deleted", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.deleted = False
+
+
 class Queue:
     __slots__ = (
         "_aged_n",
-        "acked",
+        "acked_in",
         "aged",
         "bucket",
         "bytes",
@@ -48,9 +70,12 @@ class Queue:
         "compact",
         "dedup",
         "dedup_window_s",
+        "delayed",
         "fifo",
         "gated",
         "heap",
+        "holders",
+        "idle_mark",
         "is_dead",
         "lease_s",
         "max_attempts",
@@ -85,6 +110,11 @@ class Queue:
         self.heap: list[tuple[int, int, Message]] = []
         # key -> [head, tail] of a singly linked chain through Message.key_next
         self.chains: dict[str, list[Message]] = {}
+        # its DELAYED messages, and its LEASED ones by lease owner (each set is also the
+        # engine's for that owner and queue; receipts share one, under RECEIPTS), so that
+        # PEEK and DELETE cost what this queue holds, not what the engine holds
+        self.delayed: set[Message] = set()
+        self.holders: dict[object, set[Message]] = {}
         self.waiters: deque[Waiter] = deque()
         self.n_waiting = 0
         # moved by the rows of the lifecycle table only (lifecycle.py)
@@ -93,12 +123,14 @@ class Queue:
         self.n_leased = 0
         self.bytes = 0
         self.totals = dict.fromkeys(COUNTERS, 0)
-        self.acked: deque[int] = deque()  # recently acked seqs, oldest first
+        self.acked_in = AckedIn(name)  # what the acked history keeps of this queue
         # READY messages outside the fifo (in ``heap``, or held back by their key),
         # by put time, for the age of the oldest ready message; lazily cleaned:
         # an entry whose message is no longer READY in this queue is dropped on sight.
         self.aged: list[tuple[float, int, Message]] = []
         self._aged_n = count()
+        # forgetting.py: its counters summed when last seen idle (-1: not idle then)
+        self.idle_mark = -1
 
     @property
     def size(self) -> int:
@@ -214,6 +246,32 @@ class Queue:
         return not self.is_dead and (
             not compact.n or (compact.seqs[-1] < seq and compact.put_ats[-1] <= put_at)
         )
+
+    def objects(self) -> list[Message]:
+        """Every message of this queue that has an object, once each, in no particular
+        order: O(what it holds), whatever the engine holds."""
+        found: dict[Message, None] = dict.fromkeys(self.fifo)
+        found.update(dict.fromkeys(e[2] for e in self.heap))
+        for head, _ in self.chains.values():
+            node: Message | None = head
+            while node is not None:
+                found[node] = None
+                node = node.key_next
+        found.update(dict.fromkeys(self.delayed))
+        for leased in self.holders.values():
+            found.update(dict.fromkeys(leased))
+        return list(found)
+
+    def held_back(self) -> list[Message]:
+        """The ready messages a key holds back (in a chain, behind its head)."""
+        out: list[Message] = []
+        for head, _ in self.chains.values():
+            node = head.key_next
+            while node is not None:
+                if node.state == READY:
+                    out.append(node)
+                node = node.key_next
+        return out
 
     def has_deliverable(self) -> bool:
         return bool(self.compact.n) or bool(self.fifo) or bool(self.heap)

@@ -2,12 +2,18 @@
 
 Owns: the engine's structures (declared once, here): the queues by name, the
 messages by id (compact ones through their index), the leases by owner, the
-waiting GETs by owner, the deadline heap, the recently acked ids (with the
-attempts each took), the dedup ids (dedup.py), the counters (a ``Tally``, see
+waiting GETs by owner, the deadline heap, the recently acked ids (the acked
+history: at most ``acked_history`` over every queue, with the attempts each
+took), the dedup ids (dedup.py), the counters (a ``Tally``, see
 lifecycle.py), and what one call produced and has not handed out yet
 (deliveries, woken queues, log events). Also the queue registry (a queue is
 created with the server's settings; ``_apply`` gives it others), the sequence
 numbers, and marking a queue whose waiters must be served.
+A queue is made only by what stores something in it (``create``: a PUT,
+CONFIG or PAUSE, limited to ``max-queues``; ``queue``: a dead letter, a
+redrive or a restart, never refused, so nothing held is lost); waiting GETs on
+a name with no queue wait in its ``Lobby`` (waiter.py), which the queue made
+under that name takes over. Forgetting idle queues is forgetting.py.
 The engine's behaviour is in the modules that build on ``EngineState``, one
 concept each: intake.py, leases.py, dispatch.py, expiry.py, commands.py,
 management.py, controls.py, restore.py, views.py; engine.py puts them together.
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import deque
+from typing import Final
 
 from broker.config import Config
 from broker.engine.compact import CompactIndex
@@ -27,12 +35,16 @@ from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
-from broker.engine.queue import Queue
+from broker.engine.queue import RECEIPTS, AckedIn, Queue
 from broker.engine.rate import Bucket
 from broker.engine.settings import DEFAULT, Settings, effective
-from broker.engine.waiter import Delivery, Waiter
+from broker.engine.waiter import Delivery, Lobby, OwnerWaits
+from broker.errors import MemoryLimit
 
 GONE = math.nan  # due_at of a deleted message: equal to no instant, so its heap entries die
+#: the queue of a message deleted while lazily cleaned structures may still hold it (a
+#: queue's aged list drops an entry whose message is no longer its own)
+NOWHERE: Final = Queue("", 1)
 
 
 class EngineState:
@@ -44,12 +56,21 @@ class EngineState:
         self._messages: dict[int, Message] = {}  # every message but the compact ones
         self._tally = Tally()
         self._compact = CompactIndex(self._tally.compact)
-        # seq -> its queue, or (its queue, deliveries it took) when it took more than one:
-        # the commonest ACK (of a first delivery) stores no tuple
-        self._acked: dict[int, Queue | tuple[Queue, int]] = {}
+        # the acked history: seq -> the queue it was acked in, or (that, deliveries it took)
+        # when it took more than one (the commonest ACK, of a first delivery, stores no
+        # tuple); at most acked_history ids over every queue, the oldest go first
+        self._acked: dict[int, AckedIn | tuple[AckedIn, int]] = {}
+        self._acked_order: deque[int] = deque()  # the same ids, in the order they were acked
         self._dedup = DedupIds(config.max_dedup_ids, self._queues.get)
-        self._owned: dict[object, set[Message]] = {}
-        self._owner_waiters: dict[object, set[Waiter]] = {}
+        # lease owner -> queue -> the messages it holds leased there (the same set is the
+        # queue's ``holders[owner]``, possibly empty: _let_go); receipts are not owners
+        # here (Queue.holders only)
+        self._owned: dict[object, dict[Queue, set[Message]]] = {}
+        self._owner_waiters: dict[object, OwnerWaits] = {}
+        # bytes of deliveries an owner can take now (dispatch.py; absent: no limit)
+        self._room: dict[object, int] = {}
+        # waiting GETs on names with no queue (each lobby holds at least one active waiter)
+        self._lobbies: dict[str, Lobby] = {}
         self._deadlines: DeadlineHeap[Timed] = DeadlineHeap(is_live, self._tally.timed)
         self._deliveries: list[Delivery] = []
         # queues where a message became deliverable while waiters wait; served by
@@ -57,15 +78,47 @@ class EngineState:
         self._woken: dict[Queue, None] = {}
         # (queue name, "expired" | "dead_lettered") -> count since take_events(); for logs
         self._events: dict[tuple[str, str], int] = {}
+        # forgetting.py: the names of this pass over the queues, how many were looked at,
+        # when it began; and how many queues were forgotten since start
+        self._sweep_names: list[str] = []
+        self._sweep_done = 0
+        self._sweep_from = -math.inf
+        self.forgotten = 0
 
     # ------------------------------------------------------------------ queues
 
     def queue(self, name: str) -> Queue:
-        """The queue called ``name``, created on first use."""
+        """The queue called ``name``, made if needed past any limit: for what must not
+        be refused (a dead letter, a redrive's messages, a restart)."""
         q = self._queues.get(name)
         if q is None:
-            q = self._queues[name] = Queue(name, self.config.max_attempts)
-            self._apply(q, DEFAULT, 0.0)
+            q = self._make(name)
+        return q
+
+    def create(self, name: str) -> Queue:
+        """The queue called ``name``, made if needed for a request that stores something
+        in it (PUT, CONFIG, PAUSE): ``MemoryLimit`` past ``max-queues``."""
+        q = self._queues.get(name)
+        if q is None:
+            limit = self.config.max_queues
+            if len(self._queues) >= limit:
+                raise MemoryLimit(
+                    f"the broker holds {len(self._queues)} queues; the limit (max-queues) is "
+                    f"{limit}: queue {name!r} cannot be made until one is deleted or forgotten"
+                )
+            q = self._make(name)
+        return q
+
+    def _make(self, name: str) -> Queue:
+        q = self._queues[name] = Queue(name, self.config.max_attempts)
+        self._apply(q, DEFAULT, 0.0)
+        lobby = self._lobbies.pop(name, None)
+        if lobby is not None:  # waiting GETs on this name: the new queue's, in their order
+            q.waiters.extend(w for w in lobby.waiters if w.active)
+            for waiter in q.waiters:
+                waiter.queue = q
+            q.n_waiting = lobby.n_waiting
+            self._wake(q)
         return q
 
     def _apply(self, q: Queue, settings: Settings, now: float) -> None:
@@ -133,6 +186,36 @@ class EngineState:
     def _count_event(self, q: Queue, event: str) -> None:
         key = (q.name, event)
         self._events[key] = self._events.get(key, 0) + 1
+
+    def _acked_record(self, seq: int) -> tuple[str, int] | None:
+        """(queue name, deliveries it took) of ``seq`` if the acked history holds it and
+        its queue was not deleted since."""
+        record = self._acked.get(seq)
+        if record is None:
+            return None
+        where, attempts = record if type(record) is tuple else (record, 1)
+        assert isinstance(where, AckedIn)
+        return None if where.deleted else (where.name, attempts)
+
+    def _leases_in(self, q: Queue, owner: object) -> set[Message] | None:
+        """The set of ``owner``'s leased messages in ``q`` (a receipt's: the queue's set
+        for receipts), if there is one."""
+        by_queue = self._owned.get(owner)
+        if by_queue is not None:
+            return by_queue.get(q)
+        return q.holders.get(RECEIPTS)
+
+    def _let_go(self, q: Queue) -> None:
+        """``q`` goes (deleted or forgotten): its lease owners' sets for it go too. (A set
+        that empties stays until then, or until its owner leaves: a consumer that leases
+        and acks one message at a time does not make and drop one each time.)"""
+        for owner in q.holders:
+            by_queue = self._owned.get(owner)
+            if by_queue is not None:
+                by_queue.pop(q, None)
+                if not by_queue:
+                    del self._owned[owner]
+        q.holders.clear()
 
     def _holds_compact(self, seq: int) -> bool:
         q = self._compact.owner_of(seq)

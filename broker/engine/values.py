@@ -13,10 +13,7 @@ Must never: hold behaviour or engine state (these are plain values).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol
-
-if TYPE_CHECKING:
-    from broker.engine.queue import Queue
+from typing import NamedTuple, Protocol
 
 
 class NewMessage(NamedTuple):
@@ -76,8 +73,9 @@ class Picked:
 
 @dataclass(frozen=True, slots=True)
 class AckedRecord:
-    """What INFO knows of a message acked recently: its queue and the deliveries it took."""
+    """What INFO knows of a message acked recently: its queue's name and the deliveries it
+    took (the queue itself may be forgotten since)."""
 
     seq: int
-    queue: Queue
+    queue: str
     attempts: int

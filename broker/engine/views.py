@@ -14,15 +14,35 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections.abc import Iterable
-from itertools import chain
+from itertools import chain, islice
+from operator import attrgetter
 
 from broker.engine.dedup import Remembered
-from broker.engine.message import DELAYED, READY, Message, State
+from broker.engine.message import DELAYED, LEASED, Message, State
 from broker.engine.queue import Queue
 from broker.engine.settings import DEFAULT
 from broker.engine.state import EngineState
 from broker.engine.values import AckedRecord
 from broker.protocol.names import COUNTERS, DEAD_SUFFIX
+
+_by_place = attrgetter("priority", "order")  # queue order
+_by_deadline = attrgetter("due_at", "order")
+
+
+def heap_smallest(heap: list[tuple[int, int, Message]], k: int) -> list[tuple[int, int, Message]]:
+    """The ``k`` smallest entries of a heap (a list with the heap property), smallest
+    first: a walk from its top, O(k log k) however big the heap."""
+    out: list[tuple[int, int, Message]] = []
+    if not heap or k <= 0:
+        return out
+    frontier = [(heap[0][:2], 0)]  # (priority, order) of an entry, and its index
+    while frontier and len(out) < k:
+        _, i = heapq.heappop(frontier)
+        out.append(heap[i])
+        for child in (2 * i + 1, 2 * i + 2):
+            if child < len(heap):
+                heapq.heappush(frontier, (heap[child][:2], child))
+    return out
 
 
 class Views(EngineState):
@@ -31,11 +51,9 @@ class Views(EngineState):
         msg = self._messages.get(seq)
         if msg is not None:
             return msg
-        acked = self._acked.get(seq)
-        if isinstance(acked, tuple):
-            return AckedRecord(seq, *acked)
+        acked = self._acked_record(seq)
         if acked is not None:
-            return AckedRecord(seq, acked, 1)
+            return AckedRecord(seq, *acked)
         q = self._compact.owner_of(seq)
         return q.view(seq) if q is not None else None
 
@@ -45,37 +63,52 @@ class Views(EngineState):
         ``state`` None: every held message in queue order (priority, then put
         order); READY: in that order too (the delivery order, key holds aside);
         DELAYED and LEASED: the soonest deadline first. An unknown queue has
-        none (and is not created). Costs one pass over the held messages.
+        none (and is not created). Costs what the queue holds, never what the
+        engine holds: READY looks at the first ``limit`` of its fifo, compact
+        messages and heap (a walk of the heap's top) and at the ready messages
+        its keys hold back; DELAYED and LEASED at the queue's delayed or leased
+        set; None at all of these.
         """
         q = self._queues.get(queue_name)
         if q is None or limit <= 0:
             return []
+        leased = chain.from_iterable(q.holders.values())
+        if state in (DELAYED, LEASED):
+            timed = q.delayed if state == DELAYED else leased
+            return heapq.nsmallest(limit, timed, key=_by_deadline)
+        msgs: Iterable[Message] = self._ready_candidates(q, limit)
         if state is None:
-            held = q.size
-        else:
-            held = {READY: q.n_ready, DELAYED: q.n_delayed}.get(state, q.n_leased)
-        if held == 0:
-            return []
-        msgs: Iterable[Message] = (m for m in self._messages.values() if m.queue is q)
-        if state is not None:
-            msgs = (m for m in msgs if m.state == state)
-        if state is None or state == READY:
-            if q.compact.n:  # snapshots of the first ``limit`` compact ones (in order)
-                msgs = chain(msgs, q.compact_views(limit))
-            return heapq.nsmallest(limit, msgs, key=lambda m: (m.priority, m.order))
-        return heapq.nsmallest(limit, msgs, key=lambda m: (m.due_at, m.order))
+            msgs = chain(msgs, q.delayed, leased)
+        return heapq.nsmallest(limit, msgs, key=_by_place)
+
+    @staticmethod
+    def _ready_candidates(q: Queue, limit: int) -> list[Message]:
+        """A superset of the first ``limit`` ready messages of ``q`` in (priority, order)."""
+        found = list(islice(q.fifo, limit))
+        found += [entry[2] for entry in heap_smallest(q.heap, limit)]
+        if q.compact.n:  # snapshots of the first ``limit`` compact ones (in order)
+            found += q.compact_views(limit)
+        if q.chains:
+            found += q.held_back()
+        return found
+
+    def waiting_on(self, name: str) -> int:
+        """Waiting GETs on ``name``: on its queue, or on its lobby if it has none."""
+        holder = self._queues.get(name) or self._lobbies.get(name)
+        return holder.n_waiting if holder is not None else 0
 
     def holds(self, owner: object) -> bool:
         """True while ``owner`` holds a lease or has a GET waiting."""
-        return bool(self._owned.get(owner)) or bool(self._owner_waiters.get(owner))
+        return any(self._owned.get(owner, {}).values()) or bool(self._owner_waiters.get(owner))
 
     def leases_of(self, owner: object) -> int:
         """How many messages ``owner`` holds leased."""
-        return len(self._owned.get(owner, ()))
+        return sum(map(len, self._owned.get(owner, {}).values()))
 
     def waits_of(self, owner: object) -> int:
         """How many waiting GETs ``owner`` has."""
-        return len(self._owner_waiters.get(owner, ()))
+        waits = self._owner_waiters.get(owner)
+        return waits.n if waits is not None else 0
 
     def take_events(self) -> dict[tuple[str, str], int]:
         """Lease expiries and dead letters since the last call, per (queue, event).

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -128,7 +128,10 @@ class Model:
     now: float = 0.0
     msgs: dict[int, M] = field(default_factory=dict)
     waiters: list[W] = field(default_factory=list)  # arrival order
-    acked: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # the acked history: seq -> its queue, for ids INFO may say "acked" of; ``acked_order``
+    # holds every id acked, in order, at most acked_history (a deleted queue's stay there)
+    acked: dict[int, str] = field(default_factory=dict)
+    acked_order: list[int] = field(default_factory=list)
     acked_attempts: dict[int, int] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
@@ -224,7 +227,7 @@ class Model:
             m.state, m.owner, m.due = State.LEASED, owner, self.now + lease_s
             m.attempts += 1
             out.append(m.id)
-            total += m.size
+            total += m.size + sum(len(k) + len(v) + 6 for k, v in (m.headers or {}).items())
         bucket = self.queues[queue].bucket
         if bucket is not None:
             bucket.tokens -= len(out)
@@ -260,7 +263,7 @@ class Model:
     def leased_by(self, owner: int, seq: int) -> M:
         m = self.msgs.get(seq)
         if m is None:
-            if any(seq in history for history in self.acked.values()):
+            if seq in self.acked:
                 raise NotLeased("acked already")
             raise NotFound("")
         if m.state != State.LEASED or m.owner != owner:
@@ -270,10 +273,12 @@ class Model:
     def delete(self, m: M) -> None:
         del self.msgs[m.id]
         self.counters[m.queue]["acked"] += 1
-        history = self.acked[m.queue]
-        history.append(m.id)
-        self.acked_attempts[m.id] = m.attempts
-        del history[: max(0, len(history) - self.config.acked_history)]
+        if self.config.acked_history:
+            self.acked[m.id] = m.queue
+            self.acked_attempts[m.id] = m.attempts
+            self.acked_order.append(m.id)
+        while len(self.acked_order) > self.config.acked_history:  # one bound for all queues
+            self.acked.pop(self.acked_order.pop(0), None)
 
     # --- operations
     def put(
@@ -359,7 +364,6 @@ class Model:
         wait_s: float,
         token: int,
     ) -> list[int] | None:
-        self.create(queue)
         lease_s = self.setting(queue, "lease_s") if lease_s is None else lease_s
         if self.deliverable(queue):
             allowed = self.allowed(queue, self.now)
@@ -423,8 +427,9 @@ class Model:
                 self.deliveries[w.token] = (w.owner, [])
         raise AssertionError("advance did not settle")
 
-    def cancel_waits(self, owner: int, match: Callable[[object], bool]) -> int:
-        ended = [w for w in self.waiters if w.owner == owner and match(w.token)]
+    def cancel_waits(self, owner: int, parity: int) -> int:
+        """End the owner's waits whose token has this parity (their key in the engine)."""
+        ended = [w for w in self.waiters if w.owner == owner and w.token % 2 == parity]
         for w in ended:
             self.end_empty(w)
         return len(ended)
@@ -448,12 +453,21 @@ class Model:
     def redrive(self, queue: str) -> int:
         if queue + ".dead" not in self.queues:
             return 0
-        moved = [m for m in self.in_queue(queue + ".dead") if m.state == State.READY]
-        return self.move_back(queue, moved)
+        src = queue + ".dead"
+        moved: list[M] = []
+        while deliverable := self.deliverable(src):  # in delivery order, each freeing its key
+            moved.append(deliverable[0])
+            deliverable[0].queue = "\0moving"
+        held = [m for m in self.in_queue(src) if m.state == State.READY]  # behind their key
+        moved += sorted(held, key=lambda m: (m.priority, m.order))
+        return self.move_back(queue, moved, in_order=True)
 
-    def move_back(self, queue: str, moved: list[M]) -> int:
+    def move_back(self, queue: str, moved: list[M], in_order: bool = False) -> int:
+        """Move ``moved`` to the end of ``queue``: in their order there, or as given."""
+        if not moved:
+            return 0  # makes no queue
         self.create(queue)
-        for m in sorted(moved, key=lambda m: m.order):
+        for m in moved if in_order else sorted(moved, key=lambda m: m.order):
             m.queue, m.attempts, m.order = queue, 0, self.new_order()
             m.state = State.READY
         self.counters[queue]["redriven"] += len(moved)
@@ -502,8 +516,8 @@ class Model:
             del self.msgs[m.id]
         for w in [w for w in self.waiters if w.queue == queue]:
             self.end_empty(w)
-        for seq in self.acked.pop(queue, []):
-            self.acked_attempts.pop(seq, None)
+        for seq in [seq for seq, q in self.acked.items() if q == queue]:
+            del self.acked[seq]  # (its place in acked_order stays taken)
         self.counters.pop(queue, None)
         del self.queues[queue]
         for key in [k for k in self.dedup if k[0] == queue]:

@@ -154,4 +154,4 @@ def test_acked_messages_keep_the_attempts_they_took_for_info() -> None:
     e.ack(0.0, "A", msg.seq)
     record = e.lookup(seq)
     assert record is not None and not isinstance(record, Message)
-    assert (record.queue.name, record.attempts) == ("q", 2)
+    assert (record.queue, record.attempts) == ("q", 2)

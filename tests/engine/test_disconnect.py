@@ -67,11 +67,11 @@ def test_disconnect_cancels_the_owners_waiters_without_a_delivery() -> None:
     assert e.get(0, "q", "A", 1, 30, wait_s=10, token="t1") is None
     assert e.get(0, "q2", "A", 1, 30, wait_s=10, token="t2") is None
     assert e.get(0, "q", "B", 1, 30, wait_s=10, token="t3") is None
-    assert stats(e, "q")["waiting_consumers"] == 2
+    assert e.waiting_on("q") == 2
     e.disconnect(1, "A")
     assert e.take_deliveries() == []
-    assert stats(e, "q")["waiting_consumers"] == 1
-    assert stats(e, "q2")["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 1
+    assert e.waiting_on("q2") == 0
     put(e, "q", "m", now=2)
     put(e, "q2", "m2", now=2)
     (delivery,) = e.take_deliveries()

@@ -3,7 +3,10 @@ deadline heap's bound."""
 
 from __future__ import annotations
 
+import pytest
+
 from broker.engine import AckedRecord, Message, State
+from broker.errors import NotFound, NotLeased
 from tests.engine.helpers import bodies, get, make_engine, new, put, put_one, seqs, state_of, stats
 
 
@@ -79,24 +82,51 @@ def test_lookup_returns_the_message_then_an_acked_record() -> None:
     e.ack(5, "A", seq)
     record = e.lookup(seq)
     assert isinstance(record, AckedRecord)
-    assert (record.seq, record.queue.name) == (seq, "q")
+    assert (record.seq, record.queue) == (seq, "q")
     assert e.lookup(1) is None
 
 
-def test_acked_history_is_bounded_per_queue() -> None:
+def test_acked_history_has_one_bound_over_every_queue() -> None:
     e = make_engine(acked_history=3)
-    ids_q = put(e, "q", "1", "2", "3", "4")
-    ids_r = put(e, "r", "x")
-    get(e, "q", max=4)
-    get(e, "r")
-    for seq in ids_q[:3]:
+    ids_q = put(e, "q", "1", "2", "3")
+    ids_r = put(e, "r", "x", "y")
+    get(e, "q", max=3)
+    get(e, "r", max=2)
+    for seq in ids_q:
         e.ack(0, "A", seq)
-    e.ack(0, "A", ids_r[0])  # another queue's ack evicts nothing in q
-    assert all(isinstance(e.lookup(s), AckedRecord) for s in ids_q[:3])
-    e.ack(0, "A", ids_q[3])  # the fourth ack in q evicts the oldest
+    assert all(isinstance(e.lookup(s), AckedRecord) for s in ids_q)
+    e.ack(0, "A", ids_r[0])  # another queue's ack evicts the oldest of all: q's first
     assert e.lookup(ids_q[0]) is None
-    assert [state_of(e, s) for s in ids_q[1:]] == ["acked"] * 3
-    assert state_of(e, ids_r[0]) == "acked"
+    e.ack_many(0, "A", [ids_r[1]])
+    assert e.lookup(ids_q[1]) is None
+    assert [state_of(e, s) for s in (ids_q[2], *ids_r)] == ["acked"] * 3
+    assert len(e._acked) == len(e._acked_order) == 3
+
+
+def test_many_queues_cannot_hold_more_acked_ids_than_the_bound() -> None:
+    e = make_engine(acked_history=50)
+    for i in range(300):
+        put(e, f"q{i}", "a", "b")
+        e.ack_many(0, "A", [m.seq for m in get(e, f"q{i}", max=2)])
+    assert len(e._acked) == len(e._acked_order) == 50
+
+
+def test_a_deleted_queues_acked_ids_are_not_found_and_a_forgotten_ones_are() -> None:
+    e = make_engine()
+    (gone,) = put(e, "gone", "x")
+    (idle,) = put(e, "idle", "y")
+    e.ack(0, "A", get(e, "gone")[0].seq)
+    e.ack(0, "A", get(e, "idle")[0].seq)
+    e.delete(0, "gone")
+    assert e.lookup(gone) is None
+    with pytest.raises(NotFound):
+        e.ack(0, "A", gone)
+    for t in range(0, 200, 6):
+        e.forget_idle(float(t))
+    assert e.find_queue("idle") is None
+    assert state_of(e, idle) == "acked"  # the history keeps the name of a forgotten queue
+    with pytest.raises(NotLeased):
+        e.ack(0, "A", idle)
 
 
 def test_acked_history_of_zero_remembers_nothing() -> None:
@@ -171,14 +201,18 @@ def test_oldest_ready_age_of_a_plain_fifo_queue() -> None:
     assert stats(e, "q", 15)["oldest_ready_age"] is None
 
 
-def test_queue_names_are_sorted_and_queues_are_created_on_first_use() -> None:
+def test_queue_names_are_sorted_and_only_what_stores_makes_a_queue() -> None:
     e = make_engine()
     assert e.queue_names() == []
     put(e, "b", "x")
     get(e, "a")
-    assert e.queue_names() == ["a", "b"]
-    assert e.find_queue("c") is None
-    assert e.totals()["queues"] == 2
+    assert e.get(0.0, "w", "A", 1, 30.0, 5.0, token="t") is None  # waits in w's lobby
+    assert e.peek("p", None, 10) == [] and e.purge(0.0, "p") == 0 and e.redrive(0.0, "p") == 0
+    e.configure(0.0, "c", {"lease_s": 5.0})
+    e.pause(0.0, "d")
+    assert e.queue_names() == ["b", "c", "d"]
+    assert e.find_queue("a") is None and e.find_queue("w") is None
+    assert e.totals()["queues"] == 3
 
 
 def test_touching_one_lease_many_times_keeps_the_deadline_heap_bounded() -> None:

@@ -110,7 +110,6 @@ class EngineMachine(RuleBasedStateMachine):
     # nack, time) get several rules each and the rarer management calls share one.
 
     def do_put(self, queue: str, items: list[NewMessage]) -> None:
-        self.model.create(queue)  # even a PUT that is refused creates its queue
         expected = self.model.put_error(queue, items)
         try:
             ids = self.engine.put(self.model.now, queue, items)
@@ -136,7 +135,9 @@ class EngineMachine(RuleBasedStateMachine):
         token = self.next_token
         self.next_token += 1
         now = self.model.now
-        got = self.engine.get(now, queue, owner, max, lease_s, wait_s=wait_s, token=token)
+        got = self.engine.get(
+            now, queue, owner, max, lease_s, wait_s=wait_s, token=token, cancel_key=token % 2
+        )
         if lease_s is None:
             lease_s = self.model.setting(queue, "lease_s")
         expected = self.model.get(queue, owner, max, lease_s, wait_s, token)
@@ -248,19 +249,14 @@ class EngineMachine(RuleBasedStateMachine):
         op=st.sampled_from(["purge", "cancel_waits", "cancel_waits", "end_all_waits"]),
         queue=st.sampled_from(["a", "a", "b", "a.dead"]),
         owner=owners,
-        parity=st.sampled_from([0, 1, None]),
+        parity=st.sampled_from([0, 1]),
     )
-    def manage(self, op: str, queue: str, owner: int, parity: int | None) -> None:
+    def manage(self, op: str, queue: str, owner: int, parity: int) -> None:
         now, e, model = self.model.now, self.engine, self.model
         if op == "purge":
             assert e.purge(now, queue) == model.purge(queue)
-        elif op == "cancel_waits":
-
-            def match(token: object) -> bool:
-                assert isinstance(token, int)
-                return parity is None or token % 2 == parity
-
-            assert e.cancel_waits(owner, match) == model.cancel_waits(owner, match)
+        elif op == "cancel_waits":  # the waits were parked with their token's parity as key
+            assert e.cancel_waits(owner, parity) == model.cancel_waits(owner, parity)
         else:
             e.end_all_waits()
             model.end_all_waits()
@@ -277,7 +273,6 @@ class EngineMachine(RuleBasedStateMachine):
         self, queue: str, items: list[tuple[NewMessage, str | None, dict[str, str] | None]]
     ) -> None:
         model, now = self.model, self.model.now
-        model.create(queue)
         news = [i for i, _, _ in items]
         dedups = [d for _, d, _ in items]
         headers = [h for _, _, h in items]
@@ -417,13 +412,13 @@ class EngineMachine(RuleBasedStateMachine):
             ), m
             if m.state != State.READY:
                 assert found.due_at == m.due, m
-        remembered = {seq: q for q, seqs in model.acked.items() for seq in seqs}
+        remembered = model.acked
         for seq in self.ids_ever:
             if seq in model.msgs:
                 continue
             found = e.lookup(seq)
             if seq in remembered:
-                assert isinstance(found, AckedRecord) and found.queue.name == remembered[seq]
+                assert isinstance(found, AckedRecord) and found.queue == remembered[seq]
                 assert found.attempts == model.acked_attempts[seq]
             else:
                 assert found is None, seq
@@ -444,8 +439,11 @@ class EngineMachine(RuleBasedStateMachine):
                 **model.counters[name],
             }
             assert (q is None) == (name not in model.queues), name
-            if q is None:  # only "dead" can be non-zero for a queue never used itself
-                assert not any(v for k, v in expected.items() if k != "dead"), name
+            assert e.waiting_on(name) == expected["waiting_consumers"], name
+            if q is None:  # only "dead" and waiters (its lobby) for a queue never stored in
+                assert not any(
+                    v for k, v in expected.items() if k not in ("dead", "waiting_consumers")
+                ), name
                 continue
             expected["paused"] = model.queues[name].paused
             assert tuple(e.settings_of(name)) == model.effective(name), name
@@ -470,7 +468,13 @@ class EngineMachine(RuleBasedStateMachine):
         msgs = [m for m in held if isinstance(m, Message)]
         leased = [m for m in msgs if m.state == State.LEASED]
         # one owner per lease, and the engine's owner index agrees
-        owned = [(owner, m.seq) for owner, ms in e._owned.items() for m in ms]
+        owned = [
+            (owner, m.seq)
+            for owner, by_queue in e._owned.items()
+            for q, ms in by_queue.items()
+            for m in ms
+            if m.queue is q and q.holders[owner] is ms  # each set is its queue's too
+        ]
         assert sorted(owned, key=repr) == sorted(((m.owner, m.seq) for m in leased), key=repr)
         # at most one leased message per (queue, key), and it heads its key
         for m in leased:

@@ -3,7 +3,10 @@ deliverable, ended by their timeout, by a disconnect or by end_all_waits."""
 
 from __future__ import annotations
 
-from broker.engine import Delivery, Engine, Message, State
+import pytest
+
+from broker.engine import Delivery, Engine, Message, State, Waiter
+from broker.errors import BadRequest
 from tests.engine.helpers import bodies, get, make_engine, new, put, put_one, stats
 
 
@@ -17,8 +20,9 @@ def wait(
     lease_s: float = 30,
     wait_s: float = 10,
     now: float = 0,
+    key: object = None,
 ) -> None:
-    assert e.get(now, queue, owner, max, lease_s, wait_s=wait_s, token=token) is None
+    assert e.get(now, queue, owner, max, lease_s, wait_s, token, cancel_key=key) is None
 
 
 def served(e: Engine) -> dict[object, list[str]]:
@@ -41,21 +45,21 @@ def test_get_with_wait_returns_at_once_when_something_is_deliverable() -> None:
     put(e, "q", "m")
     assert bodies(e.get(0, "q", "A", 1, 30, wait_s=10, token="t")) == ["m"]
     assert e.take_deliveries() == []
-    assert stats(e, "q")["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
 
 
 def test_get_without_wait_never_registers_a_waiter() -> None:
     e = make_engine()
     assert e.get(0, "q", "A", 1, 30) == []
     assert e.get(0, "q", "A", 1, 30, wait_s=0) == []
-    assert stats(e, "q")["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
     assert e.next_deadline() is None
 
 
 def test_a_put_wakes_a_waiter_and_leases_to_it() -> None:
     e = make_engine()
     wait(e, "q", "W", "t", lease_s=7, now=1)
-    assert stats(e, "q", 1)["waiting_consumers"] == 1
+    assert e.waiting_on("q") == 1
     assert e.next_deadline() == 11
     seq = put_one(e, "q", "m", now=2)
     (d,) = e.take_deliveries()
@@ -63,7 +67,7 @@ def test_a_put_wakes_a_waiter_and_leases_to_it() -> None:
     msg = d.messages[0]
     assert (msg.state, msg.owner, msg.attempts, msg.due_at) == (State.LEASED, "W", 1, 9)
     assert e.take_deliveries() == []  # taken once
-    assert stats(e, "q", 2)["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
     assert e.next_deadline() == 9  # the wait's own deadline is gone
     e.ack(3, "W", seq)
 
@@ -75,7 +79,7 @@ def test_waiters_are_served_in_arrival_order_each_up_to_its_max() -> None:
     wait(e, "q", "W3", "t3", max=5)
     put(e, "q", "a", "b", "c")
     assert served(e) == {"t1": ["a", "b"], "t2": ["c"]}
-    assert stats(e, "q")["waiting_consumers"] == 1
+    assert e.waiting_on("q") == 1
     put(e, "q", "d")
     assert served(e) == {"t3": ["d"]}
 
@@ -97,7 +101,7 @@ def test_a_waiter_on_another_queue_is_not_woken() -> None:
     wait(e, "q1", "W", "t")
     put(e, "q2", "m")
     assert e.take_deliveries() == []
-    assert stats(e, "q1")["waiting_consumers"] == 1
+    assert e.waiting_on("q1") == 1
 
 
 def test_a_nack_wakes_a_waiter() -> None:
@@ -176,7 +180,7 @@ def test_a_wait_times_out_with_an_empty_delivery() -> None:
     assert e.take_deliveries() == []
     e.advance(15)
     assert e.take_deliveries() == [Delivery("t", "W", [])]
-    assert stats(e, "q", 15)["waiting_consumers"] == 0
+    assert e.waiting_on("q") == 0
     assert e.next_deadline() is None
     put(e, "q", "m", now=16)
     assert e.take_deliveries() == []
@@ -224,7 +228,7 @@ def test_end_all_waits_completes_every_waiter_empty() -> None:
     wait(e, "q2", "A", "t3")
     e.end_all_waits()
     assert served(e) == {"t1": [], "t2": [], "t3": []}
-    assert stats(e, "q1")["waiting_consumers"] == 0
+    assert e.waiting_on("q1") == 0
     assert e.next_deadline() is None
     put(e, "q1", "m")
     assert e.take_deliveries() == []
@@ -258,21 +262,22 @@ def test_a_waiter_and_a_deliverable_message_never_coexist() -> None:
     assert stats(e, "q", now)["put"] == 40
 
 
-def test_cancel_waits_ends_only_the_owners_matching_waits() -> None:
+def test_cancel_waits_ends_only_the_owners_waits_with_that_key() -> None:
     e = make_engine()
-    wait(e, "q", "A", "a1")
-    wait(e, "q", "A", "a2")
-    wait(e, "q2", "A", "a3")
-    wait(e, "q", "B", "a1")  # same token, other owner: untouched
-    assert e.cancel_waits("A", lambda token: token in ("a1", "a3")) == 2
+    wait(e, "q", "A", "a1", key=1)
+    wait(e, "q", "A", "a2", key="1")  # another key: the string, not the number
+    wait(e, "q2", "A", "a3", key=1)
+    wait(e, "q", "B", "b1", key=1)  # same key, other owner: untouched
+    assert e.cancel_waits("A", 1) == 2
     ended = sorted((d.token, d.owner, d.messages) for d in e.take_deliveries())
     assert ended == [("a1", "A", []), ("a3", "A", [])]
-    assert stats(e, "q")["waiting_consumers"] == 2
-    assert stats(e, "q2")["waiting_consumers"] == 0
-    assert e.cancel_waits("A", lambda token: False) == 0
-    assert e.cancel_waits("nobody", lambda token: True) == 0
+    assert e.waiting_on("q") == 2
+    assert e.waiting_on("q2") == 0
+    assert e.cancel_waits("A", 1) == 0
+    assert e.cancel_waits("A", None) == 0
+    assert e.cancel_waits("nobody", 1) == 0
     put(e, "q", "m1", "m2", now=1)
-    assert served(e) == {"a2": ["m1"], "a1": ["m2"]}
+    assert served(e) == {"a2": ["m1"], "b1": ["m2"]}
     e.advance(100)
     assert e.take_deliveries() == []
 
@@ -281,8 +286,8 @@ def test_cancelled_waits_do_not_pile_up_in_the_deadline_heap() -> None:
     e = make_engine()
     wait(e, "idle", "W", "long", wait_s=3600)
     for i in range(5_000):
-        wait(e, "q", "A", i, wait_s=7200, now=i * 0.001)
-        assert e.cancel_waits("A", lambda token: True) == 1
+        wait(e, "q", "A", i, wait_s=7200, now=i * 0.001, key=i)
+        assert e.cancel_waits("A", i) == 1
     assert len(e.take_deliveries()) == 5_000
     assert len(e._deadlines) <= 1100
     assert e.next_deadline() == 3600
@@ -312,3 +317,75 @@ def test_leases_expiring_at_one_instant_go_out_by_priority() -> None:
     wait(e, "q", "W", "t", max=1, wait_s=100)
     e.advance(5)
     assert served(e) == {"t": ["high"]}
+
+
+def test_a_cancel_among_twenty_thousand_waits_ends_only_its_own() -> None:
+    e = make_engine(max_waiting=100_000)
+    for i in range(20_000):
+        wait(e, f"q{i % 50}", "A", i, key=i)
+    ends = 0
+    original = e._end_empty
+
+    def counting(waiter: Waiter) -> None:
+        nonlocal ends
+        ends += 1
+        original(waiter)
+
+    e._end_empty = counting  # type: ignore[method-assign]
+    assert e.cancel_waits("A", 12_345) == 1 and ends == 1
+    assert e.waits_of("A") == 19_999
+    assert len(e._owner_waiters["A"].keyed(12_345)) == 0
+
+
+def test_max_waiting_refuses_one_more_waiting_get_naming_the_limit() -> None:
+    e = make_engine(max_waiting=2)
+    wait(e, "x", "A", "a1")
+    wait(e, "y", "A", "a2")
+    with pytest.raises(BadRequest) as info:
+        e.get(0, "q", "A", 1, 30, 10, "a3")
+    assert "max-waiting" in info.value.message and "2" in info.value.message
+    put(e, "q", "m")
+    with pytest.raises(BadRequest):  # refused before anything, even with a message ready
+        e.get(0, "q", "A", 1, 30, 10, "a3")
+    assert stats(e, "q")["ready"] == 1 and e.waiting_on("q") == 0
+    assert bodies(e.get(0, "q", "A", 1, 30)) == ["m"]  # a GET that does not wait is not
+    wait(e, "q", "B", "b1")  # another owner has its own count
+    put(e, "x", "for a1")
+    assert served(e) == {"a1": ["for a1"]}
+    wait(e, "q", "A", "a4")  # one ended: room again
+    assert e.waits_of("A") == 2 and e.waits_of("B") == 1
+
+
+def test_a_waiter_whose_owner_has_no_room_is_passed_over_and_keeps_its_place() -> None:
+    e = make_engine()
+    wait(e, "q", "FULL", "f1")
+    wait(e, "q", "FULL", "f2")
+    wait(e, "q", "OK", "ok")
+    e.set_room(0, "FULL", 0)  # its connection's write buffer is past the high-water mark
+    put(e, "q", "m1", "m2")
+    assert served(e) == {"ok": ["m1"]}
+    assert stats(e, "q")["ready"] == 1  # m2 stays ready for another consumer
+    assert bodies(e.get(0, "q", "OTHER", 1, 30)) == ["m2"]
+    e.set_room(1, "FULL", 10_000)  # drained: its waiters go on, in their order
+    put(e, "q", "m3", "m4", now=2)
+    assert served(e) == {"f1": ["m3"], "f2": ["m4"]}
+
+
+def test_deliveries_take_room_off_and_stop_at_none() -> None:
+    e = make_engine()
+    for token in ("a", "b", "c"):
+        wait(e, "q", "R", token, max=5)
+    e.set_room(0, "R", 700)  # one delivery of 5 x 100-byte bodies (plus overhead) uses it up
+    put(e, "q", *["x" * 100] * 12)
+    assert served(e) == {"a": ["x" * 100] * 5}
+    assert stats(e, "q")["ready"] == 7 and e.waits_of("R") == 2
+    e.set_room(0, "R", None)  # no limit: a connection that does not say
+    assert served(e) == {"b": ["x" * 100] * 5, "c": ["x" * 100] * 2}
+
+
+def test_a_get_reply_holds_at_most_max_reply_bytes_of_bodies_and_headers() -> None:
+    e = make_engine(max_reply_bytes=20_000)
+    headers = {"h": "v" * 4000}
+    e.put_extended(0, "q", [new("b")] * 50, None, [headers] * 50)
+    got = e.get(0, "q", "A", 50, 30)
+    assert got is not None and len(got) == 5  # 4 KB of headers each: 20 KB

@@ -1,6 +1,5 @@
-"""Fixtures: a broker with its HTTP API on free ports, and a validating client.
-
-The HTTP suite runs against every backend (``backend_kind``: memory, then Redis)."""
+"""Fixtures: a broker with its HTTP API on free ports, and a validating client; every
+test runs on each backend (``backend_kind``: in memory, then on Redis)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from broker.config import Config
 from broker.http import HttpApi
-from broker.protocol.requests import Receive
+from broker.protocol.requests import Receive, ReleaseReceipts
 from broker.server import Server
 from tests.conftest import backend_for
 
@@ -123,13 +123,15 @@ async def client_for(
 class Spy:
     """A backend seen through: events when a receive starts waiting and when its owner closes.
 
-    Tests await these instead of sleeping until the server has got that far.
+    Tests await these instead of sleeping until the server has got that far (on
+    Redis, when its replies come).
     """
 
     def __init__(self, backend: Any) -> None:
         self._backend = backend
         self.waiting = asyncio.Event()  # a RECEIVE now waits
         self.closed = asyncio.Event()  # an owner other than the API's own was closed
+        self.released = asyncio.Event()  # a RELEASE_RECEIPTS was answered
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
@@ -138,19 +140,22 @@ class Spy:
         result = self._backend.execute(owner, requests)
         if isinstance(result, list):
             self._seen(requests, result)
-        else:  # a backend that answers later (Redis): the receive waits if its reply is None
-            result.add_done_callback(lambda done: self._done(requests, done))
-        return result
+        else:  # a backend that answers later (Redis): when it does
 
-    def _done(self, requests: Sequence[Any], done: asyncio.Future[Any]) -> None:
-        if not done.cancelled() and done.exception() is None:
-            self._seen(requests, done.result())
+            def answered(done: Any) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._seen(requests, done.result())
+
+            result.add_done_callback(answered)
+        return result
 
     def _seen(self, requests: Sequence[Any], replies: Sequence[Any]) -> None:
         if any(
             type(r) is Receive and reply is None for r, reply in zip(requests, replies, strict=True)
         ):
             self.waiting.set()
+        if any(type(r) is ReleaseReceipts for r in requests):
+            self.released.set()
 
     def close(self, owner: object) -> None:
         self._backend.close(owner)

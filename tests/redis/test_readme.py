@@ -1,4 +1,4 @@
-"""The "Scale out" commands (docs/scale-out.md) work when pasted: both blocks run in bash, as written,
+"""README's "Scale out" commands work when pasted: both blocks run in bash, as written,
 on free loopback ports (one Redis and three nodes; a 3+3 Redis Cluster and three
 nodes), and every process they leave running in the background is stopped by PID.
 
@@ -33,7 +33,7 @@ def blocks() -> list[str]:
     """The two shell blocks of the Scale out section (wherever it lives)."""
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = doc.read_text(encoding="utf-8")
-        match = re.search(r"^#{1,2} Scale out.*?\n(.*?)(?=^#{1,2} |\Z)", text, re.M | re.S)
+        match = re.search(r"^##? Scale out.*?\n(.*?)(?=^## )", text, re.M | re.S)
         if match:
             found = re.findall(r"^```\n(.*?)^```", match.group(1), re.M | re.S)
             assert len(found) >= 2, "Scale out lost its two command blocks"

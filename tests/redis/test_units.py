@@ -81,6 +81,7 @@ def test_node_ids_are_checked() -> None:
         (["--data-dir", "/tmp/x"], "--data-dir does not apply to a Redis backend"),
         (["--fsync", "always"], "--fsync does not apply to a Redis backend"),
         (["--max-memory", "1m"], "--max-memory does not apply"),
+        (["--max-queues", "10"], "--max-queues does not apply to a Redis backend"),
     ],
 )
 async def test_serve_refuses_flags_that_do_not_apply_to_redis(flags: list[str], said: str) -> None:

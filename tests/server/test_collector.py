@@ -17,7 +17,9 @@ from broker.server import Server, collector
 def restore_gc() -> Iterator[None]:
     was_enabled = gc.isenabled()
     thresholds = gc.get_threshold()
+    callbacks = list(gc.callbacks)
     yield
+    gc.callbacks[:] = callbacks
     gc.set_threshold(*thresholds)
     gc.unfreeze()
     if was_enabled:
@@ -100,3 +102,25 @@ async def test_serve_starts_with_the_collector_paused_then_freezes(
     monkeypatch.setattr(collector, "space_young_collections", space)
     await serve_cmd.serve(Config(host="127.0.0.1", port=0))
     assert seen == ["start, collector off", "freeze, collector on", "space young collections"]
+
+
+def test_a_slow_full_collection_freezes_its_survivors_and_a_quick_one_does_not(
+    restore_gc: None,
+) -> None:
+    gc.unfreeze()
+    quick = collector.freeze_after_slow_collections(after_s=3600.0)
+    gc.collect()
+    assert quick.freezes == 0 and gc.get_freeze_count() == 0
+    gc.callbacks.remove(quick)
+    slow = collector.freeze_after_slow_collections(after_s=0.0)  # every one is "slow"
+    held = [_Node() for _ in range(100)]
+    garbage = _Node()
+    garbage.peer = garbage
+    dead = weakref.ref(garbage)
+    del garbage
+    gc.collect(1)  # not a full collection: nothing frozen
+    assert slow.freezes == 0
+    gc.collect()
+    assert slow.freezes == 1 and dead() is None  # collected first, then the rest frozen
+    assert gc.get_freeze_count() >= len(held)
+    assert not any(n is held[0] for n in gc.get_objects(generation=2))  # out of gen 2

@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from broker.server import Server
 from tests.conftest import ServerFactory
@@ -116,14 +115,12 @@ async def test_cli_version_and_bad_flags() -> None:
     assert code == 2 and "lease" in err
 
 
-@pytest.mark.memory_only(
-    "STATS of a queue only a GET named (the engine creates it; protocol.md says GET never does)"
-)
 async def test_cancel_ends_only_the_named_waiting_get(server: Server) -> None:
     async with (
         await LineClient.connect(server.port) as c,
         await LineClient.connect(server.port) as other,
     ):
+        await c.call(op="CONFIG", queue="q", lease=60)  # STATS shows it (a GET makes no queue)
         await c.send(op="GET", queue="q", wait=60, rid="keep")
         await c.send(op="GET", queue="q", wait=60, rid="stop")
         await other.send(op="GET", queue="q", wait=60, rid="stop")  # same rid, other connection

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from broker.server import Server
-from broker.server import connection as connection_module
+from broker.server import batches as batches_module
 from tests.conftest import ServerFactory
 from tests.support import LineClient, closed_by_server
 
@@ -127,7 +127,7 @@ async def test_the_connection_that_would_pass_max_buffered_is_closed_not_the_oth
 @pytest.fixture
 def every_batch_ends_a_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     """A turn of no time: a connection yields after each batch (the mechanism, untimed)."""
-    monkeypatch.setattr(connection_module, "TURN_S", 0.0)
+    monkeypatch.setattr(batches_module, "TURN_S", 0.0)
 
 
 @pytest.mark.usefixtures("every_batch_ends_a_turn")
@@ -163,8 +163,8 @@ async def test_taking_turns_keeps_replies_in_order(server: Server) -> None:
 
 async def test_a_batch_of_big_lines_is_cut_by_bytes() -> None:
     frames = [b"x" * 20_000] * 10
-    assert connection_module._lines_within(frames, connection_module.BATCH_BYTES) == 3
-    assert connection_module._lines_within([b"x" * 100_000], 64 * KIB) == 1  # at least one
+    assert batches_module._lines_within(frames, batches_module.BATCH_BYTES) == 3
+    assert batches_module._lines_within([b"x" * 100_000], 64 * KIB) == 1  # at least one
 
 
 async def test_a_waiting_get_survives_a_turn(server: Server) -> None:

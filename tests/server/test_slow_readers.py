@@ -4,6 +4,7 @@ when each tiny request has a large reply (STATS with many queues)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -83,3 +84,36 @@ async def test_pending_lines_survive_a_waiting_get(server: Server) -> None:
         assert [r["rid"] for r in replies if r["rid"] != "w"] == [*range(200), "p"]
         (woken,) = [r for r in replies if r["rid"] == "w"]
         assert woken["messages"][0]["body"] == "wake"
+
+
+@pytest.mark.memory_only("Redis serves waiting GETs in its calls; a node does not hold them back")
+async def test_waiting_gets_of_a_client_that_does_not_read_leave_messages_to_others(
+    server_factory: ServerFactory,
+) -> None:
+    body = "x" * 10_000
+    async with server_factory(write_high_water=HIGH_WATER, write_low_water=16 * 1024) as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            sock.sendall(
+                b"".join(
+                    b'{"op":"GET","queue":"q","max":100,"wait":60,"lease":600,"rid":%d}\n' % i
+                    for i in range(200)
+                )
+            )
+            async with await LineClient.connect(srv.port) as producer:
+                for _ in range(1000):  # until its 200 GETs wait (they are in its first read)
+                    stats = await producer.call(op="STATS", connections=True)
+                    if sum(c["waiting"] for c in stats["connections"]) == 200:
+                        break
+                for _ in range(40):  # 40 x 50 x 10 kB: 20 MB, far past any socket buffer
+                    reply = await producer.call(op="PUT", queue="q", messages=[{"body": body}] * 50)
+                    assert reply["ok"] is True
+                figures = (await producer.call(op="STATS", queue="q"))["queues"]["q"]
+                # what its waiting GETs took fits its buffers, not 20 MB; the rest is ready
+                assert figures["leased"] * len(body) < 8_000_000, figures
+                assert figures["ready"] >= 1000
+                got = await producer.call(op="GET", queue="q", max=10)
+                assert len(got["messages"]) == 10  # another consumer gets them
+        finally:
+            sock.close()

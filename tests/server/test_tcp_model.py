@@ -162,7 +162,6 @@ class TcpMachine(RuleBasedStateMachine):
     def put(
         self, owner: int, queue: str, batch: list[tuple[Any, str | None, int, int | None]]
     ) -> None:
-        self.model.create(queue)
         new = [(_new(*item), item[0]) for item in batch]
         expected = self.model.put_error(queue, [n for n, _ in new])
         if len(batch) == 1:
@@ -191,7 +190,6 @@ class TcpMachine(RuleBasedStateMachine):
         single: bool,
     ) -> None:
         model = self.model
-        model.create(queue)  # even a refused PUT creates its queue
         batch = batch[:1] if single else batch
         news = [(_new(*item), item[0]) for item, _ in batch]
         dedups = [d for _, (d, _) in batch]
@@ -227,7 +225,6 @@ class TcpMachine(RuleBasedStateMachine):
     @rule(owner=owners, queue=put_queues, word=st.text("xyz", min_size=1, max_size=5))
     def put_shorthand(self, owner: int, queue: str, word: str) -> None:
         text = f"w{word} {word}"  # not JSON, so a string body
-        self.model.create(queue)
         new = [(_new(text, None, 0, None), text)]
         reply = self.line(owner, f"PUT {queue} {text}")
         if not self.expect_error(reply, self.model.put_error(queue, [new[0][0]])):
@@ -244,7 +241,6 @@ class TcpMachine(RuleBasedStateMachine):
         self.run(c.send_raw(data + b'{"op":"PING","rid":"end"}\n'))
         replies = [self.run(c.reply()) for _ in range(n + 1)]
         assert [r["rid"] for r in replies] == [f"p{i}" for i in range(n)] + ["end"]
-        self.model.create(queue)
         for i, reply in enumerate(replies[:n]):
             new = [(_new(i, None, 0, None), i)]
             if not self.expect_error(reply, self.model.put_error(queue, [new[0][0]])):
@@ -365,7 +361,7 @@ class TcpMachine(RuleBasedStateMachine):
         seq = data.draw(st.sampled_from(self.ids_ever))
         reply = self.call(owner, op="INFO", id=format_id(seq))
         m = self.model.msgs.get(seq)
-        acked_in = [q for q, history in self.model.acked.items() if seq in history]
+        acked_in = [self.model.acked[seq]] if seq in self.model.acked else []
         if m is None and not acked_in:
             assert reply["error"] == "not_found", reply
             return

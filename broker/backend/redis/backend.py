@@ -26,14 +26,14 @@ from redis.exceptions import ClusterDownError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from broker.backend.base import Replies, ReplySink, StartError, StatsProvider
-from broker.backend.memory import _log_events
+from broker.backend.memory import log_events
 from broker.backend.redis import library, wire
 from broker.backend.redis.calls import Calls, Op, Reply, ignore
 from broker.backend.redis.events import Listener
 from broker.backend.redis.node import Node, node_info
 from broker.backend.redis.shards import Shards
 from broker.backend.redis.target import Target, plain_client
-from broker.backend.redis.timers import Wait
+from broker.backend.redis.timers import OwnerWaits
 from broker.backend.redis.waits import Waits
 from broker.config import Config
 from broker.errors import ShuttingDown, Unavailable, WonderQError
@@ -58,7 +58,7 @@ class Owner:
         self.sink = sink
         self.tags: set[str] = set()  # tags where it may hold leases or waits
         self.leased: set[str] = set()  # ids it was given and has not acked or nacked
-        self.waits: dict[str, Wait] = {}  # its waiting GETs by waiter id
+        self.waits = OwnerWaits()  # its waiting GETs by waiter id (and by rid)
 
     @property
     def peer(self) -> str:
@@ -312,6 +312,10 @@ class RedisBackend:
 
         self.calls.submit(tag, Op(["close", owner.token, wids], [], done))
 
+    def writable(self, owner: object) -> None:
+        """(Waiting GETs are served in Redis, by whichever node's call makes a message
+        deliverable: this backend does not hold them back for a full write buffer.)"""
+
     def holds(self, owner: object) -> bool:
         return isinstance(owner, Owner) and bool(owner.leased or owner.waits)
 
@@ -415,7 +419,7 @@ class RedisBackend:
         if reply.deliveries:
             self.waits.take_deliveries(reply.tag, reply.deliveries, reply.bodies, reply.now_ms)
         if reply.events:
-            _log_events({(q, name): n for q, name, n in reply.events})
+            log_events({(q, name): n for q, name, n in reply.events})
 
     def redis_now_ms(self) -> float:
         """Redis's time now, as this node estimates it from its last reply."""

@@ -162,6 +162,11 @@ class Handlers:
     def get(self, owner: Owner, req: rq.Get, slot: Slot) -> object:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
+        if req.wait > 0 and len(owner.waits) >= self.config.max_waiting:
+            raise BadRequest(
+                f"this connection has {len(owner.waits)} waiting GETs; the limit (max-waiting) "
+                f"is {self.config.max_waiting}: CANCEL one, or wait for one to end"
+            )
         tag = wire.tag_of(req.queue)
         self.b.register(tag)
         owner.tags.add(tag)
@@ -299,7 +304,7 @@ class Handlers:
         return rp.HELP
 
     def cancel(self, owner: Owner, req: rq.Cancel, slot: Slot) -> object:
-        targets = [w for w in owner.waits.values() if w.request.rid == req.get and w.waiting]
+        targets = [w for w in owner.waits.with_rid(req.get) if w.waiting]
         if not targets:
             return rp.CancelReply(cancelled=0)
 

@@ -51,6 +51,46 @@ class Wait:
         self.receipts = isinstance(request, Receive)  # an HTTP long poll: a receipt a message
 
 
+class OwnerWaits:
+    """One connection's waiting GETs on this node, by waiter id and by the GET's ``rid``
+    (CANCEL finds its GETs in O(them), whatever else the connection waits on)."""
+
+    __slots__ = ("_by_rid", "_by_wid")
+
+    def __init__(self) -> None:
+        self._by_wid: dict[str, Wait] = {}
+        self._by_rid: dict[object, dict[str, Wait]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_wid)
+
+    def __setitem__(self, wid: str, wait: Wait) -> None:
+        self._by_wid[wid] = wait
+        group = self._by_rid.get(wait.request.rid)
+        if group is None:
+            group = self._by_rid[wait.request.rid] = {}
+        group[wid] = wait
+
+    def pop(self, wid: str, default: None = None) -> Wait | None:
+        wait = self._by_wid.pop(wid, None)
+        if wait is not None:
+            group = self._by_rid[wait.request.rid]
+            del group[wid]
+            if not group:
+                del self._by_rid[wait.request.rid]
+        return wait
+
+    def values(self) -> list[Wait]:
+        return list(self._by_wid.values())
+
+    def with_rid(self, rid: object) -> list[Wait]:
+        return list(self._by_rid.get(rid, {}).values())
+
+    def clear(self) -> None:
+        self._by_wid.clear()
+        self._by_rid.clear()
+
+
 TickKey = tuple[str, str]  # (tag, queue)
 
 

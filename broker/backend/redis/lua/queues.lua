@@ -153,16 +153,27 @@ ops.redrive = function(o)
       end
     else
       moved = records(ready_ids(src))
-      table.sort(moved, function(a, b) return a[2][F_ORD] < b[2][F_ORD] end)
+      -- as the engine moves them: the deliverable first, then those their key held back
+      -- (each part in put order; priorities still order the deliveries in q)
+      for _, item in ipairs(moved) do
+        local key = item[2][F_KEY]
+        item[3] = (key and not chain_is_head(src, item[1], key)) and 1 or 0
+      end
+      table.sort(moved, function(a, b)
+        if a[3] ~= b[3] then return a[3] < b[3] end
+        return a[2][F_ORD] < b[2][F_ORD]
+      end)
     end
-    create(q)
-    for _, item in ipairs(moved) do
-      local seq, r = item[1], item[2]
-      local sz = unqueue(src, seq, r)
-      r[F_ATT] = 0
-      enqueue_moved(seq, r, q, sz)
+    if #moved > 0 then -- a REDRIVE with nothing to move makes no queue (protocol.md 3)
+      create(q)
+      for _, item in ipairs(moved) do
+        local seq, r = item[1], item[2]
+        local sz = unqueue(src, seq, r)
+        r[F_ATT] = 0
+        enqueue_moved(seq, r, q, sz)
+      end
+      bump(q, 'redriven', #moved)
     end
-    bump(q, 'redriven', #moved)
   elseif ids then
     missing = ids
   end
