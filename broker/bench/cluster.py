@@ -1,15 +1,17 @@
-"""A Redis Cluster on loopback: 3 masters and 3 replicas, started and stopped by PID.
+"""A Redis Cluster on loopback: 3 masters (and a replica each), started and stopped by PID.
 
-Owns: starting six ``redis-server --cluster-enabled yes`` on free ports (each
+Owns: starting ``redis-server --cluster-enabled yes`` on free ports (each
 cluster bus on another free port, ``--cluster-port``, so no port + 10000 must
 be free; ``cluster-require-full-coverage no`` as the README asks: the other
-masters keep serving while one fails over), joining them with ``redis-cli --cluster create ... --cluster-replicas
-1 --cluster-yes``, waiting (bounded) until every server says
-``cluster_state:ok`` and every replica synced (``repl-diskless-sync-delay 0``:
-Redis would wait 5 s first, and a replica that never synced cannot take over), telling masters from replicas and which master serves a
+masters keep serving while one fails over), joining them with ``redis-cli
+--cluster create ... --cluster-replicas N --cluster-yes``, waiting (bounded)
+until every server says ``cluster_state:ok`` and every replica synced
+(``repl-diskless-sync-delay 0``: Redis would wait 5 s first, and a replica that
+never synced cannot take over), moving a slot to another master (a reshard,
+for tests of MOVED), telling masters from replicas and which master serves a
 key, killing one server (SIGKILL, for failover tests), and stopping them all by
-the PIDs it started. The bench runs its cluster rows on it; the tests' session
-fixture is one too.
+the PIDs it started. The tests' session fixture is one with replicas; the
+bench's cluster rows run on one without (as its single Redis has none).
 Must never: bind anything but 127.0.0.1, leave a server running after
 ``stop()``, or wait without a bound.
 """
@@ -62,6 +64,7 @@ class LocalCluster:
         self,
         workdir: Path | None = None,
         masters: int = 3,
+        replicas: int = 1,
         node_timeout_ms: int = NODE_TIMEOUT_MS,
         extra: tuple[str, ...] = (),
     ) -> None:
@@ -71,7 +74,9 @@ class LocalCluster:
         self.binary, self.cli = binary, cli
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="wonderq-cluster-"))
-        self.size = 2 * masters
+        self.n_masters = masters
+        self.replicas = replicas
+        self.size = masters * (1 + replicas)
         self.node_timeout_ms = node_timeout_ms
         self.extra = extra
         self.servers: list[Server] = []
@@ -97,7 +102,7 @@ class LocalCluster:
                     "create",
                     *hosts,
                     "--cluster-replicas",
-                    "1",
+                    str(self.replicas),
                     "--cluster-yes",
                 ],
                 check=True,
@@ -153,7 +158,7 @@ class LocalCluster:
             states = [self.state(s.port) for s in self.servers if s.alive]
             if (
                 all(st == "ok" for st in states)
-                and len(self.masters()) == self.size // 2
+                and len(self.masters()) == self.n_masters
                 and (not replicas or self._replicas_synced())
             ):
                 return
@@ -161,17 +166,25 @@ class LocalCluster:
                 raise ClusterError(f"the cluster is not ok after {timeout_s:g} s: {states}")
             time.sleep(0.05)
 
-    def _replicas_synced(self) -> bool:
+    def _roles(self) -> list[tuple[int, dict[str, str]]]:
+        """(port, INFO replication) of every live server that answers."""
+        out = []
         for s in self.servers:
             if not s.alive:
                 continue
             try:
-                fields = resp.info(s.port, "replication")
+                out.append((s.port, resp.info(s.port, "replication")))
             except (OSError, resp.RespError):
-                return False
-            if fields.get("role") == "slave" and fields.get("master_link_status") != "up":
-                return False
-        return True
+                continue
+        return out
+
+    def _replicas_synced(self) -> bool:
+        roles = self._roles()
+        return len(roles) == sum(s.alive for s in self.servers) and all(
+            fields.get("master_link_status") == "up"
+            for _, fields in roles
+            if fields.get("role") == "slave"
+        )
 
     def state(self, port: int) -> str:
         try:
@@ -181,17 +194,11 @@ class LocalCluster:
 
     def masters(self) -> list[int]:
         """The ports of the live masters that serve slots."""
-        out = []
-        for s in self.servers:
-            if not s.alive:
-                continue
-            try:
-                fields = resp.info(s.port, "replication")
-            except (OSError, resp.RespError):
-                continue
-            if fields.get("role") == "master" and self._serves_slots(s.port):
-                out.append(s.port)
-        return out
+        return [
+            port
+            for port, fields in self._roles()
+            if fields.get("role") == "master" and self._serves_slots(port)
+        ]
 
     def _serves_slots(self, port: int) -> bool:
         myself = str(resp.command(port, "CLUSTER", "MYID"))
@@ -210,6 +217,25 @@ class LocalCluster:
                 continue
             return port
         raise ClusterError(f"no live master serves {key!r}")
+
+    def move_slot(self, key: str, to_port: int) -> None:
+        """Move ``key``'s slot, and every key in it, to the master on ``to_port``, as
+        ``redis-cli --cluster reshard`` does (IMPORTING, MIGRATING, MIGRATE, NODE)."""
+        src = self.master_of(key)
+        if src == to_port:
+            return
+        slot = str(resp.command(src, "CLUSTER", "KEYSLOT", key))
+        src_id = str(resp.command(src, "CLUSTER", "MYID"))
+        dst_id = str(resp.command(to_port, "CLUSTER", "MYID"))
+        resp.command(to_port, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        resp.command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        for _ in range(10_000):  # bounded: 100 keys a round
+            keys = resp.command(src, "CLUSTER", "GETKEYSINSLOT", slot, "100")
+            if not keys:
+                break
+            resp.command(src, "MIGRATE", resp.HOST, str(to_port), "", "0", "5000", "KEYS", *keys)
+        for port in self.masters():
+            resp.command(port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     def kill(self, port: int) -> None:
         """SIGKILL the server on ``port`` (a failover test's fault)."""

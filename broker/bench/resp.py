@@ -1,8 +1,8 @@
 """Asking a loopback Redis something, without a client library: one command, one reply.
 
 Owns: encoding one command in RESP over a short-lived socket and reading its
-reply whole (a simple string, an error, an integer or a bulk string; arrays are
-not needed here), and the two readings the bench and the tests take from
+reply whole (a simple string, an error, an integer, a bulk string or an array
+of those), and the two readings the bench and the tests take from
 ``INFO``: its fields as a dict, and the CPU seconds Redis used
 (``used_cpu_sys`` + ``used_cpu_user``, the server's own count, so it needs no
 PID). Used where redis-py may be missing (``wonderq bench`` without the
@@ -13,7 +13,7 @@ Must never: connect anywhere but 127.0.0.1, or wait without a timeout.
 from __future__ import annotations
 
 import socket
-from typing import Final
+from typing import Any, Final
 
 HOST: Final = "127.0.0.1"
 TIMEOUT_S: Final = 5.0
@@ -31,44 +31,55 @@ def encode(*args: str) -> bytes:
     return b"".join(parts)
 
 
-def command(port: int, *args: str, timeout_s: float = TIMEOUT_S) -> str | int | None:
-    """Run one command on the Redis at ``port``: its reply (a string, an integer, or
-    None for a nil bulk string); RespError for an error reply, OSError if unreachable."""
+def command(port: int, *args: str, timeout_s: float = TIMEOUT_S) -> Any:
+    """Run one command on the Redis at ``port``: its reply (a string, an integer, None
+    for a nil, or a list of those); RespError for an error reply, OSError if
+    unreachable."""
     with socket.create_connection((HOST, port), timeout=timeout_s) as s:
         s.sendall(encode(*args))
         data = b""
         while True:
-            reply = _parse(data)
-            if reply is not _MORE:
-                return reply  # type: ignore[return-value]
+            parsed = _parse(data, 0)
+            if parsed is not None:
+                reply = parsed[0]
+                if isinstance(reply, RespError):
+                    raise reply
+                return reply
             chunk = s.recv(65536)
             if not chunk:
                 raise OSError(f"redis on port {port} closed the connection mid-reply")
             data += chunk
 
 
-_MORE: Final = object()
-
-
-def _parse(data: bytes) -> object:
-    head, sep, rest = data.partition(b"\r\n")
-    if not sep:
-        return _MORE
-    kind, text = head[:1], head[1:].decode()
+def _parse(data: bytes, pos: int) -> tuple[Any, int] | None:
+    """The reply starting at ``pos`` and where it ends, or None if more data is needed."""
+    end = data.find(b"\r\n", pos)
+    if end < 0:
+        return None
+    kind, text, after = data[pos : pos + 1], data[pos + 1 : end].decode(), end + 2
     if kind == b"+":
-        return text
+        return text, after
     if kind == b"-":
-        raise RespError(text)
+        return RespError(text), after
     if kind == b":":
-        return int(text)
+        return int(text), after
     if kind == b"$":
         n = int(text)
         if n < 0:
+            return None, after
+        if len(data) < after + n + 2:
             return None
-        if len(rest) < n + 2:
-            return _MORE
-        return rest[:n].decode()
-    raise RespError(f"unexpected reply {head[:40]!r}")
+        return data[after : after + n].decode(), after + n + 2
+    if kind == b"*":
+        items: list[Any] = []
+        for _ in range(max(0, int(text))):
+            parsed = _parse(data, after)
+            if parsed is None:
+                return None
+            items.append(parsed[0])
+            after = parsed[1]
+        return items, after
+    raise RespError(f"unexpected reply {data[pos : pos + 40]!r}")
 
 
 def info(port: int, section: str = "") -> dict[str, str]:

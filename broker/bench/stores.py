@@ -1,5 +1,6 @@
 """WonderQ over Redis for the bench: a store (one redis-server, or a loopback Redis
-Cluster) and N ``wonderq serve --backend ...`` nodes over it.
+Cluster of 3 masters, without replicas as the single Redis has none) and N
+``wonderq serve --backend ...`` nodes over it.
 
 Owns: what such a run is (``Scaled``: nodes, store, queues, and its label in the
 report), starting the store and the nodes on free loopback ports and stopping
@@ -92,7 +93,7 @@ def start(row: Scaled) -> Running:
     try:
         if row.cluster:
             try:
-                running.cluster = LocalCluster().start()
+                running.cluster = LocalCluster(replicas=0).start()
             except ClusterError as exc:
                 raise BenchError(str(exc)) from None
             url = running.cluster.url

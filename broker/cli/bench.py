@@ -208,7 +208,7 @@ def _peer_flags(p: Any) -> None:
         choices=("memory", "redis"),
         default="memory",
         help="redis: also run WonderQ nodes over Redis (each --nodes count over one "
-        f"redis-server on one queue; the most nodes over one Redis and over a loopback 3+3 "
+        f"redis-server on one queue; the most nodes over one Redis and over a loopback 3-master "
         f"Redis Cluster on {stores.CLUSTER_QUEUES} queues), next to the in-memory WonderQ and "
         "the plain Redis reliable list; the redis column is Redis's CPU per message",
     )

@@ -77,3 +77,20 @@ async def test_a_killed_master_fails_over_and_every_queue_is_served_again(
 
 def _key(queue: str) -> str:
     return wire.tag_key(wire.tag_of(queue))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_a_node_started_while_the_cluster_is_down_waits_for_it(tmp_path: Path) -> None:
+    """With cluster-require-full-coverage yes, a dead master takes the whole cluster down
+    (CLUSTERDOWN) until its replica takes over; a node started meanwhile waits for it
+    (it refused to start, as a node started with a just-created cluster did)."""
+    require_redis()
+    extra = ("--cluster-require-full-coverage", "yes")
+    cluster = LocalCluster(tmp_path / "cluster", extra=extra).start()
+    try:
+        cluster.kill(cluster.masters()[0])
+        async with running_nodes(cluster.url, tmp_path, 1) as (node,):
+            assert "joined" in node.log.read_text()
+    finally:
+        cluster.stop()

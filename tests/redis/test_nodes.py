@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from broker.backend.redis import wire
 from broker.bench.cluster import LocalCluster
 from broker.bench.resp import cpu_s
 from tests.durability.broker_process import BrokerProcess
@@ -238,3 +239,25 @@ def _calls_and_cpu(ports: list[int]) -> tuple[int, float]:
         )
         cpu += cpu_s(port)
     return calls, cpu
+
+
+async def test_a_queue_whose_slot_moves_to_another_master_is_followed(
+    redis_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A reshard moves a queue's slot while a node holds the old map: its next call is
+    answered MOVED, and the node sends it again to the new master (nothing fails)."""
+    q = fresh("moved")
+    key = wire.tag_key(wire.tag_of(q))
+    async with (
+        running_nodes(redis_cluster.url, tmp_path, 1) as (node,),
+        await connect(node) as c,
+    ):
+        put = await c.call(op="PUT", queue=q, messages=[{"body": 1}, {"body": 2}])
+        before = redis_cluster.master_of(key)
+        target = next(p for p in redis_cluster.masters() if p != before)
+        redis_cluster.move_slot(key, target)
+        got = (await c.call(op="GET", queue=q, max=5))["messages"]
+        assert [m["id"] for m in got] == put["ids"]
+        assert (await c.call(op="ACK", ids=put["ids"]))["acked"] == 2
+        assert (await c.call(op="STATS", queue=q))["queues"][q]["acked"] == 2
+        assert redis_cluster.master_of(key) == target

@@ -329,3 +329,24 @@ def test_a_redrive_first_dead_letters_the_queue_s_expired_last_attempts(redis_ur
         state.redrive(queue="b")  # both must say "redriven": 1
     finally:
         state.teardown()
+
+
+def test_redriven_messages_take_their_place_by_order_not_by_id(redis_url: str) -> None:
+    """Found by the machine above: a redriven message keeps its id but gets a new order,
+    and the fifo/heap merge compared a fifo message's id (taken as its order) with the
+    heap's orders, so a released older message was served after the redriven ones."""
+    SameReplies.url = redis_url
+    state = SameReplies()
+    try:
+        state.open_connections()
+        state.put(items=[(b"1", None, 0.0, 0, None)], queue="a", single=False)
+        two = [(b"1", None, 0.0, 0, None), (b"1", None, 0.0, 0, None)]
+        state.put(items=two, queue="a.dead", single=False)
+        state.get(lease=None, max=1, owner=0, queue="a")
+        state.reconnect(owner=0)  # released: back in the fifo, the oldest
+        state.redrive(queue="a")  # appended after it, with new orders
+        state.get(lease=None, max=2, owner=0, queue="a")
+        state.advance(seconds=11.0)  # both leases run out: back in the heap
+        state.get(lease=None, max=1, owner=0, queue="a")  # the first message, attempt 2
+    finally:
+        state.teardown()

@@ -18,11 +18,12 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
 from typing import Any, Final
 
-from redis.exceptions import RedisError
+from redis.exceptions import ClusterDownError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from broker.backend.base import Replies, ReplySink, StartError, StatsProvider
 from broker.backend.memory import log_events
@@ -176,13 +177,12 @@ class RedisBackend:
         where = self.target.describe()
         try:
             async with asyncio.timeout(max(5.0, 5 * self.timeout_s)):
-                await self.shards.load()
-                await self._load_library()
+                await self._once_cluster_is_up(self._connect)
             self.spawn(self.listener.run())
             self.listener.follow(self._channel())
             async with asyncio.timeout(max(5.0, 5 * self.timeout_s)):
                 await self.listener.ready.wait()
-            await self.node.join()
+                await self._once_cluster_is_up(self.node.join)
         except (RedisError, OSError, TimeoutError, StartError) as exc:
             for task in list(self._tasks):
                 task.cancel()
@@ -193,6 +193,26 @@ class RedisBackend:
             raise StartError(f"cannot use redis at {where}: {why}") from None
         self.spawn(self.node.run())
         log.info("serving queues kept in redis at %s as node %s", where, self.node.id)
+
+    async def _connect(self) -> None:
+        """Read the slot map and load the library."""
+        await self.shards.load()
+        await self._load_library()
+
+    async def _once_cluster_is_up(self, step: Callable[[], Awaitable[None]]) -> None:
+        """``step()``; while a cluster answers CLUSTERDOWN or one of its masters is gone
+        (just created, or mid-failover), again every 0.2 s with a fresh slot map: a node
+        started with its cluster, or during a failover, waits for it (the caller bounds
+        the time; a single Redis that does not answer fails at once)."""
+        while True:
+            try:
+                await step()
+                return
+            except (ClusterDownError, RedisConnectionError) as exc:
+                if not self.target.cluster:
+                    raise
+                log.info("waiting for the redis cluster: %s", exc)
+                await asyncio.sleep(0.2)
 
     async def _load_library(self) -> None:
         """Load the library on every master (a Redis Cluster routes by key; a Function

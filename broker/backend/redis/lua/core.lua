@@ -76,24 +76,24 @@ local function owner_inc(owner) return owner:match('^([^/]+)') end
 -- no connection and no node: no owner sets, never released by a close or a reaping
 local function is_receipt(owner) return owner:byte(1) == 126 end
 
+-- t[k], made by make(k) the first time in a call
+local function cached(t, k, make)
+  local v = t[k]
+  if not v then
+    v = make(k)
+    t[k] = v
+  end
+  return v
+end
+
 -- the key of the set of an incarnation's owners that hold leases (made once a call)
 local function owners_key(owner)
-  local k = C.owners[owner]
-  if not k then
-    k = C.T .. ':os:' .. owner_inc(owner)
-    C.owners[owner] = k
-  end
-  return k
+  return cached(C.owners, owner, function(o) return C.T .. ':os:' .. owner_inc(o) end)
 end
 
 -- the key of the set of ids an owner holds (made once a call)
 local function owned_key(owner)
-  local k = C.owned[owner]
-  if not k then
-    k = C.T .. ':o:' .. owner
-    C.owned[owner] = k
-  end
-  return k
+  return cached(C.owned, owner, function(o) return C.T .. ':o:' .. o end)
 end
 
 local function touch(q)

@@ -160,36 +160,39 @@ ops.ack = function(o)
   return {'ok', out}
 end
 
+-- the record of o's id ({name, owner, id, ...}) when o's owner holds its lease;
+-- else nil and the lease status (see lease_status)
+local function held(o)
+  local r = current(o[3])
+  local status = lease_status(o[3], r, o[2])
+  if status ~= 0 then return nil, status end
+  return r
+end
+
 -- {'nack', owner, id, delay_ms}
 ops.nack = function(o)
-  local seq = o[3]
-  local r = current(seq)
-  local status = lease_status(seq, r, o[2])
-  if status ~= 0 then return {'e', 'lease', status} end
-  return {'ok', release(r[F_Q], seq, r, 'nacked', o[4])}
+  local r, status = held(o)
+  if not r then return {'e', 'lease', status} end
+  return {'ok', release(r[F_Q], o[3], r, 'nacked', o[4])}
 end
 
 -- {'unlease', owner, id}: a delivery that never reached its HTTP client: the message
 -- is ready again, its attempt not counted
 ops.unlease = function(o)
-  local seq = o[3]
-  local r = current(seq)
-  local status = lease_status(seq, r, o[2])
-  if status ~= 0 then return {'e', 'lease', status} end
+  local r, status = held(o)
+  if not r then return {'e', 'lease', status} end
   r[F_ATT] = r[F_ATT] - 1
-  release(r[F_Q], seq, r, 'released_on_disconnect', 0)
+  release(r[F_Q], o[3], r, 'released_on_disconnect', 0)
   return {'ok'}
 end
 
 -- {'touch', owner, id, lease_ms}
 ops.touch = function(o)
-  local seq = o[3]
-  local r = current(seq)
-  local status = lease_status(seq, r, o[2])
-  if status ~= 0 then return {'e', 'lease', status} end
+  local r, status = held(o)
+  if not r then return {'e', 'lease', status} end
   r[F_DUE] = C.now + o[4]
-  zadd(qk(r[F_Q], ':l'), r[F_DUE], seq)
-  save(seq, r)
+  zadd(qk(r[F_Q], ':l'), r[F_DUE], o[3])
+  save(o[3], r)
   return {'ok'}
 end
 

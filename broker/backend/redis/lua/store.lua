@@ -433,9 +433,10 @@ local function fifo_take(q, n)
   return out
 end
 
-local function before_fifo(score, member, seq)
+-- a heap entry sorts before a fifo message of order ord (priority 0)
+local function before_fifo(score, member, ord)
   local prio = tonumber(score)
-  return prio < 0 or (prio == 0 and tonumber(member:sub(1, 14), 16) < tonumber(seq, 16))
+  return prio < 0 or (prio == 0 and tonumber(member:sub(1, 14), 16) < ord)
 end
 
 -- up to n deliverable ids of q in (priority, order), taken out of fifo and heap
@@ -452,9 +453,10 @@ local function take_deliverable(q, n)
     return out
   end
   local heap, fifo = zhead(rk, n), fifo_peek(q, n)
+  load_all(fifo) -- (a redriven message's id is not its order: the record says)
   local hi, fi = 1, 1
   while #out < n and (hi < #heap or fi <= #fifo) do
-    if fi > #fifo or (hi < #heap and before_fifo(heap[hi + 1], heap[hi], fifo[fi])) then
+    if fi > #fifo or (hi < #heap and before_fifo(heap[hi + 1], heap[hi], C.rec[fifo[fi]][F_ORD])) then
       out[#out + 1] = heap[hi]:sub(15)
       hi = hi + 2
     else
