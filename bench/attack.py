@@ -369,6 +369,21 @@ def row_3(broker: Broker, r: Row, scale: float) -> None:
     r.saw = f"{stored} of {n} 1-byte messages accepted"
 
 
+@row("3b", "1M 1-byte keyed delayed bodies under --max-memory 64m", "--max-memory", "64m")
+def row_3b(broker: Broker, r: Row, scale: float) -> None:
+    n = int(1_000_000 * scale)
+    base = broker.rss()
+    stored = 0
+    with broker.client() as client:
+        for i in range(0, n, 1000):
+            batch = [{"body": 1, "key": f"k{i + j}", "delay": 3600} for j in range(1000)]
+            if not client.call({"op": "PUT", "queue": "mem", "messages": batch}).get("ok"):
+                break
+            stored += 1000
+    grown = (broker.rss() - base) / MIB
+    r.saw = f"{stored} of {n} accepted; RSS grew {grown:.0f} MB (the limit: 64 MiB)"
+
+
 @row("4", "acked history over 300 queues")
 def row_4(broker: Broker, r: Row, scale: float) -> None:
     per_queue = int(3000 * scale)

@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 
 from broker.engine.dispatch import Dispatch
+from broker.engine.footprint import extra_cost
 from broker.engine.lifecycle import (
     REDRIVE,
     REDRIVE_DELAYED,
@@ -121,6 +122,7 @@ class Management(Dispatch):
             REMOVE_PLAIN(tally, q, len(plain), size)
         for msg in msgs:
             del self._messages[msg.seq]
+            self._extra -= extra_cost(msg)
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
             if msg.state == DELAYED:
                 q.delayed.discard(msg)
@@ -187,6 +189,7 @@ class Management(Dispatch):
         self._let_go(q)  # its leases: their owners hold them no more
         for msg in msgs:
             del self._messages[msg.seq]
+            self._extra -= extra_cost(msg)
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
             msg.owner = None
             msg.due_at = GONE

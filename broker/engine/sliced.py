@@ -37,6 +37,7 @@ import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from broker.engine.footprint import extra_cost
 from broker.engine.lifecycle import PURGE, PURGE_DELAYED, PURGE_PLAIN, REDRIVE
 from broker.engine.message import DELAYED, LEASED, READY, Message
 from broker.engine.queue import Queue
@@ -236,6 +237,7 @@ class Purge(Sliced):
         if deliverable and msg.key is not None:
             engine._unblock_key(q, msg)  # the next of its key may go: phase 1 takes it too
         del engine._messages[msg.seq]
+        engine._extra -= extra_cost(msg)
         if msg.state == DELAYED:
             q.delayed.discard(msg)
             PURGE_DELAYED(engine._tally, q, 1, len(msg.body))

@@ -245,6 +245,7 @@ class Handlers:
         }
         server.update(self.engine.totals())
         server["forgotten_queues"] = self.engine.forgotten
+        server["memory"] = self.engine.footprint()
         server.update(self.engine.dedup_totals())
         for provider in self.b.stats_providers:
             server.update(provider())
