@@ -135,3 +135,20 @@ async def test_a_durable_purge_in_slices_is_answered_and_replayed(tmp_path: Path
         assert again.engine.totals()["messages"] == 0
     finally:
         await again.stop()
+
+
+@pytest.mark.usefixtures("one_step_slices")
+async def test_a_long_delete_runs_in_slices_and_answers_its_waiting_gets_at_its_end() -> None:
+    backend = MemoryBackend(Config(), first_seq=1)
+    await backend.start()
+    try:
+        owner, waiting = backend.open(Sink()), backend.open(Sink())
+        fill(backend, owner, "big", N, priority=1)
+        pending = backend.execute(owner, [rq.Delete(queue="big"), rq.Queues()])
+        assert not isinstance(pending, list)
+        deleted, queues = await pending
+        assert deleted == rp.DeleteReply(deleted=N) and queues == rp.QueuesReply(queues=[])
+        out = backend.execute(waiting, [rq.Delete(queue="big")])
+        assert isinstance(out, list) and isinstance(out[0], rp.ErrorReply)
+    finally:
+        await backend.stop()
