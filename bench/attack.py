@@ -16,9 +16,9 @@ several each (a restart is the attack), with no bystander: row 21 mounts a
 ``--max-memory 1g`` and ``--max-buffered 64m``), one after the other (their
 queues deleted between two), with one bystander all along, and prints its
 worst operation during each row, the RSS after each, and the peak
-(tests/server/test_soak.py runs it, smaller).
+(tests/bench/test_attack_soak.py runs it).
 
-Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see README, "Security").
+Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see docs/security.md).
 Never run it against a broker you care about: it starts its own.
 """
 

@@ -10,7 +10,7 @@ durable broker with ``--replay-messages`` live messages (batch PUTs), stops it,
 restarts it, and reports how long the restart took until ``listening`` and the
 replay time the broker measured itself (STATS ``durability.replay_s``).
 
-Run: ``.venv/bin/python bench/durability.py`` (see README, "Durability").
+Run: ``.venv/bin/python bench/durability.py`` (see docs/durability.md).
 """
 
 from __future__ import annotations

@@ -159,6 +159,14 @@ class Config:
         unset=f"--port + 1 ({HTTP_PORT}), or a free one when --port is 0",
         metavar="PORT",
     )
+    http_hosts: str = setting(
+        "",
+        "http-hosts",
+        "host names a browser may use to reach the HTTP API and console, comma separated, "
+        "besides IP addresses, localhost and --host (a guard against DNS rebinding)",
+        kind=TEXT,
+        metavar="NAMES",
+    )
     metrics_queues: int = setting(
         50,
         "metrics-queues",
@@ -302,7 +310,7 @@ class Config:
         "memory",
         "backend",
         "memory, or the URL of the Redis all nodes share: redis://HOST:PORT[/DB], rediss:// "
-        "with TLS, or a Redis Cluster's (README: Scale out; needs the 'redis' extra)",
+        "with TLS, or a Redis Cluster's (docs/scale-out.md; needs the 'redis' extra)",
         kind=TEXT,
         metavar="URL",
     )

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import uvloop
 
+from broker.bench.cluster import LocalCluster
 from broker.config import Config
 from broker.server import Server
-from tests.redis.servers import REDIS_URL_ENV, RedisServer, flush
+from tests.redis.servers import REDIS_URL_ENV, RedisServer, flush, require_redis
 from tests.support import CertFiles, make_certificate
 
 
@@ -81,6 +82,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One 3-master + 3-replica Redis Cluster on loopback for the session (tests use
+    queue names of their own); every server is stopped by PID at the end."""
+    require_redis()
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

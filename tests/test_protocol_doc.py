@@ -1,4 +1,5 @@
-"""protocol.md and README.md cannot drift: their transcripts run against a real server.
+"""protocol.md cannot drift: its transcripts run against a real server (README.md's
+snippets: tests/test_readme.py).
 
 Each ``C:``/``S:`` transcript of protocol.md is replayed on a fresh server and
 connection: ``C:`` lines are sent as written (``<idN>`` replaced by the id the
@@ -16,9 +17,8 @@ import msgspec
 import pytest
 
 from broker.protocol.requests import OPS
-from tests.clients.test_client_readme import snippet
 from tests.conftest import running_server
-from tests.support import LineClient, require_tool, run
+from tests.support import LineClient
 
 #: the transcripts are replayed on every backend (memory, then Redis)
 pytestmark = pytest.mark.usefixtures("backend_kind")
@@ -104,42 +104,3 @@ async def test_protocol_md_transcript(start: int, block: list[str]) -> None:
             assert matches(expected, actual, env), (
                 f"protocol.md line {start}: expected {text}\n got {msgspec.json.encode(actual).decode()}"
             )
-
-
-async def test_readme_netcat_session_works_when_pasted() -> None:
-    require_tool("nc", "netcat-openbsd")
-    readme = (ROOT / "README.md").read_text()
-    commands = [line for line in readme.splitlines() if line.startswith("printf ")]
-    assert len(commands) == 1 and "| nc " in commands[0], "README.md lost its netcat session"
-    command = commands[0]
-    async with running_server() as server:
-        code, out, err = await run("/bin/bash", "-c", command.replace("7878", str(server.port)))
-        assert code == 0, err
-        replies = [msgspec.json.decode(line) for line in out.splitlines()]
-        assert [r["ok"] for r in replies] == [True, True, True, True]
-        bodies = [m["body"] for m in replies[2]["messages"]]
-        assert bodies == ["hello world", {"task": "resize", "image": 42}]
-        assert replies[3]["queues"]["jobs"]["leased"] == 2
-        # nc hung up: both leases went back at once
-        async with await LineClient.connect(server.port) as c:
-            stats = await c.call(op="STATS", queue="jobs")
-            assert stats["queues"]["jobs"]["ready"] == 2
-
-
-def test_readme_python_snippets_are_the_tested_ones() -> None:
-    """README's producer and worker are the client README's, which tests/clients runs."""
-    fence = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
-    main = fence.findall((ROOT / "README.md").read_text())
-    assert main[:2] == [snippet("Producer"), snippet("Consumer")]
-    assert all(len([x for x in code.splitlines() if x.strip()]) <= 10 for code in main[:2])
-
-
-def test_readme_node_snippets_are_the_tested_ones() -> None:
-    """README's Node producer and worker are the Quick start snippets of clients/node/README.md,
-    which clients/node/test/readme.test.js runs."""
-    fence = re.compile(r"^```js\n(.*?)^```", re.M | re.S)
-    main = fence.findall((ROOT / "README.md").read_text())
-    node = (ROOT / "clients" / "node" / "README.md").read_text()
-    quick_start = node.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
-    tested = fence.findall(quick_start)
-    assert len(tested) == 2 and main[:2] == tested

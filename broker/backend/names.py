@@ -151,3 +151,22 @@ class QueueIndex:
     def _rebuild(self, table: dict[str, Any]) -> None:
         self._known = dict(table)
         self._sorted = SortedNames(table)
+
+
+def page_of(
+    names: list[str], prefix: str, after: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """``NameIndex.page`` over a sorted list held whole (a backend that lists its queue
+    names in one call, as the Redis one does): the same page and the same cursor."""
+    start = prefix if after is None or after < prefix else after
+    i = bisect.bisect_left(names, start)
+    if after is not None and i < len(names) and names[i] == after:
+        i += 1
+    out: list[str] = []
+    for name in names[i:]:
+        if not name.startswith(prefix):
+            return out, None
+        if len(out) == limit:
+            return out, out[-1]
+        out.append(name)
+    return out, None

@@ -71,7 +71,7 @@ def received(msgs: list[Message], now: float) -> rp.ReceiveReply:
     return rp.ReceiveReply(messages=out)
 
 
-class _Outcome:
+class Outcome:
     """Receipts sorted by what happened to each."""
 
     __slots__ = ("done", "flagged", "not_found", "not_leased")
@@ -138,10 +138,10 @@ class ReceiptOps:
                 pairs.append((Receipt(parsed[1]), seq))
         return texts, pairs, unreadable
 
-    def _each(self, receipts: list[str], act: Callable[[Receipt, int], bool | None]) -> _Outcome:
+    def _each(self, receipts: list[str], act: Callable[[Receipt, int], bool | None]) -> Outcome:
         """``act(owner, seq)`` for each receipt in turn, sorting out the ones it refuses."""
         texts, pairs, unreadable = self._parsed(receipts)
-        out = _Outcome()
+        out = Outcome()
         out.not_found.extend(unreadable)
         for text, (owner, seq) in zip(texts, pairs, strict=True):
             assert isinstance(owner, Receipt)

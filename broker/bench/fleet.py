@@ -48,6 +48,7 @@ class Result:
     acked_per_s: float = 0.0  # end to end: first put to last ack
     latency_ms: dict[str, float] = field(default_factory=dict)
     server_cpu_us_per_msg: float = 0.0
+    store_cpu_us_per_msg: float | None = None  # Redis's, for a broker that keeps queues there
     server_cpu_pct: float = 0.0  # of one core, over the run
     client_cpu_us_per_msg: float = 0.0  # every load process together
     client_cpu_max_pct: float = 0.0  # the busiest load process, % of one core
@@ -78,8 +79,7 @@ def percentiles(values: array[float]) -> dict[str, float]:
 def shares_of(plan: Plan, procs: int) -> list[Share]:
     """One share per load process: producers in the first half, consumers in the rest."""
     producers = [(lo, hi, p) for p, (lo, hi) in enumerate(split(plan.messages, plan.producers))]
-    quotas = [hi - lo for lo, hi in split(plan.messages, plan.consumers)]
-    consumers = [(q, plan.producers + c) for c, q in enumerate(quotas)]
+    consumers = [(q, plan.producers + c) for c, q in enumerate(quotas_of(plan, producers))]
     procs = max(1, min(procs, plan.producers + plan.consumers))
     if procs == 1:
         return [Share(producers=producers, consumers=consumers)]
@@ -92,6 +92,24 @@ def shares_of(plan: Plan, procs: int) -> list[Share]:
     for i, cons in enumerate(consumers):
         shares[p_procs + i % c_procs].consumers.append(cons)
     return shares
+
+
+def quotas_of(plan: Plan, producers: list[tuple[int, int, int]]) -> list[int]:
+    """Each consumer's quota: the messages put on its queue, split between the consumers
+    of that queue (one queue: every message split between every consumer)."""
+    put = [0] * plan.queues
+    for lo, hi, p in producers:
+        put[p % plan.queues] += hi - lo
+    quotas = [0] * plan.consumers
+    for q in range(plan.queues):
+        mine = [c for c in range(plan.consumers) if c % plan.queues == q]
+        if not mine:
+            if put[q]:
+                raise BenchError(f"queue {q} has producers and no consumer: -C below --queues")
+            continue
+        for c, (lo, hi) in zip(mine, split(put[q], len(mine)), strict=True):
+            quotas[c] = hi - lo
+    return quotas
 
 
 def _state(pid: int) -> str:
@@ -219,7 +237,7 @@ async def run_plan(
         for w in workers:
             await w.ready(READY_TIMEOUT_S)
         await asyncio.sleep(0.05)  # let the server settle after the connections
-        rss_empty, cpu0 = server.rss_bytes(), server.cpu_s()
+        rss_empty, cpu0, store0 = server.rss_bytes(), server.cpu_s(), server.store_cpu_s()
         started_at = time.perf_counter()
         async with asyncio.timeout(plan.timeout_s):
             if plan.mode == "fill":  # everything queued first, then the memory, then drained
@@ -238,11 +256,14 @@ async def run_plan(
                     await w.send(Go(phase="all"))
             tallies = await _collect(workers)
         cpu_s = server.cpu_s() - cpu0
+        store = server.store_cpu_s()
     except TimeoutError:
         raise BenchError(f"timed out after {plan.timeout_s:g}s") from None
     finally:
         await asyncio.gather(*(w.stop() for w in workers))
     merge(result, plan, tallies, started_at, cpu_s)
+    if store is not None and store0 is not None:
+        result.store_cpu_us_per_msg = round((store - store0) / plan.messages * 1e6, 2)
     if not result.server_rss_bytes:
         result.server_rss_bytes = server.rss_bytes()
 

@@ -2,9 +2,9 @@
 
 Owns: what the bench can run (``SERVERS``: each server's command line in memory
 and durable flavours, and the adapter that speaks to it: WonderQ, the floor,
-beanstalkd, Redis), waiting until it accepts connections, reading its CPU time
-and resident memory from ``/proc/PID``, and stopping it (SIGTERM, then SIGKILL)
-by the PID it started, never by name. Another flavour of server (WonderQ over
+beanstalkd, Redis, and WonderQ over its HTTP API), waiting until it accepts
+connections, reading its CPU time and resident memory from ``/proc/PID``, and
+stopping it (SIGTERM, then SIGKILL) by the PID it started, never by name. Another flavour of server (WonderQ over
 another backend, say) is one more entry in ``SERVERS``.
 Must never: bind anything but 127.0.0.1, or leave a process running on return.
 """
@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
+from broker.bench import resp
+
 HOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
-PEERS: Final = ("floor", "beanstalkd", "redis")
+PEERS: Final = ("floor", "beanstalkd", "redis", "http")
 BROKERS: Final = ("wonderq", *PEERS)
 FSYNC_MODES: Final = ("always", "everysec")
 
@@ -55,6 +57,11 @@ class Measured:
         """Resident set size now (from /proc/PID/statm)."""
         return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE
 
+    def store_cpu_s(self) -> float | None:
+        """CPU seconds used so far by the store that holds the queues (Redis), or None
+        when the broker holds them itself."""
+        return None
+
 
 @dataclass
 class BrokerProcess(Measured):
@@ -63,6 +70,11 @@ class BrokerProcess(Measured):
     proc: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+    def store_cpu_s(self) -> float | None:
+        if self.name != "redis":
+            return None
+        return resp.cpu_s(self.port)  # Redis is its own store: its own count, to the us
 
     def stop(self) -> None:
         """Stop the process we started (by its PID) and remove its data dir."""
@@ -114,12 +126,12 @@ def _wait_accepting(proc: subprocess.Popen[bytes], port: int, name: str, errors:
 #: ``python -m broker`` as this interpreter installed it: ``-P`` keeps the current
 #: directory off ``sys.path``, so a bench run from another checkout's directory
 #: still starts this installation's broker, not that checkout's.
-_WONDERQ: Final = (sys.executable, "-P", "-m", "broker")
+WONDERQ: Final = (sys.executable, "-P", "-m", "broker")
 
 
 def wonderq_supports_durability() -> bool:
     out = subprocess.run(
-        [*_WONDERQ, "serve", "--help"],
+        [*WONDERQ, "serve", "--help"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -132,11 +144,18 @@ Command = Callable[[str, int, str | None, Path | None], list[str]]
 
 
 def _wonderq(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
-    cmd = [*_WONDERQ, "serve", "--host", HOST, "--port", str(port), "--log-level", "WARNING"]
+    cmd = [*WONDERQ, "serve", "--host", HOST, "--port", str(port), "--log-level", "WARNING"]
     cmd.append("--no-http")  # the TCP protocol only (the HTTP API would take a fixed port)
     if fsync is not None:
         cmd += ["--data-dir", str(data_dir), "--fsync", fsync]
     return cmd
+
+
+def _wonderq_http(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
+    """WonderQ with its HTTP API on ``port`` (the load speaks HTTP; TCP on another port)."""
+    cmd = _wonderq(binary, free_port(), fsync, data_dir)
+    cmd[cmd.index("--no-http")] = "--http-port"
+    return [*cmd, str(port)]
 
 
 def _floor(binary: str, port: int, fsync: str | None, data_dir: Path | None) -> list[str]:
@@ -175,6 +194,7 @@ SERVERS: Final[dict[str, Server]] = {
     "floor": Server("wonderq", _floor, durable=False),
     "beanstalkd": Server("beanstalkd", _beanstalkd, binary="beanstalkd"),
     "redis": Server("redis", _redis, binary="redis-server"),
+    "http": Server("http", _wonderq_http),  # WonderQ again, over its HTTP API
 }
 
 
@@ -192,7 +212,12 @@ def start(name: str, *, fsync: str | None = None) -> BrokerProcess:
         raise BenchError(f"{name} has no durable log")
     data_dir = Path(tempfile.mkdtemp(prefix=f"wonderq-bench-{name}-")) if fsync else None
     port = free_port()
-    cmd = SERVERS[name].command(binary, port, fsync, data_dir)
+    return spawn(name, SERVERS[name].command(binary, port, fsync, data_dir), port, data_dir)
+
+
+def spawn(name: str, cmd: list[str], port: int, data_dir: Path | None = None) -> BrokerProcess:
+    """Run ``cmd`` (a server that will listen on ``port``) and wait until it accepts
+    connections; stopped by its PID if it does not."""
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors

@@ -31,6 +31,7 @@ _COLUMNS = (
     ("p99 ms", 8),
     ("p99.9 ms", 8),
     ("srv us/msg", 10),
+    ("redis us", 8),
     ("x floor", 7),
     ("srv %cpu", 8),
     ("gen us/msg", 10),
@@ -41,7 +42,9 @@ _COLUMNS = (
 )
 LEGEND = (
     "e2e/s: messages acked per second, first put to last ack; srv: the broker's CPU (utime+stime "
-    "from /proc) per message and in % of one core; x floor: srv us/msg over the floor's in the "
+    "from /proc) per message and in % of one core (of all nodes together for wq+redis and "
+    "wq+cluster rows: N nodes, Q queues); redis: Redis's CPU per message (INFO "
+    "used_cpu_sys+used_cpu_user, every server of a cluster); x floor: srv us/msg over the floor's in the "
     "same mode; gen: the load processes' CPU per message (all together) and the busiest one's "
     "% of a core; WQ x: WonderQ's e2e/s over this row's"
 )
@@ -91,6 +94,7 @@ def _row(r: Result, results: list[Result]) -> list[str]:
         f"{lat.get('p99', 0):.3f}",
         f"{lat.get('p99.9', 0):.3f}",
         f"{r.server_cpu_us_per_msg:.1f}",
+        f"{r.store_cpu_us_per_msg:.1f}" if r.store_cpu_us_per_msg is not None else "-",
         _floor_ratio(r, results),
         f"{r.server_cpu_pct:.0f}",
         f"{r.client_cpu_us_per_msg:.1f}",
@@ -144,6 +148,8 @@ def summarize(results: list[Result]) -> list[Result]:
         }
         per_msg = [r.rss_bytes_per_msg for r in measured if r.rss_bytes_per_msg is not None]
         row.rss_bytes_per_msg = _median(per_msg) if per_msg else None
+        store = [r.store_cpu_us_per_msg for r in measured if r.store_cpu_us_per_msg is not None]
+        row.store_cpu_us_per_msg = _median(store) if store else None
         row.exactly_once = all(r.exactly_once for r in runs)
         for name in ("delivered_once", "duplicates", "missing", "acked"):
             setattr(row, name, sum(getattr(r, name) for r in runs))
@@ -201,22 +207,26 @@ def _goal_text(goal: float, most: bool, times: bool) -> str:
     return f"{'<=' if most else '>='} " + (f"{goal:.1f}x" if times else f"{goal:g}")
 
 
-def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
-    """Each target of the performance issue this run measured: figure, goal, reached.
+Figure = Callable[[int], float | None]  # a trial's number -> its figure (None: not run)
 
-    Ratios are taken within each trial (side by side), then their median is judged.
-    """
-    out: list[dict[str, Any]] = []
-    several = len(_trials(results)) > 1
+
+class _Judge:
+    """Targets judged over a run's trials: each figure's median against its goal."""
+
+    def __init__(self, results: list[Result]) -> None:
+        self.results = results
+        self.several = len(_trials(results)) > 1
+        self.rows: list[dict[str, Any]] = []
 
     def add(
+        self,
         name: str,
-        figure: Callable[[int], float | None],
+        figure: Figure,
         goal: float,
         most: bool = False,  # the figure must be at most the goal (else at least)
         times: bool = True,  # the goal is a ratio ("1.0x")
     ) -> None:
-        measured = _over_trials(results, figure)
+        measured = _over_trials(self.results, figure)
         if measured is None:
             return
         median, trials = measured
@@ -226,29 +236,39 @@ def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
             "goal": _goal_text(goal, most, times),
             "reached": median <= goal if most else median >= goal,
         }
-        if several:
+        if self.several:
             row["trials"] = [round(v, 3) for v in trials]
-        out.append(row)
+        self.rows.append(row)
 
     def ratio(
-        mine: str, theirs: str, mode: str, background: str = "", pick: str = "acked_per_s"
-    ) -> Callable[[int], float | None]:
+        self, mine: str, theirs: str, mode: str, background: str = "", pick: str = "acked_per_s"
+    ) -> Figure:
         def per_trial(t: int) -> float | None:
-            a = _find(results, mine, mode, background, t)
-            b = _find(results, theirs, mode, "", t)
+            a = _find(self.results, mine, mode, background, t)
+            b = _find(self.results, theirs, mode, "", t)
             if a is None or b is None or not getattr(b, pick):
                 return None
             return float(getattr(a, pick) / getattr(b, pick))
 
         return per_trial
 
-    def mine(mode: str, pick: Callable[[Result], float | None]) -> Callable[[int], float | None]:
+    def mine(
+        self, mode: str, pick: Callable[[Result], float | None], broker: str = "wonderq"
+    ) -> Figure:
         def per_trial(t: int) -> float | None:
-            r = _find(results, "wonderq", mode, "", t)
+            r = _find(self.results, broker, mode, "", t)
             return None if r is None else pick(r)
 
         return per_trial
 
+
+def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
+    """Each target of the performance issue this run measured: figure, goal, reached.
+
+    Ratios are taken within each trial (side by side), then their median is judged.
+    """
+    judge = _Judge(results)
+    add, ratio, mine = judge.add, judge.ratio, judge.mine
     if durable:
         prefix = f"durable {durable} "
         add(f"{prefix}rr: WonderQ / beanstalkd", ratio("wonderq", "beanstalkd", "rr"), 3.0)
@@ -266,13 +286,31 @@ def targets(results: list[Result], durable: str | None) -> list[dict[str, Any]]:
         add("rate: p99 put->delivered (ms)", p99, 0.5, most=True, times=False)
         rss = mine("fill", lambda r: r.rss_bytes_per_msg)
         add("fill: RSS bytes per queued message", rss, 170, most=True, times=False)
+    _redis_targets(judge, results)
     seen: set[tuple[str, str]] = set()
     for r in results:
         if _base(r.broker) == "wonderq" and r.background and (r.mode, r.background) not in seen:
             seen.add((r.mode, r.background))
             flat = ratio("wonderq", "wonderq", r.mode, r.background)
             add(f"{r.mode} with {r.background}: / empty", flat, 0.8)
-    return out
+    return judge.rows
+
+
+def _redis_targets(judge: _Judge, results: list[Result]) -> None:
+    """Issue 14's targets, when ``--backend redis`` ran its rows."""
+    labels = {r.broker for r in results}
+    single = sorted(b for b in labels if b.startswith("wq+redis:") and b.count(":") == 1)
+    if single:
+        one = min(single, key=lambda b: int(b.split(":")[1].rstrip("n")))
+        e2e = judge.mine("batch", lambda r: r.acked_per_s, broker=one)
+        judge.add(f"{one} batch: end-to-end msg/s", e2e, 50_000, times=False)
+        cpu = judge.ratio(one, "redis", "pipe", pick="store_cpu_us_per_msg")
+        judge.add(f"{one} pipe: Redis CPU / plain list's", cpu, 2.0, most=True)
+    sharded = [b for b in labels if b.startswith("wq+cluster:")]
+    for b in sharded:
+        shard = b.replace("wq+cluster:", "wq+redis:")
+        for mode in ("pipe", "batch"):
+            judge.add(f"{b} {mode}: e2e / one shard's", judge.ratio(b, shard, mode), 1.0)
 
 
 def targets_table(rows: list[dict[str, Any]]) -> str:

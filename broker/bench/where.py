@@ -1,7 +1,7 @@
 """The broker a bench run talks to: its address, its token and TLS, and opening connections.
 
-Owns: ``Where`` (host, port, token, TLS; a msgspec struct, so a ``Job`` carries
-it to a load process) and the two ways the bench connects: ``connect`` hands an
+Owns: ``Where`` (host, port, token, TLS, and the ports of several nodes serving
+the same queues; a msgspec struct, so a ``Job`` carries it to a load process) and the two ways the bench connects: ``connect`` hands an
 adapter (an ``asyncio.Protocol``) a connection already authenticated, and
 ``open_lines`` gives a stream pair for the background set-up. With no token
 and no TLS (every broker the bench starts itself) both are a plain connect.
@@ -35,6 +35,13 @@ class Where(msgspec.Struct, frozen=True):
     token: str | None = None
     tls: bool = False
     tls_ca: str | None = None
+    ports: tuple[int, ...] = ()  # several nodes serving the same queues (``port`` is the first)
+
+    def node(self, i: int) -> Where:
+        """The address of node ``i`` of ``ports`` (this one when there is one node)."""
+        if len(self.ports) < 2:
+            return self
+        return msgspec.structs.replace(self, port=self.ports[i % len(self.ports)], ports=())
 
     def context(self) -> ssl.SSLContext | None:
         if not self.tls and self.tls_ca is None:

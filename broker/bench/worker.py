@@ -23,8 +23,9 @@ import msgspec
 import uvloop
 
 from broker.bench.adapters import ADAPTERS, Adapter
+from broker.bench.http import Http
 from broker.bench.where import Where, connect
-from broker.bench.workloads import QUEUE, Consumer, Load, Plan, Producer, Share, Tally, producers_of
+from broker.bench.workloads import Consumer, Load, Plan, Producer, Share, Tally, producers_of
 
 
 class Job(msgspec.Struct, tag=True):
@@ -80,9 +81,11 @@ def _say(frame: Frame) -> None:
     sys.stdout.buffer.flush()
 
 
-async def _connect(adapter: str, where: Where, sink: Any, slot: int) -> Adapter:
-    cls = ADAPTERS[adapter]
-    conn = await connect(where, lambda: cls(sink, QUEUE, slot))
+async def _connect(adapter: str, where: Where, plan: Plan, sink: Any, slot: int) -> Adapter:
+    cls = Http if adapter == Http.name else ADAPTERS[adapter]
+    queue = plan.queue_of(slot)
+    node = where.node(plan.node_of(slot, max(1, len(where.ports))))
+    conn = await connect(node, lambda: cls(sink, queue, slot))
     sink.conn = conn
     return conn
 
@@ -124,7 +127,7 @@ async def run_job(job: Job, reader: asyncio.StreamReader) -> None:
     commands: asyncio.Task[None] | None = None
     try:
         for sink, slot in zip([*producers, *consumers], slots, strict=True):
-            conns.append(await _connect(job.adapter, job.where, sink, slot))
+            conns.append(await _connect(job.adapter, job.where, job.plan, sink, slot))
         _say(Ready())
         cpu0 = time.process_time()
         commands = asyncio.create_task(_obey(reader, producers, consumers, stop))

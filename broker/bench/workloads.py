@@ -47,6 +47,20 @@ class Plan:
     rate: float = 1000.0
     keys: int = 0  # >0: message i carries key "k{i % keys}" (WonderQ only)
     timeout_s: float = 600.0
+    queues: int = 1  # >1: producer p puts on queue p % queues, consumer c takes from c % queues
+
+    def queue_of(self, slot: int) -> str:
+        """The queue of connection ``slot`` (producers first, then consumers)."""
+        if self.queues == 1:
+            return QUEUE
+        i = slot if slot < self.producers else slot - self.producers
+        return f"{QUEUE}{i % self.queues}"
+
+    def node_of(self, slot: int, nodes: int) -> int:
+        """Which of ``nodes`` nodes connection ``slot`` talks to: producer p to p, consumer
+        c to c + 1 (modulo), so with two nodes or more a message crosses nodes."""
+        i = slot if slot < self.producers else slot - self.producers + 1
+        return i % nodes
 
     def shape(self) -> tuple[int, int]:
         """(window, batch) of one connection in this mode."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import wonderq
-from broker.bench import procs
+from broker.bench import procs, stores
 from broker.bench.backgrounds import BACKGROUNDS, preload
 from broker.bench.fleet import Result, default_procs, run_plan
 from broker.bench.procs import BenchError, Measured
@@ -72,6 +72,16 @@ def _backgrounds(text: str) -> list[tuple[str, int]]:
     return out
 
 
+def _counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,2,4, got {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError("node counts must be >= 1")
+    return counts
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -92,9 +102,18 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
         help="measure throughput, latency, CPU and memory (optionally against beanstalkd and Redis)",
-        description="Benchmark WonderQ; with --compare, the same workload against the floor "
-        "(a bare Python server: this stack's least cost per request), beanstalkd and Redis.",
+        description="WonderQ alone by default; --compare runs the same workload against the "
+        "floor (a bare Python server: this stack's least cost per request), beanstalkd and "
+        "Redis, and --port against a WonderQ already running.",
     )
+    _workload_flags(p)
+    _peer_flags(p)
+    _run_flags(p)
+    p.set_defaults(run=run)
+
+
+def _workload_flags(p: Any) -> None:
+    """What one run does: its modes, sizes, connections and load."""
     p.add_argument(
         "--mode",
         type=_csv(MODES),
@@ -146,12 +165,22 @@ def add_parser(sub: Any) -> None:
         default=1_000_000,
         help="messages queued by fill mode (default 1000000)",
     )
+
+
+def _peer_flags(p: Any) -> None:
+    """What runs next to WonderQ, and how (durable, with a background state)."""
     p.add_argument(
         "--compare",
         type=_csv(procs.PEERS),
         default=[],
-        help="peers to run too: floor,beanstalkd,redis (a peer not installed is skipped "
-        "with a note)",
+        help="peers to run too: floor,beanstalkd,redis,http (http: WonderQ over its HTTP "
+        "API; a peer not installed is skipped with a note)",
+    )
+    p.add_argument(
+        "--http",
+        action="store_true",
+        help="also run WonderQ over its HTTP API (receive max K, batch ack by receipts, "
+        "keep-alive): shorthand for adding http to --compare",
     )
     p.add_argument(
         "--procs",
@@ -174,6 +203,25 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--flat", action="store_true", help=f"shorthand for --background {FLAT_DEFAULTS}"
     )
+    p.add_argument(
+        "--backend",
+        choices=("memory", "redis"),
+        default="memory",
+        help="redis: also run WonderQ nodes over Redis (each --nodes count over one "
+        f"redis-server on one queue; the most nodes over one Redis and over a loopback 3+3 "
+        f"Redis Cluster on {stores.CLUSTER_QUEUES} queues), next to the in-memory WonderQ and "
+        "the plain Redis reliable list; the redis column is Redis's CPU per message",
+    )
+    p.add_argument(
+        "--nodes",
+        type=_counts,
+        default=list(stores.NODES_DEFAULT),
+        help="node counts for --backend redis, comma separated (default 1,2,4)",
+    )
+
+
+def _run_flags(p: Any) -> None:
+    """Where the WonderQ under test runs, trials, limits and the output."""
     add_target_flags(p, what="a WonderQ already running, instead of starting one per run")
     p.add_argument(
         "--server-pid",
@@ -193,7 +241,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
-    p.set_defaults(run=run)
 
 
 def _plans(args: argparse.Namespace) -> list[Plan]:
@@ -267,7 +314,8 @@ async def _one(
 async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], list[str]]:
     notes: list[str] = []
     peers = []
-    for peer in args.compare:
+    wanted = [*args.compare, *(["http"] if args.http and "http" not in args.compare else [])]
+    for peer in wanted:
         if procs.installed(peer) is None:
             notes.append(f"{peer}: skipped, its server is not installed")
         elif args.durable and not procs.SERVERS[peer].durable:
@@ -279,24 +327,45 @@ async def _all(args: argparse.Namespace, progress: bool) -> tuple[list[Result], 
             f"benching the WonderQ running at {args.where.address} only; --compare ignored"
         )
         peers = []
+    rows = _scaled_rows(args, peers, notes)
     backgrounds = list(args.background) + (_backgrounds(FLAT_DEFAULTS) if args.flat else [])
     results: list[Result] = []
     for plan in _plans(args):
         for trial in range(1, args.repeat + 1):  # brokers take turns: drift hits each alike
-            for broker in ["wonderq", *peers]:
+            for broker in ["wonderq", *rows, *peers]:
                 for bg in [None, *backgrounds] if broker == "wonderq" else [None]:
                     if progress:
                         what = f" with {bg[0]}:{bg[1]}" if bg else ""
                         of = f", trial {trial}/{args.repeat}" if args.repeat > 1 else ""
+                        name = broker.label if isinstance(broker, stores.Scaled) else broker
                         print(
-                            f"... {plan.mode} {broker}{what} ({plan.messages} messages{of})",
+                            f"... {plan.mode} {name}{what} ({plan.messages} messages{of})",
                             file=sys.stderr,
                             flush=True,
                         )
-                    result = await _one(broker, plan, args, bg)
+                    if isinstance(broker, stores.Scaled):
+                        result = await stores.run(broker, plan, args.procs)
+                    else:
+                        result = await _one(broker, plan, args, bg)
                     result.trial = trial
                     results.append(result)
     return results, notes
+
+
+def _scaled_rows(args: argparse.Namespace, peers: list[str], notes: list[str]) -> list[Any]:
+    """The WonderQ-over-Redis rows of ``--backend redis`` (and the plain Redis list next to
+    them, added to ``peers``)."""
+    if args.backend != "redis":
+        return []
+    if args.where is not None or args.durable:
+        notes.append("--backend redis: skipped (it starts its own nodes, without --durable)")
+        return []
+    if procs.installed("redis") is None:
+        notes.append("--backend redis: skipped, redis-server is not installed")
+        return []
+    if "redis" not in peers:
+        peers.append("redis")
+    return list(stores.plan_rows(args.nodes))
 
 
 def _machine() -> dict[str, Any]:

@@ -238,8 +238,10 @@ def _ack(args: argparse.Namespace, client: wonderq.Client, msgs: list[wonderq.Sy
 
 def _give_back(client: wonderq.Client, msg: wonderq.SyncMessage, delay: float | None) -> str:
     """NACK one message; what became of it, for stderr."""
-    of = client.info(msg.id).max_attempts
-    attempt = f"attempt {msg.attempts} of {of}"
+    if msg.queue.endswith(".dead"):  # a dead letter is never dead-lettered again: no "of N"
+        attempt = f"delivery {msg.attempts} of a dead letter"
+    else:
+        attempt = f"attempt {msg.attempts} of {client.info(msg.id).max_attempts}"
     if msg.nack(delay):
         return (
             f"{msg.id}: moved to {msg.queue}.dead: {attempt} was its last; "

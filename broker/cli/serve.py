@@ -4,7 +4,8 @@ Owns: turning flags into a ``Config``, running the TCP server and the HTTP API
 (``--http-port``, unless ``--no-http``; ``--metrics-port`` serves ``/metrics``
 and ``/healthz`` alone on another port, on loopback unless ``--metrics-host``
 says otherwise) on uvloop, configuring logs, printing ``listening on HOST:PORT``
-then ``http on HOST:PORT`` (``https`` under TLS) when ready, and exiting 0
+then ``http on HOST:PORT`` (``https`` under TLS) when ready, then how to reach it
+(``broker/cli/welcome.py``), and exiting 0
 after a graceful shutdown of both. Also the process-level hardening: reading the token (flag,
 file or ``WONDERQ_TOKEN``), checking ``--data-dir`` (a directory it can write in, made
 if missing), loading the TLS certificate, raising the open-files
@@ -30,6 +31,7 @@ from typing import Any
 
 from broker import __version__, logs
 from broker.backend.base import Backend, StartError
+from broker.cli import welcome
 from broker.cli.tokens import read_token
 from broker.config import MAX_QUEUES_DEFAULT, SETTINGS, TOKEN_ENV, Config, NamedSetting
 from broker.durability.replay import DurabilityError
@@ -42,7 +44,14 @@ log = logging.getLogger("wonderq.serve")
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("serve", description="Run the WonderQ broker.")
+    p = sub.add_parser(
+        "serve",
+        description="The protocol on --host:--port (default 127.0.0.1:7878); the HTTP API, "
+        "the web console and /metrics on --http-port (default the port + 1). When ready it "
+        "prints `listening on HOST:PORT`, then `http on HOST:PORT`, then how to reach it. "
+        f"Ctrl-C (SIGINT) or SIGTERM stops it gracefully. {TOKEN_ENV} gives the token instead "
+        "of --token (which other users can see in `ps`).",
+    )
     for named in SETTINGS:
         _add_setting_flag(p, named)
     p.add_argument(
@@ -329,10 +338,22 @@ async def serve(
         print(f"listening on {server.host}:{server.port}", flush=True)
         if http_at is not None:
             print(f"{api.scheme} on {http_at[0]}:{http_at[1]}", flush=True)
+        print(_welcome(server, config, api.scheme, http_at, tls is not None), flush=True)
         await server.serve_until_stopped()
     finally:
         await server.close()
         await api.close()  # when the server never started (its close closes the API first)
+
+
+def _welcome(
+    server: Server, config: Config, scheme: str, http_at: tuple[str, int] | None, tls: bool
+) -> str:
+    console = None
+    if http_at is not None:
+        host = "127.0.0.1" if http_at[0] in welcome.EVERY_INTERFACE else http_at[0]
+        console = f"{scheme}://{host}:{http_at[1]}/"
+    at = welcome.Listening(server.host, server.port, console, config.token is not None, tls)
+    return "\n".join(welcome.how_to_reach(welcome.command_name(sys.argv[0]), at))
 
 
 async def _listen(api: HttpApi, host: str, port: int) -> tuple[str, int]:

@@ -40,11 +40,10 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "top",
         description=(
-            "A live dashboard: one row per queue with ready, delayed, leased and dead "
+            "One row per queue with ready, delayed, leased and dead "
             "messages, waiting consumers, put/s and ack/s, the age of the oldest ready "
             "message, a sparkline of depth over the last minute, and which queues are "
-            "paused or rate limited. It keeps running while the broker restarts. Press q "
-            "to quit."
+            "paused or rate limited. It keeps running while the broker restarts."
         ),
     )
     add_target_flags(p)

@@ -42,7 +42,7 @@ from broker.errors import (
     WonderQError,
 )
 from broker.histogram import Histogram
-from broker.http.auth import BearerAuth, cross_site_problem, read_only_problem
+from broker.http.auth import BearerAuth, HostGuard, cross_site_problem, read_only_problem
 from broker.http.errors import error_response, forbidden, from_aiohttp, raise_for
 from broker.http.openapi import document
 from broker.protocol.replies import ReceiveReply, Reply
@@ -88,6 +88,7 @@ class HttpApi:
         self.ssl = ssl
         self.histograms = histograms
         self.auth = BearerAuth(config.token)
+        self.hosts = HostGuard([config.host, *config.http_hosts.split(",")])
         self.phase = Phase.STARTING
         self.peer = "http"  # the owner's address in STATS connections
         self.requests_served = 0
@@ -238,6 +239,9 @@ class HttpApi:
         if request.match_info.route.resource in request.app[PUBLIC]:
             return await handler(request)
         self.auth.check(request.headers.get("Authorization"))
+        problem = self.hosts.problem(request.headers, request.host)
+        if problem is not None:
+            return forbidden(Unauthorized(problem))
         problem = cross_site_problem(request.method, request.headers, request.host)
         if problem is not None:
             raise Unauthorized(problem)

@@ -13,13 +13,19 @@ client libraries send neither and are unaffected. With ``--console-read-only``
 the same headers mark a request as a browser's, and every action a browser
 sends is refused, the console's own included: the console is read-only on the
 server, not only on the screen, while scripts and clients keep every action.
+A browser's request must also name this broker in its ``Host``: an IP address,
+``localhost``, ``--host`` or a name in ``--http-hosts``. A page on another site
+whose name was rebound to 127.0.0.1 (DNS rebinding) is same-origin to itself,
+so the rules above pass it; its ``Host`` still carries its own name, refused here,
+for reads as well as actions.
 Must never: log a token, echo one back, or compare it in variable time.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -82,3 +88,39 @@ def read_only_problem(method: str, headers: Mapping[str, str]) -> str | None:
         "the console is read-only (serve --console-read-only): a browser may not change "
         "the broker; scripts and clients may"
     )
+
+
+class HostGuard:
+    """The names a browser may reach this broker by (DNS rebinding: ``host_problem``)."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._names = frozenset(n.strip().lower().rstrip(".") for n in names if n.strip())
+
+    def problem(self, headers: Mapping[str, str], host: str | None) -> str | None:
+        """Why a browser's request for ``host`` is refused, or None (not a browser's, or a
+        name this broker answers to)."""
+        if "Sec-Fetch-Site" not in headers and "Origin" not in headers:
+            return None  # not a browser: a script or a client
+        name = _host_name(host or "")
+        if name in self._names or name == "localhost" or name.endswith(".localhost"):
+            return None
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return (
+                f"a browser reached this broker as {name!r}, a name it does not serve (a "
+                f"guard against DNS rebinding): add it with serve --http-hosts {name}"
+            )
+        return None
+
+
+def _host_name(host: str) -> str:
+    """The name in a ``Host`` header, without its port or an IPv6 address's brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")

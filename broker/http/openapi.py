@@ -32,13 +32,20 @@ DESCRIPTION: Final = (
     "HTTP, with the same field names, bounds and error codes. A message received over "
     "HTTP is leased to a receipt (a string returned with it, new on every delivery) "
     "instead of a connection; ACK, NACK and TOUCH name receipts. Every success body has "
-    '`"ok": true`; every failure body is `{"ok": false, "error": CODE, "message": TEXT}`.'
+    '`"ok": true`; every failure body is `{"ok": false, "error": CODE, "message": TEXT}`. '
+    "A request a browser sends (with an Origin or Sec-Fetch-Site header) must name the "
+    "broker in its Host by an IP address, localhost, or a name given to serve --http-hosts: "
+    "another gets 403 `unauthorized` (a guard against DNS rebinding)."
 )
 
 READ_ONLY: Final = (
     " The web console of this server is read-only (serve --console-read-only): an action "
     "sent by a browser (with an Origin or Sec-Fetch-Site header) gets 403 `unauthorized`; "
     "scripts and clients are not affected."
+)
+HOST_EXAMPLE: Final = (
+    "a browser reached this broker as 'evil.example', a name it does not serve (a guard "
+    "against DNS rebinding): add it with serve --http-hosts evil.example"
 )
 READ_ONLY_EXAMPLE: Final = (
     "the console is read-only (serve --console-read-only): a browser may not change the "
@@ -134,8 +141,9 @@ def _operation(
     if parameters:
         op["parameters"] = parameters
     op["responses"] = _responses(route, token)
-    if read_only and route.action:
-        op["responses"]["403"] = _failure(403, [ErrorCode.UNAUTHORIZED.value], READ_ONLY_EXAMPLE)
+    if not route.public:  # a browser naming another host; a read-only console's action
+        example = READ_ONLY_EXAMPLE if read_only and route.action else HOST_EXAMPLE
+        op["responses"]["403"] = _failure(403, [ErrorCode.UNAUTHORIZED.value], example)
     if route.public:
         op["security"] = []
     return op

@@ -14,6 +14,7 @@ import pytest
 from broker.bench import procs
 from broker.bench.adapters import Adapter, Beanstalkd, Redis
 from broker.bench.fleet import LoadProcess, Result, merge, shares_of
+from broker.bench.procs import BenchError
 from broker.bench.report import summarize, table, targets
 from broker.bench.where import Where
 from broker.bench.worker import Go, Job, Ready
@@ -423,3 +424,52 @@ def test_a_failed_trial_is_left_out_of_the_medians_and_the_ratios() -> None:
     assert wonderq.acked_per_s == 250.0  # the median of 300 and 200, not of 300, 0 and 200
     assert not wonderq.exactly_once
     assert wonderq.notes == ["trial 2: failed: timed out after 600s"]
+
+
+# ------------------------------------------------------------ --backend redis
+
+
+def test_queues_spread_producers_and_consumers_and_quotas_follow_them() -> None:
+    plan = Plan(mode="batch", messages=1000, producers=12, consumers=24, queues=12)
+    assert {plan.queue_of(p) for p in range(12)} == {f"bench{i}" for i in range(12)}
+    assert plan.queue_of(12) == "bench0" and plan.queue_of(12 + 13) == "bench1"
+    shares = shares_of(plan, 2)
+    put_on = [0] * 12
+    for s in shares:
+        for lo, hi, slot in s.producers:
+            put_on[slot % 12] += hi - lo
+    taken_from = [0] * 12
+    for s in shares:
+        for quota, slot in s.consumers:
+            taken_from[(slot - 12) % 12] += quota
+    assert put_on == taken_from and sum(put_on) == 1000  # each queue drained exactly
+    assert Plan(mode="rr").queue_of(5) == "bench"  # one queue: as before
+
+
+def test_a_queue_without_a_consumer_is_refused() -> None:
+    with pytest.raises(BenchError, match="no consumer"):
+        shares_of(Plan(mode="batch", messages=100, producers=4, consumers=2, queues=4), 2)
+
+
+def test_with_several_nodes_a_message_crosses_from_one_node_to_another() -> None:
+    plan = Plan(mode="pipe", producers=4, consumers=4)
+    assert [plan.node_of(slot, 2) for slot in range(8)] == [0, 1, 0, 1, 1, 0, 1, 0]
+    where = Where(7001, ports=(7001, 7011))
+    assert where.node(1).port == 7011 and where.node(1).ports == ()
+    assert Where(7001).node(3).port == 7001
+
+
+def test_the_redis_targets_read_the_rows_of_the_run() -> None:
+    rows = [
+        _done(broker="wq+redis:1n", mode="batch", messages=10, acked_per_s=60_000.0),
+        _done(broker="wq+redis:1n", mode="pipe", messages=10, store_cpu_us_per_msg=20.0),
+        _done(broker="redis", mode="pipe", messages=10, store_cpu_us_per_msg=2.0),
+        _done(broker="wq+redis:4n:12q", mode="pipe", messages=10, acked_per_s=30_000.0),
+        _done(broker="wq+cluster:4n:12q", mode="pipe", messages=10, acked_per_s=45_000.0),
+    ]
+    got = {t["target"]: (t["figure"], t["reached"]) for t in targets(rows, None)}
+    assert got == {
+        "wq+redis:1n batch: end-to-end msg/s": (60_000, True),
+        "wq+redis:1n pipe: Redis CPU / plain list's": (10.0, False),
+        "wq+cluster:4n:12q pipe: e2e / one shard's": (1.5, True),
+    }

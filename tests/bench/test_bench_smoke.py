@@ -123,6 +123,7 @@ def test_every_mode_runs_against_each_peer_and_accounts_for_every_message(peer: 
             "floor": [],
             "beanstalkd": ["rr: WonderQ / beanstalkd"],
             "redis": ["pipe: WonderQ / redis", "batch: WonderQ / redis"],
+            "http": [],
         }[peer],
     }
     assert wanted <= {t["target"] for t in doc["targets"]}
@@ -212,3 +213,32 @@ def test_a_run_past_its_deadline_fails_and_stops_its_load() -> None:
     for result in results:
         assert not result["exactly_once"]
         assert result["notes"] == ["failed: timed out after 0.5s"]
+
+
+def test_http_flag_runs_wonderq_over_its_http_api_next_to_tcp() -> None:
+    rc, doc, err = bench("-n", "256", "-K", "64", "--mode", "batch", "--http")
+    assert rc == 0, err
+    results = doc["results"]
+    assert [r["broker"] for r in results] == ["wonderq", "http"]
+    for result in results:
+        check_exactly_once(result)
+
+
+def test_backend_redis_runs_nodes_over_one_redis_and_a_cluster_next_to_the_peers() -> None:
+    require_peer("redis")
+    rc, doc, err = bench(
+        "--mode", "batch", "-n", "600", "-K", "16", "--backend", "redis", "--nodes", "1,2",
+        timeout=120,
+    )  # fmt: skip
+    assert rc == 0, err
+    results = doc["results"]
+    assert [r["broker"] for r in results] == [
+        "wonderq", "wq+redis:1n", "wq+redis:2n", "wq+redis:2n:12q", "wq+cluster:2n:12q", "redis",
+    ]  # fmt: skip
+    for result in results:
+        check_exactly_once(result)
+        if result["broker"] != "wonderq":  # Redis's own CPU, counted in every row on Redis
+            assert result["store_cpu_us_per_msg"] is not None and result["store_cpu_us_per_msg"] > 0
+    assert results[0]["store_cpu_us_per_msg"] is None
+    wanted = {"wq+redis:1n batch: end-to-end msg/s", "wq+cluster:2n:12q batch: e2e / one shard's"}
+    assert wanted <= {t["target"] for t in doc["targets"]}

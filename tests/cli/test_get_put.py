@@ -36,6 +36,12 @@ async def test_get_without_ack_says_each_message_was_released_with_its_attempts(
         )
         stats = (await c.call(op="STATS", queue="jobs"))["queues"]["jobs"]
         assert (stats["ready"], stats["dead"], stats["dead_lettered"]) == (0, 1, 1)
+        # a dead letter leased from jobs.dead has no last attempt: no "attempt 4 of 3"
+        _, err = await wonderq("get", "jobs.dead", *port, notes=True)
+        assert err.strip() == (
+            f"wonderq get: {first}: released, delivery 4 of a dead letter; use --ack to delete, "
+            "or peek to look without leasing"
+        )
 
 
 async def test_get_nack_with_a_delay_gives_the_message_back_later(server: Server) -> None:

@@ -74,14 +74,14 @@ async def test_serve_help_loads_serve_but_not_the_benchmark() -> None:
     assert not {"broker.cli.bench", "broker.bench", "broker.cli.demo"} & set(loaded)
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any]:
+def subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any]:
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 @pytest.mark.parametrize("name", list(SUBCOMMANDS))
 def test_each_module_adds_its_subcommands_with_the_table_s_help(name: str) -> None:
     entry = SUBCOMMANDS[name]
-    sub = _subparsers(build_parser(name))
+    sub = subparsers(build_parser(name))
     assert name in sub.choices
     assert callable(sub.choices[name].get_default("run"))
     # a module that still gives its own one-line help says what the table says
@@ -98,7 +98,7 @@ def test_a_subcommand_whose_module_fails_to_import_is_an_error(
     with pytest.raises(ModuleNotFoundError, match="no_such_module"):
         main(["broken"])
     # the other commands are still listed, and the broken one too: nothing is hidden
-    assert "broken" in _subparsers(build_parser()).choices
+    assert "broken" in subparsers(build_parser()).choices
 
 
 def test_a_module_that_adds_no_parser_for_its_command_is_an_error(

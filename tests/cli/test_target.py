@@ -18,6 +18,7 @@ from broker.cli.top import Poller
 from broker.config import Config
 from broker.server import Server
 from tests.cli.shell import wonderq as run_wonderq
+from tests.cli.test_registration import subparsers
 from tests.conftest import ServerFactory
 from tests.support import CertFiles
 
@@ -52,6 +53,25 @@ def test_every_command_s_help_opens_with_its_one_line_description(
 ) -> None:
     summary = SUBCOMMANDS[command].help
     assert f"{summary[0].upper()}{summary[1:]}." in help_of(command, capsys)
+
+
+def description_of(command: str) -> str:
+    chosen = subparsers(build_parser(command)).choices[command]
+    return " ".join((chosen.description or "").split())
+
+
+@pytest.mark.parametrize("command", list(SUBCOMMANDS))
+def test_no_command_s_help_says_its_summary_twice(command: str) -> None:
+    """'Run the broker. Run the WonderQ broker.' read as a stutter: after the summary, the
+    description says more, not the same again."""
+    opening = " ".join(SUBCOMMANDS[command].help.split()[:2]).lower()
+    assert description_of(command).lower().count(opening) == 1, description_of(command)
+
+
+def test_serve_s_help_says_what_it_listens_on_prints_and_reads() -> None:
+    text = description_of("serve")
+    for said in ("127.0.0.1:7878", "listening on HOST:PORT", "WONDERQ_TOKEN", "Ctrl-C"):
+        assert said in text, said
 
 
 def flags(**given: Any) -> argparse.Namespace:

@@ -6,15 +6,14 @@ import asyncio
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import wonderq
-from tests.support import run_python
+from tests.support import run_python, started
 
 README = Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md"
 T = 15.0
@@ -45,23 +44,9 @@ def test_the_snippets_are_short() -> None:
         assert len(lines) <= 10, section
 
 
-@asynccontextmanager
-async def started(code: str, cwd: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+def script(code: str, cwd: Path) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
     """A script running as a process (killed on the way out if it is still running)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    return started(sys.executable, "-c", code, cwd=cwd)
 
 
 async def stop_cleanly(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
@@ -80,7 +65,7 @@ async def test_producer_and_consumer_snippets_work_when_pasted(
     out = await run_script(on_port(snippet("Producer"), broker.port), tmp_path)
     assert out == "queued 11 jobs\n"
 
-    async with started(on_port(snippet("Consumer"), broker.port), tmp_path) as consumer:
+    async with script(on_port(snippet("Consumer"), broker.port), tmp_path) as consumer:
         assert consumer.stdout is not None
         handled: list[str] = []
         async with asyncio.timeout(T):
@@ -106,7 +91,7 @@ async def test_blocking_client_snippet_works_when_pasted(broker: Any, tmp_path: 
 
 async def test_blocking_worker_snippet_works_when_pasted(broker: Any, tmp_path: Path) -> None:
     async with (
-        started(on_port(snippet("Blocking worker"), broker.port), tmp_path) as worker,
+        script(on_port(snippet("Blocking worker"), broker.port), tmp_path) as worker,
         await wonderq.connect("127.0.0.1", broker.port) as client,
     ):
         assert worker.stdout is not None

@@ -15,8 +15,12 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
+from broker.config import Config
+from broker.durability.backend import DurableBackend
 from broker.durability.files import segment_name
-from broker.durability.replay import ReplayState, scan
+from broker.durability.replay import DurabilityError, ReplayState, scan
 from tests.durability.broker_process import BrokerProcess
 from tests.support import LineClient, run_python
 from tests.support.small_disk import small_disk
@@ -198,7 +202,10 @@ async def test_row_21_a_restart_after_a_full_disk_takes_writes(tmp_path: Path) -
 
 
 async def test_a_data_dir_that_cannot_be_used_is_named_in_the_error(tmp_path: Path) -> None:
+    """The backend names the directory (serve checks a file in its place before, with
+    exit code 2: tests/cli/test_serve_data_dir.py; this is what an embedder sees)."""
     data = tmp_path / "data"
     data.write_bytes(b"a file, not a directory")
-    err = await serve_fails(data)
-    assert f"cannot use data directory {data}: [Errno 17] File exists" in err, err
+    backend = DurableBackend(Config(data_dir=str(data)))
+    with pytest.raises(DurabilityError, match=f"cannot use data directory {data}: .*File exists"):
+        await backend.start()

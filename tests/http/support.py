@@ -21,8 +21,9 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from broker.config import Config
 from broker.http import HttpApi
-from broker.protocol.requests import Receive
+from broker.protocol.requests import Receive, ReleaseReceipts
 from broker.server import Server
+from tests.conftest import backend_for
 
 TIMEOUT_S = 10.0
 _specs: dict[bytes, OpenAPI] = {}
@@ -122,24 +123,39 @@ async def client_for(
 class Spy:
     """A backend seen through: events when a receive starts waiting and when its owner closes.
 
-    Tests await these instead of sleeping until the server has got that far.
+    Tests await these instead of sleeping until the server has got that far (on
+    Redis, when its replies come).
     """
 
     def __init__(self, backend: Any) -> None:
         self._backend = backend
         self.waiting = asyncio.Event()  # a RECEIVE now waits
         self.closed = asyncio.Event()  # an owner other than the API's own was closed
+        self.released = asyncio.Event()  # a RELEASE_RECEIPTS was answered
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
 
     def execute(self, owner: object, requests: Sequence[Any]) -> Any:
         result = self._backend.execute(owner, requests)
-        if isinstance(result, list) and any(
-            type(r) is Receive and reply is None for r, reply in zip(requests, result, strict=True)
+        if isinstance(result, list):
+            self._seen(requests, result)
+        else:  # a backend that answers later (Redis): when it does
+
+            def answered(done: Any) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._seen(requests, done.result())
+
+            result.add_done_callback(answered)
+        return result
+
+    def _seen(self, requests: Sequence[Any], replies: Sequence[Any]) -> None:
+        if any(
+            type(r) is Receive and reply is None for r, reply in zip(requests, replies, strict=True)
         ):
             self.waiting.set()
-        return result
+        if any(type(r) is ReleaseReceipts for r in requests):
+            self.released.set()
 
     def close(self, owner: object) -> None:
         self._backend.close(owner)
@@ -165,7 +181,7 @@ async def running_broker(
 ) -> AsyncIterator[Broker]:
     """A TCP server and its HTTP API on free loopback ports, stopped gracefully after."""
     config = Config(**{"host": "127.0.0.1", "port": 0, "http_port": 0, **overrides})
-    server = Server(config, ssl=ssl_context)
+    server = Server(config, backend_for(config), ssl=ssl_context)
     spy = Spy(server.backend)
     api = HttpApi(config, spy, ssl=ssl_context)
     server.add_frontend(api)

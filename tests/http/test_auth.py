@@ -62,6 +62,39 @@ async def test_an_action_from_this_origin_is_taken(api: Client) -> None:
         assert got.status == 201, got.json
 
 
+@pytest.mark.parametrize("browser", [{"Sec-Fetch-Site": "same-origin"}, {"Origin": "x"}])
+async def test_a_browser_must_name_the_broker_by_an_address_or_a_known_name(
+    api: Client, browser: dict[str, str]
+) -> None:
+    """DNS rebinding: a page whose name now points at 127.0.0.1 is same-origin to itself;
+    its Host names it, and the broker refuses it, for reads too."""
+    port = api.base.rsplit(":", 1)[1]
+    rebound = {**browser, "Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    for got in (
+        await api.get("/v1/stats", headers=rebound),
+        await api.post("/v1/queues/q/messages", {"body": 1}, headers=rebound),
+    ):
+        assert (got.status, got.json["error"]) == (403, "unauthorized")
+        assert "serve --http-hosts evil.example" in got.json["message"]
+    assert (await api.get("/v1/queues")).json["queues"] == {}
+    scripted = await api.get("/v1/stats", headers={"Host": f"evil.example:{port}"})
+    assert scripted.status == 200  # not a browser: curl and clients name what they like
+    for host in (f"localhost:{port}", f"[::1]:{port}", f"127.0.0.1:{port}"):
+        assert (await api.get("/v1/stats", headers={**browser, "Host": host})).status == 200
+
+
+async def test_http_hosts_lets_a_browser_use_a_name() -> None:
+    async with (
+        running_broker(http_hosts="queues.internal, other.internal") as broker,
+        client_for(broker.base) as api,
+    ):
+        port = broker.base.rsplit(":", 1)[1]
+        headers = {"Sec-Fetch-Site": "same-origin", "Host": f"queues.internal:{port}"}
+        assert (await api.get("/v1/stats", headers=headers)).status == 200
+        headers["Host"] = f"evil.example:{port}"
+        assert (await api.get("/v1/stats", headers=headers)).status == 403
+
+
 async def test_https_with_the_servers_certificate(test_cert: CertFiles) -> None:
     async with running_broker(ssl_context=test_cert.server_context()) as broker:
         assert broker.base.startswith("https://")

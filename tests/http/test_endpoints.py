@@ -86,10 +86,13 @@ async def test_a_queue_name_in_the_path_is_checked_as_over_tcp(api: Client) -> N
     assert got.status == 400 and "$.queue" in got.json["message"]
 
 
+@pytest.mark.memory_only(
+    "--max-memory does not apply to a Redis backend (serve refuses it); a full Redis's "
+    "memory_limit is tests/redis/test_full_redis.py's"
+)
 async def test_limits_of_the_broker_have_their_statuses() -> None:
     async with (
-        # room for one queue of one small message, not two (engine/footprint.py)
-        running_broker(max_body=8, max_queue_length=1, max_memory=4000) as broker,
+        running_broker(max_body=8, max_queue_length=1) as broker,
         client_for(broker.base) as api,
     ):
         too_large = await api.post("/v1/queues/q/messages", {"body": "0123456789"})
@@ -98,6 +101,13 @@ async def test_limits_of_the_broker_have_their_statuses() -> None:
         full = await api.post("/v1/queues/q/messages", {"body": 1})
         assert (full.status, full.json["error"]) == (429, "queue_full")
         assert full.headers["Retry-After"] == "1"
+
+
+@pytest.mark.memory_only("--max-memory (Redis has maxmemory instead)")
+async def test_the_memory_limit_is_503_with_retry_after() -> None:
+    # room for one queue of one small message, not two (engine/footprint.py)
+    async with running_broker(max_memory=4000) as broker, client_for(broker.base) as api:
+        assert (await api.post("/v1/queues/q/messages", {"body": "12345"})).status == 201
         memory = await api.post("/v1/queues/other/messages", {"body": "12345"})
         assert (memory.status, memory.json["error"]) == (503, "memory_limit")
         assert memory.headers["Retry-After"] == "1"

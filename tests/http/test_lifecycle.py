@@ -10,12 +10,13 @@ import pytest
 from broker.config import Config
 from broker.http import HttpApi
 from broker.server import Server
+from tests.conftest import backend_for
 from tests.http.support import Broker, Client, client_for, running_broker
 
 
 async def test_before_the_backend_is_ready_everything_is_503() -> None:
     config = Config(host="127.0.0.1", port=0, http_port=0)
-    server = Server(config)
+    server = Server(config, backend_for(config))
     api = HttpApi(config, server.backend)
     host, port = await api.listen(config.host, 0)
     try:

@@ -1,6 +1,6 @@
-"""README's "Use it over HTTP" cannot drift: its curl sessions run, as pasted, against a
+"""docs/http.md cannot drift: its curl sessions run, as pasted, against a
 real broker (only the port is changed), and each command's output must match what
-the README shows ("<idN>"/"<receiptN>" capture a value on first sight, "<any>"
+the page shows ("<idN>"/"<receiptN>" capture a value on first sight, "<any>"
 matches anything, as in protocol.md's transcripts); its worker loop runs too."""
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ README_PORT = "127.0.0.1:7879"
 
 
 def section() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split("\n## Use it over HTTP\n", 1)[1].split("\n## ", 1)[0]
+    return (ROOT / "docs" / "http.md").read_text()
 
 
 def sessions() -> list[list[tuple[str, list[str]]]]:

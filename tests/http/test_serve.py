@@ -25,6 +25,10 @@ async def test_serve_prints_the_http_line_after_the_tcp_one_and_stops_cleanly(
         ):
             assert (resp.status, await resp.json()) == (200, {"ok": True})
         assert await broker.stop() == 0
+        # then how to reach it (tests/cli/test_welcome.py), the console's address included
+        assert (await broker.stdout_line()).startswith("try it in another terminal: ")
+        also = await broker.stdout_line()
+        assert f"the web console at http://127.0.0.1:{http_port}/" in also
         assert await broker.stdout_line() == ""  # nothing else was printed
 
 
@@ -32,6 +36,8 @@ async def test_no_http_serves_tcp_alone(tmp_path: Path) -> None:
     async with await BrokerProcess.start_with(tmp_path / "broker.log", "--no-http") as broker:
         assert broker.host == "127.0.0.1"
         assert await broker.stop() == 0
+        assert (await broker.stdout_line()).startswith("try it in another terminal: ")
+        assert "web console" not in await broker.stdout_line()  # no HTTP, no console
         assert await broker.stdout_line() == ""
 
 

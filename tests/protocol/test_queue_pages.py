@@ -119,3 +119,20 @@ def test_sorted_names_split_and_shrink() -> None:
     assert list(names.from_("000100", inclusive=False))[:2] == ["000101", "000103"]
     assert list(names.from_("000101", inclusive=True))[:1] == ["000101"]
     assert list(names.from_("zzz", inclusive=True)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(NAMES, max_size=30),
+    st.text(alphabet="abc.", max_size=2),
+    st.one_of(st.none(), NAMES),
+    st.integers(1, 5),
+)
+def test_a_page_of_a_sorted_list_is_the_index_page(
+    names: set[str], prefix: str, after: str | None, limit: int
+) -> None:
+    """The Redis backend pages its sorted list of names with ``page_of``: the same page
+    and cursor as the in-memory index, whatever the cursor (even one not in the list)."""
+    table = {name: object() for name in names}  # queue objects: the index tells them by identity
+    expected = QueueIndex().page(table, prefix, after, limit)
+    assert names_module.page_of(sorted(names), prefix, after, limit) == expected

@@ -32,6 +32,17 @@ def require_redis() -> str:
     return REDIS_SERVER
 
 
+def require_redis_cli() -> str:
+    """redis-cli (next to redis-server in the Debian package); as ``require_redis``."""
+    require_redis()
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-cli is not installed (CI must have it: .ci/run installs it)")
+        pytest.skip("redis-cli is not installed")
+    return cli
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

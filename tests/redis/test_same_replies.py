@@ -311,3 +311,21 @@ def test_redis_gives_the_replies_memory_gives(redis_url: str) -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
     run_state_machine_as_test(SameReplies, settings=run)
+
+
+def test_a_redrive_first_dead_letters_the_queue_s_expired_last_attempts(redis_url: str) -> None:
+    """Found by the machine above: a last attempt whose lease ran out was still leased on
+    Redis (which fires deadlines lazily, queue by queue) when REDRIVE asked only the .dead
+    queue, so memory redrove it and Redis did not."""
+    SameReplies.url = redis_url
+    state = SameReplies()
+    try:
+        state.open_connections()
+        state.put(
+            queue="b", items=[(b"1", None, 0.0, 0, 1), (b"1", None, 0.0, 0, None)], single=False
+        )
+        state.get(owner=0, queue="b", max=1, lease=None)
+        state.advance(seconds=11.0)  # past the 10 s lease: attempt 1 of 1 was the last
+        state.redrive(queue="b")  # both must say "redriven": 1
+    finally:
+        state.teardown()

@@ -140,3 +140,35 @@ async def test_the_heartbeat_ends_on_leave_even_without_a_cancel() -> None:
     await node.leave()  # no cancel: the flag alone ends it
     await asyncio.wait_for(beat, timeout=2.0)
     assert calls[0] == "join" and calls[-1] == "leave" and "beat" in calls
+
+
+def test_a_cancelled_redis_call_always_ends_cancelled(redis_url: str) -> None:
+    """The client the backend makes never swallows a cancel. With a ``socket_timeout``,
+    redis-py sends under ``asyncio.wait_for``, which on Python 3.11 returns the send's
+    result to a task cancelled as the send completes: under uvloop, 1162 of 3000
+    cancelled PINGs came back as if never cancelled (the heartbeat then never ended)."""
+    import uvloop
+
+    from broker.backend.redis.target import plain_client
+
+    target = parse(redis_url)
+    host, port = target.hosts[0]
+
+    async def cancel_pings() -> int:
+        client = plain_client(host, port, target, timeout_s=1.0)
+        swallowed = 0
+        try:
+            for i in range(1500):  # bounded; each cancel lands at another point of a PING
+                task = asyncio.get_running_loop().create_task(client.ping())
+                for _ in range(i % 7):
+                    await asyncio.sleep(0)
+                if task.done():
+                    continue
+                task.cancel()
+                await asyncio.wait([task])
+                swallowed += not task.cancelled()
+        finally:
+            await client.aclose()
+        return swallowed
+
+    assert uvloop.run(cancel_pings()) == 0

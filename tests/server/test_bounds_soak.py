@@ -2,7 +2,7 @@
 
 The memory of many unfinished lines stays within ``--max-buffered`` and goes
 back to the OS once their connections close; 1 MiB lines before AUTH are
-refused unread. Figures of the full attacks: ``bench/attack.py`` (README, Security).
+refused unread. Figures of the full attacks: ``bench/attack.py`` (docs/security.md).
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ from tests.support import BrokerProcess, LineClient
 LIMIT = 60_000
 BODY = "m" * 98  # 100 bytes of raw JSON with its quotes
 
-pytestmark = pytest.mark.memory_only("--max-memory (Redis has maxmemory instead)")
+pytestmark = pytest.mark.memory_only(
+    "--max-memory does not apply to a Redis backend (serve refuses it): Redis's maxmemory "
+    "does, and a full Redis answers memory_limit (tests/redis/test_full_redis.py)"
+)
 
 
 async def test_memory_limit_refuses_new_messages_and_keeps_stored_ones(

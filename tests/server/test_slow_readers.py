@@ -29,6 +29,7 @@ async def _make_queues(port: int, n: int) -> int:
         return len(line)
 
 
+@pytest.mark.load  # thousands of STATS of 200 queues: a call per queue on Redis
 async def test_tiny_requests_with_huge_replies_stay_bounded(
     server_factory: ServerFactory,
 ) -> None:
@@ -51,6 +52,7 @@ async def test_tiny_requests_with_huge_replies_stay_bounded(
             writer.transport.abort()
 
 
+@pytest.mark.load  # 1,500 STATS of 50 queues
 async def test_slow_reader_gets_every_reply_in_order(server_factory: ServerFactory) -> None:
     """Pausing mid-read keeps the unread lines and runs them, in order, once drained."""
     async with server_factory(write_high_water=HIGH_WATER, write_low_water=16 * 1024) as srv:

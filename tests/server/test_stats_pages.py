@@ -73,3 +73,17 @@ async def test_http_lists_by_pages_and_metrics_count_every_queue() -> None:
         values = await scrape(api)
         assert values[("wonderq_events_total", (("event", "put"),))] == QUEUES
         assert values[("wonderq_metrics_queues_omitted", ())] == QUEUES - 10
+
+
+async def test_deleted_queues_leave_no_gap_in_the_pages(server: Server) -> None:
+    async with await LineClient.connect(server.port) as c:
+        names = await _make_queues(c, 40)
+        for name in names[:35]:
+            assert (await c.call(op="DELETE", queue=name))["ok"] is True
+        first = await c.call(op="QUEUES", limit=2)
+        assert first["queues"] == names[35:37] and first["next"] == names[36]
+        rest = await c.call(op="QUEUES", limit=3, cursor=first["next"])
+        assert rest == {"ok": True, "queues": names[37:]}
+        stats = await c.call(op="STATS", limit=4)
+        assert list(stats["queues"]) == names[35:39] and stats["next"] == names[38]
+        assert stats["server"]["queues"] == 5

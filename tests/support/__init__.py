@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tests.support.broker import BrokerProcess
 from tests.support.lines import REPLY_TIMEOUT_S, LineClient, closed_by_server, offer_until_unread
-from tests.support.processes import clean_env, run, run_python
+from tests.support.processes import clean_env, run, run_python, started
 from tests.support.tls import CertFiles, make_certificate
 from tests.support.tools import require, require_tool
 
@@ -25,4 +25,5 @@ __all__ = [
     "require_tool",
     "run",
     "run_python",
+    "started",
 ]

@@ -63,10 +63,14 @@ class LineClient:
 
 
 async def closed_by_server(client: LineClient, timeout: float = REPLY_TIMEOUT_S) -> bool:
-    """True once the server has closed the connection (EOF)."""
+    """True once the server has closed the connection: EOF, or a reset (the server
+    closed it while our later bytes were on their way, so its kernel answered RST)."""
     async with asyncio.timeout(timeout):
         while True:
-            line = await client.reader.readline()
+            try:
+                line = await client.reader.readline()
+            except ConnectionResetError:
+                return True
             if not line:
                 return True
 

@@ -2,9 +2,9 @@
 
 Owns: the environment a test's subprocess gets (this one's, without the broker
 address, token or CA the developer may have exported for the client commands)
-and running a command to its exit. Never: leaves a
-process running (past ``timeout_s`` it is killed and waited for), or waits
-without a bound.
+and running a command to its exit (``run``), or while a block runs (``started``).
+Never: leaves a process running (past ``timeout_s``, or at the end of the block, it
+is killed and waited for), or waits without a bound.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 
 #: what the client commands read from the environment (and serve, the token)
 CLIENT_ENV = ("WONDERQ_HOST", "WONDERQ_PORT", "WONDERQ_TOKEN", "WONDERQ_TLS_CA")
@@ -52,6 +55,31 @@ async def run(
             await proc.wait()
     assert proc.returncode is not None  # communicate() returned: it exited
     return proc.returncode, out.decode(), err.decode()
+
+
+@asynccontextmanager
+async def started(
+    *argv: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stderr: int | IO[bytes] = asyncio.subprocess.PIPE,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``argv`` running (no stdin, stdout piped, ``env`` added to :func:`clean_env`'s);
+    killed and waited for on the way out if it is still running."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env=clean_env(env),
+        cwd=cwd,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def run_python(

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+import broker.backend.memory.views as views
 from broker import __version__
-from broker.backend.memory import views
 from broker.backend.memory.owners import Owner, Wait
 from broker.backend.receipts import Receipt
 from broker.engine import (

@@ -4,10 +4,9 @@ Owns: the ``Backend`` interface over Redis: connections' owner tokens
 (``<incarnation>/<n>/<peer>``: a lease owner is an opaque string to the
 library, so an HTTP receipt can be one too), turning each batch of requests
 into ops (``handlers.py``) that ``Calls`` coalesces into one library call per
-tag and one pipeline per loop iteration, this node's waiting GETs (their
-timeouts and queue ticks in ``Timers``; their deliveries arrive in a call's
-reply or are collected when the node's channel says so), the node's
-membership (``Node``), and the graceful stop.
+tag and one pipeline per loop iteration, wiring the parts together (this
+node's waiting GETs in ``Waits``, its channel in ``Listener``, its membership
+in ``Node``), and the graceful stop.
 Must never: keep queue state of its own (Redis holds it; the node only
 remembers its connections and their waits), block, or poll Redis for messages.
 """
@@ -15,25 +14,29 @@ remembers its connections and their waits), block, or poll Redis for messages.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import socket
+import time
 from collections.abc import Callable, Sequence
 from itertools import count
 from typing import Any, Final
 
+from redis.exceptions import RedisError
+
 from broker.backend.base import Replies, ReplySink, StartError, StatsProvider
 from broker.backend.memory import log_events
 from broker.backend.redis import library, wire
-from broker.backend.redis.calls import Calls, Op, Reply
+from broker.backend.redis.calls import Calls, Op, Reply, ignore
 from broker.backend.redis.events import Listener
 from broker.backend.redis.node import Node, node_info
-from broker.backend.redis.target import Target, client, plain_client
-from broker.backend.redis.timers import OwnerWaits, Timers, Wait
+from broker.backend.redis.shards import Shards
+from broker.backend.redis.target import Target, plain_client
+from broker.backend.redis.timers import OwnerWaits
+from broker.backend.redis.waits import Waits
 from broker.config import Config
 from broker.errors import ShuttingDown, Unavailable, WonderQError
-from broker.histogram import WAIT_BOUNDS_S, Histogram
+from broker.histogram import Histogram
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 from broker.protocol.names import DEAD_SUFFIX
@@ -112,29 +115,9 @@ class RedisBackend:
         self.timeout_s = timeout_s
         self._test_clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: Any = client(target, timeout_s)
-        prefix = library.prefix(test_clock=clock is not None)
-        self._function = prefix + "_call"
-        self._node_function = prefix + "_node"
-        self._defaults = [
-            config.lease_s * 1000,
-            config.max_attempts,
-            config.max_queue_length,
-            config.acked_history,
-            config.dedup_window_s,
-            config.max_dedup_ids,
-            config.forget_after_s * 1000,  # an idle queue is forgotten this long after
-        ]
-        self.calls = Calls(
-            self._client,
-            self._function,
-            self._node_function,
-            self._head,
-            self._on_reply,
-            self._on_fenced,
-            self._load_library,
-            timeout_s,
-        )
+        self.shards = Shards(target, timeout_s)
+        self._defaults = wire.defaults(config)
+        self.calls = self._calls()
         self.node = Node(
             node_id or default_node_id(config),
             ttl_s,
@@ -144,21 +127,39 @@ class RedisBackend:
             self._cut_off,
             self.now,
         )
-        self.timers = Timers(self.now, clock is None, self._wait_due, self._tick_due)
-        self.listener = Listener(self._pubsub_client, self._on_wake, self._resync, timeout_s)
+        self.waits = Waits(self, loop_timers=clock is None)
+        self.listener = Listener(
+            self._pubsub_client, self.waits.on_wake, self.waits.resync, timeout_s
+        )
         self.handlers = Handlers(self)
         self._owners: dict[Owner, None] = {}
         self._owner_n = count(1)
-        self._wid_n = count(1)
-        self.waits: dict[str, Wait] = {}  # this node's waiting GETs by waiter id
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stats_providers: list[StatsProvider] = []
         self._started_at = 0.0
-        self._redis_offset_ms = 0.0  # Redis time minus this node's clock, from the last reply
+        self.started_wall = 0.0  # wall clock at start: tells one run from the next
+        self.redis_offset_ms = 0.0  # Redis time minus this node's clock, from the last reply
         self._draining = False
         self.known_tags: set[str] = set()  # tags registered for this incarnation (reaping)
         self.known_queues: set[str] = set()  # queue names registered (QUEUES, STATS)
-        self.get_wait = Histogram(WAIT_BOUNDS_S)
+
+    def _calls(self) -> Calls:
+        prefix = library.prefix(test_clock=self._test_clock is not None)
+        return Calls(
+            self.shards,
+            prefix + "_call",
+            prefix + "_node",
+            self._head,
+            self._on_reply,
+            self._on_fenced,
+            self._load_library,
+            self.timeout_s,
+        )
+
+    @property
+    def get_wait(self) -> Histogram:
+        """How long GETs waited (the metrics endpoint reads it)."""
+        return self.waits.get_wait
 
     # -------------------------------------------------------------- lifecycle
 
@@ -169,14 +170,15 @@ class RedisBackend:
         return self._loop.time()
 
     async def start(self) -> None:
-        from redis.exceptions import RedisError
-
         self._loop = asyncio.get_running_loop()
         self._started_at = self.now()
+        self.started_wall = round(time.time(), 3)
         where = self.target.describe()
         try:
-            await self._load_library()
-            self._spawn(self.listener.run())
+            async with asyncio.timeout(max(5.0, 5 * self.timeout_s)):
+                await self.shards.load()
+                await self._load_library()
+            self.spawn(self.listener.run())
             self.listener.follow(self._channel())
             async with asyncio.timeout(max(5.0, 5 * self.timeout_s)):
                 await self.listener.ready.wait()
@@ -184,24 +186,26 @@ class RedisBackend:
         except (RedisError, OSError, TimeoutError, StartError) as exc:
             for task in list(self._tasks):
                 task.cancel()
-            await self._client.aclose()
+            await self.shards.close()
             if isinstance(exc, StartError):
                 raise
             why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
             raise StartError(f"cannot use redis at {where}: {why}") from None
-        self._spawn(self.node.run())
+        self.spawn(self.node.run())
         log.info("serving queues kept in redis at %s as node %s", where, self.node.id)
 
     async def _load_library(self) -> None:
         """Load the library on every master (a Redis Cluster routes by key; a Function
-        must exist on each)."""
+        must exist on each, and its replicas get it from it)."""
         source = library.source(test_clock=self._test_clock is not None)
-        if self.target.cluster:
-            await self._client.function_load(source, replace=True, target_nodes="primaries")
-        else:
-            await self._client.function_load(source, replace=True)
+        masters = self.shards.masters()
+        if not masters:
+            raise StartError(f"no master serves slots at {self.target.describe()}")
+        await asyncio.gather(
+            *(self.shards.client(m).function_load(source, replace=True) for m in masters)
+        )
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -213,8 +217,8 @@ class RedisBackend:
 
     async def drain(self) -> None:
         self._draining = True
-        for wait in list(self.waits.values()):
-            self._end_wait(wait, send=True)
+        for wait in list(self.waits.by_wid.values()):
+            self.waits.end(wait)
         await self.calls.wait_idle()
 
     async def stop(self) -> None:
@@ -229,14 +233,14 @@ class RedisBackend:
         except Exception as exc:  # a stop always completes
             log.warning("could not leave the cluster cleanly: %s", exc)
         self.node.leaving = True  # also when leave() timed out above
-        self.timers.cancel()
+        self.waits.timers.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:  # bounded: a task that swallowed its cancel must not hang the stop
             _, stuck = await asyncio.wait(list(self._tasks), timeout=2 * self.timeout_s)
             for task in stuck:
                 log.warning("redis backend task %s did not stop; left behind", task.get_name())
-        await self._client.aclose()
+        await self.shards.close()
 
     def add_stats_provider(self, provider: StatsProvider) -> None:
         self._stats_providers.append(provider)
@@ -264,7 +268,7 @@ class RedisBackend:
         by_tag: dict[str, list[str]] = {tag: [] for tag in owner.tags}
         for wait in owner.waits.values():
             wait.waiting = False
-            self.waits.pop(wait.wid, None)
+            self.waits.by_wid.pop(wait.wid, None)
             by_tag.setdefault(wait.tag, []).append(wait.wid)
         owner.waits.clear()
         for tag, wids in by_tag.items():
@@ -341,6 +345,12 @@ class RedisBackend:
 
     async def acall(self, tag: str, args: list[Any]) -> tuple[Any, list[bytes]]:
         """One op, awaited: its result and the call's bodies (raises its error)."""
+        return await self.call_future(tag, args)
+
+    def call_future(self, tag: str, args: list[Any]) -> asyncio.Future[tuple[Any, list[bytes]]]:
+        """One op, submitted now: a future of its result and bodies (or its error). Many of
+        them gathered cost no task each (STATS asks every queue: a task per queue was
+        most of its cost, and far more under asyncio's debug mode)."""
         fut: asyncio.Future[tuple[Any, list[bytes]]] = asyncio.get_running_loop().create_future()
 
         def done(result: Any, bodies: list[bytes], error: WonderQError | None) -> None:
@@ -352,7 +362,7 @@ class RedisBackend:
                 fut.set_result((result, bodies))
 
         self.calls.submit(tag, Op(args, [], done))
-        return await fut
+        return fut
 
     async def anode(self, args: list[Any]) -> Any:
         """One op of the node registry, in the calls' pipeline (raises its error)."""
@@ -373,76 +383,31 @@ class RedisBackend:
         and before a queue is first created from this node (QUEUES lists it)."""
         if lease and tag not in self.known_tags:
             self.known_tags.add(tag)
-            self.calls.submit_node(Op(["tags", self.node.inc, [tag]], [], _ignore))
+            self.calls.submit_node(Op(["tags", self.node.inc, [tag]], [], ignore))
         new = [q for q in queues if q not in self.known_queues]
         if new:
             self.known_queues.update(new)
             names = sorted({n for q in new for n in (q, q + DEAD_SUFFIX)})
-            self.calls.submit_node(Op(["queues", names], [], _ignore))
+            self.calls.submit_node(Op(["queues", names], [], ignore))
 
     # ------------------------------------------------------------ replies in
 
     def _on_reply(self, reply: Reply) -> None:
-        self._redis_offset_ms = reply.now_ms - self.now() * 1000
+        self.redis_offset_ms = reply.now_ms - self.now() * 1000
         for queue, at_ms in reply.wakes:
-            self.tick_at(reply.tag, queue, at_ms)
+            self.waits.tick_at(reply.tag, queue, at_ms)
         if reply.deliveries:
-            self.take_deliveries(reply.tag, reply.deliveries, reply.bodies)
+            self.waits.take_deliveries(reply.tag, reply.deliveries, reply.bodies, reply.now_ms)
         if reply.events:
             log_events({(q, name): n for q, name, n in reply.events})
 
-    def tick_at(self, tag: str, queue: str, at_ms: float) -> None:
-        """Ask Redis to fire ``queue``'s due items at Redis time ``at_ms`` (if we wait there)."""
-        at = (at_ms - self._redis_offset_ms) / 1000 + 0.001
-        self.timers.add_tick(tag, queue, at)
-
-    def take_deliveries(self, tag: str, deliveries: list[Any], bodies: list[bytes]) -> None:
-        for wid, msgs in deliveries:
-            wait = self.waits.pop(wid, None)
-            if wait is None:  # its connection closed: the close op releases the leases
-                continue
-            self._answer(wait, [wire.delivered(tag, m, bodies) for m in msgs])
-
-    def _answer(self, wait: Wait, msgs: list[rp.Delivered]) -> None:
-        wait.waiting = False
-        self.waits.pop(wait.wid, None)
-        owner = wait.owner
-        owner.waits.pop(wait.wid, None)
-        for m in msgs:
-            owner.leased.add(m.id)
-        self.get_wait.observe(max(0.0, self.now() - wait.since))
-        reply = rp.GetReply(messages=msgs) if msgs else rp.EMPTY_GET
-        if owner.sink is not None:
-            owner.sink.deliver(wait.request, reply)
-
-    def new_wait(self, owner: Owner, request: rq.Get, tag: str) -> Wait:
-        now = self.now()
-        wid = f"{self.node.inc}.{next(self._wid_n)}"
-        wait = Wait(wid, owner, request, tag, now, now + request.wait)
-        self.waits[wid] = wait
-        owner.waits[wid] = wait
-        return wait
-
-    def _end_wait(self, wait: Wait, send: bool) -> None:
-        """End a waiting GET now, empty (a stop); Redis forgets it with an unwait op."""
-        if not wait.waiting:
-            return
-        self._answer(wait, [])
-        if send:  # if it was served meanwhile, its connection's close releases those leases
-            self.calls.submit(wait.tag, Op(["unwait", wait.queue, wait.wid], [], _ignore))
-
-    # ---------------------------------------------------------------- timers
-
-    def _wait_due(self, wait: Wait) -> None:
-        self.handlers.expire_wait(wait)
-
-    def _tick_due(self, tag: str, queue: str) -> None:
-        if any(w.tag == tag and w.queue == queue for w in self.waits.values()):
-            self.calls.submit(tag, Op(["tick", queue], [], _ignore))
+    def redis_now_ms(self) -> float:
+        """Redis's time now, as this node estimates it from its last reply."""
+        return self.now() * 1000 + self.redis_offset_ms
 
     def fire_due(self) -> None:
         """Run the node's due deadlines now (with a test clock, after moving it)."""
-        self.timers.fire_due()
+        self.waits.timers.fire_due()
 
     # ----------------------------------------------------------- the channel
 
@@ -450,40 +415,28 @@ class RedisBackend:
         return f"wq:wake:{self.node.inc}"
 
     def _pubsub_client(self, attempt: int) -> Any:
-        hosts = list(self.target.hosts)
-        if self.target.cluster:
-            with contextlib.suppress(Exception):  # topology unknown yet: the URL's hosts
-                hosts = [(n.host, n.port) for n in self._client.get_nodes()] or hosts
-        host, port = hosts[attempt % len(hosts)]
-        return plain_client(host, port, self.target, self.timeout_s)
-
-    def _on_wake(self, data: str) -> None:
-        kind, _, rest = data.partition(" ")
-        prefix, _, rest = rest.partition(" ")
-        tag = prefix[4:-1]  # wq:{tag}
-        if kind == "d":
-            self.handlers.collect(tag)
-        elif kind == "t":
-            at, _, queue = rest.partition(" ")
-            self.tick_at(tag, queue, float(at))
-
-    def _resync(self) -> None:
-        """After (re)subscribing: collect what may have been missed, and tick every queue
-        this node waits on."""
-        waited = {(w.tag, w.queue) for w in self.waits.values()}
-        for tag in {t for t, _ in waited}:
-            self.handlers.collect(tag)
-        for tag, queue in waited:
-            self.calls.submit(tag, Op(["tick", queue], [], _ignore))
+        """A client to subscribe on: any server (PUBLISH reaches every server of a
+        cluster), the next one after a link broke."""
+        servers = self.shards.servers()
+        host, _, port = servers[attempt % len(servers)].rpartition(":")
+        return plain_client(host, int(port), self.target, self.timeout_s)
 
     # ------------------------------------------------------------ membership
 
     async def _node_call(self, args: list[Any]) -> Any:
         test_now = self._test_clock() * 1000 if self._test_clock is not None else False
-        async with asyncio.timeout(self.timeout_s):
-            raw = await self._client.fcall(
-                self._node_function, 1, wire.NODES_KEY, wire.encode([*args, test_now])
-            )
+        where = self.shards.of(wire.NODES_KEY)
+        if where is None:
+            self.shards.stale()
+            raise RedisError("no redis server serves the node registry now (a failover?)")
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                raw = await self.shards.client(where).fcall(
+                    self.calls.node_function, 1, wire.NODES_KEY, wire.encode([*args, test_now])
+                )
+        except (RedisError, OSError, TimeoutError):
+            self.shards.stale()
+            raise
         return wire.decode(raw)
 
     async def _reap(self, dead: str, tags: list[str]) -> None:
@@ -504,9 +457,7 @@ class RedisBackend:
 
     def _cut_off(self, old_inc: str) -> None:
         """Close every client connection (their leases are reaped with the incarnation)."""
-        for wait in list(self.waits.values()):
-            wait.waiting = False
-        self.waits.clear()
+        self.waits.drop_all()
         self.known_tags.clear()
         self.listener.follow(self._channel())
         for owner in list(self._owners):
@@ -515,11 +466,6 @@ class RedisBackend:
             close = getattr(owner.sink, "close", None)
             if close is not None:
                 close()
-
-
-def _ignore(result: Any, bodies: list[bytes], error: WonderQError | None) -> None:
-    if error is not None:
-        log.debug("redis op failed: %s", error.message)
 
 
 def _log_released(owner: Owner, n: int) -> None:

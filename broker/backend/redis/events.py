@@ -5,7 +5,8 @@ library publishes ``d <tag prefix>`` (a waiting GET of this node was served:
 its delivery waits in Redis, collect it) and ``t <tag prefix> <ms> <queue>``
 (a queue with waiting GETs here next needs a tick at that Redis time). Plain
 PUBLISH reaches a subscriber on any server of a Redis Cluster. The link is
-checked with a PING after 2 s of silence and opened again when it breaks;
+checked with a PING after 2 s of silence and opened again when it breaks (on
+the next server, at once if the broken link had worked);
 after every (re)subscription ``on_subscribed`` runs, so a node that may have
 missed messages collects its deliveries and ticks its queues.
 Must never: apply anything itself (the backend's callbacks do).
@@ -59,7 +60,8 @@ class Listener:
                 if attempt == 0 or attempt % 50 == 0:
                     log.warning("wake channel lost (%s); subscribing again", exc)
                 attempt += 1
-                await asyncio.sleep(_RETRY_S)
+                if not self.ready.is_set():  # a link that worked: the next server at once
+                    await asyncio.sleep(_RETRY_S)
             finally:
                 self.ready.clear()
                 await client.aclose()
@@ -97,5 +99,6 @@ class Listener:
                 if now - pinged_at > self._timeout_s:
                     raise TimeoutError("the wake channel did not answer a PING")
             elif now - heard_at > _QUIET_S:
-                await pubsub.ping()
+                async with asyncio.timeout(self._timeout_s):
+                    await pubsub.ping()
                 pinged_at = now

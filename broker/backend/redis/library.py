@@ -5,8 +5,12 @@ every master with ``FUNCTION LOAD REPLACE`` (a Function survives a failover on
 the promoted replica, where an EVALSHA script cache may answer ``NOSCRIPT``).
 The library's name and its functions' names carry ``VERSION``, so nodes of two
 versions can share one Redis during a rolling upgrade; bump it with every
-change of the keys or of the ops' arguments. The *test build* reads the clock a
-test passes in each call instead of Redis ``TIME`` (tests never sleep for
+change of the keys or of the ops' arguments. A call that stores bodies (one
+with a PUT) goes to ``_call``, which a Redis at its ``maxmemory`` refuses (the
+PUT gets ``memory_limit``); every other call, and the node registry's
+(heartbeats), goes to functions flagged ``allow-oom``, so a full Redis can
+still be drained and its nodes stay members. The *test build* reads the clock
+a test passes in each call instead of Redis ``TIME`` (tests never sleep for
 leases or delays); a node uses it only when it is given a test clock.
 Must never: be loaded with the test build on a Redis that serves production.
 """
@@ -17,8 +21,16 @@ from functools import cache
 from importlib.resources import files
 from typing import Final
 
-VERSION: Final = 2
-_PARTS: Final = ("core.lua", "lifecycle.lua", "ops.lua", "main.lua")
+VERSION: Final = 3
+_PARTS: Final = (
+    "core.lua",
+    "store.lua",
+    "lifecycle.lua",
+    "messages.lua",
+    "queues.lua",
+    "owners.lua",
+    "main.lua",
+)
 
 
 def prefix(test_clock: bool) -> str:
@@ -37,5 +49,8 @@ def source(test_clock: bool) -> str:
         f"local TEST_CLOCK = {'true' if test_clock else 'false'}\n"
         f"{body}\n"
         f"redis.register_function('{name}_call', run)\n"
-        f"redis.register_function('{name}_node', node)\n"
+        f"redis.register_function{{function_name='{name}_call_oom', callback=run, "
+        "flags={'allow-oom'}}\n"
+        f"redis.register_function{{function_name='{name}_node', callback=node, "
+        "flags={'allow-oom'}}\n"
     )

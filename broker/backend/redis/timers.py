@@ -19,16 +19,26 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from broker.protocol.requests import Get
+from broker.protocol.requests import Get, Receive
 
 
 class Wait:
     """One waiting GET of this node, known to Redis by ``wid``."""
 
-    __slots__ = ("due_at", "owner", "queue", "request", "since", "tag", "waiting", "wid")
+    __slots__ = (
+        "due_at",
+        "owner",
+        "queue",
+        "receipts",
+        "request",
+        "since",
+        "tag",
+        "waiting",
+        "wid",
+    )
 
     def __init__(
-        self, wid: str, owner: Any, request: Get, tag: str, since: float, due_at: float
+        self, wid: str, owner: Any, request: Get | Receive, tag: str, since: float, due_at: float
     ) -> None:
         self.wid = wid
         self.owner = owner
@@ -38,6 +48,7 @@ class Wait:
         self.since = since
         self.due_at = due_at
         self.waiting = True  # False once it got its reply (or is being ended)
+        self.receipts = isinstance(request, Receive)  # an HTTP long poll: a receipt a message
 
 
 class OwnerWaits:

@@ -16,9 +16,11 @@ from typing import Any, Final
 
 import msgspec
 
+from broker.config import Config
 from broker.errors import NotFound, NotLeased, QueueFull, WonderQError
 from broker.protocol import replies as rp
 from broker.protocol.names import DEAD_SUFFIX
+from broker.protocol.receipts import format_receipt
 
 TAG_LEN: Final = 8
 _HEX: Final = frozenset("0123456789abcdef")
@@ -26,6 +28,18 @@ NODES_KEY: Final = "wq:{nodes}"
 
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder().decode
+
+
+def defaults(config: Config) -> list[Any]:
+    """The node's defaults, as every call's head carries them to the library (``C.d``)."""
+    return [
+        config.lease_s * 1000,
+        config.max_attempts,
+        config.max_queue_length,
+        config.acked_history,
+        config.dedup_window_s,
+        config.max_dedup_ids,
+    ]
 
 
 def base_of(queue: str) -> str:
@@ -63,6 +77,11 @@ def split_id(text: str) -> tuple[str, str] | None:
     return tag, seq
 
 
+def failed(res: Any) -> bool:
+    """True if an op's result is the library's error (``{'e', code, ...}``)."""
+    return type(res) is list and res[0] == "e"
+
+
 def no_message(text: str) -> NotFound:
     return NotFound(f"no message with id {text!r}")
 
@@ -95,8 +114,8 @@ def body(ref: int | str, bodies: list[bytes]) -> msgspec.Raw:
 
 def delivered(tag: str, item: list[Any], bodies: list[bytes]) -> rp.Delivered:
     """A message as GET delivers it, from the library's ``{id, queue, attempts, key,
-    headers, body}``."""
-    seq, queue, attempts, key, headers, ref = item
+    headers, body, ...}``."""
+    seq, queue, attempts, key, headers, ref = item[:6]
     out = rp.Delivered(
         id=format_id(tag, seq), queue=queue, body=body(ref, bodies), attempts=attempts
     )
@@ -105,6 +124,31 @@ def delivered(tag: str, item: list[Any], bodies: list[bytes]) -> rp.Delivered:
     if headers:
         out.headers = headers
     return out
+
+
+def received(tag: str, item: list[Any], bodies: list[bytes], now_ms: float) -> rp.Received:
+    """A message as RECEIVE delivers it over HTTP: ``delivered``'s, with its receipt (the
+    library's nonce) and the seconds its lease has left at Redis time ``now_ms``."""
+    seq, queue, attempts, key, headers, ref, nonce, due = item
+    message_id = format_id(tag, seq)
+    out = rp.Received(
+        id=message_id,
+        queue=queue,
+        body=body(ref, bodies),
+        attempts=attempts,
+        receipt=format_receipt(message_id, int(nonce, 16)),
+        lease_left=round(max(0.0, due - now_ms) / 1000, 6),
+    )
+    if key:
+        out.key = key
+    if headers:
+        out.headers = headers
+    return out
+
+
+def receipt_owner(nonce: int) -> str:
+    """The lease owner the library gave a receipt's delivery (``~`` and its nonce)."""
+    return f"~{nonce:x}"
 
 
 _STATES: Final = {"r": "ready", "d": "delayed", "l": "leased", "dead": "dead"}

@@ -177,6 +177,8 @@ describe("client against a broker", () => {
   test("aborting a waiting get cancels it on the server", T, async () => {
     const queue = uniqueQueue();
     const stop = new AbortController();
+    await client.pause(queue); // a GET makes no queue (protocol.md 3): make one to read its stats
+    await client.resume(queue);
     const waiting = client.get(queue, { wait: 30, signal: stop.signal });
     await client.ping(); // the GET now waits on the server
     assert.equal((await client.stats(queue)).queues[queue].waiting_consumers, 1);

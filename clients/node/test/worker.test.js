@@ -81,6 +81,8 @@ describe("consume and runWorker", () => {
     const client = await newClient();
     const queue = uniqueQueue();
     const stop = new AbortController();
+    await client.pause(queue); // a GET makes no queue (protocol.md 3): make one to read its stats
+    await client.resume(queue);
     const consumer = client.consume(queue, { wait: 30, signal: stop.signal });
     const loop = (async () => {
       for await (const message of consumer) assert.fail(`unexpected ${message.id}`);

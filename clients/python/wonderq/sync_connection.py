@@ -129,10 +129,12 @@ class SyncConnection:
                 raise RequestTimeout("timed out")
             try:
                 self._sock.settimeout(remaining)
-                if self.before_blocking is not None:
-                    self.before_blocking()
+                # in_recv first, then the check: a signal between the two is then seen by
+                # one of them (checked, then set, it fell between: the GET blocked 60 s)
                 self.in_recv = True
                 try:
+                    if self.before_blocking is not None:
+                        self.before_blocking()
                     data = self._sock.recv(RECV_SIZE)
                 finally:
                     self.in_recv = False

@@ -1,4 +1,4 @@
-"""The README's screenshots of the console (``make screenshots``), taken with real traffic.
+"""docs/console.md's screenshots of the console (``make screenshots``), taken with real traffic.
 
 A broker runs producers and consumers over TCP for about a minute (several queues at
 different rates, a worker that fails some webhooks until they are dead letters, a

@@ -1,8 +1,9 @@
--- core.lua: the call context, keys, message records and per-queue counters.
+-- core.lua: the call context, keys and message records' layout.
 --
 -- Every function of the library runs one call: a list of ops on the queues of one
 -- hash tag (a base queue and its .dead queues), read from ARGV[1] (msgpack), with
--- message bodies as further ARGV entries. `C` holds what one call knows.
+-- message bodies as further ARGV entries. `C` holds what one call knows; store.lua
+-- holds what it read and what it will write.
 -- Times are milliseconds (floats) from Redis TIME, or the caller's test clock in
 -- the test build. Numbers passed to Redis go through n2s (Lua's tostring keeps 14
 -- digits only). Message ids are hex strings (a per-tag counter).
@@ -11,15 +12,21 @@
 
 -- (only redis.register_function is reachable while the library loads: the rest of
 -- the API, cmsgpack and the standard tables are looked up when a function runs)
+local function spread(t, i, j) return unpack(t, i, j) end -- Lua's unpack, before ours
 local function pack(x) return cmsgpack.pack(x) end
 local function unpack(s) return cmsgpack.unpack(s) end
 local function call(...) return redis.call(...) end
 local function fmt(...) return string.format(...) end
 local DEAD = '.dead'
 
--- record fields (one msgpack array per message in the hash <T>:m)
+-- record fields (one msgpack array per message in the hash <T>:m): F_SZ the body's
+-- size, F_BODY the body when it is short (else it is in the hash <T>:b), F_IN and
+-- F_AGED where a READY message is (store.lua), F_PEER the HTTP client a message
+-- received over the HTTP API was leased to
 local F_Q, F_ST, F_ATT, F_MAXATT, F_PRIO, F_PUT, F_DUE, F_OWN, F_KEY, F_ORD, F_HDR =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+local F_SZ, F_BODY, F_IN, F_AGED, F_PEER = 12, 13, 14, 15, 16
+local BODY_INLINE_MAX = 1024 -- longer bodies live in <T>:b (a lease rewrites the record)
 
 local C = nil -- the call's context (reset by begin())
 
@@ -27,7 +34,21 @@ local function n2s(x) return fmt('%.17g', x) end
 
 local function is_dead(q) return q:sub(-5) == DEAD end
 
-local function qk(q) return C.T .. ':q:' .. q end
+-- the key of q's structure `kind` (':h', ':f', ...; '' for the prefix), made once a call
+local function qk(q, kind)
+  kind = kind or ''
+  local t = C.keys[q]
+  if not t then
+    t = {}
+    C.keys[q] = t
+  end
+  local k = t[kind]
+  if not k then
+    k = C.T .. ':q:' .. q .. kind
+    t[kind] = k
+  end
+  return k
+end
 
 local function clock(test_now)
   if TEST_CLOCK and test_now then return test_now end
@@ -39,50 +60,41 @@ local function begin(keys, args, head)
   -- head: {inc, test_now|false, defaults, ops}
   C = {
     T = keys[1], args = args, inc = head[1], now = clock(head[2]), d = head[3],
-    meta = {}, settled = {}, woken = {}, touched = {}, touched_list = {}, emptied = {},
-    bodies = {}, deliveries = {}, publish = {}, events = {},
+    keys = {}, owned = {}, owners = {}, scores = {}, settled = {}, woken = {}, touched = {}, touched_list = {},
+    deliveries = {}, remote = {}, publish = {}, events = {},
+    -- store.lua's: records, bodies, queue hashes, buffered sorted sets and sets
+    rec = {}, dirty = {}, body = {}, body_new = {}, body_gone = {}, body_dead = {}, out = {},
+    h = {}, meta = {}, z = {}, zkeys = {}, s = {}, skeys = {},
+    fifo = {}, ftail = {}, head = {}, demand = {}, acks = {}, ackv = {}, orders = 0, order_next = 0,
   }
   return C
 end
 
--- records and bodies ------------------------------------------------------
-
-local function load(seq)
-  local raw = call('HGET', C.T .. ':m', seq)
-  if not raw then return nil end
-  return unpack(raw)
-end
-
-local function save(seq, r) call('HSET', C.T .. ':m', seq, pack(r)) end
-
-local function body_size(seq) return call('HSTRLEN', C.T .. ':b', seq) end
-
--- what a message takes of a reply's budget: its body and its headers (as the engine)
-local function reply_size(seq, r)
-  local n = body_size(seq)
-  if r[F_HDR] then
-    for name, value in pairs(r[F_HDR]) do n = n + #name + #value + 6 end
-  end
-  return n
-end
-
-local function forget(seq)
-  call('HDEL', C.T .. ':m', seq)
-  call('HDEL', C.T .. ':b', seq)
-end
-
-local function next_order(n)
-  local key = C.T .. ':seq'
-  if call('EXISTS', key) == 0 then
-    -- ids stay unique even if Redis lost the counter: start from the clock (microseconds)
-    call('SET', key, fmt('%d', math.floor(C.now * 1000)))
-  end
-  return call('INCRBY', key, n) - n + 1
-end
-
 local function owner_inc(owner) return owner:match('^([^/]+)') end
 
--- per-queue figures: deltas summed in the call, written once at its end ---
+-- a receipt's owner ('~' and a nonce: the lease of one delivery over HTTP) belongs to
+-- no connection and no node: no owner sets, never released by a close or a reaping
+local function is_receipt(owner) return owner:byte(1) == 126 end
+
+-- the key of the set of an incarnation's owners that hold leases (made once a call)
+local function owners_key(owner)
+  local k = C.owners[owner]
+  if not k then
+    k = C.T .. ':os:' .. owner_inc(owner)
+    C.owners[owner] = k
+  end
+  return k
+end
+
+-- the key of the set of ids an owner holds (made once a call)
+local function owned_key(owner)
+  local k = C.owned[owner]
+  if not k then
+    k = C.T .. ':o:' .. owner
+    C.owned[owner] = k
+  end
+  return k
+end
 
 local function touch(q)
   if not C.touched[q] then
@@ -91,47 +103,10 @@ local function touch(q)
   end
 end
 
-local function bump(q, field, n)
-  local m = C.meta[q]
-  if not m then m = {}; C.meta[q] = m end
-  m[field] = (m[field] or 0) + n
-  touch(q)
-  if n < 0 then C.emptied[q] = true end -- it may be idle now: finish() looks
-end
-
-local function figure(q, field)
-  local m = C.meta[q]
-  local v = tonumber(call('HGET', qk(q) .. ':h', field)) or 0
-  if m and m[field] then v = v + m[field] end
-  return v
-end
-
-local function flush_meta()
-  for q, m in pairs(C.meta) do
-    local h = qk(q) .. ':h'
-    for field, n in pairs(m) do
-      if n ~= 0 then call('HINCRBY', h, field, n) end
-    end
-  end
-  C.meta = {}
-end
-
-local function exists(q) return call('HEXISTS', qk(q) .. ':h', 'ex') == 1 end
-
--- a queue exists while its :h has 'ex'; made by what stores in it (never by a GET)
-local function create(q)
-  local h = qk(q) .. ':h'
-  call('HSETNX', h, 'ex', '1')
-  call('PERSIST', h) -- it was idle, and would have been forgotten
-  touch(q)
-end
-
-local function size(q) return figure(q, 'nr') + figure(q, 'nd') + figure(q, 'nl') end
-
--- a queue's setting, or nil (the node's default applies)
-local function setting(q, name) return tonumber(call('HGET', qk(q) .. ':h', 's_' .. name)) end
-
 local function event(q, name)
   local key = q .. '\0' .. name
   C.events[key] = (C.events[key] or 0) + 1
 end
+
+-- the ops of a call by name (messages.lua, queues.lua, owners.lua add theirs)
+local ops = {}

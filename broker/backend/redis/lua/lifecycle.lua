@@ -1,25 +1,22 @@
 -- lifecycle.lua: the transitions of protocol.md section 3 on Redis keys.
 --
--- Per queue q (prefix qk(q)): :h hash (figures, settings, flags), :r zset of the
--- deliverable ready messages (score priority, member 14 hex digits of the order
--- followed by the id, so ties go in queue order), :a zset of every ready message by
--- put time (held back by a key or not: STATS' oldest_ready_age), :d zset of delayed
--- messages by due time, :l zset of leased messages by lease deadline, :c:<key> list
+-- Per queue q (prefix qk(q)): :h hash (figures, settings, flags), :f list and :r
+-- zset of the deliverable ready messages, :a zset of ready messages outside the
+-- fifo by put time (see store.lua), :d zset of delayed messages by due time, :l zset of leased messages by lease deadline, :c:<key> list
 -- of a key's messages in put order (only its head may be deliverable), :w list of
 -- waiting GETs (arrival order), :wn hash node incarnation -> waiting GETs.
 -- Per tag: <T>:o:<owner> set of the ids an owner holds, <T>:os:<inc> set of an
 -- incarnation's owners that hold leases, <T>:w hash waiter id -> record,
 -- <T>:wi:<inc> hash waiter id -> queue, <T>:dlv:<inc> hash waiter id -> delivery
--- not yet collected by its node.
+-- not yet collected by its node. Reads and writes of records, :h, :r, :a, :d, :l
+-- and the owners' sets go through store.lua.
 -- Must never: leave a queue with both a waiting GET and a deliverable message
 -- at the end of an op (dispatch serves them).
-
-local function member(r, seq) return fmt('%014x', r[F_ORD]) .. seq end
 
 local function wake(q) C.woken[q] = true end
 
 local function push_ready(q, seq, r)
-  call('ZADD', qk(q) .. ':r', r[F_PRIO], member(r, seq))
+  push_deliverable(q, seq, r)
   wake(q)
 end
 
@@ -28,8 +25,7 @@ local function admit(q, seq, r, deliverable)
   r[F_ST] = 'r'
   r[F_DUE] = 0
   bump(q, 'nr', 1)
-  call('ZADD', qk(q) .. ':a', n2s(r[F_PUT]), seq)
-  if deliverable then push_ready(q, seq, r) end
+  if deliverable then push_ready(q, seq, r) else aged_add(q, seq, r) end
 end
 
 -- add a keyed message to its chain; true if it is now the head
@@ -58,25 +54,23 @@ end
 
 -- rate limit: whole tokens available now (nil: no limit), and the bucket's state
 local function bucket(q)
-  local h = qk(q) .. ':h'
-  local rate = tonumber(call('HGET', h, 's_rate'))
+  local rate = tonumber(hf(q, 's_rate'))
   if not rate then return nil end
-  local v = call('HMGET', h, 'tk', 'tkt')
-  local tk, at = tonumber(v[1]) or math.max(1, rate), tonumber(v[2]) or C.now
+  local tk, at = tonumber(hf(q, 'tk')) or math.max(1, rate), tonumber(hf(q, 'tkt')) or C.now
   tk = math.min(math.max(1, rate), tk + (C.now - at) * rate / 1000)
   return tk, rate
 end
 
 local function take_tokens(q, tk, n)
-  call('HSET', qk(q) .. ':h', 'tk', n2s(tk - n), 'tkt', n2s(C.now))
+  call('HSET', qk(q, ':h'), 'tk', n2s(tk - n), 'tkt', n2s(C.now))
+  local h = hq(q)
+  h.tk, h.tkt = n2s(tk - n), n2s(C.now)
 end
-
-local function paused(q) return call('HEXISTS', qk(q) .. ':h', 'paused') == 1 end
 
 -- how many messages a GET may take now (0: none deliverable)
 local function allowance(q, max)
   if paused(q) then return 0, nil end
-  if call('ZCARD', qk(q) .. ':r') == 0 then return 0, nil end
+  if deliverable(q) == 0 then return 0, nil end
   local tk = bucket(q)
   if tk then
     local whole = math.floor(tk)
@@ -85,49 +79,63 @@ local function allowance(q, max)
   return max, tk
 end
 
--- lease up to max deliverable messages of q to owner; a list of delivered views
-local function lease_from(q, owner, max, lease_ms, budget)
-  local n, tk = allowance(q, max)
+-- lease up to n deliverable messages of q to owner (n and the rate limit's tokens tk
+-- from allowance), or, with peer (an HTTP client), each to a receipt of its own; a
+-- list of delivered views {id, queue, attempts, key, headers, body, receipt nonce, due}
+local function lease_some(q, owner, n, tk, lease_ms, budget, peer)
   local out = {}
-  if n <= 0 then return out end
-  local rk, lk = qk(q) .. ':r', qk(q) .. ':l'
-  local popped = call('ZPOPMIN', rk, n)
+  local seqs = take_deliverable(q, n)
+  load_all(seqs)
   local due = C.now + lease_ms
-  local owned = C.T .. ':o:' .. owner
-  local i = 1
-  while i < #popped do
-    local mem = popped[i]
-    local seq = mem:sub(15)
+  local lk = qk(q, ':l')
+  local owned = not peer and owned_key(owner)
+  for _, seq in ipairs(seqs) do
+    local r = C.rec[seq]
+    r[F_IN] = false
     if budget <= 0 then
-      call('ZADD', rk, popped[i + 1], mem) -- over the reply budget: back in place
+      push_deliverable(q, seq, r) -- over the reply budget: back in its place
+      save(seq, r)
     else
-      local r = load(seq)
+      aged_drop(q, seq, r)
+      local nonce = false
       r[F_ST] = 'l'
-      r[F_OWN] = owner
+      if peer then
+        nonce = fmt('%x', next_order(1))
+        r[F_OWN] = '~' .. nonce
+        r[F_PEER] = peer
+      else
+        r[F_OWN] = owner
+        sadd(owned, seq)
+      end
       r[F_ATT] = r[F_ATT] + 1
       r[F_DUE] = due
       save(seq, r)
-      call('ZADD', lk, n2s(due), seq)
-      call('ZREM', qk(q) .. ':a', seq)
-      call('SADD', owned, seq)
-      budget = budget - reply_size(seq, r)
-      out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false, seq}
+      zadd(lk, due, seq)
+      budget = budget - body_size(seq, r)
+      out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false,
+        r[F_BODY] or false, nonce, due}
     end
-    i = i + 2
   end
   if #out > 0 then
     bump(q, 'nr', -#out)
     bump(q, 'nl', #out)
-    call('SADD', C.T .. ':os:' .. owner_inc(owner), owner)
+    if not peer then sadd(owners_key(owner), owner) end
     if tk then take_tokens(q, tk, #out) end
   end
   return out
 end
 
+-- lease up to max deliverable messages of q to owner; a list of delivered views
+local function lease_from(q, owner, max, lease_ms, budget, peer)
+  local n, tk = allowance(q, max)
+  if n <= 0 then return {} end
+  return lease_some(q, owner, n, tk, lease_ms, budget, peer)
+end
+
 local enqueue_moved
 
 local function dead_letter(src, seq, r)
-  local sz = body_size(seq)
+  local sz = body_size(seq, r)
   bump(src, 'by', -sz)
   bump(src, 'dead_lettered', 1)
   event(src, 'dead_lettered')
@@ -151,8 +159,8 @@ end
 local function release(q, seq, r, reason, delay_ms)
   bump(q, reason, 1)
   bump(q, 'nl', -1)
-  call('ZREM', qk(q) .. ':l', seq)
-  call('SREM', C.T .. ':o:' .. r[F_OWN], seq)
+  zrem(qk(q, ':l'), seq)
+  if not is_receipt(r[F_OWN]) then srem(owned_key(r[F_OWN]), seq) end
   r[F_OWN] = false
   if r[F_ATT] >= r[F_MAXATT] and not is_dead(q) then
     dead_letter(q, seq, r)
@@ -161,7 +169,7 @@ local function release(q, seq, r, reason, delay_ms)
   if delay_ms > 0 then
     r[F_ST] = 'd'
     r[F_DUE] = C.now + delay_ms
-    call('ZADD', qk(q) .. ':d', n2s(r[F_DUE]), seq)
+    zadd(qk(q, ':d'), r[F_DUE], seq)
     bump(q, 'nd', 1)
   else
     admit(q, seq, r, true) -- a leased keyed message is the head of its chain
@@ -173,16 +181,14 @@ end
 -- waiting GETs ---------------------------------------------------------------
 
 -- hand a waiting GET its messages: in this call's reply if it is the caller's,
--- else stored for its node, which is told on its channel
+-- else stored for its node (with the bodies, at the call's end), which is told on
+-- its channel
 local function deliver(inc, wid, msgs)
   if inc == C.inc then
     C.deliveries[#C.deliveries + 1] = {wid, msgs}
     return
   end
-  for _, m in ipairs(msgs) do
-    m[6] = call('HGET', C.T .. ':b', m[1]) -- the body travels inside the stored delivery
-  end
-  call('HSET', C.T .. ':dlv:' .. inc, wid, pack(msgs))
+  C.remote[#C.remote + 1] = {inc, wid, msgs}
   C.publish[inc] = true
 end
 
@@ -190,22 +196,21 @@ local function drop_waiter(q, wid, w)
   call('HDEL', C.T .. ':w', wid)
   call('HDEL', C.T .. ':wi:' .. w[5], wid)
   bump(q, 'nw', -1)
-  if call('HINCRBY', qk(q) .. ':wn', w[5], -1) <= 0 then call('HDEL', qk(q) .. ':wn', w[5]) end
+  if call('HINCRBY', qk(q, ':wn'), w[5], -1) <= 0 then call('HDEL', qk(q, ':wn'), w[5]) end
 end
 
-local function add_waiter(q, wid, owner, max, lease_ms, budget)
+local function add_waiter(q, wid, owner, max, lease_ms, budget, peer)
   local inc = owner_inc(owner)
-  call('PERSIST', qk(q) .. ':h') -- an idle queue with a waiter is not forgotten
-  call('RPUSH', qk(q) .. ':w', wid)
-  call('HSET', C.T .. ':w', wid, pack({q, owner, max, lease_ms, inc, budget}))
+  call('RPUSH', qk(q, ':w'), wid)
+  call('HSET', C.T .. ':w', wid, pack({q, owner, max, lease_ms, inc, budget, peer or false}))
   call('HSET', C.T .. ':wi:' .. inc, wid, q)
-  call('HINCRBY', qk(q) .. ':wn', inc, 1)
+  call('HINCRBY', qk(q, ':wn'), inc, 1)
   bump(q, 'nw', 1)
 end
 
 -- serve the waiting GETs of q in arrival order while messages are deliverable
 local function dispatch(q)
-  local wk = qk(q) .. ':w'
+  local wk = qk(q, ':w')
   while figure(q, 'nw') > 0 and allowance(q, 1) > 0 do
     local wid = call('LPOP', wk)
     if not wid then break end
@@ -213,7 +218,7 @@ local function dispatch(q)
     if raw then
       local w = unpack(raw)
       drop_waiter(q, wid, w)
-      deliver(w[5], wid, lease_from(q, w[2], w[3], w[4], w[6]))
+      deliver(w[5], wid, lease_from(q, w[2], w[3], w[4], w[6], w[7]))
     end
   end
 end
@@ -237,14 +242,16 @@ local function settle(q)
   C.settled[q] = true
   if is_dead(q) then settle(q:sub(1, -6)) end -- its source may dead-letter into it first
   local now = n2s(C.now)
-  local items = {}
+  local due = {}
   for _, kind in ipairs({':d', ':l'}) do
-    for _, seq in ipairs(call('ZRANGEBYSCORE', qk(q) .. kind, '-inf', now, 'LIMIT', 0, SETTLE_MAX)) do
-      local r = load(seq)
-      if r then items[#items + 1] = {seq, r} end
+    local key = qk(q, kind)
+    zflush(key)
+    for _, seq in ipairs(call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, SETTLE_MAX)) do
+      due[#due + 1] = seq
     end
   end
-  if #items == 0 then return end
+  if #due == 0 then return end
+  local items = records(due)
   table.sort(items, function(a, b)
     if a[2][F_DUE] ~= b[2][F_DUE] then return a[2][F_DUE] < b[2][F_DUE] end
     return a[2][F_ORD] < b[2][F_ORD]
@@ -258,7 +265,7 @@ local function settle(q)
         event(q, 'expired')
         release(q, seq, r, 'expired', 0)
       else
-        call('ZREM', qk(q) .. ':d', seq)
+        zrem(qk(q, ':d'), seq)
         bump(q, 'nd', -1)
         admit(q, seq, r, (not r[F_KEY]) or chain_is_head(q, seq, r[F_KEY]))
         save(seq, r)
@@ -274,13 +281,13 @@ end
 local function next_deadline(q)
   local nd = nil
   for _, kind in ipairs({':d', ':l'}) do
-    local first = call('ZRANGE', qk(q) .. kind, 0, 0, 'WITHSCORES')
+    local first = zhead(qk(q, kind), 1)
     if first[2] then
       local at = tonumber(first[2])
       if not nd or at < nd then nd = at end
     end
   end
-  if figure(q, 'nw') > 0 and not paused(q) and call('ZCARD', qk(q) .. ':r') > 0 then
+  if figure(q, 'nw') > 0 and not paused(q) and deliverable(q) > 0 then
     local tk, rate = bucket(q)
     if tk and tk < 1 then
       local at = C.now + (1 - tk) * 1000 / rate
@@ -290,31 +297,6 @@ local function next_deadline(q)
   return nd
 end
 
--- forgetting: a queue that may have become idle in this call (something left it) is
--- forgotten forget_ms later (C.d[7]) unless something makes it busy first (create and
--- add_waiter remove the expiry): its :h (existence, counters) expires, with its dedup
--- keys once their last id is past its window; its acked list stays (it bounds the acked
--- records of the tag, at most acked-history per queue). The :h of a name without a
--- queue holds only its waiting GETs' count: it goes with the last of them.
-local function forget_later(q)
-  local k = qk(q)
-  local f = call('HMGET', k .. ':h', 'ex', 'nw', 'nr', 'nd', 'nl', 'paused',
-    's_lease', 's_matt', 's_mlen', 's_rate', 's_dwin')
-  if (tonumber(f[2]) or 0) > 0 then return end -- waiting GETs
-  if not f[1] then call('DEL', k .. ':h'); return end -- no queue, and no waiter left
-  for i = 3, 5 do if (tonumber(f[i]) or 0) > 0 then return end end
-  for i = 6, 11 do if f[i] then return end end
-  local ttl = C.d[7]
-  local last = call('ZRANGE', k .. ':X', -1, -1, 'WITHSCORES')
-  if last[2] then ttl = math.max(ttl, tonumber(last[2]) - C.now + C.d[7]) end
-  ttl = math.max(1, math.floor(ttl))
-  call('PEXPIRE', k .. ':h', ttl)
-  if last[2] then
-    call('PEXPIRE', k .. ':x', ttl)
-    call('PEXPIRE', k .. ':X', ttl)
-  end
-end
-
 -- the end of a call: nodes with waiting GETs on a queue learn its next deadline
 -- (the caller in its reply, the others on their channel when it moved earlier)
 local function finish()
@@ -322,29 +304,46 @@ local function finish()
   flush_meta()
   local wakes = {}
   for _, q in ipairs(C.touched_list) do
-    if exists(q) or call('EXISTS', qk(q) .. ':w') == 1 then
-      local h = qk(q) .. ':h'
-      if (tonumber(call('HGET', h, 'nw')) or 0) > 0 then
-        local nd = next_deadline(q)
-        if nd then
-          wakes[#wakes + 1] = {q, nd}
-          local told = tonumber(call('HGET', h, 'wake'))
-          if not told or nd < told or told <= C.now then
-            call('HSET', h, 'wake', n2s(nd))
-            local wn = call('HKEYS', qk(q) .. ':wn')
-            for _, inc in ipairs(wn) do
-              if inc ~= C.inc then
-                redis.call('PUBLISH', 'wq:wake:' .. inc, 't ' .. C.T .. ' ' .. n2s(nd) .. ' ' .. q)
-              end
+    if figure(q, 'nw') > 0 then
+      local nd = next_deadline(q)
+      if nd then
+        wakes[#wakes + 1] = {q, nd}
+        local told = tonumber(hf(q, 'wake'))
+        if not told or nd < told or told <= C.now then
+          hset(q, 'wake', n2s(nd))
+          for _, inc in ipairs(call('HKEYS', qk(q, ':wn'))) do
+            if inc ~= C.inc then
+              redis.call('PUBLISH', 'wq:wake:' .. inc, 't ' .. C.T .. ' ' .. n2s(nd) .. ' ' .. q)
             end
           end
         end
       end
     end
   end
+  return wakes
+end
+
+-- the deliveries this call made for other nodes: stored with their bodies, and each
+-- node told on its channel
+local function store_remote()
+  if #C.remote == 0 then return end
+  local long = {}
+  for _, d in ipairs(C.remote) do
+    for _, m in ipairs(d[3]) do
+      if not m[6] then long[#long + 1] = m[1] end
+    end
+  end
+  local bodies = long_bodies(long)
+  local by_inc = {}
+  for _, d in ipairs(C.remote) do
+    for _, m in ipairs(d[3]) do m[6] = m[6] or bodies[m[1]] end -- the body travels inside it
+    local args = by_inc[d[1]]
+    if not args then args = {}; by_inc[d[1]] = args end
+    args[#args + 1] = d[2]
+    args[#args + 1] = pack(d[3])
+  end
+  for inc, args in pairs(by_inc) do variadic('HSET', C.T .. ':dlv:' .. inc, args, true) end
   for inc in pairs(C.publish) do
     redis.call('PUBLISH', 'wq:wake:' .. inc, 'd ' .. C.T)
   end
-  for q in pairs(C.emptied) do forget_later(q) end
-  return wakes
 end

@@ -10,6 +10,7 @@ local function run(keys, args)
   local head = unpack(args[1])
   begin(keys, args, head)
   if call('ZSCORE', C.T .. ':dead', C.inc) then return {pack({'fenced'})} end
+  prefetch(head[4])
   local results = {}
   for i, o in ipairs(head[4]) do
     results[i] = ops[o[1]](o)
@@ -22,8 +23,11 @@ local function run(keys, args)
     local q, name = key:match('^(.*)%z(.*)$')
     events[#events + 1] = {q, name, n}
   end
+  local bodies = reply_bodies()
+  store_remote()
+  store_flush()
   local out = {pack({results, wakes, C.deliveries, events, C.now})}
-  for _, b in ipairs(C.bodies) do out[#out + 1] = b end
+  for _, b in ipairs(bodies) do out[#out + 1] = b end
   return out
 end
 
@@ -98,10 +102,20 @@ node_ops.nodes = function(N, o, now)
   return {'ok', out}
 end
 
--- {'queues', {name...}}: remember queue names (QUEUES and STATS list them)
+-- {'queues', {name...}}: remember queue names (QUEUES and STATS list them; never
+-- forgotten: a name whose queue is gone costs a lookup, never a wrong listing)
 node_ops.queues = function(N, o, now)
-  for _, name in ipairs(o[2]) do call('SADD', N .. ':queues', name) end
-  return {'ok', call('SMEMBERS', N .. ':queues')}
+  for _, name in ipairs(o[2]) do call('ZADD', N .. ':names', 0, name) end
+  return {'ok'}
+end
+
+-- {'names', prefix, after|false, count}: up to count remembered names that start with
+-- prefix, after `after` (false: from the first), in order
+node_ops.names = function(N, o, now)
+  local lo = o[3] and ('(' .. o[3]) or ('[' .. o[2])
+  local hi = '+'
+  if o[2] ~= '' then hi = '[' .. o[2] .. '\255' end -- no UTF-8 text holds byte 255
+  return {'ok', call('ZRANGEBYLEX', N .. ':names', lo, hi, 'LIMIT', 0, o[4])}
 end
 
 local function node(keys, args)

@@ -1,0 +1,225 @@
+"""STATS and QUEUES on the Redis backend: figures that are the same on every node.
+
+Owns: reading the queue names every node registered, each queue's figures from
+its tag (one library op per queue, all in flight together), the totals, the
+``cluster`` section (live nodes from the registry, this node's own connection
+count live), STATS' per-connection view, and the settings views (only what
+differs from the node's defaults in STATS; every value in CONFIG's reply).
+Must never: keep figures of its own (Redis holds them), or answer for a queue
+deleted since it was listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from broker import __version__
+from broker.backend.names import page_of
+from broker.backend.redis import wire
+from broker.config import Config
+from broker.protocol import replies as rp
+from broker.protocol import requests as rq
+from broker.protocol.names import COUNTERS
+
+if TYPE_CHECKING:
+    from broker.backend.redis.backend import Owner, Slot
+    from broker.backend.redis.handlers import Handlers
+
+_SCANS_MAX: Final = 64  # registry reads for one page (deleted names are skipped)
+_PAGES_MAX: Final = 10_000  # pages STATS' totals read: 10 million queues
+
+
+class Stats:
+    def __init__(self, handlers: Handlers) -> None:
+        self.h = handlers
+        self.b = handlers.b
+        self.config = handlers.config
+
+    def stats(self, owner: Owner, req: rq.Stats, slot: Slot) -> object:
+        return self.h.later(slot, self._stats(req))
+
+    async def _stats(self, req: rq.Stats) -> rp.Reply:
+        names = await self.registered()  # a queue gone since: its stats call fails, skipped
+        results = await asyncio.gather(
+            *(self.b.call_future(wire.tag_of(q), ["stats", q]) for q in names)
+        )
+        queues: dict[str, rp.QueueStats] = {}
+        totals = {"queues": 0, "messages": 0, "leased": 0, "bytes": 0, "dedup_evicted": 0}
+        for name, (res, _) in zip(names, results, strict=True):
+            if wire.failed(res):
+                continue  # deleted since it was listed
+            stats = self._queue_stats(res[1])
+            queues[name] = stats
+            totals["queues"] += 1
+            totals["messages"] += stats.ready + stats.delayed + stats.leased
+            totals["leased"] += stats.leased
+            totals["bytes"] += stats.bytes
+            totals["dedup_evicted"] += res[1][10]
+        after: str | None = None
+        if req.queue is not None:
+            if req.queue not in queues:
+                raise wire.no_queue(req.queue)
+            queues = {req.queue: queues[req.queue]}
+        else:
+            limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
+            page, after = page_of(list(queues), req.prefix, req.cursor, limit)
+            queues = {name: queues[name] for name in page}
+        server: dict[str, Any] = {
+            "version": __version__,
+            "uptime": round(self.b.now() - self.b._started_at, 3),
+            "started_at": self.b.started_wall,
+        }
+        server.update(totals)
+        server.update(self.b.server_figures())
+        server["cluster"] = await self._cluster()
+        reply = rp.StatsReply(server=server, queues=queues)
+        if req.connections:
+            reply.connections = await self._connections()
+        if after is not None:
+            reply.next = after
+        return reply
+
+    def _queue_stats(self, f: list[Any]) -> rp.QueueStats:
+        ready, delayed, leased, dead, waiting, size, age, counters, paused, values, _ = f
+        out = rp.QueueStats(
+            ready=ready,
+            delayed=delayed,
+            leased=leased,
+            dead=dead,
+            waiting_consumers=waiting,
+            bytes=size,
+            oldest_ready_age=round(age / 1000, 6) if age is not False else None,
+            paused=bool(paused),
+            settings=non_default(self.config, wire.settings(values)),
+        )
+        for name, n in zip(COUNTERS, counters, strict=True):
+            setattr(out, name, n)
+        return out
+
+    async def _cluster(self) -> dict[str, Any]:
+        res = await self.b.anode(["nodes"])
+        nodes = []
+        mine = self.b.node.inc
+        live = self.b.server_figures().get("connections")
+        for inc, info in res[1]:
+            node = msgspec.json.decode(info)
+            connections = node["connections"]  # as of its last heartbeat
+            if inc == mine and live is not None:
+                connections = live
+            nodes.append({"id": node["id"], "address": node["address"], "connections": connections})
+        nodes.sort(key=lambda n: n["id"])
+        return {"node": self.b.node.id, "incarnation": self.b.node.inc, "nodes": nodes}
+
+    async def _connections(self) -> list[rp.ConnectionView]:
+        owners = self.b.owners()
+        counts = {o.token: 0 for o in owners}
+        by_tag: dict[str, list[str]] = {}
+        for o in owners:
+            for tag in o.tags:
+                by_tag.setdefault(tag, []).append(o.token)
+        results = await asyncio.gather(
+            *(self.b.call_future(t, ["counts", tokens]) for t, tokens in by_tag.items())
+        )
+        for (_tag, tokens), (res, _) in zip(by_tag.items(), results, strict=True):
+            for token, n in zip(tokens, res[1], strict=True):
+                counts[token] += n
+        return [
+            rp.ConnectionView(
+                address=o.peer,
+                leases=counts[o.token],
+                waiting=len(o.waits),
+                requests=getattr(o.sink, "requests_served", 0),
+            )
+            for o in owners
+        ]
+
+    async def names_page(
+        self, prefix: str, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Up to ``limit`` names of existing queues that start with ``prefix``, in order,
+        after ``after``; and the cursor of the next page (None: no more). The registry
+        may hold names of deleted queues: each is looked up, and skipped."""
+        if after is not None and after < prefix:
+            after = None
+        out: list[str] = []
+        for _ in range(_SCANS_MAX):
+            want = limit + 1 - len(out)
+            res = await self.b.anode(["names", prefix, after or False, want])
+            names: list[str] = res[1]
+            out.extend(await self._existing(names))
+            if len(names) < want or len(out) > limit:
+                break
+            after = names[-1]
+        else:  # a page of mostly deleted names: a short page, and where to go on
+            return out, after
+        return out[:limit], out[limit - 1] if len(out) > limit else None
+
+    async def registered(self) -> list[str]:
+        """Every name the registry holds, in order (some queues may be gone since)."""
+        out: list[str] = []
+        after: str | bool = False
+        for _ in range(_PAGES_MAX):
+            res = await self.b.anode(["names", "", after, rq.LIST_LIMIT_MAX])
+            out.extend(res[1])
+            if len(res[1]) < rq.LIST_LIMIT_MAX:
+                break
+            after = res[1][-1]
+        return out
+
+    async def _existing(self, names: list[str]) -> list[str]:
+        by_tag: dict[str, list[str]] = {}
+        for q in names:
+            by_tag.setdefault(wire.tag_of(q), []).append(q)
+        results = await asyncio.gather(
+            *(self.b.call_future(t, ["exists", qs]) for t, qs in by_tag.items())
+        )
+        found = {
+            q
+            for qs, (res, _) in zip(by_tag.values(), results, strict=True)
+            for q, there in zip(qs, res[1], strict=True)
+            if there
+        }
+        return [q for q in names if q in found]
+
+    def queues(self, owner: Owner, req: rq.Queues, slot: Slot) -> object:
+        async def page() -> rp.Reply:
+            limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
+            names, after = await self.names_page(req.prefix, req.cursor, limit)
+            return rp.QueuesReply(queues=names, next=msgspec.UNSET if after is None else after)
+
+        return self.h.later(slot, page())
+
+
+def non_default(config: Config, s: rp.QueueSettings) -> rp.QueueSettings:
+    """The settings that differ from the node's defaults (STATS shows only those)."""
+    c = config
+    unset = msgspec.UNSET
+    return rp.QueueSettings(
+        lease=s.lease if s.lease is not unset and s.lease != c.lease_s else unset,
+        max_attempts=s.max_attempts
+        if s.max_attempts is not unset and s.max_attempts != c.max_attempts
+        else unset,
+        max_length=s.max_length
+        if s.max_length is not unset and s.max_length != c.max_queue_length
+        else unset,
+        rate=s.rate,
+        dedup_window=s.dedup_window
+        if s.dedup_window is not unset and s.dedup_window != c.dedup_window_s
+        else unset,
+    )
+
+
+def effective(config: Config, s: rp.QueueSettings) -> rp.QueueSettings:
+    """Every setting, the node's default where the queue has none (CONFIG's reply)."""
+    c = config
+    unset = msgspec.UNSET
+    return rp.QueueSettings(
+        lease=c.lease_s if s.lease is unset else s.lease,
+        max_attempts=c.max_attempts if s.max_attempts is unset else s.max_attempts,
+        max_length=c.max_queue_length if s.max_length is unset else s.max_length,
+        rate=None if s.rate is unset else s.rate,
+        dedup_window=c.dedup_window_s if s.dedup_window is unset else s.dedup_window,
+    )
