@@ -10,34 +10,21 @@ fast variant fills 32 MiB; the slow one 256 MiB (``-m slow``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
 
-from tests.durability.broker_process import BrokerProcess
-from tests.support import LineClient
+from tests.support import BrokerProcess, LineClient
 
 MIB = 1024 * 1024
 
 pytestmark = pytest.mark.memory_only("--max-memory (Redis has maxmemory instead)")
 
 
-@contextlib.asynccontextmanager
-async def broker(log: Path, *flags: str) -> AsyncIterator[tuple[int, int]]:
-    """A broker process on loopback: (port, pid); stopped by its PID."""
-    proc = await BrokerProcess.start_with(log, "--log-level", "ERROR", *flags)
-    try:
-        yield proc.port, proc.proc.pid
-    finally:
-        await proc.stop()
-
-
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def broker(log: Path, *flags: str) -> Awaitable[BrokerProcess]:
+    """A quiet broker process on loopback, stopped by its PID when its block ends."""
+    return BrokerProcess.start_with(log, "--log-level", "ERROR", *flags)
 
 
 async def fill_until_refused(c: LineClient, batch: int) -> int:
@@ -57,14 +44,14 @@ async def fill_until_refused(c: LineClient, batch: int) -> int:
 async def check_rss_follows_the_limit(tmp_path: Path, limit_mib: int) -> None:
     limit = limit_mib * MIB
     async with (
-        broker(tmp_path / "broker.log", "--max-memory", f"{limit_mib}m") as (port, pid),
-        await LineClient.connect(port) as c,
+        await broker(tmp_path / "broker.log", "--max-memory", f"{limit_mib}m") as proc,
+        await LineClient.connect(proc.port) as c,
     ):
         assert await c.call(op="PING") == {"ok": True}
-        base = rss(pid)
+        base = proc.rss()
         stored = await fill_until_refused(c, 1000)
         await asyncio.sleep(0.2)  # (nothing to wait for: RSS is read as it is)
-        grown = rss(pid) - base
+        grown = proc.rss() - base
         memory = (await c.call(op="STATS"))["server"]["memory"]
         assert limit - 2000 <= memory <= limit  # filled to the limit, within one message
         assert stored > limit // 1000  # each 1-byte message counts about 600 bytes

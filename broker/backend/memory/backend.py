@@ -146,7 +146,7 @@ class MemoryBackend:
         self, owner: object, requests: Sequence[rq.AnyRequest]
     ) -> Replies | Awaitable[Replies]:
         """Each request's reply, in order; an awaitable of them when one of them is a
-        PURGE or REDRIVE that goes on in slices (slices.py): the rest wait for it."""
+        PURGE, REDRIVE or DELETE that goes on in slices (slices.py): the rest wait for it."""
         if self._draining:
             raise ShuttingDown(_NOT_APPLIED)
         now = self.now()
