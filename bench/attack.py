@@ -12,6 +12,12 @@ figure as JSON too. Rows 21-23 (the data directory) start their own brokers,
 several each (a restart is the attack), with no bystander: row 21 mounts a
 24 MiB tmpfs in a private mount namespace (``unshare --mount``, root).
 
+``--soak`` runs every row that can share a broker against one (with a token,
+``--max-memory 1g`` and ``--max-buffered 64m``), one after the other (their
+queues deleted between two), with one bystander all along, and prints its
+worst operation during each row, the RSS after each, and the peak
+(tests/bench/test_attack_soak.py runs it).
+
 Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see docs/security.md).
 Never run it against a broker you care about: it starts its own.
 """
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +107,8 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=15)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def start_broker(
@@ -173,8 +181,9 @@ class Client:
 
 
 def _bystander(port: int, token: str | None, stop: Any, out: Any) -> None:
-    """PUT, GET, ACK every 100 ms; report the slowest operation and the median."""
-    times: list[float] = []
+    """PUT, GET, ACK every 100 ms; report the slowest operation, the median, and every
+    operation as (when it began, wall clock; seconds it took)."""
+    times: list[tuple[float, float]] = []
     errors = 0
     try:
         client = Client(port, token, timeout=120)
@@ -189,25 +198,28 @@ def _bystander(port: int, token: str | None, stop: Any, out: Any) -> None:
             with contextlib.suppress(OSError):
                 client = Client(port, token, timeout=120)
         stop.wait(0.1)
-    times.sort()
+    took = sorted(d for _, d in times)
     out.put(
         {
-            "worst_ms": round(times[-1] * 1000, 1) if times else None,
-            "p50_ms": round(times[len(times) // 2] * 1000, 2) if times else None,
-            "ops": len(times),
+            "worst_ms": round(took[-1] * 1000, 1) if took else None,
+            "p50_ms": round(took[len(took) // 2] * 1000, 2) if took else None,
+            "ops": len(took),
             "errors": errors,
+            "samples": times,
         }
     )
 
 
-def _timed(client: Client, request: dict[str, Any], times: list[float]) -> dict[str, Any]:
-    t0 = time.perf_counter()
+def _timed(
+    client: Client, request: dict[str, Any], times: list[tuple[float, float]]
+) -> dict[str, Any]:
+    began, t0 = time.time(), time.perf_counter()
     reply = client.call(request)
-    times.append(time.perf_counter() - t0)
+    times.append((began, time.perf_counter() - t0))
     return reply
 
 
-def _bystander_round(client: Client, times: list[float]) -> None:
+def _bystander_round(client: Client, times: list[tuple[float, float]]) -> None:
     _timed(client, {"op": "PUT", "queue": "bystander", "body": "b"}, times)
     got = _timed(client, {"op": "GET", "queue": "bystander", "lease": 60}, times)
     for message in got.get("messages", []):
@@ -309,7 +321,7 @@ def row_1(broker: Broker, r: Row, scale: float) -> None:
         t0 = time.perf_counter()
         pipeline(client, lines, 256)
         elapsed = time.perf_counter() - t0
-        queues = client.call({"op": "STATS", "queue": "bystander"})["server"]["queues"]
+        queues = client.call({"op": "STATS"})["server"]["queues"]
         r.saw = f"{n} GETs in {elapsed:.1f} s; {queues} queues held"
 
 
@@ -330,10 +342,11 @@ def row_1b(broker: Broker, r: Row, scale: float) -> None:
             ids = [m["id"] for g in got for m in g.get("messages", [])]
             if ids:
                 client.call({"op": "ACK", "ids": ids})
-        queues = client.call({"op": "STATS", "queue": "bystander"})["server"]["queues"]
+        queues = client.call({"op": "STATS"})["server"]["queues"]
     r.saw = f"{n} names: {n - refused} PUTs ok, {refused} refused; {queues} queues held"
 
 
+@row("2", "STATS and QUEUES with many queues")
 def row_2(broker: Broker, r: Row, scale: float) -> None:
     n = int(200_000 * scale)
     with broker.client() as client:
@@ -356,9 +369,8 @@ def row_2(broker: Broker, r: Row, scale: float) -> None:
         c.close()
 
 
-@row("3", "1-byte keyed delayed bodies under --max-memory 1000000", "--max-memory", "1000000")
-def row_3(broker: Broker, r: Row, scale: float) -> None:
-    n = int(300_000 * scale)
+def _fill_keyed_delayed(broker: Broker, n: int) -> int:
+    """PUT up to ``n`` 1-byte keyed messages delayed an hour, 1000 a batch; how many fit."""
     stored = 0
     with broker.client() as client:
         for i in range(0, n, 1000):
@@ -366,7 +378,23 @@ def row_3(broker: Broker, r: Row, scale: float) -> None:
             if not client.call({"op": "PUT", "queue": "mem", "messages": batch}).get("ok"):
                 break
             stored += 1000
+    return stored
+
+
+@row("3", "1-byte keyed delayed bodies under --max-memory 1000000", "--max-memory", "1000000")
+def row_3(broker: Broker, r: Row, scale: float) -> None:
+    n = int(300_000 * scale)
+    stored = _fill_keyed_delayed(broker, n)
     r.saw = f"{stored} of {n} 1-byte messages accepted"
+
+
+@row("3b", "1M 1-byte keyed delayed bodies under --max-memory 64m", "--max-memory", "64m")
+def row_3b(broker: Broker, r: Row, scale: float) -> None:
+    n = int(1_000_000 * scale)
+    base = broker.rss()
+    stored = _fill_keyed_delayed(broker, n)
+    grown = (broker.rss() - base) / MIB
+    r.saw = f"{stored} of {n} accepted; RSS grew {grown:.0f} MB (the limit: 64 MiB)"
 
 
 @row("4", "acked history over 300 queues")
@@ -380,10 +408,10 @@ def row_4(broker: Broker, r: Row, scale: float) -> None:
                 size = min(1000, per_queue - start)
                 client.call({"op": "PUT", "queue": queue, "messages": [{"body": 1}] * size})
                 got = client.call({"op": "GET", "queue": queue, "max": size})
-                ids = [m["id"] for m in got["messages"]]
+                ids = [m["id"] for m in got.get("messages", [])]  # (none: refused, full)
                 client.call({"op": "ACK", "ids": ids})
                 acked.extend(ids[:1])
-        held = client.call({"op": "STATS", "queue": "h0"})["server"]["messages"]
+        held = client.call({"op": "STATS"})["server"]["messages"]
         known = sum(
             client.call({"op": "INFO", "id": i}).get("ok", False) for i in acked[::-1][:1000]
         )
@@ -464,7 +492,7 @@ def row_8(broker: Broker, r: Row, scale: float) -> None:
     with broker.client() as client:
         client.call({"op": "PUT", "queue": "acks", "messages": [{"body": 1}] * 1000})
         got = client.call({"op": "GET", "queue": "acks", "max": 1000, "lease": 3600})
-        ids = [m["id"] for m in got["messages"]]
+        ids = [m["id"] for m in got.get("messages", [])]  # (none: refused, full)
         line = json.dumps({"op": "ACK", "ids": ids}).encode() + b"\n"
         t0 = time.perf_counter()
         sender = _sender(client.sock, iter([line] * rounds))
@@ -489,10 +517,10 @@ def row_10(broker: Broker, r: Row, scale: float) -> None:
     fill(broker.port, broker.token, "nr", n, body="x" * 100)
     time.sleep(1)
     with broker.client() as client:
-        figures = client.call({"op": "STATS", "queue": "nr"})["queues"]["nr"]
+        figures = client.call({"op": "STATS", "queue": "nr"}).get("queues", {}).get("nr", {})
     r.saw = (
-        f"{n} messages of 100 bytes put while it reads nothing: {figures['leased']} "
-        f"went to its waiting GETs, {figures['ready']} stayed ready"
+        f"{n} messages of 100 bytes put while it reads nothing: {figures.get('leased')} "
+        f"went to its waiting GETs, {figures.get('ready')} stayed ready"
     )
     reader.close()
 
@@ -860,6 +888,109 @@ def row_23(r: Row, workdir: Path, src: Path | None) -> None:
     )
 
 
+# --------------------------------------------------------------------- soak
+
+#: the rows a soak runs against one broker, one after the other: every row but those
+#: that need a broker of their own (a TLS port: 11; no token: 15b; their own flags:
+#: 3, 5b; restarts: 21-23)
+SOAK_ROWS: tuple[str, ...] = (
+    "1",
+    "1b",
+    "2",
+    "3b",
+    "4",
+    "5",
+    "7",
+    "8",
+    "10",
+    "12",
+    "14",
+    "15",
+    "16",
+    "20",
+    "18",
+)  # fmt: skip  (18 last: it locks this address out of AUTH for a while)
+#: the soak broker's limits: what its RSS must stay within (with the interpreter's own)
+SOAK_FLAGS: tuple[str, ...] = ("--max-memory", "1g", "--max-buffered", "64m")
+SOAK_RSS_MAX_MB = 1400  # --max-memory 1g, --max-buffered 64m, the rest
+
+
+def clean_up(broker: Broker) -> int:
+    """DELETE every queue but the bystander's (what a row left), as an operator would:
+    a page of names at a time, pipelined. How many went."""
+    gone = 0
+    with broker.client() as client:
+        for _ in range(10_000):  # pages (bounded)
+            names = client.call({"op": "QUEUES", "limit": 1000}).get("queues", [])
+            names = [n for n in names if n != "bystander"]
+            if not names:
+                break
+            lines = [json.dumps({"op": "DELETE", "queue": n}).encode() + b"\n" for n in names]
+            pipeline(client, lines, 256)
+            gone += len(names)
+    return gone
+
+
+def soak(src: Path | None, scale: float, rows: Sequence[str] = SOAK_ROWS) -> dict[str, Any]:
+    """Every row of ``rows`` against one broker (token, metrics port, ``SOAK_FLAGS``),
+    one bystander all along: per row what it saw, the bystander's worst operation
+    while it ran and the RSS after it; then the worst of all and the peak RSS. After
+    each row, its queues are deleted (``clean_up``: DELETE, in slices), so the next
+    row finds room; what the process keeps (its heap, the acked history, the
+    collector's frozen objects) stays."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    flags = (*SOAK_FLAGS, "--metrics-port", str(metrics_port))
+    broker = start_broker(src, *flags, token=TOKEN)
+    broker.metrics_port = metrics_port
+    done: list[tuple[Row, float, float]] = []
+    try:
+        base = broker.rss()
+        with bystander(broker) as seen:
+            for number in rows:
+                print(
+                    f"... soak row {number}: {ATTACKS[number][0].did}", file=sys.stderr, flush=True
+                )
+                template, attack = ATTACKS[number]
+                r = Row(**{**template.__dict__, "figures": {"src": src}})
+                began = time.time()
+                attack(broker, r, scale)
+                r.figures.pop("src", None)
+                r.figures["rss_after_mb"] = round(broker.rss() / MIB)
+                done.append((r, began, time.time()))
+                if number != rows[-1]:  # (after the last, 18, this address is locked out)
+                    r.figures["queues_deleted"] = clean_up(broker)
+        samples: list[tuple[float, float]] = seen.get("samples", [])
+        for r, began, ended in done:
+            during = [d for at, d in samples if began <= at < ended]
+            r.figures["worst_ms"] = round(max(during) * 1000, 1) if during else None
+        return {
+            "rows": done,
+            "worst_ms": seen.get("worst_ms"),
+            "p50_ms": seen.get("p50_ms"),
+            "errors": seen.get("errors"),
+            "rss_start_mb": round(base / MIB),
+            "rss_peak_mb": round(broker.peak_rss / MIB),
+        }
+    finally:
+        broker.stop()
+
+
+def print_soak(result: dict[str, Any]) -> None:
+    print(f"{'row':>4}  {'bystander worst ms':>18}  {'RSS after MB':>12}  attack")
+    for r, _, _ in result["rows"]:
+        f = r.figures
+        print(
+            f"{r.number:>4}  {f.get('worst_ms')!s:>18}  {f['rss_after_mb']:>12}  {r.did}: {r.saw}"
+        )
+    print(
+        f"soak: bystander worst {result['worst_ms']} ms, median {result['p50_ms']} ms, "
+        f"{result['errors']} errors; RSS {result['rss_start_mb']} MB at start, "
+        f"{result['rss_peak_mb']} MB at its peak (limits: {' '.join(SOAK_FLAGS)})"
+    )
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -912,9 +1043,19 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="size of every attack (1.0)")
     parser.add_argument("--src", type=Path, default=None, help="run the broker of this checkout")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
+    parser.add_argument(
+        "--soak", action="store_true", help="every row but 3, 5b, 11, 15b, 21-23 against one broker"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.soak:
+        result = soak(args.src, args.scale)
+        print_soak(result)
+        if args.json:
+            rows = [{"row": r.number, "saw": r.saw, **r.figures} for r, _, _ in result["rows"]]
+            print(json.dumps({**result, "rows": rows}))
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="wonderq-attack-") as workdir:
         for number in args.rows.split(","):

@@ -210,7 +210,9 @@ class Config:
     max_memory: int | None = setting(
         None,
         "max-memory",
-        "bytes of message bodies held before PUT gets memory_limit",
+        "bytes the broker may hold before PUT gets memory_limit: message bodies, and an "
+        "estimate of what it keeps with them (per message, key, delay, lease, waiting GET, "
+        "acked id, queue and dedup id)",
         kind=BYTES,
         bound=at_least(1, "byte"),
         unset="unlimited",

@@ -91,7 +91,7 @@ class LineTooLong(WonderQError):
 
 
 class MemoryLimit(WonderQError):
-    """Message bodies held by the broker would exceed ``--max-memory``."""
+    """What the broker holds would pass ``--max-memory``, or a new queue ``--max-queues``."""
 
     code = ErrorCode.MEMORY_LIMIT
 

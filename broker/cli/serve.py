@@ -329,8 +329,8 @@ async def serve(
         frozen = collector.freeze_survivors()
         log.debug("froze %d startup objects out of the collector's reach", frozen)
         collector.space_young_collections()
-        collector.freeze_after_slow_collections()
         loop = asyncio.get_running_loop()
+        collector.freeze_after_slow_collections(loop.call_soon)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _stop_on, server, sig)
         for warning in exposure_warnings(server.addresses, config, tls is not None):

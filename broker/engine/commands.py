@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
+from broker.engine.compact import is_plain
 from broker.engine.expiry import Expiry
+from broker.engine.footprint import COMPACT, KEY, MESSAGE, QUEUE, Footprint
 from broker.engine.intake import Intake
 from broker.engine.message import Message
 from broker.engine.queue import Queue
@@ -30,7 +32,7 @@ from broker.engine.values import AckResult, Headers, NewMessageFields
 from broker.errors import MemoryLimit, QueueFull, TooLarge
 
 
-class Commands(Expiry, Intake):
+class Commands(Expiry, Intake, Footprint):
     # ---------------------------------------------------------------- producer
 
     def put(
@@ -61,11 +63,8 @@ class Commands(Expiry, Intake):
                 self._refuse_full(queue_name, 0, max_length, False)
         elif q.max_length is not None and q.size + n > q.max_length:
             self._refuse_full(q.name, q.size, q.max_length, q.settings.max_length is not None)
-        if config.max_memory is not None and self._tally.bytes + total > config.max_memory:
-            raise MemoryLimit(
-                f"bodies held would reach {self._tally.bytes + total} bytes; "
-                f"the limit (max-memory) is {config.max_memory}"
-            )
+        if config.max_memory is not None:
+            self._may_hold(q, items, total, headers, config.max_memory)
         if q is None:
             q = self.create(queue_name)
         first = self._next_seq
@@ -153,6 +152,31 @@ class Commands(Expiry, Intake):
         if headers is not None and not any(headers):
             headers = None
         return self.put(now, queue_name, items, headers)
+
+    def _may_hold(
+        self,
+        q: Queue | None,
+        items: Sequence[NewMessageFields],
+        total: int,
+        headers: Sequence[Headers | None] | None,
+        limit: int,
+    ) -> None:
+        """Refuse (``MemoryLimit``) a PUT that would take the engine's footprint past
+        ``limit``: its bodies (``total`` bytes), a plain message's cost or a message
+        object's, and keys (footprint.py)."""
+        default = q.max_attempts if q is not None else self.config.max_attempts
+        more = total if q is not None else total + QUEUE  # (a new queue holds its own)
+        for _, key, delay_s, priority, max_attempts in items:
+            if headers is None and is_plain(key, delay_s, priority, max_attempts, default):
+                more += COMPACT
+            else:
+                more += MESSAGE + (0 if key is None else KEY + len(key))
+        held = self.footprint()
+        if held + more > limit:
+            raise MemoryLimit(
+                f"the broker holds about {held} bytes (message bodies and what it keeps "
+                f"with them) and this PUT needs about {more}; the limit (max-memory) is {limit}"
+            )
 
     @staticmethod
     def _refuse_full(name: str, size: int, limit: int, by_setting: bool) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 _TRIM_MIN = 4096  # popped slots kept before the arrays are shifted down
 COLLECT_MIN = 1024  # runs kept before stale ones are looked for
+SCAN_STEP = 20_000  # runs one collection step looks at (a few ms)
 
 
 def is_plain(
@@ -215,15 +216,21 @@ class CompactIndex:
     compact message with an id in [firsts[i], firsts[i + 1]) is in that queue's
     fifo. A new run starts only when a put goes to another queue than the last
     one. Runs whose queue holds none of their ids any more are dropped by
-    ``collect``, so runs never outnumber twice the live compact messages (+1024).
+    ``collect``, a slice at a time, so runs never outnumber twice the live
+    compact messages (+1024) for longer than a collection takes.
     """
 
-    __slots__ = ("_live_count", "firsts", "owners")
+    __slots__ = ("_keep_firsts", "_keep_owners", "_live_count", "_scan", "firsts", "owners")
 
     def __init__(self, live_count: Callable[[], int]) -> None:
         self.firsts = array("q")
         self.owners: list[Queue] = []
         self._live_count = live_count  # compact messages held (asked only to shrink)
+        # a collection under way: the runs looked at so far ([0, _scan[0]) of the first
+        # _scan[1]), and those of them it keeps; lookups use the arrays as they were
+        self._scan: tuple[int, int] | None = None
+        self._keep_firsts = array("q")
+        self._keep_owners: list[Queue] = []
 
     def __len__(self) -> int:
         return len(self.firsts)
@@ -246,14 +253,19 @@ class CompactIndex:
 
     def collect(self) -> None:
         """Drop runs that hold no compact message, once runs clearly outnumber them
-        (never at or below ``COLLECT_MIN`` runs, so a caller may skip the call then)."""
+        (never at or below ``COLLECT_MIN`` runs, so a caller may skip the call then),
+        looking at ``SCAN_STEP`` runs a call; runs noted meanwhile are kept."""
         n = len(self.firsts)
-        if n <= COLLECT_MIN or n <= 2 * self._live_count():
-            return
+        if self._scan is None:
+            if n <= COLLECT_MIN or n <= 2 * self._live_count():
+                return
+            self._scan = (0, n)
+            self._keep_firsts, self._keep_owners = array("q"), []
+        at, end = self._scan
+        stop = min(end, at + SCAN_STEP)
         firsts, owners = self.firsts, self.owners
-        keep_firsts = array("q")
-        keep_owners: list[Queue] = []
-        for i in range(n):
+        keep_firsts, keep_owners = self._keep_firsts, self._keep_owners
+        for i in range(at, stop):
             q = owners[i]
             if not q.compact.holds_between(firsts[i], firsts[i + 1] if i + 1 < n else None):
                 continue
@@ -261,4 +273,10 @@ class CompactIndex:
                 continue  # the run merges into the previous one of the same queue
             keep_firsts.append(firsts[i])
             keep_owners.append(q)
+        if stop < end:
+            self._scan = (stop, end)
+            return
+        keep_firsts.extend(firsts[end:])  # noted since it began: kept as they are
+        keep_owners.extend(owners[end:])
         self.firsts, self.owners = keep_firsts, keep_owners
+        self._scan = None

@@ -5,7 +5,8 @@ waiting GET). Entries are never removed from the middle: a cancelled or moved
 deadline leaves a stale entry that ``pop_due`` skips, because the owner of a
 deadline records the instant it currently wants (``due_at``) and the entry is
 live only while that still matches. The heap is rebuilt when stale entries
-outnumber live ones, so touching a lease forever cannot grow it without bound.
+outnumber live ones, a slice at a time (a million entries are not looked at in
+one call), so touching a lease forever cannot grow it without bound.
 The engine's entries are ``Timed``: a delayed ``Message``, a ``Waiter``, a
 ``LeaseBatch`` (the leases one GET granted, one entry for all), or a rate
 limit's ``Bucket`` (its next token, while consumers wait on it); ``is_live``
@@ -28,6 +29,7 @@ from broker.engine.waiter import Waiter
 T = TypeVar("T")
 
 COMPACT_MIN = 1024  # entries kept before stale ones are looked for
+MOVE_STEP = 10_000  # entries one compaction step looks at (a few ms)
 
 #: The messages one GET leased, with one deadline entry for all of them: a batch GET
 #: pushes one entry instead of 64, and a batch ACK leaves one stale entry, not 64.
@@ -73,32 +75,48 @@ def _batch_is_live(batch: LeaseBatch, at: float) -> bool:
 
 
 class DeadlineHeap(Generic[T]):
-    """A min-heap of (instant, tiebreak, item) with a liveness predicate."""
+    """A min-heap of (instant, tiebreak, item) with a liveness predicate.
 
-    __slots__ = ("_is_live", "_live_count", "_tiebreak", "entries")
+    Compaction goes a slice at a time: the heap as it was becomes ``old`` and a
+    new one takes the pushes; each ``compact`` call moves at most ``MOVE_STEP``
+    entries from the end of ``old`` (what is left of a heap after its last entry
+    goes is a heap) into the new one, dropping the stale; meanwhile ``next_at`` and
+    ``pop_due`` read the earlier of both tops.
+    """
+
+    __slots__ = ("_is_live", "_live_count", "_tiebreak", "entries", "old")
 
     def __init__(self, is_live: Callable[[T, float], bool], live_count: Callable[[], int]) -> None:
         # the heap; read-only outside, where its size says whether compact() is due
         self.entries: list[tuple[float, int, T]] = []
+        self.old: list[tuple[float, int, T]] = []  # being compacted into ``entries``
         self._is_live = is_live
         self._live_count = live_count  # how many entries are live (asked only to shrink)
         self._tiebreak = count()
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.entries) + len(self.old)
 
     def push(self, at: float, item: T) -> None:
         heapq.heappush(self.entries, (at, next(self._tiebreak), item))
 
-    def next_at(self) -> float | None:
-        """The earliest live deadline, dropping stale entries on the way."""
-        heap = self.entries
+    def _top(self, heap: list[tuple[float, int, T]]) -> float | None:
+        """The instant of ``heap``'s earliest live entry, dropping stale ones on the way."""
         while heap:
             at, _, item = heap[0]
             if self._is_live(item, at):
                 return at
             heapq.heappop(heap)
         return None
+
+    def next_at(self) -> float | None:
+        """The earliest live deadline, dropping stale entries on the way."""
+        at = self._top(self.entries)
+        if self.old:
+            old_at = self._top(self.old)
+            if old_at is not None and (at is None or old_at < at):
+                return old_at
+        return at
 
     def pop_due(self, now: float) -> T | None:
         """Remove and return the earliest live item due at or before ``now``.
@@ -107,16 +125,30 @@ class DeadlineHeap(Generic[T]):
         kill later entries (of the same item, or others) safely.
         """
         heap = self.entries
-        while heap and heap[0][0] <= now:
-            at, _, item = heapq.heappop(heap)
+        old = self.old
+        while True:
+            at = self._top(heap)
+            if old:
+                old_at = self._top(old)
+                if old_at is not None and (at is None or old_at < at):
+                    heap, at = old, old_at
+            if at is None or at > now:
+                return None
+            item = heapq.heappop(heap)[2]
             if self._is_live(item, at):
                 return item
-        return None
 
     def compact(self) -> None:
         """Drop stale entries when they clearly outnumber live ones (never at or below
-        ``COMPACT_MIN`` entries, so a caller may skip the call then)."""
-        n = len(self.entries)
-        if n > COMPACT_MIN and n > 2 * self._live_count():
-            self.entries = [e for e in self.entries if self._is_live(e[2], e[0])]
-            heapq.heapify(self.entries)
+        ``COMPACT_MIN`` entries, so a caller may skip the call then), at most
+        ``MOVE_STEP`` of them a call (see the class docstring)."""
+        if not self.old:
+            n = len(self.entries)
+            if n <= COMPACT_MIN or n <= 2 * self._live_count():
+                return
+            self.old, self.entries = self.entries, []
+        old, heap, is_live = self.old, self.entries, self._is_live
+        for _ in range(min(MOVE_STEP, len(old))):
+            entry = old.pop()
+            if is_live(entry[2], entry[0]):
+                heapq.heappush(heap, entry)

@@ -97,8 +97,9 @@ class Dispatch(Leases):
         and the compact index (their sizes are tested here: every call settles)."""
         if self._woken:
             self._serve_woken(now)
-        if len(self._deadlines.entries) > COMPACT_MIN:
-            self._deadlines.compact()
+        deadlines = self._deadlines
+        if len(deadlines.entries) > COMPACT_MIN or deadlines.old:
+            deadlines.compact()
         if len(self._compact.firsts) > COLLECT_MIN:
             self._compact.collect()
 

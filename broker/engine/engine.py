@@ -48,7 +48,8 @@ Invariants (checked by the property tests):
     state still match it (lazy deletion); the leases one GET grants share one
     entry (a ``LeaseBatch``), live while any of them is still leased until that
     instant (a message whose lease moves gets an entry of its own); after any
-    call the heap holds at most max(1024, 2 x live deadlines) entries.
+    call the heap holds at most max(1024, 2 x live deadlines) entries, but for
+    those a compaction under way has not looked at yet (deadlines.py).
 
 Plain never-delivered messages have no ``Message`` object until their first
 lease (compact.py): ``_messages`` holds every other message, and a lookup by id

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 
 from broker.engine.compact import is_plain
+from broker.engine.footprint import KEY, headers_cost
 from broker.engine.lifecycle import PUT, PUT_DELAYED, PUT_PLAIN
 from broker.engine.message import DELAYED, Message
 from broker.engine.queue import Queue
@@ -77,7 +78,12 @@ class Intake(EngineState):
     def _place_new(self, q: Queue, msg: Message, due_at: float | None) -> None:
         """A new ``Message`` of ``q`` (in ``_messages`` already) joins it: delayed until
         ``due_at``, or ready if that is None (held back if its key has an earlier one)."""
-        is_head = q.chain_append(msg) if msg.key is not None else True
+        key = msg.key
+        if key is not None:
+            self._extra += KEY + len(key)  # (footprint.extra_cost, inlined: keyed PUTs)
+        if msg.headers is not None:
+            self._extra += headers_cost(msg.headers)
+        is_head = q.chain_append(msg) if key is not None else True
         if due_at is not None:
             PUT_DELAYED(self._tally, q, 1, len(msg.body))
             msg.state = DELAYED

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from broker.engine.footprint import KEY, headers_cost
 from broker.engine.ids import format_id
 from broker.engine.lifecycle import (
     ACK,
@@ -149,8 +150,12 @@ class Leases(EngineState):
                 if room < 0:  # one bound over every queue: the oldest goes
                     history.pop(order.popleft(), None)
             journal_ack(msg)
-            if msg.key is not None:
+            key = msg.key
+            if key is not None:
+                self._extra -= KEY + len(key)  # (footprint.extra_cost, inlined: the hot path)
                 self._unblock_key(q, msg)
+            if msg.headers is not None:
+                self._extra -= headers_cost(msg.headers)
             acked += 1
         if run_q is not None:
             ACK(self._tally, run_q, run, run_bytes)

@@ -8,8 +8,9 @@ a leased one is reported, never removed, since its holder may be working on
 it); and deleting a whole queue (DELETE: every message, ready, delayed or
 leased, its waiting GETs answered empty, its acked history, settings, paused
 flag and dedup ids, and ``<queue>.dead`` only when asked). PURGE and REDRIVE
-of a whole queue are jobs that may run a slice at a time (``purging``,
-``redriving``: sliced.py); ``purge`` and ``redrive`` run them to the end.
+of a whole queue, and DELETE, are jobs that may run a slice at a time
+(``purging``, ``redriving``, ``deleting``: sliced.py); ``purge``, ``redrive``
+and ``delete`` do it at once.
 Each costs what its queue holds, never what the engine holds (REMOVE and
 REDRIVE with ids rebuild its ready order once per request), reports to the
 journal, and moves counters by rows of the lifecycle table (lifecycle.py).
@@ -22,6 +23,7 @@ import math
 from collections.abc import Sequence
 
 from broker.engine.dispatch import Dispatch
+from broker.engine.footprint import extra_cost
 from broker.engine.lifecycle import (
     REDRIVE,
     REDRIVE_DELAYED,
@@ -32,7 +34,7 @@ from broker.engine.lifecycle import (
 )
 from broker.engine.message import DELAYED, LEASED, READY, Message
 from broker.engine.queue import Queue
-from broker.engine.sliced import WHOLE, Purge, Redrive
+from broker.engine.sliced import WHOLE, Delete, Purge, Redrive
 from broker.engine.state import GONE
 from broker.engine.values import Picked
 from broker.errors import NotFound
@@ -121,6 +123,7 @@ class Management(Dispatch):
             REMOVE_PLAIN(tally, q, len(plain), size)
         for msg in msgs:
             del self._messages[msg.seq]
+            self._extra -= extra_cost(msg)
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
             if msg.state == DELAYED:
                 q.delayed.discard(msg)
@@ -165,6 +168,12 @@ class Management(Dispatch):
             q.push_ready(msg)
             self._wake(q)
 
+    def deleting(self, queue_name: str, dead: bool = False) -> Delete:
+        """A DELETE to run a slice at a time (sliced.py): ``NotFound`` now if there is no
+        such queue; its messages go by PURGEs first, then the rest with the queue."""
+        self._existing(queue_name)
+        return Delete(self, queue_name, dead)
+
     def delete(self, now: float, queue_name: str, dead: bool = False) -> int:
         """Delete a queue and every message in it (and its ``.dead`` queue with ``dead``);
         returns how many messages went. Its waiting GETs end with no messages."""
@@ -187,6 +196,7 @@ class Management(Dispatch):
         self._let_go(q)  # its leases: their owners hold them no more
         for msg in msgs:
             del self._messages[msg.seq]
+            self._extra -= extra_cost(msg)
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
             msg.owner = None
             msg.due_at = GONE

@@ -1,6 +1,7 @@
-"""PURGE and REDRIVE a slice at a time: long ones never hold the caller for long.
+"""PURGE, REDRIVE and DELETE a slice at a time: long ones never hold the caller for long.
 
-Owns: ``Purge`` and ``Redrive``, an operation on one queue as a job whose
+Owns: ``Purge``, ``Redrive`` and ``Delete`` (PURGEs, then the delete of what
+is left), an operation on one queue as a job whose
 ``step(now, budget)`` looks at no more than about ``budget`` messages and leaves
 the engine whole (counted, journaled, waiters served: ``_settle``), so the
 caller may run other requests between two steps. A job works on the messages
@@ -25,7 +26,9 @@ in), with their attempts reset; delayed ones stay; the ready ones still held
 back by a leased or delayed one of their key go last, in one step that walks
 every chain of the queue once (delayed ones stay between the ones that go). A
 message that becomes ready or delayed while a job runs (a NACK, a lease that
-runs out) may be left: it was leased when the job began. A job on a queue
+runs out) may be left: it was leased when the job began (and does not count in
+STATS' ``oldest_ready_age`` until it is delivered again: the queue's aged list
+starts anew with the job, the old one let go a slice at a time). A job on a queue
 that is deleted meanwhile ends.
 Must never: look at a message that is not its queue's, leave the engine in
 between at the end of a step, or read a clock.
@@ -37,10 +40,12 @@ import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from broker.engine.footprint import extra_cost
 from broker.engine.lifecycle import PURGE, PURGE_DELAYED, PURGE_PLAIN, REDRIVE
 from broker.engine.message import DELAYED, LEASED, READY, Message
 from broker.engine.queue import Queue
 from broker.engine.state import GONE, NOWHERE
+from broker.protocol.names import DEAD_SUFFIX
 
 if TYPE_CHECKING:
     from broker.engine.management import Management
@@ -65,31 +70,35 @@ class Sliced:
             self._phases = []
         self._delayed: list[Message] | None = None  # phase 2's copy, once it begins
         self._keys: list[str] | None = None  # phase 3's copy, once it begins
-        self._at = 0  # where phase 2 or 3 is in its copy
         self._held_head: Message | None = None  # a chain's head a cut-short walk held back
+        # the queue's aged list as it was (every entry in it goes stale as the job goes
+        # on): let go a slice a step, never all at once (a million entries free slowly)
+        self._aged: list[tuple[float, int, Message]] | None = None
 
     @property
     def finished(self) -> bool:
-        return not self._phases
+        return not self._phases and not self._aged
 
     def step(self, now: float, budget: int = WHOLE) -> bool:
         """Look at about ``budget`` more messages; True once the job is finished."""
         q = self.q
-        if q is None or not self._phases:
+        if q is None or self.finished:
             return True
+        if self._aged is None:  # what the queue holds ready now all goes: its aged list too
+            self._aged, q.aged = q.aged, []
+        del self._aged[-max(1, budget) * 4 :]
         if self.engine.find_queue(q.name) is not q:  # deleted meanwhile
             self._phases = []
-            return True
+            return self.finished
         left = max(1, budget)
         while left > 0 and self._phases:
             used, over = self._phases[0](q, left)
             left -= used
             if over:
                 del self._phases[0]
-                self._at = 0
         self._flush(q)
         self.engine._settle(now)
-        return not self._phases
+        return self.finished
 
     def _ready(self, q: Queue, budget: int) -> tuple[int, bool]:
         """Phase 1: deliverable ready messages below the watermark (the fifo's head, then
@@ -131,13 +140,13 @@ class Sliced:
         """Phase 3: the key chains, one at a time (a long one across steps)."""
         if self._keys is None:
             self._keys = list(q.chains)
-        looked = 0
-        while looked < budget and self._at < len(self._keys):
-            used, done = self._walk(q, self._keys[self._at], budget - looked)
+        looked, keys = 0, self._keys
+        while looked < budget and keys:  # from the end, letting go of each key as it is done
+            used, done = self._walk(q, keys[-1], budget - looked)
             looked += max(1, used)
             if done:
-                self._at += 1
-        return looked, self._at >= len(self._keys)
+                keys.pop()
+        return looked, not keys
 
     def _walk(self, q: Queue, key: str, budget: int) -> tuple[int, bool]:
         """Take up to ``budget`` of one chain's messages below the watermark, but its
@@ -223,19 +232,19 @@ class Purge(Sliced):
             self._delayed = list(q.delayed)
         listed, mark = self._delayed, self.watermark
         looked = 0
-        while looked < budget and self._at < len(listed):
-            msg = listed[self._at]
-            self._at += 1
+        while looked < budget and listed:  # from the end: the copy lets go as it goes
+            msg = listed.pop()
             looked += 1
             if msg.queue is q and msg.state == DELAYED and msg.key is None and msg.order < mark:
                 self._take(q, msg, False)
-        return looked, self._at >= len(listed)
+        return looked, not listed
 
     def _take(self, q: Queue, msg: Message, deliverable: bool) -> None:
         engine = self.engine
         if deliverable and msg.key is not None:
             engine._unblock_key(q, msg)  # the next of its key may go: phase 1 takes it too
         del engine._messages[msg.seq]
+        engine._extra -= extra_cost(msg)
         if msg.state == DELAYED:
             q.delayed.discard(msg)
             PURGE_DELAYED(engine._tally, q, 1, len(msg.body))
@@ -293,3 +302,33 @@ class Redrive(Sliced):
             self.engine.journal.redrive(self._moved, q)
             self.engine._wake(dst)
             self._moved = []
+
+
+class Delete:
+    """DELETE of a queue (and of its ``.dead`` queue with ``dead``) in slices: PURGEs of
+    them first, then the delete itself, of what is left (leased messages, and what came
+    meanwhile), waiting GETs answered empty then. ``count``: every message that went."""
+
+    def __init__(self, engine: Management, queue_name: str, dead: bool) -> None:
+        self.engine = engine
+        self.queue_name = queue_name
+        self.dead = dead
+        names = [queue_name, queue_name + DEAD_SUFFIX] if dead else [queue_name]
+        self._purges = [Purge(engine, engine.find_queue(name)) for name in names]
+        self.count = 0
+        self.finished = False
+
+    def step(self, now: float, budget: int = WHOLE) -> bool:
+        """Purge about ``budget`` more messages; once none is left, delete. True once done."""
+        if self.finished:
+            return True
+        while self._purges:
+            purge = self._purges[0]
+            if not purge.step(now, budget):
+                return False
+            self.count += purge.count
+            del self._purges[0]
+        if self.engine.find_queue(self.queue_name) is not None:  # (not deleted meanwhile)
+            self.count += self.engine.delete(now, self.queue_name, self.dead)
+        self.finished = True
+        return True

@@ -67,6 +67,8 @@ class EngineState:
         # here (Queue.holders only)
         self._owned: dict[object, dict[Queue, set[Message]]] = {}
         self._owner_waiters: dict[object, OwnerWaits] = {}
+        # what the keys and headers of the messages held take (footprint.extra_cost)
+        self._extra = 0
         # bytes of deliveries an owner can take now (dispatch.py; absent: no limit)
         self._room: dict[object, int] = {}
         # waiting GETs on names with no queue (each lobby holds at least one active waiter)

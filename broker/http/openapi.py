@@ -72,7 +72,8 @@ _EXAMPLES: Final[Mapping[str, str]] = {
     "queue_full": "queue 'jobs' holds 1000 messages; the limit (max_length) is 1000",
     "too_large": "the request body is 2000000 bytes; the limit (max-line) is 1048576",
     "line_too_long": "line is longer than the limit (max-line) of 1048576 bytes",
-    "memory_limit": "bodies held would reach 1000001 bytes; the limit (max-memory) is 1000000",
+    "memory_limit": "the broker holds about 999800 bytes (message bodies and what it keeps "
+    "with them) and this PUT needs about 300; the limit (max-memory) is 1000000",
     "unauthorized": "this server needs a token: send 'Authorization: Bearer <token>'",
     "unavailable": "the broker is starting (opening or replaying its data); try again shortly",
     "shutting_down": "the server is shutting down; the request was not applied",

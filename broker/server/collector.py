@@ -26,8 +26,11 @@ million objects on the machines we measure on. So:
   not. The price: an object frozen alive that later becomes part of cyclic
   garbage is never collected. Freezes come only when that many new objects
   outlived a full pass (a few tens of thousands), so this stays small against
-  what they hold. A full collection gets its chance after every collection of
-  the middle generation (``FULL_EVERY``), so few objects pile up between two.
+  what they hold. A freeze is followed by one more full collection, a quick
+  one, so that the next waits for a quarter more than what was left out, not
+  than everything. A full collection gets its chance after every collection of
+  the middle generation (``FULL_EVERY``), which comes every third young one
+  (``MIDDLE_EVERY``), so few objects pile up between two.
 
 Must never: leave the collector disabled while serving (asyncio makes
 reference cycles: futures, exceptions and their tracebacks), or be applied
@@ -37,8 +40,9 @@ by the ``Server`` class (tests run many servers in one process; this is the
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import perf_counter
 from typing import Final
@@ -54,6 +58,9 @@ FREEZE_AFTER_S: Final = 0.010
 #: full one still waits until a quarter more objects outlived the last, so with most
 #: of the heap frozen, a chance after every middle collection keeps each one short.
 FULL_EVERY: Final = 1
+#: Young collections between two of the middle generation (CPython: 10): with young
+#: ones every YOUNG_THRESHOLD allocations, a middle one scans at most 3 x that.
+MIDDLE_EVERY: Final = 3
 
 
 @contextmanager
@@ -83,10 +90,14 @@ def space_young_collections() -> None:
 
 
 class _FreezeSlowFullCollections:
-    """A ``gc.callbacks`` entry: freezes the survivors of a slow full collection."""
+    """A ``gc.callbacks`` entry: freezes the survivors of a slow full collection, then
+    has ``soon`` run one more (quick: all but the young ones are frozen), which sets
+    the size CPython waits to grow by a quarter before the next full one to what was
+    left out of the freeze, not to everything (frozen or not) as it would stay."""
 
-    def __init__(self, after_s: float) -> None:
+    def __init__(self, after_s: float, soon: Callable[[Callable[[], object]], object]) -> None:
         self.after_s = after_s
+        self.soon = soon
         self.started = 0.0
         self.freezes = 0
 
@@ -98,13 +109,18 @@ class _FreezeSlowFullCollections:
         elif perf_counter() - self.started > self.after_s:
             gc.freeze()  # (the collection is over: gc.callbacks run outside of it)
             self.freezes += 1
+            with contextlib.suppress(RuntimeError):  # (the loop closed: serve is over)
+                self.soon(gc.collect)  # (not from here: a collection never starts in one)
 
 
-def freeze_after_slow_collections(after_s: float = FREEZE_AFTER_S) -> _FreezeSlowFullCollections:
+def freeze_after_slow_collections(
+    soon: Callable[[Callable[[], object]], object], after_s: float = FREEZE_AFTER_S
+) -> _FreezeSlowFullCollections:
     """From now on, freeze the survivors of every full collection slower than ``after_s``
-    (see the module docstring); returns the callback (``freezes`` counts them)."""
-    callback = _FreezeSlowFullCollections(after_s)
+    (see the module docstring); ``soon`` runs a callable a moment later (the loop's
+    ``call_soon``). Returns the callback (``freezes`` counts them)."""
+    callback = _FreezeSlowFullCollections(after_s, soon)
     gc.callbacks.append(callback)
-    young, older, _ = gc.get_threshold()
-    gc.set_threshold(young, older, FULL_EVERY)
+    young, _, _ = gc.get_threshold()
+    gc.set_threshold(young, MIDDLE_EVERY, FULL_EVERY)
     return callback

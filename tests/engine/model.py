@@ -26,6 +26,8 @@ from typing import Any
 
 from broker.config import Config
 from broker.engine import AckResult, Headers, NewMessage, Picked, State
+from broker.engine.compact import is_plain
+from broker.engine.footprint import COMPACT, KEY, MESSAGE, QUEUE
 from broker.errors import MemoryLimit, NotFound, NotLeased, QueueFull, TooLarge, WonderQError
 
 QUEUES = ("a", "b", "a.dead", "b.dead")
@@ -308,16 +310,33 @@ class Model:
         self.counters[queue]["put"] += len(items)
         self.serve_waiters()
 
-    def put_error(self, queue: str, items: Sequence[NewMessage]) -> type[WonderQError] | None:
+    def put_error(
+        self, queue: str, items: Sequence[NewMessage], footprint: int | None = None
+    ) -> type[WonderQError] | None:
+        """The error a PUT of ``items`` gets, if any; ``footprint``: what the engine says it
+        holds (footprint.py is checked on its own: the model counts bodies only)."""
         config = self.config
         if any(len(i.body) > config.max_body for i in items):
             return TooLarge
-        assert config.max_memory is not None
         limit = self.setting(queue, "max_length")
         if limit is not None and len(self.in_queue(queue)) + len(items) > limit:
             return QueueFull
-        if self.bytes() + sum(len(i.body) for i in items) > config.max_memory:
-            return MemoryLimit
+        if config.max_memory is not None:
+            assert footprint is not None
+            default = self.setting(queue, "max_attempts")
+            more = sum(
+                len(i.body)
+                + (
+                    COMPACT
+                    if is_plain(i.key, i.delay_s, i.priority, i.max_attempts, default)
+                    else MESSAGE + (0 if i.key is None else KEY + len(i.key))
+                )
+                for i in items
+            )
+            if queue not in self.queues:
+                more += QUEUE
+            if footprint + more > config.max_memory:
+                return MemoryLimit
         return None
 
     def sort_dedup(

@@ -6,6 +6,17 @@ from __future__ import annotations
 import pytest
 
 from broker.engine import AckResult, Engine
+from broker.engine.footprint import (
+    ACKED,
+    COMPACT,
+    DEDUP,
+    HEADER,
+    HEADERS,
+    KEY,
+    MESSAGE,
+    QUEUE,
+    WAITER,
+)
 from broker.errors import MemoryLimit, QueueFull, TooLarge
 from tests.engine.helpers import FIRST_SEQ, bodies, get, make_engine, new, put, seqs, stats
 
@@ -65,31 +76,61 @@ def test_acking_frees_room_in_a_full_queue() -> None:
     put(e, "q", "b")
 
 
-def test_memory_limit_counts_bodies_in_every_queue_and_stores_nothing() -> None:
-    e = make_engine(max_memory=10)
-    put(e, "q1", "12345")
-    put(e, "q2", "123")
+def test_the_footprint_counts_bodies_and_what_is_kept_with_them() -> None:
+    e = make_engine()
+    assert e.footprint() == 0
+    put(e, "q", "12345")
+    one_queue = QUEUE + COMPACT + 5
+    assert e.footprint() == one_queue
+    put(e, "q", new("k", key="key", delay_s=60))
+    keyed = MESSAGE + 1 + KEY + 3
+    assert e.footprint() == one_queue + keyed
+    (msg,) = get(e, "q")  # the plain one gets an object
+    assert e.footprint() == QUEUE + MESSAGE + 5 + keyed
+    e.ack(0, "A", msg.seq)  # gone, but remembered as acked
+    assert e.footprint() == QUEUE + keyed + ACKED
+    assert e.get(0, "w", "W", 1, 30, 60, "t") is None  # a waiting GET on a name
+    e.put_extended(0, "q", [new("d")], ["dedup-id"], [{"h": "vv"}])
+    with_headers = MESSAGE + 1 + HEADERS + 1 + 2 + HEADER
+    expected = QUEUE + keyed + ACKED + WAITER + with_headers + DEDUP
+    assert e.footprint() == expected
+    assert e.purge(0, "q") == 2
+    assert e.footprint() == QUEUE + ACKED + WAITER + DEDUP
+    assert e.cancel_waits("W", None) == 1  # (parked without a key: None names it)
+    assert e.footprint() == QUEUE + ACKED + DEDUP
+
+
+def test_memory_limit_refuses_what_would_pass_it_and_stores_nothing() -> None:
+    two = QUEUE + 2 * (COMPACT + 5)
+    e = make_engine(max_memory=two + 20, acked_history=0)  # two such PUTs, not three
+    with pytest.raises(MemoryLimit):
+        put(e, "q", "x" * 200)  # its queue would be made: that is counted too
+    put(e, "q", "12345")
+    put(e, "q", "12345")
     with pytest.raises(MemoryLimit) as info:
-        put(e, "q1", "1", "12")  # 5 + 3 + 3 = 11 > 10
-    assert "max-memory" in info.value.message
-    assert e.totals()["bytes"] == 8
-    assert stats(e, "q1")["ready"] == 1
-    put(e, "q1", "12")  # exactly 10 is fine
-    assert e.totals()["bytes"] == 10
+        put(e, "q", "1")
+    assert "max-memory" in info.value.message and str(e.footprint()) in info.value.message
+    with pytest.raises(MemoryLimit):
+        put(e, "other", "1")  # in every queue; and it makes no queue
+    assert e.totals() == {"queues": 1, "messages": 2, "leased": 0, "bytes": 10}
+    (msg,) = get(e, "q")
+    e.ack(0, "A", msg.seq)  # acking frees room (less what the acked id keeps)
+    put(e, "q", "1")
+    with pytest.raises(MemoryLimit):
+        put(e, "q", new("x", key="k"))  # a message object and its key take more
 
 
 def test_memory_is_freed_by_ack_and_purge_but_not_by_dead_lettering() -> None:
-    e = make_engine(max_memory=6)
+    e = make_engine(max_memory=2 * QUEUE + MESSAGE + 3 + 30)
     (a,) = put(e, "q", new("aaa", max_attempts=1))
-    put(e, "q", "bbb")
     get(e, "q")
-    e.nack(0, "A", a)  # to q.dead: still held
+    held = e.footprint()
+    e.nack(0, "A", a)  # to q.dead: still held, and q.dead is a queue too
+    assert e.footprint() == held + QUEUE
     with pytest.raises(MemoryLimit):
         put(e, "q", "c")
-    assert e.purge(0, "q") == 1
-    put(e, "q", "ccc")
-    with pytest.raises(MemoryLimit):
-        put(e, "q", "d")
+    assert e.purge(0, "q.dead") == 1
+    put(e, "q", "c")
 
 
 def test_get_stops_once_the_bodies_reach_the_reply_budget() -> None:

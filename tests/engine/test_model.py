@@ -35,7 +35,7 @@ CONFIG = Config(
     max_attempts=2,
     max_body=5,
     max_queue_length=8,
-    max_memory=90,
+    max_memory=12_000,  # three queues and a few messages (engine/footprint.py)
     acked_history=3,
     max_reply_bytes=4,
     dedup_window_s=2.0,
@@ -110,7 +110,7 @@ class EngineMachine(RuleBasedStateMachine):
     # nack, time) get several rules each and the rarer management calls share one.
 
     def do_put(self, queue: str, items: list[NewMessage]) -> None:
-        expected = self.model.put_error(queue, items)
+        expected = self.model.put_error(queue, items, self.engine.footprint())
         try:
             ids = self.engine.put(self.model.now, queue, items)
         except WonderQError as exc:
@@ -277,7 +277,8 @@ class EngineMachine(RuleBasedStateMachine):
         dedups = [d for _, d, _ in items]
         headers = [h for _, _, h in items]
         known, duplicates, fresh = model.sort_dedup(queue, dedups)
-        expected = model.put_error(queue, [news[i] for i in fresh]) if fresh else None
+        footprint = self.engine.footprint()
+        expected = model.put_error(queue, [news[i] for i in fresh], footprint) if fresh else None
         try:
             ids, dups = self.engine.put_extended(now, queue, news, dedups, headers)
         except WonderQError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from broker.engine import AckedRecord, Engine
+from broker.engine.footprint import COMPACT, QUEUE
 from broker.engine.forgetting import LOOK_MAX
 from broker.errors import MemoryLimit, QueueFull, TooLarge
 from tests.engine.helpers import bodies, get, make_engine, new, put, put_one
@@ -27,7 +28,9 @@ def no_lobby(e: Engine) -> bool:
 
 
 def test_a_refused_put_makes_no_queue() -> None:
-    e = make_engine(max_body=8, max_queue_length=2, max_memory=10)
+    e = make_engine(
+        max_body=8, max_queue_length=2, max_memory=QUEUE + COMPACT + 7 + 30
+    )  # one small queue
     with pytest.raises(TooLarge):
         put(e, "big", "123456789")
     with pytest.raises(QueueFull):
@@ -36,7 +39,7 @@ def test_a_refused_put_makes_no_queue() -> None:
         e.put_extended(0.0, "dd", [new("123456789")], ["d1"], None)
     put(e, "fits", "1234567")
     with pytest.raises(MemoryLimit):
-        put(e, "mem", "1234")  # 11 bytes of bodies would pass max-memory (10)
+        put(e, "mem", "1")  # past max-memory: one queue holds what it allows
     assert e.queue_names() == ["fits"] and e.totals()["queues"] == 1
     assert e.dedup_totals()["dedup_ids"] == 0
 

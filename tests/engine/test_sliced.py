@@ -15,7 +15,10 @@ import pytest
 
 from broker.config import Config
 from broker.engine import Engine, Message, State
+from broker.engine.compact import SCAN_STEP
+from broker.engine.deadlines import MOVE_STEP
 from broker.engine.sliced import Purge, Sliced
+from broker.errors import NotFound
 from tests.engine.helpers import get, make_engine, new, put, put_one, state_of, stats
 from tests.engine.replay import ReplayJournal
 
@@ -168,3 +171,57 @@ def test_peek_of_a_big_queue_looks_at_its_top_not_its_size() -> None:
     assert [(m.priority, m.seq) for m in e.peek("q", State.READY, 5)] == first
     assert [(m.priority, m.seq) for m in e.peek("q", None, 5)] == first
     assert isinstance(e.purging("q"), Sliced) and isinstance(e.purging("q"), Purge)
+
+
+def test_a_delete_in_steps_purges_first_then_deletes_what_is_left() -> None:
+    e, journal = journaled(max_attempts=1)
+    put(e, "q", *[f"m{i}" for i in range(30)], new("k", key="K", delay_s=9))
+    (leased,) = get(e, "q", "L", lease_s=600)
+    put(e, "x", "dead")
+    (dead,) = get(e, "x", "D")
+    e.nack(0.0, "D", dead.seq)  # x.dead holds one
+    job = e.deleting("q", dead=False)
+    steps = 0
+    while not job.step(0.0, 4):
+        steps += 1
+        journal.assert_matches(e, 0.0)
+        assert e.find_queue("q") is not None  # it stays until the last step
+    assert steps > 3 and job.count == 31 and e.find_queue("q") is None
+    assert state_of(e, leased.seq) == "gone"
+    journal.assert_matches(e, 0.0)
+    with pytest.raises(NotFound):
+        e.deleting("q")
+    both = e.deleting("x", dead=True)
+    assert both.step(0.0) and both.count == 1 and e.queue_names() == []
+
+
+def test_the_deadline_heap_is_compacted_a_slice_at_a_time_and_stays_right_meanwhile() -> None:
+    e = make_engine()
+    put(e, "gone", *[new("d", delay_s=100.0 + i) for i in range(3 * MOVE_STEP)])
+    assert e.purge(0.0, "gone") == 3 * MOVE_STEP  # every entry stale now
+    heap = e._deadlines
+    assert len(heap.old) > MOVE_STEP  # the first slice began: the rest is still to see
+    (soon,) = put(e, "q", new("s", delay_s=50.0))  # pushed meanwhile, into the new heap
+    assert e.next_deadline() == 50.0
+    for _ in range(10):  # each call that settles moves one more slice
+        e.advance(1.0)
+    assert not heap.old and len(heap) == 1
+    e.advance(50.0)
+    assert state_of(e, soon) == "ready"
+
+
+def test_the_compact_index_is_collected_a_slice_at_a_time_and_finds_ids_meanwhile() -> None:
+    e = make_engine()
+    for i in range(3 * SCAN_STEP):  # every put to another queue starts a run
+        put(e, f"q{i % 2}", "x")
+    (kept,) = put(e, "q2", "kept")
+    e.purge(0.0, "q0")
+    e.purge(0.0, "q1")  # their runs hold nothing now: the next settles collect them
+    index = e._compact
+    assert index._scan is not None  # begun, not done
+    assert state_of(e, kept) == "ready"  # found meanwhile
+    (late,) = put(e, "q3", "late")  # noted meanwhile: kept
+    for _ in range(10):
+        e.advance(1.0)
+    assert index._scan is None and len(index.firsts) <= 3
+    assert state_of(e, kept) == state_of(e, late) == "ready"

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
 
-from tests.durability.broker_process import BrokerProcess
-from tests.support import LineClient
+from tests.support import BrokerProcess, LineClient
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +22,9 @@ MIB = 1024 * 1024
 TOKEN = "soak-token-0123456789abcdef"
 
 
-@contextlib.asynccontextmanager
-async def broker(log: Path, *flags: str) -> AsyncIterator[tuple[int, int]]:
-    """A broker process on loopback: (port, pid); stopped by its PID."""
-    proc = await BrokerProcess.start_with(log, "--log-level", "ERROR", *flags)
-    try:
-        yield proc.port, proc.proc.pid
-    finally:
-        await proc.stop()
-
-
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def broker(log: Path, *flags: str) -> Awaitable[BrokerProcess]:
+    """A quiet broker process on loopback, stopped by its PID when its block ends."""
+    return BrokerProcess.start_with(log, "--log-level", "ERROR", *flags)
 
 
 async def _hold_partial_lines(port: int, count: int) -> list[asyncio.StreamWriter]:
@@ -55,46 +43,46 @@ async def _hold_partial_lines(port: int, count: int) -> list[asyncio.StreamWrite
     return writers
 
 
-async def _rss_settles_below(pid: int, limit: int, probe: LineClient) -> int:
+async def _rss_settles_below(proc: BrokerProcess, limit: int, probe: LineClient) -> int:
     """RSS once it is below ``limit`` (round trips on ``probe`` between readings, 10 s at most)."""
     async with asyncio.timeout(10):
-        while rss(pid) >= limit:
+        while proc.rss() >= limit:
             await probe.call(op="PING")
             await asyncio.sleep(0.2)  # the broker hands memory back on a 1 s timer
-    return rss(pid)
+    return proc.rss()
 
 
 async def test_many_unfinished_lines_stay_within_the_budget_and_are_given_back(
     tmp_path: Path,
 ) -> None:
     async with (
-        broker(tmp_path / "broker.log", "--max-buffered", "64m") as (port, pid),
-        await LineClient.connect(port) as probe,
+        await broker(tmp_path / "broker.log", "--max-buffered", "64m") as proc,
+        await LineClient.connect(proc.port) as probe,
     ):
         assert await probe.call(op="PING") == {"ok": True}
-        base = rss(pid)
-        writers = await _hold_partial_lines(port, 300)  # 300 MiB offered
+        base = proc.rss()
+        writers = await _hold_partial_lines(proc.port, 300)  # 300 MiB offered
         assert await probe.call(op="PING") == {"ok": True}
-        held = rss(pid)
+        held = proc.rss()
         assert held - base < 160 * MIB, f"RSS grew by {(held - base) // MIB} MiB"
         for writer in writers:
             writer.close()
-        after = await _rss_settles_below(pid, base + 32 * MIB, probe)
+        after = await _rss_settles_below(proc, base + 32 * MIB, probe)
         assert after < base + 32 * MIB
 
 
 async def test_megabyte_lines_before_auth_are_not_read(tmp_path: Path) -> None:
-    async with broker(tmp_path / "broker.log", "--token", TOKEN) as (port, pid):
+    async with await broker(tmp_path / "broker.log", "--token", TOKEN) as proc:
         line = b'{"op":"PUT","queue":"q","body":"' + b"x" * MIB + b'"}\n'
-        base = rss(pid)
+        base = proc.rss()
         for _ in range(50):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", proc.port)
             writer.write(line * 3)
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
                 replies = [await reader.readline() for _ in range(3)]
                 assert all(b"line_too_long" in r for r in replies), replies
             writer.close()
-        assert rss(pid) - base < 64 * MIB
-        async with await LineClient.connect(port) as c:
+        assert proc.rss() - base < 64 * MIB
+        async with await LineClient.connect(proc.port) as c:
             assert await c.call(op="AUTH", token=TOKEN) == {"ok": True}

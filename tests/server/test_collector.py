@@ -108,11 +108,12 @@ def test_a_slow_full_collection_freezes_its_survivors_and_a_quick_one_does_not(
     restore_gc: None,
 ) -> None:
     gc.unfreeze()
-    quick = collector.freeze_after_slow_collections(after_s=3600.0)
+    later: list[object] = []
+    quick = collector.freeze_after_slow_collections(later.append, after_s=3600.0)
     gc.collect()
     assert quick.freezes == 0 and gc.get_freeze_count() == 0
     gc.callbacks.remove(quick)
-    slow = collector.freeze_after_slow_collections(after_s=0.0)  # every one is "slow"
+    slow = collector.freeze_after_slow_collections(later.append, after_s=0.0)  # all "slow"
     held = [_Node() for _ in range(100)]
     garbage = _Node()
     garbage.peer = garbage
@@ -122,5 +123,6 @@ def test_a_slow_full_collection_freezes_its_survivors_and_a_quick_one_does_not(
     assert slow.freezes == 0
     gc.collect()
     assert slow.freezes == 1 and dead() is None  # collected first, then the rest frozen
+    assert later == [gc.collect]  # and one more full collection asked for, a moment later
     assert gc.get_freeze_count() >= len(held)
     assert not any(n is held[0] for n in gc.get_objects(generation=2))  # out of gen 2

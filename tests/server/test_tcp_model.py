@@ -51,7 +51,6 @@ CONFIG = Config(
     max_attempts=2,
     max_body=12,
     max_queue_length=8,
-    max_memory=200,
     acked_history=3,
     max_reply_bytes=24,
     max_dedup_ids=4,

@@ -14,6 +14,7 @@ without a bound.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -86,6 +87,11 @@ class BrokerProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def rss(self) -> int:
+        """Its resident memory now, in bytes (from /proc)."""
+        with open(f"/proc/{self.pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     @property
     def running(self) -> bool:

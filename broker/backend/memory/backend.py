@@ -32,7 +32,7 @@ from broker.backend.names import QueueIndex
 from broker.backend.receipts import ReceiptOps, received
 from broker.config import Config
 from broker.engine import DEAD_SUFFIX, Engine, Journal
-from broker.engine.sliced import Sliced
+from broker.engine.sliced import Delete, Sliced
 from broker.errors import ShuttingDown, UnknownOp, WonderQError
 from broker.histogram import WAIT_BOUNDS_S, Histogram
 from broker.protocol import replies as rp
@@ -146,7 +146,7 @@ class MemoryBackend:
         self, owner: object, requests: Sequence[rq.AnyRequest]
     ) -> Replies | Awaitable[Replies]:
         """Each request's reply, in order; an awaitable of them when one of them is a
-        PURGE or REDRIVE that goes on in slices (slices.py): the rest wait for it."""
+        PURGE, REDRIVE or DELETE that goes on in slices (slices.py): the rest wait for it."""
         if self._draining:
             raise ShuttingDown(_NOT_APPLIED)
         now = self.now()
@@ -197,7 +197,7 @@ class MemoryBackend:
                 return going_on.running
         return None
 
-    def sliced(self, job: Sliced, now: float, reply: Callable[[], rp.Reply]) -> rp.Reply:
+    def sliced(self, job: Sliced | Delete, now: float, reply: Callable[[], rp.Reply]) -> rp.Reply:
         """A job's first slice, now: its reply if that finished it, else ``GoesOn``."""
         if run_slice(job, now):
             return reply()

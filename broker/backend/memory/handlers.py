@@ -245,6 +245,7 @@ class Handlers:
         }
         server.update(self.engine.totals())
         server["forgotten_queues"] = self.engine.forgotten
+        server["memory"] = self.engine.footprint()
         server.update(self.engine.dedup_totals())
         for provider in self.b.stats_providers:
             server.update(provider())
@@ -336,8 +337,9 @@ class Handlers:
                     seqs.append(seq)
         return seqs, unparsable
 
-    def delete(self, owner: object, req: rq.Delete, now: float) -> rp.DeleteReply:
-        return rp.DeleteReply(deleted=self.engine.delete(now, req.queue, req.dead))
+    def delete(self, owner: object, req: rq.Delete, now: float) -> rp.Reply:
+        job = self.engine.deleting(req.queue, req.dead)
+        return self.b.sliced(job, now, lambda: rp.DeleteReply(deleted=job.count))
 
     def pause(self, owner: object, req: rq.Pause, now: float) -> rp.Ok:
         self.engine.pause(now, req.queue)

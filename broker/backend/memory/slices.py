@@ -1,4 +1,4 @@
-"""Long PURGE and REDRIVE run a slice at a time, the loop free between two slices.
+"""Long PURGE, REDRIVE and DELETE run a slice at a time, the loop free between two slices.
 
 Owns: driving the engine's sliced jobs (engine/sliced.py) on the event loop.
 A job's first slice runs inside the request's batch; a job that is not done
@@ -21,7 +21,7 @@ from time import perf_counter
 from typing import Final
 
 from broker.backend.base import Replies
-from broker.engine.sliced import Sliced
+from broker.engine.sliced import Delete, Sliced
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 
@@ -37,7 +37,7 @@ class Running:
 
     __slots__ = ("job", "reply")
 
-    def __init__(self, job: Sliced, reply: Callable[[], rp.Reply]) -> None:
+    def __init__(self, job: Sliced | Delete, reply: Callable[[], rp.Reply]) -> None:
         self.job = job
         self.reply = reply
 
@@ -51,7 +51,7 @@ class GoesOn(Exception):
         self.running = running
 
 
-def run_slice(job: Sliced, now: float) -> bool:
+def run_slice(job: Sliced | Delete, now: float) -> bool:
     """Steps of ``job`` for at most ``SLICE_S`` (at least one); True once it is finished."""
     started = perf_counter()
     while not job.step(now, STEP):
