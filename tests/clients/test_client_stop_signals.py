@@ -33,6 +33,8 @@ class Script:
     async def start(cls, code: str, port: int, cwd: Path) -> Script:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
+            "-X",
+            "faulthandler",  # a hung script's stacks, on the SIGABRT finish() sends
             "-c",
             textwrap.dedent(code).replace("PORT", str(port)),
             cwd=cwd,
@@ -76,14 +78,31 @@ class Script:
         """Wait for the exit; return its code, the rest of stdout, and all of stderr."""
         try:
             async with asyncio.timeout(T):
-                out, err = await self.proc.communicate()
+                await self.proc.wait()  # the scripts print little: their pipes do not fill
+        except TimeoutError:  # where it hangs: SIGABRT makes faulthandler print its stacks
+            self.proc.send_signal(signal.SIGABRT)
+            async with asyncio.timeout(T):
+                await self.proc.wait()
+            out, err = await self._rest()
+            raise AssertionError(
+                f"the script did not exit within {T} s; it printed:\n{out}"
+                f"{''.join(self.stderr)}{err}"
+            ) from None
         finally:
             if self.proc.returncode is None:
                 self.proc.kill()
                 await self.proc.wait()
-        self.stderr.append(err.decode())
-        assert self.proc.returncode is not None  # communicate() returned: it exited
-        return self.proc.returncode, out.decode(), "".join(self.stderr)
+        out, err = await self._rest()
+        self.stderr.append(err)
+        assert self.proc.returncode is not None  # wait() returned: it exited
+        return self.proc.returncode, out, "".join(self.stderr)
+
+    async def _rest(self) -> tuple[str, str]:
+        """What is left on stdout and stderr (the script has exited)."""
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        async with asyncio.timeout(T):
+            out, err = await asyncio.gather(self.proc.stdout.read(), self.proc.stderr.read())
+        return out.decode(), err.decode()
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
@@ -99,6 +118,16 @@ def assert_clean_exit(code: int, stderr: str) -> None:
 async def queue_stats(port: int, queue: str = "jobs") -> wonderq.QueueStats:
     async with wonderq.connect("127.0.0.1", port) as client:
         return (await client.stats(queue)).queues[queue]
+
+
+async def until_waiting(port: int, queue: str = "jobs") -> None:
+    """Return once a GET waits on ``queue`` (asked every 20 ms, for at most T)."""
+    async with wonderq.connect("127.0.0.1", port) as client, asyncio.timeout(T):
+        for _ in range(int(T / 0.02)):
+            if (await client.stats(queue)).queues[queue].waiting_consumers:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError(f"no GET waited on {queue!r} within {T} s")
 
 
 ASYNC_WORKER = """
@@ -280,6 +309,46 @@ async def test_a_signal_ends_a_consumer_waiting_for_messages_at_once(
     assert (stats.acked, stats.waiting_consumers, stats.leased) == (1, 0, 0)
     await client.put("jobs", "after")  # not leased to the GET that was waiting
     assert [m.attempts for m in await client.get("jobs")] == [1]
+
+
+async def test_a_signal_another_thread_takes_still_ends_the_waiting_get_at_once(
+    broker: Any, client: wonderq.AsyncClient, tmp_path: Path
+) -> None:
+    """The kernel may hand a process's SIGINT to any of its threads: the main thread's
+    read is then not interrupted, and the handler would wait for it (60 s). The same
+    happens when the signal lands just before the read starts (CI saw it). The read
+    waits on the signal's wakeup socket too, so it ends at once either way."""
+    await client.put("jobs", "a")
+    script = await Script.start(
+        """
+        import signal, sys, threading, wonderq
+
+        def interrupt_from_this_thread():
+            sys.stdin.readline()
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+        threading.Thread(target=interrupt_from_this_thread, daemon=True).start()
+        with wonderq.connect_sync("127.0.0.1", PORT) as client:
+            for message in client.consume("jobs", wait=60):
+                print("got", message.body, flush=True)
+                message.ack()
+        print("loop ended", flush=True)
+        """,
+        broker.port,
+        tmp_path,
+    )
+    try:
+        assert await script.stdout_line() == "got a"  # then its next GET waits (up to 60 s)
+        await until_waiting(broker.port)  # the main thread blocks reading its reply
+        script.type_line()  # the other thread takes a SIGINT
+        code, out, err = await script.finish()  # within T: the waiting GET was ended
+    finally:
+        await script.kill()
+    assert_clean_exit(code, err)
+    assert out == "loop ended\n"
+    assert "received SIGINT: the consumer of 'jobs'" in err
+    stats = await queue_stats(broker.port)
+    assert (stats.acked, stats.waiting_consumers, stats.leased) == (1, 0, 0)
 
 
 async def test_one_signal_stops_every_worker_of_the_process(

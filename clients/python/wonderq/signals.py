@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,6 +47,53 @@ class _Taken:
 
 
 _taken: dict[tuple[asyncio.AbstractEventLoop | None, signal.Signals], _Taken] = {}
+
+
+class _Wakeup:
+    """The process's wakeup socket while a blocking consumer holds a signal.
+
+    A signal that lands after a blocking consumer's last check and before its
+    ``recv`` starts runs its Python handler only once that ``recv`` returns (up
+    to a waiting GET's 60 s). With ``signal.set_wakeup_fd`` the C-level handler
+    also writes a byte here at once, so a read that waits on this socket and
+    its own (``SyncConnection``) wakes up and the handler runs. The pair is
+    made once and kept; the wakeup fd is set only while blocking listeners
+    exist, and never over one someone else set.
+    """
+
+    def __init__(self) -> None:
+        self._pair: tuple[socket.socket, socket.socket] | None = None
+        self._previous: int | None = None  # set while ours is installed
+
+    @property
+    def reader(self) -> socket.socket | None:
+        """The socket to wait on beside one's own, or None when no wakeup fd is ours."""
+        return None if self._pair is None or self._previous is None else self._pair[0]
+
+    def install(self) -> None:
+        if self._previous is not None:
+            return
+        if self._pair is None:
+            self._pair = socket.socketpair()
+            for end in self._pair:
+                end.setblocking(False)
+        try:
+            previous = signal.set_wakeup_fd(self._pair[1].fileno(), warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            return
+        if previous != -1:  # someone else's: keep theirs
+            signal.set_wakeup_fd(previous)
+            return
+        self._previous = previous
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(self._previous)
+            self._previous = None
+
+
+wakeup = _Wakeup()
 
 
 class Listening:
@@ -102,6 +150,7 @@ def _take(sig: signal.Signals, loop: asyncio.AbstractEventLoop | None) -> _Taken
     try:
         if loop is None:
             signal.signal(sig, lambda signum, frame: _fire(taken, sig, frame))
+            wakeup.install()
         else:
             loop.add_signal_handler(sig, _fire, taken, sig, None)
     except (NotImplementedError, RuntimeError, ValueError):  # e.g. Windows loops
@@ -137,3 +186,5 @@ def _give_back(sig: signal.Signals, taken: _Taken) -> None:
         if taken.loop is not None and not taken.loop.is_closed():
             taken.loop.remove_signal_handler(sig)
         signal.signal(sig, taken.previous)
+    if taken.loop is None and not any(loop is None for loop, _ in _taken):
+        wakeup.uninstall()

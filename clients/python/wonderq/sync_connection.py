@@ -2,13 +2,15 @@
 
 Owns: the socket, one request at a time (a lock makes it safe to share between
 threads), reading until the reply, and the hooks a stopping blocking consumer
-uses to interrupt its own waiting GET (``in_recv``, ``before_blocking``).
+uses to interrupt its own waiting GET (``in_recv``, ``before_blocking``,
+``wakeup``).
 Must never: start a thread, retry, or block longer than the call's timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl as ssl_module
 import threading
@@ -44,6 +46,9 @@ class SyncConnection:
         """True only while a call is blocked reading the socket (what a signal may interrupt)."""
         self.before_blocking: Callable[[], None] | None = None
         """Called before each blocking read; it may raise to abandon the call (a stopping consumer)."""
+        self.wakeup: socket.socket | None = None
+        """A socket a signal writes to (``signals.wakeup``): a blocking read waits on it too,
+        so a signal landing just before the read still ends it at once."""
 
     @classmethod
     def open(
@@ -135,6 +140,8 @@ class SyncConnection:
                 try:
                     if self.before_blocking is not None:
                         self.before_blocking()
+                    if self.wakeup is not None:
+                        self._wait_readable(self.wakeup, deadline)
                     data = self._sock.recv(RECV_SIZE)
                 finally:
                     self.in_recv = False
@@ -156,6 +163,31 @@ class SyncConnection:
             for reply_rid, reply in replies:
                 if reply_rid == rid:
                     return reply
+
+    def _wait_readable(self, wakeup: socket.socket, deadline: float | None) -> None:
+        """Wait until the socket has data, or a signal arrives: its handler then runs and
+        may raise to end the call (else this waits again); raise ``TimeoutError`` at the
+        deadline."""
+        if isinstance(self._sock, ssl_module.SSLSocket) and self._sock.pending():
+            return  # decrypted bytes wait in the TLS layer, not in the socket
+        poller = select.poll()
+        poller.register(self._sock, select.POLLIN)
+        poller.register(wakeup, select.POLLIN)
+        while True:  # each pass ends on data, a signal (its handler ran) or the deadline
+            if deadline is None:
+                events = poller.poll()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                events = poller.poll(remaining * 1000)
+            if not events:
+                raise TimeoutError
+            if any(fd != wakeup.fileno() for fd, _ in events):
+                return
+            with contextlib.suppress(OSError):  # BlockingIOError once it is empty
+                while wakeup.recv(4096):
+                    pass
 
     def _lose(self, reason: str) -> None:
         if self._lost_reason is None:

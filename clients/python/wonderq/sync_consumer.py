@@ -126,11 +126,13 @@ def _fetch(
 
     stop.interruptible = lambda: conn.in_recv
     conn.before_blocking = before_blocking
+    conn.wakeup = signals.wakeup.reader
     try:
         return client.get(queue, max=free, lease=lease, wait=wait)
     finally:
         stop.interruptible = None
         conn.before_blocking = None
+        conn.wakeup = None
 
 
 def _recover(
