@@ -35,7 +35,7 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest -m "not slow" $(COV) $(ARGS)
+	$(BIN)/pytest -m "not slow" --durations=20 $(COV) $(ARGS)
 
 # The tests of the asyncio code (the TCP server, the HTTP API, the clients) again
 # in asyncio's debug mode (--asyncio-debug for the tests' loops, PYTHONASYNCIODEBUG=1
