@@ -25,6 +25,8 @@ VERSION: Final = 3
 _PARTS: Final = (
     "core.lua",
     "store.lua",
+    "ready.lua",
+    "flush.lua",
     "lifecycle.lua",
     "messages.lua",
     "queues.lua",

@@ -21,7 +21,7 @@ local DEAD = '.dead'
 
 -- record fields (one msgpack array per message in the hash <T>:m): F_SZ the body's
 -- size, F_BODY the body when it is short (else it is in the hash <T>:b), F_IN and
--- F_AGED where a READY message is (store.lua), F_PEER the HTTP client a message
+-- F_AGED where a READY message is (ready.lua), F_PEER the HTTP client a message
 -- received over the HTTP API was leased to
 local F_Q, F_ST, F_ATT, F_MAXATT, F_PRIO, F_PUT, F_DUE, F_OWN, F_KEY, F_ORD, F_HDR =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
