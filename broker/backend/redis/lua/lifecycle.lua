@@ -111,7 +111,7 @@ local function lease_some(q, owner, n, tk, lease_ms, budget, peer)
       r[F_DUE] = due
       save(seq, r)
       zadd(lk, due, seq)
-      budget = budget - body_size(seq, r)
+      budget = budget - reply_size(seq, r)
       out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false,
         r[F_BODY] or false, nonce, due}
     end

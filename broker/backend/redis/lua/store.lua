@@ -91,6 +91,17 @@ local function body_size(seq, r)
   return r[F_SZ] or call('HSTRLEN', C.T .. ':b', seq)
 end
 
+-- what a message takes of a reply's byte budget: its body, and its headers as the
+-- in-memory engine counts them (headers_bytes: name, value and 6 bytes of JSON each)
+local function reply_size(seq, r)
+  local n = body_size(seq, r)
+  local hdr = r[F_HDR]
+  if hdr then
+    for name, value in pairs(hdr) do n = n + #name + #value + 6 end
+  end
+  return n
+end
+
 -- the place of a body among the bulk strings after the call's reply (body: the
 -- record's F_BODY, or false for a long one, read at the call's end)
 local function body_ref(seq, body)
