@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from broker.server import Server
 from tests.support import LineClient
 

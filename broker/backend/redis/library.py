@@ -21,7 +21,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Final
 
-VERSION: Final = 3
+VERSION: Final = 4
 _PARTS: Final = (
     "core.lua",
     "store.lua",
@@ -31,6 +31,7 @@ _PARTS: Final = (
     "messages.lua",
     "queues.lua",
     "owners.lua",
+    "forget.lua",
     "main.lua",
 )
 

@@ -7,6 +7,8 @@
 -- Times are milliseconds (floats) from Redis TIME, or the caller's test clock in
 -- the test build. Numbers passed to Redis go through n2s (Lua's tostring keeps 14
 -- digits only). Message ids are hex strings (a per-tag counter).
+-- The call's head carries the node's defaults (C.d): {lease ms, max attempts, max
+-- queue length, acked history, dedup window s, max dedup ids, forget after ms}.
 -- Must never: touch a key outside the call's hash tag, or write before an op has
 -- validated everything it needs (Redis has no rollback).
 
@@ -61,7 +63,7 @@ local function begin(keys, args, head)
   C = {
     T = keys[1], args = args, inc = head[1], now = clock(head[2]), d = head[3],
     keys = {}, owned = {}, owners = {}, scores = {}, settled = {}, woken = {}, touched = {}, touched_list = {},
-    deliveries = {}, remote = {}, publish = {}, events = {},
+    deliveries = {}, remote = {}, publish = {}, events = {}, created = {},
     -- store.lua's: records, bodies, queue hashes, buffered sorted sets and sets
     rec = {}, dirty = {}, body = {}, body_new = {}, body_gone = {}, body_dead = {}, out = {},
     h = {}, meta = {}, z = {}, zkeys = {}, s = {}, skeys = {},

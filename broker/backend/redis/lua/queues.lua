@@ -255,6 +255,7 @@ ops.resume = function(o)
   settle(q)
   hdel(q, 'paused')
   wake(q)
+  touch(q)
   return {'ok'}
 end
 

@@ -143,7 +143,7 @@ end
 -- a queue's hash: figures, settings, flags ---------------------------------
 
 local HOT = {'ex', 'nr', 'nd', 'nl', 'nw', 'by', 'paused', 's_lease', 's_matt', 's_mlen',
-  's_rate', 's_dwin', 'tk', 'tkt', 'wake'}
+  's_rate', 's_dwin', 'tk', 'tkt', 'wake', 'fg', 'xu'}
 
 local function hq(q)
   local h = C.h[q]
@@ -207,10 +207,13 @@ end
 
 local function exists(q) return hf(q, 'ex') ~= nil end
 
+-- make q if it does not exist (the call's reply names the queues it made: the node
+-- registers their names for QUEUES and STATS)
 local function create(q)
   if not exists(q) then
     call('HSETNX', qk(q, ':h'), 'ex', '1')
     hq(q).ex = '1'
+    C.created[#C.created + 1] = q
   end
   touch(q)
 end
