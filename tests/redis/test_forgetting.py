@@ -19,6 +19,11 @@ import redis.asyncio as aredis
 
 from broker.backend.redis import wire
 from broker.backend.redis.backend import RedisBackend
+from broker.backend.redis.target import parse
+from broker.bench import resp
+from broker.bench.cluster import LocalCluster
+from broker.config import Config
+from broker.server import Server
 from tests.conftest import running_server
 from tests.redis.servers import REDIS_URL_ENV, RedisServer
 from tests.support import LineClient
@@ -182,3 +187,38 @@ async def test_a_name_unregistered_while_its_queue_is_made_again_is_named_again(
         await srv.backend.handlers.stats.unname(["r", "never"])
         assert await store.zscore(wire.NODES_KEY + ":names", "r") == 0
         assert (await c.call(op="QUEUES"))["queues"] == ["r"]
+
+
+async def test_on_a_redis_cluster_queues_on_several_masters_are_forgotten_and_unnamed(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A queue's keys and the name registry live on different masters: each queue is
+    armed on its own master, and the listing unnames them in the registry's."""
+    config = Config(host="127.0.0.1", port=0, forget_after_s=FORGET_S)
+    server = Server(config, RedisBackend(config, parse(redis_cluster.url)))
+    await server.start()
+    queues: list[str] = []
+    masters: set[int] = set()
+    try:
+        for i in range(64):  # names on at least two masters (each lands on one of three)
+            queues.append(f"forget-{i}-{server.port}")
+            masters.add(redis_cluster.master_of(wire.tag_key(wire.tag_of(queues[-1]))))
+            if len(queues) >= 4 and len(masters) > 1:
+                break
+        async with await LineClient.connect(server.port) as c:
+            for q in queues:
+                await c.call(op="PUT", queue=q, body=1)
+                await c.call(op="PURGE", queue=q)
+            for q in queues:
+                port = redis_cluster.master_of(wire.tag_key(wire.tag_of(q)))
+                hash_key = f"{wire.tag_key(wire.tag_of(q))}:q:{q}:h"
+                ttl = int(resp.command(port, "PTTL", hash_key))
+                assert 0 < ttl <= FORGET_S * 1000, (q, ttl)
+                resp.command(port, "DEL", hash_key)  # Redis's expiry, now
+            listed = (await c.call(op="QUEUES", prefix="forget-"))["queues"]
+            assert not set(listed) & set(queues)
+            await c.call(op="PUT", queue=queues[0], body=2)
+            listed = (await c.call(op="QUEUES", prefix="forget-"))["queues"]
+            assert queues[0] in listed and not set(listed) & set(queues[1:])
+    finally:
+        await server.close()
