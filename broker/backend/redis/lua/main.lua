@@ -113,7 +113,7 @@ end
 -- {'unname', {name...}}: names whose queue was found gone (deleted or forgotten); the
 -- node looks again after this, and names again any made meanwhile
 node_ops.unname = function(N, o, now)
-  call('ZREM', N .. ':names', spread(o[2]))
+  if #o[2] > 0 then variadic('ZREM', N .. ':names', o[2]) end
   return {'ok'}
 end
 
