@@ -68,6 +68,16 @@ def test_the_library_is_versioned_and_the_test_build_is_apart() -> None:
     assert f"'wonderq_{library.VERSION}_test_call'" in test
 
 
+def test_every_lua_file_is_loaded_and_each_is_a_small_module() -> None:
+    lua = Path(library.__file__).parent / "lua"
+    assert sorted(library._PARTS) == sorted(p.name for p in lua.glob("*.lua"))
+    assert library._PARTS[0] == "core.lua" and library._PARTS[-1] == "main.lua"
+    for part in library._PARTS:
+        lines = (lua / part).read_text(encoding="utf-8").splitlines()
+        assert len(lines) < 500, part
+        assert lines[0].startswith(f"-- {part}: "), part  # says what it owns
+
+
 def test_node_ids_are_checked() -> None:
     assert Config(node_id="eu-1.a:b").node_id == "eu-1.a:b"
     for bad in ("", "a/b", "a b", "x" * 65):

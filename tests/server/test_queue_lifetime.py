@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from tests.conftest import ServerFactory
 from tests.support import LineClient
 
@@ -70,7 +68,6 @@ async def test_a_waiting_get_on_no_queue_that_runs_out_leaves_nothing(
         assert stats["connections"][0]["waiting"] == 0
 
 
-@pytest.mark.memory_only("Redis does not forget idle queues yet (protocol.md section 8)")
 async def test_an_idle_queue_is_forgotten_and_a_busy_one_is_kept(
     server_factory: ServerFactory,
 ) -> None:

@@ -40,7 +40,6 @@ from broker.errors import ShuttingDown, Unavailable, WonderQError
 from broker.histogram import Histogram
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
-from broker.protocol.names import DEAD_SUFFIX
 
 log = logging.getLogger("wonderq.redis")
 
@@ -68,18 +67,40 @@ class Owner:
 class Batch:
     """The replies of one ``execute``: filled now or later, resolved once all are in."""
 
-    __slots__ = ("future", "left", "replies")
+    __slots__ = ("future", "left", "open", "replies", "waiters")
 
     def __init__(self, n: int) -> None:
         self.replies: Replies = [None] * n
         self.left = 0
+        self.open = bytearray(n)  # 1: the slot's reply comes later and has not come
         self.future: asyncio.Future[Replies] | None = None
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def fill(self, i: int, reply: rp.Reply | None) -> None:
         self.replies[i] = reply
         self.left -= 1
+        self.open[i] = 0
+        if self.waiters:
+            self._wake()
         if self.left == 0 and self.future is not None and not self.future.done():
             self.future.set_result(self.replies)
+
+    def settled_before(self, i: int) -> asyncio.Future[None] | None:
+        """Done once every slot before ``i`` has its reply (None: they all have)."""
+        if 1 not in self.open[:i]:
+            return None
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((i, fut))
+        return fut
+
+    def _wake(self) -> None:
+        keep = []
+        for i, fut in self.waiters:
+            if 1 in self.open[:i]:
+                keep.append((i, fut))
+            elif not fut.done():
+                fut.set_result(None)
+        self.waiters = keep
 
 
 class Slot:
@@ -88,6 +109,13 @@ class Slot:
     def __init__(self, batch: Batch, i: int) -> None:
         self.batch = batch
         self.i = i
+
+    async def after_earlier(self) -> None:
+        """Once the requests before this one in its batch have their replies (a listing
+        then sees the queues they made: their names are registered before their replies)."""
+        earlier = self.batch.settled_before(self.i)
+        if earlier is not None:
+            await earlier
 
     def fill(self, reply: rp.Reply | None) -> None:
         self.batch.fill(self.i, reply)
@@ -142,7 +170,6 @@ class RedisBackend:
         self.redis_offset_ms = 0.0  # Redis time minus this node's clock, from the last reply
         self._draining = False
         self.known_tags: set[str] = set()  # tags registered for this incarnation (reaping)
-        self.known_queues: set[str] = set()  # queue names registered (QUEUES, STATS)
 
     def _calls(self) -> Calls:
         prefix = library.prefix(test_clock=self._test_clock is not None)
@@ -152,6 +179,7 @@ class RedisBackend:
             prefix + "_node",
             self._head,
             self._on_reply,
+            self._on_created,
             self._on_fenced,
             self._load_library,
             self.timeout_s,
@@ -342,6 +370,7 @@ class RedisBackend:
                 reply = rp.error_reply(exc)
             if reply is PENDING:
                 batch.left += 1
+                batch.open[i] = 1
             else:
                 batch.replies[i] = reply
         if batch.left == 0:
@@ -398,17 +427,18 @@ class RedisBackend:
         self.calls.submit_node(Op(args, [], done))
         return await fut
 
-    def register(self, tag: str, queues: Sequence[str] = (), lease: bool = True) -> None:
-        """Before this incarnation's first lease or wait on ``tag`` (reapers must find it),
-        and before a queue is first created from this node (QUEUES lists it)."""
-        if lease and tag not in self.known_tags:
+    def register(self, tag: str) -> None:
+        """Before this incarnation's first lease or wait on ``tag`` (reapers must find it)."""
+        if tag not in self.known_tags:
             self.known_tags.add(tag)
             self.calls.submit_node(Op(["tags", self.node.inc, [tag]], [], ignore))
-        new = [q for q in queues if q not in self.known_queues]
-        if new:
-            self.known_queues.update(new)
-            names = sorted({n for q in new for n in (q, q + DEAD_SUFFIX)})
-            self.calls.submit_node(Op(["queues", names], [], ignore))
+
+    def _on_created(self, queues: list[str]) -> None:
+        """A call made these queues: their names go to the registry (QUEUES and STATS list
+        them), ahead of anything this node sends the registry after the call's replies.
+        A queue made again after it was forgotten is named again: no node remembers
+        which names it registered."""
+        self.calls.submit_node(Op(["queues", sorted(queues)], [], ignore))
 
     # ------------------------------------------------------------ replies in
 

@@ -98,6 +98,7 @@ class Calls:
         node_function: str,
         head: Callable[[], list[Any]],
         on_reply: Callable[[Reply], None],
+        on_created: Callable[[list[str]], None],
         on_fenced: Callable[[], None],
         reload_library: Callable[[], Any],
         timeout_s: float,
@@ -108,6 +109,7 @@ class Calls:
         self.node_function = node_function
         self._head = head  # [incarnation, test clock, defaults]: fresh per call
         self._on_reply = on_reply
+        self._on_created = on_created
         self._on_fenced = on_fenced
         self._reload = reload_library
         self.timeout_s = timeout_s
@@ -332,7 +334,9 @@ class Calls:
             _fail(ops, Fenced("this node was declared dead by its peers; reconnect"))
             self._on_fenced()
             return
-        results, wakes, deliveries, events, now_ms = meta
+        results, wakes, deliveries, events, now_ms, created = meta
+        if created:  # registered before any reply says the PUT that made a queue is done
+            self._on_created(created)
         bodies = result[1:]
         for op, res in zip(ops, results, strict=True):
             op.done(res, bodies, None)

@@ -41,7 +41,7 @@ class Handlers:
         self.b = backend
         self.config = backend.config
         self.PENDING = PENDING
-        stats = Stats(self)
+        self.stats = stats = Stats(self)
         manage = Manage(self)
         receipts = Receipts(self)
         self._table: dict[type, Callable[[Owner, Any, Slot], Any]] = {
@@ -144,7 +144,6 @@ class Handlers:
             )
         queue = req.queue
         tag = wire.tag_of(queue)
-        self.b.register(tag, [queue], lease=False)
         single = isinstance(req.body, msgspec.Raw)
 
         def convert(res: Any, out: list[bytes]) -> rp.Reply:

@@ -21,14 +21,17 @@ from functools import cache
 from importlib.resources import files
 from typing import Final
 
-VERSION: Final = 3
+VERSION: Final = 4
 _PARTS: Final = (
     "core.lua",
     "store.lua",
+    "ready.lua",
+    "flush.lua",
     "lifecycle.lua",
     "messages.lua",
     "queues.lua",
     "owners.lua",
+    "forget.lua",
     "main.lua",
 )
 

@@ -68,7 +68,6 @@ class Manage:
     def redrive(self, owner: Owner, req: rq.Redrive, slot: Slot) -> object:
         queue = req.queue
         tag = wire.tag_of(queue)
-        self.b.register(tag, [queue], lease=False)
         if req.ids is None:
             return self.h.op(
                 tag,
@@ -110,7 +109,6 @@ class Manage:
 
     def pause(self, owner: Owner, req: rq.Pause, slot: Slot) -> object:
         tag = wire.tag_of(req.queue)
-        self.b.register(tag, [req.queue], lease=False)
         return self.h.op(tag, ["pause", req.queue], slot, lambda res, _: rp.OK)
 
     def resume(self, owner: Owner, req: rq.Resume, slot: Slot) -> object:
@@ -131,8 +129,6 @@ class Manage:
             value = getattr(req, field)
             if value is not msgspec.UNSET:
                 changes[_SETTING_NAMES[field]] = False if value is None else value
-        if changes:
-            self.b.register(tag, [queue], lease=False)
 
         def convert(res: Any, bodies: list[bytes]) -> rp.Reply:
             if wire.failed(res):

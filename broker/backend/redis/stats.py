@@ -1,6 +1,7 @@
 """STATS and QUEUES on the Redis backend: figures that are the same on every node.
 
-Owns: reading the queue names every node registered, each queue's figures from
+Owns: reading the queue names every node registered (and taking out those whose
+queue was found gone: deleted, or forgotten when idle), each queue's figures from
 its tag (one library op per queue, all in flight together), the totals, the
 ``cluster`` section (live nodes from the registry, this node's own connection
 count live), STATS' per-connection view, and the settings views (only what
@@ -12,6 +13,7 @@ deleted since it was listed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -20,6 +22,7 @@ from broker import __version__
 from broker.backend.names import page_of
 from broker.backend.redis import wire
 from broker.config import Config
+from broker.errors import WonderQError
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 from broker.protocol.names import COUNTERS
@@ -27,6 +30,8 @@ from broker.protocol.names import COUNTERS
 if TYPE_CHECKING:
     from broker.backend.redis.backend import Owner, Slot
     from broker.backend.redis.handlers import Handlers
+
+log = logging.getLogger("wonderq.redis")
 
 _SCANS_MAX: Final = 64  # registry reads for one page (deleted names are skipped)
 _PAGES_MAX: Final = 10_000  # pages STATS' totals read: 10 million queues
@@ -39,18 +44,21 @@ class Stats:
         self.config = handlers.config
 
     def stats(self, owner: Owner, req: rq.Stats, slot: Slot) -> object:
-        return self.h.later(slot, self._stats(req))
+        return self.h.later(slot, self._stats(req, slot))
 
-    async def _stats(self, req: rq.Stats) -> rp.Reply:
+    async def _stats(self, req: rq.Stats, slot: Slot) -> rp.Reply:
+        await slot.after_earlier()
         names = await self.registered()  # a queue gone since: its stats call fails, skipped
         results = await asyncio.gather(
             *(self.b.call_future(wire.tag_of(q), ["stats", q]) for q in names)
         )
         queues: dict[str, rp.QueueStats] = {}
         totals = {"queues": 0, "messages": 0, "leased": 0, "bytes": 0, "dedup_evicted": 0}
+        gone: list[str] = []
         for name, (res, _) in zip(names, results, strict=True):
             if wire.failed(res):
-                continue  # deleted since it was listed
+                gone.append(name)  # deleted or forgotten since it was registered
+                continue
             stats = self._queue_stats(res[1])
             queues[name] = stats
             totals["queues"] += 1
@@ -58,6 +66,7 @@ class Stats:
             totals["leased"] += stats.leased
             totals["bytes"] += stats.bytes
             totals["dedup_evicted"] += res[1][10]
+        self._unname(gone)
         after: str | None = None
         if req.queue is not None:
             if req.queue not in queues:
@@ -170,22 +179,47 @@ class Stats:
         return out
 
     async def _existing(self, names: list[str]) -> list[str]:
+        """The names of ``names`` whose queue exists, in order (the rest are unnamed)."""
+        found = await self._exist(names)
+        self._unname([q for q in names if q not in found])
+        return [q for q in names if q in found]
+
+    def _unname(self, gone: list[str]) -> None:
+        """``unname`` in the background (nothing if ``gone`` is empty)."""
+        if gone:
+            self.b.spawn(self.unname(gone))
+
+    async def unname(self, gone: list[str]) -> None:
+        """Take names whose queue was found gone out of the registry. A node that makes
+        the queue again names it after the call that made it, so a removal that comes
+        after that naming is undone here: each name is looked up again once removed, and
+        named again if its queue exists by then."""
+        try:
+            await self.b.anode(["unname", gone])
+            back = await self._exist(gone)
+            if back:
+                await self.b.anode(["queues", sorted(back)])
+        except WonderQError as exc:  # a later listing tries again
+            log.info("could not unregister %d queue name(s): %s", len(gone), exc.message)
+
+    async def _exist(self, names: list[str]) -> set[str]:
+        """Those of ``names`` whose queue exists now."""
         by_tag: dict[str, list[str]] = {}
         for q in names:
             by_tag.setdefault(wire.tag_of(q), []).append(q)
         results = await asyncio.gather(
             *(self.b.call_future(t, ["exists", qs]) for t, qs in by_tag.items())
         )
-        found = {
+        return {
             q
             for qs, (res, _) in zip(by_tag.values(), results, strict=True)
             for q, there in zip(qs, res[1], strict=True)
             if there
         }
-        return [q for q in names if q in found]
 
     def queues(self, owner: Owner, req: rq.Queues, slot: Slot) -> object:
         async def page() -> rp.Reply:
+            await slot.after_earlier()
             limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
             names, after = await self.names_page(req.prefix, req.cursor, limit)
             return rp.QueuesReply(queues=names, next=msgspec.UNSET if after is None else after)

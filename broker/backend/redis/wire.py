@@ -39,6 +39,7 @@ def defaults(config: Config) -> list[Any]:
         config.acked_history,
         config.dedup_window_s,
         config.max_dedup_ids,
+        config.forget_after_s * 1000,
     ]
 
 

@@ -7,6 +7,8 @@
 -- Times are milliseconds (floats) from Redis TIME, or the caller's test clock in
 -- the test build. Numbers passed to Redis go through n2s (Lua's tostring keeps 14
 -- digits only). Message ids are hex strings (a per-tag counter).
+-- The call's head carries the node's defaults (C.d): {lease ms, max attempts, max
+-- queue length, acked history, dedup window s, max dedup ids, forget after ms}.
 -- Must never: touch a key outside the call's hash tag, or write before an op has
 -- validated everything it needs (Redis has no rollback).
 
@@ -21,7 +23,7 @@ local DEAD = '.dead'
 
 -- record fields (one msgpack array per message in the hash <T>:m): F_SZ the body's
 -- size, F_BODY the body when it is short (else it is in the hash <T>:b), F_IN and
--- F_AGED where a READY message is (store.lua), F_PEER the HTTP client a message
+-- F_AGED where a READY message is (ready.lua), F_PEER the HTTP client a message
 -- received over the HTTP API was leased to
 local F_Q, F_ST, F_ATT, F_MAXATT, F_PRIO, F_PUT, F_DUE, F_OWN, F_KEY, F_ORD, F_HDR =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
@@ -61,7 +63,7 @@ local function begin(keys, args, head)
   C = {
     T = keys[1], args = args, inc = head[1], now = clock(head[2]), d = head[3],
     keys = {}, owned = {}, owners = {}, scores = {}, settled = {}, woken = {}, touched = {}, touched_list = {},
-    deliveries = {}, remote = {}, publish = {}, events = {},
+    deliveries = {}, remote = {}, publish = {}, events = {}, created = {},
     -- store.lua's: records, bodies, queue hashes, buffered sorted sets and sets
     rec = {}, dirty = {}, body = {}, body_new = {}, body_gone = {}, body_dead = {}, out = {},
     h = {}, meta = {}, z = {}, zkeys = {}, s = {}, skeys = {},

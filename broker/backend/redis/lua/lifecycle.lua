@@ -2,14 +2,14 @@
 --
 -- Per queue q (prefix qk(q)): :h hash (figures, settings, flags), :f list and :r
 -- zset of the deliverable ready messages, :a zset of ready messages outside the
--- fifo by put time (see store.lua), :d zset of delayed messages by due time, :l zset of leased messages by lease deadline, :c:<key> list
+-- fifo by put time (see ready.lua), :d zset of delayed messages by due time, :l zset of leased messages by lease deadline, :c:<key> list
 -- of a key's messages in put order (only its head may be deliverable), :w list of
 -- waiting GETs (arrival order), :wn hash node incarnation -> waiting GETs.
 -- Per tag: <T>:o:<owner> set of the ids an owner holds, <T>:os:<inc> set of an
 -- incarnation's owners that hold leases, <T>:w hash waiter id -> record,
 -- <T>:wi:<inc> hash waiter id -> queue, <T>:dlv:<inc> hash waiter id -> delivery
 -- not yet collected by its node. Reads and writes of records, :h, :r, :a, :d, :l
--- and the owners' sets go through store.lua.
+-- and the owners' sets go through store.lua and ready.lua.
 -- Must never: leave a queue with both a waiting GET and a deliverable message
 -- at the end of an op (dispatch serves them).
 
@@ -111,7 +111,7 @@ local function lease_some(q, owner, n, tk, lease_ms, budget, peer)
       r[F_DUE] = due
       save(seq, r)
       zadd(lk, due, seq)
-      budget = budget - body_size(seq, r)
+      budget = budget - reply_size(seq, r)
       out[#out + 1] = {seq, q, r[F_ATT], r[F_KEY] or false, r[F_HDR] or false,
         r[F_BODY] or false, nonce, due}
     end

@@ -1,8 +1,8 @@
 -- main.lua: the library's entry points.
 --
 -- <prefix>_call(keys = {tag prefix}, args = {msgpack head, body...}) runs a node's
--- ops on one hash tag and returns {msgpack {results, wakes, deliveries, events},
--- body...}: bodies travel as plain bulk strings, never inside msgpack.
+-- ops on one hash tag and returns {msgpack {results, wakes, deliveries, events, now,
+-- queues made}, body...}: bodies travel as plain bulk strings, never inside msgpack.
 -- <prefix>_node(keys = {nodes prefix}, args = {msgpack op}) keeps the node registry:
 -- heartbeats, duplicate node ids, the reaping of dead incarnations, the queue names.
 
@@ -26,7 +26,8 @@ local function run(keys, args)
   local bodies = reply_bodies()
   store_remote()
   store_flush()
-  local out = {pack({results, wakes, C.deliveries, events, C.now})}
+  forget_idle()
+  local out = {pack({results, wakes, C.deliveries, events, C.now, C.created})}
   for _, b in ipairs(bodies) do out[#out + 1] = b end
   return out
 end
@@ -102,10 +103,17 @@ node_ops.nodes = function(N, o, now)
   return {'ok', out}
 end
 
--- {'queues', {name...}}: remember queue names (QUEUES and STATS list them; never
--- forgotten: a name whose queue is gone costs a lookup, never a wrong listing)
+-- {'queues', {name...}}: remember the names of queues made (QUEUES and STATS list
+-- them; a name whose queue is gone since costs a lookup, never a wrong listing)
 node_ops.queues = function(N, o, now)
   for _, name in ipairs(o[2]) do call('ZADD', N .. ':names', 0, name) end
+  return {'ok'}
+end
+
+-- {'unname', {name...}}: names whose queue was found gone (deleted or forgotten); the
+-- node looks again after this, and names again any made meanwhile
+node_ops.unname = function(N, o, now)
+  if #o[2] > 0 then variadic('ZREM', N .. ':names', o[2]) end
   return {'ok'}
 end
 

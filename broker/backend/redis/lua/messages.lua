@@ -102,6 +102,7 @@ ops.put = function(o)
     end
   end
   if deduped then -- dedup ids: the expired ones go, and at most max-dedup-ids stay
+    if C.now + window > (tonumber(hf(q, 'xu')) or 0) then hset(q, 'xu', n2s(C.now + window)) end
     for _, dd in ipairs(call('ZRANGEBYSCORE', xz, '-inf', n2s(C.now), 'LIMIT', 0, 100)) do
       call('ZREM', xz, dd)
       call('HDEL', xk, dd)

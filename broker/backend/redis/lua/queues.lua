@@ -58,7 +58,7 @@ ops.peek = function(o)
   local out = {}
   for _, item in ipairs(found) do
     if #out >= limit then break end
-    local sz = body_size(item[1], item[2])
+    local sz = reply_size(item[1], item[2])
     if #out > 0 and budget < sz then break end
     budget = budget - sz
     out[#out + 1] = view(item[1], item[2], true)
@@ -255,6 +255,7 @@ ops.resume = function(o)
   settle(q)
   hdel(q, 'paused')
   wake(q)
+  touch(q)
   return {'ok'}
 end
 
