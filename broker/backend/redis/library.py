@@ -4,8 +4,9 @@ Owns: assembling the Lua sources of ``lua/`` into one library and loading it on
 every master with ``FUNCTION LOAD REPLACE`` (a Function survives a failover on
 the promoted replica, where an EVALSHA script cache may answer ``NOSCRIPT``).
 The library's name and its functions' names carry ``VERSION``, so nodes of two
-versions can share one Redis during a rolling upgrade; bump it with every
-change of the keys or of the ops' arguments. A call that stores bodies (one
+versions can share one Redis during a rolling upgrade (not across version 4:
+its key expiry of idle queues is unknown to version 3, docs/scale-out.md); bump
+it with every change of the keys or of the ops' arguments. A call that stores bodies (one
 with a PUT) goes to ``_call``, which a Redis at its ``maxmemory`` refuses (the
 PUT gets ``memory_limit``); every other call, and the node registry's
 (heartbeats), goes to functions flagged ``allow-oom``, so a full Redis can
