@@ -3,6 +3,11 @@ token, and ``--metrics-port``'s app that serves nothing else."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import socket
+from pathlib import Path
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,7 +17,7 @@ from broker.http.metrics import BrokerCollector
 from broker.http.openapi import document
 from broker.http.routes import METRICS_ROUTES
 from tests.http.support import Client, client_for, running_broker
-from tests.support import LineClient
+from tests.support import BrokerProcess, LineClient
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -96,6 +101,44 @@ async def test_the_metrics_port_serves_metrics_and_health_alone() -> None:
                 assert (await alone.get(path)).status == status, path
         assert (await api.get("/v1/stats")).status == 200
         assert {r.path for r in METRICS_ROUTES} == {"/healthz", "/metrics"}
+
+
+def _takes(host: str, port: int) -> bool:
+    """True if a socket could bind ``host:port`` (not if a listener holds it for that
+    address, or for every address)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            return False
+        return True
+
+
+async def _status(port: int, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    status = await reader.readline()
+    writer.close()
+    return status
+
+
+async def test_the_metrics_port_is_on_loopback_even_when_the_broker_is_not(
+    tmp_path: Path,
+) -> None:
+    """Row 20 of issue 18: ``--metrics-port`` listens on 127.0.0.1 unless ``--metrics-host``
+    says otherwise, whatever ``--host`` is, and needs the token like every other path."""
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        metrics_port = spare.getsockname()[1]
+    flags = ("--host", "0.0.0.0", "--no-http", "--metrics-port", str(metrics_port))
+    env = {"WONDERQ_TOKEN": "metrics-token-0123456789"}
+    async with await BrokerProcess.start_with(tmp_path / "broker.log", *flags, env=env) as proc:
+        assert not _takes("127.0.0.2", proc.port)  # on every address: the probe can tell
+        assert _takes("127.0.0.2", metrics_port)  # on 127.0.0.1 alone
+        assert b" 401 " in await _status(metrics_port, "/metrics")
+        assert b" 200 " in await _status(metrics_port, "/healthz")
 
 
 async def test_a_failed_scrape_is_a_500_and_the_broker_keeps_serving(
