@@ -763,23 +763,29 @@ def row_20(broker: Broker, r: Row, scale: float) -> None:
         pipeline(client, [b'{"op":"PUT","queue":"m%d","body":1}\n' % i for i in range(n)], 256)
         assert broker.metrics_port is not None
         times: list[float] = []
+        statuses: list[str] = []
+        auth = f"Authorization: Bearer {broker.token}\r\n" if broker.token else ""
+        request = f"GET /metrics HTTP/1.0\r\n{auth}\r\n".encode()
 
         def scrape() -> None:
             t0 = time.perf_counter()
+            got = b""
             with socket.create_connection(
                 ("127.0.0.1", broker.metrics_port or 0), timeout=120
             ) as s:
-                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-                while s.recv(1 << 16):
-                    pass
+                s.sendall(request)
+                while chunk := s.recv(1 << 16):
+                    got = got or chunk  # (its first line: the status)
             times.append(time.perf_counter() - t0)
+            statuses.append(got.split(b"\r\n", 1)[0].decode(errors="replace").split(" ", 1)[-1])
 
         threads = [threading.Thread(target=scrape) for _ in range(5)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=300)
-        r.saw = f"{n} queues: 5 scrapes, slowest {max(times, default=0):.1f} s"
+        said = ", ".join(sorted(set(statuses))) or "no reply"
+        r.saw = f"{n} queues: 5 scrapes ({said}), slowest {max(times, default=0):.1f} s"
 
 
 # ------------------------------------- rows 21-23: the data dir (own brokers)
