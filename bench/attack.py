@@ -15,7 +15,8 @@ several each (a restart is the attack), with no bystander: row 21 mounts a
 ``--soak`` runs every row that can share a broker against one (with a token,
 ``--max-memory 1g`` and ``--max-buffered 64m``), one after the other (their
 queues deleted between two), with one bystander all along, and prints its
-worst operation during each row, the RSS after each, and the peak
+worst operation during each row and during the clean-up after it, the RSS
+after each, and the peak
 (tests/bench/test_attack_soak.py runs it).
 
 The attackers run at a lower CPU priority than the broker and the bystander
@@ -989,6 +990,10 @@ def clean_up(broker: Broker) -> int:
     return gone
 
 
+def _clean_up_into(broker: Broker, figures: dict[str, Any]) -> None:
+    figures["queues_deleted"] = clean_up(broker)
+
+
 def soak(
     src: Path | None,
     scale: float,
@@ -1007,7 +1012,7 @@ def soak(
     flags = (*SOAK_FLAGS, "--metrics-port", str(metrics_port))
     broker = start_broker(src, *flags, token=TOKEN)
     broker.metrics_port = metrics_port
-    done: list[tuple[Row, float, float]] = []
+    done: list[tuple[Row, float, float, float]] = []  # a row, its start, end, clean-up's end
     load_before = os.getloadavg()[0]
     try:
         base = broker.rss()
@@ -1022,13 +1027,20 @@ def soak(
                 as_attacker(nice, functools.partial(attack, broker, r, scale))
                 r.figures.pop("src", None)
                 r.figures["rss_after_mb"] = round(broker.rss() / MIB)
-                done.append((r, began, time.time()))
+                ended = time.time()
                 if number != rows[-1]:  # (after the last, 18, this address is locked out)
-                    r.figures["queues_deleted"] = clean_up(broker)
+                    # (the harness's load too: niced as well)
+                    as_attacker(nice, functools.partial(_clean_up_into, broker, r.figures))
+                done.append((r, began, ended, time.time()))
         samples: list[tuple[float, float]] = seen.get("samples", [])
-        for r, began, ended in done:
-            during = [d for at, d in samples if began <= at < ended]
-            r.figures["worst_ms"] = round(max(during) * 1000, 1) if during else None
+
+        def worst_ms(since: float, until: float) -> float | None:
+            during = [d for at, d in samples if since <= at < until]
+            return round(max(during) * 1000, 1) if during else None
+
+        for r, began, ended, cleaned in done:
+            r.figures["worst_ms"] = worst_ms(began, ended)
+            r.figures["clean_up_worst_ms"] = worst_ms(ended, cleaned)
         return {
             "rows": done,
             "worst_ms": seen.get("worst_ms"),
@@ -1045,11 +1057,15 @@ def soak(
 
 
 def print_soak(result: dict[str, Any]) -> None:
-    print(f"{'row':>4}  {'bystander worst ms':>18}  {'RSS after MB':>12}  attack")
-    for r, _, _ in result["rows"]:
+    print(
+        f"{'row':>4}  {'bystander worst ms':>18}  {'(clean-up)':>10}  {'RSS after MB':>12}  attack"
+    )
+    for r, *_ in result["rows"]:
         f = r.figures
+        after = f.get("clean_up_worst_ms")
         print(
-            f"{r.number:>4}  {f.get('worst_ms')!s:>18}  {f['rss_after_mb']:>12}  {r.did}: {r.saw}"
+            f"{r.number:>4}  {f.get('worst_ms')!s:>18}  {after!s:>10}  {f['rss_after_mb']:>12}  "
+            f"{r.did}: {r.saw}"
         )
     print(
         f"soak: bystander worst {result['worst_ms']} ms, median {result['p50_ms']} ms, "
@@ -1130,7 +1146,7 @@ def main() -> None:
         result = soak(args.src, args.scale, nice=args.nice)
         print_soak(result)
         if args.json:
-            rows = [{"row": r.number, "saw": r.saw, **r.figures} for r, _, _ in result["rows"]]
+            rows = [{"row": r.number, "saw": r.saw, **r.figures} for r, *_ in result["rows"]]
             print(json.dumps({**result, "rows": rows}))
         return
     rows = []
