@@ -15,8 +15,19 @@ several each (a restart is the attack), with no bystander: row 21 mounts a
 ``--soak`` runs every row that can share a broker against one (with a token,
 ``--max-memory 1g`` and ``--max-buffered 64m``), one after the other (their
 queues deleted between two), with one bystander all along, and prints its
-worst operation during each row, the RSS after each, and the peak
+worst operation during each row and during the clean-up after it, the RSS
+after each, and the peak
 (tests/bench/test_attack_soak.py runs it).
+
+The attackers run at a lower CPU priority than the broker and the bystander
+(``--nice``, default 10: each attack runs in a thread of its own that lowers
+its nice value, which on Linux is a thread's own and passes to the threads it
+starts; the broker and the bystander are started by the main thread and keep
+theirs). On a machine of 2 cores the attack's own CPU, a thread pipelining
+requests or flooding lines as fast as it can, would otherwise take the core
+the bystander needs, and the bystander would measure the load generator, not
+the broker: on separate machines they never compete. ``--nice 0`` measures
+them on equal terms.
 
 Run: ``.venv/bin/python bench/attack.py --rows 8,15,16`` (see docs/security.md).
 Never run it against a broker you care about: it starts its own.
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -46,7 +58,10 @@ from pathlib import Path
 from typing import Any
 
 TOKEN = "attack-harness-token-0123456789"
+#: how much lower the attackers' CPU priority is than the broker's and the bystander's
+ATTACKER_NICE = 10
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 
 
@@ -73,6 +88,15 @@ class Broker:
                 return int(f.read().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             return 0
+
+    def cpu_s(self) -> float:
+        """CPU seconds the broker used so far (user and system)."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / TICKS
+        except (OSError, IndexError, ValueError):
+            return 0.0
 
     def open_fds(self) -> int:
         try:
@@ -285,6 +309,27 @@ def _sender(sock: socket.socket, data: Iterator[bytes]) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def as_attacker(nice: int, attack: Callable[[], None]) -> None:
+    """Run ``attack`` in a thread of its own at ``nice`` more than this process's nice
+    value (Linux: the threads it starts inherit it, the main thread keeps its own); its
+    exception, if any, is raised here."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if nice:
+                os.nice(nice)
+            attack()
+        except BaseException as exc:  # (re-raised in the caller's thread)
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="attacker", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
 
 
 # --------------------------------------------------------------------- rows
@@ -662,12 +707,14 @@ def _partial_lines(broker: Broker, r: Row, n: int) -> None:
 def row_16(broker: Broker, r: Row, scale: float) -> None:
     body = json.dumps({"op": "PUT", "queue": "q", "body": "x" * (MIB - 100)}).encode() + b"\n"
     stop = threading.Event()
-    sent = [0, 0]
+    sent = [0, 0]  # lines sent whole, by each thread
+    opened = [0, 0]
 
     def flood(slot: int) -> None:
         while not stop.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as sock:
+                    opened[slot] += 1
                     for _ in range(3):
                         sock.sendall(body)
                         sent[slot] += 1
@@ -675,13 +722,19 @@ def row_16(broker: Broker, r: Row, scale: float) -> None:
                 continue
 
     threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(2)]
+    cpu_s = broker.cpu_s()
     for thread in threads:
         thread.start()
     time.sleep(10 * scale)
     stop.set()
     for thread in threads:
         thread.join(timeout=15)
-    r.saw = f"{sum(sent)} lines of 1 MiB sent in {10 * scale:.0f} s"
+    cpu_s = broker.cpu_s() - cpu_s
+    took_s = 10 * scale
+    r.saw = (
+        f"{sum(opened)} connections, {sum(sent)} lines of 1 MiB sent whole in {took_s:.0f} s; "
+        f"the broker used {cpu_s / took_s:.0%} of a core"
+    )
 
 
 @row("18", "wrong tokens, reconnecting after each lockout, for 5 s", token=True)
@@ -711,23 +764,29 @@ def row_20(broker: Broker, r: Row, scale: float) -> None:
         pipeline(client, [b'{"op":"PUT","queue":"m%d","body":1}\n' % i for i in range(n)], 256)
         assert broker.metrics_port is not None
         times: list[float] = []
+        statuses: list[str] = []
+        auth = f"Authorization: Bearer {broker.token}\r\n" if broker.token else ""
+        request = f"GET /metrics HTTP/1.0\r\n{auth}\r\n".encode()
 
         def scrape() -> None:
             t0 = time.perf_counter()
+            got = b""
             with socket.create_connection(
                 ("127.0.0.1", broker.metrics_port or 0), timeout=120
             ) as s:
-                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-                while s.recv(1 << 16):
-                    pass
+                s.sendall(request)
+                while chunk := s.recv(1 << 16):
+                    got = got or chunk  # (its first line: the status)
             times.append(time.perf_counter() - t0)
+            statuses.append(got.split(b"\r\n", 1)[0].decode(errors="replace").split(" ", 1)[-1])
 
         threads = [threading.Thread(target=scrape) for _ in range(5)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=300)
-        r.saw = f"{n} queues: 5 scrapes, slowest {max(times, default=0):.1f} s"
+        said = ", ".join(sorted(set(statuses))) or "no reply"
+        r.saw = f"{n} queues: 5 scrapes ({said}), slowest {max(times, default=0):.1f} s"
 
 
 # ------------------------------------- rows 21-23: the data dir (own brokers)
@@ -931,7 +990,16 @@ def clean_up(broker: Broker) -> int:
     return gone
 
 
-def soak(src: Path | None, scale: float, rows: Sequence[str] = SOAK_ROWS) -> dict[str, Any]:
+def _clean_up_into(broker: Broker, figures: dict[str, Any]) -> None:
+    figures["queues_deleted"] = clean_up(broker)
+
+
+def soak(
+    src: Path | None,
+    scale: float,
+    rows: Sequence[str] = SOAK_ROWS,
+    nice: int = ATTACKER_NICE,
+) -> dict[str, Any]:
     """Every row of ``rows`` against one broker (token, metrics port, ``SOAK_FLAGS``),
     one bystander all along: per row what it saw, the bystander's worst operation
     while it ran and the RSS after it; then the worst of all and the peak RSS. After
@@ -944,7 +1012,8 @@ def soak(src: Path | None, scale: float, rows: Sequence[str] = SOAK_ROWS) -> dic
     flags = (*SOAK_FLAGS, "--metrics-port", str(metrics_port))
     broker = start_broker(src, *flags, token=TOKEN)
     broker.metrics_port = metrics_port
-    done: list[tuple[Row, float, float]] = []
+    done: list[tuple[Row, float, float, float]] = []  # a row, its start, end, clean-up's end
+    load_before = os.getloadavg()[0]
     try:
         base = broker.rss()
         with bystander(broker) as seen:
@@ -955,16 +1024,23 @@ def soak(src: Path | None, scale: float, rows: Sequence[str] = SOAK_ROWS) -> dic
                 template, attack = ATTACKS[number]
                 r = Row(**{**template.__dict__, "figures": {"src": src}})
                 began = time.time()
-                attack(broker, r, scale)
+                as_attacker(nice, functools.partial(attack, broker, r, scale))
                 r.figures.pop("src", None)
                 r.figures["rss_after_mb"] = round(broker.rss() / MIB)
-                done.append((r, began, time.time()))
+                ended = time.time()
                 if number != rows[-1]:  # (after the last, 18, this address is locked out)
-                    r.figures["queues_deleted"] = clean_up(broker)
+                    # (the harness's load too: niced as well)
+                    as_attacker(nice, functools.partial(_clean_up_into, broker, r.figures))
+                done.append((r, began, ended, time.time()))
         samples: list[tuple[float, float]] = seen.get("samples", [])
-        for r, began, ended in done:
-            during = [d for at, d in samples if began <= at < ended]
-            r.figures["worst_ms"] = round(max(during) * 1000, 1) if during else None
+
+        def worst_ms(since: float, until: float) -> float | None:
+            during = [d for at, d in samples if since <= at < until]
+            return round(max(during) * 1000, 1) if during else None
+
+        for r, began, ended, cleaned in done:
+            r.figures["worst_ms"] = worst_ms(began, ended)
+            r.figures["clean_up_worst_ms"] = worst_ms(ended, cleaned)
         return {
             "rows": done,
             "worst_ms": seen.get("worst_ms"),
@@ -972,29 +1048,40 @@ def soak(src: Path | None, scale: float, rows: Sequence[str] = SOAK_ROWS) -> dic
             "errors": seen.get("errors"),
             "rss_start_mb": round(base / MIB),
             "rss_peak_mb": round(broker.peak_rss / MIB),
+            "nice": nice,
+            "load_before": load_before,
+            "load_after": os.getloadavg()[0],
         }
     finally:
         broker.stop()
 
 
 def print_soak(result: dict[str, Any]) -> None:
-    print(f"{'row':>4}  {'bystander worst ms':>18}  {'RSS after MB':>12}  attack")
-    for r, _, _ in result["rows"]:
+    print(
+        f"{'row':>4}  {'bystander worst ms':>18}  {'(clean-up)':>10}  {'RSS after MB':>12}  attack"
+    )
+    for r, *_ in result["rows"]:
         f = r.figures
+        after = f.get("clean_up_worst_ms")
         print(
-            f"{r.number:>4}  {f.get('worst_ms')!s:>18}  {f['rss_after_mb']:>12}  {r.did}: {r.saw}"
+            f"{r.number:>4}  {f.get('worst_ms')!s:>18}  {after!s:>10}  {f['rss_after_mb']:>12}  "
+            f"{r.did}: {r.saw}"
         )
     print(
         f"soak: bystander worst {result['worst_ms']} ms, median {result['p50_ms']} ms, "
         f"{result['errors']} errors; RSS {result['rss_start_mb']} MB at start, "
-        f"{result['rss_peak_mb']} MB at its peak (limits: {' '.join(SOAK_FLAGS)})"
+        f"{result['rss_peak_mb']} MB at its peak (limits: {' '.join(SOAK_FLAGS)}); attackers "
+        f"at nice +{result['nice']}; load average {result['load_before']:.1f} before, "
+        f"{result['load_after']:.1f} after"
     )
 
 
 # ------------------------------------------------------------------ running
 
 
-def run_row(number: str, src: Path | None, scale: float, workdir: Path) -> Row:
+def run_row(
+    number: str, src: Path | None, scale: float, workdir: Path, nice: int = ATTACKER_NICE
+) -> Row:
     if number in STANDALONE:
         template, own = STANDALONE[number]
         r = Row(**template.__dict__)
@@ -1021,7 +1108,7 @@ def run_row(number: str, src: Path | None, scale: float, workdir: Path) -> Row:
     try:
         base = broker.rss()
         with bystander(broker) if watching else contextlib.nullcontext({}) as seen:
-            attack(broker, r, scale)
+            as_attacker(nice, functools.partial(attack, broker, r, scale))
         r.figures.update(
             worst_ms=seen.get("worst_ms"),
             p50_ms=seen.get("p50_ms"),
@@ -1044,16 +1131,22 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=None, help="run the broker of this checkout")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
     parser.add_argument(
+        "--nice",
+        type=int,
+        default=ATTACKER_NICE,
+        help=f"the attackers' CPU priority below the broker's ({ATTACKER_NICE}; 0: the same)",
+    )
+    parser.add_argument(
         "--soak", action="store_true", help="every row but 3, 5b, 11, 15b, 21-23 against one broker"
     )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.soak:
-        result = soak(args.src, args.scale)
+        result = soak(args.src, args.scale, nice=args.nice)
         print_soak(result)
         if args.json:
-            rows = [{"row": r.number, "saw": r.saw, **r.figures} for r, _, _ in result["rows"]]
+            rows = [{"row": r.number, "saw": r.saw, **r.figures} for r, *_ in result["rows"]]
             print(json.dumps({**result, "rows": rows}))
         return
     rows = []
@@ -1061,7 +1154,7 @@ def main() -> None:
         for number in args.rows.split(","):
             did = (ATTACKS.get(number) or STANDALONE[number])[0].did
             print(f"... row {number}: {did}", file=sys.stderr, flush=True)
-            rows.append(run_row(number, args.src, args.scale, Path(workdir)))
+            rows.append(run_row(number, args.src, args.scale, Path(workdir), args.nice))
     print(f"{'row':>4}  {'bystander worst/p50 ms':>22}  {'RSS start/peak/end MB':>21}  attack")
     for r in rows:
         f = r.figures

@@ -11,8 +11,8 @@ code that changes these counters:
   - a queue's ``n_ready`` (compact messages are ready too), ``n_delayed``,
     ``n_leased`` and ``bytes``;
   - the ``Tally``'s ``n_compact``, ``n_timed`` (delayed and leased messages:
-    with ``waiting``, the waiting GETs, the engine's live deadlines) and
-    ``bytes`` (all queues).
+    with ``waiting``, the waiting GETs, the engine's live deadlines),
+    ``n_leased`` and ``bytes`` (all queues).
 A move takes ``n`` messages at once, so a batch PUT, GET or ACK moves its
 counters in one call. Each move is compiled once, at import, into a few
 straight-line additions (as ``dataclasses`` compiles ``__init__``): the hot
@@ -54,7 +54,7 @@ COUNTED_IN: Final[dict[Place, tuple[str, ...]]] = {
     Place.READY: ("q.n_ready",),
     Place.COMPACT: ("q.n_ready", "tally.n_compact"),
     Place.DELAYED: ("q.n_delayed", "tally.n_timed"),
-    Place.LEASED: ("q.n_leased", "tally.n_timed"),
+    Place.LEASED: ("q.n_leased", "tally.n_timed", "tally.n_leased"),
     Place.OUT: (),
 }
 #: ... and the counters of the bytes of its body, in every place but ``OUT``.
@@ -93,11 +93,12 @@ TABLE: Final[dict[str, tuple[Place, Place]]] = {
 class Tally:
     """The engine's counters over every queue (moved by the rows of ``TABLE`` only)."""
 
-    __slots__ = ("bytes", "n_compact", "n_timed", "waiting")
+    __slots__ = ("bytes", "n_compact", "n_leased", "n_timed", "waiting")
 
     def __init__(self) -> None:
         self.n_compact = 0  # messages held in compact form
         self.n_timed = 0  # delayed and leased messages
+        self.n_leased = 0  # leased messages (STATS reads it: no walk over every queue)
         self.bytes = 0  # bodies held
         self.waiting = 0  # waiting GETs (dispatch.py starts and ends them)
 

@@ -151,7 +151,7 @@ class Views(EngineState):
         return {
             "queues": len(self._queues),
             "messages": len(self._messages) + self._tally.n_compact,
-            "leased": sum(q.n_leased for q in self._queues.values()),
+            "leased": self._tally.n_leased,
             "bytes": self._tally.bytes,
         }
 

@@ -12,6 +12,7 @@ an error body itself (errors are raised; ``errors.py`` renders them).
 
 from __future__ import annotations
 
+import asyncio
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
@@ -22,7 +23,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from broker.errors import BadRequest, NotFound, NotLeased
 from broker.http.app import OPENAPI, read_body
 from broker.http.errors import JSON, error_response
-from broker.http.metrics import exposition
+from broker.http.metrics import Tally, exposition
 from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 from broker.protocol.codec import check_shape
@@ -30,6 +31,8 @@ from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 from broker.protocol.receipts import message_id_of
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from broker.http.app import HttpApi
     from broker.http.routes import Route
 
@@ -197,17 +200,32 @@ def _listed(page: QueuePage, name: str, queues: dict[str, rp.QueueStats]) -> boo
     return name.removesuffix(DEAD_SUFFIX) not in queues  # a dead queue whose queue is gone
 
 
-async def every_queue(api: HttpApi, prefix: str = "") -> rp.StatsReply:
-    """STATS of every queue (whose name starts with ``prefix``), a page per call (the loop
-    runs other work between pages)."""
-    stats = await api.call(rq.Stats(prefix=prefix, limit=rq.LIST_LIMIT_MAX))
-    assert isinstance(stats, rp.StatsReply)
-    cursor = stats.next
-    while isinstance(cursor, str):
+async def stats_pages(api: HttpApi, prefix: str = "") -> AsyncIterator[rp.StatsReply]:
+    """STATS of every queue (whose name starts with ``prefix``), a page per call, and the
+    loop's other work between two pages: the in-memory backend answers at once, so
+    awaiting its reply alone would never let the loop run (100 pages of 1000 queues
+    held it 0.65 s)."""
+    cursor: str | None = None
+    while True:
         page = await api.call(rq.Stats(prefix=prefix, limit=rq.LIST_LIMIT_MAX, cursor=cursor))
         assert isinstance(page, rp.StatsReply)
-        stats.queues.update(page.queues)
-        stats.server, cursor = page.server, page.next
+        yield page
+        if not isinstance(page.next, str):
+            return
+        cursor = page.next
+        await asyncio.sleep(0)  # the others' turn
+
+
+async def every_queue(api: HttpApi, prefix: str = "") -> rp.StatsReply:
+    """STATS of every queue (whose name starts with ``prefix``) in one reply."""
+    stats: rp.StatsReply | None = None
+    async for page in stats_pages(api, prefix):
+        if stats is None:
+            stats = page
+        else:
+            stats.queues.update(page.queues)
+            stats.server = page.server
+    assert stats is not None
     stats.next = UNSET
     return stats
 
@@ -263,6 +281,8 @@ async def openapi(api: HttpApi, route: Route, request: web.Request) -> web.Strea
 
 
 async def metrics(api: HttpApi, route: Route, request: web.Request) -> web.StreamResponse:
-    stats = await every_queue(api)
-    body, content_type = exposition(stats, api.histograms(), api.config.metrics_queues)
+    tally = Tally(api.config.metrics_queues)
+    async for page in stats_pages(api):  # (the loop runs other work between pages)
+        tally.add(page)
+    body, content_type = exposition(tally, api.histograms())
     return web.Response(body=body, headers={"Content-Type": content_type})

@@ -1,7 +1,8 @@
 """Prometheus exposition of the broker's own figures at ``/metrics`` (on the HTTP API).
 
 Owns: turning one STATS snapshot and the broker's histograms into metric
-families at scrape time (``BrokerCollector``), with a bounded set of series:
+families at scrape time (``Tally``, a page of STATS at a time, then
+``BrokerCollector``), with a bounded set of series:
 the server's figures, totals per state and per event over every queue, and
 one set of per-queue series for only the ``--metrics-queues`` deepest queues
 (ready + delayed + leased; ties by name), plus how many were left out. So a
@@ -15,6 +16,7 @@ per queue for more than the configured number of queues.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -189,27 +191,46 @@ def _section(section: str, figures: Mapping[str, Any]) -> Iterator[Metric]:
         yield info
 
 
-def snapshot(reply: StatsReply, max_queues: int) -> dict[str, Any]:
-    """What ``BrokerCollector`` reads, from one STATS reply: every figure summed over all
-    queues, and the per-queue figures of the ``max_queues`` deepest only."""
-    queues = reply.queues
-    states = dict.fromkeys(QUEUE_STATES, 0)
-    events = dict.fromkeys(QUEUE_EVENTS, 0)
-    for q in queues.values():
-        for state in QUEUE_STATES:
-            states[state] += getattr(q, state)
-        for event in QUEUE_EVENTS:
-            events[event] += getattr(q, event)
-    if len(queues) > max_queues:
+class Tally:
+    """What ``BrokerCollector`` reads, summed a page of STATS at a time: every figure
+    over all queues, and the per-queue figures of the ``max_queues`` deepest only. A
+    page costs the same whatever came before it, so a scrape of many queues never
+    holds the loop longer than one page does, nor keeps more than the deepest."""
+
+    __slots__ = ("_deepest", "_events", "_listed", "_max_queues", "_server", "_states")
+
+    def __init__(self, max_queues: int) -> None:
+        self._max_queues = max_queues
+        self._states = dict.fromkeys(QUEUE_STATES, 0)
+        self._events = dict.fromkeys(QUEUE_EVENTS, 0)
+        self._deepest: list[tuple[str, QueueStats]] = []
+        self._listed = 0  # queues seen
+        self._server: dict[str, Any] = {}
+
+    def add(self, page: StatsReply) -> None:
+        """Count one page of STATS (the last page's server figures are kept)."""
+        states, events = self._states, self._events
+        for q in page.queues.values():
+            for state in QUEUE_STATES:
+                states[state] += getattr(q, state)
+            for event in QUEUE_EVENTS:
+                events[event] += getattr(q, event)
         # the deepest first; ties by name, so a scrape lists the same queues as the last
-        deepest = heapq.nsmallest(max_queues, queues.items(), key=_negated_depth)
-    else:
-        deepest = list(queues.items())
-    return {
-        "server": reply.server,
-        "queues": {name: msgspec.structs.asdict(q) for name, q in deepest},
-        "totals": {"states": states, "events": events, "omitted": len(queues) - len(deepest)},
-    }
+        candidates = itertools.chain(self._deepest, page.queues.items())
+        self._deepest = heapq.nsmallest(self._max_queues, candidates, key=_negated_depth)
+        self._listed += len(page.queues)
+        self._server = page.server
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "server": self._server,
+            "queues": {name: msgspec.structs.asdict(q) for name, q in self._deepest},
+            "totals": {
+                "states": self._states,
+                "events": self._events,
+                "omitted": self._listed - len(self._deepest),
+            },
+        }
 
 
 def _negated_depth(item: tuple[str, QueueStats]) -> tuple[int, str]:
@@ -217,13 +238,11 @@ def _negated_depth(item: tuple[str, QueueStats]) -> tuple[int, str]:
     return (-(q.ready + q.delayed + q.leased), name)
 
 
-def exposition(
-    reply: StatsReply, histograms: Mapping[str, Histogram], max_queues: int
-) -> tuple[bytes, str]:
+def exposition(tally: Tally, histograms: Mapping[str, Histogram]) -> tuple[bytes, str]:
     """The text of one scrape (with the process collector's figures), and its content type."""
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
-    registry.register(BrokerCollector(snapshot(reply, max_queues), histograms))
+    registry.register(BrokerCollector(tally.snapshot(), histograms))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

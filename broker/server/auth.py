@@ -14,7 +14,7 @@ shared by every connection of the server: wrong tokens count there too).
     any      AUTH, right token              ok              OPEN
     any      AUTH, wrong token              unauthorized    LOCKED (REFUSED at the limit)
     OPEN     any other request              (backend)       OPEN
-    LOCKED   a line too long before AUTH    line_too_long   LOCKED (REFUSED at the limit)
+    LOCKED   a line too long before AUTH    line_too_long   REFUSED
     LOCKED   any other line                 unauthorized    LOCKED (REFUSED at the limit)
     REFUSED  anything                       (nothing)       REFUSED: close the connection
 
@@ -36,7 +36,8 @@ from broker.protocol.replies import OK, Reply
 from broker.protocol.requests import Auth, Request
 from broker.server.throttle import AuthThrottle
 
-#: Failed lines (wrong token, or any request before AUTH) before the connection is closed.
+#: Failed lines (wrong token, or any request before AUTH) before the connection is closed
+#: (a line too long before AUTH closes it at once).
 MAX_FAILURES: Final = 3
 
 
@@ -63,14 +64,15 @@ def decode_before_auth(
     frames: Sequence[Frame], limit: int, max_line: int, max_batch: int
 ) -> list[Request | Invalid]:
     """Decode lines that arrive before AUTH: one longer than ``limit`` is not read at all
-    (``line_too_long``, which the gate counts as a failure). Stops after an AUTH: the
-    lines after it may be longer, once it succeeds."""
+    (``line_too_long``, on which the gate closes the connection: the lines after it are
+    not decoded either). Stops after an AUTH: the lines after it may be longer, once it
+    succeeds."""
     out: list[Request | Invalid] = []
     for frame in frames:
         if len(frame) > limit or frame is TOO_LONG:
             why = f"line is longer than the limit before AUTH ({limit} bytes); authenticate first"
             out.append(Invalid(LineTooLong(why)))
-            continue
+            break
         item = decode(frame, max_line, max_batch)
         out.append(item)
         if type(item) is Auth:
@@ -113,7 +115,9 @@ class AuthGate:
         if self.state is AuthState.OPEN:
             return item
         if isinstance(item, Invalid) and item.error.code is ErrorCode.LINE_TOO_LONG:
-            return self._fail(LineTooLong, item.error.message, item.rid)
+            # no client needs that much before AUTH: closing saves reading the rest of it
+            self.state = AuthState.REFUSED
+            return Invalid(LineTooLong(f"{item.error.message}; closing the connection"), item.rid)
         return self._fail(Unauthorized, 'authenticate first: {"op":"AUTH","token":"..."}', item.rid)
 
     def _auth(self, item: Auth, now: float) -> Item:

@@ -19,8 +19,9 @@ Before the backend sees a request, the connection's ``AuthGate`` screens it
 
 Input is bounded before it is trusted. Until the gate opens, a line may be at
 most ``max_line_unauthenticated`` bytes: a longer one (complete, or still
-arriving) is answered ``line_too_long`` without being decoded, counts as a
-failed attempt, and the rest of it is discarded. The unfinished line a
+arriving) is answered ``line_too_long`` without being decoded, and the
+connection is closed (no client needs that much before AUTH: reading the rest
+of the line would cost the server more than the peer). The unfinished line a
 connection holds counts against the server's budget for all of them
 (``max-buffered``): a connection whose line would pass it is closed with one
 ``unavailable`` line, and what it held is given back.

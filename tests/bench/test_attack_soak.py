@@ -5,7 +5,9 @@ its limits (``--max-memory 1g``, ``--max-buffered 64m``, with the interpreter's 
 
 Slow (``-m slow``), about a minute; it measures a shared machine's wall clock, so a
 machine busy with other work can make it fail where the broker did nothing wrong:
-the table it prints says which row was slow.
+the table it prints says which row (or which clean-up between two rows) was slow,
+and the load average. The attackers run at nice 10 (``attack.ATTACKER_NICE``), so
+the harness's own CPU does not starve the bystander (docs/security.md).
 """
 
 from __future__ import annotations

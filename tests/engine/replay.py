@@ -132,6 +132,8 @@ class ReplayJournal:
     def assert_matches(self, engine: Engine, now: float) -> None:
         """The replayed state is the engine's state at ``now``."""
         assert engine.totals()["messages"] == len(self.rows)
+        leased = sum(row.state == State.LEASED for row in self.rows.values())
+        assert engine.totals()["leased"] == leased  # (a counter, not a walk over the queues)
         for seq, row in self.rows.items():
             msg = engine.lookup(seq)
             assert isinstance(msg, Message), seq

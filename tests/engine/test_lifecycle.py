@@ -28,6 +28,7 @@ def recount(places: list[tuple[Place, int]]) -> dict[str, int]:
         "q.bytes": sum(size for place, size in places if place != Place.OUT),
         "tally.n_compact": n(Place.COMPACT),
         "tally.n_timed": n(Place.DELAYED, Place.LEASED),
+        "tally.n_leased": n(Place.LEASED),
         "tally.bytes": sum(size for place, size in places if place != Place.OUT),
     }
 
@@ -40,6 +41,7 @@ def counters(q: Queue, tally: Tally) -> dict[str, int]:
         "q.bytes": q.bytes,
         "tally.n_compact": tally.n_compact,
         "tally.n_timed": tally.n_timed,
+        "tally.n_leased": tally.n_leased,
         "tally.bytes": tally.bytes,
     }
 
@@ -75,6 +77,7 @@ def test_the_named_moves_are_the_rows_of_the_table() -> None:
         "q.bytes": 12,
         "tally.n_compact": 1,
         "tally.n_timed": 1,
+        "tally.n_leased": 1,
         "tally.bytes": 12,
     }
     assert tally.timed() == 1 and tally.compact() == 1

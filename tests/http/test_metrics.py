@@ -3,16 +3,22 @@ token, and ``--metrics-port``'s app that serves nothing else."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import socket
+from pathlib import Path
+
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.http import metrics
+from broker.http import endpoints, metrics
 from broker.http.metrics import BrokerCollector
 from broker.http.openapi import document
 from broker.http.routes import METRICS_ROUTES
 from tests.http.support import Client, client_for, running_broker
-from tests.support import LineClient
+from tests.support import BrokerProcess, LineClient
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -78,6 +84,54 @@ async def test_only_the_deepest_queues_get_series_of_their_own() -> None:
     assert values[("wonderq_queues", ())] == 5
 
 
+async def test_the_deepest_queues_and_the_totals_are_found_over_many_pages() -> None:
+    """A scrape reads STATS a page (1000 queues) at a time: the deepest of every page
+    compete, ties go by name, and the totals count every queue once."""
+    deeper = {"q0007": 3, "q1500": 5, "q2400": 4, "q2499": 3}  # in pages 1, 2 and 3
+    async with (
+        running_broker(metrics_queues=3) as broker,
+        client_for(broker.base) as api,
+        await LineClient.connect(broker.tcp_port) as c,
+    ):
+        names = [f"q{i:04}" for i in range(2500)]
+        lines = [
+            msgspec.json.encode(
+                {"op": "PUT", "queue": n, "messages": [{"body": 1}] * deeper.get(n, 1)}
+            )
+            for n in names
+        ]
+        await c.send_raw(b"\n".join(lines) + b"\n")
+        for _ in names:
+            assert (await c.reply())["ok"] is True
+        values = await scrape(api)
+    listed = {dict(labels)["queue"] for (name, labels) in values if name == "wonderq_queue_bytes"}
+    assert listed == {"q1500", "q2400", "q0007"}  # q2499 ties q0007 and comes after it
+    assert values[("wonderq_metrics_queues_omitted", ())] == 2497
+    assert values[("wonderq_state_messages", (("state", "ready"),))] == 2500 + 11
+    assert values[("wonderq_queues", ())] == 2500
+
+
+async def test_a_scrape_lets_the_loop_run_between_two_pages_of_stats() -> None:
+    async with running_broker() as broker, await LineClient.connect(broker.tcp_port) as c:
+        lines = [b'{"op":"PUT","queue":"q%d","body":1}' % i for i in range(2500)]
+        await c.send_raw(b"\n".join(lines) + b"\n")
+        for _ in lines:
+            assert (await c.reply())["ok"] is True
+        turns = 0
+
+        async def count_turns() -> None:
+            nonlocal turns
+            for _ in range(1_000_000):  # (bounded; cancelled long before)
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.create_task(count_turns())
+        await asyncio.sleep(0)
+        seen = [turns async for _ in endpoints.stats_pages(broker.api)]
+        counter.cancel()
+    assert len(seen) == 3 and seen[0] < seen[1] < seen[2], seen  # 1000 queues a page
+
+
 async def test_metrics_need_the_token() -> None:
     async with (
         running_broker(token="t" * 16) as broker,
@@ -96,6 +150,44 @@ async def test_the_metrics_port_serves_metrics_and_health_alone() -> None:
                 assert (await alone.get(path)).status == status, path
         assert (await api.get("/v1/stats")).status == 200
         assert {r.path for r in METRICS_ROUTES} == {"/healthz", "/metrics"}
+
+
+def _takes(host: str, port: int) -> bool:
+    """True if a socket could bind ``host:port`` (not if a listener holds it for that
+    address, or for every address)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            return False
+        return True
+
+
+async def _status(port: int, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    status = await reader.readline()
+    writer.close()
+    return status
+
+
+async def test_the_metrics_port_is_on_loopback_even_when_the_broker_is_not(
+    tmp_path: Path,
+) -> None:
+    """Row 20 of issue 18: ``--metrics-port`` listens on 127.0.0.1 unless ``--metrics-host``
+    says otherwise, whatever ``--host`` is, and needs the token like every other path."""
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        metrics_port = spare.getsockname()[1]
+    flags = ("--host", "0.0.0.0", "--no-http", "--metrics-port", str(metrics_port))
+    env = {"WONDERQ_TOKEN": "metrics-token-0123456789"}
+    async with await BrokerProcess.start_with(tmp_path / "broker.log", *flags, env=env) as proc:
+        assert not _takes("127.0.0.2", proc.port)  # on every address: the probe can tell
+        assert _takes("127.0.0.2", metrics_port)  # on 127.0.0.1 alone
+        assert b" 401 " in await _status(metrics_port, "/metrics")
+        assert b" 200 " in await _status(metrics_port, "/healthz")
 
 
 async def test_a_failed_scrape_is_a_500_and_the_broker_keeps_serving(

@@ -1,8 +1,8 @@
 """Soaks for rows 15 and 16 of issue 18, against a broker process (slow: ``-m slow``).
 
 The memory of many unfinished lines stays within ``--max-buffered`` and goes
-back to the OS once their connections close; 1 MiB lines before AUTH are
-refused unread. Figures of the full attacks: ``bench/attack.py`` (docs/security.md).
+back to the OS once their connections close; a 1 MiB line before AUTH is
+refused unread and its connection closed. Figures of the full attacks: ``bench/attack.py`` (docs/security.md).
 """
 
 from __future__ import annotations
@@ -78,10 +78,14 @@ async def test_megabyte_lines_before_auth_are_not_read(tmp_path: Path) -> None:
         for _ in range(50):
             reader, writer = await asyncio.open_connection("127.0.0.1", proc.port)
             writer.write(line * 3)
-            with contextlib.suppress(ConnectionError):
+            replies = []
+            with contextlib.suppress(ConnectionError):  # (a reset: it closed, our bytes unread)
                 await writer.drain()
-                replies = [await reader.readline() for _ in range(3)]
-                assert all(b"line_too_long" in r for r in replies), replies
+                async with asyncio.timeout(10):
+                    while line_read := await reader.readline():  # until it closes
+                        replies.append(line_read)
+            # at most the one refusal (a reset may take it): the connection closed on it
+            assert len(replies) <= 1 and all(b"line_too_long" in r for r in replies), replies
             writer.close()
         assert proc.rss() - base < 64 * MIB
         async with await LineClient.connect(proc.port) as c:

@@ -39,30 +39,39 @@ async def test_a_line_past_the_limit_before_auth_is_refused_unread(
     async with server_factory(token=TOKEN) as srv, await LineClient.connect(srv.port) as c:
         limit = srv.config.max_line_unauthenticated
         long_put = msgspec.json.encode({"op": "PUT", "queue": "q", "body": "x" * limit, "rid": 1})
-        first = await c.line(long_put)
+        first = await c.line(long_put + b"\n" + msgspec.json.encode({"op": "AUTH", "token": TOKEN}))
         assert first["error"] == "line_too_long" and "rid" not in first  # never decoded
         assert f"before AUTH ({limit} bytes)" in first["message"]
-        # it counts as a failed attempt: the third failure closes the connection
-        assert (await c.line(long_put))["error"] == "line_too_long"
-        third = await c.line(b"x" * (limit + 1))
-        assert third["error"] == "line_too_long" and "closing" in third["message"]
+        assert "closing the connection" in first["message"]
+        # closed at once: the AUTH sent behind it is not read
         assert await closed_by_server(c)
+    async with server_factory(token=TOKEN) as srv, await LineClient.connect(srv.port) as c:
+        first = await c.line(b"x" * (limit + 1))  # one byte past it, not JSON
+        assert first["error"] == "line_too_long" and "closing" in first["message"]
+        assert await closed_by_server(c)
+
+
+async def test_a_line_at_the_limit_before_auth_is_read(server_factory: ServerFactory) -> None:
+    async with server_factory(token=TOKEN) as srv, await LineClient.connect(srv.port) as c:
+        limit = srv.config.max_line_unauthenticated
+        auth = msgspec.json.encode({"op": "AUTH", "token": TOKEN, "rid": "r"})
+        padded = auth[:-1] + b" " * (limit - len(auth)) + b"}"  # exactly the limit
+        assert len(padded) == limit
+        assert await c.line(padded) == {"ok": True, "rid": "r"}
+        assert await c.call(op="PING") == {"ok": True}
 
 
 async def test_an_unfinished_line_before_auth_is_dropped_at_the_limit(
     server_factory: ServerFactory,
 ) -> None:
-    """Half a line never sent in full: dropped as soon as it passes the limit, not held."""
+    """Half a line never sent in full: dropped as soon as it passes the limit, not held,
+    and the connection closed (the rest of it is never read)."""
     async with server_factory(token=TOKEN) as srv, await LineClient.connect(srv.port) as c:
         limit = srv.config.max_line_unauthenticated
         await c.send_raw(b"y" * (limit + KIB))  # no newline
         refusal = await c.reply()
         assert refusal["error"] == "line_too_long" and "before AUTH" in refusal["message"]
-        assert srv.buffered <= limit + 1
-        # the rest of that line is discarded; the next line is read as usual
-        await c.send_raw(b"y" * 100 + b"\n")
-        assert await c.call(op="AUTH", token=TOKEN) == {"ok": True}
-        assert await c.call(op="PING") == {"ok": True}
+        assert await closed_by_server(c)
         assert srv.buffered == 0
 
 
