@@ -118,11 +118,14 @@ async def test_nodes_reconnect_after_a_redis_restart_and_lose_no_acknowledged_pu
             async with asyncio.timeout(15):
                 while True:  # the node comes back on its own (bounded: 15 s)
                     async with await LineClient.connect(node.port) as c:
-                        stats = await c.call(op="STATS", queue="jobs")
-                    if stats["ok"]:
+                        listed = await c.call(op="QUEUES")
+                    if listed["ok"]:
                         break
-                    assert stats["error"] == "unavailable", stats
+                    assert listed["error"] == "unavailable", listed
                     await asyncio.sleep(0.2)
+            assert listed["queues"] == ["jobs"]  # named before the PUT was answered ok
+            async with await LineClient.connect(node.port) as c:
+                stats = await c.call(op="STATS", queue="jobs")
             assert stats["queues"]["jobs"]["ready"] == 50
     finally:
         redis.stop()

@@ -189,6 +189,25 @@ async def test_a_name_unregistered_while_its_queue_is_made_again_is_named_again(
         assert (await c.call(op="QUEUES"))["queues"] == ["r"]
 
 
+async def test_a_queue_whose_naming_was_lost_is_found_by_name_and_named_again(
+    store: Any,
+) -> None:
+    """The registry lost a name (a Redis that restarted with everysec, a registration
+    that failed): STATS of the queue by name still answers, and names it again."""
+    async with (
+        running_server(forget_after_s=FORGET_S) as srv,
+        await LineClient.connect(srv.port) as c,
+    ):
+        await c.call(op="PUT", queue="lost", body=1)
+        await store.zrem(wire.NODES_KEY + ":names", "lost")
+        assert (await c.call(op="QUEUES"))["queues"] == []
+        assert (await c.call(op="STATS", queue="lost"))["queues"]["lost"]["ready"] == 1
+        assert (await c.call(op="PING"))["ok"]  # the naming went ahead of it
+        assert (await c.call(op="QUEUES"))["queues"] == ["lost"]
+        missing = await c.call(op="STATS", queue="never")
+        assert missing["error"] == "not_found" and "'never'" in missing["message"]
+
+
 async def test_on_a_redis_cluster_queues_on_several_masters_are_forgotten_and_unnamed(
     redis_cluster: LocalCluster,
 ) -> None:

@@ -170,6 +170,7 @@ class RedisBackend:
         self.redis_offset_ms = 0.0  # Redis time minus this node's clock, from the last reply
         self._draining = False
         self.known_tags: set[str] = set()  # tags registered for this incarnation (reaping)
+        self._unregistered: set[str] = set()  # names whose registration failed: sent again
 
     def _calls(self) -> Calls:
         prefix = library.prefix(test_clock=self._test_clock is not None)
@@ -433,12 +434,27 @@ class RedisBackend:
             self.known_tags.add(tag)
             self.calls.submit_node(Op(["tags", self.node.inc, [tag]], [], ignore))
 
-    def _on_created(self, queues: list[str]) -> None:
-        """A call made these queues: their names go to the registry (QUEUES and STATS list
-        them), ahead of anything this node sends the registry after the call's replies.
-        A queue made again after it was forgotten is named again: no node remembers
-        which names it registered."""
+    def register_names(self, queues: list[str]) -> None:
+        """Name queues in the registry again (one whose naming was lost); no wait."""
         self.calls.submit_node(Op(["queues", sorted(queues)], [], ignore))
+
+    def _on_created(self, queues: list[str], answer: Callable[[], None]) -> None:
+        """A call made these queues: their names go to the registry (QUEUES and STATS list
+        them), and only then are the call's ops answered, so a PUT answered ok is listed
+        even if Redis restarts right after. A queue made again after it was forgotten is
+        named again: no node remembers which names it registered. A registration that
+        fails (Redis lost meanwhile: the call's writes were made) goes again with the
+        next one; STATS of a queue by name finds it either way."""
+        names = sorted({*queues, *self._unregistered})
+        self._unregistered.clear()
+
+        def done(result: Any, bodies: list[bytes], error: WonderQError | None) -> None:
+            if error is not None:
+                log.warning("could not register queue names %s: %s", names, error.message)
+                self._unregistered.update(names)
+            answer()
+
+        self.calls.submit_node(Op(["queues", names], [], done))
 
     # ------------------------------------------------------------ replies in
 

@@ -98,7 +98,7 @@ class Calls:
         node_function: str,
         head: Callable[[], list[Any]],
         on_reply: Callable[[Reply], None],
-        on_created: Callable[[list[str]], None],
+        on_created: Callable[[list[str], Callable[[], None]], None],
         on_fenced: Callable[[], None],
         reload_library: Callable[[], Any],
         timeout_s: float,
@@ -335,11 +335,16 @@ class Calls:
             self._on_fenced()
             return
         results, wakes, deliveries, events, now_ms, created = meta
-        if created:  # registered before any reply says the PUT that made a queue is done
-            self._on_created(created)
         bodies = result[1:]
-        for op, res in zip(ops, results, strict=True):
-            op.done(res, bodies, None)
+
+        def answer() -> None:
+            for op, res in zip(ops, results, strict=True):
+                op.done(res, bodies, None)
+
+        if created:  # registered before any reply says the PUT that made a queue is done
+            self._on_created(created, answer)
+        else:
+            answer()
         self._on_reply(Reply(tag, wakes, deliveries, events, now_ms, bodies))
 
 

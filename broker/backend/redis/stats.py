@@ -49,6 +49,9 @@ class Stats:
     async def _stats(self, req: rq.Stats, slot: Slot) -> rp.Reply:
         await slot.after_earlier()
         names = await self.registered()  # a queue gone since: its stats call fails, skipped
+        unlisted = req.queue is not None and req.queue not in names
+        if req.queue is not None and unlisted:
+            names.append(req.queue)  # asked by name: found even if its naming was lost
         results = await asyncio.gather(
             *(self.b.call_future(wire.tag_of(q), ["stats", q]) for q in names)
         )
@@ -67,6 +70,8 @@ class Stats:
             totals["bytes"] += stats.bytes
             totals["dedup_evicted"] += res[1][10]
         self._unname(gone)
+        if req.queue is not None and unlisted and req.queue in queues:
+            self.b.register_names([req.queue])  # its naming was lost: listed from now on
         after: str | None = None
         if req.queue is not None:
             if req.queue not in queues:
