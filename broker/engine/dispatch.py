@@ -231,6 +231,10 @@ class Dispatch(Leases):
                 self._end_empty(waiter)
         self._deadlines.compact()
 
+    def has_deliveries(self) -> bool:
+        """Whether ``take_deliveries`` has any to give."""
+        return bool(self._deliveries)
+
     def take_deliveries(self) -> list[Delivery]:
         """Waiting GETs completed since the last call, in completion order."""
         out = self._deliveries

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
@@ -106,6 +107,7 @@ class MemoryBackend:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = None
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
@@ -247,9 +249,17 @@ class MemoryBackend:
             self.engine.advance(now)
 
     def _after_change(self) -> None:
-        self._flush_deliveries()
-        self._arm_timer()
-        events = self.engine.take_events()
+        """What every change ends with: completed waiting GETs delivered, the timer armed
+        at the engine's next deadline, its events logged (every request pays this: the
+        checks are inlined, and the timer is looked at only when the heap's earliest
+        entry is before it)."""
+        engine = self.engine
+        if engine.has_deliveries():
+            self._flush_deliveries()
+        at = self._timer_at
+        if engine.deadline_floor() < (math.inf if at is None else at):
+            self._arm_timer()
+        events = engine.take_events()
         if events:
             log_events(events)
 
