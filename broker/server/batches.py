@@ -39,7 +39,7 @@ from broker.errors import WonderQError
 from broker.histogram import Histogram
 from broker.protocol.codec import Invalid, decode
 from broker.protocol.framing import Frame
-from broker.protocol.replies import encode_reply, error_reply, reply_line, with_rid
+from broker.protocol.replies import encode_reply, error_reply, reply_line, reply_lines
 from broker.protocol.requests import Auth, Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item, decode_before_auth
 
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wonderq.connection")
 
-_NEWLINE = b"\n"
 
 #: Lines per backend batch: bounds the replies written past the high-water mark.
 BATCH_LINES = 32
@@ -251,18 +250,9 @@ class Batches:
         if not plain:
             self._write_mixed(items, replies)
             return
-        # the fast path: one reply (or None) per item, none of them QUIT
-        out: list[bytes] = []
-        append = out.append
-        for item, reply in zip(items, replies, strict=True):
-            if reply is None:
-                continue  # a waiting GET: delivered later
-            encoded = encode_reply(reply)
-            rid = item.rid
-            append(encoded if rid is None else with_rid(encoded, rid))
-        if out:
-            append(b"")  # the last line's newline
-            self._write(_NEWLINE.join(out))
+        # the fast path: one reply (or None: a waiting GET's comes later) per item,
+        # none of them QUIT
+        self._write(reply_lines(cast(list[Request], items), replies))
 
     def _write_mixed(self, items: list[Item], replies: Replies) -> None:
         out: list[bytes] = []
