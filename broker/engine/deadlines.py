@@ -109,15 +109,6 @@ class DeadlineHeap(Generic[T]):
             heapq.heappop(heap)
         return None
 
-    def floor(self) -> float:
-        """An instant at or before the earliest live deadline (``inf``: no entry at all),
-        without looking at any entry's liveness: the earliest entry, stale or live."""
-        entries, old = self.entries, self.old
-        at = entries[0][0] if entries else math.inf
-        if old and old[0][0] < at:
-            return old[0][0]
-        return at
-
     def next_at(self) -> float | None:
         """The earliest live deadline, dropping stale entries on the way."""
         at = self._top(self.entries)

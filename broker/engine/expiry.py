@@ -1,7 +1,6 @@
 """Time: deadlines firing (lease expiry, end of a delay, end of a wait).
 
-Owns: ``next_deadline`` (when the caller must next call ``advance``; its cheap
-lower bound ``deadline_floor``) and
+Owns: ``next_deadline`` (when the caller must next call ``advance``) and
 ``advance(now)``, which handles every due instant in turn, as if it had been
 called at each: at one instant, leases expire and delays end (in queue
 order) and rate limits get their token back, then waiters are served (tokens
@@ -28,12 +27,6 @@ class Expiry(Dispatch):
     def next_deadline(self) -> float | None:
         """When ``advance`` must next be called (None: nothing is timed)."""
         return self._deadlines.next_at()
-
-    def deadline_floor(self) -> float:
-        """An instant at or before ``next_deadline()`` (``inf``: nothing is timed), read
-        without dropping stale entries: a caller whose timer is armed at or before it
-        need not ask ``next_deadline``."""
-        return self._deadlines.floor()
 
     def advance(self, now: float) -> None:
         """Fire every deadline due at or before ``now``: lease expiry, delay end, wait end.

@@ -1,8 +1,9 @@
 """The in-memory backend's one timer: armed at the engine's next deadline after every change.
 
-The backend skips looking at the deadline heap while its timer is armed at or
-before the heap's floor (``Engine.deadline_floor``); a change that brings a
-deadline earlier than the armed one must still re-arm it. Real loop time, no
+A change that brings a deadline earlier than the armed one re-arms it; acked
+leases leave stale entries that a timer armed at them wakes for; and asking
+for the next deadline after every change drops the stale entries at the top
+of the heap, so acked messages are not kept alive by it. Real loop time, no
 sleep: each test awaits the delivery the deadline causes, bounded.
 """
 
@@ -80,3 +81,20 @@ async def test_a_timer_left_early_by_acked_leases_wakes_and_arms_at_the_next_one
     reply = await asyncio.wait_for(c.replies.get(), BOUND_S)
     assert isinstance(reply, rp.GetReply)
     assert [(m.id, m.attempts) for m in reply.messages] == [(second, 2)]
+
+
+async def test_acked_leases_leave_the_deadline_heap_as_requests_come(
+    backend: MemoryBackend,
+) -> None:
+    """A lease batch whose messages were all acked holds them until its heap entry goes:
+    the entries must go as the consumer goes on (they once piled up until the lease's
+    deadline, 64 acked messages each, when the timer was armed early enough)."""
+    producer, consumer = backend.open(Sink()), backend.open(Sink())
+    batch = [rq.PutItem(body=msgspec.Raw(b"1")) for _ in range(64)]
+    for _ in range(100):
+        backend.execute(producer, [rq.Put(queue="q", messages=batch)])
+        (got,) = backend.execute(consumer, [rq.Get(queue="q", max=64, lease=600.0)])  # type: ignore[misc]
+        assert isinstance(got, rp.GetReply) and len(got.messages) == 64
+        (acked,) = backend.execute(consumer, [rq.Ack(ids=[m.id for m in got.messages])])  # type: ignore[misc]
+        assert isinstance(acked, rp.AckManyReply) and acked.acked == 64
+    assert len(backend.engine._deadlines) <= 2

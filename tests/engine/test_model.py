@@ -10,7 +10,6 @@ the engine.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -494,11 +493,6 @@ class EngineMachine(RuleBasedStateMachine):
         for m in msgs:
             if not m.queue.is_dead and m.state != State.LEASED:
                 assert m.attempts < m.max_attempts, m
-        # the heap's floor is never after its next live deadline (the backend's timer
-        # trusts it: armed at or before the floor, it need not look at the heap)
-        entries, floor, next_at = len(e._deadlines), e.deadline_floor(), e.next_deadline()
-        assert floor <= (math.inf if next_at is None else next_at)
-        assert (floor == math.inf) == (entries == 0)
         # no waiter beside a deliverable message, unless the queue is paused or waits on
         # its rate limit's next token, which the deadline heap then holds
         for name in e.queue_names():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
@@ -258,15 +257,13 @@ class MemoryBackend:
 
     def _after_change(self) -> None:
         """What every change ends with: completed waiting GETs delivered, the timer armed
-        at the engine's next deadline, its events logged (every request pays this: the
-        checks are inlined, and the timer is looked at only when the heap's earliest
-        entry is before it)."""
+        at the engine's next deadline, its events logged. Asking for the next deadline
+        also drops the stale entries at the top of the engine's heap (a lease batch
+        whose messages were all acked holds them until then): every change asks."""
         engine = self.engine
         if engine.has_deliveries():
             self._flush_deliveries()
-        at = self._timer_at
-        if engine.deadline_floor() < (math.inf if at is None else at):
-            self._arm_timer()
+        self._arm_timer()
         events = engine.take_events()
         if events:
             log_events(events)
