@@ -20,11 +20,11 @@ import msgspec
 import pytest
 
 from broker.backend.memory import slices as slices_module
-from broker.config import Config
 from broker.durability.backend import DurableBackend
 from broker.server.batches import BATCH_LINES, MAX_FLIGHTS
 from broker.server.connection import Connection
 from broker.server.server import Server
+from tests.durability.test_durable_server import durable_server
 
 BOUND_S = 10.0
 
@@ -75,13 +75,8 @@ class Transport:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = Config(host="127.0.0.1", port=0, data_dir=str(tmp_path), fsync="always")
-    server = Server(config, DurableBackend(config))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
+    async with durable_server(tmp_path, fsync="always") as started:
+        yield started
 
 
 @pytest.fixture
