@@ -15,9 +15,9 @@ the next batches run meanwhile, up to ``MAX_FLIGHTS`` in flight, so one fsync
 covers a pipelining client's whole read; any other awaitable (a job that goes
 on in slices) holds the rest back until it completes. Replies of later batches,
 even those ready at once, are written after the earlier ones': in request
-order. Lines that cannot run yet wait in ``_pending``. Before the backend sees a request, the connection's
-``AuthGate`` screens it (``AUTH`` never reaches a backend), and nothing after a
-``QUIT`` runs.
+order. Lines that cannot run yet wait in ``_pending``. Before the backend sees a
+request, the connection's ``AuthGate`` screens it (``AUTH`` never reaches a
+backend), and nothing after a ``QUIT`` runs.
 
 Connections take turns: once one has used ``TURN_S`` of the loop (between two
 batches, or across reads), it stops reading, keeps what it read in ``_pending``
