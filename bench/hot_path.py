@@ -8,7 +8,9 @@ floor's (``broker/bench/floor.py``), on the very same bytes. Each round feeds
 a waiting GET, then the ACK of the id its reply named), ``pipe`` 64 lines per
 read (64 PUTs, 64 waiting GETs, 64 ACKs). The two servers take turns, round
 after round, and each prints its best round in microseconds per message (the
-three requests together) and WonderQ's ratio to the floor. The cyclic collector
+three requests together) and WonderQ's ratio to the floor. ``batch`` sends one
+PUT of 64 messages, a waiting ``GET`` of ``max`` 64 and one ``ACK`` of their 64 ids
+per read, as the bench's ``batch`` mode does. The cyclic collector
 runs as ``wonderq serve`` sets it (``broker/server/collector.py``). Syscalls and the
 event loop's own work are not in these figures: ``wonderq bench --compare floor``
 has them, and both servers pay them alike.
@@ -38,6 +40,11 @@ from broker.server.server import Server
 BODY = b'"' + b"x" * 98 + b'"'  # 100 bytes, as the bench's default
 PUT = b'{"op":"PUT","queue":"bench","body":' + BODY + b"}\n"
 GET = b'{"op":"GET","queue":"bench","max":1,"wait":1}\n'
+K = 64  # messages per request in the batch mode
+PUT_MANY = (
+    b'{"op":"PUT","queue":"bench","messages":[{"body":' + b'},{"body":'.join([BODY] * K) + b"}]}\n"
+)
+GET_MANY = b'{"op":"GET","queue":"bench","max":%d,"wait":1}\n' % K
 _ID = re.compile(rb'"id":"([^"]+)"')
 
 
@@ -61,8 +68,11 @@ Feed = Callable[[bytes, Recorder], None]
 
 
 def drive(feed: Feed, n: int, per_read: int) -> float:
-    """CPU seconds to put, get and ack ``n`` messages, ``per_read`` lines per read
-    (this process's CPU time: time the machine gave other processes is not counted)."""
+    """CPU seconds to put, get and ack ``n`` messages, ``per_read`` lines per read, or
+    (``per_read`` 0) ``K`` messages per request (this process's CPU time: time the
+    machine gave other processes is not counted)."""
+    if per_read == 0:
+        return drive_batch(feed, n)
     producer, consumer = Recorder(), Recorder()
     t0 = time.process_time()
     for _ in range(n // per_read):
@@ -73,6 +83,21 @@ def drive(feed: Feed, n: int, per_read: int) -> float:
         assert len(ids) == per_read, ids
         feed(b"".join(b'{"op":"ACK","id":"' + i + b'"}\n' for i in ids), consumer)
         assert consumer.take().count(b'"ok":true') == per_read
+    return time.process_time() - t0
+
+
+def drive_batch(feed: Feed, n: int) -> float:
+    """``drive`` with one PUT, one GET and one ACK of ``K`` messages each per read."""
+    producer, consumer = Recorder(), Recorder()
+    t0 = time.process_time()
+    for _ in range(n // K):
+        feed(PUT_MANY, producer)
+        producer.take()
+        feed(GET_MANY, consumer)
+        ids = _ID.findall(consumer.take())
+        assert len(ids) == K, ids
+        feed(b'{"op":"ACK","ids":["' + b'","'.join(ids) + b'"]}\n', consumer)
+        assert consumer.take().startswith(b'{"ok":true,"acked":%d,' % K)
     return time.process_time() - t0
 
 
@@ -107,7 +132,7 @@ def _wonderq(server: Server, conns: dict[int, Connection]) -> Feed:
 async def run(n: int, rounds: int, profile: str | None) -> None:
     server = Server(Config(host="127.0.0.1", port=0))
     await server.start()
-    modes = {"rr": 1, "pipe": 64}
+    modes = {"rr": 1, "pipe": 64, "batch": 0}
     best: dict[tuple[str, str], float] = {}
     conns: dict[int, Connection] = {}
     collector.freeze_survivors()  # the collector's policy of ``wonderq serve``
@@ -140,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=6400, help="messages per round and mode")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--profile", choices=("rr", "pipe"), default=None)
+    parser.add_argument("--profile", choices=("rr", "pipe", "batch"), default=None)
     args = parser.parse_args()
     loop.run(run(args.n, args.rounds, args.profile))  # uvloop, as the server runs
 

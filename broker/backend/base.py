@@ -14,7 +14,7 @@ Must never: write to sockets (the server does) or know the wire encoding.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from broker.protocol.replies import Reply
 from broker.protocol.requests import AnyRequest
@@ -22,6 +22,21 @@ from broker.protocol.requests import AnyRequest
 #: One typed reply per request (the protocol layer encodes it), or ``None``: a GET
 #: now waiting, whose reply comes later through ``ReplySink.deliver``.
 Replies = list[Reply | None]
+
+#: The attribute by which an awaitable that ``execute`` returned says its batch is
+#: applied already (see ``applied``).
+APPLIED: Final = "applied"
+
+
+def applied(result: Awaitable[Replies]) -> bool:
+    """Whether the batch whose replies ``result`` (what ``execute`` returned, not a list)
+    will give is applied already: every change it makes is made, and only its replies
+    wait (for a durable log's fsync, say). The awaitable says so with a true ``applied``
+    attribute; a connection may then run its next batches before it completes, their
+    replies written after its. Any other awaitable (a job that goes on in slices, a
+    remote store) holds the connection's later requests back until it completes."""
+    return getattr(result, APPLIED, False) is True
+
 
 #: Extra figures for STATS' ``server`` section (connections, RSS, log size...).
 StatsProvider = Callable[[], dict[str, Any]]
@@ -68,6 +83,8 @@ class Backend(Protocol):
         self, owner: object, requests: Sequence[AnyRequest]
     ) -> Replies | Awaitable[Replies]:
         """Apply requests in order; one reply (or None for a waiting GET or RECEIVE) each.
+        An awaitable of them may say the batch is applied already (``applied``): the
+        connection then runs its next batches meanwhile; else it waits for it.
 
         Besides the TCP protocol's requests, a backend executes the HTTP API's
         receipt requests (``requests.ReceiptRequest``): messages received with

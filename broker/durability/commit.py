@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -31,6 +31,10 @@ Callback = Callable[["Commit[Any]"], object]
 
 
 class Commit(Generic[T]):
+    #: what a commit releases was applied before its records were appended: a
+    #: connection may run its next batches while it waits (``backend.base.applied``)
+    applied: Final = True
+
     __slots__ = (
         "_asyncio_future_blocking",
         "_callbacks",

@@ -49,22 +49,12 @@ class Leases(EngineState):
         receipt of its own, see ``get``), until ``now + lease_s``, within the reply's
         byte budget of bodies and headers (at least one)."""
         out: list[Message] = []
-        if receipts is None:
-            by_queue = self._owned.get(owner)
-            if by_queue is None:
-                by_queue = self._owned[owner] = {}
-            owned = by_queue.get(q)
-            if owned is None:
-                owned = by_queue[q] = q.holders[owner] = set()
-        else:  # receipts are not tracked as owners: their queue keeps one set for them all
-            owned = q.holders.get(RECEIPTS) or q.holders.setdefault(RECEIPTS, set())
+        owned = self._lease_set(q, owner, receipts is not None)
         due = now + lease_s
         budget = self.config.max_reply_bytes
         messages = self._messages
         compact = q.compact
         n_compact = compact.n
-        own = owned.add
-        append = out.append
         while len(out) < max:
             batch = q.pop_ready(max - len(out), budget)
             if not batch:
@@ -72,14 +62,17 @@ class Leases(EngineState):
             for msg in batch:
                 messages[msg.seq] = msg  # new if it was compact
                 msg.state = LEASED
-                msg.owner = owner if receipts is None else receipts()
+                msg.owner = owner
                 msg.attempts += 1
                 msg.due_at = due
-                own(msg)
-                append(msg)
                 budget -= len(msg.body)
                 if msg.headers is not None:  # (a reply carries them too)
                     budget -= headers_bytes(msg)
+            if receipts is not None:  # each to a receipt of its own (the rare case)
+                for msg in batch:
+                    msg.owner = receipts()
+            owned.update(batch)
+            out += batch
             if budget <= 0:
                 break
         n = len(out)
@@ -90,7 +83,8 @@ class Leases(EngineState):
             if n > plain:
                 LEASE(self._tally, q, n - plain, 0)
             self._deadlines.push(due, out.copy())  # a copy: the heap trims its own
-            self.journal.lease(out)
+            if not self._null_journal:  # (the hot path: no call that records nothing)
+                self.journal.lease(out)
         return out
 
     def _leased_by(self, owner: object, seq: int) -> Message:
@@ -118,7 +112,7 @@ class Leases(EngineState):
         remember = order.append
         by_queue = self._owned.get(owner)  # None: a receipt (its queue's set for receipts)
         owned: set[Message] | None = None  # the owner's leases in the run's queue
-        journal_ack = self.journal.ack
+        journal_ack = None if self._null_journal else self.journal.ack  # (no call for nothing)
         limit = self.config.acked_history
         room = limit - len(order)  # ids the history takes before the oldest must go
         acked = run = run_bytes = 0
@@ -133,7 +127,8 @@ class Leases(EngineState):
             del messages[seq]
             if q is not run_q:
                 if run_q is not None:
-                    ACK(self._tally, run_q, run, run_bytes)
+                    self._acked_run(run_q, run, run_bytes)
+                    acked += run
                 run_q, run, run_bytes = q, 0, 0
                 owned = by_queue.get(q) if by_queue is not None else q.holders.get(RECEIPTS)
             if owned is not None:
@@ -142,24 +137,29 @@ class Leases(EngineState):
             msg.due_at = GONE
             run += 1
             run_bytes += len(msg.body)
-            q.totals["acked"] += 1
             if limit > 0:  # remembered, so a late ACK or INFO can say "acked"
                 history[seq] = q.acked_in if msg.attempts == 1 else (q.acked_in, msg.attempts)
                 remember(seq)
                 room -= 1
                 if room < 0:  # one bound over every queue: the oldest goes
                     history.pop(order.popleft(), None)
-            journal_ack(msg)
+            if journal_ack is not None:
+                journal_ack(msg)
             key = msg.key
             if key is not None:
                 self._extra -= KEY + len(key)  # (footprint.extra_cost, inlined: the hot path)
                 self._unblock_key(q, msg)
             if msg.headers is not None:
                 self._extra -= headers_cost(msg.headers)
-            acked += 1
         if run_q is not None:
-            ACK(self._tally, run_q, run, run_bytes)
+            self._acked_run(run_q, run, run_bytes)
+            acked += run
         return acked
+
+    def _acked_run(self, q: Queue, n: int, size: int) -> None:
+        """``n`` messages of ``q`` (``size`` bytes of bodies) were acked in a row."""
+        ACK(self._tally, q, n, size)
+        q.totals["acked"] += n
 
     def _refused(self, seq: int, msg: Message | None, result: AckResult) -> None:
         """Why an ACK of ``seq`` acked nothing: a message that exists (or was acked) is not

@@ -51,6 +51,8 @@ class EngineState:
     def __init__(self, config: Config, first_seq: int, journal: Journal | None = None) -> None:
         self.config = config
         self.journal: Journal = journal if journal is not None else NullJournal()
+        #: the journal records nothing: per-message reports are skipped, not called
+        self._null_journal = type(self.journal) is NullJournal
         self._next_seq = first_seq
         self._queues: dict[str, Queue] = {}
         self._messages: dict[int, Message] = {}  # every message but the compact ones
@@ -206,6 +208,20 @@ class EngineState:
         if by_queue is not None:
             return by_queue.get(q)
         return q.holders.get(RECEIPTS)
+
+    def _lease_set(self, q: Queue, owner: object, receipts: bool) -> set[Message]:
+        """The set ``owner``'s leased messages in ``q`` are kept in (made if missing);
+        with ``receipts``, the queue's one set for every receipt's (receipts are not
+        tracked as owners)."""
+        if receipts:
+            return q.holders.get(RECEIPTS) or q.holders.setdefault(RECEIPTS, set())
+        by_queue = self._owned.get(owner)
+        if by_queue is None:
+            by_queue = self._owned[owner] = {}
+        owned = by_queue.get(q)
+        if owned is None:
+            owned = by_queue[q] = q.holders[owner] = set()
+        return owned
 
     def _let_go(self, q: Queue) -> None:
         """``q`` goes (deleted or forgotten): its lease owners' sets for it go too. (A set

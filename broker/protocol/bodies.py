@@ -15,12 +15,14 @@ the limit nor hold a number of 19 or more digits or with a three-digit
 exponent; only a body that fails that test (or that only looks as if it might,
 such as the string ``"node-1234"``) is decoded and walked. Each C call costs
 about as much as the scan it does on a small body, so there are as few as can
-be, and a batch's bodies are scanned together (``first_body_problem``).
+be, and a batch's bodies are scanned together (``first_body_problem``; a batch of
+strings only needs one count).
 Must never: do IO or keep state; it never changes a body, only judges it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -37,6 +39,8 @@ RULE: Final = (
 
 _SHAPE: Final = bytes.maketrans(b"123456789E{", b"000000000e[")
 _QUOTE: Final = ord('"')
+#: in bodies joined by NULs: the start of a body (after the first) that is not a string
+_NOT_STRING_NEXT: Final = re.compile(b'\0[^"]')
 #: the longest body that cannot nest past MAX_DEPTH: each level takes two brackets
 _SHALLOW: Final = 2 * MAX_DEPTH + 1
 _LONG_NUMBER: Final = b"0" * 19
@@ -59,11 +63,16 @@ def body_problem(body: bytes) -> str | None:
 
 def first_body_problem(bodies: Sequence[bytes]) -> tuple[int, str] | None:
     """The index of the first of a batch's ``bodies`` that may not be stored, and why;
-    None if every one may. The whole batch is scanned at once (joined by spaces, so
+    None if every one may. The whole batch is scanned at once (joined by NUL bytes, so
     no number runs from one body into the next): a few C calls for the batch instead
     of a few per body. Only when that scan finds a suspect, or a body is long enough
-    to nest past the limit, are bodies looked at one by one."""
-    shape = b" ".join(bodies).translate(_SHAPE, b"+-")
+    to nest past the limit, are bodies looked at one by one. A batch of strings (each
+    body starts with a quote) needs no scan: the NUL that joins them cannot occur in
+    valid JSON, so a NUL not followed by a quote begins a body that is not a string."""
+    joined = b"\0".join(bodies)
+    if joined[0] == _QUOTE and _NOT_STRING_NEXT.search(joined) is None:
+        return None  # every body is one string (``body_problem``'s first rule)
+    shape = joined.translate(_SHAPE, b"+-")
     if b"e000" not in shape and _LONG_NUMBER not in shape:
         if max(map(len, bodies)) <= _SHALLOW:
             return None

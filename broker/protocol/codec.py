@@ -12,9 +12,10 @@ Must never: do IO, touch queue state, or raise for bad input (bad input is an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from operator import attrgetter
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -108,18 +109,24 @@ def decode(frame: Frame, max_line: int, max_batch: int | None = None) -> Request
             return too_long
     try:
         request: Request = _decoder.decode(line)
-    except msgspec.ValidationError as exc:
-        return _explain(line, str(exc))
-    except msgspec.DecodeError as exc:
-        if "out of range" in str(exc):  # valid JSON, but a number no field can hold
-            return _explain(line, str(exc))
-        return Invalid(BadJson(f"line is not valid JSON: {exc}"))
-    except RecursionError:  # msgspec's nesting limit (about 1000 levels)
-        return Invalid(BadJson(TOO_DEEP))
-    put_shape = check_shape(request)
-    if put_shape is not None:
-        return Invalid(BadRequest(put_shape), request.rid)
+    except (msgspec.DecodeError, RecursionError) as exc:  # (a ValidationError is a DecodeError)
+        return _undecodable(line, exc)
+    check = _CHECKS.get(type(request))  # check_shape, inlined: the hot path
+    if check is not None:
+        problem = check(request)
+        if problem is not None:
+            return Invalid(BadRequest(problem), request.rid)
     return request
+
+
+def _undecodable(line: bytes, exc: Exception) -> Invalid:
+    """The error for a line the typed decoder refused with ``exc``."""
+    if isinstance(exc, RecursionError):  # msgspec's nesting limit (about 1000 levels)
+        return Invalid(BadJson(TOO_DEEP))
+    # a value of a wrong type or out of bounds; or valid JSON with a number no field can hold
+    if isinstance(exc, msgspec.ValidationError) or "out of range" in str(exc):
+        return _explain(line, str(exc))
+    return Invalid(BadJson(f"line is not valid JSON: {exc}"))
 
 
 def _batch_too_long(line: bytes, max_batch: int) -> Invalid | None:
@@ -151,37 +158,36 @@ def _batch_too_long(line: bytes, max_batch: int) -> Invalid | None:
 def check_shape(request: Request) -> str | None:
     """Rules the types do not say: exactly one of two fields, a queue name's characters,
     what a body may hold, the size of a header block."""
-    kind = type(request)
-    if kind in _NAMES_QUEUE:
-        queue = request.queue  # type: ignore[union-attr]
-        if queue is not None and not QUEUE_NAME_CHARS.issuperset(queue):
-            return _BAD_QUEUE
-    if kind is Put:
-        return _check_put(request)  # type: ignore[arg-type]
-    if kind is Stats and request.queue is not None:  # type: ignore[union-attr]
-        stats: Stats = request  # type: ignore[assignment]
-        if stats.prefix or stats.limit is not None or stats.cursor is not None:
-            return "STATS lists one `queue` or a page of queues (`prefix`, `limit`, `cursor`), not both"
-    if kind is Ack:
-        has_id = request.id is not msgspec.UNSET  # type: ignore[union-attr]
-        has_ids = request.ids is not msgspec.UNSET  # type: ignore[union-attr]
-        if has_id == has_ids:
-            return "ACK needs exactly one of `id` and `ids`"
-    return None
+    check = _CHECKS.get(type(request))
+    return None if check is None else check(request)
+
+
+# A queue name's characters: two C calls accept the commonest names (ASCII letters and
+# digits) in a fifth of the time the set test takes; any other name gets the set test.
+
+
+def _check_queue(request: Request) -> str | None:
+    queue = request.queue  # type: ignore[union-attr]  # (every type checked here has one)
+    if queue is None or (queue.isalnum() and queue.isascii()):
+        return None
+    return None if QUEUE_NAME_CHARS.issuperset(queue) else _BAD_QUEUE
 
 
 def _check_put(put: Put) -> str | None:
-    has_body = put.body is not msgspec.UNSET
-    has_batch = put.messages is not msgspec.UNSET
-    if has_body == has_batch:
-        return "PUT needs exactly one of `body` and `messages`"
-    if has_body:  # the commonest PUT: the body rule, inlined
-        problem = body_problem(bytes(put.body))  # type: ignore[arg-type]  # a Raw here
+    queue = put.queue
+    if not (queue.isalnum() and queue.isascii()) and not QUEUE_NAME_CHARS.issuperset(queue):
+        return _BAD_QUEUE
+    body = put.body
+    if put.messages is msgspec.UNSET:
+        if body is msgspec.UNSET:
+            return "PUT needs exactly one of `body` and `messages`"
+        problem = body_problem(bytes(body))  # the commonest PUT: the body rule, inlined
         if problem is not None:
             return f"`body`: {problem}"
         return None if put.headers is None else _check_headers(put.headers, "")
+    if body is not msgspec.UNSET:
+        return "PUT needs exactly one of `body` and `messages`"
     messages = put.messages
-    assert isinstance(messages, list)
     if not messages:
         return "`messages` must hold at least one message"
     found = first_body_problem(list(map(_BODY, messages)))  # every body, in one scan
@@ -193,6 +199,32 @@ def _check_put(put: Put) -> str | None:
             if problem is not None:
                 return problem
     return None
+
+
+def _check_stats(stats: Stats) -> str | None:
+    if stats.queue is None:
+        return None
+    if _check_queue(stats) is not None:
+        return _BAD_QUEUE
+    if stats.prefix or stats.limit is not None or stats.cursor is not None:
+        return "STATS lists one `queue` or a page of queues (`prefix`, `limit`, `cursor`), not both"
+    return None
+
+
+def _check_ack(ack: Ack) -> str | None:
+    if (ack.id is msgspec.UNSET) == (ack.ids is msgspec.UNSET):
+        return "ACK needs exactly one of `id` and `ids`"
+    return None
+
+
+#: The check of each request type that has rules its type does not say (by type: one
+#: dict lookup per request).
+_CHECKS: Final[dict[type, Callable[[Any], str | None]]] = {
+    **dict.fromkeys(_NAMES_QUEUE, _check_queue),
+    Put: _check_put,
+    Stats: _check_stats,
+    Ack: _check_ack,
+}
 
 
 def _check_headers(headers: dict[str, str] | None, where: str) -> str | None:

@@ -1,10 +1,11 @@
 """Typed replies: one msgspec Struct per reply shape, and their encoding.
 
 Owns: the shape of every reply of protocol.md section 4 (field names and their
-order on the wire, the message states), and ``encode_reply``: a
-reply to the bytes of one JSON line (without the newline or the ``rid``, which
-the connection splices in). Backends return these; the TCP connection and the
-HTTP API encode them; the HTTP API's OpenAPI schemas are generated from them.
+order on the wire, the message states), ``encode_reply``: a reply to the bytes
+of one JSON line (without the newline or the ``rid``, which the connection
+splices in), and ``reply_lines``: a batch's replies as its lines, rids spliced
+in. Backends return these; the TCP connection and the HTTP API encode them;
+the HTTP API's OpenAPI schemas are generated from them.
 Optional fields are ``UNSET`` when absent (never ``null``), so they are omitted.
 Every Struct is ``gc=False``: replies hold no cycles and are built per request.
 Must never: import the engine or a backend, do IO, or hold state.
@@ -12,7 +13,8 @@ Must never: import the engine or a backend, do IO, or hold state.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from collections.abc import Iterable
+from typing import Any, Final, Literal, Protocol
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
@@ -259,6 +261,14 @@ Reply = (
     | ReleaseReceiptsReply
 )
 
+
+class HasRid(Protocol):
+    """A request, as far as its reply line needs it."""
+
+    @property
+    def rid(self) -> str | int | None: ...
+
+
 _encoder: Final = msgspec.json.Encoder()
 _OK_BYTES: Final = b'{"ok":true}'
 
@@ -268,6 +278,26 @@ def encode_reply(reply: Reply) -> bytes:
     if reply is OK:
         return _OK_BYTES
     return _encoder.encode(reply)
+
+
+def reply_lines(requests: Iterable[HasRid], replies: Iterable[Reply | None]) -> bytes:
+    """The reply lines of a batch, each request's reply with its rid (None: no reply
+    now, a waiting GET's comes later), in order, each ending in a newline. One loop
+    with ``encode_reply`` inlined: a pipelined batch runs it for every request."""
+    out: list[bytes] = []
+    append = out.append
+    encode = _encoder.encode
+    ok, ok_bytes = OK, _OK_BYTES
+    for request, reply in zip(requests, replies, strict=True):
+        if reply is None:
+            continue
+        encoded = ok_bytes if reply is ok else encode(reply)
+        rid = request.rid
+        append(encoded if rid is None else with_rid(encoded, rid))
+    if not out:
+        return b""
+    append(b"")  # the last line's newline
+    return b"\n".join(out)
 
 
 def reply_line(encoded: bytes, rid: str | int | None) -> bytes:

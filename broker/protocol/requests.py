@@ -5,6 +5,9 @@ of every field (config-dependent limits such as max-body are the engine's).
 Decoding into these types is the validation: a failure names the field.
 ``body`` stays raw JSON bytes (``msgspec.Raw``): the broker never decodes a
 message body, it stores and returns it verbatim.
+Every Struct is ``gc=False`` (not tracked by the cyclic collector): a request holds
+strings, numbers, raw bodies and lists or dicts of them, never a cycle, and a batch
+PUT decodes one per message.
 Must never: import the engine or do IO.
 """
 
@@ -63,11 +66,11 @@ DedupWindow = Annotated[float, Meta(gt=0, le=DEDUP_WINDOW_MAX_S)]
 MaxLength = Annotated[int, Meta(ge=1, le=MAX_LENGTH_MAX)]
 
 
-class _Request(Struct, tag_field="op", forbid_unknown_fields=True, kw_only=True):
+class _Request(Struct, tag_field="op", forbid_unknown_fields=True, kw_only=True, gc=False):
     rid: Rid | None = None
 
 
-class PutItem(Struct, forbid_unknown_fields=True, kw_only=True):
+class PutItem(Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     body: Raw
     key: Key | None = None
     delay: Delay = 0.0

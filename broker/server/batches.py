@@ -8,11 +8,16 @@ request order (a waiting GET's reply is written when the backend delivers it).
 A read holding a single plain request (a client that waits for each reply)
 takes ``_run_one``: the same steps without the batch's lists. Once the write
 buffer is above its high-water mark, no further batch runs: lines already read
-wait, framed, in ``_pending``. While an asynchronous batch is in flight (the
-backend returned an awaitable), lines that arrive wait in ``_pending`` too, so
-replies stay in order. Before the backend sees a request, the connection's
-``AuthGate`` screens it (``AUTH`` never reaches a backend), and nothing after a
-``QUIT`` runs.
+wait, framed, in ``_pending``. A batch whose replies come later (the backend
+returned an awaitable) is a ``Flight``: when the backend says it is applied
+already (``backend.base.applied``: a durable log's fsync is all it waits for),
+the next batches run meanwhile, up to ``MAX_FLIGHTS`` in flight, so one fsync
+covers a pipelining client's whole read; any other awaitable (a job that goes
+on in slices) holds the rest back until it completes. Replies of later batches,
+even those ready at once, are written after the earlier ones': in request
+order. Lines that cannot run yet wait in ``_pending``. Before the backend sees a
+request, the connection's ``AuthGate`` screens it (``AUTH`` never reaches a
+backend), and nothing after a ``QUIT`` runs.
 
 Connections take turns: once one has used ``TURN_S`` of the loop (between two
 batches, or across reads), it stops reading, keeps what it read in ``_pending``
@@ -30,16 +35,17 @@ import bisect
 import functools
 import itertools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Final, cast
 
-from broker.backend.base import Backend, Replies
+from broker.backend.base import Backend, Replies, applied
 from broker.errors import WonderQError
 from broker.histogram import Histogram
 from broker.protocol.codec import Invalid, decode
 from broker.protocol.framing import Frame
-from broker.protocol.replies import encode_reply, error_reply, reply_line, with_rid
+from broker.protocol.replies import encode_reply, error_reply, reply_line, reply_lines
 from broker.protocol.requests import Auth, Quit, Request
 from broker.server.auth import Answered, AuthGate, AuthState, Item, decode_before_auth
 
@@ -48,17 +54,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wonderq.connection")
 
-_NEWLINE = b"\n"
 
 #: Lines per backend batch: bounds the replies written past the high-water mark.
 BATCH_LINES = 32
 #: Input per batch once it holds more than a few lines (big lines make small batches).
 BATCH_BYTES: Final = 64 * 1024
+#: Batches of one connection whose replies may be owed at once (their backend applied
+#: them; a durable log's fsync covers them all): a pipelining client's read of up to
+#: this many batches waits for one fsync, not one each.
+MAX_FLIGHTS: Final = 4
 #: Loop time one connection may use before the others get a turn.
 TURN_S: Final = 0.005
 
 #: Items the fast path of a batch leaves to the slow one (the auth gate, QUIT, errors).
 _SPECIAL: Final = frozenset({Invalid, Auth, Quit})
+
+
+class Flight:
+    """A batch whose replies are not written yet: its awaitable is pending, or it landed
+    behind an earlier batch still in flight. ``opens``: later batches may run while it
+    waits (it is applied already and in the fast path)."""
+
+    __slots__ = ("future", "items", "opens", "plain", "replies", "started")
+
+    def __init__(
+        self,
+        items: list[Item],
+        plain: bool,
+        started: float,
+        future: asyncio.Future[Replies] | None,
+        replies: Replies | None,
+        opens: bool,
+    ) -> None:
+        self.items = items
+        self.plain = plain
+        self.opens = opens
+        self.started = started
+        self.future = future
+        self.replies = replies
 
 
 def _lines_within(frames: Sequence[Frame], size: int) -> int:
@@ -81,7 +114,7 @@ class Batches:
     _loop: asyncio.AbstractEventLoop | None
     _gate: AuthGate
     _paused_for_write: bool
-    _busy: asyncio.Future[Replies] | None
+    _flights: deque[Flight]
     _pending: list[Frame]
     _closing: bool
     _eof: bool
@@ -127,7 +160,7 @@ class Batches:
         done = 0
         total = len(frames)
         while done < total and not self._closing:
-            if self._busy is not None or self._paused_for_write or self._yielding:
+            if self._paused_for_write or self._yielding or not self._may_run():
                 self._pending.extend(frames[done:])
                 break
             done = self._run_batch(frames, done)
@@ -164,7 +197,7 @@ class Batches:
         except WonderQError as exc:  # the store is unavailable, say
             result = [error_reply(exc)]
         if not isinstance(result, list):
-            self._await(result, [request], True, 0.0)
+            self._fly(result, [request], True, 0.0)
             return
         reply = result[0]
         if reply is not None:  # None: a waiting GET, delivered later
@@ -206,63 +239,74 @@ class Batches:
             result = self._backend.execute(self.owner, requests) if requests else []
         except WonderQError as exc:  # the whole batch failed (e.g. store unavailable)
             result = [error_reply(exc)] * len(requests)
-        if isinstance(result, list):
+        if not isinstance(result, list):
+            self._fly(result, items, plain, started)
+        elif self._flights:  # earlier replies are still owed: these go after them
+            self._flights.append(Flight(items, plain, started, None, result, plain))
+        else:
             self._write_batch(items, result, plain)
             if self._latency is not None:
                 self._latency.observe(perf_counter() - started)
-        else:
-            self._await(result, items, plain, started)
 
-    def _await(
+    # ---------------------------------------------------------------- flights
+
+    def _may_run(self) -> bool:
+        """Whether the next batch may run while those in flight wait: only behind fewer
+        than ``MAX_FLIGHTS`` batches that are applied already (their replies wait for a
+        durable log's fsync, ``backend.base.applied``) and in the fast path (no QUIT, no
+        AUTH); a job still running (a sliced PURGE, a remote store) holds the rest back."""
+        flights = self._flights
+        return not flights or (len(flights) < MAX_FLIGHTS and flights[-1].opens)
+
+    def _fly(
         self, result: Awaitable[Replies], items: list[Item], plain: bool, started: float
     ) -> None:
         """Replies come later: a future (the durable backend's) is used as is, no task."""
-        busy = self._busy = asyncio.ensure_future(result)
-        busy.add_done_callback(functools.partial(self._finish_async, items, plain, started))
+        future = asyncio.ensure_future(result)
+        flight = Flight(items, plain, started, future, None, plain and applied(result))
+        self._flights.append(flight)
+        future.add_done_callback(functools.partial(self._land, flight))
 
-    def _finish_async(
-        self, items: list[Item], plain: bool, started: float, done: Awaitable[Replies]
-    ) -> None:
-        """An asynchronous batch completed: write its replies, then run what waited."""
-        self._busy = None
+    def _land(self, flight: Flight, done: Awaitable[Replies]) -> None:
+        """A batch's awaitable completed: its replies go out once every earlier batch's
+        have, then what waited runs."""
         fut = cast("asyncio.Future[Replies]", done)
         if fut.cancelled():  # the connection was lost
             return
         exc = fut.exception()
         if exc is None:
-            replies = fut.result()
+            flight.replies = fut.result()
         elif isinstance(exc, WonderQError):
-            n = sum(not isinstance(i, (Invalid, Answered)) for i in items)
-            replies = [error_reply(exc)] * n
+            n = sum(not isinstance(i, (Invalid, Answered)) for i in flight.items)
+            flight.replies = [error_reply(exc)] * n
         else:
             log.error("batch failed on %s", self.peer, exc_info=exc)
             self.close()
             return
-        self._write_batch(items, replies, plain)
-        if self._latency is not None:
-            self._latency.observe(perf_counter() - started)
+        flights = self._flights
+        while flights and flights[0].replies is not None:
+            landed = flights.popleft()
+            assert landed.replies is not None
+            self._write_batch(landed.items, landed.replies, landed.plain)
+            if self._latency is not None:
+                self._latency.observe(perf_counter() - landed.started)
+        if flights and self._pending:  # runs now if the flights ahead let it
+            self._run_pending()
+        if flights:
+            return
         self._run_pending()
-        if self._finishing and self._busy is None:
+        if self._finishing and not self._flights:
             self._half_close()
-        elif self._eof and self._busy is None and not self._pending:
+        elif self._eof and not self._flights and not self._pending:
             self.close()  # the peer sent EOF: its last replies are written
 
     def _write_batch(self, items: list[Item], replies: Replies, plain: bool) -> None:
         if not plain:
             self._write_mixed(items, replies)
             return
-        # the fast path: one reply (or None) per item, none of them QUIT
-        out: list[bytes] = []
-        append = out.append
-        for item, reply in zip(items, replies, strict=True):
-            if reply is None:
-                continue  # a waiting GET: delivered later
-            encoded = encode_reply(reply)
-            rid = item.rid
-            append(encoded if rid is None else with_rid(encoded, rid))
-        if out:
-            append(b"")  # the last line's newline
-            self._write(_NEWLINE.join(out))
+        # the fast path: one reply (or None: a waiting GET's comes later) per item,
+        # none of them QUIT
+        self._write(reply_lines(cast(list[Request], items), replies))
 
     def _write_mixed(self, items: list[Item], replies: Replies) -> None:
         out: list[bytes] = []

@@ -7,11 +7,12 @@ is batches.py; its part in a graceful stop (``drain``, ``finish``) is
 stopping.py. Once the transport's write buffer is above its high-water mark, no further
 batch runs and reading pauses until it drains: lines already read wait, framed,
 in ``_pending``. So a client that does not read its replies
-cannot make the server buffer more than the high-water mark plus one batch of
-replies, however small its requests and large their replies (STATS). While an
-asynchronous batch is in flight, reading pauses once lines arrive behind it,
-not before, since a durable batch usually completes (its fsync)
-before the loop reads again, and a pause and resume cost two ``epoll_ctl``.
+cannot make the server buffer more than the high-water mark plus the replies of
+the batches in flight (``MAX_FLIGHTS``, batches.py), however small its requests
+and large their replies (STATS). While batches are in flight, reading pauses
+once lines arrive that cannot run yet, not before, since a durable batch usually
+completes (its fsync) before the loop reads again, and a pause and resume cost
+two ``epoll_ctl``.
 Before the backend sees a request, the connection's ``AuthGate`` screens it
 (``AUTH`` never reaches a backend). A connection over the server's
 ``max-connections`` is refused in ``connection_made`` with one error line
@@ -35,11 +36,12 @@ asyncio callback.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import Final, Protocol, cast
 
-from broker.backend.base import Backend, Replies
+from broker.backend.base import Backend
 from broker.config import Config
 from broker.errors import Unauthorized, Unavailable
 from broker.histogram import Histogram
@@ -47,7 +49,7 @@ from broker.protocol.framing import TOO_LONG, Frame, LineFramer
 from broker.protocol.replies import Reply, encode_reply, error_reply, reply_line
 from broker.protocol.requests import AnyRequest
 from broker.server.auth import AuthGate, AuthState
-from broker.server.batches import BATCH_BYTES, BATCH_LINES, TURN_S, Batches
+from broker.server.batches import BATCH_BYTES, BATCH_LINES, TURN_S, Batches, Flight
 from broker.server.sockets import tune
 from broker.server.stopping import Stopping
 from broker.server.throttle import AuthThrottle, source_of
@@ -96,7 +98,8 @@ class Connection(Batches, Stopping, asyncio.Protocol):
         self.peer = "?"
         self.requests_served = 0
         self._paused_for_write = False
-        self._busy: asyncio.Future[Replies] | None = None
+        # batches whose replies are owed, in order (batches.py: up to MAX_FLIGHTS)
+        self._flights: deque[Flight] = deque()
         # lines read but not run yet: while the write buffer is full or a batch is async
         self._pending: list[Frame] = []
         self._closing = False
@@ -160,8 +163,9 @@ class Connection(Batches, Stopping, asyncio.Protocol):
         self._framer.drop_held()
         if not self.opened:  # refused over max-connections
             return
-        if self._busy is not None:
-            self._busy.cancel()
+        for flight in self._flights:
+            if flight.future is not None:
+                flight.future.cancel()
         self._backend.close(self.owner)
         self._server.connection_closed(self)
 
@@ -215,10 +219,15 @@ class Connection(Batches, Stopping, asyncio.Protocol):
             self._last_input_at = asyncio.get_running_loop().time()
         framer = self._framer
         frames = framer.feed(data)
-        if self._pending or self._busy is not None or self._yielding:  # lines wait their turn
+        if self._pending or self._yielding or not self._may_run():  # lines wait their turn
             self._pending.extend(frames)
             self._update_reading()
-        elif len(frames) == 1 and not self._paused_for_write and len(frames[0]) < BATCH_BYTES:
+        elif (
+            len(frames) == 1
+            and not self._flights
+            and not self._paused_for_write
+            and len(frames[0]) < BATCH_BYTES
+        ):
             self._run_one(frames[0])  # one request, not timed (see the module docstring)
         else:
             started = perf_counter()
@@ -228,7 +237,7 @@ class Connection(Batches, Stopping, asyncio.Protocol):
             self._bound_held()
 
     def eof_received(self) -> bool | None:
-        if self._busy is not None or self._pending:
+        if self._flights or self._pending:
             self._eof = True  # replies still to come (an async backend): close after them
             return True
         return False  # close our side too once replies are flushed

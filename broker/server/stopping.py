@@ -15,15 +15,14 @@ asyncio callback.
 from __future__ import annotations
 
 import asyncio
-
-from broker.backend.base import Replies
+from collections.abc import Sized
 
 
 class Stopping:
     """The stop half of ``Connection`` (which sets every attribute below)."""
 
     transport: asyncio.Transport | None
-    _busy: asyncio.Future[Replies] | None
+    _flights: Sized  # batches whose replies are owed (batches.py)
     _closing: bool
     _draining: bool
     _finishing: bool
@@ -61,7 +60,7 @@ class Stopping:
             self._quiet_timer.cancel()
             self._quiet_timer = None
         self._finishing = True
-        if self._busy is None:
+        if not self._flights:
             self._half_close()
 
     def _half_close(self) -> None:

@@ -311,10 +311,16 @@ class Model:
         self.serve_waiters()
 
     def put_error(
-        self, queue: str, items: Sequence[NewMessage], footprint: int | None = None
+        self,
+        queue: str,
+        items: Sequence[NewMessage],
+        footprint: int | None = None,
+        headers: Sequence[dict[str, str] | None] = (),
     ) -> type[WonderQError] | None:
         """The error a PUT of ``items`` gets, if any; ``footprint``: what the engine says it
-        holds (footprint.py is checked on its own: the model counts bodies only)."""
+        holds (footprint.py is checked on its own: the model counts bodies only);
+        ``headers``: the items' (a batch that carries any is stored as message objects,
+        none of them plain)."""
         config = self.config
         if any(len(i.body) > config.max_body for i in items):
             return TooLarge
@@ -328,7 +334,8 @@ class Model:
                 len(i.body)
                 + (
                     COMPACT
-                    if is_plain(i.key, i.delay_s, i.priority, i.max_attempts, default)
+                    if not any(headers)
+                    and is_plain(i.key, i.delay_s, i.priority, i.max_attempts, default)
                     else MESSAGE + (0 if i.key is None else KEY + len(i.key))
                 )
                 for i in items

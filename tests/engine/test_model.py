@@ -278,7 +278,11 @@ class EngineMachine(RuleBasedStateMachine):
         headers = [h for _, _, h in items]
         known, duplicates, fresh = model.sort_dedup(queue, dedups)
         footprint = self.engine.footprint()
-        expected = model.put_error(queue, [news[i] for i in fresh], footprint) if fresh else None
+        expected = (
+            model.put_error(queue, [news[i] for i in fresh], footprint, [headers[i] for i in fresh])
+            if fresh
+            else None
+        )
         try:
             ids, dups = self.engine.put_extended(now, queue, news, dedups, headers)
         except WonderQError as exc:

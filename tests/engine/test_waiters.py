@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from broker.engine import Delivery, Engine, Message, State, Waiter
+from broker.engine.dispatch import REPLY_OVERHEAD, delivery_bytes
+from broker.engine.message import headers_bytes
 from broker.errors import BadRequest
 from tests.engine.helpers import bodies, get, make_engine, new, put, put_one, stats
 
@@ -389,3 +391,17 @@ def test_a_get_reply_holds_at_most_max_reply_bytes_of_bodies_and_headers() -> No
     e.put_extended(0, "q", [new("b")] * 50, None, [headers] * 50)
     got = e.get(0, "q", "A", 50, 30)
     assert got is not None and len(got) == 5  # 4 KB of headers each: 20 KB
+
+
+def test_a_delivery_is_sized_by_its_bodies_fields_and_headers_message_by_message() -> None:
+    """``delivery_bytes`` sums over the batch in C calls: the same as one message at a time."""
+    e = make_engine()
+    put(e, "q", "a", "bb")
+    e.put_extended(0.0, "q", [new("ccc"), new("d")], None, [{"trace": "t1"}, None])
+    msgs = get(e, "q", "A", max=10)
+    assert msgs is not None and len(msgs) == 4
+    one_by_one = [len(m.body) + REPLY_OVERHEAD + headers_bytes(m) for m in msgs]
+    assert headers_bytes(msgs[2]) > 0
+    assert delivery_bytes(msgs) == sum(one_by_one)
+    assert delivery_bytes(msgs[:2]) == sum(one_by_one[:2])  # no headers at all
+    assert delivery_bytes([]) == 0

@@ -68,3 +68,15 @@ def test_a_batch_names_the_first_bad_body_whatever_its_place() -> None:
     big = [{"body": "fine"}] * 5 + [{"body": 2**70}]
     got = decode(msgspec.json.encode({"op": "PUT", "queue": "q", "messages": big}), 1 << 20)
     assert isinstance(got, Invalid) and "`messages[5].body`" in got.error.message
+
+
+def test_a_batch_of_strings_passes_and_a_body_among_them_that_is_not_one_is_still_checked() -> None:
+    strings = [b'"1e999"', b'"' + b"[" * 70 + b'"', b'"12345678901234567890"', b'""']
+    assert first_body_problem(strings) is None
+    deep = b"[" * 70 + b"]" * 70
+    for place in range(len(strings) + 1):
+        bodies = [*strings[:place], deep, *strings[place:]]
+        assert first_body_problem(bodies) == one_by_one(bodies) == (place, body_problem(deep))
+        raws = [msgspec.Raw(b) for b in bodies]
+        assert first_body_problem(raws) == (place, body_problem(deep))
+    assert first_body_problem([*strings, b"1"]) is None  # a number is checked, and fine

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,3 +41,18 @@ def test_queue_name_edges() -> None:
         assert _verdict(good), good
     for bad in ("", "q" * 201, "a b", "a/b", "é", "q\x00", "q\n", "\uff51", "a\u200b", "*"):
         assert not _verdict(bad), bad
+
+
+@pytest.mark.parametrize("op", ["PUT", "GET", "STATS", "PURGE"])
+def test_letters_and_digits_outside_ascii_are_refused_by_every_op(op: str) -> None:
+    """The codec accepts names of ASCII letters and digits in two C calls (``isalnum``,
+    ``isascii``); letters and digits of other scripts pass ``isalnum`` but not the rule."""
+    for name in ("caf\u00e9", "\u0663", "q\uff41", "\u00b2", "abc", "a-b_c.d:e"):
+        line = msgspec.json.encode(
+            {"op": op, "queue": name, "body": 1} if op == "PUT" else {"op": op, "queue": name}
+        )
+        result = decode(line, 1 << 20)
+        if RULE.fullmatch(name):
+            assert not isinstance(result, Invalid), (op, name, result)
+        else:
+            assert isinstance(result, Invalid) and "queue" in result.error.message, (op, name)

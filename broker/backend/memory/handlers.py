@@ -24,7 +24,6 @@ from broker.backend.receipts import Receipt
 from broker.engine import (
     DEAD_SUFFIX,
     AckedRecord,
-    NewMessage,
     NewMessageFields,
     State,
     format_id,
@@ -48,6 +47,10 @@ _PEEK_STATES: Final[dict[str | None, State | None]] = {
     "leased": State.LEASED,
     "dead": None,  # every message of <queue>.dead
 }
+
+
+#: builds a ``Wait`` from a tuple of its fields in C (a NamedTuple's ``__new__`` is Python)
+_new_wait: Final = tuple.__new__
 
 
 def _seq(id_text: str) -> int:
@@ -96,11 +99,13 @@ class Handlers:
     # ---------------------------------------------------------------- producer
 
     def put(self, owner: object, req: rq.Put, now: float) -> rp.PutReply | rp.PutManyReply:
-        if isinstance(req.body, msgspec.Raw):
-            item = NewMessage(bytes(req.body), req.key, req.delay, req.priority, req.max_attempts)
+        body = req.body
+        if type(body) is msgspec.Raw:
+            # a plain tuple of NewMessage's fields: a NamedTuple costs a Python call
+            item = (bytes(body), req.key, req.delay, req.priority, req.max_attempts)
             if req.dedup is None and not req.headers:
                 (seq,) = self.engine.put(now, req.queue, (item,))
-                return rp.PutReply(id=format(seq, "x"))
+                return rp.PutReply(id=f"{seq:x}")  # format_id's spelling, without its call
             (seq,), dup = self.engine.put_extended(
                 now,
                 req.queue,
@@ -145,7 +150,7 @@ class Handlers:
         if req.max > self.config.max_get:
             raise BadRequest(f"`max` is {req.max}; the limit (max-get) is {self.config.max_get}")
         if req.wait > 0:  # a token for its reply, and its rid for a CANCEL
-            wait = Wait(req, now)
+            wait = _new_wait(Wait, (req, now))  # Wait(req, now) without its Python __new__
             msgs = self.engine.get(
                 now, req.queue, owner, req.max, req.lease, req.wait, wait, None, req.rid
             )
