@@ -148,6 +148,31 @@ async def test_cancel_reply_order(server: Server) -> None:
         assert info["queues"]["q"]["ready"] == 1 and info["queues"]["q"]["waiting_consumers"] == 0
 
 
+async def test_a_message_nacked_right_after_a_cancel_is_not_served_to_the_cancelled_get(
+    server: Server,
+) -> None:
+    """What a stopping worker sends: CANCEL of its waiting GET, then NACK of the message
+    in hand, in one write. The NACK comes after the CANCEL, so the released message
+    waits for another consumer, its attempt not counted again (on Redis the CANCEL's
+    op once reached Redis after the NACK: the GET took the message, attempts 2)."""
+    async with await LineClient.connect(server.port) as c:
+        await c.call(op="PUT", queue="q", body="held")
+        held = (await c.call(op="GET", queue="q"))["messages"][0]
+        await c.send(op="GET", queue="q", wait=60, rid="w")
+        assert (await c.call(op="PING", rid="p"))["rid"] == "p"  # the GET waits
+        await c.send_raw(
+            msgspec.json.encode({"op": "CANCEL", "get": "w", "rid": "c"})
+            + b"\n"
+            + msgspec.json.encode({"op": "NACK", "id": held["id"], "rid": "n"})
+            + b"\n"
+        )
+        assert await c.reply() == {"ok": True, "messages": [], "rid": "w"}
+        assert await c.reply() == {"ok": True, "cancelled": 1, "rid": "c"}
+        assert (await c.reply())["rid"] == "n"
+        info = (await c.call(op="INFO", id=held["id"]))["message"]
+        assert (info["state"], info["attempts"]) == ("ready", 1)
+
+
 async def test_nothing_after_quit_in_the_same_read_is_applied(server: Server) -> None:
     async with (
         await LineClient.connect(server.port) as c,

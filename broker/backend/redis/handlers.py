@@ -307,8 +307,10 @@ class Handlers:
         if not targets:
             return rp.CancelReply(cancelled=0)
 
+        unwaits = [self.b.waits.unwait(w) for w in targets]  # submitted now, in order
+
         async def run() -> rp.Reply:
-            ended = await asyncio.gather(*(self.b.waits.unwait(w) for w in targets))
+            ended = await asyncio.gather(*unwaits)
             return rp.CancelReply(cancelled=sum(ended))
 
         return self.later(slot, run())

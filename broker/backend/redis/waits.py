@@ -14,6 +14,8 @@ its reply.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
@@ -96,9 +98,18 @@ class Waits:
             wait.waiting = False
         self.by_wid.clear()
 
-    async def unwait(self, wait: Wait) -> bool:
-        """End a waiting GET in Redis; True if it was still waiting (answered empty now)."""
-        res, _ = await self.b.acall(wait.tag, ["unwait", wait.queue, wait.wid])
+    def unwait(self, wait: Wait) -> Coroutine[Any, Any, bool]:
+        """End a waiting GET in Redis; awaited, True if it was still waiting (answered
+        empty now). The op is submitted at this call, not when awaited: what the same
+        connection sends after it (a CANCEL, then a NACK) reaches Redis after it, so a
+        message released then is not served to the GET being cancelled."""
+        submitted = self.b.call_future(wait.tag, ["unwait", wait.queue, wait.wid])
+        return self._unwaited(wait, submitted)
+
+    async def _unwaited(
+        self, wait: Wait, submitted: asyncio.Future[tuple[Any, list[bytes]]]
+    ) -> bool:
+        res, _ = await submitted
         if res[0] == "gone":
             self.answer(wait, [], [], 0.0)
             return True
