@@ -337,15 +337,15 @@ class Calls:
         results, wakes, deliveries, events, now_ms, created = meta
         bodies = result[1:]
 
-        def answer() -> None:
+        def answer() -> None:  # the ops' replies, then what the call served to waits
             for op, res in zip(ops, results, strict=True):
                 op.done(res, bodies, None)
+            self._on_reply(Reply(tag, wakes, deliveries, events, now_ms, bodies))
 
         if created:  # registered before any reply says the PUT that made a queue is done
             self._on_created(created, answer)
         else:
             answer()
-        self._on_reply(Reply(tag, wakes, deliveries, events, now_ms, bodies))
 
 
 def ignore(result: Any, bodies: list[bytes], error: WonderQError | None) -> None:
