@@ -29,7 +29,8 @@ from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 
 if TYPE_CHECKING:
-    from broker.backend.redis.backend import Owner, RedisBackend, Slot
+    from broker.backend.redis.backend import RedisBackend
+    from broker.backend.redis.owners import Owner, Slot
 
 Convert = Callable[[Any, list[bytes]], rp.Reply | None]
 

@@ -20,8 +20,8 @@ from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 
 if TYPE_CHECKING:
-    from broker.backend.redis.backend import Owner, Slot
     from broker.backend.redis.handlers import Handlers
+    from broker.backend.redis.owners import Owner, Slot
 
 #: CONFIG's fields, as the library names them
 _SETTING_NAMES: Final = {

@@ -24,8 +24,8 @@ from broker.protocol import requests as rq
 from broker.protocol.receipts import parse_receipt
 
 if TYPE_CHECKING:
-    from broker.backend.redis.backend import Owner, Slot
     from broker.backend.redis.handlers import Handlers
+    from broker.backend.redis.owners import Owner, Slot
 
 #: a readable receipt: (its text, its message's tag, id sequence, lease owner)
 Named = tuple[str, str, str, str]

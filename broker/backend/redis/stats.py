@@ -28,8 +28,8 @@ from broker.protocol import requests as rq
 from broker.protocol.names import COUNTERS
 
 if TYPE_CHECKING:
-    from broker.backend.redis.backend import Owner, Slot
     from broker.backend.redis.handlers import Handlers
+    from broker.backend.redis.owners import Owner, Slot
 
 log = logging.getLogger("wonderq.redis")
 

@@ -28,7 +28,8 @@ from broker.protocol import replies as rp
 from broker.protocol import requests as rq
 
 if TYPE_CHECKING:
-    from broker.backend.redis.backend import Owner, RedisBackend
+    from broker.backend.redis.backend import RedisBackend
+    from broker.backend.redis.owners import Owner
 
 
 class Waits:
