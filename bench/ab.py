@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("serve_args", nargs="*", help="after --: more `wonderq serve` flags")
     args = parser.parse_args()
     modes = args.modes.split(",")
-    trees = {"before": args.before, "after": args.after}
+    trees = {"before": str(Path(args.before).resolve()), "after": str(Path(args.after).resolve())}
     got: dict[str, dict[str, list[tuple[float, float]]]] = {t: {} for t in trees}
     for r in range(args.repeat):
         for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
