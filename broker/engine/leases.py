@@ -75,9 +75,12 @@ class Leases(EngineState):
                 break
         n = len(out)
         if n:
-            self._messages.update({msg.seq: msg for msg in out})  # new if it was compact
             plain = n_compact - compact.n
-            if plain:
+            if plain:  # leased for the first time: the index has them from now on
+                if n == 1:  # (the commonest GET: cheaper than a dict of one)
+                    self._messages.put(out[0].seq, out[0])
+                else:
+                    self._messages.update({msg.seq: msg for msg in out})
                 LEASE_PLAIN(self._tally, q, plain, 0)
             if n > plain:
                 LEASE(self._tally, q, n - plain, 0)

@@ -311,8 +311,8 @@ class Queue:
     def chain_pop_head(self, msg: Message) -> Message | None:
         """Remove ``msg`` (the head) from its chain; return the new head, if any."""
         assert msg.key is not None
-        chain = self.chains[msg.key]
-        assert chain[0] is msg, "only the head of a key chain can leave it"
+        chain = self.chains.get(msg.key)
+        assert chain is not None and chain[0] is msg, "only the head of a key chain can leave it"
         nxt = msg.key_next
         msg.key_next = None
         if nxt is None:
