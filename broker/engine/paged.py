@@ -6,13 +6,14 @@ is one stop of the event loop of 20-90 ms (more on a loaded machine: the new
 table is ~100 MB of fresh pages), and deleting and adding entries at a steady
 size rebuilds it from time to time too. ``PagedDict`` and ``PagedSet`` are a
 plain dict or set while they hold at most ``SPLIT_AT`` entries, and pages past
-that: sub-dicts (sub-sets) chosen by ``page_of(key)``, so no rebuild copies
-more than one page. ``id_page`` pages by range of consecutive ids (each page
-at most ``2**PAGE_BITS`` entries, filled one after the other as ids are
-handed out, and dropped when it empties); ``hash_page`` by ``HASH_PAGES``
-buckets of the key's hash (for keys whose hash is random, such as strings:
-the buckets fill evenly, so they grow at different moments, never all in the
-same call). Back under ``MERGE_AT`` entries they are one container again.
+that: sub-dicts (sub-sets) chosen by the key, so no rebuild copies more than
+one page. Ids page by range (``id_page``: each page at most ``2**PAGE_BITS``
+consecutive ids, filled one after the other as ids are handed out, and
+dropped when it empties); other keys by ``HASH_PAGES`` buckets of their hash
+(for keys whose hash is random, such as strings: the buckets fill evenly, so
+they grow at different moments, never all in the same call; a ``PagedSet``
+is told its elements' page, e.g. the range of a message's id). Back under
+``MERGE_AT`` entries they are one container again.
 
 While small, ``get`` and ``pop`` (``add`` and ``discard`` of a set) are the
 container's own bound methods: a lookup costs what a dict's does. They change
@@ -45,13 +46,9 @@ def id_page(seq: int) -> int:
     return seq >> PAGE_BITS
 
 
-def hash_page(key: Hashable) -> int:
-    """The page of a key whose hash is random (a string): one of ``HASH_PAGES``."""
-    return hash(key) & (HASH_PAGES - 1)
-
-
 class PagedDict(Generic[K, V]):
-    """A dict of ``K`` to ``V`` that pages past ``SPLIT_AT`` entries (module docstring).
+    """A dict of ``K`` to ``V`` that pages past ``SPLIT_AT`` entries (module docstring):
+    by id range (``PagedDict(by_id=True)``: int keys handed out in order) or by hash.
 
     ``get(key)``, ``pop(key, default)`` and ``put(key, value)`` are its
     operations on one entry (``d[key]`` too, for a key that must be there),
@@ -59,13 +56,15 @@ class PagedDict(Generic[K, V]):
     values, in no particular order. A value is never None (``get`` says None
     for a missing key)."""
 
-    __slots__ = ("_n", "_one", "_page_of", "_pages", "get", "pop")
+    __slots__ = ("_mask", "_n", "_one", "_pages", "_shift", "get", "pop")
 
     get: Callable[[K], V | None]
     pop: Callable[[K, V | None], V | None]
 
-    def __init__(self, page_of: Callable[[K], int]) -> None:
-        self._page_of = page_of
+    def __init__(self, by_id: bool) -> None:
+        # the page of a key: hash(key) >> shift & mask (an int's hash is itself: its range)
+        self._shift = PAGE_BITS if by_id else 0
+        self._mask = -1 if by_id else HASH_PAGES - 1
         self._pages: dict[int, dict[K, V]] = {}
         self._n = 0  # entries while paged
         self._small({})
@@ -89,7 +88,7 @@ class PagedDict(Generic[K, V]):
             if len(one) > SPLIT_AT:
                 self._split(one)
             return
-        page_no = self._page_of(key)
+        page_no = hash(key) >> self._shift & self._mask
         page = self._pages.get(page_no)
         if page is None:
             page = self._pages[page_no] = {}
@@ -99,38 +98,45 @@ class PagedDict(Generic[K, V]):
 
     def update(self, entries: Mapping[K, V]) -> None:
         one = self._one
-        if one is None:
-            for key, value in entries.items():
-                self.put(key, value)
-        else:
+        if one is not None:
             one.update(entries)
             if len(one) > SPLIT_AT:
                 self._split(one)
+        else:
+            self._add_paged(entries.items())
 
     def _split(self, one: dict[K, V]) -> None:
         self._one = None
-        self._n = len(one)
+        self._n = 0
         self.get = self._paged_get
         self.pop = self._paged_pop
-        pages = self._pages
-        page_of = self._page_of
-        for key, value in one.items():
-            page_no = page_of(key)
-            page = pages.get(page_no)
-            if page is None:
-                page = pages[page_no] = {}
+        self._add_paged(one.items())
+
+    def _add_paged(self, entries: Iterable[tuple[K, V]]) -> None:
+        pages, shift, mask = self._pages, self._shift, self._mask
+        last_no = None
+        page: dict[K, V] = {}
+        n = self._n
+        for key, value in entries:
+            page_no = hash(key) >> shift & mask
+            if page_no != last_no:  # (ids in a row share a page)
+                n += len(page)
+                page = pages.get(page_no) or pages.setdefault(page_no, {})
+                n -= len(page)
+                last_no = page_no
             page[key] = value
+        self._n = n + len(page)
 
     def _paged_get(self, key: K) -> V | None:
-        page = self._pages.get(self._page_of(key))
+        page = self._pages.get(hash(key) >> self._shift & self._mask)
         return None if page is None else page.get(key)
 
     def _paged_pop(self, key: K, default: V | None) -> V | None:
-        page_no = self._page_of(key)
+        page_no = hash(key) >> self._shift & self._mask
         page = self._pages.get(page_no)
-        if page is None or key not in page:
+        value = None if page is None else page.pop(key, None)
+        if value is None:
             return default
-        value = page.pop(key)
         self._n -= 1
         if not page:
             del self._pages[page_no]

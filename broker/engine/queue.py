@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Final
 
 from broker.engine.compact import CompactFifo
 from broker.engine.message import READY, Message
-from broker.engine.paged import PagedDict, PagedSet, hash_page, id_page
+from broker.engine.paged import PagedDict, PagedSet, id_page
 from broker.engine.settings import DEFAULT, Settings
 from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 
@@ -115,7 +115,7 @@ class Queue:
         self.fifo: deque[Message] = deque()
         self.heap: list[tuple[int, int, Message]] = []
         # key -> [head, tail] of a singly linked chain through Message.key_next
-        self.chains: PagedDict[str, list[Message]] = PagedDict(hash_page)
+        self.chains: PagedDict[str, list[Message]] = PagedDict(by_id=False)
         # its DELAYED messages, and its LEASED ones by lease owner (each set is also the
         # engine's for that owner and queue; receipts share one, under RECEIPTS), so that
         # PEEK and DELETE cost what this queue holds, not what the engine holds

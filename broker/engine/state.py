@@ -35,7 +35,7 @@ from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
-from broker.engine.paged import PagedDict, id_page
+from broker.engine.paged import PagedDict
 from broker.engine.queue import RECEIPTS, AckedIn, Queue
 from broker.engine.rate import Bucket
 from broker.engine.settings import DEFAULT, Settings, effective
@@ -57,7 +57,7 @@ class EngineState:
         self._next_seq = first_seq
         self._queues: dict[str, Queue] = {}
         # every message but the compact ones, by id (paged: it holds millions)
-        self._messages: PagedDict[int, Message] = PagedDict(id_page)
+        self._messages: PagedDict[int, Message] = PagedDict(by_id=True)
         self._tally = Tally()
         self._compact = CompactIndex(self._tally.compact)
         # the acked history: seq -> the queue it was acked in, or (that, deliveries it took)

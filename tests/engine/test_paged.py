@@ -8,7 +8,7 @@ nearly empty.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 
 import pytest
 from hypothesis import given
@@ -21,7 +21,6 @@ from broker.engine.paged import (
     SPLIT_AT,
     PagedDict,
     PagedSet,
-    hash_page,
     id_page,
 )
 from tests.engine.helpers import drain_bodies, get, make_engine, new, put, stats, tiny_pages
@@ -44,9 +43,9 @@ def dict_ops(keys: st.SearchStrategy[Hashable]) -> st.SearchStrategy[list[tuple[
     )
 
 
-def run_dict(page_of: Callable[[Hashable], int], ops: list[tuple[object, ...]]) -> set[bool]:
+def run_dict(by_id: bool, ops: list[tuple[object, ...]]) -> set[bool]:
     """Apply ``ops`` to a PagedDict and a dict, comparing after each; the modes seen."""
-    d: PagedDict[Hashable, int] = PagedDict(page_of)
+    d: PagedDict[Hashable, int] = PagedDict(by_id)
     model: dict[Hashable, int] = {}
     modes = set()
     for op, *args in ops:
@@ -79,13 +78,13 @@ def run_dict(page_of: Callable[[Hashable], int], ops: list[tuple[object, ...]]) 
 @given(dict_ops(INT_KEYS))
 def test_paged_dict_of_ids_does_what_a_dict_does(ops: list[tuple[object, ...]]) -> None:
     with tiny_pages():
-        run_dict(id_page, ops)  # type: ignore[arg-type]
+        run_dict(True, ops)
 
 
 @given(dict_ops(STR_KEYS))
 def test_paged_dict_of_strings_does_what_a_dict_does(ops: list[tuple[object, ...]]) -> None:
     with tiny_pages():
-        run_dict(hash_page, ops)
+        run_dict(False, ops)
 
 
 @given(
@@ -122,13 +121,13 @@ def test_tiny_pages_are_paged_and_merged() -> None:
     ops: list[tuple[object, ...]] = [("put", k, k) for k in range(1000, 1010)]
     ops += [("pop", k) for k in range(1000, 1010)]
     with tiny_pages():
-        assert run_dict(id_page, ops) == {False, True}  # type: ignore[arg-type]
+        assert run_dict(True, ops) == {False, True}
 
 
 def test_a_dict_of_many_ids_pages_and_is_one_dict_again_once_nearly_empty() -> None:
     first = 1_733_380_000_000_000  # ids start at the wall clock in microseconds
     n = 3 * SPLIT_AT + 5
-    d: PagedDict[int, int] = PagedDict(id_page)
+    d: PagedDict[int, int] = PagedDict(by_id=True)
     for seq in range(first, first + n):
         d.put(seq, seq)
     assert d.paged and len(d) == n
@@ -160,7 +159,7 @@ def test_a_set_of_many_messages_pages_by_their_ids() -> None:
 
 def test_keys_by_hash_fill_the_pages_evenly() -> None:
     """Strings' hashes are random: no hash page takes much more than its share."""
-    d: PagedDict[str, int] = PagedDict(hash_page)
+    d: PagedDict[str, int] = PagedDict(by_id=False)
     for i in range(2 * SPLIT_AT):
         d.put(f"key-{i}", i)
     sizes = [len(p) for p in d._pages.values()]

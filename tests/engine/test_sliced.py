@@ -17,7 +17,7 @@ from broker.config import Config
 from broker.engine import Engine, Message, State
 from broker.engine.compact import SCAN_STEP
 from broker.engine.deadlines import MOVE_STEP
-from broker.engine.paged import PagedDict, id_page
+from broker.engine.paged import PagedDict
 from broker.engine.sliced import Purge, Sliced
 from broker.errors import NotFound
 from tests.engine.helpers import get, make_engine, new, put, put_one, state_of, stats
@@ -138,7 +138,7 @@ class Untouchable(PagedDict[int, Message]):
     """The engine's messages, which a queue operation must not walk."""
 
     def __init__(self, messages: PagedDict[int, Message]) -> None:
-        super().__init__(id_page)
+        super().__init__(by_id=True)
         self.update({seq: messages[seq] for seq in messages})
 
     def _refuse(self, *args: object) -> Any:
