@@ -15,8 +15,8 @@ they grow at different moments, never all in the same call; a ``PagedSet``
 is told its elements' page, e.g. the range of a message's id). Back under
 ``MERGE_AT`` entries they are one container again.
 
-While small, ``get`` and ``pop`` (``add`` and ``discard`` of a set) are the
-container's own bound methods: a lookup costs what a dict's does. They change
+While small, ``get`` and ``pop`` (``discard`` of a set) are the container's
+own bound methods: a lookup costs what a dict's does. They change
 when it pages, so a caller looks them up on the container each time and never
 keeps them across an insertion or a removal.
 
@@ -60,18 +60,17 @@ class PagedDict(Generic[K, V]):
 
     get: Callable[[K], V | None]
     pop: Callable[[K, V | None], V | None]
+    _pages: dict[int, dict[K, V]]  # while paged (unset while small: a queue has two)
 
     def __init__(self, by_id: bool) -> None:
         # the page of a key: hash(key) >> shift & mask (an int's hash is itself: its range)
         self._shift = PAGE_BITS if by_id else 0
         self._mask = -1 if by_id else HASH_PAGES - 1
-        self._pages: dict[int, dict[K, V]] = {}
         self._n = 0  # entries while paged
         self._small({})
 
     def _small(self, one: dict[K, V]) -> None:
         self._one: dict[K, V] | None = one
-        self._pages = {}
         self.get = one.get
         self.pop = one.pop
 
@@ -107,6 +106,7 @@ class PagedDict(Generic[K, V]):
 
     def _split(self, one: dict[K, V]) -> None:
         self._one = None
+        self._pages = {}
         self._n = 0
         self.get = self._paged_get
         self.pop = self._paged_pop
@@ -144,6 +144,7 @@ class PagedDict(Generic[K, V]):
             merged: dict[K, V] = {}
             for rest in self._pages.values():
                 merged.update(rest)
+            self._pages = {}
             self._small(merged)
         return value
 
@@ -154,6 +155,7 @@ class PagedDict(Generic[K, V]):
         return chain.from_iterable([page.values() for page in self._pages.values()])
 
     def clear(self) -> None:
+        self._pages = {}
         self._small({})
 
     def __iter__(self) -> Iterator[K]:
@@ -178,34 +180,39 @@ class PagedSet(Generic[K]):
     ``add(key)`` and ``discard(key)``; iterating gives the elements, in no
     particular order."""
 
-    __slots__ = ("_n", "_one", "_page_of", "_pages", "add", "discard")
+    __slots__ = ("_n", "_one", "_page_of", "_pages", "discard")
 
-    add: Callable[[K], None]
     discard: Callable[[K], None]
+    _pages: dict[int, set[K]]  # while paged
 
     def __init__(self, page_of: Callable[[K], int]) -> None:
         self._page_of = page_of
-        self._pages: dict[int, set[K]] = {}
         self._n = 0  # elements while paged
         self._small(set())
 
     def _small(self, one: set[K]) -> None:
         self._one: set[K] | None = one
-        self._pages = {}
-        self.add = self._small_add
         self.discard = one.discard
 
-    def _small_add(self, key: K) -> None:
+    def add(self, key: K) -> None:
         one = self._one
-        assert one is not None
-        one.add(key)
-        if len(one) > SPLIT_AT:
-            self._split(one)
+        if one is not None:
+            one.add(key)
+            if len(one) > SPLIT_AT:
+                self._split(one)
+            return
+        page_no = self._page_of(key)
+        page = self._pages.get(page_no)
+        if page is None:
+            page = self._pages[page_no] = set()
+        n = len(page)
+        page.add(key)
+        self._n += len(page) - n
 
     def _split(self, one: set[K]) -> None:
         self._one = None
+        self._pages = {}
         self._n = len(one)
-        self.add = self._paged_add
         self.discard = self._paged_discard
         pages = self._pages
         page_of = self._page_of
@@ -215,15 +222,6 @@ class PagedSet(Generic[K]):
             if page is None:
                 page = pages[page_no] = set()
             page.add(key)
-
-    def _paged_add(self, key: K) -> None:
-        page_no = self._page_of(key)
-        page = self._pages.get(page_no)
-        if page is None:
-            page = self._pages[page_no] = set()
-        n = len(page)
-        page.add(key)
-        self._n += len(page) - n
 
     def _paged_discard(self, key: K) -> None:
         page_no = self._page_of(key)
@@ -235,9 +233,12 @@ class PagedSet(Generic[K]):
         if not page:
             del self._pages[page_no]
         if self._n < MERGE_AT:
-            self._small(set().union(*self._pages.values()))
+            merged = set().union(*self._pages.values())
+            self._pages = {}
+            self._small(merged)
 
     def clear(self) -> None:
+        self._pages = {}
         self._small(set())
 
     def __iter__(self) -> Iterator[K]:
