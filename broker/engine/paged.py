@@ -26,7 +26,7 @@ order of iteration is not kept), or import asyncio or read a clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from itertools import chain
 from typing import Final, Generic, TypeVar
 
@@ -46,7 +46,32 @@ def id_page(seq: int) -> int:
     return seq >> PAGE_BITS
 
 
-class PagedDict(Generic[K, V]):
+class _Paged(Generic[K]):
+    """What ``PagedDict`` and ``PagedSet`` share: their keys, their size, their mode."""
+
+    __slots__ = ("_n", "_one", "_pages")
+
+    _one: Collection[K] | None  # the one container while small, None while paged
+    _pages: Mapping[int, Collection[K]]  # while paged (unset while small: a queue has two)
+    _n: int  # how many while paged
+
+    def __iter__(self) -> Iterator[K]:
+        one = self._one
+        if one is not None:
+            return iter(one)
+        return chain.from_iterable(list(self._pages.values()))
+
+    def __len__(self) -> int:
+        one = self._one
+        return self._n if one is None else len(one)
+
+    @property
+    def paged(self) -> bool:
+        """Whether it is in pages now (for tests and benches)."""
+        return self._one is None
+
+
+class PagedDict(_Paged[K], Generic[K, V]):
     """A dict of ``K`` to ``V`` that pages past ``SPLIT_AT`` entries (module docstring):
     by id range (``PagedDict(by_id=True)``: int keys handed out in order) or by hash.
 
@@ -56,7 +81,7 @@ class PagedDict(Generic[K, V]):
     values, in no particular order. A value is never None (``get`` says None
     for a missing key)."""
 
-    __slots__ = ("_mask", "_n", "_one", "_pages", "_shift", "get", "pop")
+    __slots__ = ("_mask", "_shift", "get", "pop")
 
     get: Callable[[K], V | None]
     pop: Callable[[K, V | None], V | None]
@@ -158,29 +183,14 @@ class PagedDict(Generic[K, V]):
         self._pages = {}
         self._small({})
 
-    def __iter__(self) -> Iterator[K]:
-        one = self._one
-        if one is not None:
-            return iter(one)
-        return chain.from_iterable(list(self._pages.values()))
 
-    def __len__(self) -> int:
-        one = self._one
-        return self._n if one is None else len(one)
-
-    @property
-    def paged(self) -> bool:
-        """Whether it is in pages now (for tests and benches)."""
-        return self._one is None
-
-
-class PagedSet(Generic[K]):
+class PagedSet(_Paged[K]):
     """A set of ``K`` that pages past ``SPLIT_AT`` elements (module docstring).
 
     ``add(key)`` and ``discard(key)``; iterating gives the elements, in no
     particular order."""
 
-    __slots__ = ("_n", "_one", "_page_of", "_pages", "discard")
+    __slots__ = ("_page_of", "discard")
 
     discard: Callable[[K], None]
     _pages: dict[int, set[K]]  # while paged
@@ -240,18 +250,3 @@ class PagedSet(Generic[K]):
     def clear(self) -> None:
         self._pages = {}
         self._small(set())
-
-    def __iter__(self) -> Iterator[K]:
-        one = self._one
-        if one is not None:
-            return iter(one)
-        return chain.from_iterable(list(self._pages.values()))
-
-    def __len__(self) -> int:
-        one = self._one
-        return self._n if one is None else len(one)
-
-    @property
-    def paged(self) -> bool:
-        """Whether it is in pages now (for tests and benches)."""
-        return self._one is None
