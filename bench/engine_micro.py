@@ -6,7 +6,9 @@ each, or with headers, where the engine has ``put_extended``), GET + ACK
 (one per call, and batches of 64 leased then acked with ``ack_many``), keyed
 PUT and keyed GET + ACK (one per call, 1000 keys), and lease expiry (batches
 of 64 leased, then ``advance`` past their deadline), and a restart's restore
-(nine plain messages to one keyed, as records read back from a log). Cases run interleaved,
+(nine plain messages to one keyed, as records read back from a log); and the
+three GET + ACK cases again with 200k keyed messages held in another queue
+(``200k held``: the engine's id index is then in pages, paged.py). Cases run interleaved,
 ``--repeat`` rounds, and each prints the best round in messages per second, so
 a change to the engine is measured before and after on the same machine in
 the same way (the machine is shared: compare ratios, never absolute figures).
@@ -29,6 +31,7 @@ BODY = b"x" * 100
 BATCH = 64
 KEYS = 1000
 OWNER = object()
+HELD = 200_000  # keyed messages held in another queue: the id index in pages (paged.py)
 
 
 def _engine() -> Engine:
@@ -111,8 +114,19 @@ def put_headers_one(n: int) -> Callable[[], None]:
     return run
 
 
-def get_ack_one(n: int, keyed: bool = False) -> Callable[[], None]:
-    e = _filled(n, keyed)
+def _holding(e: Engine) -> Engine:
+    """``e`` with ``HELD`` keyed messages in a queue of their own, put before the others:
+    the engine's id index holds them (past 65536 entries, in pages)."""
+    for i in range(0, HELD, BATCH):
+        e.put(0.0, "held", [(BODY, f"k{j}", 0.0, 0, None) for j in range(i, i + BATCH)])
+    return e
+
+
+def get_ack_one(n: int, keyed: bool = False, held: bool = False) -> Callable[[], None]:
+    e = _filled(n, keyed) if not held else _holding(_engine())
+    if held:
+        for i in range(n):
+            e.put(0.0, "q", [(BODY, f"k{i % KEYS}" if keyed else None, 0.0, 0, None)])
 
     def run() -> None:
         get, ack = e.get, e.ack
@@ -123,8 +137,11 @@ def get_ack_one(n: int, keyed: bool = False) -> Callable[[], None]:
     return run
 
 
-def get_ack_batch(n: int) -> Callable[[], None]:
-    e = _filled(n)
+def get_ack_batch(n: int, held: bool = False) -> Callable[[], None]:
+    e = _filled(n) if not held else _holding(_engine())
+    if held:
+        for _ in range(0, n, BATCH):
+            e.put(0.0, "q", [(BODY, None, 0.0, 0, None)] * BATCH)
 
     def run() -> None:
         get, ack_many = e.get, e.ack_many
@@ -149,6 +166,18 @@ def keyed_put(n: int) -> Callable[[], None]:
 
 def keyed_get_ack(n: int) -> Callable[[], None]:
     return get_ack_one(n, keyed=True)
+
+
+def get_ack_one_held(n: int) -> Callable[[], None]:
+    return get_ack_one(n, held=True)
+
+
+def get_ack_batch_held(n: int) -> Callable[[], None]:
+    return get_ack_batch(n, held=True)
+
+
+def keyed_get_ack_held(n: int) -> Callable[[], None]:
+    return get_ack_one(n, keyed=True, held=True)
 
 
 def expire_batch(n: int) -> Callable[[], None]:
@@ -188,6 +217,9 @@ CASES: dict[str, Callable[[int], Callable[[], None]]] = {
     "get+ack (keyed, 1/call)": keyed_get_ack,
     "get 64 + expire": expire_batch,
     "restore (9 plain : 1 keyed)": restore,
+    "get+ack (1/call, 200k held)": get_ack_one_held,
+    "get+ack_many (batch 64, 200k held)": get_ack_batch_held,
+    "get+ack (keyed, 1/call, 200k held)": keyed_get_ack_held,
 }
 if hasattr(Engine, "put_extended"):  # a tree with dedup ids and headers
     CASES |= {

@@ -17,7 +17,8 @@ a waiting GET holds its request and reply token):
   waiting GET (Waiter, its queue's and owner's entries,          550  WAITER 800
     deadline entry; + the request and token the backend keeps)
   acked id (history entry and order slot)                        61  ACKED 80
-  queue (Queue and its containers, table and name index)       3620  QUEUE 3700
+  queue (Queue and its containers, table and name index;       3996  QUEUE 4100
+    its paged chains and delayed set: +376, paged.py)
   dedup id (its entries in the queue and the window's deque)    258  DEDUP 400
     for an 18-character id; ids are at most 128 characters
 
@@ -48,7 +49,7 @@ HEADERS: Final = 240
 HEADER: Final = 130
 WAITER: Final = 800
 ACKED: Final = 80
-QUEUE: Final = 3700
+QUEUE: Final = 4100
 DEDUP: Final = 400
 
 

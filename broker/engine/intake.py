@@ -53,7 +53,8 @@ class Intake(EngineState):
                 continue
             if max_attempts is None:
                 max_attempts = default
-            msg = self._messages[seq] = Message(seq, q, body, key, priority, max_attempts, now)
+            msg = Message(seq, q, body, key, priority, max_attempts, now)
+            self._messages.put(seq, msg)
             if headers is not None:
                 msg.headers = headers[seq - first]
             seq += 1

@@ -52,7 +52,6 @@ class Leases(EngineState):
         owned = self._lease_set(q, owner, receipts is not None)
         due = now + lease_s
         budget = self.config.max_reply_bytes
-        messages = self._messages
         compact = q.compact
         n_compact = compact.n
         while len(out) < max:
@@ -60,7 +59,6 @@ class Leases(EngineState):
             if not batch:
                 break
             for msg in batch:
-                messages[msg.seq] = msg  # new if it was compact
                 msg.state = LEASED
                 msg.owner = owner
                 msg.attempts += 1
@@ -78,7 +76,11 @@ class Leases(EngineState):
         n = len(out)
         if n:
             plain = n_compact - compact.n
-            if plain:
+            if plain:  # leased for the first time: the index has them from now on
+                if n == 1:  # (the commonest GET: cheaper than a dict of one)
+                    self._messages.put(out[0].seq, out[0])
+                else:
+                    self._messages.update({msg.seq: msg for msg in out})
                 LEASE_PLAIN(self._tally, q, plain, 0)
             if n > plain:
                 LEASE(self._tally, q, n - plain, 0)
@@ -118,13 +120,11 @@ class Leases(EngineState):
         acked = run = run_bytes = 0
         run_q: Queue | None = None
         for seq in seqs:
-            msg = messages.get(seq)
+            msg = messages.pop(seq, None)  # (never hoisted: it changes when they page)
             if msg is None or msg.state != LEASED or msg.owner != owner:
-                if result is not None:
-                    self._refused(seq, msg, result)
+                self._not_acked(seq, msg, result)
                 continue
             q = msg.queue
-            del messages[seq]
             if q is not run_q:
                 if run_q is not None:
                     self._acked_run(run_q, run, run_bytes)
@@ -161,9 +161,14 @@ class Leases(EngineState):
         ACK(self._tally, q, n, size)
         q.totals["acked"] += n
 
-    def _refused(self, seq: int, msg: Message | None, result: AckResult) -> None:
-        """Why an ACK of ``seq`` acked nothing: a message that exists (or was acked) is not
-        leased by this owner; any other id is not found."""
+    def _not_acked(self, seq: int, msg: Message | None, result: AckResult | None) -> None:
+        """An ACK of ``seq`` acked nothing: ``msg`` (taken out to be acked) stays; and
+        why, for ``result``: a message that exists (or was acked) is not leased by this
+        owner; any other id is not found."""
+        if msg is not None:
+            self._messages.put(seq, msg)
+        if result is None:
+            return
         if msg is not None or self._acked_record(seq) is not None or self._holds_compact(seq):
             result.not_leased.append(seq)
         else:

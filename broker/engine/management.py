@@ -122,7 +122,7 @@ class Management(Dispatch):
             _, size = q.compact.discard(plain)
             REMOVE_PLAIN(tally, q, len(plain), size)
         for msg in msgs:
-            del self._messages[msg.seq]
+            self._messages.pop(msg.seq, None)
             self._extra -= extra_cost(msg)
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
             if msg.state == DELAYED:
@@ -195,7 +195,7 @@ class Management(Dispatch):
         REMOVE_PLAIN(tally, q, len(plain_seqs), q.compact.total_bytes())
         self._let_go(q)  # its leases: their owners hold them no more
         for msg in msgs:
-            del self._messages[msg.seq]
+            self._messages.pop(msg.seq, None)
             self._extra -= extra_cost(msg)
             _REMOVE_ROWS[msg.state](tally, q, 1, len(msg.body))
             msg.owner = None

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Final
 
 from broker.engine.compact import CompactFifo
 from broker.engine.message import READY, Message
+from broker.engine.paged import PagedDict, PagedSet, id_page
 from broker.engine.settings import DEFAULT, Settings
 from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 
@@ -45,6 +46,11 @@ if TYPE_CHECKING:
 #: the lease owner under which a queue keeps the messages leased to receipts (each
 #: receipt is an owner of its own, which the engine does not track)
 RECEIPTS: Final = "(receipts)"
+
+
+def _seq_page(msg: Message) -> int:
+    """The page of a delayed message (``PagedSet``): the range of its id."""
+    return id_page(msg.seq)
 
 
 class AckedIn:
@@ -109,11 +115,11 @@ class Queue:
         self.fifo: deque[Message] = deque()
         self.heap: list[tuple[int, int, Message]] = []
         # key -> [head, tail] of a singly linked chain through Message.key_next
-        self.chains: dict[str, list[Message]] = {}
+        self.chains: PagedDict[str, list[Message]] = PagedDict(by_id=False)
         # its DELAYED messages, and its LEASED ones by lease owner (each set is also the
         # engine's for that owner and queue; receipts share one, under RECEIPTS), so that
         # PEEK and DELETE cost what this queue holds, not what the engine holds
-        self.delayed: set[Message] = set()
+        self.delayed: PagedSet[Message] = PagedSet(_seq_page)
         self.holders: dict[object, set[Message]] = {}
         self.waiters: deque[Waiter] = deque()
         self.n_waiting = 0
@@ -291,7 +297,7 @@ class Queue:
         assert key is not None
         chain = self.chains.get(key)
         if chain is None:
-            self.chains[key] = [msg, msg]
+            self.chains.put(key, [msg, msg])
             return True
         chain[1].key_next = msg
         chain[1] = msg
@@ -305,12 +311,12 @@ class Queue:
     def chain_pop_head(self, msg: Message) -> Message | None:
         """Remove ``msg`` (the head) from its chain; return the new head, if any."""
         assert msg.key is not None
-        chain = self.chains[msg.key]
-        assert chain[0] is msg, "only the head of a key chain can leave it"
+        chain = self.chains.get(msg.key)
+        assert chain is not None and chain[0] is msg, "only the head of a key chain can leave it"
         nxt = msg.key_next
         msg.key_next = None
         if nxt is None:
-            del self.chains[msg.key]
+            self.chains.pop(msg.key, None)
             return None
         chain[0] = nxt
         return nxt
@@ -366,6 +372,6 @@ class Queue:
                     tail = msg
                 msg = nxt
             if head is None or tail is None:
-                del self.chains[key]
+                self.chains.pop(key, None)
             else:
                 chain[0], chain[1] = head, tail

@@ -95,6 +95,6 @@ class Restore(Intake):
         msg.attempts = item.attempts
         msg.order = order
         msg.headers = item.headers
-        self._messages[item.seq] = msg
+        self._messages.put(item.seq, msg)
         due_at = item.due_wall - offset if item.due_wall else 0.0  # due_wall 0.0: not delayed
         self._place_new(q, msg, due_at if due_at > now else None)

@@ -181,7 +181,7 @@ class Sliced:
         elif node is not None:
             chain[0] = node
         else:
-            del q.chains[key]
+            q.chains.pop(key, None)
             return looked, True
         done = node is None or node.order >= mark
         head = chain[0]
@@ -243,7 +243,7 @@ class Purge(Sliced):
         engine = self.engine
         if deliverable and msg.key is not None:
             engine._unblock_key(q, msg)  # the next of its key may go: phase 1 takes it too
-        del engine._messages[msg.seq]
+        engine._messages.pop(msg.seq, None)
         engine._extra -= extra_cost(msg)
         if msg.state == DELAYED:
             q.delayed.discard(msg)

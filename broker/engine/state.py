@@ -35,6 +35,7 @@ from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
+from broker.engine.paged import PagedDict
 from broker.engine.queue import RECEIPTS, AckedIn, Queue
 from broker.engine.rate import Bucket
 from broker.engine.settings import DEFAULT, Settings, effective
@@ -55,7 +56,8 @@ class EngineState:
         self._null_journal = type(self.journal) is NullJournal
         self._next_seq = first_seq
         self._queues: dict[str, Queue] = {}
-        self._messages: dict[int, Message] = {}  # every message but the compact ones
+        # every message but the compact ones, by id (paged: it holds millions)
+        self._messages: PagedDict[int, Message] = PagedDict(by_id=True)
         self._tally = Tally()
         self._compact = CompactIndex(self._tally.compact)
         # the acked history: seq -> the queue it was acked in, or (that, deliveries it took)
@@ -155,7 +157,7 @@ class EngineState:
             msgs = q.compact.pop_run(q, n, sys.maxsize)
             UNPACK(self._tally, q, n, 0)
             for msg in msgs:
-                self._messages[msg.seq] = msg
+                self._messages.put(msg.seq, msg)
                 q.push_ready(msg)
 
     def find_queue(self, name: str) -> Queue | None:

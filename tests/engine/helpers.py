@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
 from broker.config import Config
-from broker.engine import Engine, Message, NewMessage
+from broker.engine import Engine, Message, NewMessage, paged
 
 FIRST_SEQ = 1000
 LEASE_S = 30.0
@@ -94,3 +98,15 @@ def state_of(engine: Engine, seq: int) -> str:
     if isinstance(found, Message):
         return found.state.name.lower()
     return "acked"
+
+
+@contextmanager
+def tiny_pages() -> Iterator[None]:
+    """The paged containers (paged.py) page past 2 entries and are one again under 2; id
+    pages of 2 ids, 2 hash pages: a few entries take them in and out of pages."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paged, "SPLIT_AT", 2)
+        mp.setattr(paged, "MERGE_AT", 2)
+        mp.setattr(paged, "PAGE_BITS", 1)
+        mp.setattr(paged, "HASH_PAGES", 2)
+        yield

@@ -26,6 +26,7 @@ from hypothesis.stateful import (
 from broker.config import Config
 from broker.engine import AckedRecord, Engine, Message, NewMessage, State
 from broker.errors import WonderQError
+from tests.engine.helpers import tiny_pages
 from tests.engine.model import COUNTERS, QUEUES, ROUNDING, SETTING_NAMES, UNKNOWN_ID, Model
 from tests.engine.replay import ReplayJournal
 
@@ -35,7 +36,7 @@ CONFIG = Config(
     max_attempts=2,
     max_body=5,
     max_queue_length=8,
-    max_memory=12_000,  # three queues and a few messages (engine/footprint.py)
+    max_memory=13_000,  # three queues and a few messages (engine/footprint.py)
     acked_history=3,
     max_reply_bytes=4,
     dedup_window_s=2.0,
@@ -550,6 +551,22 @@ EngineMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestEngineMatchesModel = EngineMachine.TestCase
+
+
+def test_engine_matches_model_with_tiny_pages() -> None:
+    """The same machine with the engine's paged containers paging past 2 entries (the id
+    index, key chains, delayed sets: paged.py), so its runs go in and out of pages."""
+    with tiny_pages():
+        run_state_machine_as_test(
+            EngineMachine,
+            settings=settings(
+                max_examples=int(os.environ.get("WONDERQ_MODEL_EXAMPLES", "200")) // 2,
+                stateful_step_count=50,
+                deadline=None,
+                phases=PHASES,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
 
 
 @pytest.mark.slow

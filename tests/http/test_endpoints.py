@@ -105,7 +105,7 @@ async def test_limits_of_the_broker_have_their_statuses() -> None:
 )
 async def test_the_memory_limit_is_503_with_retry_after() -> None:
     # room for one queue of one small message, not two (engine/footprint.py)
-    async with running_broker(max_memory=4000) as broker, client_for(broker.base) as api:
+    async with running_broker(max_memory=4400) as broker, client_for(broker.base) as api:
         assert (await api.post("/v1/queues/q/messages", {"body": "12345"})).status == 201
         memory = await api.post("/v1/queues/other/messages", {"body": "12345"})
         assert (memory.status, memory.json["error"]) == (503, "memory_limit")

@@ -63,9 +63,10 @@ async def test_memory_limit_refuses_new_messages_and_keeps_stored_ones(
 
 async def test_cli_max_memory_flag(tmp_path: Path) -> None:
     log = tmp_path / "broker.log"
-    async with await BrokerProcess.start_with(log, "--max-memory", "5k") as broker:
+    # room for one queue (footprint.QUEUE, 4100) and one message of 1000 bytes, not two
+    async with await BrokerProcess.start_with(log, "--max-memory", "6k") as broker:
         async with await LineClient.connect(broker.port) as c:
             assert (await c.call(op="PUT", queue="q", body="y" * 1000))["ok"] is True
             reply = await c.call(op="PUT", queue="q", body="y" * 1000)
-            assert reply["error"] == "memory_limit" and "5120" in reply["message"]
+            assert reply["error"] == "memory_limit" and "6144" in reply["message"]
         assert await broker.stop() == 0
