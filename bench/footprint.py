@@ -84,8 +84,8 @@ KINDS: dict[str, tuple[Make, Callable[[], int], int]] = {
     "plain message": (_plain, lambda: 1, fp.COMPACT),
     "message object": (_objects, lambda: 1, fp.MESSAGE),
     "key (12 chars)": (_keyed, lambda: 1 + fp.MESSAGE, fp.KEY + 12),
-    "delay": (_delayed, lambda: 1 + fp.MESSAGE, fp.DELAY),
-    "lease": (_leased, lambda: 1 + fp.MESSAGE, fp.LEASE),
+    "delay": (_delayed, lambda: 1 + fp.MESSAGE, 0),  # within MESSAGE: nothing apart
+    "lease": (_leased, lambda: 1 + fp.MESSAGE, 0),
     "waiting GET": (_waiters, lambda: 0, fp.WAITER),
     "acked id": (_acked, lambda: 0, fp.ACKED),
     "queue": (_queues, lambda: fp.ACKED, fp.QUEUE),
