@@ -115,6 +115,16 @@ def assert_clean_exit(code: int, stderr: str) -> None:
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
 
 
+async def assert_consumer_ended_by_sigint(port: int, code: int, out: str, err: str) -> None:
+    """The consumer of "jobs" took its one message, then a SIGINT ended its waiting GET:
+    a clean exit after its loop, and nothing left leased or waiting on the broker."""
+    assert_clean_exit(code, err)
+    assert out == "loop ended\n"
+    assert "received SIGINT: the consumer of 'jobs'" in err
+    stats = await queue_stats(port)
+    assert (stats.acked, stats.waiting_consumers, stats.leased) == (1, 0, 0)
+
+
 async def queue_stats(port: int, queue: str = "jobs") -> wonderq.QueueStats:
     async with wonderq.connect("127.0.0.1", port) as client:
         return (await client.stats(queue)).queues[queue]
@@ -126,7 +136,7 @@ async def until_waiting(port: int, queue: str = "jobs") -> None:
         for _ in range(int(T / 0.02)):
             if (await client.stats(queue)).queues[queue].waiting_consumers:
                 return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # real time: the GET waits in the broker's task
     raise AssertionError(f"no GET waited on {queue!r} within {T} s")
 
 
@@ -302,11 +312,7 @@ async def test_a_signal_ends_a_consumer_waiting_for_messages_at_once(
         code, out, err = await script.finish()  # within T: the waiting GET was ended
     finally:
         await script.kill()
-    assert_clean_exit(code, err)
-    assert out == "loop ended\n"
-    assert "received SIGINT: the consumer of 'jobs'" in err
-    stats = await queue_stats(broker.port)
-    assert (stats.acked, stats.waiting_consumers, stats.leased) == (1, 0, 0)
+    await assert_consumer_ended_by_sigint(broker.port, code, out, err)
     await client.put("jobs", "after")  # not leased to the GET that was waiting
     assert [m.attempts for m in await client.get("jobs")] == [1]
 
@@ -344,11 +350,7 @@ async def test_a_signal_another_thread_takes_still_ends_the_waiting_get_at_once(
         code, out, err = await script.finish()  # within T: the waiting GET was ended
     finally:
         await script.kill()
-    assert_clean_exit(code, err)
-    assert out == "loop ended\n"
-    assert "received SIGINT: the consumer of 'jobs'" in err
-    stats = await queue_stats(broker.port)
-    assert (stats.acked, stats.waiting_consumers, stats.leased) == (1, 0, 0)
+    await assert_consumer_ended_by_sigint(broker.port, code, out, err)
 
 
 async def test_one_signal_stops_every_worker_of_the_process(

@@ -122,7 +122,7 @@ async def test_nodes_reconnect_after_a_redis_restart_and_lose_no_acknowledged_pu
                     if listed["ok"]:
                         break
                     assert listed["error"] == "unavailable", listed
-                    await asyncio.sleep(0.2)
+                    await asyncio.sleep(0.2)  # real time: a restarting Redis
             assert listed["queues"] == ["jobs"]  # named before the PUT was answered ok
             async with await LineClient.connect(node.port) as c:
                 stats = await c.call(op="STATS", queue="jobs")
@@ -160,7 +160,7 @@ async def test_an_unreachable_redis_gets_unavailable_in_a_second_and_the_node_re
                     if reply["ok"]:
                         break
                     assert reply["error"] == "unavailable", reply
-                    await asyncio.sleep(0.2)
+                    await asyncio.sleep(0.2)  # real time: a reconnecting node
     finally:
         await proxy.close()
         redis.stop()

@@ -214,7 +214,7 @@ async def test_fifty_idle_waiting_gets_cost_redis_only_heartbeats(
         for i, c in enumerate(clients):
             await waiting(c, fresh("idle"), f"w{i}", wait=60)
         before = _calls_and_cpu(store.ports)
-        await asyncio.sleep(2.0)  # idle on purpose: what does Redis do meanwhile?
+        await asyncio.sleep(2.0)  # real time: idle on purpose, what does Redis do meanwhile?
         after = _calls_and_cpu(store.ports)
         calls, cpu_s = after[0] - before[0], after[1] - before[1]
         # 3 nodes x a heartbeat every 0.6 s ~ 10 calls, and channel PINGs; a poll: thousands

@@ -99,7 +99,7 @@ def stop_all(pids: Path) -> None:
         for _ in range(int(STOP_S / 0.05)):  # bounded; they are not our children: polled
             if not _alive(pid) or time.monotonic() > deadline:
                 break
-            time.sleep(0.05)
+            time.sleep(0.05)  # real time: processes not our children, polled
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

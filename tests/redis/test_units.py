@@ -146,7 +146,7 @@ async def test_the_heartbeat_ends_on_leave_even_without_a_cancel() -> None:
     for _ in range(100):  # bounded: a few beats at 10 ms
         if calls.count("beat") >= 2:
             break
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # real time: the heartbeat runs on its interval
     await node.leave()  # no cancel: the flag alone ends it
     await asyncio.wait_for(beat, timeout=2.0)
     assert calls[0] == "join" and calls[-1] == "leave" and "beat" in calls

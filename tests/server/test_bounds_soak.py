@@ -48,7 +48,7 @@ async def _rss_settles_below(proc: BrokerProcess, limit: int, probe: LineClient)
     async with asyncio.timeout(10):
         while proc.rss() >= limit:
             await probe.call(op="PING")
-            await asyncio.sleep(0.2)  # the broker hands memory back on a 1 s timer
+            await asyncio.sleep(0.2)  # real time: the broker hands memory back on a 1 s timer
     return proc.rss()
 
 

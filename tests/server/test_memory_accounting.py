@@ -50,7 +50,7 @@ async def check_rss_follows_the_limit(tmp_path: Path, limit_mib: int) -> None:
         assert await c.call(op="PING") == {"ok": True}
         base = proc.rss()
         stored = await fill_until_refused(c, 1000)
-        await asyncio.sleep(0.2)  # (nothing to wait for: RSS is read as it is)
+        await asyncio.sleep(0.2)  # real time (no event to await: RSS is read as it is)
         grown = proc.rss() - base
         memory = (await c.call(op="STATS"))["server"]["memory"]
         assert limit - 2000 <= memory <= limit  # filled to the limit, within one message
