@@ -72,6 +72,7 @@ class Forgetting(EngineState):
             q.idle_mark = mark
             return False
         del self._queues[q.name]
+        self._names.discard(q.name)
         self._let_go(q)  # its owners' sets of leases there (empty: it holds none)
         self._woken.pop(q, None)
         self.forgotten += 1

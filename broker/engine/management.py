@@ -209,6 +209,7 @@ class Management(Dispatch):
         q.chains.clear()
         q.delayed.clear()
         del self._queues[q.name]
+        self._names.discard(q.name)
         self._woken.pop(q, None)
         self.journal.drop(q, plain_seqs + [m.seq for m in msgs])
         return len(plain_seqs) + len(msgs)

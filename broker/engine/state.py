@@ -1,6 +1,7 @@
 """Everything the engine holds, and the few helpers every part of it shares.
 
-Owns: the engine's structures (declared once, here): the queues by name, the
+Owns: the engine's structures (declared once, here): the queues by name (and
+their names in order, names.py, for pages of STATS and QUEUES), the
 messages by id (compact ones through their index), the leases by owner, the
 waiting GETs by owner, the deadline heap, the recently acked ids (the acked
 history: at most ``acked_history`` over every queue, with the attempts each
@@ -35,6 +36,7 @@ from broker.engine.dedup import DedupIds
 from broker.engine.journal import Journal, NullJournal
 from broker.engine.lifecycle import UNPACK, Tally
 from broker.engine.message import Message
+from broker.engine.names import SortedNames
 from broker.engine.paged import PagedDict
 from broker.engine.queue import RECEIPTS, AckedIn, Queue
 from broker.engine.rate import Bucket
@@ -56,6 +58,7 @@ class EngineState:
         self._null_journal = type(self.journal) is NullJournal
         self._next_seq = first_seq
         self._queues: dict[str, Queue] = {}
+        self._names = SortedNames()  # the keys of _queues in order, kept in step with it
         # every message but the compact ones, by id (paged: it holds millions)
         self._messages: PagedDict[int, Message] = PagedDict(by_id=True)
         self._tally = Tally()
@@ -117,6 +120,7 @@ class EngineState:
 
     def _make(self, name: str) -> Queue:
         q = self._queues[name] = Queue(name, self.config.max_attempts)
+        self._names.add(name)
         self._apply(q, DEFAULT, 0.0)
         lobby = self._lobbies.pop(name, None)
         if lobby is not None:  # waiting GETs on this name: the new queue's, in their order
@@ -164,7 +168,14 @@ class EngineState:
         return self._queues.get(name)
 
     def queue_names(self) -> list[str]:
-        return sorted(self._queues)
+        return list(self._names)
+
+    def queue_page(
+        self, prefix: str, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Up to ``limit`` queue names that start with ``prefix``, in order, after
+        ``after`` (None: from the first); and the next page's cursor (None: no more)."""
+        return self._names.page(prefix, after, limit)
 
     # ------------------------------------------------------------- sequences
 

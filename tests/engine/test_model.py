@@ -494,6 +494,8 @@ class EngineMachine(RuleBasedStateMachine):
         for m in msgs:
             if not m.queue.is_dead and m.state != State.LEASED:
                 assert m.attempts < m.max_attempts, m
+        # the names' index holds exactly the table's names, in order
+        assert e.queue_names() == sorted(e._queues)
         # no waiter beside a deliverable message, unless the queue is paused or waits on
         # its rate limit's next token, which the deadline heap then holds
         for name in e.queue_names():

@@ -28,7 +28,6 @@ from broker.backend.base import Replies, ReplySink, StatsProvider
 from broker.backend.memory.handlers import Handlers
 from broker.backend.memory.owners import Owner, Wait
 from broker.backend.memory.slices import Batch, GoesOn, Running, run_slice
-from broker.backend.names import QueueIndex
 from broker.backend.receipts import ReceiptOps, received
 from broker.config import Config
 from broker.engine import DEAD_SUFFIX, Engine, Journal
@@ -74,7 +73,6 @@ class MemoryBackend:
         self._draining = False  # the server is stopping: execute applies nothing
         #: seconds each waiting GET waited (until served, or until its wait ran out)
         self.get_wait = Histogram(WAIT_BOUNDS_S)
-        self.names = QueueIndex()  # the queues' names in order, for pages of STATS and QUEUES
         self._handlers = Handlers(self).table
         # batches waiting on a sliced job, and the handle of their job's next slice
         self._batches: dict[Batch, asyncio.Handle] = {}

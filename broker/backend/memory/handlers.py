@@ -207,10 +207,8 @@ class Handlers:
 
     def _queue_page(self, req: rq.Stats | rq.Queues) -> tuple[list[str], str | None]:
         """The names of a STATS or QUEUES page, and the cursor of the next one."""
-        # the engine's table, read only: it has no index of names of its own yet
-        table = self.engine._queues
         limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
-        return self.b.names.page(table, req.prefix, req.cursor, limit)
+        return self.engine.queue_page(req.prefix, req.cursor, limit)
 
     def stats(self, owner: object, req: rq.Stats, now: float) -> rp.StatsReply:
         engine = self.engine
