@@ -313,6 +313,7 @@ async def serve(
         server.backend,
         ssl=tls,
         histograms=lambda: histograms_of(server.backend, server.batch_latency),
+        throttle=server.auth_throttle,
     )
     server.add_frontend(api)
     try:

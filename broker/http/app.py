@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
@@ -47,6 +48,7 @@ from broker.http.errors import error_response, forbidden, from_aiohttp, raise_fo
 from broker.http.openapi import document
 from broker.protocol.replies import ReceiveReply, Reply
 from broker.protocol.requests import AnyRequest, ReleaseReceipts
+from broker.server.throttle import AuthThrottle, source_of
 
 if TYPE_CHECKING:
     from broker.http.routes import Route
@@ -82,12 +84,16 @@ class HttpApi:
         *,
         ssl: ssl_module.SSLContext | None = None,
         histograms: Histograms = _no_histograms,
+        throttle: AuthThrottle | None = None,
     ) -> None:
+        """``throttle``: the failed-AUTH throttle of the TCP port, so that a source's
+        wrong tokens count alike on both ports (None: none kept)."""
         self.config = config
         self.backend = backend
         self.ssl = ssl
         self.histograms = histograms
         self.auth = BearerAuth(config.token)
+        self.throttle = throttle
         self.hosts = HostGuard([config.host, *config.http_hosts.split(",")])
         self.phase = Phase.STARTING
         self.peer = "http"  # the owner's address in STATS connections
@@ -232,13 +238,35 @@ class HttpApi:
         except web.HTTPException as exc:  # aiohttp's: no route, wrong method, body too large
             return from_aiohttp(exc, self.config.max_line)
 
+    def _check_token(self, request: web.Request) -> web.Response | None:
+        """Raise ``Unauthorized`` without the token; the refusal of a source that made
+        too many wrong guesses (its token is then not even compared), or None."""
+        throttle = self.throttle
+        authorization = request.headers.get("Authorization")
+        if throttle is None or not self.auth.required:
+            self.auth.check(authorization)
+            return None
+        source = source_of(request.remote or "")
+        now = asyncio.get_running_loop().time()
+        wait_s = throttle.wait_s(source, now)
+        if wait_s > 0:
+            why = (
+                "too many failed token attempts from this address; "
+                f"try again in {math.ceil(wait_s)} s"
+            )
+            return error_response(Unauthorized(why), {"Retry-After": str(math.ceil(wait_s))})
+        self.auth.check(authorization, wrong=lambda: throttle.failed(source, now))
+        return None
+
     @web.middleware
     async def _gate(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if request.match_info.route.resource in request.app[PUBLIC]:
             return await handler(request)
-        self.auth.check(request.headers.get("Authorization"))
+        throttled = self._check_token(request)
+        if throttled is not None:
+            return throttled
         problem = self.hosts.problem(request.headers, request.host)
         if problem is not None:
             return forbidden(Unauthorized(problem))

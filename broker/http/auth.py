@@ -2,7 +2,9 @@
 
 Owns: checking ``Authorization: Bearer <token>`` against the server's token
 (the same ``--token`` as the TCP port; compared in constant time with
-``hmac.compare_digest``; every path but ``/healthz`` needs it), and refusing a
+``hmac.compare_digest``; every path but ``/healthz`` needs it; a source that
+guessed wrong too often is refused before its token is compared, by the very
+throttle of failed AUTHs the TCP port keeps, app.py), and refusing a
 request that changes something when a browser says it comes from another site
 (``Sec-Fetch-Site`` other than ``same-origin`` or ``none``, or an ``Origin``
 that is not this host). The second rule is what keeps a web page open in a
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -48,8 +50,9 @@ class BearerAuth:
     def required(self) -> bool:
         return self._token is not None
 
-    def check(self, authorization: str | None) -> None:
-        """Raise ``Unauthorized`` unless ``authorization`` carries the token."""
+    def check(self, authorization: str | None, wrong: Callable[[], None] | None = None) -> None:
+        """Raise ``Unauthorized`` unless ``authorization`` carries the token; call
+        ``wrong`` first when it carried a token and that token was wrong (a guess)."""
         if self._token is None:
             return
         if authorization is None:
@@ -58,6 +61,8 @@ class BearerAuth:
         if scheme.lower() != "bearer":
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         if not hmac.compare_digest(given.strip().encode(), self._token):
+            if wrong is not None:
+                wrong()
             raise Unauthorized("wrong token")
 
 

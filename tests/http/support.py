@@ -183,7 +183,7 @@ async def running_broker(
     config = Config(**{"host": "127.0.0.1", "port": 0, "http_port": 0, **overrides})
     server = Server(config, backend_for(config), ssl=ssl_context)
     spy = Spy(server.backend)
-    api = HttpApi(config, spy, ssl=ssl_context)
+    api = HttpApi(config, spy, ssl=ssl_context, throttle=server.auth_throttle)
     server.add_frontend(api)
     host, port = await api.listen(config.host, config.http_listen_port)
     try:

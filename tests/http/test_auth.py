@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import aiohttp
 import pytest
 
 from broker.http.openapi import document
 from broker.http.routes import ROUTES
+from broker.server.throttle import BURST
 from tests.http.support import Client, client_for, running_broker
 from tests.support import CertFiles
 
@@ -36,6 +40,34 @@ async def test_every_path_but_healthz_needs_the_token() -> None:
                 {"ok": False, "error": "unauthorized", "message": "wrong token"},
             )
             assert (await api.get("/v1/queues/q")).json["queue"]["ready"] == 1
+
+
+async def test_wrong_tokens_are_throttled_per_address_across_both_ports() -> None:
+    """A source that guessed wrong BURST times is refused before its token is compared,
+    over HTTP and on the TCP port alike; requests without a token are no guesses."""
+    doc = document(ROUTES, token=True, tls=False)
+    async with running_broker(token=TOKEN) as broker, client_for(broker.base, document=doc) as anon:
+        for _ in range(3 * BURST):  # no Authorization: refused, and no guess counted
+            assert (await anon.get("/v1/stats")).status == 401
+        async with client_for(broker.base, token=TOKEN) as api:
+            assert (await api.get("/v1/stats")).status == 200
+        for _ in range(BURST):
+            got = await anon.get("/v1/stats", headers={"Authorization": "Bearer guess"})
+            assert (got.status, got.json["message"]) == (401, "wrong token")
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        refused = await anon.get("/v1/stats", headers=right)  # even the right one, now
+        assert refused.status == 401 and refused.json["error"] == "unauthorized"
+        assert refused.json["message"].startswith("too many failed token attempts")
+        assert int(refused.headers["Retry-After"]) >= 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", broker.tcp_port)
+        try:
+            writer.write(json.dumps({"op": "AUTH", "token": TOKEN}).encode() + b"\n")
+            line = await asyncio.wait_for(reader.readline(), 10)
+            reply = json.loads(line)
+            assert reply["error"] == "unauthorized" and "too many failed" in reply["message"]
+        finally:
+            writer.close()
+        assert (await anon.get("/healthz")).status == 200  # needs no token: never throttled
 
 
 @pytest.mark.parametrize(

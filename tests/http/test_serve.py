@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
+from broker.server.throttle import BURST
 from tests.support import BrokerProcess, CertFiles, run_python
 
 
@@ -66,3 +67,20 @@ async def test_a_busy_http_port_is_a_clear_error() -> None:
         assert f"http port {port}" in err and out == ""
     finally:
         blocker.close()
+
+
+async def test_serve_throttles_wrong_http_tokens_with_its_tcp_throttle(tmp_path: Path) -> None:
+    """``wonderq serve`` hands the HTTP API the TCP port's throttle of failed AUTHs."""
+    token = "s3cret-s3cret-s3cret"
+    args = ("--http-port", "0", "--token", token)
+    async with await BrokerProcess.start_with(tmp_path / "broker.log", *args) as broker:
+        line = await broker.stdout_line()
+        base = f"http://127.0.0.1:{int(line.rsplit(':', 1)[1])}/v1/stats"
+        async with aiohttp.ClientSession() as session:
+            messages = []
+            for _ in range(BURST + 1):
+                async with session.get(base, headers={"Authorization": "Bearer guess"}) as resp:
+                    messages.append((resp.status, (await resp.json())["message"]))
+        assert messages[:BURST] == [(401, "wrong token")] * BURST
+        assert messages[BURST][1].startswith("too many failed token attempts")
+        assert await broker.stop() == 0
