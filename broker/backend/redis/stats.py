@@ -2,8 +2,11 @@
 
 Owns: reading the queue names every node registered (and taking out those whose
 queue was found gone: deleted, or forgotten when idle), each queue's figures from
-its tag (one library op per queue, all in flight together), the totals, the
-``cluster`` section (live nodes from the registry, this node's own connection
+its tag (one library op per queue, all in flight together), the totals (a sweep
+of every queue: counted afresh for the first page of a listing, and shared by
+the STATS that name a queue or ask for a later page while it is at most
+``TOTALS_MAX_AGE_S`` old, so that those cost their own queues, not the whole
+registry's), the ``cluster`` section (live nodes from the registry, this node's own connection
 count live), STATS' per-connection view, and the settings views (only what
 differs from the node's defaults in STATS; every value in CONFIG's reply).
 Must never: keep figures of its own (Redis holds them), or answer for a queue
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -37,50 +41,52 @@ _SCANS_MAX: Final = 64  # registry reads for one page (deleted names are skipped
 _PAGES_MAX: Final = 10_000  # pages STATS' totals read: 10 million queues
 
 
+#: how old the totals of a STATS that names a queue, or of a later page, may be
+TOTALS_MAX_AGE_S: Final = 5.0
+
+
+@dataclass(frozen=True)
+class Swept:
+    """One count of every registered queue: when, the names read, the totals, the figures."""
+
+    at: float
+    names: frozenset[str]
+    totals: dict[str, int]
+    queues: dict[str, rp.QueueStats]
+
+
 class Stats:
     def __init__(self, handlers: Handlers) -> None:
         self.h = handlers
         self.b = handlers.b
         self.config = handlers.config
+        self._last: Swept | None = None  # the last sweep
+        self._sweeping: asyncio.Future[Swept] | None = None
 
     def stats(self, owner: Owner, req: rq.Stats, slot: Slot) -> object:
         return self.h.later(slot, self._stats(req, slot))
 
     async def _stats(self, req: rq.Stats, slot: Slot) -> rp.Reply:
         await slot.after_earlier()
-        names = await self.registered()  # a queue gone since: its stats call fails, skipped
-        unlisted = req.queue is not None and req.queue not in names
-        if req.queue is not None and unlisted:
-            names.append(req.queue)  # asked by name: found even if its naming was lost
-        results = await asyncio.gather(
-            *(self.b.call_future(wire.tag_of(q), ["stats", q]) for q in names)
-        )
-        queues: dict[str, rp.QueueStats] = {}
-        totals = {"queues": 0, "messages": 0, "leased": 0, "bytes": 0, "dedup_evicted": 0}
-        gone: list[str] = []
-        for name, (res, _) in zip(names, results, strict=True):
-            if wire.failed(res):
-                gone.append(name)  # deleted or forgotten since it was registered
-                continue
-            stats = self._queue_stats(res[1])
-            queues[name] = stats
-            totals["queues"] += 1
-            totals["messages"] += stats.ready + stats.delayed + stats.leased
-            totals["leased"] += stats.leased
-            totals["bytes"] += stats.bytes
-            totals["dedup_evicted"] += res[1][10]
-        self._unname(gone)
-        if req.queue is not None and unlisted and req.queue in queues:
-            self.b.register_names([req.queue])  # its naming was lost: listed from now on
         after: str | None = None
+        limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
         if req.queue is not None:
+            queues, _ = await self._figures([req.queue])
             if req.queue not in queues:
                 raise wire.no_queue(req.queue)
-            queues = {req.queue: queues[req.queue]}
-        else:
-            limit = req.limit if req.limit is not None else rq.LIST_LIMIT_DEFAULT
-            page, after = page_of(list(queues), req.prefix, req.cursor, limit)
-            queues = {name: queues[name] for name in page}
+            swept = await self._swept()
+            if req.queue not in swept.names:  # its naming was lost: listed from now on
+                self.b.register_names([req.queue])
+            totals = swept.totals
+        elif req.cursor is None:  # a listing's first page: its totals counted afresh
+            every = await self._sweep()
+            page, after = page_of(list(every.queues), req.prefix, None, limit)
+            queues = {name: every.queues[name] for name in page}
+            totals = every.totals
+        else:  # a later page: its own queues, and totals at most TOTALS_MAX_AGE_S old
+            names, after = await self.names_page(req.prefix, req.cursor, limit)
+            queues, _ = await self._figures(names)
+            totals = (await self._swept()).totals
         server: dict[str, Any] = {
             "version": __version__,
             "uptime": round(self.b.now() - self.b._started_at, 3),
@@ -95,6 +101,49 @@ class Stats:
         if after is not None:
             reply.next = after
         return reply
+
+    async def _figures(self, names: list[str]) -> tuple[dict[str, rp.QueueStats], int]:
+        """The figures of those of ``names`` whose queue exists (one library op each, all
+        in flight together), in order, and their dedup ids forgotten early; the names
+        of queues found gone are taken out of the registry."""
+        results = await asyncio.gather(
+            *(self.b.call_future(wire.tag_of(q), ["stats", q]) for q in names)
+        )
+        queues: dict[str, rp.QueueStats] = {}
+        evicted = 0
+        gone: list[str] = []
+        for name, (res, _) in zip(names, results, strict=True):
+            if wire.failed(res):
+                gone.append(name)  # deleted or forgotten since it was registered
+                continue
+            queues[name] = self._queue_stats(res[1])
+            evicted += res[1][10]
+        self._unname(gone)
+        return queues, evicted
+
+    async def _sweep(self) -> Swept:
+        """Every registered queue's figures, and the totals STATS' server section shows."""
+        names = await self.registered()
+        queues, evicted = await self._figures(names)
+        totals = {"queues": len(queues), "messages": 0, "leased": 0, "bytes": 0}
+        for figures in queues.values():
+            totals["messages"] += figures.ready + figures.delayed + figures.leased
+            totals["leased"] += figures.leased
+            totals["bytes"] += figures.bytes
+        totals["dedup_evicted"] = evicted
+        swept = self._last = Swept(self.b.now(), frozenset(names), totals, queues)
+        return swept
+
+    async def _swept(self) -> Swept:
+        """The last sweep if it is at most ``TOTALS_MAX_AGE_S`` old, else a new one (one at a
+        time: the STATS that find one under way share it)."""
+        last = self._last
+        if last is not None and self.b.now() - last.at <= TOTALS_MAX_AGE_S:
+            return last
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.ensure_future(self._sweep())
+            self._sweeping.add_done_callback(_retrieved)  # its waiters may all be gone
+        return await asyncio.shield(self._sweeping)
 
     def _queue_stats(self, f: list[Any]) -> rp.QueueStats:
         ready, delayed, leased, dead, waiting, size, age, counters, paused, values, _ = f
@@ -230,6 +279,11 @@ class Stats:
             return rp.QueuesReply(queues=names, next=msgspec.UNSET if after is None else after)
 
         return self.h.later(slot, page())
+
+
+def _retrieved(future: asyncio.Future[Swept]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def non_default(config: Config, s: rp.QueueSettings) -> rp.QueueSettings:
