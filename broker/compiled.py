@@ -101,4 +101,4 @@ def hot_path() -> str:
     for finder in sys.meta_path:
         if isinstance(finder, SourceFinder):
             return f"pure Python ({finder.reason})"
-    return "pure Python (not built: setup.py says why when `make` installs)"
+    return "pure Python (not built: `pip install -v -e .` shows why)"
