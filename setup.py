@@ -62,7 +62,13 @@ class OptionalBuild(build_ext):
             say(f"the C build failed ({type(exc).__name__}: {exc})")
 
 
+#: the commands that build (pip runs setup.py for its metadata first: no build then)
+BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+
+
 def extensions() -> list[Any]:
+    if not BUILDS.intersection(sys.argv[1:]):
+        return []
     remove_in_place()  # modules no longer in HOT, or a build of other sources
     if os.environ.get("WONDERQ_PURE", "") not in ("", "0"):
         say("WONDERQ_PURE is set")
