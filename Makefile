@@ -16,10 +16,13 @@ COV    ?= --cov=broker --cov=wonderq --cov-branch --cov-report=term:skip-covered
 
 .PHONY: serve test lint types pytest debug-pytest node-test slow bench screenshots clean
 
-$(STAMP): pyproject.toml
+# the install compiles the hot modules with mypyc (setup.py), so it runs again when a
+# source changes (an older build is not used: broker/compiled.py)
+$(STAMP): pyproject.toml setup.py $(shell find broker -name '*.py')
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -c "from broker import compiled; print('hot path:', compiled.hot_path())"
 	touch $(STAMP)
 
 serve: $(STAMP)
@@ -34,18 +37,20 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# pure Python (WONDERQ_PURE=1): coverage cannot see into compiled modules
 pytest: $(STAMP)
-	$(BIN)/pytest -m "not slow" --durations=20 $(COV) $(ARGS)
+	WONDERQ_PURE=1 $(BIN)/pytest -m "not slow" --durations=20 $(COV) $(ARGS)
 
 # The tests of the asyncio code (the TCP server, the HTTP API, the clients) again
 # in asyncio's debug mode (--asyncio-debug for the tests' loops, PYTHONASYNCIODEBUG=1
 # for the brokers and threads they start), on asyncio's own loop, without the load
 # tests: a call into a loop from another thread or a coroutine handed to call_soon
 # fails here; a coroutine never awaited and an unclosed transport are reported with
-# where they were made.
+# where they were made. This pass runs the compiled hot modules (if built), and the
+# engine's and the protocol's own tests with them.
 debug-pytest: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest --asyncio-debug -m "not slow and not load" -k "not uvloop" \
-		-p no:cacheprovider tests/server tests/http tests/clients
+		-p no:cacheprovider tests/server tests/http tests/clients tests/engine tests/protocol
 
 node-test: $(STAMP)
 	cd clients/node && WONDERQ_BIN=$(abspath $(BIN)/wonderq) npm test
@@ -61,4 +66,6 @@ slow: $(STAMP)
 	$(BIN)/pytest -m slow $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.* htmlcov
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.* htmlcov \
+		build broker_hot__mypyc.*
+	find broker -name '*.so' -delete

@@ -12,7 +12,9 @@ import pytest
 import uvloop
 
 from broker.bench.cluster import LocalCluster
+from broker.compiled import is_compiled
 from broker.config import Config
+from broker.engine import engine
 from broker.server import Server
 from tests.redis.servers import REDIS_URL_ENV, RedisServer, flush, require_redis
 from tests.support import CertFiles, make_certificate
@@ -25,6 +27,15 @@ def pytest_asyncio_loop_factories(
     if "tests/server/" in str(item.path).replace("\\", "/"):
         return {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``interpreted`` patches or spies on the engine's insides, which its
+    compiled (native) classes refuse: it runs where the engine is pure Python (make
+    pytest) and skips where it is compiled (make debug-pytest)."""
+    marker = item.get_closest_marker("interpreted")
+    if marker is not None and is_compiled(engine):
+        pytest.skip(f"the engine is compiled here, and this test {marker.args[0]}")
 
 
 def backend_for(config: Config) -> Any:

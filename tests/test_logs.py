@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from broker import logs
+from broker import compiled, logs
 from tests.support import BrokerProcess, LineClient
 
 
@@ -55,6 +55,8 @@ async def test_serve_logs_connections_expiry_dead_letters_startup_and_shutdown(
     events = [r.get("event") for r in records]
     for event in ("startup", "lease_expired", "dead_lettered", "signal", "shutdown", "connections"):
         assert event in events, (event, events)
+    # one line says how the hot path runs: as in this process (same install, same env)
+    assert [r["hot_path"] for r in records if r.get("event") == "hot_path"] == [compiled.hot_path()]
     # at info, no line per connection: their count, in a periodic line (and one at the stop)
     assert "connection_opened" not in events and "connection_closed" not in events
     churn = records[events.index("connections")]

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from broker import __version__, logs
+from broker import __version__, compiled, logs
 from broker.backend.base import Backend, StartError
 from broker.cli import welcome
 from broker.cli.tokens import read_token
@@ -305,6 +305,8 @@ async def serve(
         " ".join(f"{k}={v}" for k, v in _loggable(config).items()),
         extra={"event": "startup", "version": __version__, "config": _loggable(config)},
     )
+    hot_path = compiled.hot_path()
+    log.info("hot path: %s", hot_path, extra={"event": "hot_path", "hot_path": hot_path})
     if backend is None:
         backend = make_backend(config)
     server = Server(config, backend, ssl=tls, measure_latency=metrics_port is not None)

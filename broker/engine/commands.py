@@ -24,15 +24,14 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from broker.engine.compact import is_plain
 from broker.engine.expiry import Expiry
-from broker.engine.footprint import COMPACT, KEY, MESSAGE, QUEUE, Footprint
-from broker.engine.intake import Intake
+from broker.engine.footprint import COMPACT, KEY, MESSAGE, QUEUE
 from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.values import AckResult, Headers, NewMessageFields
 from broker.errors import MemoryLimit, QueueFull, TooLarge
 
 
-class Commands(Expiry, Intake, Footprint):
+class Commands(Expiry):
     # ---------------------------------------------------------------- producer
 
     def put(

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.engine.dispatch import Dispatch
+from broker.engine.management import Management
 from broker.engine.queue import Queue
 from broker.engine.settings import Effective, effective
 from broker.errors import NotFound
 
 
-class Controls(Dispatch):
+class Controls(Management):
     def settings_of(self, queue_name: str) -> Effective:
         """The settings a queue works with (``NotFound`` if there is no such queue)."""
         q = self._queues.get(queue_name)

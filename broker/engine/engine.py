@@ -15,6 +15,12 @@ class, ``Engine``, put together from one module per concept:
     dispatch.py: waiting GETs, and a queue's gate (paused, rate limit);
     expiry.py: deadlines firing;
   - views.py: lookups, PEEK, stats and totals (no change of state).
+The parts are one chain of single inheritance, each class the base of the next:
+``EngineState`` <- ``Footprint`` <- ``Intake`` <- ``Leases`` <- ``Dispatch`` <-
+``Expiry`` <- ``Commands`` <- ``Management`` <- ``Controls`` <- ``Restore`` <-
+``Views`` <- ``Forgetting`` <- ``Engine`` (mypyc, which compiles the engine,
+builds no class from two bases: docs/performance.md, round 9). A part may use the
+parts before it, never one after it; no two parts define the same method.
 Time is a parameter: every call that depends on time takes ``now`` (seconds
 on any monotonic scale) and ``next_deadline()`` says when the caller must next
 call ``advance(now)``. Everything one input produced is returned: direct
@@ -61,13 +67,8 @@ Must never: import asyncio or sockets, read a clock, or format wire replies.
 
 from __future__ import annotations
 
-from broker.engine.commands import Commands
-from broker.engine.controls import Controls
 from broker.engine.forgetting import Forgetting
-from broker.engine.management import Management
-from broker.engine.restore import Restore
-from broker.engine.views import Views
 
 
-class Engine(Commands, Management, Controls, Restore, Views, Forgetting):
+class Engine(Forgetting):
     """The engine: ``Engine(config, first_seq, journal)``; see the module docstring."""

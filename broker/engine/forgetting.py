@@ -26,7 +26,7 @@ from typing import Final
 
 from broker.engine.queue import Queue
 from broker.engine.settings import DEFAULT
-from broker.engine.state import EngineState
+from broker.engine.views import Views
 
 #: queues looked at in one call at most (a pass that needs more runs late)
 LOOK_MAX: Final = 5000
@@ -39,7 +39,7 @@ def is_idle(q: Queue) -> bool:
     )
 
 
-class Forgetting(EngineState):
+class Forgetting(Views):
     def forget_idle(self, now: float) -> int:
         """Look at the queues this instant of the pass is due to (see the module
         docstring); forget those idle now and at their last look. How many went."""

@@ -18,17 +18,16 @@ from collections.abc import Sequence
 from operator import itemgetter
 
 from broker.engine.compact import is_plain
-from broker.engine.footprint import KEY, headers_cost
+from broker.engine.footprint import KEY, Footprint, headers_cost
 from broker.engine.lifecycle import PUT, PUT_DELAYED, PUT_PLAIN
 from broker.engine.message import DELAYED, Message
 from broker.engine.queue import Queue
-from broker.engine.state import EngineState
 from broker.engine.values import Headers, NewMessageFields
 
 _body = itemgetter(0)  # of a NewMessageFields
 
 
-class Intake(EngineState):
+class Intake(Footprint):
     def _store_new(
         self,
         q: Queue,

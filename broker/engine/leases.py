@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 from broker.engine.footprint import KEY, headers_cost
 from broker.engine.ids import format_id
+from broker.engine.intake import Intake
 from broker.engine.lifecycle import (
     ACK,
     ARRIVE,
@@ -29,13 +30,13 @@ from broker.engine.lifecycle import (
 )
 from broker.engine.message import DELAYED, LEASED, READY, Message, headers_bytes
 from broker.engine.queue import RECEIPTS, Queue
-from broker.engine.state import GONE, EngineState
+from broker.engine.state import GONE
 from broker.engine.values import AckResult
 from broker.errors import NotFound, NotLeased
 from broker.protocol.names import DEAD_SUFFIX
 
 
-class Leases(EngineState):
+class Leases(Intake):
     def _lease(
         self,
         q: Queue,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from broker.engine.dispatch import Dispatch
+from broker.engine.commands import Commands
 from broker.engine.footprint import extra_cost
 from broker.engine.lifecycle import (
     REDRIVE,
@@ -43,7 +43,7 @@ from broker.protocol.names import DEAD_SUFFIX
 _REMOVE_ROWS = {READY: REMOVE, DELAYED: REMOVE_DELAYED, LEASED: REMOVE_LEASED}
 
 
-class Management(Dispatch):
+class Management(Commands):
     def _existing(self, queue_name: str) -> Queue:
         q = self._queues.get(queue_name)
         if q is None:

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from itertools import chain
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+C = TypeVar("C", bound=Collection[Any])  # the container: a dict[K, V] or a set[K]
 
 #: a container pages once it holds more than this (one rebuild of it: ~1-2 ms)
 SPLIT_AT: Final = 1 << 16
@@ -46,13 +47,13 @@ def id_page(seq: int) -> int:
     return seq >> PAGE_BITS
 
 
-class _Paged(Generic[K]):
+class _Paged(Generic[K, C]):
     """What ``PagedDict`` and ``PagedSet`` share: their keys, their size, their mode."""
 
     __slots__ = ("_n", "_one", "_pages")
 
-    _one: Collection[K] | None  # the one container while small, None while paged
-    _pages: Mapping[int, Collection[K]]  # while paged (unset while small: a queue has two)
+    _one: C | None  # the one container while small, None while paged
+    _pages: dict[int, C]  # while paged (unset while small: a queue has two)
     _n: int  # how many while paged
 
     def __iter__(self) -> Iterator[K]:
@@ -71,7 +72,7 @@ class _Paged(Generic[K]):
         return self._one is None
 
 
-class PagedDict(_Paged[K], Generic[K, V]):
+class PagedDict(_Paged[K, dict[K, V]], Generic[K, V]):
     """A dict of ``K`` to ``V`` that pages past ``SPLIT_AT`` entries (module docstring):
     by id range (``PagedDict(by_id=True)``: int keys handed out in order) or by hash.
 
@@ -85,7 +86,6 @@ class PagedDict(_Paged[K], Generic[K, V]):
 
     get: Callable[[K], V | None]
     pop: Callable[[K, V | None], V | None]
-    _pages: dict[int, dict[K, V]]  # while paged (unset while small: a queue has two)
 
     def __init__(self, by_id: bool) -> None:
         # the page of a key: hash(key) >> shift & mask (an int's hash is itself: its range)
@@ -95,7 +95,7 @@ class PagedDict(_Paged[K], Generic[K, V]):
         self._small({})
 
     def _small(self, one: dict[K, V]) -> None:
-        self._one: dict[K, V] | None = one
+        self._one = one
         self.get = one.get
         self.pop = one.pop
 
@@ -184,7 +184,7 @@ class PagedDict(_Paged[K], Generic[K, V]):
         self._small({})
 
 
-class PagedSet(_Paged[K]):
+class PagedSet(_Paged[K, set[K]]):
     """A set of ``K`` that pages past ``SPLIT_AT`` elements (module docstring).
 
     ``add(key)`` and ``discard(key)``; iterating gives the elements, in no
@@ -193,7 +193,6 @@ class PagedSet(_Paged[K]):
     __slots__ = ("_page_of", "discard")
 
     discard: Callable[[K], None]
-    _pages: dict[int, set[K]]  # while paged
 
     def __init__(self, page_of: Callable[[K], int]) -> None:
         self._page_of = page_of
@@ -201,7 +200,7 @@ class PagedSet(_Paged[K]):
         self._small(set())
 
     def _small(self, one: set[K]) -> None:
-        self._one: set[K] | None = one
+        self._one = one
         self.discard = one.discard
 
     def add(self, key: K) -> None:

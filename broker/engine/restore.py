@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from broker.engine.compact import is_plain
+from broker.engine.controls import Controls
 from broker.engine.dedup import Remembered
-from broker.engine.intake import Intake
 from broker.engine.lifecycle import PUT_PLAIN
 from broker.engine.message import Message
 from broker.engine.queue import Queue
@@ -26,7 +26,7 @@ from broker.engine.settings import Settings
 from broker.engine.values import StoredMessage
 
 
-class Restore(Intake):
+class Restore(Controls):
     def restore_queue(self, now: float, name: str, settings: Settings, paused: bool) -> None:
         """Re-create a queue's settings and paused flag (before its messages)."""
         q = self.queue(name)

@@ -17,7 +17,8 @@ a name with no queue wait in its ``Lobby`` (waiter.py), which the queue made
 under that name takes over. Forgetting idle queues is forgetting.py.
 The engine's behaviour is in the modules that build on ``EngineState``, one
 concept each: intake.py, leases.py, dispatch.py, expiry.py, commands.py,
-management.py, controls.py, restore.py, views.py; engine.py puts them together.
+management.py, controls.py, restore.py, views.py, forgetting.py: one chain of
+subclasses, in the order engine.py gives.
 Must never: change a counter but by a move of the lifecycle table
 (lifecycle.py), import asyncio or sockets, or read a clock.
 """

@@ -20,8 +20,8 @@ from operator import attrgetter
 from broker.engine.dedup import Remembered
 from broker.engine.message import DELAYED, LEASED, Message, State
 from broker.engine.queue import Queue
+from broker.engine.restore import Restore
 from broker.engine.settings import DEFAULT
-from broker.engine.state import EngineState
 from broker.engine.values import AckedRecord
 from broker.protocol.names import COUNTERS, DEAD_SUFFIX
 
@@ -45,7 +45,7 @@ def heap_smallest(heap: list[tuple[int, int, Message]], k: int) -> list[tuple[in
     return out
 
 
-class Views(EngineState):
+class Views(Restore):
     def lookup(self, seq: int) -> Message | AckedRecord | None:
         """The message with id ``seq`` (a snapshot if it is compact), or what INFO knows."""
         msg = self._messages.get(seq)

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from broker.engine.message import Message
     from broker.engine.queue import Queue
 
+#: what the engine never looks into (a waiting GET's token and owner); ``Delivery``'s
+#: fields say ``Opaque``, not ``object``: mypyc's dataclasses look annotations up in
+#: the module, where ``object`` is not
+Opaque = object
+
 
 class Lobby:
     """Waiting GETs on the name of a queue that does not exist (yet), in arrival order."""
@@ -107,6 +112,6 @@ class OwnerWaits:
 class Delivery:
     """A waiting GET completed: ``messages`` is empty when the wait timed out or was cut short."""
 
-    token: object
-    owner: object
+    token: Opaque
+    owner: Opaque
     messages: list[Message] = field(default_factory=list)

@@ -61,9 +61,10 @@ def body_problem(body: bytes) -> str | None:
     return _walk(body)
 
 
-def first_body_problem(bodies: Sequence[bytes]) -> tuple[int, str] | None:
+def first_body_problem(bodies: Sequence[bytes | msgspec.Raw]) -> tuple[int, str] | None:
     """The index of the first of a batch's ``bodies`` that may not be stored, and why;
-    None if every one may. The whole batch is scanned at once (joined by NUL bytes, so
+    None if every one may (``bodies`` as the codec passes them, ``msgspec.Raw``, or
+    bytes). The whole batch is scanned at once (joined by NUL bytes, so
     no number runs from one body into the next): a few C calls for the batch instead
     of a few per body. Only when that scan finds a suspect, or a body is long enough
     to nest past the limit, are bodies looked at one by one. A batch of strings (each
@@ -76,7 +77,7 @@ def first_body_problem(bodies: Sequence[bytes]) -> tuple[int, str] | None:
     if b"e000" not in shape and _LONG_NUMBER not in shape:
         if max(map(len, bodies)) <= _SHALLOW:
             return None
-        suspects: Iterable[int] = (i for i, b in enumerate(bodies) if len(b) > _SHALLOW)
+        suspects: Iterable[int] = (i for i, n in enumerate(map(len, bodies)) if n > _SHALLOW)
     else:
         suspects = range(len(bodies))
     for i in suspects:

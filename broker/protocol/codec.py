@@ -40,7 +40,7 @@ from broker.protocol.requests import (
     Remove,
     Request,
     Resume,
-    Rid,
+    RidOnly,
     Stats,
     batch_shape,
 )
@@ -59,13 +59,7 @@ _NAMES_QUEUE: Final = frozenset(
 )
 
 
-class _RidOnly(msgspec.Struct):
-    """A request's rid alone (every other field skipped unread)."""
-
-    rid: Rid | None = None
-
-
-_rid_decoder: Final = msgspec.json.Decoder(_RidOnly)
+_rid_decoder: Final = msgspec.json.Decoder(RidOnly)
 
 
 @lru_cache(maxsize=16)

@@ -230,6 +230,13 @@ class Cancel(_Request, tag="CANCEL"):
     get: Rid
 
 
+class RidOnly(Struct):
+    """A request's rid alone (every other field skipped unread): the rid of a line the
+    codec refused, when it can be read."""
+
+    rid: Rid | None = None
+
+
 Request = (
     Put
     | Get

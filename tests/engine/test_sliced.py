@@ -65,6 +65,7 @@ def test_a_purge_in_steps_of_two_ends_as_one_purge_and_is_whole_after_each() -> 
     assert get(e, "q", "B") == []
 
 
+@pytest.mark.interpreted("counts a purge's steps by wrapping its _take")
 def test_a_step_looks_at_no_more_messages_than_its_budget() -> None:
     e, _ = journaled()
     for i in range(300):  # many chains, long and short, delayed heads and leased ones
@@ -148,6 +149,7 @@ class Untouchable(PagedDict[int, Message]):
 
 
 @pytest.mark.parametrize("op", ["peek", "purge", "redrive", "delete"])
+@pytest.mark.interpreted("swaps the engine's message index for one that refuses to be walked")
 def test_queue_operations_never_walk_every_message_of_the_engine(op: str) -> None:
     e = make_engine(max_attempts=1)
     put(e, "big", *[new("x", priority=1, key=f"k{i}") for i in range(100)])

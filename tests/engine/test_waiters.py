@@ -321,6 +321,7 @@ def test_leases_expiring_at_one_instant_go_out_by_priority() -> None:
     assert served(e) == {"t": ["high"]}
 
 
+@pytest.mark.interpreted("counts the waits ended by wrapping the engine's _end_empty")
 def test_a_cancel_among_twenty_thousand_waits_ends_only_its_own() -> None:
     e = make_engine(max_waiting=100_000)
     for i in range(20_000):
