@@ -4,16 +4,13 @@
 #   make bench   - wonderq bench (ARGS="--compare beanstalkd,redis" for the peers)
 # `make pytest` measures branch coverage of broker/ and the Python client, the
 # broker processes the tests start included, and fails below COV_FLOOR percent
-# (`make pytest COV= ARGS=tests/engine` runs a part without the floor). It runs on
-# WORKERS pytest-xdist processes (each with its own Redis, cluster and browser;
-# `make pytest WORKERS=0` runs in this one process).
+# (`make pytest COV= ARGS=tests/engine` runs a part without the floor).
 VENV   := .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 COV_FLOOR ?= 92
-WORKERS ?= 2
 COV    ?= --cov=broker --cov=wonderq --cov-branch --cov-report=term:skip-covered \
           --cov-fail-under=$(COV_FLOOR)
 
@@ -38,7 +35,7 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) -m "not slow" --durations=20 $(COV) $(ARGS)
+	$(BIN)/pytest -m "not slow" --durations=20 $(COV) $(ARGS)
 
 # The tests of the asyncio code (the TCP server, the HTTP API, the clients) again
 # in asyncio's debug mode (--asyncio-debug for the tests' loops, PYTHONASYNCIODEBUG=1
