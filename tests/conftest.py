@@ -16,6 +16,7 @@ from broker.compiled import is_compiled
 from broker.config import Config
 from broker.engine import engine
 from broker.server import Server
+from broker.server import server as server_module
 from tests.redis.servers import REDIS_URL_ENV, RedisServer, flush, require_redis
 from tests.support import CertFiles, make_certificate
 
@@ -38,9 +39,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"the engine is compiled here, and this test {marker.args[0]}")
 
 
+#: what ``backend_kind`` sets for a test marked ``one_backend`` (``backend_for`` refuses it)
+_ONE_BACKEND = "one_backend"
+
+#: A test of a black-box suite (server, http, clients) that starts no test server on
+#: ``backend_for`` (its brokers are processes, which never read the backend parameter,
+#: or it builds its own in-memory ``Server``) runs once, in memory: on Redis it would
+#: run the same code again. ``backend_for`` fails a test so marked, so the mark cannot
+#: hide a server that would have run on Redis.
+one_backend = pytest.mark.parametrize("backend_kind", ["memory"], indirect=True)
+#: A test of tests/server whose brokers are processes (they run their own loop; the
+#: test's loop only drives a line client) runs once, on asyncio's loop, not on both.
+one_loop = pytest.mark.asyncio(loop_factories=["asyncio"])
+
+
 def backend_for(config: Config) -> Any:
     """The backend a test server runs on: in memory, or Redis when the session says so."""
     url = os.environ.get(REDIS_URL_ENV)
+    if url == _ONE_BACKEND:
+        pytest.fail("a test marked one_backend started a test server: remove the mark")
     if url is None:
         return None
     from broker.backend.redis.backend import RedisBackend
@@ -68,6 +85,15 @@ ServerFactory = Callable[..., AbstractAsyncContextManager[Server]]
 @pytest.fixture
 def server_factory() -> ServerFactory:
     return running_server
+
+
+@pytest.fixture
+def quick_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process stops give a peer that never closes 0.2 s, not DRAIN_MAX_S + CLOSE_S
+    (3 s), before they abort it: for tests whose peer stays open on purpose. The stop
+    takes the same steps (half-close, wait, abort); only the waits are shorter."""
+    monkeypatch.setattr(server_module, "DRAIN_MAX_S", 0.1)
+    monkeypatch.setattr(server_module, "CLOSE_S", 0.1)
 
 
 @pytest.fixture
@@ -124,4 +150,6 @@ def backend_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
             pytest.skip(f"in-memory backend only: {marker.args[0]}")
         server: RedisServer = request.getfixturevalue("redis_server")
         monkeypatch.setenv(REDIS_URL_ENV, server.url)
+    elif any("backend_kind" in m.args[0] for m in request.node.iter_markers("parametrize")):
+        monkeypatch.setenv(REDIS_URL_ENV, _ONE_BACKEND)  # one_backend: see backend_for
     yield request.param

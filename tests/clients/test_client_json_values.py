@@ -48,7 +48,9 @@ REFUSED: list[tuple[Any, type[Exception], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("body", "error", "text"), REFUSED, ids=[repr(r[0])[:20] for r in REFUSED])
+@pytest.mark.parametrize(
+    ("body", "error", "text"), REFUSED, ids=[text[:30] for _, _, text in REFUSED]
+)
 async def test_put_refuses_what_json_cannot_carry_and_stores_nothing(
     client: wonderq.AsyncClient, body: Any, error: type[Exception], text: str
 ) -> None:

@@ -162,6 +162,7 @@ async def test_sync_consume_refuses_to_take_more_than_concurrency(broker: Any) -
     await in_thread(script)
 
 
+@pytest.mark.usefixtures("quick_stop")  # its peer never closes
 async def test_sync_connection_lost_on_shutdown_and_no_hang(make_broker: Any) -> None:
     async with make_broker() as server:
         c = wonderq.connect_sync("127.0.0.1", server.port)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from mypy import api
 
+from tests.conftest import one_backend
+
 CLIENT_ROOT = Path(__file__).resolve().parents[2] / "clients" / "python"
 
 USER_CODE = """
@@ -64,6 +66,7 @@ def mypy_strict(code: str, folder: Path) -> tuple[int, str]:
     return status, out + err
 
 
+@one_backend  # mypy on snippets: starts no broker
 def test_consume_type_checks_with_aclosing_and_closing(tmp_path: Path) -> None:
     status, report = mypy_strict(USER_CODE, tmp_path)
     assert status == 0, report

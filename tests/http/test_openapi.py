@@ -12,10 +12,12 @@ from openapi_spec_validator import validate
 
 from broker.http.openapi import document
 from broker.http.routes import ROUTES
+from tests.conftest import one_backend
 from tests.http.support import Client
 
 
 @pytest.mark.parametrize("token", [False, True])
+@one_backend  # starts no broker
 def test_the_document_is_valid_openapi_3_1(token: bool) -> None:
     doc = msgspec.json.decode(document(ROUTES, token=token, tls=False))
     assert doc["openapi"] == "3.1.0"

@@ -8,7 +8,11 @@ from pathlib import Path
 import aiohttp
 
 from broker.server.throttle import BURST
+from tests.conftest import one_backend
 from tests.support import BrokerProcess, CertFiles, run_python
+
+#: every broker here is a `wonderq serve` process: the backend parameter reaches none
+pytestmark = one_backend
 
 
 async def test_serve_prints_the_http_line_after_the_tcp_one_and_stops_cleanly(

@@ -14,7 +14,7 @@ from broker.protocol.replies import OK
 from broker.protocol.requests import Auth, Ping, Request
 from broker.server import server as server_module
 from broker.server.auth import MAX_FAILURES, Answered, AuthGate, AuthState
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, one_backend, one_loop
 from tests.support import BrokerProcess, LineClient, closed_by_server, run_python
 from tests.test_protocol_doc import matches, substitute
 
@@ -168,6 +168,8 @@ async def test_python_client_with_token(server_factory: ServerFactory) -> None:
 
 
 @pytest.mark.parametrize("source", ["flag", "file", "env"])
+@one_backend  # its brokers are processes
+@one_loop
 async def test_cli_token_sources(source: str, tmp_path: Path) -> None:
     args: list[str] = []
     env: dict[str, str] = {}
@@ -188,6 +190,8 @@ async def test_cli_token_sources(source: str, tmp_path: Path) -> None:
         assert TOKEN not in await broker.stderr()  # never logged
 
 
+@one_backend  # its brokers are processes
+@one_loop
 async def test_cli_bad_token_settings_exit_2(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("\n")
@@ -209,6 +213,8 @@ async def _serve_and_stop(log: Path, *args: str) -> str:
         return await broker.stderr()
 
 
+@one_backend  # its brokers are processes
+@one_loop
 async def test_cli_warns_loudly_on_non_loopback_without_token(tmp_path: Path) -> None:
     err = await _serve_and_stop(tmp_path / "open.log", "--host", "0.0.0.0")
     assert "WARNING" in err and "WITHOUT A TOKEN" in err

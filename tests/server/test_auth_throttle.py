@@ -10,7 +10,7 @@ from broker.protocol.codec import Invalid
 from broker.protocol.requests import Auth
 from broker.server.auth import Answered, AuthGate, AuthState
 from broker.server.throttle import BURST, AuthThrottle, source_of
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, one_backend, one_loop
 from tests.support import LineClient, closed_by_server, run_python
 
 TOKEN = "throttle-token-0123456789"
@@ -126,6 +126,8 @@ def test_a_token_that_cannot_fit_an_auth_line_before_auth_is_refused() -> None:
         Config(token="\u00e9" * 2000)  # 2000 characters, 12,000 bytes escaped
 
 
+@one_backend  # its brokers are processes
+@one_loop
 async def test_serve_exits_2_on_a_short_token_and_says_how_to_make_one() -> None:
     code, out, err = await run_python("-m", "broker", "serve", "--port", "0", "--token", "hunter2")
     assert code == 2 and out == ""

@@ -11,6 +11,10 @@ import pytest
 from broker.cli import serve as serve_cmd
 from broker.config import Config
 from broker.server import Server, collector
+from tests.conftest import one_backend
+
+#: the collector is the process's, and its one Server is built in memory here
+pytestmark = one_backend
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from broker.server.sockets import (
     KEEPALIVE_LIMIT_S,
     KEEPALIVE_PROBES,
 )
+from tests.conftest import one_backend
 from tests.support import CertFiles, LineClient, closed_by_server
 
 
@@ -41,6 +42,7 @@ async def _eof(reader: asyncio.StreamReader, timeout: float = 10.0) -> bool:
 # ------------------------------------------------------------ TLS (row 11)
 
 
+@one_backend  # builds its own in-memory Server
 async def test_tls_handshakes_in_progress_count_against_max_connections(
     test_cert: CertFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,6 +79,7 @@ async def _ping_when_admitted(srv: Server, cert: CertFiles, attempts: int = 50) 
                 raise
 
 
+@one_backend  # builds its own in-memory Server
 async def test_a_stalled_tls_handshake_times_out(
     test_cert: CertFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,6 +94,7 @@ async def test_a_stalled_tls_handshake_times_out(
         await _ping_when_admitted(srv, test_cert)
 
 
+@one_backend  # builds its own in-memory Server
 async def test_a_server_stopping_drops_handshakes_in_progress(test_cert: CertFiles) -> None:
     config = Config(host="127.0.0.1", port=0)
     srv = Server(config, ssl=test_cert.server_context())
@@ -137,6 +141,7 @@ async def test_every_connection_has_tcp_keepalive(server: Server) -> None:
     assert KEEPALIVE_LIMIT_S == 60  # what the docs promise
 
 
+@one_backend  # builds its own in-memory Server
 async def test_tls_connections_have_tcp_keepalive_too(test_cert: CertFiles) -> None:
     config = Config(host="127.0.0.1", port=0)
     async with (
@@ -159,6 +164,7 @@ def test_the_idle_timeout_is_on_by_default_and_0_turns_it_off() -> None:
         Config(idle_timeout_s=-1)
 
 
+@one_backend  # builds its own in-memory Server
 async def test_a_line_sent_a_byte_at_a_time_is_closed_by_the_idle_timeout() -> None:
     """The default (made short here) closes a connection that only dribbles half a line."""
     config = Config(host="127.0.0.1", port=0, idle_timeout_s=0.3)

@@ -8,9 +8,10 @@ import signal
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from broker.server import Server
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, one_backend, one_loop
 from tests.support import (
     BrokerProcess,
     LineClient,
@@ -73,6 +74,7 @@ async def _flood_without_reading(srv: Server, writer: asyncio.StreamWriter) -> N
         assert await other.call(op="PING") == {"ok": True}
 
 
+@pytest.mark.usefixtures("quick_stop")  # its peer never closes
 async def test_shutdown_answers_waiting_get_and_closes(server_factory: ServerFactory) -> None:
     async with server_factory() as srv:
         c = await LineClient.connect(srv.port)
@@ -97,6 +99,8 @@ async def test_quit_closes_the_connection_and_releases_leases(server: Server) ->
         assert got["messages"][0]["attempts"] == 2
 
 
+@one_backend  # its brokers are processes
+@one_loop
 async def test_cli_serve_prints_ready_line_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     async with await BrokerProcess.start_with(tmp_path / "broker.log") as broker:
         assert broker.host == "127.0.0.1"
@@ -108,6 +112,8 @@ async def test_cli_serve_prints_ready_line_and_exits_0_on_sigterm(tmp_path: Path
         assert await broker.wait() == 0
 
 
+@one_backend  # its brokers are processes
+@one_loop
 async def test_cli_version_and_bad_flags() -> None:
     code, out, _ = await run_python("-m", "broker", "--version")
     assert code == 0 and out.startswith("wonderq ")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, one_backend, one_loop
 from tests.support import BrokerProcess, LineClient
 
 LIMIT = 60_000
@@ -61,6 +61,8 @@ async def test_memory_limit_refuses_new_messages_and_keeps_stored_ones(
         assert len(again["messages"]) == len(ids) - 10 + 1
 
 
+@one_backend  # its brokers are processes
+@one_loop
 async def test_cli_max_memory_flag(tmp_path: Path) -> None:
     log = tmp_path / "broker.log"
     # room for one queue (footprint.QUEUE, 4100) and one message of 1000 bytes, not two

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import one_loop
 from tests.support import BrokerProcess, LineClient
 
 MIB = 1024 * 1024
@@ -60,6 +61,7 @@ async def check_rss_follows_the_limit(tmp_path: Path, limit_mib: int) -> None:
         )
 
 
+@one_loop  # its broker is a process
 async def test_rss_grows_by_about_max_memory_when_filled_to_it(tmp_path: Path) -> None:
     await check_rss_follows_the_limit(tmp_path, 32)
 

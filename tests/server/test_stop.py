@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from broker.config import Config
 from broker.server import Server
+from tests.conftest import one_backend
 from tests.support import LineClient
 
-STOP_LIMIT_S = 10.0  # a hang guard: a stop takes about QUIET_S, or CLOSE_S at worst
+#: every test builds its own in-memory Server: the backend parameter reaches none of them
+pytestmark = one_backend
+
+STOP_LIMIT_S = 10.0  # a hang guard: a stop takes about QUIET_S, or DRAIN_MAX_S + CLOSE_S at worst
 
 
 async def _started(**overrides: object) -> Server:
@@ -57,6 +63,7 @@ async def test_replies_to_a_pipelined_burst_all_arrive_before_the_eof() -> None:
         await stopping
 
 
+@pytest.mark.usefixtures("quick_stop")  # its peer never closes
 async def test_a_peer_that_never_closes_is_aborted_and_the_stop_ends() -> None:
     server = await _started()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -38,6 +38,7 @@ from broker.config import Config
 from broker.engine import NewMessage, State, format_id, parse_id
 from broker.errors import WonderQError
 from broker.server import Server
+from tests.conftest import one_backend
 from tests.engine.model import COUNTERS, QUEUES, UNKNOWN_ID, Model
 from tests.support import LineClient
 
@@ -508,6 +509,7 @@ def _run(examples: int, steps: int) -> None:
 
 @pytest.mark.load
 @pytest.mark.timeout(600)  # shrinking a failure restarts the server many times
+@one_backend  # builds its own in-memory Server
 def test_tcp_server_matches_the_model() -> None:
     _run(examples=int(os.environ.get("WONDERQ_TCP_MODEL_EXAMPLES", "40")), steps=30)
 

@@ -11,9 +11,11 @@ import pytest
 import wonderq
 from broker.config import Config
 from broker.server import Server
+from tests.conftest import one_backend, one_loop
 from tests.support import BrokerProcess, CertFiles, LineClient
 
 
+@one_backend  # builds its own in-memory Server
 async def test_tls_round_trip_and_plain_text_is_refused(test_cert: CertFiles) -> None:
     config = Config(host="127.0.0.1", port=0, token="tls-token-0123456789")
     async with Server(config, ssl=test_cert.server_context()) as srv:
@@ -40,6 +42,7 @@ async def test_tls_round_trip_and_plain_text_is_refused(test_cert: CertFiles) ->
             await wonderq.connect("127.0.0.1", srv.port, ssl=ssl.create_default_context())
 
 
+@one_backend  # builds its own in-memory Server
 async def test_tls_raw_lines_and_shorthand(test_cert: CertFiles) -> None:
     config = Config(host="127.0.0.1", port=0)
     async with Server(config, ssl=test_cert.server_context()) as srv:
@@ -52,6 +55,8 @@ async def test_tls_raw_lines_and_shorthand(test_cert: CertFiles) -> None:
             assert [m["body"] for m in got["messages"]] == ["over tls"]
 
 
+@one_backend  # its brokers are processes
+@one_loop
 async def test_cli_tls_flags(test_cert: CertFiles, tmp_path: Path) -> None:
     args = ("--tls-cert", str(test_cert.cert), "--tls-key", str(test_cert.key))
     async with await BrokerProcess.start_with(tmp_path / "broker.log", *args) as broker:
@@ -62,6 +67,7 @@ async def test_cli_tls_flags(test_cert: CertFiles, tmp_path: Path) -> None:
         assert await broker.stop() == 0
 
 
+@one_backend  # builds its own in-memory Server
 async def test_sync_client_with_tls_and_token(test_cert: CertFiles) -> None:
     config = Config(host="127.0.0.1", port=0, token="sync-token-0123456789")
     async with Server(config, ssl=test_cert.server_context()) as srv:
