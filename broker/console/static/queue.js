@@ -100,12 +100,15 @@ class Actions {
     this.redrive = button("Redrive", () => this.redriveAll());
     this.delete = button("Delete queue", () => this.deleteQueue(), true);
     container.append(this.pause, this.resume, this.purge, this.redrive, this.delete);
+    // their confirmations name the queue's figures: usable once the first are shown
+    this.purge.disabled = this.redrive.disabled = this.delete.disabled = true;
   }
 
   show(q) {
     this.figures = q;
     this.pause.hidden = q.paused;
     this.resume.hidden = !q.paused;
+    this.purge.disabled = this.delete.disabled = false;
     this.redrive.disabled = q.dead === 0;
   }
 
