@@ -7,6 +7,9 @@ Must never: change the list.
 from __future__ import annotations
 
 import bisect
+from itertools import islice
+
+from broker.engine.names import take
 
 
 def page_of(
@@ -17,11 +20,4 @@ def page_of(
     i = bisect.bisect_left(names, start)
     if after is not None and i < len(names) and names[i] == after:
         i += 1
-    out: list[str] = []
-    for name in names[i:]:
-        if not name.startswith(prefix):
-            return out, None
-        if len(out) == limit:
-            return out, out[-1]
-        out.append(name)
-    return out, None
+    return take(islice(names, i, None), prefix, limit)

@@ -88,14 +88,18 @@ class SortedNames:
         """Up to ``limit`` names that start with ``prefix``, in order, after ``after``
         (None: from the first); and the cursor of the next page (None: no more)."""
         if after is None or after < prefix:
-            names = self.from_(prefix, inclusive=True)
-        else:
-            names = self.from_(after, inclusive=False)
-        out: list[str] = []
-        for name in names:
-            if not name.startswith(prefix):
-                return out, None
-            if len(out) == limit:
-                return out, out[-1]
-            out.append(name)
-        return out, None
+            return take(self.from_(prefix, inclusive=True), prefix, limit)
+        return take(self.from_(after, inclusive=False), prefix, limit)
+
+
+def take(names: Iterable[str], prefix: str, limit: int) -> tuple[list[str], str | None]:
+    """A page from ``names`` (in order, from where the page starts): up to ``limit`` of
+    those that start with ``prefix``, and the next page's cursor (None: no more)."""
+    out: list[str] = []
+    for name in names:
+        if not name.startswith(prefix):
+            return out, None
+        if len(out) == limit:
+            return out, out[-1]
+        out.append(name)
+    return out, None
