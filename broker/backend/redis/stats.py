@@ -47,12 +47,11 @@ TOTALS_MAX_AGE_S: Final = 5.0
 
 @dataclass(frozen=True)
 class Swept:
-    """One count of every registered queue: when, the names read, the totals, the figures."""
+    """One count of every registered queue: when, the names read, and the totals."""
 
     at: float
     names: frozenset[str]
     totals: dict[str, int]
-    queues: dict[str, rp.QueueStats]
 
 
 class Stats:
@@ -79,10 +78,10 @@ class Stats:
                 self.b.register_names([req.queue])
             totals = swept.totals
         elif req.cursor is None:  # a listing's first page: its totals counted afresh
-            every = await self._sweep()
-            page, after = page_of(list(every.queues), req.prefix, None, limit)
-            queues = {name: every.queues[name] for name in page}
-            totals = every.totals
+            every, swept = await self._sweep()
+            page, after = page_of(list(every), req.prefix, None, limit)
+            queues = {name: every[name] for name in page}
+            totals = swept.totals
         else:  # a later page: its own queues, and totals at most TOTALS_MAX_AGE_S old
             names, after = await self.names_page(req.prefix, req.cursor, limit)
             queues, _ = await self._figures(names)
@@ -121,8 +120,9 @@ class Stats:
         self._unname(gone)
         return queues, evicted
 
-    async def _sweep(self) -> Swept:
-        """Every registered queue's figures, and the totals STATS' server section shows."""
+    async def _sweep(self) -> tuple[dict[str, rp.QueueStats], Swept]:
+        """Every registered queue's figures, and the count kept for the STATS that follow
+        (the totals STATS' server section shows; not the figures, which only this call needs)."""
         names = await self.registered()
         queues, evicted = await self._figures(names)
         totals = {"queues": len(queues), "messages": 0, "leased": 0, "bytes": 0}
@@ -131,8 +131,11 @@ class Stats:
             totals["leased"] += figures.leased
             totals["bytes"] += figures.bytes
         totals["dedup_evicted"] = evicted
-        swept = self._last = Swept(self.b.now(), frozenset(names), totals, queues)
-        return swept
+        self._last = Swept(self.b.now(), frozenset(names), totals)
+        return queues, self._last
+
+    async def _count(self) -> Swept:
+        return (await self._sweep())[1]
 
     async def _swept(self) -> Swept:
         """The last sweep if it is at most ``TOTALS_MAX_AGE_S`` old, else a new one (one at a
@@ -141,7 +144,7 @@ class Stats:
         if last is not None and self.b.now() - last.at <= TOTALS_MAX_AGE_S:
             return last
         if self._sweeping is None or self._sweeping.done():
-            self._sweeping = asyncio.ensure_future(self._sweep())
+            self._sweeping = asyncio.ensure_future(self._count())
             self._sweeping.add_done_callback(_retrieved)  # its waiters may all be gone
         return await asyncio.shield(self._sweeping)
 
