@@ -26,7 +26,7 @@ def handle(message):
         raise ValueError("bad body")
     if message.body == "slow":
         print("started slow", flush=True)
-        time.sleep(1.0)  # still running when the test stops the worker
+        time.sleep(1.0)  # real time: still running when the test stops the worker
     print("handled", message.body, dict(message.headers), flush=True)
 
 async def handle_async(message):

@@ -106,7 +106,7 @@ class Load:
             expired = time.monotonic() > self.stopped_at + lease_s + 1.0
             if expired and all(b not in self.ledger.delivered for b in left):
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # real time: the nodes and Redis run on their own
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
